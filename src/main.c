@@ -1,0 +1,5 @@
+#include "core/common.h"
+int main(void)
+{
+    return 0;
+}
