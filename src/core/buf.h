@@ -1,0 +1,57 @@
+/*
+ * buf.h: growable byte buffer with a hard cap (h2o_buffer_t, pgbouncer mbuf).
+ * Owned by whoever embeds it; not thread-safe.
+ */
+#ifndef LDG_BUF_H
+#define LDG_BUF_H
+
+#include "core/common.h"
+
+struct ldg_buf {
+    char *data; /* owned; NULL until first reserve */
+    size_t len; /* bytes in use: data[off .. len) is readable */
+    size_t off; /* consumed prefix */
+    size_t cap; /* allocated bytes */
+};
+
+static inline void ldg_buf_init(struct ldg_buf *b)
+{
+    b->data = NULL;
+    b->len = b->off = b->cap = 0;
+}
+
+static inline size_t ldg_buf_size(const struct ldg_buf *b)
+{
+    return b->len - b->off;
+}
+
+static inline const char *ldg_buf_head(const struct ldg_buf *b)
+{
+    return b->data + b->off;
+}
+
+/* Make room for n more bytes; returns a pointer to the writable area. Grows by doubling.
+ * Returns NULL (and changes nothing) if the readable size would exceed `limit` (0 = no limit). */
+char *ldg_buf_reserve(struct ldg_buf *b, size_t n, size_t limit);
+static inline void ldg_buf_commit(struct ldg_buf *b, size_t n)
+{
+    b->len += n;
+}
+/* Append; returns 0 or -E2BIG when over limit (0 = no limit). */
+int ldg_buf_append(struct ldg_buf *b, const void *p, size_t n, size_t limit) LDG_MUSTCHECK;
+/* Append with no limit (caller bounds the size by construction). */
+void ldg_buf_put(struct ldg_buf *b, const void *p, size_t n);
+void ldg_buf_puts(struct ldg_buf *b, const char *s);
+void ldg_buf_printf(struct ldg_buf *b, const char *fmt, ...) LDG_PRINTF(2, 3);
+/* Append s as the inside of a JSON string (escaped, no quotes). */
+void ldg_buf_json_escape(struct ldg_buf *b, const char *s, size_t n);
+void ldg_buf_consume(struct ldg_buf *b, size_t n);
+/* Forget the contents, keep the allocation. */
+static inline void ldg_buf_reset(struct ldg_buf *b)
+{
+    b->len = b->off = 0;
+}
+/* Forget the contents and release the allocation. */
+void ldg_buf_free(struct ldg_buf *b);
+
+#endif

@@ -1,0 +1,234 @@
+#include "http/admin.h"
+
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "db/redis.h"
+#include "http/conn.h"
+#include "http/request.h"
+#include "server.h"
+
+static void on_health(struct ldg_req *req)
+{
+    static const char body[] = "{\"status\":\"healthy\"}";
+    ldg_req_json(req, 200, body, sizeof body - 1);
+}
+
+/* ---- /health/deep ---------------------------------------------------------------------------- */
+
+enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, NCHECKS };
+static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs"};
+
+struct deep {
+    struct ldg_req *req; /* reference held until every check answered */
+    unsigned pending;
+    bool ok[NCHECKS];
+    const char *why[NCHECKS]; /* static text; never server error strings */
+    uint64_t started_ns;
+    uint64_t took_us[NCHECKS];
+};
+
+static void deep_finish(struct deep *d)
+{
+    struct ldg_req *req = d->req;
+    bool all = true;
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    for (int i = 0; i < NCHECKS; i++)
+        all = all && d->ok[i];
+    ldg_buf_printf(&b, "{\"status\":\"%s\",\"services\":{", all ? "healthy" : "degraded");
+    for (int i = 0; i < NCHECKS; i++) {
+        if (d->ok[i])
+            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"healthy\",\"latency_ms\":%.3f}", i ? "," : "",
+                           check_names[i], (double)d->took_us[i] / 1000.0);
+        else
+            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"unhealthy: %s\"}", i ? "," : "", check_names[i], d->why[i]);
+    }
+    ldg_buf_puts(&b, "},\"roles\":{");
+    size_t mark = ldg_buf_size(&b);
+    struct ldg_worker *w = req->w;
+    for (size_t i = 0; i < ldg_roles_count; i++) {
+        if (!w->cfg->roles.enabled[i])
+            continue;
+        ldg_buf_printf(&b, "%s\"%s\":", ldg_buf_size(&b) == mark ? "" : ",", ldg_roles[i]->name);
+        if (w->role_started[i] && ldg_roles[i]->health)
+            ldg_roles[i]->health(w, w->role_state[i], &b);
+        else
+            ldg_buf_printf(&b, "{\"status\":\"%s\"}", w->role_started[i] ? "running" : "stopped");
+    }
+    ldg_buf_printf(&b, "},\"worker\":%u}", w->id);
+    ldg_req_json(req, all ? 200 : 503, ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+    ldg_req_unref(req);
+    free(d);
+}
+
+static void deep_done(struct deep *d, int which, bool ok, const char *why)
+{
+    d->ok[which] = ok;
+    d->why[which] = why;
+    d->took_us[which] = (uv_hrtime() - d->started_ns) / 1000;
+    if (--d->pending == 0)
+        deep_finish(d);
+}
+
+static void on_redis_ping(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    bool ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+    deep_done(ud, CHECK_REDIS, ok, reply ? "unexpected reply" : "no reply");
+}
+
+static void on_pg_auth(PGresult *res, void *ud)
+{
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    deep_done(ud, CHECK_PG_AUTH, ok, "query failed");
+}
+
+static void on_pg_logs(PGresult *res, void *ud)
+{
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    deep_done(ud, CHECK_PG_LOGS, ok, "query failed");
+}
+
+static void on_health_deep(struct ldg_req *req)
+{
+    struct ldg_worker *w = req->w;
+    struct deep *d = ldg_calloc(1, sizeof *d);
+    d->req = req;
+    d->started_ns = uv_hrtime();
+    d->pending = NCHECKS + 1; /* +1 held while starting, so synchronous failures cannot finish early */
+    ldg_req_ref(req);
+    if (!w->redis || ldg_redis_command(w->redis, on_redis_ping, d, "PING") < 0)
+        deep_done(d, CHECK_REDIS, false, "not connected");
+    if (!w->pg_auth || ldg_pgpool_query(w->pg_auth, "SELECT 1", 0, NULL, on_pg_auth, d) < 0)
+        deep_done(d, CHECK_PG_AUTH, false, "not connected");
+    if (!w->pg_logs || ldg_pgpool_query(w->pg_logs, "SELECT 1", 0, NULL, on_pg_logs, d) < 0)
+        deep_done(d, CHECK_PG_LOGS, false, "not connected");
+    if (--d->pending == 0)
+        deep_finish(d);
+}
+
+/* ---- /metrics -------------------------------------------------------------------------------- */
+
+static bool peer_is_loopback(struct ldg_req *req)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+static bool token_ok(struct ldg_req *req)
+{
+    const char *tok = req->w->cfg->metrics_token;
+    struct ldg_str h = ldg_req_header(req, "authorization");
+    if (!tok || !*tok || h.n < 7 || strncasecmp(h.p, "Bearer ", 7) != 0)
+        return false;
+    size_t n = strlen(tok);
+    return h.n - 7 == n && CRYPTO_memcmp(h.p + 7, tok, n) == 0;
+}
+
+static void metric_head(struct ldg_buf *b, const char *name, const char *type, const char *help)
+{
+    ldg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void per_worker(struct ldg_buf *b, const struct ldg_server *srv, const char *name, const char *type,
+                       const char *help, size_t field_off)
+{
+    metric_head(b, name, type, help);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)&srv->workers[i].stats + field_off);
+        ldg_buf_printf(b, "%s{worker=\"%u\"} %llu\n", name, i, (unsigned long long)ldg_stat_get(v));
+    }
+}
+
+static void on_metrics(struct ldg_req *req)
+{
+    if (!peer_is_loopback(req) && !token_ok(req)) {
+        ldg_req_error(req, 403, "Metrics are only served to loopback clients or with the metrics token");
+        return;
+    }
+    const struct ldg_server *srv = req->w->srv;
+    const struct ldg_router *r = srv->router;
+    static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+
+    metric_head(&b, "ledger_build_info", "gauge", "Build information.");
+    ldg_buf_printf(&b, "ledger_build_info{version=\"%s\"} 1\n", LDG_VERSION);
+    metric_head(&b, "ledger_process_start_time_seconds", "gauge", "Start time of the process (Unix seconds).");
+    ldg_buf_printf(&b, "ledger_process_start_time_seconds %llu\n", (unsigned long long)srv->started_unix);
+
+    metric_head(&b, "ledger_http_requests_total", "counter", "HTTP requests answered, by route and status class.");
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct ldg_stats *s = &srv->workers[i].stats;
+        for (size_t rt = 0; rt <= s->nroutes; rt++) {
+            const struct ldg_route *route = rt < s->nroutes ? ldg_router_at(r, rt) : NULL;
+            for (int c = 0; c < 5; c++) {
+                uint64_t v = ldg_stat_get(&s->by_route[rt * 5 + (size_t)c]);
+                if (!v)
+                    continue;
+                ldg_buf_printf(&b, "ledger_http_requests_total{worker=\"%u\",method=\"%s\",route=\"%s\",code=\"%s\"} %llu\n",
+                               i, route ? llhttp_method_name((llhttp_method_t)route->method) : "",
+                               route ? route->name : "unmatched", classes[c], (unsigned long long)v);
+            }
+        }
+    }
+    metric_head(&b, "ledger_http_request_duration_seconds", "histogram",
+                "Time from a request's first byte to its response being queued.");
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct ldg_stats *s = &srv->workers[i].stats;
+        uint64_t cum = 0;
+        for (int k = 0; k <= LDG_STATS_LAT_BUCKETS; k++) {
+            cum += ldg_stat_get(&s->lat[k]);
+            if (k < LDG_STATS_LAT_BUCKETS)
+                ldg_buf_printf(&b, "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"%g\"} %llu\n", i,
+                               (double)ldg_stats_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
+            else
+                ldg_buf_printf(&b, "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", i,
+                               (unsigned long long)cum);
+        }
+        ldg_buf_printf(&b, "ledger_http_request_duration_seconds_sum{worker=\"%u\"} %.6f\n", i,
+                       (double)ldg_stat_get(&s->lat_sum_us) / 1e6);
+        ldg_buf_printf(&b, "ledger_http_request_duration_seconds_count{worker=\"%u\"} %llu\n", i, (unsigned long long)cum);
+    }
+#define W(name, type, help, field) per_worker(&b, srv, name, type, help, offsetof(struct ldg_stats, field))
+    W("ledger_http_connections_open", "gauge", "Open client connections.", conns_open);
+    W("ledger_http_connections_accepted_total", "counter", "Client connections accepted.", conns_accepted);
+    W("ledger_http_connections_rejected_total", "counter", "Connections closed at accept (max_connections).",
+      conns_rejected);
+    W("ledger_http_timeouts_total", "counter", "Connections or requests cut by a deadline.", timeouts);
+    W("ledger_http_received_bytes_total", "counter", "Bytes read from clients.", bytes_in);
+    W("ledger_http_sent_bytes_total", "counter", "Bytes of responses queued to clients.", bytes_out);
+    W("ledger_redis_errors_total", "counter", "Redis command failures, timeouts and connection failures.",
+      redis_errors);
+    W("ledger_postgres_errors_total", "counter", "PostgreSQL query and connection failures.", pg_errors);
+#undef W
+    ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+}
+
+int ldg_admin_routes(struct ldg_router *r)
+{
+    const struct ldg_route_opts pub = {.flags = LDG_ROUTE_PUBLIC};
+    int rc = ldg_router_add(r, "GET", "/health", on_health, &pub);
+    if (rc == 0)
+        rc = ldg_router_add(r, "GET", "/health/deep", on_health_deep, &pub);
+    if (rc == 0)
+        rc = ldg_router_add(r, "GET", "/metrics", on_metrics, &pub);
+    return rc;
+}

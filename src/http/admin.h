@@ -1,0 +1,16 @@
+/*
+ * admin.h: the server's own endpoints, always on whatever the roles:
+ *   GET /health       liveness: 200 {"status":"healthy"}
+ *   GET /health/deep  real Redis and PostgreSQL round trips from this worker; 503 when degraded
+ *   GET /metrics      Prometheus text format, every worker's counters; loopback clients only,
+ *                     others need `Authorization: Bearer <metrics token>`
+ * Registered on the main thread; handlers run on worker threads.
+ */
+#ifndef LDG_ADMIN_H
+#define LDG_ADMIN_H
+
+#include "http/router.h"
+
+int ldg_admin_routes(struct ldg_router *r) LDG_MUSTCHECK;
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * conn.c: the connection state machine.
+ *
+ *   accept -> READ_HEAD --head complete--> READ_BODY --message complete--> DISPATCHED
+ *   DISPATCHED --handler responds--> WRITING --written--> IDLE (keep-alive) | CLOSING (linger)
+ *   IDLE --first byte--> READ_HEAD
+ *
+ * One request is in flight per connection. Bytes that arrive behind it (pipelining) are kept in
+ * `in` and parsed once its response has been written, so responses leave in request order. That
+ * buffer is bounded: past the bound reading stops until the connection catches up.
+ *
+ * Deadlines: READ_HEAD runs from the first byte of the request and is never extended (a
+ * slowloris client is cut at header_timeout_ms however slowly it trickles); READ_BODY is extended
+ * on progress (body_timeout_ms between reads); DISPATCHED is the handler's deadline
+ * (request_timeout_ms, then 503); WRITING is write_timeout_ms; IDLE is idle_timeout_ms; CLOSING
+ * is the lingering close (read and discard until the peer closes, at most LINGER_MS).
+ *
+ * Closing with unread input makes the kernel send RST, which can destroy a response the client
+ * has not read yet (a 413 sent while the client is still uploading). So error responses are
+ * followed by shutdown(SHUT_WR) and a short lingering read, as nginx does.
+ */
+#include "http/conn.h"
+
+#include <llhttp.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "http/request.h"
+#include "settings.h"
+
+#define LINGER_MS 2000
+#define MAX_PENDING_INPUT (256 * 1024)
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_close(struct ldg_conn *c);
+static void process_input(struct ldg_conn *c, const char *data, size_t len);
+
+static uint64_t timeout_for(const struct ldg_conn *c, enum ldg_conn_state st)
+{
+    const struct ldg_server_cfg *s = &c->w->cfg->server;
+    switch (st) {
+    case LDG_CONN_READ_HEAD:
+        return (uint64_t)s->header_timeout_ms;
+    case LDG_CONN_READ_BODY:
+        return (uint64_t)s->body_timeout_ms;
+    case LDG_CONN_DISPATCHED:
+        return (uint64_t)s->request_timeout_ms;
+    case LDG_CONN_WRITING:
+        return (uint64_t)s->write_timeout_ms;
+    case LDG_CONN_IDLE:
+        return (uint64_t)s->idle_timeout_ms;
+    case LDG_CONN_CLOSING:
+        return LINGER_MS;
+    default:
+        return 0;
+    }
+}
+
+/* The one place a state changes: the connection moves to the tail of its new state's list,
+ * which keeps every list ordered by deadline. */
+static void set_state(struct ldg_conn *c, enum ldg_conn_state st)
+{
+    struct ldg_worker *w = c->w;
+    ldg_list_remove(&w->conns[c->state], &c->link);
+    c->state = st;
+    c->deadline_ms = ldg_worker_now(w) + timeout_for(c, st);
+    ldg_list_push_back(&w->conns[st], &c->link);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct ldg_conn *c = (struct ldg_conn *)h;
+    /* libuv calls alloc then read then on_read, one handle at a time, so one shared buffer per
+     * worker serves every connection: on_read consumes it before returning. */
+    buf->base = c->w->read_buf;
+    buf->len = LDG_WORKER_READ_BUF;
+}
+
+static void on_close(uv_handle_t *h)
+{
+    struct ldg_conn *c = (struct ldg_conn *)h;
+    struct ldg_worker *w = c->w;
+    ldg_list_remove(&w->conns[c->state], &c->link);
+    w->nconns--;
+    ldg_stat_sub(&w->stats.conns_open, 1);
+    ldg_parser_free(&c->parser);
+    ldg_buf_free(&c->in);
+    free(c);
+}
+
+static void detach_request(struct ldg_conn *c)
+{
+    struct ldg_req *req = c->req;
+    if (!req)
+        return;
+    c->req = NULL;
+    req->conn = NULL;
+    ldg_req_unref(req);
+}
+
+static void conn_close(struct ldg_conn *c)
+{
+    if (c->handle_closing)
+        return;
+    c->handle_closing = true;
+    /* A write in flight is cancelled by uv_close; its callback still runs and drops the request. */
+    if (!c->writing)
+        detach_request(c);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void start_reading(struct ldg_conn *c);
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0)
+        conn_close((struct ldg_conn *)s);
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+    struct ldg_conn *c = sr->data;
+    if (status < 0 || c->handle_closing)
+        conn_close(c);
+}
+
+/* Half-close our side and discard input until the peer closes or LINGER_MS passes. */
+static void linger_close(struct ldg_conn *c)
+{
+    if (c->handle_closing)
+        return;
+    detach_request(c);
+    set_state(c, LDG_CONN_CLOSING);
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) < 0)
+        conn_close(c);
+}
+
+static void access_log(struct ldg_conn *c, struct ldg_req *req, uint64_t lat_us)
+{
+    char fields[1024], path[512];
+    ldg_log_quote(path, sizeof path, req->path.p ? req->path.p : "", req->path.n);
+    snprintf(fields, sizeof fields, "%s kind=access method=%s path=%s status=%d dur_ms=%.3f bytes=%zu rid=%s",
+             c->ctx, req->method_name ? req->method_name : "-", path, req->status, (double)lat_us / 1000.0,
+             req->resp_body_bytes, req->request_id[0] ? req->request_id : "-");
+    ldg_log_raw(LDG_LOG_INFO, fields);
+}
+
+static void finish_request(struct ldg_conn *c)
+{
+    struct ldg_req *req = c->req;
+    bool keep = req->keep_alive && !c->close_after;
+    detach_request(c);
+    if (!keep) {
+        linger_close(c);
+        return;
+    }
+    set_state(c, LDG_CONN_IDLE);
+    if (ldg_buf_size(&c->in)) {
+        /* Parse what was pipelined behind the request we just answered. */
+        struct ldg_buf pending = c->in;
+        ldg_buf_init(&c->in);
+        process_input(c, ldg_buf_head(&pending), ldg_buf_size(&pending));
+        ldg_buf_free(&pending);
+    } else {
+        ldg_parser_shrink(&c->parser);
+    }
+    if (c->read_stopped && !c->handle_closing && c->state != LDG_CONN_CLOSING)
+        start_reading(c);
+}
+
+static void on_write_done(uv_write_t *wr, int status)
+{
+    struct ldg_conn *c = ldg_container_of(wr, struct ldg_conn, wreq);
+    c->writing = false;
+    if (c->handle_closing) {
+        detach_request(c);
+        return;
+    }
+    if (status < 0) {
+        ldg_log_debug(c->ctx, "write failed: %s", uv_strerror(status));
+        detach_request(c);
+        conn_close(c);
+        return;
+    }
+    finish_request(c);
+}
+
+void ldg__conn_send_response(struct ldg_conn *c, struct ldg_req *req)
+{
+    struct ldg_worker *w = c->w;
+    uint64_t lat_us = (uv_hrtime() - req->start_hr_ns) / 1000;
+    size_t route = req->match.route ? req->match.route->index : w->stats.nroutes;
+    ldg_stats_request(&w->stats, route, req->status, lat_us);
+    ldg_stat_add(&w->stats.bytes_out, ldg_buf_size(&req->out));
+    if (w->cfg->log.access_log)
+        access_log(c, req, lat_us);
+    if (c->handle_closing) {
+        return;
+    }
+    LDG_ASSERT(c->req == req && !c->writing);
+    set_state(c, LDG_CONN_WRITING);
+    uv_buf_t b = uv_buf_init((char *)ldg_buf_head(&req->out), (unsigned)ldg_buf_size(&req->out));
+    c->writing = true;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
+    if (rc < 0) {
+        c->writing = false;
+        conn_close(c);
+    }
+}
+
+/* Answer a request that failed to parse or was rejected early, then close. */
+static void respond_error_and_close(struct ldg_conn *c, int status, const char *detail)
+{
+    struct ldg_req *req = c->req;
+    if (!req || req->responded) {
+        conn_close(c);
+        return;
+    }
+    c->close_after = true;
+    req->keep_alive = false;
+    ldg_req_error(req, status, detail);
+}
+
+static bool origin_allowed(const struct ldg_conn *c, struct ldg_str origin)
+{
+    const char *list = c->w->cfg->server.cors_origins;
+    if (!origin.n || !list || !*list)
+        return false;
+    return ldg_cfg_list_has(list, "*", 1) || ldg_cfg_list_has(list, origin.p, origin.n);
+}
+
+static bool valid_request_id(struct ldg_str v)
+{
+    if (v.n == 0 || v.n > 64)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        char ch = v.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* Head complete: route, limits, request id, CORS, 100-continue. */
+static int on_head(struct ldg_parser *p, struct ldg_req *req)
+{
+    struct ldg_conn *c = p->ud;
+    const struct ldg_server_cfg *s = &c->w->cfg->server;
+    struct ldg_str rid = ldg_req_header(req, "x-request-id");
+    if (valid_request_id(rid))
+        snprintf(req->request_id, sizeof req->request_id, "%.*s", (int)rid.n, rid.p);
+    else
+        ldg_worker_request_id(c->w, req->request_id);
+    struct ldg_str origin = ldg_req_header(req, "origin");
+    if (origin_allowed(c, origin))
+        req->origin = origin;
+
+    req->route_result = ldg_router_match(c->w->router, req->method, req->path, &req->match);
+    req->body_limit = (size_t)s->max_body_bytes;
+    if (req->route_result == LDG_ROUTE_FOUND && req->match.route->max_body_bytes)
+        req->body_limit = req->match.route->max_body_bytes;
+    if (req->method == HTTP_HEAD)
+        req->head_only = true;
+
+    if (req->expect_continue) {
+        if (req->route_result != LDG_ROUTE_FOUND) {
+            p->detail = req->route_result == LDG_ROUTE_NOT_FOUND ? "Not Found" : "Method Not Allowed";
+            return req->route_result == LDG_ROUTE_NOT_FOUND ? 404 : 405;
+        }
+        if (req->content_length > 0 && (uint64_t)req->content_length > req->body_limit)
+            return 413;
+        uv_buf_t b = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
+        if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
+            p->detail = "Cannot send 100 Continue";
+            return 500;
+        }
+    }
+    set_state(c, LDG_CONN_READ_BODY);
+    return 0;
+}
+
+static void handle_preflight(struct ldg_req *req)
+{
+    char allow[96];
+    if (!ldg_router_allowed(req->w->router, req->path, allow, sizeof allow)) {
+        ldg_req_error(req, 404, "Not Found");
+        return;
+    }
+    ldg_req_add_header(req, "Access-Control-Allow-Methods", allow);
+    ldg_req_add_header(req, "Access-Control-Allow-Headers",
+                       "Authorization, Content-Type, Content-Encoding, X-API-Key, X-Request-ID, Last-Event-ID");
+    ldg_req_add_header(req, "Access-Control-Max-Age", "600");
+    ldg_req_respond(req, 204, NULL, NULL, 0);
+}
+
+static void dispatch(struct ldg_conn *c)
+{
+    struct ldg_req *req = c->req;
+    const struct ldg_server_cfg *s = &c->w->cfg->server;
+    set_state(c, LDG_CONN_DISPATCHED);
+    if (req->gzip) {
+        int rc = ldg_req_inflate(&req->body, (size_t)s->max_inflated_bytes);
+        if (rc == -E2BIG) {
+            ldg_req_error(req, 413, "Decompressed request body too large");
+            return;
+        }
+        if (rc < 0) {
+            ldg_req_error(req, 400, "Invalid gzip request body");
+            return;
+        }
+    }
+    if (req->method == HTTP_OPTIONS && req->origin.n && ldg_req_header(req, "access-control-request-method").n) {
+        handle_preflight(req);
+        return;
+    }
+    switch (req->route_result) {
+    case LDG_ROUTE_FOUND:
+        req->match.route->fn(req);
+        return;
+    case LDG_ROUTE_BAD_METHOD:
+        ldg_req_add_header(req, "Allow", req->match.allow);
+        ldg_req_error(req, 405, "Method Not Allowed");
+        return;
+    case LDG_ROUTE_NOT_FOUND:
+        ldg_req_error(req, 404, "Not Found");
+        return;
+    }
+}
+
+static void process_input(struct ldg_conn *c, const char *data, size_t len)
+{
+    while (len > 0 && !c->handle_closing) {
+        if (c->state == LDG_CONN_CLOSING)
+            return;
+        if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING) {
+            ldg_buf_put(&c->in, data, len);
+            if (ldg_buf_size(&c->in) > MAX_PENDING_INPUT && !c->read_stopped) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->read_stopped = true;
+            }
+            return;
+        }
+        if (!c->req) {
+            c->req = ldg__req_new(c->w, c);
+            ldg_parser_begin(&c->parser, c->req);
+            set_state(c, LDG_CONN_READ_HEAD);
+        }
+        size_t used = 0;
+        enum ldg_parse_result r = ldg_parser_feed(&c->parser, data, len, &used);
+        data += used;
+        len -= used;
+        switch (r) {
+        case LDG_PARSE_MORE:
+            if (c->state == LDG_CONN_READ_BODY)
+                set_state(c, LDG_CONN_READ_BODY); /* progress extends the body deadline */
+            return;
+        case LDG_PARSE_ERROR:
+            ldg_log_debug(c->ctx, "bad request: %d %s", c->parser.status, c->parser.detail);
+            respond_error_and_close(c, c->parser.status, c->parser.detail);
+            return;
+        case LDG_PARSE_DONE:
+            dispatch(c);
+            break;
+        }
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ldg_conn *c = (struct ldg_conn *)s;
+    if (nread > 0) {
+        ldg_stat_add(&c->w->stats.bytes_in, (uint64_t)nread);
+        process_input(c, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    /* EOF or error. A request still being handled keeps the connection until its response is
+     * written (a client may half-close after sending); otherwise close now. */
+    if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING) {
+        uv_read_stop(s);
+        c->read_stopped = true;
+        c->close_after = true;
+        return;
+    }
+    conn_close(c);
+}
+
+static void start_reading(struct ldg_conn *c)
+{
+    c->read_stopped = false;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c);
+}
+
+void ldg_conn_on_connection(uv_stream_t *server, int status)
+{
+    struct ldg_worker *w = server->data;
+    if (status < 0) {
+        ldg_log_warn(NULL, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    const struct ldg_server_cfg *s = &w->cfg->server;
+    struct ldg_conn *c = ldg_calloc(1, sizeof *c);
+    c->w = w;
+    c->id = ++w->next_conn_id * 1000 + w->id; /* unique across workers */
+    snprintf(c->ctx, sizeof c->ctx, "conn=%llu", (unsigned long long)c->id);
+    uv_tcp_init(&w->loop, &c->tcp);
+    ldg_list_node_init(&c->link);
+    c->state = LDG_CONN_READ_HEAD;
+    ldg_list_push_back(&w->conns[LDG_CONN_READ_HEAD], &c->link);
+    w->nconns++;
+    ldg_stat_add(&w->stats.conns_open, 1);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (w->nconns > (size_t)s->max_connections || w->state != LDG_WORKER_RUNNING) {
+        /* Over the bound: shed the connection at once rather than queue it. */
+        ldg_stat_add(&w->stats.conns_rejected, 1);
+        conn_close(c);
+        return;
+    }
+    ldg_stat_add(&w->stats.conns_accepted, 1);
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct ldg_parser_limits lim = {(size_t)s->max_header_bytes, (size_t)s->max_headers};
+    ldg_parser_init(&c->parser, &lim, on_head, c);
+    /* A new connection waits for its first byte under the header deadline (READ_HEAD without a
+     * request yet), so connecting and sending nothing is cut like a slowloris. */
+    set_state(c, LDG_CONN_READ_HEAD);
+    start_reading(c);
+}
+
+static void expire(struct ldg_conn *c)
+{
+    struct ldg_worker *w = c->w;
+    switch (c->state) {
+    case LDG_CONN_READ_HEAD:
+    case LDG_CONN_READ_BODY:
+        ldg_stat_add(&w->stats.timeouts, 1);
+        ldg_log_debug(c->ctx, "request read timeout");
+        if (c->req && c->parser.started)
+            respond_error_and_close(c, 408, "Request timeout");
+        else
+            conn_close(c);
+        break;
+    case LDG_CONN_DISPATCHED:
+        ldg_stat_add(&w->stats.timeouts, 1);
+        ldg_log_warn(c->ctx, "request timed out in handler: %s %.*s", c->req->method_name, (int)c->req->path.n,
+                     c->req->path.p);
+        c->close_after = true;
+        c->req->keep_alive = false;
+        ldg_req_error(c->req, 503, "Request timed out");
+        break;
+    case LDG_CONN_WRITING:
+        ldg_stat_add(&w->stats.timeouts, 1);
+        conn_close(c);
+        break;
+    case LDG_CONN_IDLE:
+    case LDG_CONN_CLOSING:
+        conn_close(c);
+        break;
+    default:
+        break;
+    }
+}
+
+void ldg_conn_sweep(struct ldg_worker *w, uint64_t now)
+{
+    for (int st = 0; st < LDG_CONN_NSTATES; st++) {
+        struct ldg_list *l = &w->conns[st];
+        /* Each list is ordered by deadline: stop at the first connection that has time left. A
+         * connection whose close is pending stays on its list until on_close; skip past it. */
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(l, it, tmp)
+        {
+            struct ldg_conn *c = ldg_container_of(it, struct ldg_conn, link);
+            if (c->deadline_ms > now)
+                break;
+            if (!c->handle_closing)
+                expire(c);
+        }
+    }
+}
+
+void ldg_conn_drain(struct ldg_worker *w)
+{
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&w->conns[LDG_CONN_IDLE], it, tmp)
+    {
+        conn_close(ldg_container_of(it, struct ldg_conn, link));
+    }
+    ldg_list_foreach_safe(&w->conns[LDG_CONN_READ_HEAD], it, tmp)
+    {
+        struct ldg_conn *c = ldg_container_of(it, struct ldg_conn, link);
+        if (!c->parser.started)
+            conn_close(c);
+    }
+}
+
+void ldg_conn_close_all(struct ldg_worker *w)
+{
+    for (int st = 0; st < LDG_CONN_NSTATES; st++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&w->conns[st], it, tmp)
+        {
+            conn_close(ldg_container_of(it, struct ldg_conn, link));
+        }
+    }
+}

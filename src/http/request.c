@@ -1,0 +1,308 @@
+/*
+ * request.c: request objects (pooled per worker), header/query access and the response writer.
+ * The response head is serialised in one pass into `out` followed by the body, so a response is
+ * one buffer and one uv_write.
+ */
+#include "http/request.h"
+
+#include <llhttp.h>
+#include <zlib.h>
+
+#include "core/alloc.h"
+#include "core/worker.h"
+#include "http/conn.h"
+#include "settings.h"
+
+#define REQ_POOL_MAX 64
+
+struct ldg_req *ldg__req_new(struct ldg_worker *w, struct ldg_conn *conn)
+{
+    struct ldg_list_node *n = ldg_list_pop_front(&w->req_pool);
+    struct ldg_req *req;
+    if (n) {
+        req = ldg_container_of(n, struct ldg_req, link);
+    } else {
+        req = ldg_malloc(sizeof *req);
+        ldg_buf_init(&req->body);
+        ldg_buf_init(&req->out);
+        ldg_buf_init(&req->extra);
+    }
+    struct ldg_buf body = req->body, out = req->out, extra = req->extra;
+    memset(req, 0, offsetof(struct ldg_req, arena));
+    req->body = body;
+    req->out = out;
+    req->extra = extra;
+    ldg_list_node_init(&req->link);
+    ldg_arena_init(&req->arena, req->arena_inline, sizeof req->arena_inline);
+    req->w = w;
+    req->conn = conn;
+    req->refs = 1;
+    req->content_length = -1;
+    req->start_hr_ns = uv_hrtime();
+    return req;
+}
+
+/* Buffers above this size are released rather than kept with a pooled request. */
+#define KEEP_BUF_BYTES 16384
+
+static void trim(struct ldg_buf *b)
+{
+    if (b->cap > KEEP_BUF_BYTES)
+        ldg_buf_free(b);
+    else
+        ldg_buf_reset(b);
+}
+
+void ldg__req_release(struct ldg_req *req)
+{
+    struct ldg_worker *w = req->w;
+    ldg_arena_reset(&req->arena);
+    if (w->req_pool.count < REQ_POOL_MAX && w->state == LDG_WORKER_RUNNING) {
+        trim(&req->body);
+        trim(&req->out);
+        trim(&req->extra);
+        ldg_list_push_front(&w->req_pool, &req->link);
+        return;
+    }
+    ldg__req_release_final(req);
+}
+
+void ldg__req_release_final(struct ldg_req *req)
+{
+    ldg_buf_free(&req->body);
+    ldg_buf_free(&req->out);
+    ldg_buf_free(&req->extra);
+    free(req);
+}
+
+void ldg_req_ref(struct ldg_req *req)
+{
+    req->refs++;
+}
+
+void ldg_req_unref(struct ldg_req *req)
+{
+    LDG_ASSERT(req->refs > 0);
+    if (--req->refs == 0)
+        ldg__req_release(req);
+}
+
+struct ldg_str ldg_req_header(const struct ldg_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (ldg_str_caseeq(req->headers[i].name, name))
+            return req->headers[i].value;
+    return ldg_str_make(NULL, 0);
+}
+
+struct ldg_str ldg_req_param(const struct ldg_req *req, const char *name)
+{
+    const struct ldg_route *rt = req->match.route;
+    if (!rt)
+        return ldg_str_make(NULL, 0);
+    size_t np = 0;
+    for (size_t i = 0; i < rt->nsegs; i++) {
+        if (!rt->segs[i].param)
+            continue;
+        if (strcmp(rt->segs[i].param, name) == 0 && np < req->match.nparams)
+            return req->match.params[np];
+        np++;
+    }
+    return ldg_str_make(NULL, 0);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static size_t url_decode(char *dst, const char *src, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] == '+') {
+            dst[o++] = ' ';
+        } else if (src[i] == '%' && i + 2 < n + 0 && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
+            dst[o++] = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
+            i += 2;
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+bool ldg_req_query(struct ldg_req *req, const char *name, struct ldg_str *out)
+{
+    size_t nl = strlen(name), i = 0;
+    const char *q = req->query.p;
+    while (i < req->query.n) {
+        size_t s = i;
+        while (i < req->query.n && q[i] != '&')
+            i++;
+        const char *eq = memchr(q + s, '=', i - s);
+        size_t kn = eq ? (size_t)(eq - (q + s)) : i - s;
+        char *key = ldg_arena_alloc(&req->arena, kn + 1);
+        size_t kd = url_decode(key, q + s, kn);
+        if (kd == nl && memcmp(key, name, nl) == 0) {
+            const char *v = eq ? eq + 1 : q + i;
+            size_t vn = eq ? (size_t)(q + i - v) : 0;
+            char *val = ldg_arena_alloc(&req->arena, vn + 1);
+            *out = ldg_str_make(val, url_decode(val, v, vn));
+            return true;
+        }
+        i++;
+    }
+    return false;
+}
+
+static bool header_safe(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+void ldg_req_add_header(struct ldg_req *req, const char *name, const char *value)
+{
+    if (!header_safe(name) || !header_safe(value))
+        return;
+    ldg_buf_puts(&req->extra, name);
+    ldg_buf_put(&req->extra, ": ", 2);
+    ldg_buf_puts(&req->extra, value);
+    ldg_buf_put(&req->extra, "\r\n", 2);
+}
+
+const char *ldg_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, const void *body, size_t len)
+{
+    if (req->responded || !req->conn)
+        return;
+    req->responded = true;
+    req->status = status;
+    struct ldg_buf *o = &req->out;
+    ldg_buf_reset(o);
+    bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    if (req->w->state != LDG_WORKER_RUNNING)
+        req->keep_alive = false;
+    ldg_buf_printf(o, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, ldg_http_reason(status), ldg_worker_date(req->w));
+    if (!no_body) {
+        if (content_type && len)
+            ldg_buf_printf(o, "Content-Type: %s\r\n", content_type);
+        ldg_buf_printf(o, "Content-Length: %zu\r\n", len);
+    }
+    ldg_buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    if (req->request_id[0])
+        ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
+    if (req->origin.n) {
+        ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
+        ldg_buf_put(o, req->origin.p, req->origin.n);
+        ldg_buf_puts(o, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
+    }
+    if (ldg_buf_size(&req->extra))
+        ldg_buf_put(o, ldg_buf_head(&req->extra), ldg_buf_size(&req->extra));
+    ldg_buf_put(o, "\r\n", 2);
+    req->resp_body_bytes = 0;
+    if (!no_body && !req->head_only && len) {
+        ldg_buf_put(o, body, len);
+        req->resp_body_bytes = len;
+    }
+    ldg__conn_send_response(req->conn, req);
+}
+
+void ldg_req_error(struct ldg_req *req, int status, const char *detail)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    ldg_buf_puts(&b, "{\"detail\":\"");
+    ldg_buf_json_escape(&b, detail, strlen(detail));
+    ldg_buf_puts(&b, "\"}");
+    ldg_req_json(req, status, ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+}
+
+int ldg_req_inflate(struct ldg_buf *body, size_t max)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    /* 16 + MAX_WBITS: gzip wrapper only. */
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return -ENOMEM;
+    struct ldg_buf out;
+    ldg_buf_init(&out);
+    zs.next_in = (Bytef *)(uintptr_t)ldg_buf_head(body);
+    zs.avail_in = (uInt)ldg_buf_size(body);
+    int rc = 0;
+    for (;;) {
+        size_t room = LDG_MAX(ldg_buf_size(body) * 2, (size_t)16384);
+        if (ldg_buf_size(&out) + room > max)
+            room = max - ldg_buf_size(&out) + 1; /* one byte over max proves the overflow */
+        char *dst = ldg_buf_reserve(&out, room, 0);
+        zs.next_out = (Bytef *)dst;
+        zs.avail_out = (uInt)room;
+        int z = inflate(&zs, Z_NO_FLUSH);
+        ldg_buf_commit(&out, room - zs.avail_out);
+        if (ldg_buf_size(&out) > max) {
+            rc = -E2BIG;
+            break;
+        }
+        if (z == Z_STREAM_END) {
+            if (zs.avail_in != 0)
+                rc = -EINVAL; /* trailing garbage (or a second member) */
+            break;
+        }
+        if (z != Z_OK || (zs.avail_in == 0 && zs.avail_out != 0)) {
+            rc = -EINVAL;
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    if (rc == 0) {
+        ldg_buf_free(body);
+        *body = out;
+    } else {
+        ldg_buf_free(&out);
+    }
+    return rc;
+}

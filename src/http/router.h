@@ -1,0 +1,74 @@
+/*
+ * router.h: (method, path) -> handler table. Roles add routes on the main thread before workers
+ * start; afterwards the router is immutable and shared read-only by every worker thread.
+ *
+ * Patterns are absolute paths whose segments are literals or `{name}` parameters, e.g.
+ * "/api/v1/projects/{project_id}/quota". A parameter matches one non-empty segment.
+ * HEAD is served by GET routes (the body is dropped by the response writer).
+ */
+#ifndef LDG_ROUTER_H
+#define LDG_ROUTER_H
+
+#include "core/common.h"
+#include "core/str.h"
+
+struct ldg_req;
+typedef void (*ldg_handler_fn)(struct ldg_req *req);
+
+#define LDG_ROUTE_MAX_PARAMS 4
+#define LDG_ROUTE_MAX_SEGS 12
+
+/* Route flags. */
+#define LDG_ROUTE_PUBLIC 0x1u /* no authentication (health, register, login...) */
+
+struct ldg_route_opts {
+    size_t max_body_bytes; /* 0: the server default */
+    unsigned flags;
+    void *ud;         /* borrowed: handler context, e.g. the role's global state */
+    const char *name; /* metrics label; defaults to the pattern */
+};
+
+struct ldg_route {
+    int method;          /* llhttp_method_t */
+    const char *pattern; /* owned copy */
+    const char *name;    /* borrowed or == pattern */
+    ldg_handler_fn fn;
+    void *ud;
+    size_t max_body_bytes;
+    unsigned flags;
+    unsigned index; /* dense, 0..n-1: index into per-route stats */
+    size_t nsegs;
+    struct {
+        const char *lit; /* NULL for a parameter; points into pattern copy */
+        size_t n;
+        const char *param; /* parameter name (NUL-terminated, owned by the route) */
+    } segs[LDG_ROUTE_MAX_SEGS];
+};
+
+enum ldg_route_result { LDG_ROUTE_FOUND, LDG_ROUTE_NOT_FOUND, LDG_ROUTE_BAD_METHOD };
+
+struct ldg_route_match {
+    const struct ldg_route *route;
+    struct ldg_str params[LDG_ROUTE_MAX_PARAMS]; /* borrowed from the path */
+    size_t nparams;
+    char allow[96]; /* for 405: "GET, HEAD, POST" */
+};
+
+struct ldg_router *ldg_router_new(void);
+void ldg_router_free(struct ldg_router *r);
+
+/* Returns 0, -EINVAL for a bad pattern or method, -EEXIST for a duplicate. Main thread only. */
+int ldg_router_add(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
+                   const struct ldg_route_opts *opts) LDG_MUSTCHECK;
+
+/* Look up; thread-safe after startup (read-only). `method` is an llhttp_method_t. */
+enum ldg_route_result ldg_router_match(const struct ldg_router *r, int method, struct ldg_str path,
+                                       struct ldg_route_match *m);
+
+/* Methods allowed for a path, "GET, POST" (for CORS preflight); returns false if no route matches. */
+bool ldg_router_allowed(const struct ldg_router *r, struct ldg_str path, char *out, size_t cap);
+
+size_t ldg_router_count(const struct ldg_router *r);
+const struct ldg_route *ldg_router_at(const struct ldg_router *r, size_t i);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * server.c: process lifecycle on the main thread.
+ *
+ * Start: router (admin routes, then each enabled role's routes) -> init_global hooks in start
+ * order -> workers (each binds its own SO_REUSEPORT listener) -> main loop.
+ * Stop (SIGTERM/SIGINT, or a worker that failed): every worker is told to drain; each closes its
+ * handles and its loop; the main loop waits for all of them, joins the threads, then runs
+ * free_global hooks in reverse order.
+ */
+#include "server.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "http/admin.h"
+#include "http/router.h"
+
+int ldg_server_build_router(const struct ldg_config *cfg, struct ldg_router **out)
+{
+    struct ldg_router *r = ldg_router_new();
+    int rc = ldg_admin_routes(r);
+    for (size_t i = 0; rc == 0 && i < ldg_roles_count; i++)
+        if (cfg->roles.enabled[i] && ldg_roles[i]->routes)
+            ldg_roles[i]->routes(r, cfg->role_cfg[i]);
+    if (rc < 0) {
+        ldg_router_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void on_drain_msg(struct ldg_worker *w, void *arg)
+{
+    ldg_worker_begin_drain(w);
+}
+
+static void shutdown_all(struct ldg_server *srv, const char *why)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    ldg_log_info(NULL, "shutting down: %s", why);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        ldg_worker_post(&srv->workers[i], on_drain_msg, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct ldg_server *srv = s->data;
+    if (srv->shutting_down) {
+        ldg_log_warn(NULL, "second signal: exiting without waiting for the drain");
+        _exit(1);
+    }
+    shutdown_all(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_worker_exit(uv_async_t *a)
+{
+    struct ldg_server *srv = a->data;
+    unsigned done = atomic_load(&srv->exited);
+    if (!srv->shutting_down) {
+        srv->exit_code = 1;
+        shutdown_all(srv, "a worker stopped unexpectedly");
+    }
+    if (done == srv->nworkers) {
+        uv_close((uv_handle_t *)&srv->sig_term, NULL);
+        uv_close((uv_handle_t *)&srv->sig_int, NULL);
+        uv_close((uv_handle_t *)&srv->on_worker_exit, NULL);
+    }
+}
+
+static int init_globals(const struct ldg_config *cfg, size_t *started)
+{
+    for (*started = 0; *started < ldg_roles_count; (*started)++) {
+        size_t i = *started;
+        if (!cfg->roles.enabled[i] || !ldg_roles[i]->init_global)
+            continue;
+        int rc = ldg_roles[i]->init_global(cfg, cfg->role_cfg[i]);
+        if (rc < 0) {
+            ldg_log_error(NULL, "role %s failed to initialise: %s", ldg_roles[i]->name, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void free_globals(const struct ldg_config *cfg, size_t upto)
+{
+    for (size_t i = upto; i-- > 0;)
+        if (cfg->roles.enabled[i] && ldg_roles[i]->free_global)
+            ldg_roles[i]->free_global();
+}
+
+int ldg_server_run(const struct ldg_config *cfg)
+{
+    struct ldg_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = cfg;
+    srv.started_unix = (uint64_t)time(NULL);
+    if (RAND_bytes((unsigned char *)&srv.rid_seed, sizeof srv.rid_seed) != 1)
+        srv.rid_seed = (uint32_t)uv_hrtime();
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = ldg_server_build_router(cfg, &srv.router);
+    if (rc < 0) {
+        ldg_log_error(NULL, "cannot build routes: %s", strerror(-rc));
+        return 1;
+    }
+    size_t globals = 0;
+    if (init_globals(cfg, &globals) < 0) {
+        free_globals(cfg, globals);
+        ldg_router_free(srv.router);
+        return 1;
+    }
+
+    srv.loop = uv_default_loop();
+    uv_signal_init(srv.loop, &srv.sig_term);
+    uv_signal_init(srv.loop, &srv.sig_int);
+    srv.sig_term.data = srv.sig_int.data = &srv;
+    uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv.sig_int, on_signal, SIGINT);
+    uv_async_init(srv.loop, &srv.on_worker_exit, on_worker_exit);
+    srv.on_worker_exit.data = &srv;
+
+    unsigned n = ldg_settings_workers(cfg);
+    srv.workers = ldg_calloc(n, sizeof *srv.workers);
+    for (unsigned i = 0; i < n; i++) {
+        if (ldg_worker_start(&srv.workers[i], &srv, i) < 0) {
+            srv.exit_code = 1;
+            break;
+        }
+        srv.nworkers++;
+    }
+    if (srv.nworkers == n) {
+        ldg_log_info(NULL, "ledgerd %s listening on %s:%lld with %u worker(s)", LDG_VERSION, cfg->server.host,
+                     (long long)cfg->server.port, n);
+    } else {
+        shutdown_all(&srv, "startup failed");
+        if (srv.nworkers == 0) {
+            uv_close((uv_handle_t *)&srv.sig_term, NULL);
+            uv_close((uv_handle_t *)&srv.sig_int, NULL);
+            uv_close((uv_handle_t *)&srv.on_worker_exit, NULL);
+        }
+    }
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        ldg_worker_join(&srv.workers[i]);
+        if (srv.workers[i].exit_status)
+            srv.exit_code = 1;
+    }
+    if (uv_loop_close(srv.loop) != 0) {
+        ldg_log_error(NULL, "main loop closed with handles still open");
+        srv.exit_code = 1;
+    }
+    free_globals(cfg, globals);
+    free(srv.workers);
+    ldg_router_free(srv.router);
+    ldg_log_info(NULL, "stopped (exit %d)", srv.exit_code);
+    return srv.exit_code;
+}

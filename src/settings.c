@@ -1,0 +1,183 @@
+/*
+ * settings.c: the core sections' key tables and the assembly of every section (core + roles)
+ * into one list for the INI reader, --print-config and the doc-drift unit test.
+ */
+#include "settings.h"
+
+#include <uv.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define SRV(f) offsetof(struct ldg_server_cfg, f)
+#define KB 1024LL
+#define MB (1024LL * 1024LL)
+
+static const struct ldg_cfg_key server_keys[] = {
+    {"host", LDG_CFG_STR, SRV(host), "127.0.0.1", 0, 0, NULL, 0, "Address to listen on (IPv4 or IPv6 literal)"},
+    {"port", LDG_CFG_INT, SRV(port), "8020", 1, 65535, NULL, 0, "TCP port to listen on"},
+    {"workers", LDG_CFG_INT, SRV(workers), "auto", 0, 256, NULL, 0,
+     "Worker threads (one libuv loop each, SO_REUSEPORT listeners); auto = one per core"},
+    {"backlog", LDG_CFG_INT, SRV(backlog), "511", 1, 65535, NULL, 0, "listen(2) backlog per worker"},
+    {"max_connections", LDG_CFG_INT, SRV(max_connections), "10000", 1, 1000000, NULL, 0,
+     "Open connections per worker; more are closed at accept"},
+    {"max_header_bytes", LDG_CFG_SIZE, SRV(max_header_bytes), "16384", 1024, 1 * MB, NULL, 0,
+     "Request line plus headers; larger gets 431"},
+    {"max_headers", LDG_CFG_INT, SRV(max_headers), "100", 8, 1000, NULL, 0, "Header fields per request; more gets 431"},
+    {"max_body_bytes", LDG_CFG_SIZE, SRV(max_body_bytes), "1048576", 0, 1024 * MB, NULL, 0,
+     "Request body limit for routes that set none (as received, before gzip); larger gets 413"},
+    {"max_inflated_bytes", LDG_CFG_SIZE, SRV(max_inflated_bytes), "16777216", 1 * KB, 1024 * MB, NULL, 0,
+     "Limit on a gzip request body once inflated; larger gets 413"},
+    {"header_timeout_ms", LDG_CFG_MS, SRV(header_timeout_ms), "10000", 10, 3600000, NULL, 0,
+     "Time to receive a request's head, from its first byte (or from accept); never extended"},
+    {"body_timeout_ms", LDG_CFG_MS, SRV(body_timeout_ms), "30000", 10, 3600000, NULL, 0,
+     "Time allowed between two reads of a request body"},
+    {"idle_timeout_ms", LDG_CFG_MS, SRV(idle_timeout_ms), "60000", 10, 3600000, NULL, 0,
+     "Keep-alive: how long an idle connection is kept"},
+    {"write_timeout_ms", LDG_CFG_MS, SRV(write_timeout_ms), "30000", 10, 3600000, NULL, 0,
+     "Time to write a response to a slow client"},
+    {"request_timeout_ms", LDG_CFG_MS, SRV(request_timeout_ms), "30000", 10, 3600000, NULL, 0,
+     "Deadline for a handler to answer; then 503"},
+    {"drain_timeout_ms", LDG_CFG_MS, SRV(drain_timeout_ms), "10000", 0, 3600000, NULL, 0,
+     "On SIGTERM/SIGINT: time in-flight requests get before connections are closed"},
+    {"sweep_interval_ms", LDG_CFG_MS, SRV(sweep_interval_ms), "250", 10, 10000, NULL, 0,
+     "Period of the per-worker timer that enforces the timeouts above"},
+    {"threadpool_size", LDG_CFG_INT, SRV(threadpool_size), "4", 1, 128, NULL, 0,
+     "libuv thread pool size (password hashing, file I/O), shared by all workers"},
+    {"cors_origins", LDG_CFG_LIST, SRV(cors_origins), "", 0, 0, NULL, 0,
+     "Origins allowed by CORS (comma-separated, * for any); empty = CORS off"},
+    {"schema_dir", LDG_CFG_PATH, SRV(schema_dir), "schema", 0, 0, NULL, 0,
+     "Directory with auth/ and logs/ migrations, used by --migrate"},
+    {"metrics_token_file", LDG_CFG_PATH, SRV(metrics_token_file), "", 0, 0, NULL, 0,
+     "File with a bearer token that allows /metrics from non-loopback addresses"},
+    {0},
+};
+
+static const struct ldg_cfg_enum level_choices[] = {
+    {"debug", LDG_LOG_DEBUG}, {"info", LDG_LOG_INFO}, {"warn", LDG_LOG_WARN}, {"error", LDG_LOG_ERROR}, {NULL, 0}};
+static const struct ldg_cfg_enum format_choices[] = {{"logfmt", LDG_LOG_LOGFMT}, {"plain", LDG_LOG_PLAIN}, {NULL, 0}};
+
+static const struct ldg_cfg_key log_keys[] = {
+    {"level", LDG_CFG_ENUM, offsetof(struct ldg_log_cfg, level), "info", 0, 0, level_choices, 0,
+     "Lowest level written to stderr: debug, info, warn, error"},
+    {"format", LDG_CFG_ENUM, offsetof(struct ldg_log_cfg, format), "logfmt", 0, 0, format_choices, 0,
+     "logfmt (key=value, for machines) or plain (for a terminal)"},
+    {"access_log", LDG_CFG_BOOL, offsetof(struct ldg_log_cfg, access_log), "off", 0, 0, NULL, 0,
+     "One line per request (method, path, status, duration, bytes, request id)"},
+    {0},
+};
+
+/* [roles]: one on/off key per registered role, generated from the registry. */
+static struct ldg_cfg_key role_keys[LDG_ROLE_MAX + 1];
+static char role_descs[LDG_ROLE_MAX][64];
+
+static void build_role_keys(void)
+{
+    for (size_t i = 0; i < ldg_roles_count; i++) {
+        snprintf(role_descs[i], sizeof role_descs[i], "Run the %s role in this process", ldg_roles[i]->name);
+        role_keys[i] = (struct ldg_cfg_key){ldg_roles[i]->name, LDG_CFG_BOOL,
+                                            offsetof(struct ldg_roles_cfg, enabled) + i * sizeof(bool), "on", 0, 0,
+                                            NULL, 0, role_descs[i]};
+    }
+    role_keys[ldg_roles_count] = (struct ldg_cfg_key){0};
+}
+
+static void add_section(struct ldg_config *c, const char *name, const struct ldg_cfg_key *keys, void *base)
+{
+    LDG_ASSERT(c->nsections < LDG_ARRAY_SIZE(c->sections));
+    c->sections[c->nsections++] = (struct ldg_cfg_section){name, keys, base};
+}
+
+static int prepare(struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    memset(c, 0, sizeof *c);
+    build_role_keys();
+    add_section(c, "server", server_keys, &c->server);
+    add_section(c, "log", log_keys, &c->log);
+    add_section(c, "roles", role_keys, &c->roles);
+    add_section(c, "redis", ldg_redis_cfg_keys, &c->redis);
+    add_section(c, "pg_auth", ldg_pg_auth_cfg_keys, &c->pg_auth);
+    add_section(c, "pg_logs", ldg_pg_logs_cfg_keys, &c->pg_logs);
+    for (size_t i = 0; i < ldg_roles_count; i++) {
+        const struct ldg_role *r = ldg_roles[i];
+        c->role_cfg[i] = ldg_calloc(1, r->cfg_size ? r->cfg_size : 1);
+        add_section(c, r->name, r->keys, c->role_cfg[i]);
+    }
+    return ldg_cfg_defaults(c->sections, c->nsections, err);
+}
+
+static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    for (size_t i = 0; i < ldg_roles_count; i++) {
+        const struct ldg_role *r = ldg_roles[i];
+        if (r->validate) {
+            int rc = r->validate(c->role_cfg[i], err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int read_secret(const char *path, char **out, struct ldg_cfg_err *err)
+{
+    if (!path || !*path)
+        return 0;
+    *out = ldg_cfg_read_secret(path, err);
+    return *out ? 0 : -EINVAL;
+}
+
+int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err)
+{
+    int rc = prepare(c, err);
+    if (rc == 0)
+        rc = ldg_cfg_load_file(c->sections, c->nsections, path, err);
+    if (rc == 0)
+        rc = validate(c, err);
+    if (rc == 0)
+        rc = read_secret(c->redis.password_file, &c->redis_password, err);
+    if (rc == 0)
+        rc = read_secret(c->pg_auth.password_file, &c->pg_auth_password, err);
+    if (rc == 0)
+        rc = read_secret(c->pg_logs.password_file, &c->pg_logs_password, err);
+    if (rc == 0)
+        rc = read_secret(c->server.metrics_token_file, &c->metrics_token, err);
+    c->path = ldg_strdup(path);
+    return rc;
+}
+
+int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_cfg_err *err)
+{
+    int rc = prepare(c, err);
+    if (rc == 0)
+        rc = ldg_cfg_load_string(c->sections, c->nsections, "<string>", text, err);
+    if (rc == 0)
+        rc = validate(c, err);
+    return rc;
+}
+
+void ldg_settings_dump(const struct ldg_config *c, FILE *out)
+{
+    ldg_cfg_dump(c->sections, c->nsections, out);
+}
+
+void ldg_settings_free(struct ldg_config *c)
+{
+    ldg_cfg_free(c->sections, c->nsections);
+    for (size_t i = 0; i < ldg_roles_count; i++)
+        free(c->role_cfg[i]);
+    free(c->redis_password);
+    free(c->pg_auth_password);
+    free(c->pg_logs_password);
+    free(c->metrics_token);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}
+
+unsigned ldg_settings_workers(const struct ldg_config *c)
+{
+    if (c->server.workers > 0)
+        return (unsigned)c->server.workers;
+    unsigned n = (unsigned)uv_available_parallelism();
+    return n ? n : 1;
+}

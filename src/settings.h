@@ -1,0 +1,84 @@
+/*
+ * settings.h: the process-wide configuration: the core sections ([server], [log], [roles],
+ * [redis], [pg_auth], [pg_logs]) plus one section per role, and the secrets read from the files
+ * those sections name.
+ *
+ * Built and validated on the main thread before any worker starts; immutable afterwards and read
+ * by every thread through `const struct ldg_config *`.
+ */
+#ifndef LDG_SETTINGS_H
+#define LDG_SETTINGS_H
+
+#include "core/config.h"
+#include "db/pg.h"
+#include "db/redis.h"
+#include "roles/role.h"
+
+struct ldg_server_cfg {
+    char *host;
+    int64_t port;
+    int64_t workers; /* 0 = auto (one per core) */
+    int64_t backlog;
+    int64_t max_connections; /* per worker */
+    int64_t max_header_bytes;
+    int64_t max_headers;
+    int64_t max_body_bytes; /* default for routes that set none */
+    int64_t max_inflated_bytes;
+    int64_t header_timeout_ms;
+    int64_t body_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t write_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t drain_timeout_ms;
+    int64_t sweep_interval_ms;
+    int64_t threadpool_size;
+    char *cors_origins;
+    char *schema_dir;
+    char *metrics_token_file;
+};
+
+enum ldg_log_level;
+struct ldg_log_cfg {
+    int level;  /* enum ldg_log_level */
+    int format; /* enum ldg_log_format */
+    bool access_log;
+};
+
+struct ldg_roles_cfg {
+    bool enabled[LDG_ROLE_MAX]; /* indexed like ldg_roles[] */
+};
+
+struct ldg_config {
+    struct ldg_server_cfg server;
+    struct ldg_log_cfg log;
+    struct ldg_roles_cfg roles;
+    struct ldg_redis_cfg redis;
+    struct ldg_pg_cfg pg_auth;
+    struct ldg_pg_cfg pg_logs;
+    void *role_cfg[LDG_ROLE_MAX]; /* owned: each role's section struct (role->cfg_size bytes) */
+
+    /* Secrets, owned; NULL when no file is configured. */
+    char *redis_password;
+    char *pg_auth_password;
+    char *pg_logs_password;
+    char *metrics_token;
+
+    struct ldg_cfg_section sections[6 + LDG_ROLE_MAX];
+    size_t nsections;
+    char *path; /* owned: the file it came from */
+};
+
+/* Defaults, parse `path`, run every role's validate hook (enabled or not), read secret files.
+ * Returns 0 or a negative code with err filled (file:line where it applies). Main thread. */
+int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err) LDG_MUSTCHECK;
+
+/* Only defaults and parse of a string (unit tests); no secrets are read. */
+int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_cfg_err *err) LDG_MUSTCHECK;
+
+void ldg_settings_dump(const struct ldg_config *c, FILE *out);
+void ldg_settings_free(struct ldg_config *c);
+
+/* Worker count after resolving `auto`. */
+unsigned ldg_settings_workers(const struct ldg_config *c);
+
+#endif
