@@ -22,7 +22,7 @@
 int ldg_server_build_router(const struct ldg_config *cfg, struct ldg_router **out)
 {
     struct ldg_router *r = ldg_router_new();
-    int rc = ldg_admin_routes(r);
+    int rc = ldg_admin_routes(r, cfg->server.debug_endpoints);
     for (size_t i = 0; rc == 0 && i < ldg_roles_count; i++)
         if (cfg->roles.enabled[i] && ldg_roles[i]->routes)
             ldg_roles[i]->routes(r, cfg->role_cfg[i]);

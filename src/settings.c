@@ -50,6 +50,8 @@ static const struct ldg_cfg_key server_keys[] = {
      "Directory with auth/ and logs/ migrations, used by --migrate"},
     {"metrics_token_file", LDG_CFG_PATH, SRV(metrics_token_file), "", 0, 0, NULL, 0,
      "File with a bearer token that allows /metrics from non-loopback addresses"},
+    {"debug_endpoints", LDG_CFG_BOOL, SRV(debug_endpoints), "off", 0, 0, NULL, 0,
+     "Serve /_debug/sleep (for tests of timeouts and draining); keep off in production"},
     {0},
 };
 

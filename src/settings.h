@@ -35,6 +35,7 @@ struct ldg_server_cfg {
     char *cors_origins;
     char *schema_dir;
     char *metrics_token_file;
+    bool debug_endpoints;
 };
 
 enum ldg_log_level;

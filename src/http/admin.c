@@ -1,7 +1,10 @@
 #include "http/admin.h"
 
 #include <netinet/in.h>
+#include <hiredis/hiredis.h>
+#include <llhttp.h>
 #include <openssl/crypto.h>
+#include <strings.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -82,16 +85,19 @@ static void on_redis_ping(struct ldg_redis *r, struct redisReply *reply, void *u
     deep_done(ud, CHECK_REDIS, ok, reply ? "unexpected reply" : "no reply");
 }
 
+static bool pg_ok(const PGresult *res)
+{
+    return res && PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
 static void on_pg_auth(PGresult *res, void *ud)
 {
-    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-    deep_done(ud, CHECK_PG_AUTH, ok, "query failed");
+    deep_done(ud, CHECK_PG_AUTH, pg_ok(res), "query failed");
 }
 
 static void on_pg_logs(PGresult *res, void *ud)
 {
-    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-    deep_done(ud, CHECK_PG_LOGS, ok, "query failed");
+    deep_done(ud, CHECK_PG_LOGS, pg_ok(res), "query failed");
 }
 
 static void on_health_deep(struct ldg_req *req)
@@ -126,6 +132,9 @@ static bool peer_is_loopback(struct ldg_req *req)
     }
     if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        /* A dual-stack listener ("::") sees IPv4 clients as ::ffff:a.b.c.d. */
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            return in6->sin6_addr.s6_addr[12] == 127;
         return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
     }
     return false;
@@ -222,7 +231,59 @@ static void on_metrics(struct ldg_req *req)
     ldg_buf_free(&b);
 }
 
-int ldg_admin_routes(struct ldg_router *r)
+/* ---- /_debug/sleep (tests only: [server] debug_endpoints = on) ------------------------------ */
+
+struct sleeper {
+    uv_timer_t timer; /* freed in on_sleeper_closed */
+    struct ldg_req *req;
+    uint64_t due_ms;  /* loop time at which to answer */
+};
+
+/* The sleep advances in ticks so that it ends as soon as the connection has dropped the request
+ * (request_timeout_ms answered 503, the client went away, a drain deadline closed it): nobody
+ * waits for the answer any more, and a pending timer would keep the worker's loop, and so a
+ * stopping process, alive for the rest of the delay. */
+#define SLEEP_TICK_MS 50
+
+static void on_sleeper_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_sleep_tick(uv_timer_t *t)
+{
+    struct sleeper *s = t->data;
+    uint64_t now = uv_now(t->loop);
+    if (s->req->conn && now < s->due_ms) {
+        uv_timer_start(&s->timer, on_sleep_tick, LDG_MIN(s->due_ms - now, (uint64_t)SLEEP_TICK_MS), 0);
+        return;
+    }
+    static const char body[] = "{\"slept\":true}";
+    ldg_req_json(s->req, 200, body, sizeof body - 1); /* a no-op if the request was dropped */
+    ldg_req_unref(s->req);
+    uv_close((uv_handle_t *)&s->timer, on_sleeper_closed);
+}
+
+static void on_debug_sleep(struct ldg_req *req)
+{
+    struct ldg_str v;
+    long ms = 0;
+    if (ldg_req_query(req, "ms", &v))
+        ms = strtol(v.p, NULL, 10);
+    if (ms < 0 || ms > 60000) {
+        ldg_req_error(req, 400, "ms must be between 0 and 60000");
+        return;
+    }
+    struct sleeper *s = ldg_calloc(1, sizeof *s);
+    s->req = req;
+    ldg_req_ref(req);
+    uv_timer_init(&req->w->loop, &s->timer);
+    s->timer.data = s;
+    s->due_ms = uv_now(&req->w->loop) + (uint64_t)ms;
+    uv_timer_start(&s->timer, on_sleep_tick, LDG_MIN((uint64_t)ms, (uint64_t)SLEEP_TICK_MS), 0);
+}
+
+int ldg_admin_routes(struct ldg_router *r, bool debug)
 {
     const struct ldg_route_opts pub = {.flags = LDG_ROUTE_PUBLIC};
     int rc = ldg_router_add(r, "GET", "/health", on_health, &pub);
@@ -230,5 +291,11 @@ int ldg_admin_routes(struct ldg_router *r)
         rc = ldg_router_add(r, "GET", "/health/deep", on_health_deep, &pub);
     if (rc == 0)
         rc = ldg_router_add(r, "GET", "/metrics", on_metrics, &pub);
+    if (rc == 0 && debug) {
+        const struct ldg_route_opts dbg = {.flags = LDG_ROUTE_PUBLIC, .max_body_bytes = 64 * 1024 * 1024};
+        rc = ldg_router_add(r, "GET", "/_debug/sleep", on_debug_sleep, &dbg);
+        if (rc == 0)
+            rc = ldg_router_add(r, "POST", "/_debug/sleep", on_debug_sleep, &dbg);
+    }
     return rc;
 }

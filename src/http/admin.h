@@ -4,6 +4,7 @@
  *   GET /health/deep  real Redis and PostgreSQL round trips from this worker; 503 when degraded
  *   GET /metrics      Prometheus text format, every worker's counters; loopback clients only,
  *                     others need `Authorization: Bearer <metrics token>`
+ *   GET|POST /_debug/sleep  only with [server] debug_endpoints = on (tests)
  * Registered on the main thread; handlers run on worker threads.
  */
 #ifndef LDG_ADMIN_H
@@ -11,6 +12,8 @@
 
 #include "http/router.h"
 
-int ldg_admin_routes(struct ldg_router *r) LDG_MUSTCHECK;
+/* `debug` adds GET|POST /_debug/sleep?ms=N (answers after N ms; POST accepts a body of up to
+ * 64 MiB and echoes nothing), used by the integration tests for drain and timeout behaviour. */
+int ldg_admin_routes(struct ldg_router *r, bool debug) LDG_MUSTCHECK;
 
 #endif

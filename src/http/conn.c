@@ -155,7 +155,9 @@ static void access_log(struct ldg_conn *c, struct ldg_req *req, uint64_t lat_us)
 static void finish_request(struct ldg_conn *c)
 {
     struct ldg_req *req = c->req;
-    bool keep = req->keep_alive && !c->close_after;
+    /* A response queued before a drain began still says keep-alive; once written, the
+     * connection must not go idle, or it would hold the drain until its deadline. */
+    bool keep = req->keep_alive && !c->close_after && c->w->state == LDG_WORKER_RUNNING;
     detach_request(c);
     if (!keep) {
         linger_close(c);
@@ -306,7 +308,7 @@ static void dispatch(struct ldg_conn *c)
     struct ldg_req *req = c->req;
     const struct ldg_server_cfg *s = &c->w->cfg->server;
     set_state(c, LDG_CONN_DISPATCHED);
-    if (req->gzip) {
+    if (req->gzip && ldg_buf_size(&req->body)) { /* an empty body has nothing to inflate */
         int rc = ldg_req_inflate(&req->body, (size_t)s->max_inflated_bytes);
         if (rc == -E2BIG) {
             ldg_req_error(req, 413, "Decompressed request body too large");
@@ -384,11 +386,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     /* EOF or error. A request still being handled keeps the connection until its response is
-     * written (a client may half-close after sending); otherwise close now. */
+     * written (a client may half-close after sending); otherwise close now. Requests pipelined
+     * behind it before a clean EOF are still answered: finish_request parses them and resumes
+     * reading, which reports the EOF again once they are done. */
     if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING) {
         uv_read_stop(s);
         c->read_stopped = true;
-        c->close_after = true;
+        if (nread != UV_EOF || !ldg_buf_size(&c->in)) {
+            c->close_after = true;
+            if (!c->req->responded)
+                c->req->keep_alive = false; /* so the response says Connection: close */
+        }
         return;
     }
     conn_close(c);

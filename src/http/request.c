@@ -233,8 +233,9 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
         ldg_buf_printf(o, "Content-Length: %zu\r\n", len);
     }
     ldg_buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-    if (req->request_id[0])
-        ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
+    if (!req->request_id[0]) /* rejected before the head was complete */
+        ldg_worker_request_id(req->w, req->request_id);
+    ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
     if (req->origin.n) {
         ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
         ldg_buf_put(o, req->origin.p, req->origin.n);
