@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # BENCH_* variables are read by the sourcing bench scripts
 # Shared helpers for bench/*.sh. Sourced, never run on its own.
 #
 # A bench calls bench_init NAME, starts what it needs (bench_start_pg, bench_start_redis,

@@ -13,7 +13,7 @@
 #include "core/common.h"
 
 struct ldg_backoff {
-    uint64_t rng;     /* xorshift64 state, never 0 */
+    uint64_t rng;      /* xorshift64 state, never 0 */
     uint32_t failures; /* consecutive failures so far */
     uint64_t min_ms, max_ms;
 };

@@ -58,7 +58,8 @@ static PGconn *connect_db(const struct ldg_pg_cfg *cfg, const char *password, co
     char port[24], timeout[24], options[128];
     snprintf(port, sizeof port, "%lld", (long long)cfg->port);
     snprintf(timeout, sizeof timeout, "%d", (int)LDG_MAX(2, (cfg->connect_timeout_ms + 999) / 1000));
-    snprintf(options, sizeof options, "-c statement_timeout=0 -c lock_timeout=%d -c client_min_messages=warning",
+    snprintf(options, sizeof options,
+             "-c statement_timeout=0 -c lock_timeout=%d -c client_min_messages=warning",
              LDG_MIGRATE_LOCK_TIMEOUT_MS);
     const char *keys[10], *vals[10];
     int k = 0;
@@ -78,7 +79,8 @@ static PGconn *connect_db(const struct ldg_pg_cfg *cfg, const char *password, co
         ldg_panic("PQconnectdbParams: out of memory");
     if (PQstatus(conn) != CONNECTION_OK) {
         if (!quiet)
-            ldg_log_error(m->log, "cannot connect to database %s: %s", dbname, oneline(PQerrorMessage(conn)).s);
+            ldg_log_error(m->log, "cannot connect to database %s: %s", dbname,
+                          oneline(PQerrorMessage(conn)).s);
         PQfinish(conn);
         return NULL;
     }
@@ -106,7 +108,8 @@ static int create_database(const struct ldg_pg_cfg *cfg, const char *password, c
         return -ECONNREFUSED;
     int rc = 0;
     const char *params[1] = {dbname};
-    PGresult *r = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         ldg_log_error(m->log, "looking up database failed: %s", oneline(PQresultErrorMessage(r)).s);
         rc = -EIO;
@@ -212,8 +215,8 @@ static int apply_one(PGconn *conn, struct mctx *m, const char *dir, const char *
     }
     if (rc == 0) {
         const char *params[1] = {version};
-        PGresult *r = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params,
-                                   NULL, NULL, 0);
+        PGresult *r = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
+                                   params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             ldg_log_error(m->log, "recording %s failed: %s", file, oneline(PQresultErrorMessage(r)).s);
             rc = -EIO;
@@ -265,7 +268,8 @@ int ldg_migrate_run(const struct ldg_pg_cfg *cfg, const char *password, const ch
     if (rc == 0) {
         applied = PQexec(conn, "SELECT version FROM schema_migrations");
         if (PQresultStatus(applied) != PGRES_TUPLES_OK) {
-            ldg_log_error(m.log, "reading schema_migrations failed: %s", oneline(PQresultErrorMessage(applied)).s);
+            ldg_log_error(m.log, "reading schema_migrations failed: %s",
+                          oneline(PQresultErrorMessage(applied)).s);
             rc = -EIO;
         }
     }

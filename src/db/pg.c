@@ -32,56 +32,55 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
-#define LDG_PG_CFG_KEYS(section_db)                                                                          \
-    {"host", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, host), "127.0.0.1", 0, 0, NULL, LDG_CFG_RESTART,        \
-     "server address, or a unix-socket directory starting with /"},                                         \
-        {"port", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, port), "5432", 1, 65535, NULL, LDG_CFG_RESTART,    \
-         "server port (also names the unix socket)"},                                                        \
-        {"dbname", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, dbname), section_db, 0, 0, NULL, LDG_CFG_RESTART, \
-         "database name (created by --migrate when missing)"},                                               \
-        {"user", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, user), "postgres", 0, 0, NULL, LDG_CFG_RESTART,    \
-         "database user"},                                                                                   \
-        {"password_file", LDG_CFG_PATH, offsetof(struct ldg_pg_cfg, password_file), "", 0, 0, NULL,          \
-         LDG_CFG_RESTART, "file holding the password; empty for none (trust, peer or .pgpass)"},             \
-        {"pool_size", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, pool_size), "4", 1, 1000, NULL,               \
-         LDG_CFG_RESTART, "connections per worker, opened on demand"},                                       \
-        {"connect_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, connect_timeout_ms), "5000", 10,      \
-         600000, NULL, LDG_CFG_RESTART, "deadline for connecting and authenticating"},                       \
-        {"statement_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, statement_timeout_ms), "30000",     \
-         10, 86400000, NULL, LDG_CFG_RESTART,                                                                \
-         "server statement_timeout; the client drops the connection 2 s later"},                             \
-        {"acquire_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, acquire_timeout_ms), "5000", 1,       \
-         600000, NULL, LDG_CFG_RESTART, "longest wait for a free pooled connection"},                        \
-        {"max_waiters", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, max_waiters), "1000", 1, 1000000, NULL,     \
-         LDG_CFG_RESTART, "callers queued for a connection before new ones are refused (503)"},              \
-        {"reconnect_min_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_min_ms), "100", 1, 600000,    \
-         NULL, LDG_CFG_RESTART, "first delay after a failed connect (jittered, doubling)"},                  \
-        {"reconnect_max_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_max_ms), "10000", 1, 3600000, \
-         NULL, LDG_CFG_RESTART, "longest delay between connect attempts"},                                   \
-    {                                                                                                        \
-        0                                                                                                    \
-    }
+/* clang-format off */
+#define LDG_PG_CFG_KEYS(section_db)                                                                        \
+    {"host", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, host), "127.0.0.1", 0, 0, NULL, LDG_CFG_RESTART,     \
+     "server address, or a unix-socket directory starting with /"},                                      \
+    {"port", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, port), "5432", 1, 65535, NULL, LDG_CFG_RESTART,      \
+     "server port (also names the unix socket)"},                                                        \
+    {"dbname", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, dbname), section_db, 0, 0, NULL, LDG_CFG_RESTART,  \
+     "database name (created by --migrate when missing)"},                                               \
+    {"user", LDG_CFG_STR, offsetof(struct ldg_pg_cfg, user), "postgres", 0, 0, NULL, LDG_CFG_RESTART,      \
+     "database user"},                                                                                   \
+    {"password_file", LDG_CFG_PATH, offsetof(struct ldg_pg_cfg, password_file), "", 0, 0, NULL,            \
+     LDG_CFG_RESTART, "file holding the password; empty for none (trust, peer or .pgpass)"},             \
+    {"pool_size", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, pool_size), "4", 1, 1000, NULL,                 \
+     LDG_CFG_RESTART, "connections per worker, opened on demand"},                                       \
+    {"connect_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, connect_timeout_ms), "5000", 10,        \
+     600000, NULL, LDG_CFG_RESTART, "deadline for connecting and authenticating"},                       \
+    {"statement_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, statement_timeout_ms), "30000", 10,   \
+     86400000, NULL, LDG_CFG_RESTART, "server statement_timeout; the client gives up 2 s later"},        \
+    {"acquire_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, acquire_timeout_ms), "5000", 1,         \
+     600000, NULL, LDG_CFG_RESTART, "longest wait for a free pooled connection"},                        \
+    {"max_waiters", LDG_CFG_INT, offsetof(struct ldg_pg_cfg, max_waiters), "1000", 1, 1000000, NULL,       \
+     LDG_CFG_RESTART, "callers queued for a connection before new ones are refused (503)"},              \
+    {"reconnect_min_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_min_ms), "100", 1, 600000,      \
+     NULL, LDG_CFG_RESTART, "first delay after a failed connect (jittered, doubling)"},                  \
+    {"reconnect_max_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_max_ms), "10000", 1, 3600000,   \
+     NULL, LDG_CFG_RESTART, "longest delay between connect attempts"},                                   \
+    {0}
 
 const struct ldg_cfg_key ldg_pg_auth_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_auth")};
 const struct ldg_cfg_key ldg_pg_logs_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_logs")};
+/* clang-format on */
 
 struct ldg_pg;
 
 struct pollw {
-    uv_poll_t poll;    /* first; freed in on_poll_closed */
-    struct ldg_pg *c;  /* borrowed: c outlives all its handles */
+    uv_poll_t poll;   /* first; freed in on_poll_closed */
+    struct ldg_pg *c; /* borrowed: c outlives all its handles */
     int fd;
-    int events;        /* currently started events, 0 = stopped */
+    int events; /* currently started events, 0 = stopped */
 };
 
 /* One statement of the current operation (or, for COPY, the pending start/end callback). */
 struct slot {
     ldg_pg_cb cb;
     void *ud;
-    PGresult *res;   /* owned until delivered */
+    PGresult *res; /* owned until delivered */
     int err;
     char sqlstate[6];
-    char *errmsg;    /* owned */
+    char *errmsg; /* owned */
 };
 
 enum exp_kind { EXP_PREPARE, EXP_EXEC };
@@ -106,9 +105,9 @@ struct op {
     size_t put_len;
     ldg_pg_copy_cb put_cb; /* non-NULL while a put is outstanding */
     void *put_ud;
-    bool put_handed;       /* accepted by PQputCopyData, waiting for PQflush == 0 */
+    bool put_handed; /* accepted by PQputCopyData, waiting for PQflush == 0 */
     bool end_wanted, end_sent;
-    char *end_errmsg;      /* owned; NULL = finish normally */
+    char *end_errmsg; /* owned; NULL = finish normally */
 };
 
 struct prep {
@@ -117,20 +116,20 @@ struct prep {
 };
 
 struct ldg_pg {
-    uv_loop_t *loop;               /* borrowed */
-    const struct ldg_pg_cfg *cfg;  /* borrowed, immutable */
-    char *ctx;                     /* owned: logfmt fields */
-    PGconn *pq;                    /* owned; NULL once finished */
-    struct pollw *pw;              /* owned handle, NULL when not watching */
-    int fd;                        /* socket being watched after connect */
-    uv_timer_t timer;              /* connect / operation deadline */
-    unsigned handles;              /* open uv handles */
+    uv_loop_t *loop;              /* borrowed */
+    const struct ldg_pg_cfg *cfg; /* borrowed, immutable */
+    char *ctx;                    /* owned: logfmt fields */
+    PGconn *pq;                   /* owned; NULL once finished */
+    struct pollw *pw;             /* owned handle, NULL when not watching */
+    int fd;                       /* socket being watched after connect */
+    uv_timer_t timer;             /* connect / operation deadline */
+    unsigned handles;             /* open uv handles */
     enum ldg_pg_state state;
     bool closing;
-    bool early_fail;               /* PQconnectStartParams failed: report from the timer */
-    bool want_write;               /* PQflush returned 1 */
+    bool early_fail; /* PQconnectStartParams failed: report from the timer */
+    bool want_write; /* PQflush returned 1 */
     struct op op;
-    struct prep *prepared;         /* owned: names prepared on this connection */
+    struct prep *prepared; /* owned: names prepared on this connection */
     uint64_t errors;
     char lasterr[256];
     ldg_pg_state_cb on_state;
@@ -289,7 +288,8 @@ struct delivery {
 };
 static _Thread_local struct delivery *cur_delivery;
 
-void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate, const char *message)
+void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate,
+                     const char *message)
 {
     struct delivery d = {.res = res, .prev = cur_delivery};
     d.err.code = res ? 0 : (code ? code : -ECANCELED);
@@ -707,7 +707,8 @@ static void on_timer(uv_timer_t *t)
         if (c->early_fail)
             fail_conn(c, -ECONNRESET, "connect failed: %s", c->lasterr);
         else
-            fail_conn(c, -ETIMEDOUT, "connect timed out after %lld ms", (long long)c->cfg->connect_timeout_ms);
+            fail_conn(c, -ETIMEDOUT, "connect timed out after %lld ms",
+                      (long long)c->cfg->connect_timeout_ms);
         break;
     case LDG_PG_BUSY:
     case LDG_PG_COPY_IN:
@@ -728,8 +729,8 @@ static void on_notice(void *arg, const char *message)
     }
 }
 
-struct ldg_pg *ldg_pg_new(uv_loop_t *loop, const struct ldg_pg_cfg *cfg, const char *password, const char *logctx,
-                          ldg_pg_state_cb on_state, void *ud)
+struct ldg_pg *ldg_pg_new(uv_loop_t *loop, const struct ldg_pg_cfg *cfg, const char *password,
+                          const char *logctx, ldg_pg_state_cb on_state, void *ud)
 {
     struct ldg_pg *c = ldg_calloc(1, sizeof *c);
     c->loop = loop;

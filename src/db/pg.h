@@ -33,7 +33,7 @@
 /* A [pg_auth] or [pg_logs] section. Filled from the key tables below; immutable after startup
  * and shared read-only by every worker. Strings are owned by the config. */
 struct ldg_pg_cfg {
-    char *host;                   /* IP, name, or unix-socket directory (libpq "host") */
+    char *host; /* IP, name, or unix-socket directory (libpq "host") */
     int64_t port;
     char *dbname;
     char *user;
@@ -102,7 +102,8 @@ void ldg_pg_keep(PGresult *res);
 
 /* Internal to db/ (used by the pool): call a statement callback with the failure context set up,
  * then PQclear res unless kept. */
-void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate, const char *message);
+void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate,
+                     const char *message);
 
 /* State-change hook for the owner (the pool). Called after the change, on transitions into
  * IDLE (from CONNECTING or BUSY) and into BROKEN, never for a connection being closed.
@@ -118,13 +119,13 @@ typedef void (*ldg_pg_closed_cb)(void *ud);
 /* One statement of a pipeline. All pointers are borrowed for the duration of the call only
  * (libpq copies them into its output buffer). Parameters are text; NULL entries are SQL NULL. */
 struct ldg_pg_stmt {
-    const char *sql;           /* one statement, $1.. placeholders */
-    const char *name;          /* non-NULL: prepared statement name; prepared once per connection
-                                * (PQsendPrepare on first use), executed with PQsendQueryPrepared.
-                                * A name must always be used with the same sql. */
+    const char *sql;  /* one statement, $1.. placeholders */
+    const char *name; /* non-NULL: prepared statement name; prepared once per connection
+                       * (PQsendPrepare on first use), executed with PQsendQueryPrepared.
+                       * A name must always be used with the same sql. */
     int nparams;
     const char *const *params;
-    ldg_pg_cb cb;              /* required */
+    ldg_pg_cb cb; /* required */
     void *ud;
 };
 
@@ -133,8 +134,8 @@ struct ldg_pg_stmt {
  * `cfg` is borrowed and must outlive the connection; `password` (nullable) and `logctx` (logfmt
  * fields such as "pg=auth conn=3") are copied. `ud` is passed to on_state and returned by
  * ldg_pg_data. */
-struct ldg_pg *ldg_pg_new(uv_loop_t *loop, const struct ldg_pg_cfg *cfg, const char *password, const char *logctx,
-                          ldg_pg_state_cb on_state, void *ud);
+struct ldg_pg *ldg_pg_new(uv_loop_t *loop, const struct ldg_pg_cfg *cfg, const char *password,
+                          const char *logctx, ldg_pg_state_cb on_state, void *ud);
 
 enum ldg_pg_state ldg_pg_state(const struct ldg_pg *c);
 void *ldg_pg_data(const struct ldg_pg *c);
@@ -168,7 +169,8 @@ int ldg_pg_pipeline(struct ldg_pg *c, const struct ldg_pg_stmt *stmts, size_t n)
  * ldg_pg_query, plus -EBUSY from put/end while a put is outstanding and -EINVAL in the wrong
  * state. A connection lost between calls is reported by the next call (-ECONNRESET). */
 int ldg_pg_copy_start(struct ldg_pg *c, const char *sql, ldg_pg_cb cb, void *ud) LDG_MUSTCHECK;
-int ldg_pg_copy_put(struct ldg_pg *c, const void *data, size_t len, ldg_pg_copy_cb cb, void *ud) LDG_MUSTCHECK;
+int ldg_pg_copy_put(struct ldg_pg *c, const void *data, size_t len, ldg_pg_copy_cb cb,
+                    void *ud) LDG_MUSTCHECK;
 int ldg_pg_copy_end(struct ldg_pg *c, const char *errmsg, ldg_pg_cb cb, void *ud) LDG_MUSTCHECK;
 
 /* Connection-level failures since creation: failed connects, lost connections, deadlines.

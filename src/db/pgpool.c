@@ -27,8 +27,8 @@ enum slot_state { SLOT_CONNECTING, SLOT_IDLE, SLOT_LENT, SLOT_CLOSING, SLOT_NSTA
 struct slot {
     struct ldg_list_node node; /* on pool->slots[state] */
     enum slot_state state;
-    struct ldg_pg *conn;       /* owned: closed with ldg_pg_close, freed by it */
-    struct ldg_pgpool *pool;   /* borrowed */
+    struct ldg_pg *conn;     /* owned: closed with ldg_pg_close, freed by it */
+    struct ldg_pgpool *pool; /* borrowed */
 };
 
 struct waiter {
@@ -47,11 +47,11 @@ struct ldg_pgpool {
     uv_timer_t timer;             /* pump + waiter deadlines */
     bool timer_closed;
     struct ldg_list slots[SLOT_NSTATES];
-    struct ldg_list waiters;      /* struct waiter, owned, at most max_waiters */
+    struct ldg_list waiters; /* struct waiter, owned, at most max_waiters */
     struct ldg_backoff backoff;
-    bool down;                    /* the last connect attempt failed */
-    uint64_t retry_at;            /* while down: no new attempt before this (uv_now ms) */
-    uint64_t errors;              /* acquire failures + errors of discarded connections */
+    bool down;         /* the last connect attempt failed */
+    uint64_t retry_at; /* while down: no new attempt before this (uv_now ms) */
+    uint64_t errors;   /* acquire failures + errors of discarded connections */
     uint64_t next_id;
     bool closing;
     ldg_pgpool_closed_cb on_closed;
@@ -299,10 +299,10 @@ struct pquery {
     struct ldg_pg *conn;     /* lent to this query once acquired */
     ldg_pg_cb cb;
     void *ud;
-    char *name;              /* owned copies */
+    char *name; /* owned copies */
     char *sql;
     int nparams;
-    char **params;           /* entries may be NULL (SQL NULL) */
+    char **params; /* entries may be NULL (SQL NULL) */
 };
 
 static void pquery_free(struct pquery *q)
@@ -335,9 +335,10 @@ static void on_query_conn(struct ldg_pg *conn, int err, void *ud)
         return;
     }
     q->conn = conn;
-    int rc = q->name ? ldg_pg_query_prepared(conn, q->name, q->sql, q->nparams, (const char *const *)q->params,
-                                             on_query_result, q)
-                     : ldg_pg_query(conn, q->sql, q->nparams, (const char *const *)q->params, on_query_result, q);
+    int rc = q->name
+                 ? ldg_pg_query_prepared(conn, q->name, q->sql, q->nparams, (const char *const *)q->params,
+                                         on_query_result, q)
+                 : ldg_pg_query(conn, q->sql, q->nparams, (const char *const *)q->params, on_query_result, q);
     if (rc < 0) {
         ldg__pg_deliver(q->cb, q->ud, NULL, rc, NULL, ldg_pg_last_error(conn));
         ldg_pgpool_release(q->pool, conn);
@@ -345,8 +346,8 @@ static void on_query_conn(struct ldg_pg *conn, int err, void *ud)
     }
 }
 
-static int submit(struct ldg_pgpool *p, const char *name, const char *sql, int nparams, const char *const *params,
-                  ldg_pg_cb cb, void *ud)
+static int submit(struct ldg_pgpool *p, const char *name, const char *sql, int nparams,
+                  const char *const *params, ldg_pg_cb cb, void *ud)
 {
     if (!sql || !cb || nparams < 0 || nparams > 65535 || (nparams && !params) || (name && !*name))
         return -EINVAL;

@@ -61,7 +61,7 @@ int ldg_pgpool_query_prepared(struct ldg_pgpool *p, const char *name, const char
 struct ldg_pgpool_stats {
     size_t connecting, idle, lent, closing; /* connections per pool state */
     size_t waiters;
-    bool down;                              /* last connect attempt failed */
+    bool down; /* last connect attempt failed */
 };
 void ldg_pgpool_stats(const struct ldg_pgpool *p, struct ldg_pgpool_stats *out);
 

@@ -11,10 +11,12 @@
  *   CLOSING     the owner called close; nothing restarts
  *
  * Lifetime of a hiredis context (the part the stock 0.14 adapter gets wrong):
- *   - hiredis frees the context itself on every error path, after calling the pending reply
- *     callbacks with NULL, then our `cleanup` hook, then the disconnect callback. We therefore
- *     never free a context hiredis is freeing, and learn that it is gone only from `cleanup`
- *     (context_gone). 0.14 may call `cleanup` twice on one path, so the hook is idempotent.
+ *   - hiredis frees the context itself on every error path: 0.14.1 calls every pending reply
+ *     callback with NULL, then our `cleanup` hook, then the disconnect callback (1.x calls
+ *     `cleanup` first, and possibly twice). We never free a context hiredis is freeing; we learn
+ *     that it is gone from `cleanup` (context_gone), which is idempotent and does not depend on
+ *     that order: command entries are always answered (and freed) by hiredis's own NULL
+ *     callbacks, context_gone only drops the pub/sub confirmation entries, which are ours.
  *   - We drop a context (timeout, AUTH failure, close) with redisAsyncFree. From inside a reply
  *     callback hiredis defers that until the callback returns (REDIS_IN_CALLBACK). From the
  *     connect callback it would not (0.14 does not set the flag there), so nothing that can free
@@ -37,6 +39,7 @@
 #include "core/log.h"
 #include "db/backoff.h"
 
+/* clang-format off */
 const struct ldg_cfg_key ldg_redis_cfg_keys[] = {
     {"host", LDG_CFG_STR, offsetof(struct ldg_redis_cfg, host), "127.0.0.1", 0, 0, NULL, LDG_CFG_RESTART,
      "Redis address: IP, localhost, or a unix socket path starting with /"},
@@ -49,15 +52,16 @@ const struct ldg_cfg_key ldg_redis_cfg_keys[] = {
     {"connect_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_redis_cfg, connect_timeout_ms), "2000", 10, 600000,
      NULL, LDG_CFG_RESTART, "deadline for TCP connect plus AUTH and SELECT"},
     {"command_timeout_ms", LDG_CFG_MS, offsetof(struct ldg_redis_cfg, command_timeout_ms), "2000", 10, 600000,
-     NULL, LDG_CFG_RESTART, "deadline for every reply; a late reply drops and reconnects the connection"},
+     NULL, LDG_CFG_RESTART, "deadline for every reply; a late reply drops and reconnects"},
     {"reconnect_min_ms", LDG_CFG_MS, offsetof(struct ldg_redis_cfg, reconnect_min_ms), "100", 1, 600000, NULL,
      LDG_CFG_RESTART, "first reconnect delay (jittered, doubling on each failure)"},
-    {"reconnect_max_ms", LDG_CFG_MS, offsetof(struct ldg_redis_cfg, reconnect_max_ms), "5000", 1, 3600000, NULL,
-     LDG_CFG_RESTART, "longest reconnect delay"},
+    {"reconnect_max_ms", LDG_CFG_MS, offsetof(struct ldg_redis_cfg, reconnect_max_ms), "5000", 1, 3600000,
+     NULL, LDG_CFG_RESTART, "longest reconnect delay"},
     {"max_pending", LDG_CFG_INT, offsetof(struct ldg_redis_cfg, max_pending), "10000", 1, 10000000, NULL,
      LDG_CFG_RESTART, "commands in flight per connection before callers get 503"},
     {0},
 };
+/* clang-format on */
 
 enum link_state { ST_WAIT_RETRY, ST_CONNECTING, ST_READY, ST_CLOSING };
 
@@ -65,10 +69,10 @@ struct link;
 
 /* Our hiredis event adapter: one per context. */
 struct pollw {
-    uv_poll_t poll;          /* first: (struct pollw *)handle; freed in on_poll_closed */
-    struct link *l;          /* borrowed: for handle accounting; outlives this object */
-    redisAsyncContext *ac;   /* borrowed: NULL once hiredis called cleanup */
-    int events;              /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+    uv_poll_t poll;        /* first: (struct pollw *)handle; freed in on_poll_closed */
+    struct link *l;        /* borrowed: for handle accounting; outlives this object */
+    redisAsyncContext *ac; /* borrowed: NULL once hiredis called cleanup */
+    int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
 };
 
 /* A command waiting for its reply, or (cb == NULL) a pub/sub confirmation. */
@@ -81,20 +85,20 @@ struct pending {
 };
 
 struct link {
-    uv_loop_t *loop;                  /* borrowed */
-    const struct ldg_redis_cfg *cfg;  /* borrowed, immutable */
-    char *password;                   /* owned; NULL = no AUTH */
-    char *ctx;                        /* owned: "redis=<name> kind=cmd|sub" log fields */
+    uv_loop_t *loop;                 /* borrowed */
+    const struct ldg_redis_cfg *cfg; /* borrowed, immutable */
+    char *password;                  /* owned; NULL = no AUTH */
+    char *ctx;                       /* owned: "redis=<name> kind=cmd|sub" log fields */
     enum link_state state;
-    redisAsyncContext *ac;            /* owned by hiredis; NULL when none */
-    bool dropping;                    /* redisAsyncFree requested for ac */
+    redisAsyncContext *ac; /* owned by hiredis; NULL when none */
+    bool dropping;         /* redisAsyncFree requested for ac */
     bool is_sub;
-    char why[160];                    /* reason of the current drop, for the log line */
-    uv_timer_t timer;                 /* see the file comment */
-    unsigned handles;                 /* open uv handles (timer + pollw), freed at 0 */
-    unsigned handshake_left;          /* AUTH/SELECT replies still expected */
+    char why[160];           /* reason of the current drop, for the log line */
+    uv_timer_t timer;        /* see the file comment */
+    unsigned handles;        /* open uv handles (timer + pollw), freed at 0 */
+    unsigned handshake_left; /* AUTH/SELECT replies still expected */
     struct ldg_backoff backoff;
-    struct ldg_list pending;          /* struct pending, FIFO */
+    struct ldg_list pending; /* struct pending, FIFO */
     uint64_t errors;
     ldg_redis_closed_cb on_closed;
     void *closed_ud;
@@ -177,7 +181,7 @@ static void on_poll_closed(uv_handle_t *h)
 static void context_gone(struct link *l, redisAsyncContext *ac);
 
 /* hiredis is freeing the context: stop watching the fd now (hiredis closes it right after this
- * returns), and let the link react. Idempotent: 0.14 may call it twice. */
+ * returns), and let the link react. Idempotent (hiredis 1.x may call it twice). */
 static void ev_cleanup(void *p)
 {
     struct pollw *pw = p;
@@ -218,17 +222,17 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 /* ---- connection lifecycle --------------------------------------------------------------- */
 
-static void flush_pending(struct link *l)
+/* Drop the pub/sub confirmation entries of a dead context. Command entries (cb != NULL) are not
+ * ours to free: hiredis answers each of them with NULL while it frees the context. */
+static void drop_confirmations(struct link *l)
 {
-    struct ldg_list_node *n;
-    while ((n = ldg_list_pop_front(&l->pending))) {
-        struct pending *p = ldg_container_of(n, struct pending, node);
-        ldg_redis_cb cb = p->cb;
-        void *ud = p->ud;
-        free(p);
-        if (cb) {
-            l->errors++;
-            cb((struct ldg_redis *)l, NULL, ud);
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&l->pending, it, tmp)
+    {
+        struct pending *p = ldg_container_of(it, struct pending, node);
+        if (!p->cb) {
+            ldg_list_remove(&l->pending, it);
+            free(p);
         }
     }
 }
@@ -266,13 +270,12 @@ static void context_gone(struct link *l, redisAsyncContext *ac)
     }
     l->why[0] = '\0';
     if (was != ST_CLOSING) {
-        /* Set the state before running callbacks so that a callback that retries gets -ENOTCONN. */
-        uv_timer_stop(&l->timer);
+        /* With hiredis 1.x the NULL reply callbacks run after this: one that retries then gets
+         * -ENOTCONN from the state; with 0.14 it gets it from hiredis (REDIS_DISCONNECTING). */
         l->state = ST_WAIT_RETRY;
-    }
-    flush_pending(l);
-    if (l->state != ST_CLOSING)
         schedule_retry(l);
+    }
+    drop_confirmations(l);
 }
 
 /* Drop the current context (deadline, failed handshake, poll error). Safe from any callback:
@@ -468,6 +471,7 @@ static void maybe_free(struct link *l)
 {
     if (l->state != ST_CLOSING || l->handles || l->ac)
         return;
+    LDG_ASSERT(ldg_list_empty(&l->pending));
     ldg_redis_closed_cb cb = l->on_closed;
     void *ud = l->closed_ud;
     if (l->is_sub) {
@@ -503,7 +507,7 @@ static void link_close(struct link *l, ldg_redis_closed_cb on_closed, void *ud)
         redisAsyncFree(l->ac); /* pending callbacks get NULL, now or when the current one returns */
     }
     if (!l->ac)
-        flush_pending(l);
+        drop_confirmations(l);
 }
 
 /* ---- command connection ----------------------------------------------------------------- */
@@ -654,8 +658,9 @@ static struct chan *find_chan(const struct ldg_redis_sub *s, const char *name, s
     return NULL;
 }
 
-struct ldg_redis_sub *ldg_redis_sub_new(uv_loop_t *loop, const struct ldg_redis_cfg *cfg, const char *password,
-                                        const char *name, ldg_redis_msg_cb on_message, void *ud)
+struct ldg_redis_sub *ldg_redis_sub_new(uv_loop_t *loop, const struct ldg_redis_cfg *cfg,
+                                        const char *password, const char *name, ldg_redis_msg_cb on_message,
+                                        void *ud)
 {
     struct ldg_redis_sub *s = ldg_malloc(sizeof *s);
     LDG_ASSERT(on_message != NULL);

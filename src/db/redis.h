@@ -108,8 +108,9 @@ typedef void (*ldg_redis_msg_cb)(struct ldg_redis_sub *s, const char *channel, s
 
 /* Start connecting and return at once; never NULL. Same borrowing rules as ldg_redis_new. AUTH
  * is sent when configured (SELECT is not: channels are global). `ud` is passed to on_message. */
-struct ldg_redis_sub *ldg_redis_sub_new(uv_loop_t *loop, const struct ldg_redis_cfg *cfg, const char *password,
-                                        const char *name, ldg_redis_msg_cb on_message, void *ud);
+struct ldg_redis_sub *ldg_redis_sub_new(uv_loop_t *loop, const struct ldg_redis_cfg *cfg,
+                                        const char *password, const char *name, ldg_redis_msg_cb on_message,
+                                        void *ud);
 
 /* Add a channel (NUL-terminated, copied) to the set and subscribe it now if connected, or on
  * connect. Works while disconnected. Returns 0 (also when already in the set), -EINVAL for an

@@ -37,74 +37,9 @@ from pathlib import Path
 import pytest
 import requests
 
-try:
-    from ldg_servers import PgServer, RedisServer, free_port
-except ImportError:  # TEMPORARY stand-in until test/integration/ldg_servers.py lands; delete then.
-
-    def free_port():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    class PgServer:
-        def __init__(self, tmpdir):
-            self.dir = Path(tmpdir)
-            self.host = "127.0.0.1"
-            self.sockdir = str(self.dir)
-            self.port = None
-            self.bindir = next(d for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
-
-        def _run(self, *argv):
-            pre = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-            subprocess.run(pre + [str(self.bindir / argv[0]), *argv[1:]], check=True, cwd="/",
-                           stdout=subprocess.DEVNULL, timeout=120)
-
-        def start(self):
-            data = self.dir / "data"
-            if not data.exists():
-                if os.geteuid() == 0:
-                    shutil.chown(self.dir, "postgres", "postgres")
-                self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--nosync", "--locale=C")
-            self.port = self.port or free_port()
-            self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "pg.log"), "-w", "-o",
-                      f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} "
-                      "-c fsync=off", "start")
-
-        def stop(self):
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
-
-        def dsn(self, dbname):
-            return f"host={self.host} port={self.port} dbname={dbname} user=postgres"
-
-    class RedisServer:
-        def __init__(self, tmpdir):
-            self.dir = Path(tmpdir)
-            self.port = None
-            self.proc = None
-
-        def start(self):
-            self.port = self.port or free_port()
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.dir)],
-                stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
-            for _ in range(100):
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
-                        c.sendall(b"PING\r\n")
-                        if c.recv(16).startswith(b"+PONG"):
-                            return
-                except OSError:
-                    pass
-                time.sleep(0.1)
-            raise RuntimeError("redis-server did not start")
-
-        def stop(self):
-            self.proc.terminate()
-            self.proc.wait(10)
+from ldg_servers import PgServer, RedisServer, free_port, require
 
 ROOT = Path(__file__).resolve().parents[2]
-CI = os.environ.get("CI") == "true"
 TIMEOUT_MULT = float(os.environ.get("LDG_TEST_TIMEOUT_MULT") or 1)
 LEAVE = os.environ.get("LDG_TEST_LEAVE") == "1"
 CATLOG = os.environ.get("LDG_TEST_CATLOG") == "1"
@@ -116,15 +51,6 @@ SANITIZER_LINE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runti
 def scaled(seconds):
     """A timeout scaled by LDG_TEST_TIMEOUT_MULT."""
     return seconds * TIMEOUT_MULT
-
-
-def require(ok, what):
-    """Skip when a prerequisite is missing; under CI=true that is a failure, never a green skip."""
-    if ok:
-        return
-    if CI:
-        pytest.fail(f"{what} (CI=true: a missing prerequisite is a failure)", pytrace=False)
-    pytest.skip(what)
 
 
 def tail(text, lines=40):
@@ -208,34 +134,20 @@ def session_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _pg_bindir():
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (d / "initdb").exists():
-            return d
-    return None
-
-
 @pytest.fixture(scope="session")
 def pg(session_dir):
-    require(_pg_bindir() is not None or shutil.which("initdb"), "PostgreSQL server (initdb) not installed")
-    d = session_dir / "pg"
-    d.mkdir()
-    d.chmod(0o755)
-    srv = PgServer(str(d))
+    srv = PgServer(str(session_dir / "pg"))
     srv.start()
     yield srv
-    srv.stop()
+    srv.cleanup()
 
 
 @pytest.fixture(scope="session")
 def redis(session_dir):
-    require(shutil.which("redis-server"), "redis-server not installed")
-    d = session_dir / "redis"
-    d.mkdir()
-    srv = RedisServer(str(d))
+    srv = RedisServer(str(session_dir / "redis"))
     srv.start()
     yield srv
-    srv.stop()
+    srv.cleanup()
 
 
 @pytest.fixture(scope="session")

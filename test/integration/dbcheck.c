@@ -167,17 +167,19 @@ static void free_cfg(const char *section, const struct ldg_cfg_key *keys, void *
 static void load_redis(struct ldg_redis_cfg *c, const char *extra)
 {
     memset(c, 0, sizeof *c);
-    load_cfg("redis", ldg_redis_cfg_keys, c, "host = %s\nport = %d\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n%s",
-             opt.host, opt.port, extra);
+    load_cfg("redis", ldg_redis_cfg_keys, c,
+             "host = %s\nport = %d\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n%s", opt.host, opt.port,
+             extra);
 }
 
 static void load_pg(struct ldg_pg_cfg *c, const char *dbname, const char *extra)
 {
     memset(c, 0, sizeof *c);
     bool own_backoff = strstr(extra, "reconnect_") != NULL;
-    load_cfg("pg_logs", ldg_pg_logs_cfg_keys, c, "host = %s\nport = %d\nuser = %s\ndbname = %s\nconnect_timeout_ms = 3000\n%s%s",
-             opt.host, opt.port, opt.user, dbname, own_backoff ? "" : "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n",
-             extra);
+    load_cfg("pg_logs", ldg_pg_logs_cfg_keys, c,
+             "host = %s\nport = %d\nuser = %s\ndbname = %s\nconnect_timeout_ms = 3000\n%s%s", opt.host,
+             opt.port, opt.user, dbname,
+             own_backoff ? "" : "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n", extra);
 }
 
 /* ---- Redis helpers --------------------------------------------------------------------------- */
@@ -355,6 +357,10 @@ static int sc_redis_auth_fail(void)
     return 0;
 }
 
+static void on_sub_msg(struct ldg_redis_sub *s, const char *ch, size_t chlen, const char *msg, size_t msglen,
+                       void *ud);
+static long long publish(struct ldg_redis *r, const char *ch, const char *msg);
+
 static int sc_redis_timeout(void)
 {
     struct ldg_redis_cfg cfg;
@@ -374,6 +380,38 @@ static int sc_redis_timeout(void)
     uint64_t t1 = now_ms();
     CHECK(redis_ping_until_ok(r, 15000, NULL), "no recovery");
     say("RECOVERED after_ms=%llu", (unsigned long long)(now_ms() - t1));
+    close_redis(r);
+    free_cfg("redis", ldg_redis_cfg_keys, &cfg);
+    finish();
+    return 0;
+}
+
+/* A SUBSCRIBE confirmation that does not come within command_timeout_ms drops the pub/sub
+ * connection too; the channel set survives and is subscribed once the server answers again. */
+static int sc_redis_sub_timeout(void)
+{
+    struct ldg_redis_cfg cfg;
+    load_redis(&cfg, "command_timeout_ms = 500\n");
+    struct ldg_redis *r = ldg_redis_new(&loop, &cfg, opt.password, "pub");
+    struct ldg_redis_sub *s = ldg_redis_sub_new(&loop, &cfg, opt.password, "sub", on_sub_msg, NULL);
+    CHECK(RUN_UNTIL(ldg_redis_connected(r) && ldg_redis_sub_connected(s), 5000));
+    struct rres a = {0};
+    CHECK(RCMD(r, &a, "DEBUG SLEEP %d", 2) == 0);
+    sleep_loop(100);
+    CHECK(ldg_redis_sub_subscribe(s, "dbc:t") == 0);
+    CHECK(RUN_UNTIL(ldg_redis_sub_errors(s) >= 1, 3000), "confirmation deadline not enforced");
+    say("SUB_CONFIRM_TIMEOUT ok");
+    uint64_t dl = now_ms() + 15000;
+    long long n = 0;
+    while (n != 1 && now_ms() < dl) {
+        n = publish(r, "dbc:t", "late");
+        sleep_loop(100);
+    }
+    CHECK(n == 1, "dbc:t not subscribed after the server recovered");
+    say("SUB_RECOVERED ok");
+    bool closed = false;
+    ldg_redis_sub_close(s, on_closed_flag, &closed);
+    CHECK(RUN_UNTIL(closed, 5000));
     close_redis(r);
     free_cfg("redis", ldg_redis_cfg_keys, &cfg);
     finish();
@@ -408,8 +446,8 @@ struct subst {
     int msgs;
     char last[128];
     char lastch[64];
-    int after;  /* messages whose payload starts with "after-" */
-    int on_c;   /* messages on dbc:c */
+    int after; /* messages whose payload starts with "after-" */
+    int on_c;  /* messages on dbc:c */
 };
 
 static void on_sub_msg(struct ldg_redis_sub *s, const char *ch, size_t chlen, const char *msg, size_t msglen,
@@ -417,6 +455,8 @@ static void on_sub_msg(struct ldg_redis_sub *s, const char *ch, size_t chlen, co
 {
     (void)s;
     struct subst *st = ud;
+    if (!st)
+        return;
     CHECK(!in_call);
     st->msgs++;
     snprintf(st->lastch, sizeof st->lastch, "%.*s", (int)chlen, ch);
@@ -571,7 +611,8 @@ static void on_pres(PGresult *res, void *ud)
 
 static int pq_rc;
 #define PQRY(pool, x, sql, n, params)                                                                        \
-    (in_call = true, pq_rc = ldg_pgpool_query((pool), (sql), (n), (params), on_pres, (x)), in_call = false, pq_rc)
+    (in_call = true, pq_rc = ldg_pgpool_query((pool), (sql), (n), (params), on_pres, (x)), in_call = false,  \
+     pq_rc)
 #define CQRY(conn, x, sql, n, params)                                                                        \
     (in_call = true, pq_rc = ldg_pg_query((conn), (sql), (n), (params), on_pres, (x)), in_call = false, pq_rc)
 
@@ -681,12 +722,14 @@ static int sc_pg_query(void)
     say("PARAMS ok");
 
     x = pool_sync(p, "SELECT 1/0", 0, NULL);
-    CHECK(!x.ok && x.code == -EIO && strcmp(x.sqlstate, "22012") == 0, "code=%d state=%s", x.code, x.sqlstate);
+    CHECK(!x.ok && x.code == -EIO && strcmp(x.sqlstate, "22012") == 0, "code=%d state=%s", x.code,
+          x.sqlstate);
     say("SERVER_ERROR ok sqlstate=%s", x.sqlstate);
 
     uint64_t t0 = now_ms();
     x = pool_sync(p, "SELECT pg_sleep(3)", 0, NULL);
-    CHECK(!x.ok && x.code == -EIO && strcmp(x.sqlstate, "57014") == 0, "code=%d state=%s", x.code, x.sqlstate);
+    CHECK(!x.ok && x.code == -EIO && strcmp(x.sqlstate, "57014") == 0, "code=%d state=%s", x.code,
+          x.sqlstate);
     CHECK(now_ms() - t0 < 2500);
     say("STATEMENT_TIMEOUT ok");
 
@@ -733,7 +776,8 @@ static int sc_pg_query(void)
     say("KEEP_RESULT ok");
     ldg_pgpool_release(p, c);
 
-    CHECK(ldg_pgpool_errors(p) == 0, "server errors must not count: %llu", (unsigned long long)ldg_pgpool_errors(p));
+    CHECK(ldg_pgpool_errors(p) == 0, "server errors must not count: %llu",
+          (unsigned long long)ldg_pgpool_errors(p));
     struct ldg_pgpool_stats stats;
     ldg_pgpool_stats(p, &stats);
     CHECK(stats.idle >= 1 && stats.lent == 0 && stats.waiters == 0 && !stats.down);
@@ -781,7 +825,8 @@ static int sc_pg_pipeline(void)
     in_call = false;
     CHECK(RUN_UNTIL(r[4].done, 5000));
     for (int i = 0; i < 5; i++)
-        CHECK(r[i].ok && (i == 0 || r[i].seq == r[i - 1].seq + 1), "i=%d code=%d msg=%s", i, r[i].code, r[i].msg);
+        CHECK(r[i].ok && (i == 0 || r[i].seq == r[i - 1].seq + 1), "i=%d code=%d msg=%s", i, r[i].code,
+              r[i].msg);
     CHECK(strcmp(r[1].cmdtuples, "3") == 0 && strcmp(r[2].v0, "12") == 0 && strcmp(r[3].v0, "12") == 0 &&
           strcmp(r[4].v0, "3") == 0);
     say("PIPELINE ok in_order=5");
@@ -888,8 +933,13 @@ static int sc_pg_restart_mid_query(void)
     struct ldg_pg_cfg cfg;
     load_pg(&cfg, opt.dbname, "pool_size = 2\nstatement_timeout_ms = 30000\n");
     struct ldg_pgpool *p = ldg_pgpool_new(&loop, &cfg, opt.password, "restart");
-    struct pres x = pool_sync(p, "SELECT 1", 0, NULL);
-    CHECK(x.ok);
+    struct pres w1 = {0}, w2 = {0};
+    CHECK(PQRY(p, &w1, "SELECT pg_sleep(0.1)", 0, NULL) == 0);
+    CHECK(PQRY(p, &w2, "SELECT pg_sleep(0.1)", 0, NULL) == 0);
+    CHECK(RUN_UNTIL(w1.done && w2.done, 10000) && w1.ok && w2.ok);
+    struct ldg_pgpool_stats stats;
+    ldg_pgpool_stats(p, &stats);
+    CHECK(stats.idle == 2, "idle=%zu", stats.idle); /* one stays idle and breaks in the restart */
     struct pres sl = {0};
     uint64_t t0 = now_ms();
     CHECK(PQRY(p, &sl, "SELECT pg_sleep(5)", 0, NULL) == 0);
@@ -901,6 +951,49 @@ static int sc_pg_restart_mid_query(void)
         (unsigned long long)(sl.at - t0));
     pg_recover(p, 30000);
     CHECK(ldg_pgpool_errors(p) >= 1);
+    ldg_pgpool_stats(p, &stats);
+    CHECK(stats.closing == 0 && stats.lent == 0 && !stats.down);
+    close_pool(p);
+    free_cfg("pg_logs", ldg_pg_logs_cfg_keys, &cfg);
+    finish();
+    return 0;
+}
+
+/* The server cannot enforce statement_timeout when its backend is frozen (the test SIGSTOPs it):
+ * the client deadline (statement_timeout_ms + margin) must fire and drop the connection. */
+static int sc_pg_deadline(void)
+{
+    struct ldg_pg_cfg cfg;
+    load_pg(&cfg, opt.dbname, "pool_size = 2\nstatement_timeout_ms = 500\n");
+    struct ldg_pgpool *p = ldg_pgpool_new(&loop, &cfg, opt.password, "deadline");
+    struct pres x = pool_sync(p, "SELECT 1", 0, NULL);
+    CHECK(x.ok);
+    struct pres st = {0};
+    uint64_t t0 = now_ms();
+    CHECK(PQRY(p, &st, "SELECT 'dbcheck-freeze-me', pg_sleep(0.3)", 0, NULL) == 0);
+    say("READY");
+    CHECK(RUN_UNTIL(st.done, 20000));
+    uint64_t took = st.at - t0;
+    CHECK(!st.ok && st.code == -ETIMEDOUT, "code=%d state=%s msg=%s", st.code, st.sqlstate, st.msg);
+    CHECK(took >= 2000 && took < 6000, "deadline after %llu ms", (unsigned long long)took);
+    CHECK(ldg_pgpool_errors(p) >= 1);
+    say("DEADLINE ok after_ms=%llu", (unsigned long long)took);
+    x = pool_sync(p, "SELECT 2", 0, NULL);
+    CHECK(x.ok && strcmp(x.v0, "2") == 0, "code=%d msg=%s", x.code, x.msg);
+    say("AFTER_DEADLINE ok");
+
+    /* Closing a pool whose only connection is still connecting, with a caller waiting. */
+    struct ldg_pgpool *p2 = ldg_pgpool_new(&loop, &cfg, opt.password, "close-connecting");
+    struct pres cq = {0};
+    CHECK(PQRY(p2, &cq, "SELECT 1", 0, NULL) == 0);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the pump runs and starts a connection */
+    struct ldg_pgpool_stats stats;
+    ldg_pgpool_stats(p2, &stats);
+    say("CLOSE_CONNECTING connecting=%zu", stats.connecting);
+    bool closed = false;
+    ldg_pgpool_close(p2, on_closed_flag, &closed);
+    CHECK(cq.done && cq.code == -ECANCELED, "code=%d", cq.code);
+    CHECK(RUN_UNTIL(closed, 5000));
     close_pool(p);
     free_cfg("pg_logs", ldg_pg_logs_cfg_keys, &cfg);
     finish();
@@ -1223,14 +1316,15 @@ static int sc_migrate(void)
     CHECK(run_migrations(auth_db, logs_db) == 0);
     char *a2 = migrations_snapshot(auth_db), *l2 = migrations_snapshot(logs_db);
     CHECK(strcmp(a1, a2) == 0 && strcmp(l1, l2) == 0, "second run changed schema_migrations");
-    CHECK(strncmp(a1, "1:0001_init@", 12) == 0 && strncmp(l1, "1:0001_init@", 12) == 0, "auth=%s logs=%s", a1, l1);
+    CHECK(strncmp(a1, "1:0001_init@", 12) == 0 && strncmp(l1, "1:0001_init@", 12) == 0, "auth=%s logs=%s", a1,
+          l1);
     say("SECOND_RUN_NOOP ok");
     free(a1), free(a2), free(l1), free(l2);
 
-    static const char *const auth_tables[] = {"accounts", "projects", "api_keys", "daily_usage", "user_dashboards",
-                                              NULL};
-    static const char *const logs_tables[] = {"logs", "error_groups", "aggregated_metrics", "logs_2025_01",
-                                              "logs_2026_01", NULL};
+    static const char *const auth_tables[] = {"accounts",    "projects",        "api_keys",
+                                              "daily_usage", "user_dashboards", NULL};
+    static const char *const logs_tables[] = {"logs",         "error_groups", "aggregated_metrics",
+                                              "logs_2025_01", "logs_2026_01", NULL};
     check_tables(auth_db, auth_tables);
     check_tables(logs_db, logs_tables);
     PGconn *conn = connect_db(logs_db);
@@ -1240,18 +1334,22 @@ static int sc_migrate(void)
     v = scalar(conn, "SELECT to_regclass(logs_ensure_partition(now())) IS NOT NULL");
     CHECK(strcmp(v, "t") == 0, "no partition for the current month");
     free(v);
-    v = scalar(conn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' "
-                     "AND (indexdef ILIKE '%USING gin%' OR indexdef ILIKE '%trgm%' OR indexdef ILIKE '%tsvector%')");
+    v = scalar(
+        conn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' "
+              "AND (indexdef ILIKE '%USING gin%' OR indexdef ILIKE '%trgm%' OR indexdef ILIKE '%tsvector%')");
     CHECK(strcmp(v, "0") == 0, "search index on logs");
     free(v);
-    v = scalar(conn, "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'logs'");
+    v = scalar(
+        conn,
+        "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'logs'");
     CHECK(strcmp(v, "idx_logs_project_timestamp,idx_logs_timestamp,logs_pkey") == 0, "logs indexes: %s", v);
     free(v);
     PGresult *r = PQexec(conn, "INSERT INTO logs (project_id, timestamp, level, log_type) "
                                "VALUES (1, now(), 'info', 'logger')");
     CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
     PQclear(r);
-    r = PQexec(conn, "INSERT INTO logs (project_id, timestamp, level, log_type) VALUES (1, now(), 'nope', 'x')");
+    r = PQexec(conn,
+               "INSERT INTO logs (project_id, timestamp, level, log_type) VALUES (1, now(), 'nope', 'x')");
     CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR &&
           strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514") == 0);
     PQclear(r);
@@ -1277,6 +1375,7 @@ static const struct {
     {"redis-basic", sc_redis_basic},
     {"redis-auth-fail", sc_redis_auth_fail},
     {"redis-timeout", sc_redis_timeout},
+    {"redis-sub-timeout", sc_redis_sub_timeout},
     {"redis-reconnect", sc_redis_reconnect},
     {"redis-sub", sc_redis_sub},
     {"redis-down", sc_redis_down},
@@ -1284,6 +1383,7 @@ static const struct {
     {"pg-pipeline", sc_pg_pipeline},
     {"pg-waiters-bound", sc_pg_waiters_bound},
     {"pg-restart-mid-query", sc_pg_restart_mid_query},
+    {"pg-deadline", sc_pg_deadline},
     {"pg-copy", sc_pg_copy},
     {"pg-copy-restart", sc_pg_copy_restart},
     {"pg-down", sc_pg_down},
@@ -1293,8 +1393,9 @@ static const struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: dbcheck SCENARIO [--host H] [--port P] [--user U] [--dbname D] [--password-file F]\n"
-                    "                        [--schema-dir DIR] [--prefix NAME]\nscenarios:");
+    fprintf(stderr,
+            "usage: dbcheck SCENARIO [--host H] [--port P] [--user U] [--dbname D] [--password-file F]\n"
+            "                        [--schema-dir DIR] [--prefix NAME]\nscenarios:");
     for (size_t i = 0; i < LDG_ARRAY_SIZE(scenarios); i++)
         fprintf(stderr, " %s", scenarios[i].name);
     fputc('\n', stderr);
@@ -1303,10 +1404,10 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},       {"port", required_argument, NULL, 'p'},
-        {"user", required_argument, NULL, 'u'},       {"dbname", required_argument, NULL, 'd'},
+        {"host", required_argument, NULL, 'H'},          {"port", required_argument, NULL, 'p'},
+        {"user", required_argument, NULL, 'u'},          {"dbname", required_argument, NULL, 'd'},
         {"password-file", required_argument, NULL, 'w'}, {"schema-dir", required_argument, NULL, 's'},
-        {"prefix", required_argument, NULL, 'x'},     {NULL, 0, NULL, 0},
+        {"prefix", required_argument, NULL, 'x'},        {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
         usage();

@@ -45,10 +45,15 @@ class RawConn:
     """One client connection. ``response()`` reads exactly one response; ``wait_closed()`` waits
     for the server to close.  Bytes read past a response stay buffered for the next call."""
 
-    def __init__(self, port, host="127.0.0.1", rcvbuf=None):
+    def __init__(self, port, host="127.0.0.1", rcvbuf=None, maxseg=None):
+        """``rcvbuf`` and ``maxseg`` (set before connecting) keep the kernel from buffering much
+        of a response the test does not read: a small MSS also keeps the server's send buffer
+        from growing to megabytes on loopback."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if maxseg:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, maxseg)
         self.sock.settimeout(scaled(5))
         self.sock.connect((host, port))
         self.buf = b""

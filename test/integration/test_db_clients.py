@@ -11,6 +11,7 @@ Env: LDG_DBCHECK (default build/debug/test/integration/dbcheck), LDG_TEST_TIMEOU
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -189,6 +190,11 @@ def test_redis_command_timeout_drops_and_reconnects(dbcheck_bin, redis_srv):
     s.line("RECOVERED")
 
 
+def test_redis_subscribe_confirmation_timeout(dbcheck_bin, redis_srv):
+    s = run(dbcheck_bin, "redis-sub-timeout", "--port", redis_srv.port)
+    s.line("SUB_RECOVERED ok")
+
+
 def test_redis_killed_pending_null_then_reconnect(dbcheck_bin, redis_srv):
     s = Scenario(dbcheck_bin, "redis-reconnect", "--port", redis_srv.port)
     s.wait_for("READY")
@@ -268,6 +274,30 @@ def test_pg_server_restart_mid_copy(dbcheck_bin, pg, how):
     s.finish()
     s.line("COPY_ERROR ok")
     s.line("COPY_OK rows=1000")
+
+
+def backend_pids(pg, pattern):
+    import psycopg
+
+    with psycopg.connect(pg.dsn("postgres"), autocommit=True) as c:
+        return [r[0] for r in c.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query ILIKE %s AND pid <> pg_backend_pid()", (pattern,))]
+
+
+def test_pg_client_deadline_when_server_freezes(dbcheck_bin, pg):
+    s = Scenario(dbcheck_bin, "pg-deadline", *pg_args(pg))
+    s.wait_for("READY")
+    wait_activity(pg, "%dbcheck-freeze-me%")
+    pids = backend_pids(pg, "%dbcheck-freeze-me%")
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        s.wait_for("DEADLINE ok", timeout=20)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    s.finish()
+    s.line("AFTER_DEADLINE ok")
 
 
 def test_pg_down_fails_fast(dbcheck_bin):

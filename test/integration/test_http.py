@@ -228,6 +228,36 @@ def test_pipelined_requests_split_at_every_byte(srv):
         assert [c.response().status for _ in range(3)] == [200, 200, 200]
 
 
+def test_large_body_pipelined_behind_a_slow_request(srv):
+    # More than the pipelining buffer arrives while the first request is still being handled:
+    # the server stops reading, then resumes and parses the rest once it has answered.
+    s = srv()
+    body = bytes(range(256)) * 4096  # 1 MiB
+    with RawConn(s.port) as c:
+        c.send(request("GET", "/_debug/sleep?ms=300", {"X-Request-ID": "b1"}))
+        c.send(request("POST", "/_debug/sleep?ms=0", {"X-Request-ID": "b2"}, body=body))
+        c.send(request("GET", "/health", {"X-Request-ID": "b3"}))
+        got = [c.response(timeout=10) for _ in range(3)]
+        assert [(r.status, r.header("x-request-id")) for r in got] == [(200, "b1"), (200, "b2"), (200, "b3")]
+
+
+def test_many_concurrent_connections(srv):
+    s = srv(workers=2)
+    conns = [RawConn(s.port) for _ in range(200)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(request("GET", "/health" if i % 3 else "/_debug/sleep?ms=50", {"X-Request-ID": f"c{i}"}))
+        for i, c in enumerate(conns):
+            r = c.response(timeout=10)
+            assert r.status == 200 and r.header("x-request-id") == f"c{i}"
+        for i, c in enumerate(conns):
+            c.send(request("GET", "/nope"))
+        assert all(c.response(timeout=10).status == 404 for c in conns)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_pipelined_requests_before_a_half_close_are_all_answered(srv):
     # The client sends its requests and shuts down its write side (printf ... | nc -N): every
     # request already sent must still be answered before the server closes.
@@ -815,6 +845,14 @@ def test_access_log_lines(srv):
     assert re.search(r"(^|\s)worker=0(\s|$)", first) and re.search(r"(^|\s)level=info(\s|$)", first), first
     second = next(l for l in got if "rid=acc-2" in l)
     assert 'method=POST path="/nope" status=404' in second, second
+
+
+def test_access_log_quotes_the_path(srv):
+    s = srv(log={"access_log": True})
+    exchange(s.port, request("GET", '/a"b\\c?q=1', {"X-Request-ID": "acc-q"}))
+    line = wait_until(lambda: next((l for l in s.log_text().splitlines() if "rid=acc-q" in l), None), 3,
+                      what="the access line")
+    assert 'path="/a\\"b\\\\c" status=404' in line, line
 
 
 def test_access_log_is_off_by_default(srv):

@@ -198,6 +198,7 @@ def test_second_signal_exits_at_once_with_1(srv):
 
 def test_drain_with_two_workers(srv):
     s = srv(workers=2)
+    wait_log(s, r"with 2 worker\(s\)")
     conns = []
     try:
         for _ in range(8):
@@ -227,7 +228,7 @@ def test_drain_with_two_workers(srv):
 
 def test_two_workers_share_the_port(srv):
     s = srv(workers=2, log={"access_log": True})
-    assert "with 2 worker(s)" in s.log_text()
+    wait_log(s, r"with 2 worker\(s\)")
     before = get_metrics(s.port)
     n = 64
     for i in range(n):  # a fresh connection each: the kernel spreads them over both listeners
@@ -311,7 +312,7 @@ def test_metrics_latency_histogram(srv):
     assert total == metric(samples, "ledger_http_requests_total", worker=0)
     le = dict(buckets)
     assert le["0.5"] - le["0.25"] >= 1  # the 300 ms request
-    assert metric(samples, "ledger_http_request_duration_seconds_sum", worker=0) >= 0.3
+    assert metric(samples, "ledger_http_request_duration_seconds_sum", worker=0) >= 0.29  # loop-clock slack
 
 
 def test_metrics_connection_gauge_and_counters(srv):
@@ -496,3 +497,41 @@ def test_port_in_use_exits_1(ledgerd_bin, tmp_path, pg, redis):
     text = log.read_text()
     assert re.search(r"level=error .*cannot listen", text), text
     assert "Sanitizer" not in text
+
+
+def _kernel_queued(conn, server_port):
+    """Bytes of the response sitting in kernel buffers: the server socket's send queue plus our
+    receive queue (from /proc/net/tcp, IPv4 loopback)."""
+    import fcntl
+    import termios
+    inq = int.from_bytes(fcntl.ioctl(conn.sock, termios.FIONREAD, b"\0\0\0\0"), "little")
+    local = conn.sock.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1].endswith(f":{server_port:04X}") and fields[2].endswith(f":{local:04X}"):
+                return inq + int(fields[4].split(":")[0], 16)
+    raise AssertionError("server side of the connection not found in /proc/net/tcp")
+
+
+def test_response_being_written_when_drain_starts_then_closes(srv):
+    # The response was queued (keep-alive) before SIGTERM, but the client reads it slowly: once
+    # it is written the connection must close instead of idling until drain_timeout_ms. With 256
+    # workers /metrics is ~400 kB, more than the kernel buffers while the client does not read
+    # (a small receive buffer and MSS keep the server's send buffer from growing).
+    s = srv(workers=256, server={"drain_timeout_ms": 8000})
+    wait_log(s, r"with 256 worker\(s\)")  # /health answers as soon as the first worker runs
+    with RawConn(s.port, rcvbuf=4096, maxseg=536) as c:
+        c.send(request("GET", "/metrics"))
+        time.sleep(0.3)
+        assert _kernel_queued(c, s.port) < 300000, "the whole response fit in kernel buffers"
+        s.send_signal(signal.SIGTERM)
+        wait_until(lambda: s.log_text().count("draining:") == 256, 3, what="every worker draining")
+        t0 = time.monotonic()
+        r = c.response()
+        assert r.status == 200 and len(r.body) > 350000
+        assert r.header("connection") == "keep-alive"  # answered before the drain began
+        assert c.wait_closed(2)
+    assert wait_exit(s, 2) == 0
+    assert time.monotonic() - t0 < scaled(2)
+    assert "drain deadline passed" not in s.log_text()
