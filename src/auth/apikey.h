@@ -43,7 +43,7 @@ bool ldg_apikey_looks_valid(const char *s, size_t n);
 
 /* Write base64url (no padding) of `nbytes_random` fresh random bytes into out, which must hold
  * LDG_B64URL_LEN(nbytes_random) + 1 bytes; NUL-terminated. For session ids and refresh tokens
- * (use at least 16 bytes, 32 for refresh tokens). Returns 0 or -EIO (out is then ""). */
+ * (use at least 16 bytes, 32 for refresh tokens; at most 256). Returns 0 or -EIO (out is then ""). */
 int ldg_random_token(char *out, size_t nbytes_random) LDG_MUSTCHECK;
 
 /* Lowercase hex SHA-256 of data[0..len) into out (65 bytes, NUL-terminated). */
@@ -56,6 +56,7 @@ size_t ldg_base64url_encode(const void *in, size_t n, char *out);
 /* Decode base64url without padding (strict: no '=', no whitespace, no other alphabet, unused low
  * bits must be zero, length % 4 != 1). Writes at most `cap` bytes to out.
  * Returns 0 and *outlen, or -EINVAL (not canonical base64url), -ENOSPC (cap too small). */
-int ldg_base64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen) LDG_MUSTCHECK;
+int ldg_base64url_decode(const char *in, size_t n, unsigned char *out, size_t cap,
+                         size_t *outlen) LDG_MUSTCHECK;
 
 #endif

@@ -18,8 +18,8 @@
 #include "auth/apikey.h"
 #include "core/json.h"
 
-#define SIG_LEN 32             /* HMAC-SHA256 */
-#define HEADER_MAX 256         /* decoded header bytes; ours is 27 */
+#define SIG_LEN 32     /* HMAC-SHA256 */
+#define HEADER_MAX 256 /* decoded header bytes; ours is 27 */
 #define PAYLOAD_MAX (LDG_JWT_MAX_TOKEN / 4 * 3)
 
 static const char header_json[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
@@ -54,7 +54,8 @@ static bool claims_ok(const struct ldg_jwt_claims *c)
 {
     size_t chars;
     size_t elen = strnlen(c->email, sizeof c->email);
-    if (elen == sizeof c->email || ldg_utf8_count(c->email, elen, &chars) < 0 || chars > LDG_JWT_EMAIL_MAX_CHARS)
+    if (elen == sizeof c->email || ldg_utf8_count(c->email, elen, &chars) < 0 ||
+        chars > LDG_JWT_EMAIL_MAX_CHARS)
         return false;
     size_t sidlen = strnlen(c->sid, sizeof c->sid);
     if (sidlen == 0 || sidlen > LDG_JWT_ID_MAX)
@@ -64,7 +65,8 @@ static bool claims_ok(const struct ldg_jwt_claims *c)
     return c->sub >= 0 && ldg_jwt_type_name(c->type) != NULL;
 }
 
-int ldg_jwt_sign(const unsigned char *secret, size_t slen, const struct ldg_jwt_claims *c, struct ldg_buf *out)
+int ldg_jwt_sign(const unsigned char *secret, size_t slen, const struct ldg_jwt_claims *c,
+                 struct ldg_buf *out)
 {
     if (!secret || !slen || !claims_ok(c))
         return -EINVAL;
@@ -222,13 +224,14 @@ int ldg_jwt_verify(const unsigned char *secret, size_t slen, const char *token, 
 
     char header[HEADER_MAX];
     size_t hlen;
-    if (ldg_base64url_decode(token, (size_t)(d1 - token), (unsigned char *)header, sizeof header, &hlen) < 0 ||
-        !header_ok(header, hlen))
+    int r = ldg_base64url_decode(token, (size_t)(d1 - token), (unsigned char *)header, sizeof header, &hlen);
+    if (r < 0 || !header_ok(header, hlen))
         return -EINVAL;
 
     unsigned char sig[SIG_LEN], want[SIG_LEN];
     size_t siglen;
-    if (ldg_base64url_decode(d2 + 1, (size_t)(end - (d2 + 1)), sig, sizeof sig, &siglen) < 0 || siglen != SIG_LEN)
+    if (ldg_base64url_decode(d2 + 1, (size_t)(end - (d2 + 1)), sig, sizeof sig, &siglen) < 0 ||
+        siglen != SIG_LEN)
         return -EINVAL;
     if (!hmac_sha256(secret, slen, token, (size_t)(d2 - token), want))
         return -EINVAL;
@@ -237,7 +240,8 @@ int ldg_jwt_verify(const unsigned char *secret, size_t slen, const char *token, 
 
     char payload[PAYLOAD_MAX];
     size_t plen;
-    if (ldg_base64url_decode(d1 + 1, (size_t)(d2 - (d1 + 1)), (unsigned char *)payload, sizeof payload, &plen) < 0)
+    if (ldg_base64url_decode(d1 + 1, (size_t)(d2 - (d1 + 1)), (unsigned char *)payload, sizeof payload,
+                             &plen) < 0)
         return -EINVAL;
     cJSON *p = ldg_json_parse(payload, plen);
     bool ok = p && read_claims(p, out);

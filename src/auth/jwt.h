@@ -22,7 +22,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-#define LDG_JWT_MAX_TOKEN 4096     /* bytes */
+#define LDG_JWT_MAX_TOKEN 4096      /* bytes */
 #define LDG_JWT_EMAIL_MAX_CHARS 255 /* code points */
 #define LDG_JWT_ID_MAX 64           /* bytes of sid / jti */
 
@@ -32,13 +32,13 @@ enum ldg_jwt_type {
 };
 
 struct ldg_jwt_claims {
-    int64_t sub;                                   /* account id, >= 0 */
-    char email[LDG_JWT_EMAIL_MAX_CHARS * 4 + 1];   /* UTF-8, NUL-terminated */
+    int64_t sub;                                 /* account id, >= 0 */
+    char email[LDG_JWT_EMAIL_MAX_CHARS * 4 + 1]; /* UTF-8, NUL-terminated */
     enum ldg_jwt_type type;
-    char sid[LDG_JWT_ID_MAX + 1];                  /* session id, non-empty, NUL-terminated */
-    int64_t iat;                                   /* issued at, Unix seconds */
-    int64_t exp;                                   /* expires at, Unix seconds */
-    char jti[LDG_JWT_ID_MAX + 1];                  /* token id; "" = absent (not emitted) */
+    char sid[LDG_JWT_ID_MAX + 1]; /* session id, non-empty, NUL-terminated */
+    int64_t iat;                  /* issued at, Unix seconds */
+    int64_t exp;                  /* expires at, Unix seconds */
+    char jti[LDG_JWT_ID_MAX + 1]; /* token id; "" = absent (not emitted) */
 };
 
 /* "access" / "refresh"; NULL for anything else. Static storage. */

@@ -157,7 +157,8 @@ int ldg_password_verify_sync(const char *pw, const char *encoded)
         return -EINVAL;
     if (strncmp(encoded, "$argon2id$", 10) == 0)
         return verify_argon2id(pw, pwlen, encoded);
-    if (strncmp(encoded, "$2b$", 4) == 0 || strncmp(encoded, "$2a$", 4) == 0 || strncmp(encoded, "$2y$", 4) == 0)
+    if (strncmp(encoded, "$2b$", 4) == 0 || strncmp(encoded, "$2a$", 4) == 0 ||
+        strncmp(encoded, "$2y$", 4) == 0)
         return verify_bcrypt(pw, encoded);
     return -EINVAL;
 }
@@ -167,14 +168,14 @@ int ldg_password_verify_sync(const char *pw, const char *encoded)
 enum job_kind { JOB_HASH, JOB_VERIFY, JOB_DUMMY };
 
 struct job {
-    uv_work_t work;             /* work.data unused; container_of */
-    struct ldg_list_node node;  /* on pool->queued or pool->running */
+    uv_work_t work;                 /* work.data unused; container_of */
+    struct ldg_list_node node;      /* on pool->queued or pool->running */
     struct ldg_password_pool *pool; /* borrowed */
     enum job_kind kind;
-    char *pw;                   /* owned; wiped before free */
+    char *pw; /* owned; wiped before free */
     size_t pwlen;
-    char *encoded;              /* owned (verify), NULL for hash; dummy points at static storage */
-    int result;                 /* written on the pool thread, read in on_after_work */
+    char *encoded;                    /* owned (verify), NULL for hash; dummy points at static storage */
+    int result;                       /* written on the pool thread, read in on_after_work */
     char hash[LDG_PASSWORD_HASH_MAX]; /* hash output */
     ldg_password_cb cb;
     void *ud;
@@ -186,7 +187,7 @@ struct ldg_password_pool {
     struct ldg_list queued;  /* struct job, FIFO */
     struct ldg_list running; /* struct job submitted with uv_queue_work */
     uint64_t rejected;
-    unsigned dispatching;    /* user callbacks on the stack: freeing is deferred until 0 */
+    unsigned dispatching; /* user callbacks on the stack: freeing is deferred until 0 */
     bool closing;
     ldg_password_closed_cb on_closed;
     void *closed_ud;

@@ -76,7 +76,8 @@ struct ldg_password_pool *ldg_password_pool_new(uv_loop_t *loop, unsigned max_in
 /* Submit a hash of `pw` (copied; the copy is wiped after use). Returns 0 and cb runs exactly once
  * later, or without callback: -EAGAIN (queue full: answer 429/503), -ECANCELED (pool closing),
  * -EINVAL (pw NULL or too long). */
-int ldg_password_hash(struct ldg_password_pool *p, const char *pw, ldg_password_cb cb, void *ud) LDG_MUSTCHECK;
+int ldg_password_hash(struct ldg_password_pool *p, const char *pw, ldg_password_cb cb,
+                      void *ud) LDG_MUSTCHECK;
 
 /* Submit a verify of `pw` against `encoded` (both copied; the password copy is wiped after use).
  * Same return codes and callback rule as ldg_password_hash; -EINVAL also for encoded NULL or

@@ -375,15 +375,17 @@ int ldg_json_get_string(const cJSON *obj, const char *name, bool required, size_
     if (ldg_utf8_count(it->valuestring, strlen(it->valuestring), &n) < 0)
         return fail(err, errlen, "Field '%s' must be valid UTF-8", name);
     if (n < min_chars)
-        return fail(err, errlen, "Field '%s' must be at least %zu character%s", name, min_chars, plural(min_chars));
+        return fail(err, errlen, "Field '%s' must be at least %zu character%s", name, min_chars,
+                    plural(min_chars));
     if (max_chars && n > max_chars)
-        return fail(err, errlen, "Field '%s' must be at most %zu character%s", name, max_chars, plural(max_chars));
+        return fail(err, errlen, "Field '%s' must be at most %zu character%s", name, max_chars,
+                    plural(max_chars));
     *out = it->valuestring;
     return 1;
 }
 
-int ldg_json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max, int64_t *out,
-                     char *err, size_t errlen)
+int ldg_json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max,
+                     int64_t *out, char *err, size_t errlen)
 {
     const cJSON *it = NULL;
     int r = lookup(obj, name, required, "an integer", &it, err, errlen);

@@ -86,8 +86,8 @@ const cJSON *ldg_json_member(const cJSON *obj, const char *name);
 int ldg_json_get_string(const cJSON *obj, const char *name, bool required, size_t min_chars, size_t max_chars,
                         const char **out, char *err, size_t errlen) LDG_MUSTCHECK;
 /* Integral numbers in [min, max] (1.0 counts as an integer; 1.5 does not). */
-int ldg_json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max, int64_t *out,
-                     char *err, size_t errlen) LDG_MUSTCHECK;
+int ldg_json_get_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max,
+                     int64_t *out, char *err, size_t errlen) LDG_MUSTCHECK;
 int ldg_json_get_bool(const cJSON *obj, const char *name, bool required, bool *out, char *err,
                       size_t errlen) LDG_MUSTCHECK;
 

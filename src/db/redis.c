@@ -42,7 +42,7 @@
 /* clang-format off */
 const struct ldg_cfg_key ldg_redis_cfg_keys[] = {
     {"host", LDG_CFG_STR, offsetof(struct ldg_redis_cfg, host), "127.0.0.1", 0, 0, NULL, LDG_CFG_RESTART,
-     "Redis address: IP, localhost, or a unix socket path starting with /"},
+     "Redis IP address, or a unix socket path starting with /"},
     {"port", LDG_CFG_INT, offsetof(struct ldg_redis_cfg, port), "6379", 1, 65535, NULL, LDG_CFG_RESTART,
      "Redis TCP port"},
     {"password_file", LDG_CFG_PATH, offsetof(struct ldg_redis_cfg, password_file), "", 0, 0, NULL,

@@ -9,10 +9,10 @@
  *     own context. It keeps its own set of channels and subscribes them again after every
  *     reconnect.
  *
- * Both connect without blocking (host must be an IP address, "localhost", or a unix socket path
- * starting with '/'; names are resolved synchronously by hiredis), send AUTH and SELECT when
- * configured, enforce a connect deadline, and reconnect with jittered exponential backoff
- * (reconnect_min_ms doubling up to reconnect_max_ms) whenever the connection fails.
+ * Both connect without blocking, send AUTH and SELECT when configured, enforce a connect deadline,
+ * and reconnect with jittered exponential backoff (reconnect_min_ms doubling up to
+ * reconnect_max_ms) whenever the connection fails. host should be an IP address or a unix socket
+ * path starting with '/': hiredis resolves a name synchronously and tries only its first address.
  *
  * Deadlines: every command must be answered within command_timeout_ms. Because replies are
  * ordered, one late reply means every later reply is stuck behind it: the whole context is
@@ -34,7 +34,7 @@ struct redisReply;
 /* The [redis] section. Filled by the config module from ldg_redis_cfg_keys; immutable after
  * startup and shared read-only by every worker. Strings are owned by the config. */
 struct ldg_redis_cfg {
-    char *host;                 /* IP address, "localhost", or unix socket path ('/...') */
+    char *host;                 /* IP address, or unix socket path ('/...') */
     int64_t port;               /* TCP port (ignored for a unix socket) */
     char *password_file;        /* read by the core; "" means no AUTH */
     int64_t db;                 /* SELECTed after connect when not 0 */

@@ -323,18 +323,12 @@ static void dispatch(struct ldg_conn *c)
         handle_preflight(req);
         return;
     }
-    switch (req->route_result) {
-    case LDG_ROUTE_FOUND:
-        req->match.route->fn(req);
-        return;
-    case LDG_ROUTE_BAD_METHOD:
-        ldg_req_add_header(req, "Allow", req->match.allow);
-        ldg_req_error(req, 405, "Method Not Allowed");
-        return;
-    case LDG_ROUTE_NOT_FOUND:
-        ldg_req_error(req, 404, "Not Found");
-        return;
-    }
+    ldg_filter_fn filter = ldg_router_filter(c->w->router);
+    bool public_route = req->route_result == LDG_ROUTE_FOUND && (req->match.route->flags & LDG_ROUTE_PUBLIC);
+    if (filter && !public_route)
+        filter(req);
+    else
+        ldg_req_run_handler(req);
 }
 
 static void process_input(struct ldg_conn *c, const char *data, size_t len)

@@ -307,3 +307,19 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max)
     }
     return rc;
 }
+
+void ldg_req_run_handler(struct ldg_req *req)
+{
+    switch (req->route_result) {
+    case LDG_ROUTE_FOUND:
+        req->match.route->fn(req);
+        return;
+    case LDG_ROUTE_BAD_METHOD:
+        ldg_req_add_header(req, "Allow", req->match.allow);
+        ldg_req_error(req, 405, "Method Not Allowed");
+        return;
+    case LDG_ROUTE_NOT_FOUND:
+        ldg_req_error(req, 404, "Not Found");
+        return;
+    }
+}

@@ -111,4 +111,7 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max) LDG_MUSTCHECK;
 
 const char *ldg_http_reason(int status);
 
+/* Run the matched route's handler, or answer 404/405 (after a filter let the request through). */
+void ldg_req_run_handler(struct ldg_req *req);
+
 #endif

@@ -12,7 +12,18 @@
 struct ldg_router {
     struct ldg_route **routes; /* owned */
     size_t n, cap;
+    ldg_filter_fn filter;
 };
+
+void ldg_router_set_filter(struct ldg_router *r, ldg_filter_fn fn)
+{
+    r->filter = fn;
+}
+
+ldg_filter_fn ldg_router_filter(const struct ldg_router *r)
+{
+    return r->filter;
+}
 
 struct ldg_router *ldg_router_new(void)
 {

@@ -19,7 +19,9 @@ typedef void (*ldg_handler_fn)(struct ldg_req *req);
 #define LDG_ROUTE_MAX_SEGS 12
 
 /* Route flags. */
-#define LDG_ROUTE_PUBLIC 0x1u /* no authentication (health, register, login...) */
+#define LDG_ROUTE_PUBLIC 0x1u    /* no authentication (health, register, login...) */
+#define LDG_ROUTE_ACCOUNT 0x2u   /* account-level: API-key principals get 403 (D2) */
+#define LDG_ROUTE_NO_LIMITS 0x4u /* authenticated, but no rate-limit/quota accounting */
 
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */
@@ -54,7 +56,15 @@ struct ldg_route_match {
     char allow[96]; /* for 405: "GET, HEAD, POST" */
 };
 
+/* A filter runs before every non-public route (and before 404/405 answers for non-public
+ * paths, as v1 authenticates first). It must eventually call ldg_req_run_handler(req) or
+ * answer the request itself. Set by the gateway role; NULL = no filter. */
+typedef void (*ldg_filter_fn)(struct ldg_req *req);
+
 struct ldg_router *ldg_router_new(void);
+/* Main thread, before workers start. */
+void ldg_router_set_filter(struct ldg_router *r, ldg_filter_fn fn);
+ldg_filter_fn ldg_router_filter(const struct ldg_router *r);
 void ldg_router_free(struct ldg_router *r);
 
 /* Returns 0, -EINVAL for a bad pattern or method, -EEXIST for a duplicate. Main thread only. */

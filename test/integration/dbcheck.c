@@ -164,12 +164,21 @@ static void free_cfg(const char *section, const struct ldg_cfg_key *keys, void *
     ldg_cfg_free(&sec, 1);
 }
 
+/* "port = N\n" when --port was given, else "" (the table's default applies). */
+static const char *port_line(void)
+{
+    static char buf[32];
+    if (opt.port <= 0)
+        return "";
+    snprintf(buf, sizeof buf, "port = %d\n", opt.port);
+    return buf;
+}
+
 static void load_redis(struct ldg_redis_cfg *c, const char *extra)
 {
     memset(c, 0, sizeof *c);
-    load_cfg("redis", ldg_redis_cfg_keys, c,
-             "host = %s\nport = %d\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n%s", opt.host, opt.port,
-             extra);
+    load_cfg("redis", ldg_redis_cfg_keys, c, "host = %s\n%sreconnect_min_ms = 50\nreconnect_max_ms = 500\n%s",
+             opt.host, port_line(), extra);
 }
 
 static void load_pg(struct ldg_pg_cfg *c, const char *dbname, const char *extra)
@@ -177,9 +186,8 @@ static void load_pg(struct ldg_pg_cfg *c, const char *dbname, const char *extra)
     memset(c, 0, sizeof *c);
     bool own_backoff = strstr(extra, "reconnect_") != NULL;
     load_cfg("pg_logs", ldg_pg_logs_cfg_keys, c,
-             "host = %s\nport = %d\nuser = %s\ndbname = %s\nconnect_timeout_ms = 3000\n%s%s", opt.host,
-             opt.port, opt.user, dbname,
-             own_backoff ? "" : "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n", extra);
+             "host = %s\n%suser = %s\ndbname = %s\nconnect_timeout_ms = 3000\n%s%s", opt.host, port_line(),
+             opt.user, dbname, own_backoff ? "" : "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n", extra);
 }
 
 /* ---- Redis helpers --------------------------------------------------------------------------- */

@@ -11,8 +11,9 @@ it::
   ``cleanup()``; attributes ``host``, ``port``, ``sockdir``, ``datadir``, ``log``; ``dsn(dbname)``.
   PostgreSQL refuses to run as root: when we are root, every server command runs as the
   ``postgres`` user (``runuser``) on a directory owned by it.
-* ``RedisServer(tmpdir, password=None)``: ``start()``, ``stop()``, ``restart()``, ``kill()``
-  (SIGKILL; ``start()`` again afterwards); attributes ``host``, ``port``, ``password``, ``log``.
+* ``RedisServer(tmpdir, password=None, unixsocket=False)``: ``start()``, ``stop()``, ``restart()``,
+  ``kill()`` (SIGKILL; ``start()`` again afterwards); attributes ``host``, ``port``, ``password``,
+  ``unixsocket`` (path or None), ``log``.
   Started with ``--save '' --appendonly no`` and, on Redis 7+, ``--enable-debug-command yes``.
 
 A missing ``initdb`` or ``redis-server`` skips the test, except under ``CI=true`` where it fails.
@@ -168,7 +169,7 @@ def _redis_major():
 class RedisServer:
     """A throw-away redis-server without persistence."""
 
-    def __init__(self, tmpdir, password=None):
+    def __init__(self, tmpdir, password=None, unixsocket=False):
         require(shutil.which("redis-server") is not None, "redis-server not installed")
         self.dir = Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +177,7 @@ class RedisServer:
         self.host = "127.0.0.1"
         self.port = None
         self.password = password
+        self.unixsocket = str(self.dir / "redis.sock") if unixsocket else None
         self.proc = None
 
     def _ping(self):
@@ -196,6 +198,8 @@ class RedisServer:
             argv += ["--enable-debug-command", "yes"]
         if self.password:
             argv += ["--requirepass", self.password]
+        if self.unixsocket:
+            argv += ["--unixsocket", self.unixsocket, "--unixsocketperm", "700"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          cwd=self.dir)

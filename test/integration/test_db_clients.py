@@ -180,6 +180,18 @@ def test_redis_basic_auth_select_pipeline_close(dbcheck_bin, redis_pw):
     assert r.get("dbcheck:cnt") == b"8"
 
 
+def test_redis_unix_socket(dbcheck_bin, tmp_path):
+    import redis
+
+    srv = RedisServer(tmp_path / "redis-unix", unixsocket=True)
+    srv.start()
+    try:
+        run(dbcheck_bin, "redis-basic", "--host", srv.unixsocket)
+        assert redis.Redis(unix_socket_path=srv.unixsocket, db=3).get("dbcheck:k") == b"v"
+    finally:
+        srv.cleanup()
+
+
 def test_redis_wrong_password_never_connects(dbcheck_bin, redis_pw):
     run(dbcheck_bin, "redis-auth-fail", "--port", redis_pw.port)
 

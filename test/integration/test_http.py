@@ -78,7 +78,7 @@ def test_health_deep_reports_services_and_roles(srv):
     assert r.header("x-request-id")
 
 
-def test_health_deep_is_503_when_backends_are_unreachable(srv, ledgerd):
+def test_health_deep_is_503_when_backends_are_unreachable(ledgerd):
     closed_port = _closed_port()
     s = ledgerd(extra_ini={"redis": {"port": closed_port}, "pg_auth": {"port": closed_port},
                            "pg_logs": {"port": closed_port}}, migrate=False)

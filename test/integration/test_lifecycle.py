@@ -1,7 +1,6 @@
 """Process lifecycle: SIGTERM/SIGINT drain, several workers, /metrics, and the command line
 (config errors, --check-config, --print-config, --help, exit codes)."""
 
-import os
 import re
 import signal
 import socket
@@ -11,7 +10,7 @@ import time
 import pytest
 
 from conftest import make_ini, render_ini, scaled
-from ldg_http import Closed, RawConn, exchange, metric, parse_metrics, request, wait_until
+from ldg_http import RawConn, exchange, metric, parse_metrics, request, wait_until
 
 GET_HEALTH = request("GET", "/health")
 
@@ -293,7 +292,7 @@ def test_metrics_count_requests_by_route_and_class(srv):
     assert delta(worker=0, method="GET", route="/health", code="2xx") == 5
     assert delta(route="unmatched", code="4xx") == 1
     assert delta(method="GET", route="/_debug/sleep", code="2xx") == 1
-    line = f'ledger_http_requests_total{{worker="0",method="GET",route="/health",code="2xx"}} '
+    line = 'ledger_http_requests_total{worker="0",method="GET",route="/health",code="2xx"} '
     assert line in exchange(s.port, request("GET", "/metrics")).body.decode()
 
 

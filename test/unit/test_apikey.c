@@ -9,7 +9,8 @@ static bool charset_ok(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_'))
             return false;
     }
     return true;
@@ -103,8 +104,8 @@ static void test_base64url(void **state)
     /* RFC 4648 section 10 vectors, in the URL alphabet without padding. */
     static const struct {
         const char *in, *out;
-    } v[] = {{"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"},
-             {"foobar", "Zm9vYmFy"}, {"\xfb\xff\xbf", "-_-_"}};
+    } v[] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
+             {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff\xbf", "-_-_"}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         char out[32];
         unsigned char back[32];
@@ -120,7 +121,8 @@ static void test_base64url(void **state)
     size_t blen;
     assert_int_equal(ldg_base64url_decode("Zg==", 4, buf, sizeof buf, &blen), -EINVAL);
     assert_int_equal(ldg_base64url_decode("Z", 1, buf, sizeof buf, &blen), -EINVAL);
-    assert_int_equal(ldg_base64url_decode("Zh", 2, buf, sizeof buf, &blen), -EINVAL); /* non-zero spare bits */
+    assert_int_equal(ldg_base64url_decode("Zh", 2, buf, sizeof buf, &blen),
+                     -EINVAL); /* non-zero spare bits */
     assert_int_equal(ldg_base64url_decode("Zm+v", 4, buf, sizeof buf, &blen), -EINVAL);
     assert_int_equal(ldg_base64url_decode("Zm9vYmFy", 8, buf, 5, &blen), -ENOSPC);
 }

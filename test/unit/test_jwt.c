@@ -114,7 +114,8 @@ static void test_wrong_secret(void **state)
                                     strlen(known_token), 0, &got),
                      -EINVAL);
     assert_int_equal(got.sub, 0);
-    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN - 1, known_token, strlen(known_token), 0, &got), -EINVAL);
+    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN - 1, known_token, strlen(known_token), 0, &got),
+                     -EINVAL);
     assert_int_equal(ldg_jwt_verify(SECRET, 0, known_token, strlen(known_token), 0, &got), -EINVAL);
 }
 
@@ -137,9 +138,11 @@ static void test_tampered(void **state)
     assert_int_equal(verify_str(t, 0, &got), 0);
 
     /* Payload swapped for another (sub 1) while keeping the signature. */
-    char *other = craft(hs256, "{\"sub\":\"1\",\"email\":\"alice@example.com\",\"type\":\"access\",\"sid\":\"s3ss10n\","
-                               "\"iat\":1700000000,\"exp\":1700000900,\"jti\":\"j1\"}",
-                        NULL);
+    char *other =
+        craft(hs256,
+              "{\"sub\":\"1\",\"email\":\"alice@example.com\",\"type\":\"access\",\"sid\":\"s3ss10n\","
+              "\"iat\":1700000000,\"exp\":1700000900,\"jti\":\"j1\"}",
+              NULL);
     char *mix = calloc(1, strlen(other) + 64);
     strcpy(mix, other);
     strcat(mix, d2 + 1);
@@ -149,8 +152,10 @@ static void test_tampered(void **state)
 
     /* Truncated and extended forms. */
     assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN, known_token, n - 1, 0, &got), -EINVAL);
-    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN, known_token, (size_t)(d2 - known_token), 0, &got), -EINVAL);
-    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN, known_token, (size_t)(d1 - known_token), 0, &got), -EINVAL);
+    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN, known_token, (size_t)(d2 - known_token), 0, &got),
+                     -EINVAL);
+    assert_int_equal(ldg_jwt_verify(SECRET, SECRET_LEN, known_token, (size_t)(d1 - known_token), 0, &got),
+                     -EINVAL);
     char *ext = calloc(1, n + 8);
     strcpy(ext, known_token);
     strcat(ext, ".");
@@ -194,7 +199,8 @@ static void test_header_rules(void **state)
     free(none);
 
     /* Accepted header spellings: typ optional, member order and whitespace free. */
-    static const char *ok_headers[] = {hs256, "{\"alg\":\"HS256\"}", "{ \"typ\" : \"JWT\", \"alg\" : \"HS256\" }"};
+    static const char *ok_headers[] = {hs256, "{\"alg\":\"HS256\"}",
+                                       "{ \"typ\" : \"JWT\", \"alg\" : \"HS256\" }"};
     for (size_t i = 0; i < sizeof ok_headers / sizeof ok_headers[0]; i++) {
         char *tok = craft(ok_headers[i], good_payload, "ledger-test-secret");
         assert_int_equal(verify_str(tok, 0, &got), 0);
@@ -212,8 +218,9 @@ static void test_claim_rules(void **state)
 {
     struct ldg_jwt_claims got;
     /* sub as a JSON number is accepted too. */
-    char *tok = craft(hs256, "{\"sub\":9,\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5,"
-                             "\"extra\":{\"ignored\":true}}",
+    char *tok = craft(hs256,
+                      "{\"sub\":9,\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5,"
+                      "\"extra\":{\"ignored\":true}}",
                       "ledger-test-secret");
     assert_int_equal(verify_str(tok, 0, &got), 0);
     assert_int_equal(got.sub, 9);
@@ -224,7 +231,8 @@ static void test_claim_rules(void **state)
         "{\"sub\":\"-1\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
         "{\"sub\":\"07\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
         "{\"sub\":\"1x\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
-        "{\"sub\":\"9223372036854775808\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
+        "{\"sub\":\"9223372036854775808\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,"
+        "\"exp\":5}",
         "{\"sub\":1.5,\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
         "{\"sub\":true,\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
         "{\"sub\":\"1\",\"type\":\"access\",\"sid\":\"x\",\"iat\":1,\"exp\":5}",
@@ -281,8 +289,9 @@ static void test_oversize(void **state)
     /* A correctly signed token just over the limit (padding in an ignored claim) is refused. */
     size_t pad = LDG_JWT_MAX_TOKEN; /* base64 grows it further */
     char *payload = malloc(pad + 200);
-    int n = snprintf(payload, 200, "{\"sub\":\"1\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\","
-                                   "\"iat\":1,\"exp\":5,\"pad\":\"");
+    int n = snprintf(payload, 200,
+                     "{\"sub\":\"1\",\"email\":\"b@c.d\",\"type\":\"access\",\"sid\":\"x\","
+                     "\"iat\":1,\"exp\":5,\"pad\":\"");
     memset(payload + n, 'p', pad);
     strcpy(payload + n + pad, "\"}");
     char *tok = craft(hs256, payload, "ledger-test-secret");

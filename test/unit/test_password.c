@@ -58,7 +58,8 @@ static void test_bcrypt_known_vectors(void **state)
         {"$2a$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK", "U*U*"},
         {"$2a$05$XXXXXXXXXXXXXXXXXXXXXOAcXxm9kjPGEMsLznoKqmqw7tc8WCx4a", "U*U*U"},
         {"$2a$05$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui",
-         "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789chars after 72 are ignored"},
+         "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789chars after 72 are "
+         "ignored"},
         {"$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "U*U"},
         {"$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "U*U"},
     };
@@ -81,7 +82,8 @@ static void test_malformed(void **state)
         "$argon2id$v=19$m=19456,t=2,p=1$bad",
         "$argon2id$v=19$m=19456,t=2,p=1$+eJ6bWp0GGAdkO1zfeLUdQ",
         "$argon2id$v=19$m=4194304,t=2,p=1$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+rkDds49jCxog",
-        "$argon2id$v=19$m=19456,t=1000,p=1$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+rkDds49jCxog",
+        "$argon2id$v=19$m=19456,t=1000,p=1$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+"
+        "rkDds49jCxog",
         "$argon2id$v=19$m=19456,t=2,p=64$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+rkDds49jCxog",
         "$argon2id$v=19$m=19456,t=0,p=1$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+rkDds49jCxog",
         "$argon2i$v=19$m=19456,t=2,p=1$+eJ6bWp0GGAdkO1zfeLUdQ$t6NpY2pbplVe8PMcUQW3ywb2Op7RhR+rkDds49jCxog",
@@ -221,20 +223,24 @@ static void test_pool_close_with_work(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-/* Callbacks that re-enter the pool: the first submits a follow-up, the follow-up closes. */
+/* Callbacks that re-enter the pool: the first submits follow-ups, the second closes the pool. */
 struct reenter {
     struct ldg_password_pool *p;
     int stage;
-    int late_result;
     int closed;
-    int cancelled;
+    int cancelled; /* follow-ups that got -ECANCELED */
+    int finished;  /* follow-ups that ran */
 };
 
-static void on_cancelled(int result, const char *hash, void *ud)
+static void on_follow_up(int result, const char *hash, void *ud)
 {
     struct reenter *r = ud;
-    assert_int_equal(result, -ECANCELED);
-    r->cancelled++;
+    if (result == -ECANCELED) {
+        r->cancelled++;
+    } else {
+        assert_int_equal(result, 0);
+        r->finished++;
+    }
 }
 
 static void on_stage(int result, const char *hash, void *ud)
@@ -244,15 +250,17 @@ static void on_stage(int result, const char *hash, void *ud)
     if (r->stage == 1) {
         assert_int_equal(result, 0);
         assert_int_equal(ldg_password_verify(r->p, "pw", hash, on_stage, r), 0);
-        /* This one waits in the queue (max_inflight 1) and is cancelled by the close below. */
-        assert_int_equal(ldg_password_hash(r->p, "pw", on_cancelled, r), 0);
+        /* max_inflight 1: both wait. The first starts when the verify completes (before its
+         * callback runs); the second is still queued when that callback closes the pool. */
+        assert_int_equal(ldg_password_hash(r->p, "pw", on_follow_up, r), 0);
+        assert_int_equal(ldg_password_hash(r->p, "pw", on_follow_up, r), 0);
     } else {
         assert_int_equal(result, 1);
         ldg_password_pool_close(r->p, on_closed, &r->closed);
-        /* Closed from inside a pool callback: freeing waits until this callback returns. */
-        assert_int_equal(r->closed, 0);
         assert_int_equal(r->cancelled, 1);
-        assert_int_equal(ldg_password_hash(r->p, "pw", on_cancelled, r), -ECANCELED);
+        /* Closed from inside a pool callback with work in flight: nothing is freed yet. */
+        assert_int_equal(r->closed, 0);
+        assert_int_equal(ldg_password_hash(r->p, "pw", on_follow_up, r), -ECANCELED);
     }
 }
 
@@ -265,7 +273,31 @@ static void test_pool_reentrant(void **state)
     assert_int_equal(ldg_password_hash(r.p, "pw", on_stage, &r), 0);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(r.stage, 2);
-    assert_int_equal(r.cancelled, 1);
+    assert_int_equal(r.cancelled + r.finished, 2);
+    assert_true(r.cancelled >= 1);
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Close from the last callback: on_closed follows as soon as that callback returns. */
+static void on_last(int result, const char *hash, void *ud)
+{
+    struct reenter *r = ud;
+    ldg_password_pool_close(r->p, on_closed, &r->closed);
+    assert_int_equal(r->closed, 0);
+    r->stage++;
+}
+
+static void test_pool_close_in_last_callback(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct reenter r = {0};
+    r.p = ldg_password_pool_new(&loop, 1, 0);
+    assert_int_equal(ldg_password_verify(r.p, "pw", ldg_password_dummy_hash(), on_last, &r), 0);
+    assert_int_equal(ldg_password_verify(r.p, "pw", ldg_password_dummy_hash(), on_last, &r), -EAGAIN);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(r.stage, 1);
     assert_int_equal(r.closed, 1);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -281,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_pool_limits),
         cmocka_unit_test(test_pool_close_with_work),
         cmocka_unit_test(test_pool_reentrant),
+        cmocka_unit_test(test_pool_close_in_last_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
