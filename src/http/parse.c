@@ -39,14 +39,21 @@ static int on_message_begin(llhttp_t *ll)
     return 0;
 }
 
-static int on_url(llhttp_t *ll, const char *at, size_t n)
+/* URL, header names and header values arrive in pieces; all accumulate in `tok` under the
+ * head-size limit (`overhead` accounts for the ": " and CRLF around a header). */
+static int accumulate(llhttp_t *ll, const char *at, size_t n, size_t overhead)
 {
     struct ldg_parser *p = P(ll);
-    int rc = count_head(p, n);
+    int rc = count_head(p, n + overhead);
     if (rc)
         return rc;
     ldg_buf_put(&p->tok, at, n);
     return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t n)
+{
+    return accumulate(ll, at, n, 0);
 }
 
 static int on_url_complete(llhttp_t *ll)
@@ -68,12 +75,7 @@ static int on_url_complete(llhttp_t *ll)
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
-    struct ldg_parser *p = P(ll);
-    int rc = count_head(p, n + 4);
-    if (rc)
-        return rc;
-    ldg_buf_put(&p->tok, at, n);
-    return 0;
+    return accumulate(ll, at, n, 4);
 }
 
 static int on_header_field_complete(llhttp_t *ll)
@@ -87,12 +89,7 @@ static int on_header_field_complete(llhttp_t *ll)
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
-    struct ldg_parser *p = P(ll);
-    int rc = count_head(p, n);
-    if (rc)
-        return rc;
-    ldg_buf_put(&p->tok, at, n);
-    return 0;
+    return accumulate(ll, at, n, 0);
 }
 
 static int on_header_value_complete(llhttp_t *ll)

@@ -399,3 +399,16 @@ def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate):
     if problems:
         logs = "" if CATLOG else "\n".join(f"--- tail of {s.log_path}\n{tail(s.log_text(), 20)}" for s in started)
         pytest.fail("ledgerd teardown:\n" + "\n".join(problems) + ("\n" + logs if logs else ""), pytrace=False)
+
+
+@pytest.fixture
+def srv(ledgerd):
+    """start(server={...}, log={...}, workers=1): ledgerd with debug endpoints and a 50 ms sweeper."""
+
+    def start(server=None, log=None, **kw):
+        extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})}}
+        if log:
+            extra["log"] = log
+        return ledgerd(extra_ini=extra, **kw)
+
+    return start

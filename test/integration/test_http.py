@@ -21,19 +21,6 @@ from ldg_http import HEX16, Closed, RawConn, chunked, exchange, metric, parse_me
 GET_HEALTH = request("GET", "/health")
 
 
-@pytest.fixture
-def srv(ledgerd):
-    """start(server={...}, log={...}): ledgerd with debug endpoints and a 50 ms sweeper."""
-
-    def start(server=None, log=None, **kw):
-        extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})}}
-        if log:
-            extra["log"] = log
-        return ledgerd(extra_ini=extra, **kw)
-
-    return start
-
-
 def assert_error(resp, status, detail=None):
     assert resp.status == status, resp
     assert resp.header("content-type") == "application/json", resp

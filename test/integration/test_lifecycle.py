@@ -15,19 +15,6 @@ from ldg_http import RawConn, exchange, metric, parse_metrics, request, wait_unt
 GET_HEALTH = request("GET", "/health")
 
 
-@pytest.fixture
-def srv(ledgerd):
-    """start(server={...}, log={...}, workers=1): ledgerd with debug endpoints, a 50 ms sweeper."""
-
-    def start(server=None, log=None, **kw):
-        extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})}}
-        if log:
-            extra["log"] = log
-        return ledgerd(extra_ini=extra, **kw)
-
-    return start
-
-
 def wait_exit(s, timeout):
     """Wait (scaled) for the process to exit by itself; return its exit code."""
     try:
