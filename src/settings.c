@@ -4,10 +4,14 @@
  */
 #include "settings.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <uv.h>
 
+#include "auth/apikey.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "roles/auth/auth.h"
 
 #define SRV(f) offsetof(struct ldg_server_cfg, f)
 #define KB 1024LL
@@ -129,6 +133,34 @@ static int read_secret(const char *path, char **out, struct ldg_cfg_err *err)
     return *out ? 0 : -EINVAL;
 }
 
+/* [auth] jwt_secret_file: read it, or (no file configured) make a random per-process secret, which
+ * only suits a single process: tokens then die with it and other processes cannot verify them. */
+static int load_jwt_secret(struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    int ai = ldg_role_index("auth");
+    const struct ldg_auth_cfg *ac = ai >= 0 ? c->role_cfg[ai] : NULL;
+    if (ac && ac->jwt_secret_file && *ac->jwt_secret_file) {
+        int rc = read_secret(ac->jwt_secret_file, &c->jwt_secret, err);
+        if (rc < 0)
+            return rc;
+        if (strlen(c->jwt_secret) < 32) {
+            snprintf(err->msg, sizeof err->msg, "%s: the JWT secret must be at least 32 bytes", ac->jwt_secret_file);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        snprintf(err->msg, sizeof err->msg, "no randomness for the JWT secret");
+        return -EIO;
+    }
+    c->jwt_secret = ldg_malloc(LDG_B64URL_LEN(sizeof raw) + 1);
+    ldg_base64url_encode(raw, sizeof raw, c->jwt_secret);
+    OPENSSL_cleanse(raw, sizeof raw);
+    c->jwt_secret_generated = true;
+    return 0;
+}
+
 int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err)
 {
     int rc = prepare(c, err);
@@ -144,6 +176,8 @@ int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err
         rc = read_secret(c->pg_logs.password_file, &c->pg_logs_password, err);
     if (rc == 0)
         rc = read_secret(c->server.metrics_token_file, &c->metrics_token, err);
+    if (rc == 0)
+        rc = load_jwt_secret(c, err);
     c->path = ldg_strdup(path);
     return rc;
 }
@@ -172,6 +206,9 @@ void ldg_settings_free(struct ldg_config *c)
     free(c->pg_auth_password);
     free(c->pg_logs_password);
     free(c->metrics_token);
+    if (c->jwt_secret)
+        OPENSSL_cleanse(c->jwt_secret, strlen(c->jwt_secret));
+    free(c->jwt_secret);
     free(c->path);
     memset(c, 0, sizeof *c);
 }

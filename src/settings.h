@@ -63,6 +63,8 @@ struct ldg_config {
     char *pg_auth_password;
     char *pg_logs_password;
     char *metrics_token;
+    char *jwt_secret;          /* [auth] jwt_secret_file, or random (see jwt_secret_generated) */
+    bool jwt_secret_generated; /* no file configured: per-process secret */
 
     struct ldg_cfg_section sections[6 + LDG_ROLE_MAX];
     size_t nsections;

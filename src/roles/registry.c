@@ -6,20 +6,20 @@
  * section and no hooks, so `[roles]` and their sections already parse and validate.
  */
 #include "roles/role.h"
+#include "roles/auth/auth.h"
 
 #define PLACEHOLDER_ROLE(ident, section)                                                                     \
     static const struct ldg_cfg_key ident##_keys[] = {{0}};                                                  \
     static const struct ldg_role ident = {.name = section, .keys = ident##_keys, .cfg_size = 0}
 
-PLACEHOLDER_ROLE(role_gateway, "gateway");
-PLACEHOLDER_ROLE(role_auth, "auth");
+extern const struct ldg_role ldg_role_gateway;
 PLACEHOLDER_ROLE(role_ingest, "ingest");
 PLACEHOLDER_ROLE(role_query, "query");
 PLACEHOLDER_ROLE(role_storage, "storage");
 PLACEHOLDER_ROLE(role_analytics, "analytics");
 
 const struct ldg_role *const ldg_roles[] = {
-    &role_gateway, &role_auth, &role_ingest, &role_query, &role_storage, &role_analytics,
+    &ldg_role_gateway, &ldg_role_auth, &role_ingest, &role_query, &role_storage, &role_analytics,
 };
 const size_t ldg_roles_count = LDG_ARRAY_SIZE(ldg_roles);
 

@@ -178,7 +178,7 @@ def _ini_value(v):
     return str(v)
 
 
-def make_ini(port, pg, redis, workers=1, extra=None):
+def make_ini(port, pg, redis, workers=1, extra=None, jwt_secret_file=None):
     """The base config as {section: {key: value}} with ``extra`` merged in (a None value drops a key)."""
     cfg = {
         "server": {
@@ -193,6 +193,8 @@ def make_ini(port, pg, redis, workers=1, extra=None):
         "pg_logs": {"host": pg.host, "port": pg.port, "dbname": "ledger_logs", "user": "postgres"},
         "log": {"level": "info", "format": "logfmt", "access_log": "off"},
     }
+    if jwt_secret_file:
+        cfg["auth"] = {"jwt_secret_file": jwt_secret_file}
     for section, keys in (extra or {}).items():
         sec = cfg.setdefault(section, {})
         for k, v in keys.items():
@@ -362,8 +364,17 @@ def ldg_migrate(ledgerd_bin):
     return run
 
 
+@pytest.fixture(scope="session")
+def jwt_secret_file(session_dir):
+    """One HS256 secret for every ledgerd of the session (processes of one fleet share it)."""
+    path = session_dir / "jwt.secret"
+    path.write_text(os.urandom(32).hex() + "\n")
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture
-def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate):
+def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate, jwt_secret_file):
     """Factory: ``ledgerd(extra_ini=None, workers=1, env=None, migrate=True, wait=True)``.
 
     ``extra_ini`` is {section: {key: value}} merged over the base config (True/False become on/off,
@@ -375,7 +386,7 @@ def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate):
         d = tmp_path / f"ledgerd{next(seq)}"
         d.mkdir()
         port = free_port()
-        cfg = make_ini(port, pg, redis, workers, extra_ini)
+        cfg = make_ini(port, pg, redis, workers, extra_ini, jwt_secret_file)
         ini = d / "ledger.ini"
         ini.write_text(render_ini(cfg))
         if migrate:

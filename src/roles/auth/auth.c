@@ -1,0 +1,302 @@
+/*
+ * auth.c: registration, [auth] keys and lifecycle of the auth role, and the helpers its handler
+ * files share (SQL bound to a request, FastAPI-shaped 422 answers, body and path parsing).
+ */
+#include "roles/auth/auth.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "auth/password.h"
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "settings.h"
+
+#define CFG(f) offsetof(struct ldg_auth_cfg, f)
+#define MIN_MS 60000
+#define DAY_MS (24LL * 3600 * 1000)
+
+const struct ldg_cfg_key ldg_auth_cfg_keys[] = {
+    {"jwt_secret_file", LDG_CFG_PATH, CFG(jwt_secret_file), "", 0, 0, NULL, LDG_CFG_SECRET,
+     "File holding the HS256 secret for access tokens (>= 32 bytes; every gateway and auth process of a fleet "
+     "needs the same one); empty = a random secret per process (single process only)"},
+    {"access_ttl_ms", LDG_CFG_MS, CFG(access_ttl_ms), "900000", 10000, DAY_MS, NULL, 0, "Access token lifetime"},
+    {"refresh_ttl_ms", LDG_CFG_MS, CFG(refresh_ttl_ms), "604800000", MIN_MS, 365 * DAY_MS, NULL, 0,
+     "Refresh token lifetime; each use rotates it and starts a new lifetime"},
+    {"hash_max_inflight", LDG_CFG_INT, CFG(hash_max_inflight), "1", 1, 64, NULL, 0,
+     "Password hashes (argon2id, bcrypt) one worker runs on the thread pool at once"},
+    {"hash_max_queued", LDG_CFG_INT, CFG(hash_max_queued), "64", 0, 100000, NULL, 0,
+     "Password hashes waiting per worker; beyond that login/register/password change answer 503"},
+    {"login_fail_window_ms", LDG_CFG_MS, CFG(login_fail_window_ms), "900000", 1000, DAY_MS, NULL, 0,
+     "Window over which failed logins are counted"},
+    {"login_fail_max_email", LDG_CFG_INT, CFG(login_fail_max_email), "10", 1, 1000000, NULL, 0,
+     "Failed logins per email address within the window before 429"},
+    {"login_fail_max_addr", LDG_CFG_INT, CFG(login_fail_max_addr), "100", 1, 1000000, NULL, 0,
+     "Failed logins per client address within the window before 429"},
+    {"cookie_secure", LDG_CFG_BOOL, CFG(cookie_secure), "off", 0, 0, NULL, 0,
+     "Mark the refresh_token cookie Secure (turn on behind HTTPS)"},
+    {"max_panels", LDG_CFG_INT, CFG(max_panels), "100", 1, 10000, NULL, 0, "Dashboard panels per account"},
+    {"max_projects", LDG_CFG_INT, CFG(max_projects), "100", 1, 100000, NULL, 0, "Projects per account"},
+    {"max_keys", LDG_CFG_INT, CFG(max_keys), "100", 1, 100000, NULL, 0, "Active API keys per project"},
+    {0},
+};
+
+struct ldg_auth_global ldg__auth;
+
+static int auth_init_global(const struct ldg_config *c, const void *cfg)
+{
+    ldg__auth.cfg = cfg;
+    ldg__auth.secret = (const unsigned char *)c->jwt_secret;
+    ldg__auth.secret_len = strlen(c->jwt_secret);
+    if (c->jwt_secret_generated)
+        ldg_log_warn(NULL, "[auth] jwt_secret_file is not set: using a random secret for this process only");
+    return 0;
+}
+
+static void auth_routes(struct ldg_router *r, const void *cfg)
+{
+    ldg__auth_accounts_routes(r);
+    ldg__auth_projects_routes(r);
+    ldg__auth_panels_routes(r);
+}
+
+static int auth_init_worker(struct ldg_worker *w, const void *cfg, void **state)
+{
+    const struct ldg_auth_cfg *ac = cfg;
+    struct ldg_auth_worker *aw = ldg_calloc(1, sizeof *aw);
+    aw->w = w;
+    aw->pw = ldg_password_pool_new(&w->loop, (unsigned)ac->hash_max_inflight, (unsigned)ac->hash_max_queued);
+    *state = aw;
+    return 0;
+}
+
+static void on_pw_closed(void *ud)
+{
+    struct ldg_auth_worker *aw = ud;
+    aw->pw_closed = true;
+}
+
+static void auth_stop_worker(struct ldg_worker *w, void *state)
+{
+    struct ldg_auth_worker *aw = state;
+    if (aw->pw) {
+        struct ldg_password_pool *p = aw->pw;
+        aw->pw = NULL;
+        ldg_password_pool_close(p, on_pw_closed, aw);
+    }
+}
+
+static bool auth_drained(const struct ldg_worker *w, const void *state)
+{
+    const struct ldg_auth_worker *aw = state;
+    return aw->pw_closed;
+}
+
+static void auth_free_worker(struct ldg_worker *w, void *state)
+{
+    struct ldg_auth_worker *aw = state;
+    if (aw->pw) /* stop_worker never ran (startup failed) */
+        ldg_password_pool_close(aw->pw, NULL, NULL);
+    free(aw);
+}
+
+const struct ldg_role ldg_role_auth = {
+    .name = "auth",
+    .keys = ldg_auth_cfg_keys,
+    .cfg_size = sizeof(struct ldg_auth_cfg),
+    .init_global = auth_init_global,
+    .routes = auth_routes,
+    .init_worker = auth_init_worker,
+    .stop_worker = auth_stop_worker,
+    .drained = auth_drained,
+    .free_worker = auth_free_worker,
+};
+
+struct ldg_auth_worker *ldg__auth_worker(struct ldg_req *req)
+{
+    int i = ldg_role_index("auth");
+    LDG_ASSERT(i >= 0 && req->w->role_started[i]);
+    return req->w->role_state[i];
+}
+
+void ldg__auth_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
+                     unsigned flags, size_t max_body)
+{
+    struct ldg_route_opts o = {.flags = flags, .max_body_bytes = max_body ? max_body : 64 * 1024};
+    int rc = ldg_router_add(r, method, pattern, fn, &o);
+    LDG_ASSERT(rc == 0);
+}
+
+/* ---- SQL bound to a request ------------------------------------------------------------------ */
+
+struct sql_call {
+    struct ldg_req *req;
+    const struct ldg_auth_errs *errs;
+    ldg_auth_sql_cb cb;
+    void *ud;
+    const char *name;
+};
+
+static void answer_failure(struct ldg_req *req, const struct ldg_auth_errs *errs, int code, const char *sqlstate,
+                           const char *name, const char *message)
+{
+    if (code == -EIO && errs->unique && strcmp(sqlstate, "23505") == 0) {
+        ldg_req_error(req, 409, errs->unique);
+        return;
+    }
+    bool unavailable = code == -ETIMEDOUT || code == -ENOTCONN || code == -EAGAIN || code == -ECONNRESET ||
+                       (code == -EIO && strcmp(sqlstate, "57014") == 0);
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "rid=%s", req->request_id);
+    ldg_log_error(ctx, "auth sql=%s failed: code=%d sqlstate=%s err=%s", name, code,
+                  sqlstate && *sqlstate ? sqlstate : "-", message ? message : "-");
+    ldg_req_error(req, unavailable ? 503 : 500, unavailable ? errs->timeout : errs->failed);
+}
+
+static void on_sql_done(PGresult *res, void *ud)
+{
+    struct sql_call *call = ud;
+    struct ldg_req *req = call->req;
+    if (req->conn) {
+        if (res)
+            call->cb(req, res, call->ud);
+        else {
+            const struct ldg_pg_error *e = ldg_pg_failure();
+            answer_failure(req, call->errs, e->code, e->sqlstate, call->name, e->message);
+        }
+    }
+    ldg_req_unref(req);
+}
+
+void ldg__auth_sql(struct ldg_req *req, const char *name, const char *sql, int nparams,
+                   const char *const *params, const struct ldg_auth_errs *errs, ldg_auth_sql_cb cb, void *ud)
+{
+    struct sql_call *call = ldg_arena_alloc(&req->arena, sizeof *call);
+    *call = (struct sql_call){req, errs, cb, ud, name};
+    ldg_req_ref(req);
+    int rc = ldg_pgpool_query_prepared(req->w->pg_auth, name, sql, nparams, params, on_sql_done, call);
+    if (rc < 0) {
+        ldg_req_unref(req);
+        answer_failure(req, errs, rc, "", name, "not submitted");
+    }
+}
+
+/* ---- request parsing --------------------------------------------------------------------------- */
+
+void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, const char *type,
+                   const char *msg, const cJSON *input)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "detail");
+    ldg_json_arr_begin(&jw);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "type");
+    ldg_json_str(&jw, type);
+    ldg_json_key(&jw, "loc");
+    ldg_json_arr_begin(&jw);
+    ldg_json_str(&jw, where);
+    if (field)
+        ldg_json_str(&jw, field);
+    ldg_json_arr_end(&jw);
+    ldg_json_key(&jw, "msg");
+    ldg_json_str(&jw, msg);
+    ldg_json_key(&jw, "input");
+    char *text = input ? cJSON_PrintUnformatted(input) : NULL;
+    if (text)
+        ldg_json_raw(&jw, text, strlen(text));
+    else if (input)
+        ldg_json_null(&jw);
+    else
+        ldg_json_raw(&jw, "{}", 2);
+    free(text);
+    ldg_json_obj_end(&jw);
+    ldg_json_arr_end(&jw);
+    ldg_json_obj_end(&jw);
+    ldg_req_json(req, 422, ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+}
+
+cJSON *ldg__auth_body(struct ldg_req *req)
+{
+    cJSON *root = ldg_json_parse(ldg_buf_head(&req->body), ldg_buf_size(&req->body));
+    if (!root) {
+        ldg__auth_422(req, "body", NULL, "json_invalid", "JSON decode error", NULL);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        ldg__auth_422(req, "body", NULL, "model_attributes_type",
+                      "Input should be a valid dictionary or object to extract fields from", root);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+int ldg__auth_str(struct ldg_req *req, const cJSON *obj, const char *field, bool required, size_t min_chars,
+                  size_t max_chars, const char **out)
+{
+    const cJSON *v = ldg_json_member(obj, field);
+    *out = NULL;
+    if (!v || (cJSON_IsNull(v) && !required)) {
+        if (!required)
+            return 0;
+        ldg__auth_422(req, "body", field, "missing", "Field required", obj);
+        return -EINVAL;
+    }
+    if (!cJSON_IsString(v)) {
+        ldg__auth_422(req, "body", field, "string_type", "Input should be a valid string", v);
+        return -EINVAL;
+    }
+    size_t n = 0;
+    if (ldg_utf8_count(v->valuestring, strlen(v->valuestring), &n) < 0)
+        n = strlen(v->valuestring); /* ldg_json_parse only yields valid UTF-8; never reached */
+    char msg[96];
+    if (n < min_chars) {
+        snprintf(msg, sizeof msg, "String should have at least %zu character%s", min_chars, min_chars == 1 ? "" : "s");
+        ldg__auth_422(req, "body", field, "string_too_short", msg, v);
+        return -EINVAL;
+    }
+    if (max_chars && n > max_chars) {
+        snprintf(msg, sizeof msg, "String should have at most %zu character%s", max_chars, max_chars == 1 ? "" : "s");
+        ldg__auth_422(req, "body", field, "string_too_long", msg, v);
+        return -EINVAL;
+    }
+    *out = v->valuestring;
+    return 1;
+}
+
+bool ldg__auth_path_id(struct ldg_req *req, const char *param, int64_t *out)
+{
+    struct ldg_str s = ldg_req_param(req, param);
+    int64_t v = 0;
+    bool ok = s.n > 0 && s.n <= 18;
+    for (size_t i = 0; ok && i < s.n; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9')
+            ok = false;
+        else
+            v = v * 10 + (s.p[i] - '0');
+    }
+    if (!ok) {
+        cJSON *in = cJSON_CreateString(ldg_arena_strndup(&req->arena, s.p, s.n));
+        ldg__auth_422(req, "path", param, "int_parsing",
+                      "Input should be a valid integer, unable to parse string as an integer", in);
+        cJSON_Delete(in);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *ldg__auth_itoa(struct ldg_req *req, int64_t v)
+{
+    char *s = ldg_arena_alloc(&req->arena, 24);
+    snprintf(s, 24, "%" PRId64, v);
+    return s;
+}

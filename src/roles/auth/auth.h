@@ -1,0 +1,130 @@
+/*
+ * auth.h: the auth role: accounts, dashboard sessions, projects, API keys, dashboard panels,
+ * settings and notification preferences (reference §3.1-3.5, §3.8 N1/N2; decisions D2-D4).
+ *
+ * Files: auth.c (registration, config, lifecycle, shared helpers below), accounts.c (register,
+ * login, logout, me, name, password, refresh, sessions), projects.c (projects, quota, API keys,
+ * settings), panels.c (dashboard panels, notification preferences).
+ *
+ * The gateway (roles/gateway) authenticates requests before these handlers run: every handler
+ * of a non-public route finds its principal with ldg_principal(req).
+ *
+ * Threading: handlers run on the worker thread that accepted the request; per-worker state is
+ * reached with ldg__auth_worker(req). The global state is immutable after init_global.
+ */
+#ifndef LDG_ROLES_AUTH_H
+#define LDG_ROLES_AUTH_H
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "auth/principal.h"
+#include "core/common.h"
+#include "core/config.h"
+#include "http/request.h"
+#include "http/router.h"
+
+/* The [auth] section. */
+struct ldg_auth_cfg {
+    char *jwt_secret_file;        /* HS256 secret (also read by gateways to verify tokens) */
+    int64_t access_ttl_ms;        /* access JWT lifetime (15 min) */
+    int64_t refresh_ttl_ms;       /* refresh token lifetime (7 days) */
+    int64_t hash_max_inflight;    /* argon2/bcrypt jobs one worker runs on the thread pool at once */
+    int64_t hash_max_queued;      /* more wait; beyond that logins/registrations get 503 */
+    int64_t login_fail_window_ms; /* failed-login counting window */
+    int64_t login_fail_max_email; /* failures per email per window before 429 */
+    int64_t login_fail_max_addr;  /* failures per client address per window before 429 */
+    bool cookie_secure;           /* Secure flag on the refresh_token cookie */
+    int64_t max_panels;           /* dashboard panels per account */
+    int64_t max_projects;         /* projects per account */
+    int64_t max_keys;             /* active API keys per project */
+};
+
+extern const struct ldg_cfg_key ldg_auth_cfg_keys[];
+extern const struct ldg_role ldg_role_auth;
+
+/* Process-wide state, set by init_global (main thread), read-only afterwards. */
+struct ldg_auth_global {
+    const struct ldg_auth_cfg *cfg;
+    const unsigned char *secret; /* borrowed from the config (jwt_secret) */
+    size_t secret_len;
+};
+extern struct ldg_auth_global ldg__auth;
+
+struct ldg_password_pool;
+struct ldg_worker;
+
+/* Per-worker state. */
+struct ldg_auth_worker {
+    struct ldg_worker *w;
+    struct ldg_password_pool *pw; /* owned; closed in stop_worker */
+    bool pw_closed;
+};
+
+struct ldg_auth_worker *ldg__auth_worker(struct ldg_req *req);
+
+/* ---- shared helpers for the handlers ------------------------------------------------------- */
+
+/* Client-facing texts for one SQL call's failures. `timeout`: 503 when PostgreSQL is unreachable,
+ * slow or the pool is saturated; `failed`: 500 for any other failure; `unique` (nullable): 409
+ * when the statement hits a unique violation (SQLSTATE 23505). */
+struct ldg_auth_errs {
+    const char *timeout;
+    const char *failed;
+    const char *unique;
+};
+
+/* Result callback: runs only while the request still has a connection, with a successful `res`
+ * (PGRES_TUPLES_OK or PGRES_COMMAND_OK; PQclear'ed after the callback). Failures never reach it:
+ * they are logged and answered with the texts of `errs`. */
+typedef void (*ldg_auth_sql_cb)(struct ldg_req *req, PGresult *res, void *ud);
+
+/* Run one statement (prepared under `name`, parameters as text, NULL = SQL NULL) on the auth
+ * database for `req`; holds a request reference until the callback. `errs` must be static or
+ * live in req->arena. Never answers from inside this call except when the submission fails. */
+void ldg__auth_sql(struct ldg_req *req, const char *name, const char *sql, int nparams,
+                   const char *const *params, const struct ldg_auth_errs *errs, ldg_auth_sql_cb cb, void *ud);
+
+/* Parse the request body as a JSON object. On failure answers 422 (FastAPI shape, type
+ * json_invalid or model_attributes_type) and returns NULL. The caller owns the tree. */
+cJSON *ldg__auth_body(struct ldg_req *req);
+
+/* Answer 422 with FastAPI's body: {"detail":[{"type","loc":["body",<field>],"msg","input"}]}.
+ * `where` is "body", "query" or "path"; `field` may be NULL (loc is then [where]); `input` may be
+ * NULL (then {} for body-level errors, or the absent marker omitted). */
+void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, const char *type,
+                   const char *msg, const cJSON *input);
+
+/* FastAPI-style validation of one string member: required/optional, length bounds in code
+ * points. Returns 1 (present, *out set, pointing into the tree), 0 (absent and optional), or
+ * -EINVAL after answering 422 (types: missing, string_type, string_too_short, string_too_long;
+ * messages "Field required", "Input should be a valid string", "String should have at least N
+ * character(s)", "String should have at most N characters"). */
+int ldg__auth_str(struct ldg_req *req, const cJSON *obj, const char *field, bool required, size_t min_chars,
+                  size_t max_chars, const char **out) LDG_MUSTCHECK;
+
+/* A path parameter as a positive int64; answers 422 (int_parsing, "Input should be a valid
+ * integer, unable to parse string as an integer") and returns false otherwise. */
+bool ldg__auth_path_id(struct ldg_req *req, const char *param, int64_t *out);
+
+/* Decimal text of v in the request arena (for SQL parameters). */
+const char *ldg__auth_itoa(struct ldg_req *req, int64_t v);
+
+/* Column fragment rendering a timestamptz as Python's isoformat() in UTC:
+ * `2025-11-30T10:00:00.123456+00:00`, fraction omitted when zero. Use as
+ * LDG_SQL_ISO("created_at") inside a SELECT list; NULL stays NULL. */
+#define LDG_SQL_ISO(col)                                                                                     \
+    "CASE WHEN " col " IS NULL THEN NULL WHEN date_part('microseconds', " col ")::bigint % 1000000 = 0 "      \
+    "THEN to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') "                         \
+    "ELSE to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END"
+
+/* Route registration of each file (called by auth.c's routes hook). */
+void ldg__auth_accounts_routes(struct ldg_router *r);
+void ldg__auth_projects_routes(struct ldg_router *r);
+void ldg__auth_panels_routes(struct ldg_router *r);
+
+/* Add a route or abort startup (programming error). */
+void ldg__auth_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
+                     unsigned flags, size_t max_body);
+
+#endif

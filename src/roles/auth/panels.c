@@ -1,0 +1,7 @@
+/* panels.c: see auth.h. */
+#include "roles/auth/auth.h"
+
+void ldg__auth_panels_routes(struct ldg_router *r)
+{
+    (void)r;
+}
