@@ -252,6 +252,20 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
     ldg__conn_send_response(req->conn, req);
 }
 
+void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (cap)
+        out[0] = 0;
+    if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&ss, out, cap);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, cap);
+}
+
 void ldg_req_error(struct ldg_req *req, int status, const char *detail)
 {
     struct ldg_buf b;
