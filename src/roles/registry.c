@@ -12,7 +12,7 @@
     static const struct ldg_cfg_key ident##_keys[] = {{0}};                                                  \
     static const struct ldg_role ident = {.name = section, .keys = ident##_keys, .cfg_size = 0}
 
-extern const struct ldg_role ldg_role_gateway;
+#include "roles/gateway/gateway.h"
 PLACEHOLDER_ROLE(role_ingest, "ingest");
 PLACEHOLDER_ROLE(role_query, "query");
 PLACEHOLDER_ROLE(role_storage, "storage");

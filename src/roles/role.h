@@ -33,7 +33,7 @@ struct ldg_role {
     bool (*drained)(const struct ldg_worker *w, const void *state);    /* true once its handles are closed */
     void (*free_worker)(struct ldg_worker *w, void *state);
     void (*free_global)(void);
-    /* Optional: add "name": "status" members to /health/deep (JSON object members, comma-led). */
+    /* Optional: write this role's /health/deep value (one JSON object, e.g. {"status":"running",...}). */
     void (*health)(const struct ldg_worker *w, const void *state, struct ldg_buf *out);
 };
 

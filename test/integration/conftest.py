@@ -414,10 +414,12 @@ def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate, jwt_secret_f
 
 @pytest.fixture
 def srv(ledgerd):
-    """start(server={...}, log={...}, workers=1): ledgerd with debug endpoints and a 50 ms sweeper."""
+    """start(server={...}, log={...}, workers=1): ledgerd with debug endpoints and a 50 ms sweeper,
+    for tests of the HTTP layer itself: the gateway role is off, so no route needs credentials."""
 
     def start(server=None, log=None, **kw):
-        extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})}}
+        extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})},
+                 "roles": {"gateway": False}}
         if log:
             extra["log"] = log
         return ledgerd(extra_ini=extra, **kw)

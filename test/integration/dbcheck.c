@@ -1324,13 +1324,15 @@ static int sc_migrate(void)
     CHECK(run_migrations(auth_db, logs_db) == 0);
     char *a2 = migrations_snapshot(auth_db), *l2 = migrations_snapshot(logs_db);
     CHECK(strcmp(a1, a2) == 0 && strcmp(l1, l2) == 0, "second run changed schema_migrations");
-    CHECK(strncmp(a1, "1:0001_init@", 12) == 0 && strncmp(l1, "1:0001_init@", 12) == 0, "auth=%s logs=%s", a1,
-          l1);
+    /* "<count>:0001_init@...,...": the first migration is 0001_init in both databases. */
+    CHECK(strstr(a1, ":0001_init@") && strstr(l1, ":0001_init@") && strtol(a1, NULL, 10) >= 2 &&
+              strtol(l1, NULL, 10) >= 1,
+          "auth=%s logs=%s", a1, l1);
     say("SECOND_RUN_NOOP ok");
     free(a1), free(a2), free(l1), free(l2);
 
-    static const char *const auth_tables[] = {"accounts",    "projects",        "api_keys",
-                                              "daily_usage", "user_dashboards", NULL};
+    static const char *const auth_tables[] = {"accounts",        "projects", "api_keys",       "daily_usage",
+                                              "user_dashboards", "sessions", "refresh_tokens", NULL};
     static const char *const logs_tables[] = {"logs",         "error_groups", "aggregated_metrics",
                                               "logs_2025_01", "logs_2026_01", NULL};
     check_tables(auth_db, auth_tables);

@@ -118,6 +118,20 @@ const char *ldg__auth_itoa(struct ldg_req *req, int64_t v);
     "THEN to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') "                         \
     "ELSE to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END"
 
+/* ---- helpers of projects.c shared with panels.c ------------------------------------------------ */
+
+/* The session principal of an account-level route, or NULL after answering 401 "Not
+ * authenticated" (no principal: the gateway's filter did not run) or 403 (an API key; the gateway
+ * normally refuses those first for LDG_ROUTE_ACCOUNT routes). */
+const struct ldg_principal *ldg__auth_account(struct ldg_req *req);
+
+/* FastAPI-style (pydantic lax mode) validation of one integer member: JSON integers and decimal
+ * strings are accepted, within [min, max]. Returns 1 (*out set), 0 (absent or null, optional), or
+ * -EINVAL after answering 422 (types: missing, int_type, int_parsing, int_from_float,
+ * greater_than_equal, less_than_equal). */
+int ldg__auth_int(struct ldg_req *req, const cJSON *obj, const char *field, bool required, int64_t min,
+                  int64_t max, int64_t *out) LDG_MUSTCHECK;
+
 /* Route registration of each file (called by auth.c's routes hook). */
 void ldg__auth_accounts_routes(struct ldg_router *r);
 void ldg__auth_projects_routes(struct ldg_router *r);

@@ -1,5 +1,867 @@
-/* gateway.c: placeholder until the gateway lands. */
-#include "roles/role.h"
+/*
+ * gateway.c: see gateway.h. Request flow:
+ *
+ *   on_filter -> credentials -> API key: key_lookup (loop table -> Redis -> PostgreSQL)
+ *                            -> JWT: ldg_jwt_verify
+ *             -> principal -> limits (one Redis pipeline) -> ldg_req_run_handler
+ */
+#include "roles/gateway/gateway.h"
 
-static const struct ldg_cfg_key gateway_keys[] = {{0}};
-const struct ldg_role ldg_role_gateway = {.name = "gateway", .keys = gateway_keys, .cfg_size = 0};
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "auth/apikey.h"
+#include "auth/jwt.h"
+#include "auth/keycache.h"
+#include "auth/principal.h"
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "db/redis.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "roles/gateway/keytable.h"
+#include "settings.h"
+
+#define CFG(f) offsetof(struct ldg_gateway_cfg, f)
+
+static const struct ldg_cfg_enum failure_choices[] = {
+    {"open", LDG_GATEWAY_FAIL_OPEN}, {"closed", LDG_GATEWAY_FAIL_CLOSED}, {NULL, 0}};
+
+const struct ldg_cfg_key ldg_gateway_cfg_keys[] = {
+    {"key_cache_size", LDG_CFG_INT, CFG(key_cache_size), "10000", 1, 10000000, NULL, 0,
+     "API keys remembered per worker loop (least recently used evicted)"},
+    {"key_cache_ttl_ms", LDG_CFG_MS, CFG(key_cache_ttl_ms), "300000", 0, 3600000, NULL, 0,
+     "How long a loop trusts a validated key without asking Redis, while revocations flow"},
+    {"key_recheck_ms", LDG_CFG_MS, CFG(key_recheck_ms), "1000", 0, 60000, NULL, 0,
+     "How long a loop trusts a key while its revocation channel is down (bounds revocation delay)"},
+    {"key_negative_ttl_ms", LDG_CFG_MS, CFG(key_negative_ttl_ms), "30000", 0, 3600000, NULL, 0,
+     "How long a loop remembers that a key does not exist"},
+    {"key_stale_ms", LDG_CFG_MS, CFG(key_stale_ms), "600000", 0, 86400000, NULL, 0,
+     "Auth database unreachable: keys validated this recently keep working, others get 503"},
+    {"breaker_failures", LDG_CFG_INT, CFG(breaker_failures), "5", 1, 1000, NULL, 0,
+     "Consecutive auth database failures that open the circuit breaker"},
+    {"breaker_open_ms", LDG_CFG_MS, CFG(breaker_open_ms), "60000", 100, 3600000, NULL, 0,
+     "Open breaker: no auth database lookups for this long, then one probe"},
+    {"redis_failure", LDG_CFG_ENUM, CFG(redis_failure), "open", 0, 0, failure_choices, 0,
+     "Redis unreachable: open = requests pass without rate limits (v1), closed = 503"},
+    {"session_rate_per_minute", LDG_CFG_INT, CFG(session_rate_per_minute), "1000", 1, 100000000, NULL, 0,
+     "Requests per minute per dashboard account"},
+    {"session_rate_per_hour", LDG_CFG_INT, CFG(session_rate_per_hour), "50000", 1, 1000000000, NULL, 0,
+     "Requests per hour per dashboard account"},
+    {"last_used_interval_ms", LDG_CFG_MS, CFG(last_used_interval_ms), "60000", 1000, 3600000, NULL, 0,
+     "api_keys.last_used_at is written at most this often per key (off the request path)"},
+    {0},
+};
+
+/* ---- state -------------------------------------------------------------------------------------- */
+
+static struct {
+    const struct ldg_gateway_cfg *cfg;
+    const unsigned char *secret;
+    size_t secret_len;
+} G;
+
+struct gw {
+    struct ldg_worker *w;
+    struct ldg_keytable keys;
+    struct ldg_redis_sub *sub; /* revocations; NULL once closing */
+    bool sub_closed;
+    uint64_t sub_errors_seen;
+    uint32_t gen;              /* bumped whenever invalidations may have been missed */
+    unsigned breaker_failures; /* consecutive */
+    uint64_t breaker_open_until; /* loop ms; 0 = closed */
+    bool probe_inflight;
+    uint64_t redis_warn_ms;
+};
+
+static int gateway_index = -1;
+
+static struct gw *gw_of(struct ldg_req *req)
+{
+    return req->w->role_state[gateway_index];
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void log_ctx(struct ldg_req *req, char *ctx, size_t cap)
+{
+    snprintf(ctx, cap, "rid=%s", req->request_id);
+}
+
+/* ---- answers ------------------------------------------------------------------------------------- */
+
+static void deny_401(struct ldg_req *req, const char *detail)
+{
+    ldg_req_add_header(req, "WWW-Authenticate", "Bearer");
+    ldg_req_error(req, 401, detail);
+}
+
+static void deny_503(struct ldg_req *req, const char *detail, int retry_after)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", retry_after);
+    ldg_req_add_header(req, "Retry-After", v);
+    ldg_req_error(req, 503, detail);
+}
+
+/* ---- limits: one Redis round trip --------------------------------------------------------------- */
+
+enum { R_SESSION, R_MIN, R_HOUR, R_USAGE, R_COUNT };
+
+struct limits {
+    struct ldg_req *req;
+    struct ldg_principal *p;
+    unsigned pending;
+    bool failed;
+    bool want[R_COUNT];
+    long long val[R_COUNT];
+    uint64_t now_s;
+};
+
+static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p);
+static void limits_finish(struct limits *l);
+static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p);
+
+/* Each command gets its own small context so the callback knows its slot. */
+struct limit_cmd {
+    struct limits *l;
+    int slot; /* -1: EXPIRE (reply ignored) */
+};
+
+static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct limit_cmd *c = ud;
+    struct limits *l = c->l;
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        l->failed = true;
+    else if (c->slot >= 0) {
+        if (reply->type == REDIS_REPLY_INTEGER)
+            l->val[c->slot] = reply->integer;
+        else if (reply->type == REDIS_REPLY_STRING)
+            l->val[c->slot] = strtoll(reply->str, NULL, 10);
+        else if (reply->type == REDIS_REPLY_NIL)
+            l->val[c->slot] = 0;
+    }
+    if (--l->pending == 0)
+        limits_finish(l);
+}
+
+static void limits_start(struct ldg_req *req, struct ldg_principal *p)
+{
+    struct ldg_redis *r = req->w->redis;
+    unsigned flags = req->match.route ? req->match.route->flags : 0;
+    bool session = p->kind == LDG_PRINCIPAL_SESSION;
+    bool counted = !(flags & LDG_ROUTE_NO_LIMITS);
+    bool quota = (flags & LDG_ROUTE_QUOTA) && p->kind == LDG_PRINCIPAL_API_KEY;
+    if (!session && !counted && !quota) {
+        ldg_req_run_handler(req);
+        return;
+    }
+    if (!ldg_redis_connected(r)) {
+        limits_redis_down(req, p);
+        return;
+    }
+    struct limits *l = ldg_arena_alloc(&req->arena, sizeof *l);
+    memset(l, 0, sizeof *l);
+    l->req = req;
+    l->p = p;
+    l->now_s = wall_ms() / 1000u;
+    l->want[R_SESSION] = session;
+    l->want[R_MIN] = l->want[R_HOUR] = counted;
+    l->want[R_USAGE] = quota;
+
+    char bucket[48];
+    if (session)
+        snprintf(bucket, sizeof bucket, "acct:%" PRId64, p->account_id);
+    else
+        snprintf(bucket, sizeof bucket, "%" PRId64, p->project_id);
+
+    struct {
+        int slot;
+        char cmd[160];
+    } cmds[8];
+    size_t n = 0;
+    if (session)
+        cmds[n].slot = R_SESSION, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXISTS " LDG_SESSION_PREFIX "%s", p->sid);
+    if (counted) {
+        uint64_t m = l->now_s / 60, h = l->now_s / 3600;
+        cmds[n].slot = R_MIN, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "INCR ratelimit:%s:min:%" PRIu64, bucket, m);
+        cmds[n].slot = -1, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXPIRE ratelimit:%s:min:%" PRIu64 " 60", bucket, m);
+        cmds[n].slot = R_HOUR, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "INCR ratelimit:%s:hour:%" PRIu64, bucket, h);
+        cmds[n].slot = -1,
+        snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXPIRE ratelimit:%s:hour:%" PRIu64 " 3600", bucket, h);
+    }
+    if (quota) {
+        time_t t = (time_t)l->now_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        cmds[n].slot = R_USAGE, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "GET usage:%" PRId64 ":%04d%02d%02d",
+                                        p->project_id, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    }
+    ldg_req_ref(req);
+    l->pending = 1; /* held while issuing */
+    for (size_t i = 0; i < n; i++) {
+        struct limit_cmd *c = ldg_arena_alloc(&req->arena, sizeof *c);
+        c->l = l;
+        c->slot = cmds[i].slot;
+        /* Words only (no spaces inside arguments): split for commandargv. */
+        const char *argv[4];
+        size_t argl[4];
+        int argc = 0;
+        char *s = cmds[i].cmd;
+        while (*s && argc < 4) {
+            argv[argc] = s;
+            char *sp = strchr(s, ' ');
+            argl[argc] = sp ? (size_t)(sp - s) : strlen(s);
+            argc++;
+            if (!sp)
+                break;
+            s = sp + 1;
+        }
+        if (ldg_redis_commandargv(r, on_cmd_reply, c, argc, argv, argl) == 0)
+            l->pending++;
+        else
+            l->failed = true;
+    }
+    if (--l->pending == 0)
+        limits_finish(l);
+}
+
+static void add_int_header(struct ldg_req *req, const char *name, long long v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%lld", v);
+    ldg_req_add_header(req, name, s);
+}
+
+static void account_check_and_run(struct ldg_req *req, const struct ldg_principal *p)
+{
+    unsigned flags = req->match.route ? req->match.route->flags : 0;
+    if ((flags & LDG_ROUTE_ACCOUNT) && p->kind == LDG_PRINCIPAL_API_KEY) {
+        ldg_req_error(req, 403, "API keys cannot access account-level endpoints; sign in to the dashboard");
+        return;
+    }
+    if (p->kind == LDG_PRINCIPAL_API_KEY)
+        touch_last_used(req, p);
+    ldg_req_run_handler(req);
+}
+
+static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p)
+{
+    struct gw *gw = gw_of(req);
+    uint64_t now = ldg_worker_now(req->w);
+    if (now - gw->redis_warn_ms >= 10000 || gw->redis_warn_ms == 0) {
+        gw->redis_warn_ms = now;
+        ldg_log_warn(NULL, "gateway: Redis unavailable, rate limits %s",
+                     G.cfg->redis_failure == LDG_GATEWAY_FAIL_OPEN ? "skipped (fail open)" : "refuse requests (fail closed)");
+    }
+    if (G.cfg->redis_failure == LDG_GATEWAY_FAIL_CLOSED) {
+        deny_503(req, "Service temporarily unavailable", 1);
+        return;
+    }
+    account_check_and_run(req, p);
+}
+
+static void limits_finish(struct limits *l)
+{
+    struct ldg_req *req = l->req;
+    struct ldg_principal *p = l->p;
+    if (!req->conn) {
+        ldg_req_unref(req);
+        return;
+    }
+    if (l->failed) {
+        limits_redis_down(req, p);
+        ldg_req_unref(req);
+        return;
+    }
+    if (l->want[R_SESSION] && l->val[R_SESSION] != 1) {
+        deny_401(req, "Invalid or expired session token");
+        ldg_req_unref(req);
+        return;
+    }
+    if (l->want[R_MIN]) {
+        long long mc = l->val[R_MIN], hc = l->val[R_HOUR];
+        long long ml = p->rate_limit_per_minute, hl = p->rate_limit_per_hour;
+        add_int_header(req, "X-RateLimit-Limit-Minute", ml);
+        add_int_header(req, "X-RateLimit-Remaining-Minute", mc >= ml ? 0 : ml - mc);
+        add_int_header(req, "X-RateLimit-Limit-Hour", hl);
+        add_int_header(req, "X-RateLimit-Remaining-Hour", hc >= hl ? 0 : hl - hc);
+        if (hc > hl || mc > ml) {
+            char detail[160];
+            long long retry;
+            if (hc > hl) {
+                snprintf(detail, sizeof detail, "Hourly rate limit exceeded. Current: %lld, Limit: %lld", hc, hl);
+                retry = 3600 - (long long)(l->now_s % 3600);
+            } else {
+                snprintf(detail, sizeof detail, "Per-minute rate limit exceeded. Current: %lld, Limit: %lld", mc, ml);
+                retry = 60 - (long long)(l->now_s % 60);
+            }
+            add_int_header(req, "Retry-After", retry < 1 ? 1 : retry);
+            ldg_req_error(req, 429, detail);
+            ldg_req_unref(req);
+            return;
+        }
+    }
+    if (l->want[R_USAGE] && l->val[R_USAGE] >= p->daily_quota) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, l->val[R_USAGE], p->daily_quota);
+        ldg_req_error(req, 402, detail);
+        ldg_req_unref(req);
+        return;
+    }
+    account_check_and_run(req, p);
+    ldg_req_unref(req);
+}
+
+/* ---- last_used_at: at most once per interval per key, off the request path ------------------- */
+
+static void on_last_used_written(PGresult *res, void *ud)
+{
+    if (!res)
+        ldg_log_debug(NULL, "gateway: last_used_at update failed (code=%d)", ldg_pg_failure()->code);
+}
+
+struct touch {
+    struct ldg_worker *w;
+    int64_t key_id;
+};
+
+static void on_last_used_claimed(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct touch *t = ud;
+    /* SET NX answered OK: this process writes; nil: someone did within the interval. */
+    if (reply && reply->type == REDIS_REPLY_STATUS && t->w->state == LDG_WORKER_RUNNING) {
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, t->key_id);
+        const char *params[1] = {id};
+        int rc = ldg_pgpool_query_prepared(t->w->pg_auth, "gw_last_used",
+                                           "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1, params,
+                                           on_last_used_written, NULL);
+        if (rc < 0)
+            ldg_log_debug(NULL, "gateway: last_used_at update not submitted: %s", strerror(-rc));
+    }
+    free(t);
+}
+
+static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p)
+{
+    struct gw *gw = gw_of(req);
+    uint64_t now = ldg_worker_now(req->w);
+    struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, p->sid); /* sid holds the digest for keys */
+    if (!e || e->negative || (e->last_used_ms && now - e->last_used_ms < (uint64_t)G.cfg->last_used_interval_ms))
+        return;
+    e->last_used_ms = now;
+    struct touch *t = ldg_malloc(sizeof *t);
+    t->w = req->w;
+    t->key_id = p->key_id;
+    char key[48], ttl[24];
+    snprintf(key, sizeof key, "last_used:%" PRId64, p->key_id);
+    snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->last_used_interval_ms);
+    const char *argv[] = {"SET", key, "1", "PX", ttl, "NX"};
+    if (ldg_redis_commandargv(req->w->redis, on_last_used_claimed, t, 6, argv, NULL) < 0)
+        free(t); /* Redis down: skip this time */
+}
+
+/* ---- API keys ------------------------------------------------------------------------------------ */
+
+struct keyjob {
+    struct ldg_req *req;
+    char digest[LDG_SHA256_HEX_LEN + 1];
+};
+
+static struct ldg_principal *principal_from_entry(struct ldg_req *req, const struct ldg_keyentry *e)
+{
+    struct ldg_principal *p = ldg_arena_alloc(&req->arena, sizeof *p);
+    memset(p, 0, sizeof *p);
+    p->kind = LDG_PRINCIPAL_API_KEY;
+    p->account_id = e->account_id;
+    p->project_id = e->project_id;
+    p->key_id = e->key_id;
+    p->rate_limit_per_minute = e->rate_limit_per_minute;
+    p->rate_limit_per_hour = e->rate_limit_per_hour;
+    p->daily_quota = e->daily_quota;
+    /* API-key principals have no session id; the field carries the key's digest for the
+     * gateway's own bookkeeping (last_used_at). */
+    snprintf(p->sid, sizeof p->sid, "%s", e->digest);
+    req->principal = p;
+    return p;
+}
+
+static void key_accept(struct ldg_req *req, const struct ldg_keyentry *e)
+{
+    limits_start(req, principal_from_entry(req, e));
+}
+
+static void key_reject(struct ldg_req *req)
+{
+    deny_401(req, "Invalid or expired API key");
+}
+
+static void remember_negative(struct gw *gw, const char *digest)
+{
+    if (G.cfg->key_negative_ttl_ms == 0)
+        return;
+    struct ldg_keyentry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.digest, sizeof e.digest, "%s", digest);
+    e.negative = true;
+    e.confirmed_ms = ldg_worker_now(gw->w);
+    e.gen = gw->gen;
+    ldg_keytable_put(&gw->keys, &e);
+}
+
+/* The auth database could not answer: a recently validated key keeps working. */
+static void key_unavailable(struct ldg_req *req, const char *digest)
+{
+    struct gw *gw = gw_of(req);
+    struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, digest);
+    if (e && !e->negative && wall_ms() - e->validated_wall_ms <= (uint64_t)G.cfg->key_stale_ms) {
+        key_accept(req, e);
+        return;
+    }
+    deny_503(req, "Authentication service unavailable", 5);
+}
+
+static void breaker_result(struct gw *gw, bool ok)
+{
+    if (ok) {
+        if (gw->breaker_open_until)
+            ldg_log_info(NULL, "gateway: auth database reachable again, circuit breaker closed");
+        gw->breaker_failures = 0;
+        gw->breaker_open_until = 0;
+        return;
+    }
+    if (++gw->breaker_failures >= (unsigned)G.cfg->breaker_failures) {
+        if (!gw->breaker_open_until)
+            ldg_log_warn(NULL, "gateway: circuit breaker open after %u auth database failures", gw->breaker_failures);
+        gw->breaker_open_until = ldg_worker_now(gw->w) + (uint64_t)G.cfg->breaker_open_ms;
+    }
+}
+
+static void write_redis_cache(struct gw *gw, const struct ldg_keyentry *e);
+
+static void on_key_row(PGresult *res, void *ud)
+{
+    struct keyjob *job = ud;
+    struct ldg_req *req = job->req;
+    struct gw *gw = gw_of(req);
+    gw->probe_inflight = false;
+    if (!res) {
+        const struct ldg_pg_error *err = ldg_pg_failure();
+        breaker_result(gw, false);
+        char ctx[64];
+        log_ctx(req, ctx, sizeof ctx);
+        ldg_log_warn(ctx, "gateway: API key lookup failed (code=%d sqlstate=%s)", err->code,
+                     err->sqlstate[0] ? err->sqlstate : "-");
+        if (req->conn)
+            key_unavailable(req, job->digest);
+        ldg_req_unref(req);
+        return;
+    }
+    breaker_result(gw, true);
+    bool active = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+    if (!active) {
+        ldg_keytable_del(&gw->keys, job->digest);
+        remember_negative(gw, job->digest);
+        if (req->conn)
+            key_reject(req);
+        ldg_req_unref(req);
+        return;
+    }
+    struct ldg_keyentry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.digest, sizeof e.digest, "%s", job->digest);
+    e.key_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    e.project_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    e.account_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    e.rate_limit_per_minute = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    e.rate_limit_per_hour = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    e.daily_quota = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    e.validated_wall_ms = wall_ms();
+    e.confirmed_ms = ldg_worker_now(gw->w);
+    e.gen = gw->gen;
+    struct ldg_keyentry *old = ldg_keytable_get(&gw->keys, job->digest);
+    if (old)
+        e.last_used_ms = old->last_used_ms;
+    const struct ldg_keyentry *stored = ldg_keytable_put(&gw->keys, &e);
+    write_redis_cache(gw, stored);
+    if (req->conn)
+        key_accept(req, stored);
+    ldg_req_unref(req);
+}
+
+static void key_from_db(struct ldg_req *req, struct keyjob *job)
+{
+    struct gw *gw = gw_of(req);
+    uint64_t now = ldg_worker_now(req->w);
+    if (gw->breaker_open_until) {
+        if (now < gw->breaker_open_until || gw->probe_inflight) {
+            key_unavailable(req, job->digest);
+            return;
+        }
+        gw->probe_inflight = true; /* half-open: this lookup is the probe */
+    }
+    const char *params[1] = {job->digest};
+    job->req = req;
+    ldg_req_ref(req);
+    int rc = ldg_pgpool_query_prepared(
+        req->w->pg_auth, "gw_key",
+        "SELECT k.id, k.project_id, p.account_id, COALESCE(k.rate_limit_per_minute, 1000), "
+        "COALESCE(k.rate_limit_per_hour, 50000), COALESCE(p.daily_quota, 1000000), "
+        "(k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now())) "
+        "FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_digest = $1",
+        1, params, on_key_row, job);
+    if (rc < 0) {
+        gw->probe_inflight = false;
+        ldg_req_unref(req);
+        breaker_result(gw, false);
+        key_unavailable(req, job->digest);
+    }
+}
+
+struct cachefill {
+    struct ldg_worker *w;
+    char digest[LDG_SHA256_HEX_LEN + 1];
+};
+
+static void on_cache_written(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct cachefill *job = ud;
+    struct ldg_worker *w = job->w;
+    /* nil: the key was already there, possibly a revocation tombstone written while we read the
+     * database: drop our loop entry so the next request asks Redis. */
+    if (reply && reply->type == REDIS_REPLY_NIL && w->state == LDG_WORKER_RUNNING && gateway_index >= 0) {
+        struct gw *gw = w->role_state[gateway_index];
+        if (gw)
+            ldg_keytable_del(&gw->keys, job->digest);
+    }
+    free(job);
+}
+
+static void write_redis_cache(struct gw *gw, const struct ldg_keyentry *e)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    ldg_buf_printf(&b,
+                   "{\"project_id\":%" PRId64 ",\"account_id\":%" PRId64 ",\"rate_limit_per_minute\":%" PRId64
+                   ",\"rate_limit_per_hour\":%" PRId64 ",\"daily_quota\":%" PRId64
+                   ",\"current_usage\":0,\"key_id\":%" PRId64 ",\"validated_at_ms\":%" PRIu64 "}",
+                   e->project_id, e->account_id, e->rate_limit_per_minute, e->rate_limit_per_hour, e->daily_quota,
+                   e->key_id, e->validated_wall_ms);
+    char key[sizeof LDG_KEYCACHE_PREFIX + LDG_SHA256_HEX_LEN];
+    snprintf(key, sizeof key, LDG_KEYCACHE_PREFIX "%s", e->digest);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", LDG_KEYCACHE_TTL_S);
+    const char *argv[] = {"SET", key, ldg_buf_head(&b), "EX", ttl, "NX"};
+    size_t argl[] = {3, strlen(key), ldg_buf_size(&b), 2, strlen(ttl), 2};
+    struct cachefill *job = ldg_malloc(sizeof *job);
+    job->w = gw->w;
+    snprintf(job->digest, sizeof job->digest, "%s", e->digest);
+    if (ldg_redis_commandargv(gw->w->redis, on_cache_written, job, 6, argv, argl) < 0)
+        free(job);
+    ldg_buf_free(&b);
+}
+
+static bool parse_cached(const char *s, size_t n, struct ldg_keyentry *e)
+{
+    cJSON *root = ldg_json_parse(s, n);
+    if (!root)
+        return false;
+    int64_t v[7];
+    static const char *const names[7] = {"project_id",  "account_id", "rate_limit_per_minute", "rate_limit_per_hour",
+                                         "daily_quota", "key_id",     "validated_at_ms"};
+    bool ok = true;
+    for (int i = 0; i < 7 && ok; i++)
+        ok = ldg_json_get_int(root, names[i], true, 0, INT64_MAX, &v[i], NULL, 0) == 1;
+    cJSON_Delete(root);
+    if (!ok)
+        return false;
+    e->project_id = v[0];
+    e->account_id = v[1];
+    e->rate_limit_per_minute = v[2];
+    e->rate_limit_per_hour = v[3];
+    e->daily_quota = v[4];
+    e->key_id = v[5];
+    e->validated_wall_ms = (uint64_t)v[6];
+    return true;
+}
+
+static void on_key_cached(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct keyjob *job = ud;
+    struct ldg_req *req = job->req;
+    if (!req->conn) {
+        ldg_req_unref(req);
+        return;
+    }
+    struct gw *gw = gw_of(req);
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        if (reply->len == sizeof LDG_KEYCACHE_TOMBSTONE - 1 &&
+            memcmp(reply->str, LDG_KEYCACHE_TOMBSTONE, reply->len) == 0) {
+            ldg_keytable_del(&gw->keys, job->digest);
+            remember_negative(gw, job->digest);
+            key_reject(req);
+            ldg_req_unref(req);
+            return;
+        }
+        struct ldg_keyentry e;
+        memset(&e, 0, sizeof e);
+        if (parse_cached(reply->str, reply->len, &e)) {
+            snprintf(e.digest, sizeof e.digest, "%s", job->digest);
+            e.confirmed_ms = ldg_worker_now(req->w);
+            e.gen = gw->gen;
+            struct ldg_keyentry *old = ldg_keytable_get(&gw->keys, job->digest);
+            if (old)
+                e.last_used_ms = old->last_used_ms;
+            key_accept(req, ldg_keytable_put(&gw->keys, &e));
+            ldg_req_unref(req);
+            return;
+        }
+        ldg_log_warn(NULL, "gateway: unreadable API key cache entry ignored");
+    }
+    /* nil, unreadable, or Redis failed: ask the database. */
+    key_from_db(req, job);
+    ldg_req_unref(req);
+}
+
+/* Invalidation generation: messages may have been missed whenever the channel dropped. */
+static void sync_generation(struct gw *gw)
+{
+    uint64_t errs = gw->sub ? ldg_redis_sub_errors(gw->sub) : 0;
+    if (errs != gw->sub_errors_seen) {
+        gw->sub_errors_seen = errs;
+        gw->gen++;
+    }
+}
+
+static bool entry_fresh(struct gw *gw, const struct ldg_keyentry *e, uint64_t now)
+{
+    uint64_t age = now - e->confirmed_ms;
+    if (e->negative)
+        return age < (uint64_t)G.cfg->key_negative_ttl_ms;
+    if (age < (uint64_t)G.cfg->key_recheck_ms)
+        return true;
+    return e->gen == gw->gen && gw->sub && ldg_redis_sub_connected(gw->sub) &&
+           age < (uint64_t)G.cfg->key_cache_ttl_ms;
+}
+
+static void auth_api_key(struct ldg_req *req, const char *key, size_t n)
+{
+    if (!ldg_apikey_looks_valid(key, n)) {
+        key_reject(req);
+        return;
+    }
+    struct gw *gw = gw_of(req);
+    struct keyjob *job = ldg_arena_alloc(&req->arena, sizeof *job);
+    job->req = req;
+    ldg_apikey_digest(key, n, job->digest);
+    sync_generation(gw);
+    uint64_t now = ldg_worker_now(req->w);
+    struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, job->digest);
+    if (e && entry_fresh(gw, e, now)) {
+        if (e->negative)
+            key_reject(req);
+        else
+            key_accept(req, e);
+        return;
+    }
+    if (e && e->negative) /* expired negative entry */
+        ldg_keytable_del(&gw->keys, job->digest);
+    char rkey[sizeof LDG_KEYCACHE_PREFIX + LDG_SHA256_HEX_LEN];
+    snprintf(rkey, sizeof rkey, LDG_KEYCACHE_PREFIX "%s", job->digest);
+    const char *argv[] = {"GET", rkey};
+    ldg_req_ref(req);
+    if (ldg_redis_commandargv(req->w->redis, on_key_cached, job, 2, argv, NULL) < 0) {
+        ldg_req_unref(req);
+        key_from_db(req, job);
+    }
+}
+
+/* ---- sessions (access JWTs) ------------------------------------------------------------------- */
+
+static void auth_jwt(struct ldg_req *req, const char *tok, size_t n)
+{
+    struct ldg_jwt_claims c;
+    int rc = ldg_jwt_verify(G.secret, G.secret_len, tok, n, (int64_t)(wall_ms() / 1000u), &c);
+    if (rc < 0 || c.type != LDG_JWT_ACCESS) {
+        deny_401(req, "Invalid or expired session token");
+        return;
+    }
+    struct ldg_principal *p = ldg_arena_alloc(&req->arena, sizeof *p);
+    memset(p, 0, sizeof *p);
+    p->kind = LDG_PRINCIPAL_SESSION;
+    p->account_id = c.sub;
+    p->project_id = -1;
+    p->rate_limit_per_minute = G.cfg->session_rate_per_minute;
+    p->rate_limit_per_hour = G.cfg->session_rate_per_hour;
+    snprintf(p->sid, sizeof p->sid, "%s", c.sid);
+    p->email = ldg_arena_strndup(&req->arena, c.email, strlen(c.email));
+    req->principal = p;
+    limits_start(req, p);
+}
+
+/* ---- credentials (reference §1.3) --------------------------------------------------------------- */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void on_filter(struct ldg_req *req)
+{
+    struct ldg_str xk = ldg_req_header(req, "X-API-Key");
+    if (xk.n > 0) {
+        auth_api_key(req, xk.p, xk.n);
+        return;
+    }
+    struct ldg_str a = ldg_req_header(req, "Authorization");
+    if (!a.p || a.n == 0) {
+        deny_401(req, "Missing authentication header (X-API-Key or Authorization)");
+        return;
+    }
+    /* Split on whitespace: "<scheme> <token>" or a bare token. */
+    struct ldg_str part[3];
+    size_t np = 0, i = 0;
+    while (i < a.n && np < 3) {
+        while (i < a.n && is_space(a.p[i]))
+            i++;
+        if (i == a.n)
+            break;
+        size_t s = i;
+        while (i < a.n && !is_space(a.p[i]))
+            i++;
+        part[np++] = ldg_str_make(a.p + s, i - s);
+    }
+    struct ldg_str tok;
+    if (np == 2 && ldg_str_caseeq(part[0], "bearer"))
+        tok = part[1];
+    else if (np == 1)
+        tok = part[0];
+    else {
+        deny_401(req, "Invalid Authorization header format");
+        return;
+    }
+    if (tok.n > 7 && memcmp(tok.p, "ledger_", 7) == 0) {
+        auth_api_key(req, tok.p, tok.n);
+        return;
+    }
+    size_t dots = 0;
+    for (size_t k = 0; k < tok.n; k++)
+        dots += tok.p[k] == '.';
+    if (dots == 2 || (tok.n > 6 && memcmp(tok.p, "token_", 6) == 0)) {
+        auth_jwt(req, tok.p, tok.n); /* v1 "token_..." session tokens fail verification: 401 */
+        return;
+    }
+    auth_api_key(req, tok.p, tok.n);
+}
+
+/* ---- revocations -------------------------------------------------------------------------------- */
+
+static void on_invalidate(struct ldg_redis_sub *s, const char *channel, size_t chlen, const char *msg, size_t msglen,
+                          void *ud)
+{
+    struct gw *gw = ud;
+    if (msglen != LDG_SHA256_HEX_LEN)
+        return;
+    char digest[LDG_SHA256_HEX_LEN + 1];
+    memcpy(digest, msg, msglen);
+    digest[msglen] = 0;
+    ldg_keytable_del(&gw->keys, digest);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+static int gateway_init_global(const struct ldg_config *c, const void *cfg)
+{
+    G.cfg = cfg;
+    G.secret = (const unsigned char *)c->jwt_secret;
+    G.secret_len = strlen(c->jwt_secret);
+    gateway_index = ldg_role_index("gateway");
+    return 0;
+}
+
+static void gateway_routes(struct ldg_router *r, const void *cfg)
+{
+    ldg_router_set_filter(r, on_filter);
+}
+
+static int gateway_init_worker(struct ldg_worker *w, const void *cfg, void **state)
+{
+    struct gw *gw = ldg_calloc(1, sizeof *gw);
+    gw->w = w;
+    ldg_keytable_init(&gw->keys, (size_t)G.cfg->key_cache_size);
+    const struct ldg_config *c = w->cfg;
+    char name[32];
+    snprintf(name, sizeof name, "gw-sub-%u", w->id);
+    gw->sub = ldg_redis_sub_new(&w->loop, &c->redis, c->redis_password, name, on_invalidate, gw);
+    int rc = ldg_redis_sub_subscribe(gw->sub, LDG_KEYCACHE_CHANNEL);
+    LDG_ASSERT(rc == 0);
+    gw->sub_errors_seen = 0;
+    *state = gw;
+    return 0;
+}
+
+static void on_sub_closed(void *ud)
+{
+    struct gw *gw = ud;
+    gw->sub_closed = true;
+}
+
+static void gateway_stop_worker(struct ldg_worker *w, void *state)
+{
+    struct gw *gw = state;
+    if (gw->sub) {
+        struct ldg_redis_sub *s = gw->sub;
+        gw->sub = NULL;
+        ldg_redis_sub_close(s, on_sub_closed, gw);
+    }
+}
+
+static bool gateway_drained(const struct ldg_worker *w, const void *state)
+{
+    const struct gw *gw = state;
+    return gw->sub_closed;
+}
+
+static void gateway_free_worker(struct ldg_worker *w, void *state)
+{
+    struct gw *gw = state;
+    if (gw->sub)
+        ldg_redis_sub_close(gw->sub, NULL, NULL);
+    ldg_keytable_free(&gw->keys);
+    free(gw);
+}
+
+static void gateway_health(const struct ldg_worker *w, const void *state, struct ldg_buf *out)
+{
+    const struct gw *gw = state;
+    const char *breaker = gw->breaker_open_until ? "open" : "closed";
+    bool sub = gw->sub && ldg_redis_sub_connected(gw->sub);
+    ldg_buf_printf(out, "{\"status\":\"running\",\"key_cache\":%zu,\"auth_db_breaker\":\"%s\",\"revocations\":\"%s\"}", gw->keys.count,
+                   breaker, sub ? "subscribed" : "disconnected");
+}
+
+const struct ldg_role ldg_role_gateway = {
+    .name = "gateway",
+    .keys = ldg_gateway_cfg_keys,
+    .cfg_size = sizeof(struct ldg_gateway_cfg),
+    .init_global = gateway_init_global,
+    .routes = gateway_routes,
+    .init_worker = gateway_init_worker,
+    .stop_worker = gateway_stop_worker,
+    .drained = gateway_drained,
+    .free_worker = gateway_free_worker,
+    .health = gateway_health,
+};
