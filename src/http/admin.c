@@ -283,6 +283,14 @@ static void on_debug_sleep(struct ldg_req *req)
     uv_timer_start(&s->timer, on_sleep_tick, LDG_MIN((uint64_t)ms, (uint64_t)SLEEP_TICK_MS), 0);
 }
 
+/* ---- /api/v1/_debug/quota-probe (tests only) -------------------------------------------------
+ * An authenticated route flagged LDG_ROUTE_QUOTA that does nothing: it lets tests see the
+ * gateway's daily-quota check on its own, independently of any ingest route. */
+static void on_debug_quota_probe(struct ldg_req *req)
+{
+    ldg_req_respond(req, 204, NULL, NULL, 0);
+}
+
 int ldg_admin_routes(struct ldg_router *r, bool debug)
 {
     const struct ldg_route_opts pub = {.flags = LDG_ROUTE_PUBLIC};
@@ -296,6 +304,9 @@ int ldg_admin_routes(struct ldg_router *r, bool debug)
         rc = ldg_router_add(r, "GET", "/_debug/sleep", on_debug_sleep, &dbg);
         if (rc == 0)
             rc = ldg_router_add(r, "POST", "/_debug/sleep", on_debug_sleep, &dbg);
+        const struct ldg_route_opts quota = {.flags = LDG_ROUTE_QUOTA};
+        if (rc == 0)
+            rc = ldg_router_add(r, "POST", "/api/v1/_debug/quota-probe", on_debug_quota_probe, &quota);
     }
     return rc;
 }
