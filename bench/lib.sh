@@ -84,8 +84,9 @@ bench_start_redis() {
 bench_start_ledgerd() {
     BENCH_LEDGERD_PORT=$(free_port)
     BENCH_LEDGERD_URL=http://127.0.0.1:$BENCH_LEDGERD_PORT
-    INI_WORKERS=1 INI_LOG_LEVEL=warn write_ini "$BENCH_TMP/ledger.ini" "$BENCH_LEDGERD_PORT" \
-        "$BENCH_PG_PORT" "$BENCH_REDIS_PORT"
+    ensure_jwt_secret "$BENCH_TMP/jwt.secret"
+    INI_WORKERS=1 INI_LOG_LEVEL=warn INI_JWT_SECRET=$BENCH_TMP/jwt.secret write_ini "$BENCH_TMP/ledger.ini" \
+        "$BENCH_LEDGERD_PORT" "$BENCH_PG_PORT" "$BENCH_REDIS_PORT"
     ledgerd_migrate "$BENCH_BIN" "$BENCH_TMP/ledger.ini" "$BENCH_TMP/migrate.log"
     ledgerd_start "$BENCH_BIN" "$BENCH_TMP/ledger.ini" "$BENCH_TMP/ledgerd.log" "$BENCH_TMP/ledgerd.pid" \
         "$BENCH_LEDGERD_URL" "${BENCH_SERVER_PIN[@]}"
