@@ -3,9 +3,7 @@
 -- * Password and API-key hashes are argon2id in the PHC form (about 97 characters), which does
 --   not fit v1's CHAR(60); bcrypt hashes imported from v1 stay valid.
 -- * API keys are looked up by the SHA-256 of the full key (key_digest, unique, indexed), never by
---   a scan. Keys imported from v1 have no digest: they are found by their key_prefix (20
---   characters, 13 of them random), checked against their bcrypt hash once, and get their
---   digest filled in then.
+--   a scan. Keys imported from v1 have no digest and are not accepted (docs/auth.md).
 -- * Dashboard sessions: one row per login (the `sid` claim of its access tokens) and rotating
 --   refresh tokens stored as HMAC-SHA256 digests. A refresh token presented twice revokes its
 --   session (reuse detection).
@@ -15,7 +13,6 @@ ALTER TABLE accounts ALTER COLUMN password_hash TYPE TEXT;
 ALTER TABLE api_keys ALTER COLUMN key_hash TYPE TEXT;
 ALTER TABLE api_keys ADD COLUMN key_digest CHAR(64);
 CREATE UNIQUE INDEX idx_api_keys_key_digest ON api_keys (key_digest);
-CREATE INDEX idx_api_keys_legacy_prefix ON api_keys (key_prefix) WHERE key_digest IS NULL;
 -- v1 deployed api_keys without a foreign key; NOT VALID keeps imported orphans loadable.
 ALTER TABLE api_keys ADD CONSTRAINT fk_api_keys_project
     FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE NOT VALID;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench/auth.sh: the authenticated request path and the login flood (issue targets):
+#   1. GET /api/v1/settings with a cached API key vs GET /health, same worker (workers = 1), same
+#      wrk settings, rounds alternating; target: settings >= 0.5x the req/s of /health.
+#   2. /health latency on the same worker while a login flood keeps argon2id hashing saturated;
+#      target: /health p99 < 5 ms. The server is not pinned here: its hashing threads and its loop
+#      must be able to run side by side, as on any multi-core box.
+# Takes about 1.5 minutes.
+#
+#   ./scripts/ledger bench auth      (knobs: see bench/lib.sh)
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
+
+bench_init auth
+bench_start_pg
+bench_start_redis
+bench_start_ledgerd
+
+# An account, a project and an API key through the API itself.
+creds=$("$PY" - "$BENCH_LEDGERD_URL" <<'PYEOF'
+import sys, requests
+api = sys.argv[1] + "/api/v1"
+email, pw = "bench@example.com", "Bench-Passw0rd"
+r = requests.post(api + "/accounts/register", json={"email": email, "password": pw, "name": "Bench"}, timeout=30)
+r.raise_for_status()
+auth = {"Authorization": "Bearer " + r.json()["access_token"]}
+r = requests.post(api + "/projects", json={"name": "Bench", "slug": "bench"}, headers=auth, timeout=30)
+r.raise_for_status()
+pid = r.json()["project_id"]
+r = requests.post(f"{api}/projects/{pid}/api-keys", json={"name": "bench"}, headers=auth, timeout=30)
+r.raise_for_status()
+# Limits far above what the bench sends, so that every request is served.
+print(r.json()["full_key"], email, pw)
+PYEOF
+)
+read -r KEY EMAIL PASSWORD <<<"$creds"
+psql_auth() {
+    runuser -u postgres -- psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -d ledger_auth -qAt -c "$1" >/dev/null
+}
+psql_auth "UPDATE api_keys SET rate_limit_per_minute = 100000000, rate_limit_per_hour = 1000000000"
+redis-cli -p "$BENCH_REDIS_PORT" --scan --pattern 'api_key:*' | xargs -r redis-cli -p "$BENCH_REDIS_PORT" DEL >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $KEY" "$BENCH_LEDGERD_URL/api/v1/settings")
+[[ $code == 200 ]] || die "GET /api/v1/settings with the bench key answered $code"
+
+pin="unpinned (1 core)"
+((${#BENCH_CLIENT_PIN[@]})) && pin="wrk on cpu 0, ledgerd on cpu 1"
+bench_say "auth: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, $BENCH_ROUNDS rounds alternating" \
+    "after a $BENCH_WARMUP warm-up each; ledgerd workers = 1; $pin"
+
+bench_wrk "$BENCH_LEDGERD_URL/health" "$BENCH_WARMUP" >/dev/null
+bench_wrk "$BENCH_LEDGERD_URL/api/v1/settings" "$BENCH_WARMUP" -H "X-API-Key: $KEY" >/dev/null
+
+declare -A rps=() p50=() p99=()
+for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+    for what in health settings; do
+        if [[ $what == health ]]; then
+            out=$(bench_wrk "$BENCH_LEDGERD_URL/health")
+        else
+            out=$(bench_wrk "$BENCH_LEDGERD_URL/api/v1/settings" "$BENCH_DURATION" -H "X-API-Key: $KEY")
+        fi
+        read -r r a b errs <<<"$out"
+        rps[$what]+="$r "
+        p50[$what]+="$a "
+        p99[$what]+="$b "
+        note=
+        ((errs == 0)) || note="  ($errs socket errors or non-2xx responses)"
+        bench_say "$(printf 'round %d  %-8s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s' \
+            "$round" "$what" "$r" "$a" "$b" "$note")"
+    done
+done
+declare -A med=()
+for what in health settings; do
+    # shellcheck disable=SC2086 # space-separated numbers
+    {
+        med[$what.rps]=$(median ${rps[$what]})
+        med[$what.p99]=$(median ${p99[$what]})
+    }
+    bench_say "$(printf 'median   %-8s  %10.0f req/s  p99 %7.3f ms' "$what" "${med[$what.rps]}" "${med[$what.p99]}")"
+done
+bench_say "ratio settings/health req/s: $(ratio "${med[settings.rps]}" "${med[health.rps]}") (target >= 0.5)"
+
+# Login flood: 32 connections posting correct credentials (each costs one argon2id verify, or a
+# fast 503 once the worker's hash queue is full) while 4 connections measure /health.
+cat >"$BENCH_TMP/login.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email": "$EMAIL", "password": "$PASSWORD"}'
+EOF
+ledgerd_pid=$BENCH_LEDGERD_PID
+taskset -p -c 0-$(($(nproc) - 1)) "$ledgerd_pid" >/dev/null 2>&1 || true
+for t in /proc/"$ledgerd_pid"/task/*; do taskset -p -c 0-$(($(nproc) - 1)) "${t##*/}" >/dev/null 2>&1 || true; done
+flood_secs=${BENCH_DURATION%s}
+timeout $((flood_secs + 30)) wrk -t1 -c32 -d$((flood_secs + 2))s -s "$BENCH_TMP/login.lua" \
+    "$BENCH_LEDGERD_URL/api/v1/accounts/login" >"$BENCH_TMP/flood.out" 2>&1 &
+flood=$!
+sleep 1
+out=$(BENCH_CONNECTIONS=4 bench_wrk "$BENCH_LEDGERD_URL/health" "$BENCH_DURATION")
+wait "$flood" || true
+read -r r a b errs <<<"$out"
+logins=$(awk '/^Requests\/sec:/ { print $2 }' "$BENCH_TMP/flood.out")
+non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $5 }' "$BENCH_TMP/flood.out")
+bench_say "$(printf 'login flood (32 conns, %s login answers/s, %s of them non-2xx: queue full -> 503):' \
+    "${logins:-?}" "${non2xx:-0}")"
+bench_say "$(printf '  /health during flood: %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  (target p99 < 5 ms)' \
+    "$r" "$a" "$b")"
+bench_finish
