@@ -163,7 +163,8 @@ static void limits_start(struct ldg_req *req, struct ldg_principal *p)
     unsigned flags = req->match.route ? req->match.route->flags : 0;
     bool session = p->kind == LDG_PRINCIPAL_SESSION;
     bool counted = !(flags & LDG_ROUTE_NO_LIMITS);
-    bool quota = (flags & LDG_ROUTE_QUOTA) && p->kind == LDG_PRINCIPAL_API_KEY;
+    bool quota = (flags & (LDG_ROUTE_QUOTA | LDG_ROUTE_USAGE)) && p->kind == LDG_PRINCIPAL_API_KEY;
+    p->usage_today = -1;
     if (!session && !counted && !quota) {
         ldg_req_run_handler(req);
         return;
@@ -314,7 +315,10 @@ static void limits_finish(struct limits *l)
             return;
         }
     }
-    if (l->want[R_USAGE] && l->val[R_USAGE] >= p->daily_quota) {
+    unsigned flags = req->match.route ? req->match.route->flags : 0;
+    if (l->want[R_USAGE])
+        p->usage_today = l->val[R_USAGE];
+    if (l->want[R_USAGE] && (flags & LDG_ROUTE_QUOTA) && l->val[R_USAGE] >= p->daily_quota) {
         char detail[96];
         snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, l->val[R_USAGE], p->daily_quota);
         ldg_req_error(req, 402, detail);
