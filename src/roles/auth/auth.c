@@ -100,6 +100,7 @@ static void auth_free_worker(struct ldg_worker *w, void *state)
     struct ldg_auth_worker *aw = state;
     if (aw->pw) /* stop_worker never ran (startup failed) */
         ldg_password_pool_close(aw->pw, NULL, NULL);
+    ldg__auth_projects_worker_free(aw);
     free(aw);
 }
 

@@ -59,7 +59,11 @@ struct ldg_auth_worker {
     struct ldg_worker *w;
     struct ldg_password_pool *pw; /* owned; closed in stop_worker */
     bool pw_closed;
+    struct ldg_auth_project_cache *projects; /* owned by projects.c (lazily created); freed in free_worker */
 };
+
+/* projects.c: release aw->projects (free_worker). */
+void ldg__auth_projects_worker_free(struct ldg_auth_worker *aw);
 
 struct ldg_auth_worker *ldg__auth_worker(struct ldg_req *req);
 
