@@ -69,10 +69,14 @@ struct link;
 
 /* Our hiredis event adapter: one per context. */
 struct pollw {
-    uv_poll_t poll;        /* first: (struct pollw *)handle; freed in on_poll_closed */
+    uv_poll_t poll;        /* first: (struct pollw *)handle */
+    uv_check_t flush;      /* deferred write, see ev_add_write */
+    unsigned open;         /* handles of this object not closed yet; freed at 0 */
     struct link *l;        /* borrowed: for handle accounting; outlives this object */
     redisAsyncContext *ac; /* borrowed: NULL once hiredis called cleanup */
-    int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+    int events;            /* UV_READABLE | UV_WRITABLE armed on the poll handle */
+    bool flush_armed;      /* the check handle will write the output buffer */
+    bool in_flush;
 };
 
 /* A command waiting for its reply, or (cb == NULL) a pub/sub confirmation. */
@@ -153,9 +157,32 @@ static void ev_del_read(void *p)
     ev_update(pw);
 }
 
+static void on_flush(uv_check_t *h)
+{
+    struct pollw *pw = h->data;
+    uv_check_stop(&pw->flush);
+    pw->flush_armed = false;
+    if (!pw->ac)
+        return;
+    pw->in_flush = true;
+    redisAsyncHandleWrite(pw->ac); /* may drop the context: pw lives until its close callbacks */
+    pw->in_flush = false;
+}
+
+/* hiredis wants to write. Once connected, commands issued during one loop iteration are written
+ * together by one write(2) at the end of it (a uv_check handle), without arming the poll handle
+ * for writability: toggling it cost two epoll_ctl calls per batch of commands. Only when that
+ * write leaves bytes behind (socket buffer full) is writability really waited for. */
 static void ev_add_write(void *p)
 {
     struct pollw *pw = p;
+    if (pw->ac && (pw->ac->c.flags & REDIS_CONNECTED) && !pw->in_flush) {
+        if (!pw->flush_armed) {
+            pw->flush_armed = true;
+            uv_check_start(&pw->flush, on_flush);
+        }
+        return;
+    }
     pw->events |= UV_WRITABLE;
     ev_update(pw);
 }
@@ -171,7 +198,9 @@ static void maybe_free(struct link *l);
 
 static void on_poll_closed(uv_handle_t *h)
 {
-    struct pollw *pw = (struct pollw *)h;
+    struct pollw *pw = h->data;
+    if (--pw->open > 0)
+        return;
     struct link *l = pw->l;
     free(pw);
     l->handles--;
@@ -193,6 +222,7 @@ static void ev_cleanup(void *p)
     ac->ev.addRead = ac->ev.delRead = ac->ev.addWrite = ac->ev.delWrite = NULL;
     ac->ev.cleanup = NULL;
     uv_close((uv_handle_t *)&pw->poll, on_poll_closed);
+    uv_close((uv_handle_t *)&pw->flush, on_poll_closed);
     context_gone(pw->l, ac);
 }
 
@@ -370,6 +400,10 @@ static void start_connect(struct link *l)
         if (rc < 0) {
             free(pw); /* never initialised: no close needed */
             pw = NULL;
+        } else {
+            uv_check_init(l->loop, &pw->flush);
+            pw->poll.data = pw->flush.data = pw;
+            pw->open = 2;
         }
     }
     if (!pw) {

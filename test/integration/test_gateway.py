@@ -295,7 +295,10 @@ def test_per_minute_limit_per_project(ledgerd, db, rc):
     assert r.json() == {"detail": "Per-minute rate limit exceeded. Current: 11, Limit: 10"}
     assert r.headers["Retry-After"].isdigit() and 1 <= int(r.headers["Retry-After"]) <= 60
     assert r.headers["X-RateLimit-Remaining-Minute"] == "0"
-    assert int(rc.get(f"ratelimit:{pid}:min:{int(time.time()) // 60}")) >= 11
+    now = int(time.time())
+    assert int(rc.get(f"ratelimit:{pid}:min:{now // 60}")) >= 11
+    assert 0 < rc.ttl(f"ratelimit:{pid}:min:{now // 60}") <= 60  # windows expire
+    assert 0 < rc.ttl(f"ratelimit:{pid}:hour:{now // 3600}") <= 3600
     # Another project is not affected.
     other, _ = d.key(d.project(d.account()), rpm=10)
     assert get(s, UNKNOWN, {"X-API-Key": other}).status_code == 404

@@ -136,8 +136,15 @@ static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p);
 /* Each command gets its own small context so the callback knows its slot. */
 struct limit_cmd {
     struct limits *l;
-    int slot; /* -1: EXPIRE (reply ignored) */
+    int slot;
+    const char *expire_key; /* INCR of a window counter: set its TTL when it was just created */
+    int ttl;
 };
+
+static void on_expire_set(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    (void)r, (void)reply, (void)ud; /* best effort: the key's name carries its window anyway */
+}
 
 static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
@@ -146,8 +153,17 @@ static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud
     if (!reply || reply->type == REDIS_REPLY_ERROR)
         l->failed = true;
     else if (c->slot >= 0) {
-        if (reply->type == REDIS_REPLY_INTEGER)
+        if (reply->type == REDIS_REPLY_INTEGER) {
             l->val[c->slot] = reply->integer;
+            /* A window counter starts at 1: give it its TTL once, instead of an EXPIRE per request. */
+            if (c->expire_key && reply->integer == 1) {
+                char ttl[16];
+                snprintf(ttl, sizeof ttl, "%d", c->ttl);
+                const char *argv[] = {"EXPIRE", c->expire_key, ttl};
+                if (ldg_redis_commandargv(r, on_expire_set, NULL, 3, argv, NULL) < 0)
+                    ldg_log_debug(NULL, "gateway: EXPIRE of a new rate-limit window not sent");
+            }
+        }
         else if (reply->type == REDIS_REPLY_STRING)
             l->val[c->slot] = strtoll(reply->str, NULL, 10);
         else if (reply->type == REDIS_REPLY_NIL)
@@ -188,27 +204,30 @@ static void limits_start(struct ldg_req *req, struct ldg_principal *p)
     else
         snprintf(bucket, sizeof bucket, "%" PRId64, p->project_id);
 
+    /* One pipelined round trip: [EXISTS session] [INCR minute, INCR hour] [GET usage]. */
     struct {
-        int slot;
-        char cmd[160];
-    } cmds[8];
+        const char *verb;
+        char *key; /* arena: an INCR's key is reused by its EXPIRE after the reply */
+        int slot, ttl;
+    } cmds[4];
     size_t n = 0;
-    if (session)
-        cmds[n].slot = R_SESSION, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXISTS " LDG_SESSION_PREFIX "%s", p->sid);
+    if (session) {
+        cmds[n] = (typeof(cmds[0])){"EXISTS", ldg_arena_alloc(&req->arena, 128), R_SESSION, 0};
+        snprintf(cmds[n++].key, 128, LDG_SESSION_PREFIX "%s", p->sid);
+    }
     if (counted) {
-        uint64_t m = l->now_s / 60, h = l->now_s / 3600;
-        cmds[n].slot = R_MIN, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "INCR ratelimit:%s:min:%" PRIu64, bucket, m);
-        cmds[n].slot = -1, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXPIRE ratelimit:%s:min:%" PRIu64 " 60", bucket, m);
-        cmds[n].slot = R_HOUR, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "INCR ratelimit:%s:hour:%" PRIu64, bucket, h);
-        cmds[n].slot = -1,
-        snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "EXPIRE ratelimit:%s:hour:%" PRIu64 " 3600", bucket, h);
+        cmds[n] = (typeof(cmds[0])){"INCR", ldg_arena_alloc(&req->arena, 96), R_MIN, 60};
+        snprintf(cmds[n++].key, 96, "ratelimit:%s:min:%" PRIu64, bucket, l->now_s / 60);
+        cmds[n] = (typeof(cmds[0])){"INCR", ldg_arena_alloc(&req->arena, 96), R_HOUR, 3600};
+        snprintf(cmds[n++].key, 96, "ratelimit:%s:hour:%" PRIu64, bucket, l->now_s / 3600);
     }
     if (quota) {
         time_t t = (time_t)l->now_s;
         struct tm tm;
         gmtime_r(&t, &tm);
-        cmds[n].slot = R_USAGE, snprintf(cmds[n++].cmd, sizeof cmds[0].cmd, "GET usage:%" PRId64 ":%04d%02d%02d",
-                                        p->project_id, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        cmds[n] = (typeof(cmds[0])){"GET", ldg_arena_alloc(&req->arena, 64), R_USAGE, 0};
+        snprintf(cmds[n++].key, 64, "usage:%" PRId64 ":%04d%02d%02d", p->project_id, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday);
     }
     ldg_req_ref(req);
     l->pending = 1; /* held while issuing */
@@ -216,21 +235,10 @@ static void limits_start(struct ldg_req *req, struct ldg_principal *p)
         struct limit_cmd *c = ldg_arena_alloc(&req->arena, sizeof *c);
         c->l = l;
         c->slot = cmds[i].slot;
-        /* Words only (no spaces inside arguments): split for commandargv. */
-        const char *argv[4];
-        size_t argl[4];
-        int argc = 0;
-        char *s = cmds[i].cmd;
-        while (*s && argc < 4) {
-            argv[argc] = s;
-            char *sp = strchr(s, ' ');
-            argl[argc] = sp ? (size_t)(sp - s) : strlen(s);
-            argc++;
-            if (!sp)
-                break;
-            s = sp + 1;
-        }
-        if (ldg_redis_commandargv(r, on_cmd_reply, c, argc, argv, argl) == 0)
+        c->expire_key = cmds[i].ttl ? cmds[i].key : NULL;
+        c->ttl = cmds[i].ttl;
+        const char *argv[2] = {cmds[i].verb, cmds[i].key};
+        if (ldg_redis_commandargv(r, on_cmd_reply, c, 2, argv, NULL) == 0)
             l->pending++;
         else
             l->failed = true;
@@ -465,7 +473,7 @@ static void on_key_row(PGresult *res, void *ud)
     if (!res) {
         const struct ldg_pg_error *err = ldg_pg_failure();
         breaker_result(gw, false);
-        char ctx[64];
+        char ctx[96];
         log_ctx(req, ctx, sizeof ctx);
         ldg_log_warn(ctx, "gateway: API key lookup failed (code=%d sqlstate=%s)", err->code,
                      err->sqlstate[0] ? err->sqlstate : "-");
