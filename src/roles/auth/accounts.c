@@ -273,14 +273,10 @@ static void wipe(char *s)
 }
 
 /* The session principal of an account route, or NULL after answering 401. */
+/* The session principal, or NULL after answering (one rule for the whole role: ldg__auth_account). */
 static const struct ldg_principal *need_session(struct ldg_req *req)
 {
-    const struct ldg_principal *p = ldg_principal(req);
-    if (!p || p->kind != LDG_PRINCIPAL_SESSION || p->account_id <= 0) {
-        ldg_req_error(req, 401, "Not authenticated");
-        return NULL;
-    }
-    return p;
+    return ldg__auth_account(req);
 }
 
 /* ---- Redis and password-pool steps bound to the request ------------------------------------------ */
