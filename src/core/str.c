@@ -17,3 +17,34 @@ bool ldg_str_has_token(struct ldg_str v, const char *token)
     }
     return false;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t ldg_url_decode(char *dst, const char *src, size_t n, bool plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi = -1, lo = -1;
+        if (src[i] == '%' && i + 2 < n) {
+            hi = hexval(src[i + 1]);
+            lo = hexval(src[i + 2]);
+        }
+        if (hi >= 0 && lo >= 0) {
+            dst[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dst[o++] = plus_space && src[i] == '+' ? ' ' : src[i];
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}

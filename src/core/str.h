@@ -36,4 +36,9 @@ static inline bool ldg_str_caseeq(struct ldg_str a, const char *lit)
 /* Does the comma-separated header value contain token (case-insensitive)? */
 bool ldg_str_has_token(struct ldg_str v, const char *token);
 
+/* Percent-decode src[0..n) into dst (room for n + 1 bytes; NUL-terminated). A '%' not followed by
+ * two hex digits is kept as is; plus_space turns '+' into ' ' (query strings). Returns the decoded
+ * length, which differs from strlen(dst) when the text holds %00. */
+size_t ldg_url_decode(char *dst, const char *src, size_t n, bool plus_space);
+
 #endif

@@ -111,34 +111,6 @@ struct ldg_str ldg_req_param(const struct ldg_req *req, const char *name)
     return ldg_str_make(NULL, 0);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static size_t url_decode(char *dst, const char *src, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (src[i] == '+') {
-            dst[o++] = ' ';
-        } else if (src[i] == '%' && i + 2 < n + 0 && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
-            dst[o++] = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
-            i += 2;
-        } else {
-            dst[o++] = src[i];
-        }
-    }
-    dst[o] = '\0';
-    return o;
-}
-
 bool ldg_req_query(struct ldg_req *req, const char *name, struct ldg_str *out)
 {
     size_t nl = strlen(name), i = 0;
@@ -150,12 +122,12 @@ bool ldg_req_query(struct ldg_req *req, const char *name, struct ldg_str *out)
         const char *eq = memchr(q + s, '=', i - s);
         size_t kn = eq ? (size_t)(eq - (q + s)) : i - s;
         char *key = ldg_arena_alloc(&req->arena, kn + 1);
-        size_t kd = url_decode(key, q + s, kn);
+        size_t kd = ldg_url_decode(key, q + s, kn, true);
         if (kd == nl && memcmp(key, name, nl) == 0) {
             const char *v = eq ? eq + 1 : q + i;
             size_t vn = eq ? (size_t)(q + i - v) : 0;
             char *val = ldg_arena_alloc(&req->arena, vn + 1);
-            *out = ldg_str_make(val, url_decode(val, v, vn));
+            *out = ldg_str_make(val, ldg_url_decode(val, v, vn, true));
             return true;
         }
         i++;

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 
@@ -148,6 +149,23 @@ def redis(session_dir):
     srv.start()
     yield srv
     srv.cleanup()
+
+
+@pytest.fixture
+def sql(pg):
+    """run(query, *params) on ledger_auth (one autocommit connection, opened on first use): the rows,
+    or None for a statement that returns none."""
+    conns = []
+
+    def run(query, *params):
+        if not conns:
+            conns.append(psycopg.connect(pg.dsn("ledger_auth"), autocommit=True))
+        cur = conns[0].execute(query, params)
+        return cur.fetchall() if cur.description else None
+
+    yield run
+    for c in conns:
+        c.close()
 
 
 @pytest.fixture(scope="session")

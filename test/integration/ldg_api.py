@@ -8,7 +8,7 @@
     sdk = api.with_key(key["full_key"])       # a client authenticating with X-API-Key
 
 Every call has a bounded timeout. Nothing here asserts except the create_* helpers, which
-require the expected 201.
+require the expected 201, and detail_422, which requires a FastAPI 422 with one error.
 """
 
 import itertools
@@ -24,6 +24,14 @@ PASSWORD = "Sup3rSecret!"
 
 def unique(prefix="u"):
     return f"{prefix}{os.getpid()}x{next(_seq)}x{os.urandom(3).hex()}"
+
+
+def detail_422(r):
+    """The single error of a FastAPI-shaped 422 response."""
+    assert r.status_code == 422, (r.status_code, r.text)
+    d = r.json()["detail"]
+    assert isinstance(d, list) and len(d) == 1, d
+    return d[0]
 
 
 class Client:

@@ -5,38 +5,15 @@ import json
 import re
 import threading
 
-import psycopg
 import pytest
 
 from conftest import scaled
-from ldg_api import Api, Session
+from ldg_api import Api, Session, detail_422
 
 PANEL_FIELDS = ["id", "name", "index", "project_id", "period", "periodFrom", "periodTo", "type", "endpoint"]
 PANEL_ID = re.compile(r"^panel_[0-9a-f]{16}$")
 PANELS = "/api/v1/dashboard/panels"
 PREFS = "/api/v1/notifications/preferences"
-
-
-@pytest.fixture
-def sql(pg):
-    conns = []
-
-    def run(query, *params):
-        if not conns:
-            conns.append(psycopg.connect(pg.dsn("ledger_auth"), autocommit=True))
-        cur = conns[0].execute(query, params)
-        return cur.fetchall() if cur.description else None
-
-    yield run
-    for c in conns:
-        c.close()
-
-
-def detail_422(r):
-    assert r.status_code == 422, (r.status_code, r.text)
-    d = r.json()["detail"]
-    assert isinstance(d, list) and len(d) == 1, d
-    return d[0]
 
 
 def panel_body(project, **kw):

@@ -9,11 +9,10 @@ import hashlib
 import re
 import threading
 
-import psycopg
 import pytest
 
 from conftest import scaled
-from ldg_api import Api, unique
+from ldg_api import Api, detail_422, unique
 from ldg_fixtures import redis_client
 from ldg_http import wait_until
 from ldg_servers import RedisServer
@@ -33,28 +32,6 @@ def rc(redis):
     c = redis_client(redis)
     yield c
     c.close()
-
-
-@pytest.fixture
-def sql(pg):
-    conns = []
-
-    def run(query, *params):
-        if not conns:
-            conns.append(psycopg.connect(pg.dsn("ledger_auth"), autocommit=True))
-        cur = conns[0].execute(query, params)
-        return cur.fetchall() if cur.description else None
-
-    yield run
-    for c in conns:
-        c.close()
-
-
-def detail_422(r):
-    assert r.status_code == 422, (r.status_code, r.text)
-    d = r.json()["detail"]
-    assert isinstance(d, list) and len(d) == 1, d
-    return d[0]
 
 
 def today_utc():

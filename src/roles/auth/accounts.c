@@ -698,8 +698,7 @@ static void answer_tokens(struct acct *a, bool reg, const char *failed)
     }
     ldg_json_obj_end(&jw);
     set_cookie(req, a->refresh, refresh_ttl_s());
-    ldg_req_json(req, reg ? 201 : 200, ldg_buf_head(&b), ldg_buf_size(&b));
-    ldg_buf_free(&b);
+    ldg__auth_respond_buf(req, reg ? 201 : 200, &b);
     ldg_buf_free(&tok);
 }
 
@@ -1137,8 +1136,7 @@ static void on_me_row(struct ldg_req *req, PGresult *res, void *ud)
     ldg_json_key(&jw, "created_at");
     ldg_json_str(&jw, PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3));
     ldg_json_obj_end(&jw);
-    ldg_req_json(req, 200, ldg_buf_head(&b), ldg_buf_size(&b));
-    ldg_buf_free(&b);
+    ldg__auth_respond_buf(req, 200, &b);
 }
 
 static void get_me(struct ldg_req *req)
@@ -1167,8 +1165,7 @@ static void on_name_updated(struct ldg_req *req, PGresult *res, void *ud)
     ldg_json_key(&jw, "message");
     ldg_json_str(&jw, "Account name updated successfully");
     ldg_json_obj_end(&jw);
-    ldg_req_json(req, 200, ldg_buf_head(&b), ldg_buf_size(&b));
-    ldg_buf_free(&b);
+    ldg__auth_respond_buf(req, 200, &b);
 }
 
 static void update_name(struct ldg_req *req)
@@ -1311,36 +1308,36 @@ static void change_password(struct ldg_req *req)
 
 /* ---- sessions ----------------------------------------------------------------------------------- */
 
-static void on_sessions_rows(struct ldg_req *req, PGresult *res, void *ud)
+struct sessions_list {
+    const PGresult *res;
+    const struct ldg_principal *p;
+};
+
+static int64_t write_sessions(struct ldg_json_writer *jw, void *ud)
 {
-    const struct ldg_principal *p = ud;
+    const struct sessions_list *sl = ud;
+    const PGresult *res = sl->res;
     int n = PQntuples(res);
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "sessions");
-    ldg_json_arr_begin(&jw);
     for (int i = 0; i < n; i++) {
-        ldg_json_obj_begin(&jw);
-        ldg_json_key(&jw, "id");
-        ldg_json_str(&jw, PQgetvalue(res, i, 0));
+        ldg_json_obj_begin(jw);
+        ldg_json_key(jw, "id");
+        ldg_json_str(jw, PQgetvalue(res, i, 0));
         static const char *const cols[] = {"device_info", "created_at", "last_used_at", "expires_at"};
         for (int c = 0; c < 4; c++) {
-            ldg_json_key(&jw, cols[c]);
-            ldg_json_str(&jw, PQgetisnull(res, i, c + 1) ? NULL : PQgetvalue(res, i, c + 1));
+            ldg_json_key(jw, cols[c]);
+            ldg_json_str(jw, PQgetisnull(res, i, c + 1) ? NULL : PQgetvalue(res, i, c + 1));
         }
-        ldg_json_key(&jw, "is_current");
-        ldg_json_bool(&jw, strcmp(PQgetvalue(res, i, 0), p->sid) == 0);
-        ldg_json_obj_end(&jw);
+        ldg_json_key(jw, "is_current");
+        ldg_json_bool(jw, strcmp(PQgetvalue(res, i, 0), sl->p->sid) == 0);
+        ldg_json_obj_end(jw);
     }
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "total");
-    ldg_json_int(&jw, n ? strtoll(PQgetvalue(res, 0, 5), NULL, 10) : 0);
-    ldg_json_obj_end(&jw);
-    ldg_req_json(req, 200, ldg_buf_head(&b), ldg_buf_size(&b));
-    ldg_buf_free(&b);
+    return n ? strtoll(PQgetvalue(res, 0, 5), NULL, 10) : 0;
+}
+
+static void on_sessions_rows(struct ldg_req *req, PGresult *res, void *ud)
+{
+    struct sessions_list sl = {res, ud};
+    ldg__auth_respond_list(req, "sessions", write_sessions, &sl);
 }
 
 static void list_sessions(struct ldg_req *req)

@@ -1,11 +1,16 @@
 /*
  * auth.c: registration, [auth] keys and lifecycle of the auth role, and the helpers its handler
- * files share (SQL bound to a request, FastAPI-shaped 422 answers, body and path parsing).
+ * files share (SQL bound to a request, FastAPI-shaped 422 answers, body and path parsing, JSON
+ * responses).
  */
 #include "roles/auth/auth.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "auth/password.h"
 #include "core/alloc.h"
@@ -187,8 +192,9 @@ void ldg__auth_sql(struct ldg_req *req, const char *name, const char *sql, int n
 
 /* ---- request parsing --------------------------------------------------------------------------- */
 
-void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, const char *type,
-                   const char *msg, const cJSON *input)
+/* FastAPI's 422 body; `absent` (raw JSON) stands for a NULL `input`. */
+static void answer_422(struct ldg_req *req, const char *where, const struct ldg_auth_loc *loc, size_t n,
+                       const char *type, const char *msg, const cJSON *input, const char *absent)
 {
     struct ldg_buf b;
     ldg_buf_init(&b);
@@ -203,8 +209,12 @@ void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, co
     ldg_json_key(&jw, "loc");
     ldg_json_arr_begin(&jw);
     ldg_json_str(&jw, where);
-    if (field)
-        ldg_json_str(&jw, field);
+    for (size_t i = 0; i < n; i++) {
+        if (loc[i].name)
+            ldg_json_str(&jw, loc[i].name);
+        else
+            ldg_json_int(&jw, loc[i].index);
+    }
     ldg_json_arr_end(&jw);
     ldg_json_key(&jw, "msg");
     ldg_json_str(&jw, msg);
@@ -215,13 +225,25 @@ void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, co
     else if (input)
         ldg_json_null(&jw);
     else
-        ldg_json_raw(&jw, "{}", 2);
+        ldg_json_raw(&jw, absent, strlen(absent));
     free(text);
     ldg_json_obj_end(&jw);
     ldg_json_arr_end(&jw);
     ldg_json_obj_end(&jw);
-    ldg_req_json(req, 422, ldg_buf_head(&b), ldg_buf_size(&b));
-    ldg_buf_free(&b);
+    ldg__auth_respond_buf(req, 422, &b);
+}
+
+void ldg__auth_422(struct ldg_req *req, const char *where, const char *field, const char *type,
+                   const char *msg, const cJSON *input)
+{
+    struct ldg_auth_loc loc = {field, 0};
+    answer_422(req, where, &loc, field ? 1 : 0, type, msg, input, "{}");
+}
+
+void ldg__auth_422_at(struct ldg_req *req, const char *where, const struct ldg_auth_loc *loc, size_t n,
+                      const char *type, const char *msg, const cJSON *input)
+{
+    answer_422(req, where, loc, n, type, msg, input, "null");
 }
 
 cJSON *ldg__auth_body(struct ldg_req *req)
@@ -300,4 +322,65 @@ const char *ldg__auth_itoa(struct ldg_req *req, int64_t v)
     char *s = ldg_arena_alloc(&req->arena, 24);
     snprintf(s, 24, "%" PRId64, v);
     return s;
+}
+
+const char *ldg__auth_printf(struct ldg_req *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = ldg_arena_alloc(&req->arena, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+char *ldg__auth_path_text(struct ldg_req *req, const char *param, size_t *len)
+{
+    struct ldg_str s = ldg_req_param(req, param);
+    char *out = ldg_arena_alloc(&req->arena, s.n + 1);
+    *len = ldg_url_decode(out, s.p, s.n, false);
+    return out;
+}
+
+/* ---- responses ------------------------------------------------------------------------------- */
+
+void ldg__auth_respond_buf(struct ldg_req *req, int status, struct ldg_buf *b)
+{
+    ldg_req_json(req, status, ldg_buf_head(b), ldg_buf_size(b));
+    ldg_buf_free(b);
+}
+
+void ldg__auth_respond_success(struct ldg_req *req, const char *msg)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "success");
+    ldg_json_bool(&jw, true);
+    ldg_json_key(&jw, "message");
+    ldg_json_str(&jw, msg);
+    ldg_json_obj_end(&jw);
+    ldg__auth_respond_buf(req, 200, &b);
+}
+
+void ldg__auth_respond_list(struct ldg_req *req, const char *key, ldg_auth_items_fn items, void *ud)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, key);
+    ldg_json_arr_begin(&jw);
+    int64_t total = items(&jw, ud);
+    ldg_json_arr_end(&jw);
+    ldg_json_key(&jw, "total");
+    ldg_json_int(&jw, total);
+    ldg_json_obj_end(&jw);
+    ldg__auth_respond_buf(req, 200, &b);
 }

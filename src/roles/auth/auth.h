@@ -114,6 +114,41 @@ bool ldg__auth_path_id(struct ldg_req *req, const char *param, int64_t *out);
 /* Decimal text of v in the request arena (for SQL parameters). */
 const char *ldg__auth_itoa(struct ldg_req *req, int64_t v);
 
+/* printf into the request arena. */
+const char *ldg__auth_printf(struct ldg_req *req, const char *fmt, ...) LDG_PRINTF(2, 3);
+
+/* A path parameter, percent-decoded into the arena (NUL-terminated); *len is its length (a %00
+ * makes it differ from strlen). */
+char *ldg__auth_path_text(struct ldg_req *req, const char *param, size_t *len);
+
+/* One step of a 422 location: a member name, or (name NULL) an array index. */
+struct ldg_auth_loc {
+    const char *name;
+    int index;
+};
+
+/* FastAPI's 422 for a nested location [where, loc...]; `input` NULL writes null. */
+void ldg__auth_422_at(struct ldg_req *req, const char *where, const struct ldg_auth_loc *loc, size_t n,
+                      const char *type, const char *msg, const cJSON *input);
+
+/* ---- responses ---------------------------------------------------------------------------------- */
+
+struct ldg_buf;
+struct ldg_json_writer;
+
+/* Answer `status` with the JSON document in b, then free b. */
+void ldg__auth_respond_buf(struct ldg_req *req, int status, struct ldg_buf *b);
+
+/* Answer 200 {"success": true, "message": <msg>}. */
+void ldg__auth_respond_success(struct ldg_req *req, const char *msg);
+
+/* Writes the items of a list response (JSON values, into the open array) and returns the value
+ * to report as "total". */
+typedef int64_t (*ldg_auth_items_fn)(struct ldg_json_writer *jw, void *ud);
+
+/* Answer 200 {"<key>": [items...], "total": <what items returned>}. */
+void ldg__auth_respond_list(struct ldg_req *req, const char *key, ldg_auth_items_fn items, void *ud);
+
 /* Column fragment rendering a timestamptz as Python's isoformat() in UTC:
  * `2025-11-30T10:00:00.123456+00:00`, fraction omitted when zero. Use as
  * LDG_SQL_ISO("created_at") inside a SELECT list; NULL stays NULL. */
@@ -128,6 +163,11 @@ const char *ldg__auth_itoa(struct ldg_req *req, int64_t v);
  * authenticated" (no principal: the gateway's filter did not run) or 403 (an API key; the gateway
  * normally refuses those first for LDG_ROUTE_ACCOUNT routes). */
 const struct ldg_principal *ldg__auth_account(struct ldg_req *req);
+
+/* Ownership verdict from row 0, column 0 (a project's account_id) of res: true when the row exists
+ * and belongs to the caller; otherwise answers 404 `missing` (no row) or 403 `forbidden` (someone
+ * else's) and returns false. With `forbidden` NULL any owner is accepted. */
+bool ldg__auth_owned(struct ldg_req *req, const PGresult *res, const char *missing, const char *forbidden);
 
 /* FastAPI-style (pydantic lax mode) validation of one integer member: JSON integers and decimal
  * strings are accepted, within [min, max]. Returns 1 (*out set), 0 (absent or null, optional), or

@@ -42,20 +42,6 @@ static void log_ctx(const struct ldg_req *req, char *out, size_t cap)
     snprintf(out, cap, "role=auth rid=%s", req->request_id);
 }
 
-static void respond_buf(struct ldg_req *req, int status, struct ldg_buf *b)
-{
-    ldg_req_json(req, status, ldg_buf_head(b), ldg_buf_size(b));
-    ldg_buf_free(b);
-}
-
-static const char *arena_msg(struct ldg_req *req, const char *fmt, const char *arg)
-{
-    size_t n = strlen(fmt) + strlen(arg) + 1;
-    char *s = ldg_arena_alloc(&req->arena, n);
-    snprintf(s, n, fmt, arg);
-    return s;
-}
-
 static bool one_of(const char *s, const char *const *set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -80,40 +66,13 @@ static bool parse_project_id(const char *s, int64_t *out)
     return v > 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A path parameter, percent-decoded into the arena; NULL when it is not valid UTF-8, holds a NUL
  * or is longer than max bytes (no stored id can match it then). */
 static const char *path_text(struct ldg_req *req, const char *param, size_t max)
 {
-    struct ldg_str s = ldg_req_param(req, param);
-    char *out = ldg_arena_alloc(&req->arena, s.n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        int hi = -1, lo = -1;
-        if (s.p[i] == '%' && i + 2 < s.n) {
-            hi = hexval(s.p[i + 1]);
-            lo = hexval(s.p[i + 2]);
-        }
-        if (hi >= 0 && lo >= 0) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s.p[i];
-        }
-    }
-    out[o] = '\0';
-    size_t chars;
-    if (o == 0 || o > max || memchr(out, '\0', o) || ldg_utf8_count(out, o, &chars) < 0)
+    size_t n, chars;
+    const char *out = ldg__auth_path_text(req, param, &n);
+    if (n == 0 || n > max || memchr(out, '\0', n) || ldg_utf8_count(out, n, &chars) < 0)
         return NULL;
     return out;
 }
@@ -130,16 +89,8 @@ struct owned_check {
 static void on_project_owner(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct owned_check *oc = ud;
-    const struct ldg_principal *pr = ldg_principal(req);
-    if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, "Project not found");
-        return;
-    }
-    if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != pr->account_id) {
-        ldg_req_error(req, 403, "You don't have permission to use this project");
-        return;
-    }
-    oc->next(req, oc->ud);
+    if (ldg__auth_owned(req, res, "Project not found", "You don't have permission to use this project"))
+        oc->next(req, oc->ud);
 }
 
 /* Continue with next(req, ud) once project `text` (a panel's project_id) is known to be the
@@ -312,39 +263,32 @@ static void respond_panel(struct ldg_req *req, int status, const struct panel_op
     ldg_json_writer_init(&jw, &b);
     write_panel(&jw, panel);
     cJSON_Delete(panel);
-    respond_buf(req, status, &b);
+    ldg__auth_respond_buf(req, status, &b);
 }
 
 /* ---- GET /dashboard/panels ------------------------------------------------------------------------ */
+
+static int64_t write_panels(struct ldg_json_writer *jw, void *ud)
+{
+    const cJSON *list = ud, *p;
+    int64_t total = 0;
+    cJSON_ArrayForEach(p, list)
+    {
+        if (!cJSON_IsObject(p))
+            continue;
+        write_panel(jw, p);
+        total++;
+    }
+    return total;
+}
 
 static void on_panels(struct ldg_req *req, PGresult *res, void *ud)
 {
     cJSON *arr = NULL;
     if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
         arr = ldg_json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "panels");
-    ldg_json_arr_begin(&jw);
-    int64_t total = 0;
-    const cJSON *p;
-    const cJSON *list = cJSON_IsArray(arr) ? arr : NULL;
-    cJSON_ArrayForEach(p, list)
-    {
-        if (!cJSON_IsObject(p))
-            continue;
-        write_panel(&jw, p);
-        total++;
-    }
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "total");
-    ldg_json_int(&jw, total);
-    ldg_json_obj_end(&jw);
+    ldg__auth_respond_list(req, "panels", write_panels, cJSON_IsArray(arr) ? arr : NULL);
     cJSON_Delete(arr);
-    respond_buf(req, 200, &b);
 }
 
 static void list_panels(struct ldg_req *req)
@@ -424,7 +368,7 @@ static void on_panel_replaced(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct panel_op *op = ud;
     if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, arena_msg(req, "Panel %s not found", op->id));
+        ldg_req_error(req, 404, ldg__auth_printf(req, "Panel %s not found", op->id));
         return;
     }
     respond_panel(req, 200, op);
@@ -462,8 +406,9 @@ static void update_panel(struct ldg_req *req)
         return;
     if (!id) {
         cJSON_Delete(panel);
-        ldg_req_error(req, 404,
-                      arena_msg(req, "Panel %s not found", ldg_arena_strndup(&req->arena, raw.p, raw.n)));
+        ldg_req_error(
+            req, 404,
+            ldg__auth_printf(req, "Panel %s not found", ldg_arena_strndup(&req->arena, raw.p, raw.n)));
         return;
     }
     struct panel_op *op = panel_op_new(req, panel, id);
@@ -476,20 +421,10 @@ static void on_panel_deleted(struct ldg_req *req, PGresult *res, void *ud)
 {
     const char *id = ud;
     if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, arena_msg(req, "Panel %s not found", id));
+        ldg_req_error(req, 404, ldg__auth_printf(req, "Panel %s not found", id));
         return;
     }
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "success");
-    ldg_json_bool(&jw, true);
-    ldg_json_key(&jw, "message");
-    ldg_json_str(&jw, arena_msg(req, "Panel %s deleted successfully", id));
-    ldg_json_obj_end(&jw);
-    respond_buf(req, 200, &b);
+    ldg__auth_respond_success(req, ldg__auth_printf(req, "Panel %s deleted successfully", id));
 }
 
 static void delete_panel(struct ldg_req *req)
@@ -500,8 +435,9 @@ static void delete_panel(struct ldg_req *req)
     const char *id = path_text(req, "panel_id", PANEL_ID_MAX);
     if (!id) {
         struct ldg_str raw = ldg_req_param(req, "panel_id");
-        ldg_req_error(req, 404,
-                      arena_msg(req, "Panel %s not found", ldg_arena_strndup(&req->arena, raw.p, raw.n)));
+        ldg_req_error(
+            req, 404,
+            ldg__auth_printf(req, "Panel %s not found", ldg_arena_strndup(&req->arena, raw.p, raw.n)));
         return;
     }
     const char *params[] = {ldg__auth_itoa(req, pr->account_id), id};
@@ -570,7 +506,7 @@ static void respond_prefs_text(struct ldg_req *req, const char *text, size_t len
     ldg_json_writer_init(&jw, &b);
     write_prefs(&jw, root);
     cJSON_Delete(root);
-    respond_buf(req, 200, &b);
+    ldg__auth_respond_buf(req, 200, &b);
 }
 
 static void on_prefs(struct ldg_req *req, PGresult *res, void *ud)
@@ -592,53 +528,8 @@ static void get_prefs(struct ldg_req *req)
                   params, &errs, on_prefs, NULL);
 }
 
-/* One step of a 422 location: a member name, or (name NULL) an array index. */
-struct loc_step {
-    const char *name;
-    int index;
-};
-
-/* FastAPI's 422 for a nested location ["body", steps...]. */
-static void answer_422_at(struct ldg_req *req, const struct loc_step *loc, size_t n, const char *type,
-                          const char *msg, const cJSON *input)
-{
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "detail");
-    ldg_json_arr_begin(&jw);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "type");
-    ldg_json_str(&jw, type);
-    ldg_json_key(&jw, "loc");
-    ldg_json_arr_begin(&jw);
-    ldg_json_str(&jw, "body");
-    for (size_t i = 0; i < n; i++) {
-        if (loc[i].name)
-            ldg_json_str(&jw, loc[i].name);
-        else
-            ldg_json_int(&jw, loc[i].index);
-    }
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "msg");
-    ldg_json_str(&jw, msg);
-    ldg_json_key(&jw, "input");
-    char *text = input ? cJSON_PrintUnformatted(input) : NULL;
-    if (text)
-        ldg_json_raw(&jw, text, strlen(text));
-    else
-        ldg_json_null(&jw);
-    free(text);
-    ldg_json_obj_end(&jw);
-    ldg_json_arr_end(&jw);
-    ldg_json_obj_end(&jw);
-    respond_buf(req, 422, &b);
-}
-
 /* A bool member (default true when absent). Returns false after answering 422. */
-static bool prefs_bool(struct ldg_req *req, const cJSON *obj, struct loc_step *loc, size_t n, bool *out)
+static bool prefs_bool(struct ldg_req *req, const cJSON *obj, struct ldg_auth_loc *loc, size_t n, bool *out)
 {
     const cJSON *v = ldg_json_member(obj, loc[n - 1].name);
     if (!v) {
@@ -646,7 +537,7 @@ static bool prefs_bool(struct ldg_req *req, const cJSON *obj, struct loc_step *l
         return true;
     }
     if (!cJSON_IsBool(v)) {
-        answer_422_at(req, loc, n, "bool_type", "Input should be a valid boolean", v);
+        ldg__auth_422_at(req, "body", loc, n, "bool_type", "Input should be a valid boolean", v);
         return false;
     }
     *out = cJSON_IsTrue(v);
@@ -654,14 +545,14 @@ static bool prefs_bool(struct ldg_req *req, const cJSON *obj, struct loc_step *l
 }
 
 /* A list of short strings (default []); copies the items into `dst`. */
-static bool prefs_list(struct ldg_req *req, const cJSON *obj, struct loc_step *loc, size_t n, cJSON *dst)
+static bool prefs_list(struct ldg_req *req, const cJSON *obj, struct ldg_auth_loc *loc, size_t n, cJSON *dst)
 {
     const cJSON *v = ldg_json_member(obj, loc[n - 1].name);
     cJSON *out = cJSON_AddArrayToObject(dst, loc[n - 1].name);
     if (!v)
         return true;
     if (!cJSON_IsArray(v)) {
-        answer_422_at(req, loc, n, "list_type", "Input should be a valid list", v);
+        ldg__auth_422_at(req, "body", loc, n, "list_type", "Input should be a valid list", v);
         return false;
     }
     int count = cJSON_GetArraySize(v);
@@ -669,26 +560,26 @@ static bool prefs_list(struct ldg_req *req, const cJSON *obj, struct loc_step *l
         char msg[96];
         snprintf(msg, sizeof msg, "List should have at most %d items after validation, not %d",
                  PREFS_LIST_MAX, count);
-        answer_422_at(req, loc, n, "too_long", msg, v);
+        ldg__auth_422_at(req, "body", loc, n, "too_long", msg, v);
         return false;
     }
     int i = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, v)
     {
-        struct loc_step at[8];
+        struct ldg_auth_loc at[8];
         memcpy(at, loc, n * sizeof *loc);
-        at[n] = (struct loc_step){NULL, i++};
+        at[n] = (struct ldg_auth_loc){NULL, i++};
         size_t chars = 0;
         if (!cJSON_IsString(item)) {
-            answer_422_at(req, at, n + 1, "string_type", "Input should be a valid string", item);
+            ldg__auth_422_at(req, "body", at, n + 1, "string_type", "Input should be a valid string", item);
             return false;
         }
         if (ldg_utf8_count(item->valuestring, strlen(item->valuestring), &chars) < 0 ||
             chars > PREFS_ITEM_MAX) {
             char msg[64];
             snprintf(msg, sizeof msg, "String should have at most %d characters", PREFS_ITEM_MAX);
-            answer_422_at(req, at, n + 1, "string_too_long", msg, item);
+            ldg__auth_422_at(req, "body", at, n + 1, "string_too_long", msg, item);
             return false;
         }
         cJSON_AddItemToArray(out, cJSON_CreateString(item->valuestring));
@@ -726,7 +617,7 @@ static cJSON *prefs_from_body(struct ldg_req *req, const cJSON *body, int64_t **
 {
     cJSON *doc = cJSON_CreateObject();
     bool enabled;
-    struct loc_step loc[4] = {{"enabled", 0}};
+    struct ldg_auth_loc loc[4] = {{"enabled", 0}};
     if (!prefs_bool(req, body, loc, 1, &enabled))
         goto fail;
     cJSON_AddBoolToObject(doc, "enabled", enabled);
@@ -735,9 +626,9 @@ static cJSON *prefs_from_body(struct ldg_req *req, const cJSON *body, int64_t **
     *nids = 0;
     if (!projects)
         return doc;
-    loc[0] = (struct loc_step){"projects", 0};
+    loc[0] = (struct ldg_auth_loc){"projects", 0};
     if (!cJSON_IsObject(projects)) {
-        answer_422_at(req, loc, 1, "dict_type", "Input should be a valid dictionary", projects);
+        ldg__auth_422_at(req, "body", loc, 1, "dict_type", "Input should be a valid dictionary", projects);
         goto fail;
     }
     int count = cJSON_GetArraySize(projects);
@@ -745,7 +636,7 @@ static cJSON *prefs_from_body(struct ldg_req *req, const cJSON *body, int64_t **
         char msg[96];
         snprintf(msg, sizeof msg, "Dictionary should have at most %d items after validation, not %d",
                  PREFS_PROJECTS_MAX, count);
-        answer_422_at(req, loc, 1, "too_long", msg, NULL);
+        ldg__auth_422_at(req, "body", loc, 1, "too_long", msg, NULL);
         goto fail;
     }
     *ids = ldg_arena_alloc(&req->arena, (size_t)(count ? count : 1) * sizeof **ids);
@@ -754,30 +645,30 @@ static cJSON *prefs_from_body(struct ldg_req *req, const cJSON *body, int64_t **
     {
         char key[24];
         int64_t id;
-        loc[1] = (struct loc_step){p->string, 0};
+        loc[1] = (struct ldg_auth_loc){p->string, 0};
         if (!canonical_key(p->string, key, sizeof key, &id)) {
-            loc[2] = (struct loc_step){"[key]", 0};
+            loc[2] = (struct ldg_auth_loc){"[key]", 0};
             cJSON *in = cJSON_CreateString(p->string);
-            answer_422_at(req, loc, 3, "int_parsing",
-                          "Input should be a valid integer, unable to parse string as an integer", in);
+            ldg__auth_422_at(req, "body", loc, 3, "int_parsing",
+                             "Input should be a valid integer, unable to parse string as an integer", in);
             cJSON_Delete(in);
             goto fail;
         }
         if (!cJSON_IsObject(p)) {
-            answer_422_at(req, loc, 2, "dict_type", "Input should be a valid dictionary", p);
+            ldg__auth_422_at(req, "body", loc, 2, "dict_type", "Input should be a valid dictionary", p);
             goto fail;
         }
         cJSON *entry = cJSON_CreateObject();
         bool pe;
-        loc[2] = (struct loc_step){"enabled", 0};
+        loc[2] = (struct ldg_auth_loc){"enabled", 0};
         bool ok = prefs_bool(req, p, loc, 3, &pe);
         if (ok) {
             cJSON_AddBoolToObject(entry, "enabled", pe);
-            loc[2] = (struct loc_step){"levels", 0};
+            loc[2] = (struct ldg_auth_loc){"levels", 0};
             ok = prefs_list(req, p, loc, 3, entry);
         }
         if (ok) {
-            loc[2] = (struct loc_step){"types", 0};
+            loc[2] = (struct ldg_auth_loc){"types", 0};
             ok = prefs_list(req, p, loc, 3, entry);
         }
         if (!ok) {

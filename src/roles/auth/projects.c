@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +63,20 @@ const struct ldg_principal *ldg__auth_account(struct ldg_req *req)
         return NULL;
     }
     return p;
+}
+
+bool ldg__auth_owned(struct ldg_req *req, const PGresult *res, const char *missing, const char *forbidden)
+{
+    if (PQntuples(res) == 0) {
+        ldg_req_error(req, 404, missing);
+        return false;
+    }
+    const char *owner = PQgetisnull(res, 0, 0) ? "0" : PQgetvalue(res, 0, 0);
+    if (forbidden && strtoll(owner, NULL, 10) != ldg_principal(req)->account_id) {
+        ldg_req_error(req, 403, forbidden);
+        return false;
+    }
+    return true;
 }
 
 /* Python's int() of a string, roughly: surrounding whitespace, a sign, decimal digits.
@@ -155,12 +168,6 @@ static void log_ctx(const struct ldg_req *req, char *out, size_t cap)
     snprintf(out, cap, "role=auth rid=%s", req->request_id);
 }
 
-static void respond_buf(struct ldg_req *req, int status, struct ldg_buf *b)
-{
-    ldg_req_json(req, status, ldg_buf_head(b), ldg_buf_size(b));
-    ldg_buf_free(b);
-}
-
 static int64_t col_int(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -169,20 +176,6 @@ static int64_t col_int(const PGresult *res, int row, int col)
 static const char *col_str(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-static const char *arena_printf(struct ldg_req *req, const char *fmt, ...) LDG_PRINTF(2, 3);
-static const char *arena_printf(struct ldg_req *req, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = ldg_arena_alloc(&req->arena, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
 }
 
 static const struct ldg_auth_errs *errs_of(struct ldg_req *req, const char *failed, const char *unique)
@@ -232,11 +225,11 @@ static void iso_now(char *out, size_t cap)
         strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
         cached_sec = ts.tv_sec;
     }
-    long us = ts.tv_nsec / 1000;
+    unsigned us = (unsigned)(ts.tv_nsec / 1000) % 1000000u;
     if (us)
-        snprintf(out, cap, "%s.%06ld+00:00", base, us);
+        snprintf(out, cap, "%.19s.%06u+00:00", base, us);
     else
-        snprintf(out, cap, "%s+00:00", base);
+        snprintf(out, cap, "%.19s+00:00", base);
 }
 
 /* ---- per-worker cache of what /settings shows of a project ------------------------------------------ */
@@ -350,7 +343,7 @@ static void respond_project(struct ldg_req *req, int status, const PGresult *res
     struct ldg_json_writer jw;
     ldg_json_writer_init(&jw, &b);
     write_project(&jw, res, row, c);
-    respond_buf(req, status, &b);
+    ldg__auth_respond_buf(req, status, &b);
 }
 
 /* ---- POST /projects -------------------------------------------------------------------------------- */
@@ -392,10 +385,10 @@ static bool check_environment(struct ldg_req *req, const cJSON *body, const char
 static void on_project_created(struct ldg_req *req, PGresult *res, void *ud)
 {
     if (PQntuples(res) == 0) {
-        ldg_req_error(req, 400,
-                      arena_printf(req,
-                                   "Project limit reached: an account can have at most %" PRId64 " projects",
-                                   ldg__auth.cfg->max_projects));
+        ldg_req_error(
+            req, 400,
+            ldg__auth_printf(req, "Project limit reached: an account can have at most %" PRId64 " projects",
+                             ldg__auth.cfg->max_projects));
         return;
     }
     respond_project(req, 201, res, 0, 0);
@@ -419,8 +412,9 @@ static void create_project(struct ldg_req *req)
     }
     const char *params[] = {ldg__auth_itoa(req, pr->account_id), name, slug, env,
                             ldg__auth_itoa(req, ldg__auth.cfg->max_projects)};
-    const struct ldg_auth_errs *errs = errs_of(
-        req, "Failed to create project", arena_printf(req, "Project with slug '%s' already exists", slug));
+    const struct ldg_auth_errs *errs =
+        errs_of(req, "Failed to create project",
+                ldg__auth_printf(req, "Project with slug '%s' already exists", slug));
     /* The cap is checked in the statement; two concurrent creations may both pass it (a soft cap). */
     ldg__auth_sql(
         req, "prj_create",
@@ -434,23 +428,18 @@ static void create_project(struct ldg_req *req)
 
 /* ---- GET /projects ----------------------------------------------------------------------------------- */
 
-static void on_projects_listed(struct ldg_req *req, PGresult *res, void *ud)
+static int64_t write_projects(struct ldg_json_writer *jw, void *ud)
 {
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "projects");
-    ldg_json_arr_begin(&jw);
+    const PGresult *res = ud;
     int n = PQntuples(res);
     for (int i = 0; i < n; i++)
-        write_project(&jw, res, i, 0);
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "total");
-    ldg_json_int(&jw, n);
-    ldg_json_obj_end(&jw);
-    respond_buf(req, 200, &b);
+        write_project(jw, res, i, 0);
+    return n;
+}
+
+static void on_projects_listed(struct ldg_req *req, PGresult *res, void *ud)
+{
+    ldg__auth_respond_list(req, "projects", write_projects, res);
 }
 
 /* At most 100000 rows (far above [auth] max_projects, which bounds what can be created). */
@@ -469,41 +458,10 @@ static void list_projects(struct ldg_req *req)
 
 /* ---- GET /projects/{project_slug} ----------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* A path parameter, percent-decoded into the arena; *len is its length (a %00 makes it differ
- * from strlen). */
-static char *path_text(struct ldg_req *req, const char *param, size_t *len)
-{
-    struct ldg_str s = ldg_req_param(req, param);
-    char *out = ldg_arena_alloc(&req->arena, s.n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        if (s.p[i] == '%' && i + 2 < s.n && hexval(s.p[i + 1]) >= 0 && hexval(s.p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s.p[i + 1]) * 16 + hexval(s.p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s.p[i];
-        }
-    }
-    out[o] = '\0';
-    *len = o;
-    return out;
-}
-
 static void on_project_by_slug(struct ldg_req *req, PGresult *res, void *ud)
 {
     if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, arena_printf(req, "Project '%s' not found", (const char *)ud));
+        ldg_req_error(req, 404, ldg__auth_printf(req, "Project '%s' not found", (const char *)ud));
         return;
     }
     respond_project(req, 200, res, 0, 0);
@@ -515,13 +473,13 @@ static void get_project(struct ldg_req *req)
     if (!pr)
         return;
     size_t n;
-    char *slug = path_text(req, "project_slug", &n);
+    char *slug = ldg__auth_path_text(req, "project_slug", &n);
     bool plausible = n > 0 && n <= SLUG_MAX_CHARS && n == strlen(slug);
     for (size_t i = 0; plausible && i < n; i++)
         plausible =
             (slug[i] >= 'a' && slug[i] <= 'z') || (slug[i] >= '0' && slug[i] <= '9') || slug[i] == '-';
     if (!plausible) { /* no project can have it; also keeps invalid UTF-8 away from PostgreSQL */
-        ldg_req_error(req, 404, arena_printf(req, "Project '%s' not found", slug));
+        ldg_req_error(req, 404, ldg__auth_printf(req, "Project '%s' not found", slug));
         return;
     }
     const char *params[] = {slug, ldg__auth_itoa(req, pr->account_id)};
@@ -631,14 +589,12 @@ static size_t split_digests(struct ldg_req *req, char *list, const char ***out)
 
 static void on_project_updated(struct ldg_req *req, PGresult *res, void *ud)
 {
+    static const char forbidden[] = "You don't have permission to modify this project";
     struct patch_ctx *pc = ud;
-    const struct ldg_principal *pr = ldg_principal(req);
-    if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, "Project not found");
+    if (!ldg__auth_owned(req, res, "Project not found", forbidden))
         return;
-    }
-    if (col_int(res, 0, 0) != pr->account_id || PQgetisnull(res, 0, 1)) {
-        ldg_req_error(req, 403, "You don't have permission to modify this project");
+    if (PQgetisnull(res, 0, 1)) { /* not updated: the owner changed in between */
+        ldg_req_error(req, 403, forbidden);
         return;
     }
     struct ldg_buf b;
@@ -821,7 +777,7 @@ static void respond_usage(struct usage_ctx *uc, int64_t usage)
         write_settings(&jw, uc, ldg_principal(req), usage);
     else
         write_quota(&jw, uc, usage);
-    respond_buf(req, 200, &b);
+    ldg__auth_respond_buf(req, 200, &b);
 }
 
 static void usage_fallback(struct usage_ctx *uc, const char *why)
@@ -865,14 +821,10 @@ static void on_project_usage(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct usage_ctx *uc = ud;
     const struct ldg_principal *pr = ldg_principal(req);
-    if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, "Project not found");
+    /* /settings: the API key's own project, whoever owns it */
+    if (!ldg__auth_owned(req, res, "Project not found",
+                         uc->settings ? NULL : "You don't have permission to view this project"))
         return;
-    }
-    if (!uc->settings && col_int(res, 0, 0) != pr->account_id) {
-        ldg_req_error(req, 403, "You don't have permission to view this project");
-        return;
-    }
     uc->name = ldg_arena_strndup(&req->arena, PQgetvalue(res, 0, 1), strlen(PQgetvalue(res, 0, 1)));
     uc->slug = ldg_arena_strndup(&req->arena, PQgetvalue(res, 0, 2), strlen(PQgetvalue(res, 0, 2)));
     uc->env = ldg_arena_strndup(&req->arena, PQgetvalue(res, 0, 3), strlen(PQgetvalue(res, 0, 3)));
@@ -964,8 +916,8 @@ static void on_key_inserted(struct ldg_req *req, PGresult *res, void *ud)
     if (PQntuples(res) == 0) {
         ldg_req_error(
             req, 400,
-            arena_printf(req, "API key limit reached: a project can have at most %" PRId64 " active keys",
-                         ldg__auth.cfg->max_keys));
+            ldg__auth_printf(req, "API key limit reached: a project can have at most %" PRId64 " active keys",
+                             ldg__auth.cfg->max_keys));
     } else {
         struct ldg_buf b;
         ldg_buf_init(&b);
@@ -982,7 +934,7 @@ static void on_key_inserted(struct ldg_req *req, PGresult *res, void *ud)
         ldg_json_str(&jw, KEY_WARNING);
         ldg_json_obj_end(&jw);
         ldg_req_add_header(req, "Cache-Control", "no-store");
-        respond_buf(req, 201, &b);
+        ldg__auth_respond_buf(req, 201, &b);
     }
     explicit_bzero(kc->key, sizeof kc->key);
 }
@@ -1008,9 +960,9 @@ static void on_key_hashed(int result, const char *hash, void *ud)
         const char *params[] = {
             ldg__auth_itoa(req, kc->project_id),         kc->prefix, hash, kc->digest, kc->name,
             ldg__auth_itoa(req, ldg__auth.cfg->max_keys)};
-        const struct ldg_auth_errs *errs =
-            errs_of(req, "Failed to create API key",
-                    arena_printf(req, "API key with name '%s' already exists for this project", kc->name));
+        const struct ldg_auth_errs *errs = errs_of(
+            req, "Failed to create API key",
+            ldg__auth_printf(req, "API key with name '%s' already exists for this project", kc->name));
         /* The partial unique index (project_id, name) WHERE status = 'active' settles races on the
          * name; the cap is re-checked here (soft under concurrency). */
         ldg__auth_sql(
@@ -1027,25 +979,20 @@ static void on_key_hashed(int result, const char *hash, void *ud)
 static void on_key_checked(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct key_ctx *kc = ud;
-    const struct ldg_principal *pr = ldg_principal(req);
-    if (PQntuples(res) == 0) {
-        ldg_req_error(req, 404, arena_printf(req, "Project %" PRId64 " not found", kc->project_id));
+    if (!ldg__auth_owned(req, res, ldg__auth_printf(req, "Project %" PRId64 " not found", kc->project_id),
+                         "You don't have permission to create API keys for this project"))
         return;
-    }
-    if (col_int(res, 0, 0) != pr->account_id) {
-        ldg_req_error(req, 403, "You don't have permission to create API keys for this project");
-        return;
-    }
     if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
-        ldg_req_error(req, 409,
-                      arena_printf(req, "API key with name '%s' already exists for this project", kc->name));
+        ldg_req_error(
+            req, 409,
+            ldg__auth_printf(req, "API key with name '%s' already exists for this project", kc->name));
         return;
     }
     if (col_int(res, 0, 1) >= ldg__auth.cfg->max_keys) {
         ldg_req_error(
             req, 400,
-            arena_printf(req, "API key limit reached: a project can have at most %" PRId64 " active keys",
-                         ldg__auth.cfg->max_keys));
+            ldg__auth_printf(req, "API key limit reached: a project can have at most %" PRId64 " active keys",
+                             ldg__auth.cfg->max_keys));
         return;
     }
     if (ldg_apikey_generate(kc->key) < 0) {
@@ -1102,53 +1049,46 @@ static void create_key(struct ldg_req *req)
 
 /* ---- GET /projects/{project_id}/api-keys ------------------------------------------------------------- */
 
-static void on_keys_listed(struct ldg_req *req, PGresult *res, void *ud)
+struct keys_list {
+    const PGresult *res;
+    int64_t project_id;
+};
+
+static int64_t write_keys(struct ldg_json_writer *jw, void *ud)
 {
-    int64_t project_id = *(const int64_t *)ud;
-    const struct ldg_principal *pr = ldg_principal(req);
-    int n = PQntuples(res);
-    if (n == 0) {
-        ldg_req_error(req, 404, arena_printf(req, "Project %" PRId64 " not found", project_id));
-        return;
-    }
-    if (col_int(res, 0, 0) != pr->account_id) {
-        ldg_req_error(req, 403, "You don't have permission to view API keys for this project");
-        return;
-    }
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "api_keys");
-    ldg_json_arr_begin(&jw);
-    int total = 0;
+    const struct keys_list *kl = ud;
+    const PGresult *res = kl->res;
+    int n = PQntuples(res), total = 0;
     for (int i = 0; i < n; i++) {
         if (PQgetisnull(res, i, 1)) /* the project has no keys */
             continue;
         total++;
-        ldg_json_obj_begin(&jw);
-        ldg_json_key(&jw, "key_id");
-        ldg_json_int(&jw, col_int(res, i, 1));
-        ldg_json_key(&jw, "project_id");
-        ldg_json_int(&jw, project_id);
-        ldg_json_key(&jw, "name");
-        ldg_json_str(&jw, col_str(res, i, 2));
-        ldg_json_key(&jw, "key_prefix");
-        ldg_json_str(&jw, col_str(res, i, 3));
-        ldg_json_key(&jw, "status");
-        ldg_json_str(&jw, col_str(res, i, 4));
-        ldg_json_key(&jw, "created_at");
-        ldg_json_str(&jw, col_str(res, i, 5));
-        ldg_json_key(&jw, "last_used_at");
-        ldg_json_str(&jw, col_str(res, i, 6));
-        ldg_json_obj_end(&jw);
+        ldg_json_obj_begin(jw);
+        ldg_json_key(jw, "key_id");
+        ldg_json_int(jw, col_int(res, i, 1));
+        ldg_json_key(jw, "project_id");
+        ldg_json_int(jw, kl->project_id);
+        ldg_json_key(jw, "name");
+        ldg_json_str(jw, col_str(res, i, 2));
+        ldg_json_key(jw, "key_prefix");
+        ldg_json_str(jw, col_str(res, i, 3));
+        ldg_json_key(jw, "status");
+        ldg_json_str(jw, col_str(res, i, 4));
+        ldg_json_key(jw, "created_at");
+        ldg_json_str(jw, col_str(res, i, 5));
+        ldg_json_key(jw, "last_used_at");
+        ldg_json_str(jw, col_str(res, i, 6));
+        ldg_json_obj_end(jw);
     }
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "total");
-    ldg_json_int(&jw, total);
-    ldg_json_obj_end(&jw);
-    respond_buf(req, 200, &b);
+    return total;
+}
+
+static void on_keys_listed(struct ldg_req *req, PGresult *res, void *ud)
+{
+    struct keys_list kl = {res, *(const int64_t *)ud};
+    if (ldg__auth_owned(req, res, ldg__auth_printf(req, "Project %" PRId64 " not found", kl.project_id),
+                        "You don't have permission to view API keys for this project"))
+        ldg__auth_respond_list(req, "api_keys", write_keys, &kl);
 }
 
 /* Newest first, revoked keys included, at most 10000 (active ones are capped by [auth] max_keys). */
@@ -1183,19 +1123,9 @@ struct revoke_ctx {
 static void respond_revoked(struct ldg_req *req, bool ok, void *ud)
 {
     struct revoke_ctx *rc = ud;
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "success");
-    ldg_json_bool(&jw, true);
-    ldg_json_key(&jw, "message");
     char msg[96];
     snprintf(msg, sizeof msg, "API key %" PRId64 " has been revoked", rc->key_id);
-    ldg_json_str(&jw, msg);
-    ldg_json_obj_end(&jw);
-    respond_buf(req, 200, &b);
+    ldg__auth_respond_success(req, msg);
 }
 
 /* Not through ldg__auth_sql: once the UPDATE committed, the caches must be told even when the
@@ -1216,7 +1146,7 @@ static void on_key_revoked(PGresult *res, void *ud)
                           unavailable ? "Service timeout" : "Failed to revoke API key");
     } else if (PQntuples(res) == 0) {
         if (req->conn)
-            ldg_req_error(req, 404, arena_printf(req, "API key %" PRId64 " not found", rc->key_id));
+            ldg_req_error(req, 404, ldg__auth_printf(req, "API key %" PRId64 " not found", rc->key_id));
     } else if (PQgetisnull(res, 0, 0) || col_int(res, 0, 0) != rc->account_id) {
         if (req->conn)
             ldg_req_error(req, 403, "You don't have permission to revoke this API key");
