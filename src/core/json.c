@@ -324,7 +324,7 @@ const cJSON *ldg_json_member(const cJSON *obj, const char *name)
     return found;
 }
 
-LDG_PRINTF(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
+int ldg_json_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -341,16 +341,16 @@ static int lookup(const cJSON *obj, const char *name, bool required, const char 
                   char *err, size_t errlen)
 {
     if (!cJSON_IsObject(obj))
-        return fail(err, errlen, "Request body must be a JSON object");
+        return ldg_json_fail(err, errlen, "Request body must be a JSON object");
     *it = ldg_json_member(obj, name);
     if (!*it) {
         if (required)
-            return fail(err, errlen, "Field '%s' is required", name);
+            return ldg_json_fail(err, errlen, "Field '%s' is required", name);
         return 0;
     }
     if (cJSON_IsNull(*it)) {
         if (required)
-            return fail(err, errlen, "Field '%s' must be %s", name, type_msg);
+            return ldg_json_fail(err, errlen, "Field '%s' must be %s", name, type_msg);
         return 0;
     }
     return 1;
@@ -370,15 +370,15 @@ int ldg_json_get_string(const cJSON *obj, const char *name, bool required, size_
     if (r <= 0)
         return r;
     if (!cJSON_IsString(it) || !it->valuestring)
-        return fail(err, errlen, "Field '%s' must be a string", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be a string", name);
     size_t n;
     if (ldg_utf8_count(it->valuestring, strlen(it->valuestring), &n) < 0)
-        return fail(err, errlen, "Field '%s' must be valid UTF-8", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be valid UTF-8", name);
     if (n < min_chars)
-        return fail(err, errlen, "Field '%s' must be at least %zu character%s", name, min_chars,
+        return ldg_json_fail(err, errlen, "Field '%s' must be at least %zu character%s", name, min_chars,
                     plural(min_chars));
     if (max_chars && n > max_chars)
-        return fail(err, errlen, "Field '%s' must be at most %zu character%s", name, max_chars,
+        return ldg_json_fail(err, errlen, "Field '%s' must be at most %zu character%s", name, max_chars,
                     plural(max_chars));
     *out = it->valuestring;
     return 1;
@@ -392,22 +392,22 @@ int ldg_json_get_int(const cJSON *obj, const char *name, bool required, int64_t 
     if (r <= 0)
         return r;
     if (!cJSON_IsNumber(it))
-        return fail(err, errlen, "Field '%s' must be an integer", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be an integer", name);
     double v = it->valuedouble;
     if (!isfinite(v))
-        return fail(err, errlen, "Field '%s' must be an integer", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be an integer", name);
     /* [-2^63, 2^63) is exactly representable at its ends; outside it the cast would be undefined. */
     if (v < -9223372036854775808.0)
-        return fail(err, errlen, "Field '%s' must be at least %" PRId64, name, min);
+        return ldg_json_fail(err, errlen, "Field '%s' must be at least %" PRId64, name, min);
     if (v >= 9223372036854775808.0)
-        return fail(err, errlen, "Field '%s' must be at most %" PRId64, name, max);
+        return ldg_json_fail(err, errlen, "Field '%s' must be at most %" PRId64, name, max);
     int64_t x = (int64_t)v;
     if ((double)x != v)
-        return fail(err, errlen, "Field '%s' must be an integer", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be an integer", name);
     if (x < min)
-        return fail(err, errlen, "Field '%s' must be at least %" PRId64, name, min);
+        return ldg_json_fail(err, errlen, "Field '%s' must be at least %" PRId64, name, min);
     if (x > max)
-        return fail(err, errlen, "Field '%s' must be at most %" PRId64, name, max);
+        return ldg_json_fail(err, errlen, "Field '%s' must be at most %" PRId64, name, max);
     *out = x;
     return 1;
 }
@@ -419,7 +419,7 @@ int ldg_json_get_bool(const cJSON *obj, const char *name, bool required, bool *o
     if (r <= 0)
         return r;
     if (!cJSON_IsBool(it))
-        return fail(err, errlen, "Field '%s' must be a boolean", name);
+        return ldg_json_fail(err, errlen, "Field '%s' must be a boolean", name);
     *out = cJSON_IsTrue(it);
     return 1;
 }

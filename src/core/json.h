@@ -68,6 +68,11 @@ int ldg_utf8_count(const char *s, size_t n, size_t *out) LDG_MUSTCHECK;
  * kept by cJSON; the getters below use the last one, as Python's json module does. */
 cJSON *ldg_json_parse(const char *data, size_t len);
 
+/* Write a client-facing message into err (NUL-terminated, truncated to errlen; err may be NULL
+ * when errlen is 0) and return -EINVAL: the failure path of the getters below and of validators
+ * built on them. */
+int ldg_json_fail(char *err, size_t errlen, const char *fmt, ...) LDG_PRINTF(3, 4);
+
 /* Last member `name` of obj (NULL if obj is not an object or has no such member). */
 const cJSON *ldg_json_member(const cJSON *obj, const char *name);
 

@@ -25,7 +25,6 @@
 #include "ingest/logentry.h"
 
 #include <math.h>
-#include <stdarg.h>
 
 #include <openssl/evp.h>
 
@@ -41,17 +40,6 @@
 static const char *const levels[] = {"debug", "info", "warning", "error", "critical"};
 static const char *const log_types[] = {"console", "logger", "exception", "database", "endpoint", "custom"};
 static const char *const importances[] = {"critical", "high", "standard", "low"};
-
-LDG_PRINTF(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Timestamps */
@@ -197,36 +185,36 @@ int ldg_logentry_parse_time(const cJSON *v, int64_t *us, int32_t *offset_min, ch
 {
     static const char range_msg[] = "Field 'timestamp' is out of range (years 1 to 9999)";
     if (!v)
-        return fail(err, errlen, "Field 'timestamp' is required");
+        return ldg_json_fail(err, errlen, "Field 'timestamp' is required");
     if (cJSON_IsNumber(v)) {
         if (!unix_to_us(v->valuedouble, us))
-            return fail(err, errlen, "%s", range_msg);
+            return ldg_json_fail(err, errlen, "%s", range_msg);
         *offset_min = 0;
         return 0;
     }
     if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(err, errlen,
-                    "Field 'timestamp' must be an ISO 8601 date-time string or a Unix timestamp");
+        return ldg_json_fail(err, errlen,
+                             "Field 'timestamp' must be an ISO 8601 date-time string or a Unix timestamp");
     const char *s = v->valuestring;
     if (is_plain_number(s)) {
         if (!unix_to_us(strtod(s, NULL), us))
-            return fail(err, errlen, "%s", range_msg);
+            return ldg_json_fail(err, errlen, "%s", range_msg);
         *offset_min = 0;
         return 0;
     }
     switch (parse_iso(s, us, offset_min)) {
     case TS_OK:
         if (*us < MIN_US || *us > MAX_US)
-            return fail(err, errlen, "%s", range_msg);
+            return ldg_json_fail(err, errlen, "%s", range_msg);
         return 0;
     case TS_NAIVE:
-        return fail(err, errlen, "Timestamp must include a timezone offset or 'Z'");
+        return ldg_json_fail(err, errlen, "Timestamp must include a timezone offset or 'Z'");
     case TS_BAD:
         break;
     }
-    return fail(err, errlen,
-                "Field 'timestamp' must be an ISO 8601 date-time such as 2024-01-15T10:30:00Z "
-                "or a Unix timestamp");
+    return ldg_json_fail(err, errlen,
+                         "Field 'timestamp' must be an ISO 8601 date-time such as 2024-01-15T10:30:00Z "
+                         "or a Unix timestamp");
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -489,7 +477,7 @@ static int get_enum(const cJSON *obj, const char *name, const char *const *vals,
     const cJSON *it = ldg_json_member(obj, name);
     if (!it) {
         if (!dflt)
-            return fail(err, errlen, "Field '%s' is required", name);
+            return ldg_json_fail(err, errlen, "Field '%s' is required", name);
         *out = dflt;
         return 0;
     }
@@ -506,7 +494,7 @@ static int get_enum(const cJSON *obj, const char *name, const char *const *vals,
     list[0] = '\0';
     for (size_t i = 0; i < nvals; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", vals[i]);
-    return fail(err, errlen, "Field '%s' must be one of: %s", name, list);
+    return ldg_json_fail(err, errlen, "Field '%s' must be one of: %s", name, list);
 }
 
 static int get_str(const cJSON *obj, const char *name, size_t max_chars, struct ldg_str *out, char *err,
@@ -554,12 +542,12 @@ static bool py_contains(const cJSON *v, const char *key)
 static int check_endpoint(const cJSON *attrs, char *err, size_t errlen)
 {
     if (!truthy(attrs))
-        return fail(err, errlen, "attributes field is required when log_type is 'endpoint'");
+        return ldg_json_fail(err, errlen, "attributes field is required when log_type is 'endpoint'");
     const cJSON *ep = ldg_json_member(attrs, "endpoint");
     if (!truthy(ep))
-        return fail(err, errlen,
-                    "attributes.endpoint is required when log_type is 'endpoint'. "
-                    "Must include: method, path, status_code, duration_ms");
+        return ldg_json_fail(err, errlen,
+                             "attributes.endpoint is required when log_type is 'endpoint'. "
+                             "Must include: method, path, status_code, duration_ms");
     static const char *const required[] = {"method", "path", "status_code", "duration_ms"};
     char missing[64];
     size_t used = 0;
@@ -569,7 +557,7 @@ static int check_endpoint(const cJSON *attrs, char *err, size_t errlen)
             used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "",
                                      required[i]);
     if (used)
-        return fail(err, errlen, "attributes.endpoint missing required fields: %s", missing);
+        return ldg_json_fail(err, errlen, "attributes.endpoint missing required fields: %s", missing);
     return 0;
 }
 
@@ -594,7 +582,7 @@ int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, str
                        struct ldg_log *out, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(obj))
-        return fail(err, errlen, "Log entry must be a JSON object");
+        return ldg_json_fail(err, errlen, "Log entry must be a JSON object");
     memset(out, 0, sizeof *out);
     out->project_id = project_id;
     out->ingested_us = now_us;
@@ -622,9 +610,10 @@ int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, str
     if (cJSON_IsNull(attrs))
         attrs = NULL;
     if (attrs && !cJSON_IsObject(attrs))
-        return fail(err, errlen, "Field 'attributes' must be an object");
+        return ldg_json_fail(err, errlen, "Field 'attributes' must be an object");
     if (attrs && json_depth(attrs, LDG_JSON_MAX_DEPTH + 1) > LDG_JSON_MAX_DEPTH)
-        return fail(err, errlen, "Field 'attributes' must not nest deeper than %d levels", LDG_JSON_MAX_DEPTH);
+        return ldg_json_fail(err, errlen, "Field 'attributes' must not nest deeper than %d levels",
+                             LDG_JSON_MAX_DEPTH);
     if ((r = get_str(obj, "sdk_version", LDG_LOG_MAX_SDK_VERSION, &out->sdk_version, err, errlen)) < 0 ||
         (r = get_str(obj, "platform", LDG_LOG_MAX_PLATFORM, &out->platform, err, errlen)) < 0 ||
         (r = get_str(obj, "platform_version", LDG_LOG_MAX_PLATFORM_VERSION, &out->platform_version, err,
@@ -633,12 +622,13 @@ int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, str
 
     /* Layer 2: the per-log rules of §4.2, in the reference's order. Equal to the limit is accepted. */
     if (out->ts_us > now_us + LDG_LOG_FUTURE_TOLERANCE_S * US_PER_S)
-        return fail(err, errlen, "Timestamp cannot be more than 5 minutes in the future");
+        return ldg_json_fail(err, errlen, "Timestamp cannot be more than 5 minutes in the future");
     if (attrs && ldg_logentry_pyjson_len(attrs, LDG_LOG_MAX_ATTRIBUTES_BYTES) > LDG_LOG_MAX_ATTRIBUTES_BYTES)
-        return fail(err, errlen, "Attributes JSONB cannot exceed %d bytes", LDG_LOG_MAX_ATTRIBUTES_BYTES);
+        return ldg_json_fail(err, errlen, "Attributes JSONB cannot exceed %d bytes",
+                             LDG_LOG_MAX_ATTRIBUTES_BYTES);
     bool exception = strcmp(out->log_type, "exception") == 0;
     if (exception && out->error_type.n == 0)
-        return fail(err, errlen, "error_type is required when log_type is 'exception'");
+        return ldg_json_fail(err, errlen, "error_type is required when log_type is 'exception'");
     /* D6: no error_message requirement; an exception with an empty str() is still recorded. */
     if (strcmp(out->log_type, "endpoint") == 0 && (r = check_endpoint(attrs, err, errlen)) < 0)
         return r;
