@@ -47,9 +47,12 @@ static int migrate(const struct ldg_config *c)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-        {"print-config", no_argument, NULL, 'p'}, {"migrate", no_argument, NULL, 'm'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 't'},
+        {"print-config", no_argument, NULL, 'p'},
+        {"migrate", no_argument, NULL, 'm'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;

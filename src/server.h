@@ -18,13 +18,13 @@ struct ldg_server {
     struct ldg_router *router;    /* owned */
     struct ldg_worker *workers;   /* owned array */
     unsigned nworkers;
-    uint32_t rid_seed;            /* random per process: prefix of generated request ids */
+    uint32_t rid_seed; /* random per process: prefix of generated request ids */
     uint64_t started_unix;
 
-    uv_loop_t *loop;              /* the main thread's loop (uv_default_loop) */
+    uv_loop_t *loop; /* the main thread's loop (uv_default_loop) */
     uv_signal_t sig_term, sig_int;
     uv_async_t on_worker_exit;
-    _Atomic unsigned exited;      /* workers whose thread finished its loop */
+    _Atomic unsigned exited; /* workers whose thread finished its loop */
     bool shutting_down;
     int exit_code;
 };

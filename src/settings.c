@@ -18,7 +18,8 @@
 #define MB (1024LL * 1024LL)
 
 static const struct ldg_cfg_key server_keys[] = {
-    {"host", LDG_CFG_STR, SRV(host), "127.0.0.1", 0, 0, NULL, 0, "Address to listen on (IPv4 or IPv6 literal)"},
+    {"host", LDG_CFG_STR, SRV(host), "127.0.0.1", 0, 0, NULL, 0,
+     "Address to listen on (IPv4 or IPv6 literal)"},
     {"port", LDG_CFG_INT, SRV(port), "8020", 1, 65535, NULL, 0, "TCP port to listen on"},
     {"workers", LDG_CFG_INT, SRV(workers), "auto", 0, 256, NULL, 0,
      "Worker threads (one libuv loop each, SO_REUSEPORT listeners); auto = one per core"},
@@ -27,7 +28,8 @@ static const struct ldg_cfg_key server_keys[] = {
      "Open connections per worker; more are closed at accept"},
     {"max_header_bytes", LDG_CFG_SIZE, SRV(max_header_bytes), "16384", 1024, 1 * MB, NULL, 0,
      "Request line plus headers; larger gets 431"},
-    {"max_headers", LDG_CFG_INT, SRV(max_headers), "100", 8, 1000, NULL, 0, "Header fields per request; more gets 431"},
+    {"max_headers", LDG_CFG_INT, SRV(max_headers), "100", 8, 1000, NULL, 0,
+     "Header fields per request; more gets 431"},
     {"max_body_bytes", LDG_CFG_SIZE, SRV(max_body_bytes), "1048576", 0, 1024 * MB, NULL, 0,
      "Request body limit for routes that set none (as received, before gzip); larger gets 413"},
     {"max_inflated_bytes", LDG_CFG_SIZE, SRV(max_inflated_bytes), "16777216", 1 * KB, 1024 * MB, NULL, 0,
@@ -59,9 +61,13 @@ static const struct ldg_cfg_key server_keys[] = {
     {0},
 };
 
-static const struct ldg_cfg_enum level_choices[] = {
-    {"debug", LDG_LOG_DEBUG}, {"info", LDG_LOG_INFO}, {"warn", LDG_LOG_WARN}, {"error", LDG_LOG_ERROR}, {NULL, 0}};
-static const struct ldg_cfg_enum format_choices[] = {{"logfmt", LDG_LOG_LOGFMT}, {"plain", LDG_LOG_PLAIN}, {NULL, 0}};
+static const struct ldg_cfg_enum level_choices[] = {{"debug", LDG_LOG_DEBUG},
+                                                    {"info", LDG_LOG_INFO},
+                                                    {"warn", LDG_LOG_WARN},
+                                                    {"error", LDG_LOG_ERROR},
+                                                    {NULL, 0}};
+static const struct ldg_cfg_enum format_choices[] = {
+    {"logfmt", LDG_LOG_LOGFMT}, {"plain", LDG_LOG_PLAIN}, {NULL, 0}};
 
 static const struct ldg_cfg_key log_keys[] = {
     {"level", LDG_CFG_ENUM, offsetof(struct ldg_log_cfg, level), "info", 0, 0, level_choices, 0,
@@ -81,9 +87,15 @@ static void build_role_keys(void)
 {
     for (size_t i = 0; i < ldg_roles_count; i++) {
         snprintf(role_descs[i], sizeof role_descs[i], "Run the %s role in this process", ldg_roles[i]->name);
-        role_keys[i] = (struct ldg_cfg_key){ldg_roles[i]->name, LDG_CFG_BOOL,
-                                            offsetof(struct ldg_roles_cfg, enabled) + i * sizeof(bool), "on", 0, 0,
-                                            NULL, 0, role_descs[i]};
+        role_keys[i] = (struct ldg_cfg_key){ldg_roles[i]->name,
+                                            LDG_CFG_BOOL,
+                                            offsetof(struct ldg_roles_cfg, enabled) + i * sizeof(bool),
+                                            "on",
+                                            0,
+                                            0,
+                                            NULL,
+                                            0,
+                                            role_descs[i]};
     }
     role_keys[ldg_roles_count] = (struct ldg_cfg_key){0};
 }
@@ -144,7 +156,8 @@ static int load_jwt_secret(struct ldg_config *c, struct ldg_cfg_err *err)
         if (rc < 0)
             return rc;
         if (strlen(c->jwt_secret) < 32) {
-            snprintf(err->msg, sizeof err->msg, "%s: the JWT secret must be at least 32 bytes", ac->jwt_secret_file);
+            snprintf(err->msg, sizeof err->msg, "%s: the JWT secret must be at least 32 bytes",
+                     ac->jwt_secret_file);
             return -EINVAL;
         }
         return 0;

@@ -27,7 +27,7 @@
 #define LDG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LDG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define ldg_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ldg_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* "Would block, call again" (nginx NGX_AGAIN). Negative like every error code. */
 #define LDG_AGAIN (-11000)

@@ -376,10 +376,10 @@ int ldg_json_get_string(const cJSON *obj, const char *name, bool required, size_
         return ldg_json_fail(err, errlen, "Field '%s' must be valid UTF-8", name);
     if (n < min_chars)
         return ldg_json_fail(err, errlen, "Field '%s' must be at least %zu character%s", name, min_chars,
-                    plural(min_chars));
+                             plural(min_chars));
     if (max_chars && n > max_chars)
         return ldg_json_fail(err, errlen, "Field '%s' must be at most %zu character%s", name, max_chars,
-                    plural(max_chars));
+                             plural(max_chars));
     *out = it->valuestring;
     return 1;
 }

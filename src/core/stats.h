@@ -17,8 +17,8 @@
 extern const uint64_t ldg_stats_lat_bounds_us[LDG_STATS_LAT_BUCKETS];
 
 struct ldg_stats {
-    size_t nroutes;              /* route rows; row nroutes counts unmatched requests */
-    _Atomic uint64_t *by_route;  /* owned: (nroutes + 1) * 5 status classes (1xx..5xx) */
+    size_t nroutes;             /* route rows; row nroutes counts unmatched requests */
+    _Atomic uint64_t *by_route; /* owned: (nroutes + 1) * 5 status classes (1xx..5xx) */
     _Atomic uint64_t lat[LDG_STATS_LAT_BUCKETS + 1];
     _Atomic uint64_t lat_sum_us;
     _Atomic uint64_t requests;

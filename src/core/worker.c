@@ -278,8 +278,8 @@ int ldg_worker_start(struct ldg_worker *w, struct ldg_server *srv, unsigned id)
     uv_timer_start(&w->sweeper, on_sweep, iv, iv);
     rc = open_listener(w);
     if (rc < 0) {
-        ldg_log_error(NULL, "cannot listen on %s:%lld: %s", w->cfg->server.host, (long long)w->cfg->server.port,
-                      uv_strerror(rc));
+        ldg_log_error(NULL, "cannot listen on %s:%lld: %s", w->cfg->server.host,
+                      (long long)w->cfg->server.port, uv_strerror(rc));
         if (w->listening)
             uv_close((uv_handle_t *)&w->listener, NULL);
         close_loop_handles(w);

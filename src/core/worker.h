@@ -51,8 +51,8 @@ struct ldg_worker {
     unsigned id;
     uv_loop_t loop;
     uv_thread_t thread;
-    struct ldg_server *srv;        /* borrowed: process-wide, immutable after start */
-    const struct ldg_config *cfg;  /* borrowed */
+    struct ldg_server *srv;          /* borrowed: process-wide, immutable after start */
+    const struct ldg_config *cfg;    /* borrowed */
     const struct ldg_router *router; /* borrowed */
     enum ldg_worker_state state;
 
@@ -78,10 +78,10 @@ struct ldg_worker {
     uint64_t date_sec;
     uint64_t rid_counter;
 
-    struct ldg_redis *redis;       /* owned: command connection */
-    struct ldg_pgpool *pg_auth;    /* owned */
-    struct ldg_pgpool *pg_logs;    /* owned */
-    unsigned clients_closing;      /* close callbacks still due from the clients above */
+    struct ldg_redis *redis;    /* owned: command connection */
+    struct ldg_pgpool *pg_auth; /* owned */
+    struct ldg_pgpool *pg_logs; /* owned */
+    unsigned clients_closing;   /* close callbacks still due from the clients above */
 
     struct ldg_stats stats;
     void *role_state[LDG_ROLE_MAX]; /* owned by each role */

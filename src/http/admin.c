@@ -49,7 +49,8 @@ static void deep_finish(struct deep *d)
             ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"healthy\",\"latency_ms\":%.3f}", i ? "," : "",
                            check_names[i], (double)d->took_us[i] / 1000.0);
         else
-            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"unhealthy: %s\"}", i ? "," : "", check_names[i], d->why[i]);
+            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"unhealthy: %s\"}", i ? "," : "", check_names[i],
+                           d->why[i]);
     }
     ldg_buf_puts(&b, "},\"roles\":{");
     size_t mark = ldg_buf_size(&b);
@@ -160,7 +161,8 @@ static void per_worker(struct ldg_buf *b, const struct ldg_server *srv, const ch
 {
     metric_head(b, name, type, help);
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)&srv->workers[i].stats + field_off);
+        const _Atomic uint64_t *v =
+            (const _Atomic uint64_t *)((const char *)&srv->workers[i].stats + field_off);
         ldg_buf_printf(b, "%s{worker=\"%u\"} %llu\n", name, i, (unsigned long long)ldg_stat_get(v));
     }
 }
@@ -179,10 +181,12 @@ static void on_metrics(struct ldg_req *req)
 
     metric_head(&b, "ledger_build_info", "gauge", "Build information.");
     ldg_buf_printf(&b, "ledger_build_info{version=\"%s\"} 1\n", LDG_VERSION);
-    metric_head(&b, "ledger_process_start_time_seconds", "gauge", "Start time of the process (Unix seconds).");
+    metric_head(&b, "ledger_process_start_time_seconds", "gauge",
+                "Start time of the process (Unix seconds).");
     ldg_buf_printf(&b, "ledger_process_start_time_seconds %llu\n", (unsigned long long)srv->started_unix);
 
-    metric_head(&b, "ledger_http_requests_total", "counter", "HTTP requests answered, by route and status class.");
+    metric_head(&b, "ledger_http_requests_total", "counter",
+                "HTTP requests answered, by route and status class.");
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct ldg_stats *s = &srv->workers[i].stats;
         for (size_t rt = 0; rt <= s->nroutes; rt++) {
@@ -191,9 +195,11 @@ static void on_metrics(struct ldg_req *req)
                 uint64_t v = ldg_stat_get(&s->by_route[rt * 5 + (size_t)c]);
                 if (!v)
                     continue;
-                ldg_buf_printf(&b, "ledger_http_requests_total{worker=\"%u\",method=\"%s\",route=\"%s\",code=\"%s\"} %llu\n",
-                               i, route ? llhttp_method_name((llhttp_method_t)route->method) : "",
-                               route ? route->name : "unmatched", classes[c], (unsigned long long)v);
+                ldg_buf_printf(
+                    &b,
+                    "ledger_http_requests_total{worker=\"%u\",method=\"%s\",route=\"%s\",code=\"%s\"} %llu\n",
+                    i, route ? llhttp_method_name((llhttp_method_t)route->method) : "",
+                    route ? route->name : "unmatched", classes[c], (unsigned long long)v);
             }
         }
     }
@@ -205,15 +211,18 @@ static void on_metrics(struct ldg_req *req)
         for (int k = 0; k <= LDG_STATS_LAT_BUCKETS; k++) {
             cum += ldg_stat_get(&s->lat[k]);
             if (k < LDG_STATS_LAT_BUCKETS)
-                ldg_buf_printf(&b, "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"%g\"} %llu\n", i,
-                               (double)ldg_stats_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
+                ldg_buf_printf(&b,
+                               "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"%g\"} %llu\n",
+                               i, (double)ldg_stats_lat_bounds_us[k] / 1e6, (unsigned long long)cum);
             else
-                ldg_buf_printf(&b, "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", i,
-                               (unsigned long long)cum);
+                ldg_buf_printf(
+                    &b, "ledger_http_request_duration_seconds_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", i,
+                    (unsigned long long)cum);
         }
         ldg_buf_printf(&b, "ledger_http_request_duration_seconds_sum{worker=\"%u\"} %.6f\n", i,
                        (double)ldg_stat_get(&s->lat_sum_us) / 1e6);
-        ldg_buf_printf(&b, "ledger_http_request_duration_seconds_count{worker=\"%u\"} %llu\n", i, (unsigned long long)cum);
+        ldg_buf_printf(&b, "ledger_http_request_duration_seconds_count{worker=\"%u\"} %llu\n", i,
+                       (unsigned long long)cum);
     }
 #define W(name, type, help, field) per_worker(&b, srv, name, type, help, offsetof(struct ldg_stats, field))
     W("ledger_http_connections_open", "gauge", "Open client connections.", conns_open);
@@ -236,7 +245,7 @@ static void on_metrics(struct ldg_req *req)
 struct sleeper {
     uv_timer_t timer; /* freed in on_sleeper_closed */
     struct ldg_req *req;
-    uint64_t due_ms;  /* loop time at which to answer */
+    uint64_t due_ms; /* loop time at which to answer */
 };
 
 /* The sleep advances in ticks so that it ends as soon as the connection has dropped the request

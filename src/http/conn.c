@@ -297,8 +297,9 @@ static void handle_preflight(struct ldg_req *req)
         return;
     }
     ldg_req_add_header(req, "Access-Control-Allow-Methods", allow);
-    ldg_req_add_header(req, "Access-Control-Allow-Headers",
-                       "Authorization, Content-Type, Content-Encoding, X-API-Key, X-Request-ID, Last-Event-ID");
+    ldg_req_add_header(
+        req, "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, Content-Encoding, X-API-Key, X-Request-ID, Last-Event-ID");
     ldg_req_add_header(req, "Access-Control-Max-Age", "600");
     ldg_req_respond(req, 204, NULL, NULL, 0);
 }
@@ -319,7 +320,8 @@ static void dispatch(struct ldg_conn *c)
             return;
         }
     }
-    if (req->method == HTTP_OPTIONS && req->origin.n && ldg_req_header(req, "access-control-request-method").n) {
+    if (req->method == HTTP_OPTIONS && req->origin.n &&
+        ldg_req_header(req, "access-control-request-method").n) {
         handle_preflight(req);
         return;
     }
@@ -456,8 +458,8 @@ static void expire(struct ldg_conn *c)
         break;
     case LDG_CONN_DISPATCHED:
         ldg_stat_add(&w->stats.timeouts, 1);
-        ldg_log_warn(c->ctx, "request timed out in handler: %s %.*s", c->req->method_name, (int)c->req->path.n,
-                     c->req->path.p);
+        ldg_log_warn(c->ctx, "request timed out in handler: %s %.*s", c->req->method_name,
+                     (int)c->req->path.n, c->req->path.p);
         c->close_after = true;
         c->req->keep_alive = false;
         ldg_req_error(c->req, 503, "Request timed out");

@@ -21,22 +21,22 @@
 #include "http/parse.h"
 
 struct ldg_conn {
-    uv_tcp_t tcp;              /* first member: (struct ldg_conn *)handle */
-    struct ldg_worker *w;      /* borrowed: owning worker */
+    uv_tcp_t tcp;         /* first member: (struct ldg_conn *)handle */
+    struct ldg_worker *w; /* borrowed: owning worker */
     enum ldg_conn_state state;
     struct ldg_list_node link; /* on w->conns[state] */
     uint64_t deadline_ms;      /* compared with uv_now() by the sweeper */
     uint64_t id;
     struct ldg_parser parser;
-    struct ldg_buf in;         /* owned: bytes received but not parsed yet (pipelined requests) */
-    struct ldg_req *req;       /* owned reference: the current request, NULL between requests */
+    struct ldg_buf in;   /* owned: bytes received but not parsed yet (pipelined requests) */
+    struct ldg_req *req; /* owned reference: the current request, NULL between requests */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    bool writing;              /* wreq in flight: req buffers must stay alive */
-    bool close_after;          /* close once the current response is written */
-    bool handle_closing;       /* uv_close called */
+    bool writing;        /* wreq in flight: req buffers must stay alive */
+    bool close_after;    /* close once the current response is written */
+    bool handle_closing; /* uv_close called */
     bool read_stopped;
-    char ctx[32];              /* "conn=<id>" for log lines */
+    char ctx[32]; /* "conn=<id>" for log lines */
 };
 
 /* Worker thread: the listener's connection callback. */

@@ -27,18 +27,18 @@ struct ldg_parser_limits {
 
 struct ldg_parser {
     llhttp_t ll;
-    struct ldg_req *req;     /* borrowed: the request being filled; set by ldg_parser_begin */
-    struct ldg_buf tok;      /* owned: the URL / header token being accumulated across reads */
-    struct ldg_str field;    /* current header name (in req arena) */
+    struct ldg_req *req;  /* borrowed: the request being filled; set by ldg_parser_begin */
+    struct ldg_buf tok;   /* owned: the URL / header token being accumulated across reads */
+    struct ldg_str field; /* current header name (in req arena) */
     size_t head_bytes;
-    bool in_head;            /* between message begin and headers complete */
-    bool done;               /* message complete; paused */
-    bool started;            /* at least one byte of this message seen */
-    int status;              /* on error: the HTTP status to answer (400, 413, 431...) */
-    const char *detail;      /* on error: static client-facing message */
+    bool in_head;       /* between message begin and headers complete */
+    bool done;          /* message complete; paused */
+    bool started;       /* at least one byte of this message seen */
+    int status;         /* on error: the HTTP status to answer (400, 413, 431...) */
+    const char *detail; /* on error: static client-facing message */
     struct ldg_parser_limits limits;
     ldg_parser_head_cb on_head;
-    void *ud;                /* borrowed: the owner (connection) */
+    void *ud; /* borrowed: the owner (connection) */
 };
 
 enum ldg_parse_result {

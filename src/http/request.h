@@ -35,8 +35,8 @@ struct ldg_header {
 #define LDG_REQ_ARENA_INLINE 2048
 
 struct ldg_req {
-    struct ldg_conn *conn;   /* borrowed; NULL once the connection dropped this request */
-    struct ldg_worker *w;    /* borrowed */
+    struct ldg_conn *conn;     /* borrowed; NULL once the connection dropped this request */
+    struct ldg_worker *w;      /* borrowed */
     struct ldg_list_node link; /* on the worker's req_pool when free */
     unsigned refs;
 
@@ -49,14 +49,14 @@ struct ldg_req {
     uint8_t http_major, http_minor;
     struct ldg_header *headers; /* in arena */
     size_t nheaders, headers_cap;
-    bool keep_alive;       /* client allows it and the server is not draining */
-    bool expect_continue;  /* Expect: 100-continue seen */
-    bool gzip;             /* Content-Encoding: gzip */
+    bool keep_alive;      /* client allows it and the server is not draining */
+    bool expect_continue; /* Expect: 100-continue seen */
+    bool gzip;            /* Content-Encoding: gzip */
     bool chunked;
     int64_t content_length; /* -1 if absent */
 
-    struct ldg_buf body;   /* owned: request body, de-chunked and (after dispatch) inflated */
-    size_t body_limit;     /* bytes allowed for this route */
+    struct ldg_buf body; /* owned: request body, de-chunked and (after dispatch) inflated */
+    size_t body_limit;   /* bytes allowed for this route */
 
     /* Routing. */
     struct ldg_route_match match;
@@ -65,16 +65,16 @@ struct ldg_req {
     /* Response. */
     int status;
     bool responded;
-    bool head_only;        /* HEAD: send headers only */
-    struct ldg_buf out;    /* owned: serialised response */
-    struct ldg_buf extra;  /* owned: extra header lines ("Name: value\r\n") */
+    bool head_only;       /* HEAD: send headers only */
+    struct ldg_buf out;   /* owned: serialised response */
+    struct ldg_buf extra; /* owned: extra header lines ("Name: value\r\n") */
     size_t resp_body_bytes;
     char request_id[72];
     struct ldg_str origin; /* allowed CORS origin to echo, or empty */
 
-    uint64_t start_hr_ns;  /* uv_hrtime() at the first byte */
+    uint64_t start_hr_ns; /* uv_hrtime() at the first byte */
 
-    void *principal;       /* borrowed: set by the gateway's auth (later roles), arena-owned */
+    void *principal; /* borrowed: set by the gateway's auth (later roles), arena-owned */
 
     struct ldg_arena arena;
     _Alignas(16) char arena_inline[LDG_REQ_ARENA_INLINE];

@@ -50,7 +50,7 @@ static int method_from_name(const char *m)
     static const struct {
         const char *name;
         int v;
-    } tab[] = {{"GET", HTTP_GET},     {"POST", HTTP_POST},   {"PUT", HTTP_PUT},         {"PATCH", HTTP_PATCH},
+    } tab[] = {{"GET", HTTP_GET},       {"POST", HTTP_POST}, {"PUT", HTTP_PUT},        {"PATCH", HTTP_PATCH},
                {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD}, {"OPTIONS", HTTP_OPTIONS}};
     for (size_t i = 0; i < LDG_ARRAY_SIZE(tab); i++)
         if (strcmp(tab[i].name, m) == 0)

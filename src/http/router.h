@@ -23,8 +23,9 @@ typedef void (*ldg_handler_fn)(struct ldg_req *req);
 #define LDG_ROUTE_ACCOUNT 0x2u   /* account-level: API-key principals get 403 (D2) */
 #define LDG_ROUTE_NO_LIMITS 0x4u /* authenticated, but no rate-limit/quota accounting */
 #define LDG_ROUTE_QUOTA 0x8u     /* counts against the project's daily quota: 402 once it is used up */
-#define LDG_ROUTE_USAGE 0x10u    /* API-key principals: the gateway reads today's usage counter into
-                                  * the principal (usage_today) in its rate-limit round trip */
+#define LDG_ROUTE_USAGE                                                                                      \
+    0x10u /* API-key principals: the gateway reads today's usage counter into                                \
+           * the principal (usage_today) in its rate-limit round trip */
 
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */

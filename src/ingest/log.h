@@ -38,7 +38,7 @@ struct ldg_log {
     /* Optional strings: p == NULL means null/absent. Valid UTF-8, no NUL. */
     struct ldg_str message, error_type, error_message, stack_trace, environment, release, sdk_version,
         platform, platform_version;
-    struct ldg_str attributes;  /* compact JSON text of the attributes object; p == NULL: none */
+    struct ldg_str attributes; /* compact JSON text of the attributes object; p == NULL: none */
     char fingerprint[LDG_LOG_FINGERPRINT_LEN + 1]; /* "" = none (§4.3) */
 };
 

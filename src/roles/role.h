@@ -22,15 +22,15 @@ struct ldg_worker;
 struct ldg_router;
 
 struct ldg_role {
-    const char *name;                 /* "ingest": INI section, [roles] key, log prefix */
-    const struct ldg_cfg_key *keys;   /* this role's section table; {0}-terminated */
-    size_t cfg_size;                  /* the core allocates it zeroed, then fills defaults and parses */
-    int (*validate)(const void *cfg, struct ldg_cfg_err *err);          /* cross-key checks; no side effects */
-    int (*init_global)(const struct ldg_config *c, const void *cfg);    /* main thread; may fail startup */
-    void (*routes)(struct ldg_router *r, const void *cfg);              /* add endpoints; NULL if none */
+    const char *name;               /* "ingest": INI section, [roles] key, log prefix */
+    const struct ldg_cfg_key *keys; /* this role's section table; {0}-terminated */
+    size_t cfg_size;                /* the core allocates it zeroed, then fills defaults and parses */
+    int (*validate)(const void *cfg, struct ldg_cfg_err *err);       /* cross-key checks; no side effects */
+    int (*init_global)(const struct ldg_config *c, const void *cfg); /* main thread; may fail startup */
+    void (*routes)(struct ldg_router *r, const void *cfg);           /* add endpoints; NULL if none */
     int (*init_worker)(struct ldg_worker *w, const void *cfg, void **state); /* worker's loop thread */
-    void (*stop_worker)(struct ldg_worker *w, void *state);            /* begin draining; never blocks */
-    bool (*drained)(const struct ldg_worker *w, const void *state);    /* true once its handles are closed */
+    void (*stop_worker)(struct ldg_worker *w, void *state);         /* begin draining; never blocks */
+    bool (*drained)(const struct ldg_worker *w, const void *state); /* true once its handles are closed */
     void (*free_worker)(struct ldg_worker *w, void *state);
     void (*free_global)(void);
     /* Optional: write this role's /health/deep value (one JSON object, e.g. {"status":"running",...}). */

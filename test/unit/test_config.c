@@ -45,8 +45,10 @@ static void test_defaults_and_values(void **state)
 {
     struct demo d;
     struct ldg_cfg_err err;
-    assert_int_equal(load(&d, "[demo]\nflag = on\nn = 7\nmode = FAST\nname = bob ; comment\nlist = a, b\nlist = c\n", &err),
-                     0);
+    assert_int_equal(
+        load(&d, "[demo]\nflag = on\nn = 7\nmode = FAST\nname = bob ; comment\nlist = a, b\nlist = c\n",
+             &err),
+        0);
     assert_true(d.flag);
     assert_int_equal(d.n, 7);
     assert_int_equal(d.size, 1024);
@@ -178,10 +180,12 @@ static void test_settings_errors(void **state)
     assert_int_not_equal(ldg_settings_load_string(&c, "[server]\nport = 0\n", &err), 0);
     assert_non_null(strstr(err.msg, ":2: [server] port: 0 is out of range"));
     ldg_settings_free(&c);
-    assert_int_not_equal(ldg_settings_load_string(&c, "[roles]\ngateway = on\nstorage = on\nstorage = off\n", &err), 0);
+    assert_int_not_equal(
+        ldg_settings_load_string(&c, "[roles]\ngateway = on\nstorage = on\nstorage = off\n", &err), 0);
     assert_non_null(strstr(err.msg, ":4: duplicate key \"storage\""));
     ldg_settings_free(&c);
-    assert_int_equal(ldg_settings_load_string(&c, "[server]\nworkers = auto\n[roles]\nanalytics = off\n", &err), 0);
+    assert_int_equal(
+        ldg_settings_load_string(&c, "[server]\nworkers = auto\n[roles]\nanalytics = off\n", &err), 0);
     assert_true(ldg_settings_workers(&c) >= 1);
     assert_false(c.roles.enabled[ldg_role_index("analytics")]);
     assert_true(c.roles.enabled[ldg_role_index("gateway")]);
@@ -191,10 +195,8 @@ static void test_settings_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_values),
-        cmocka_unit_test(test_errors_name_file_and_line),
-        cmocka_unit_test(test_dump_masks_secrets),
-        cmocka_unit_test(test_conf_files_cover_every_key),
+        cmocka_unit_test(test_defaults_and_values), cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_dump_masks_secrets),  cmocka_unit_test(test_conf_files_cover_every_key),
         cmocka_unit_test(test_settings_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

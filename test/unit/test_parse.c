@@ -80,7 +80,8 @@ static void check_simple(struct fixture *f)
     assert_true(ldg_str_eq(r->query, "x=1&y=%20z"));
     assert_int_equal(r->nheaders, 4);
     assert_true(ldg_str_eq(ldg_req_header(r, "content-type"), "application/json"));
-    assert_true(ldg_str_eq(ldg_req_header(r, "X-LONG"), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    assert_true(
+        ldg_str_eq(ldg_req_header(r, "X-LONG"), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     assert_int_equal(r->content_length, 11);
     assert_int_equal(ldg_buf_size(&r->body), 11);
     assert_memory_equal(ldg_buf_head(&r->body), "{\"logs\":[]}", 11);
@@ -123,7 +124,8 @@ static void test_splits(void **state)
 
 static void test_pipelined(void **state)
 {
-    static const char two[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    static const char two[] =
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     struct fixture f;
     setup_fx(&f, 8192, 1024);
     size_t used;

@@ -31,7 +31,8 @@ static void test_found_and_params(void **state)
     struct ldg_route_match m;
     assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/health"), &m), LDG_ROUTE_FOUND);
     assert_ptr_equal(m.route->fn, h1);
-    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/projects/42/quota"), &m), LDG_ROUTE_FOUND);
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/projects/42/quota"), &m),
+                     LDG_ROUTE_FOUND);
     assert_int_equal(m.nparams, 1);
     assert_int_equal(m.params[0].n, 2);
     assert_memory_equal(m.params[0].p, "42", 2);
@@ -48,11 +49,13 @@ static void test_not_found_and_405(void **state)
     struct ldg_route_match m;
     assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/nope"), &m), LDG_ROUTE_NOT_FOUND);
     assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/health/"), &m), LDG_ROUTE_NOT_FOUND);
-    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/projects//quota"), &m), LDG_ROUTE_NOT_FOUND);
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/projects//quota"), &m),
+                     LDG_ROUTE_NOT_FOUND);
     assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT(""), &m), LDG_ROUTE_NOT_FOUND);
     assert_int_equal(ldg_router_match(r, HTTP_DELETE, LDG_STR_LIT("/health"), &m), LDG_ROUTE_BAD_METHOD);
     assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
-    assert_int_equal(ldg_router_match(r, HTTP_PUT, LDG_STR_LIT("/api/v1/projects"), &m), LDG_ROUTE_BAD_METHOD);
+    assert_int_equal(ldg_router_match(r, HTTP_PUT, LDG_STR_LIT("/api/v1/projects"), &m),
+                     LDG_ROUTE_BAD_METHOD);
     assert_string_equal(m.allow, "POST, GET, HEAD, OPTIONS");
     ldg_router_free(r);
 }

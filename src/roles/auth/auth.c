@@ -26,9 +26,11 @@
 
 const struct ldg_cfg_key ldg_auth_cfg_keys[] = {
     {"jwt_secret_file", LDG_CFG_PATH, CFG(jwt_secret_file), "", 0, 0, NULL, LDG_CFG_SECRET,
-     "File holding the HS256 secret for access tokens (>= 32 bytes; every gateway and auth process of a fleet "
+     "File holding the HS256 secret for access tokens (>= 32 bytes; every gateway and auth process of a "
+     "fleet "
      "needs the same one); empty = a random secret per process (single process only)"},
-    {"access_ttl_ms", LDG_CFG_MS, CFG(access_ttl_ms), "900000", 10000, DAY_MS, NULL, 0, "Access token lifetime"},
+    {"access_ttl_ms", LDG_CFG_MS, CFG(access_ttl_ms), "900000", 10000, DAY_MS, NULL, 0,
+     "Access token lifetime"},
     {"refresh_ttl_ms", LDG_CFG_MS, CFG(refresh_ttl_ms), "604800000", MIN_MS, 365 * DAY_MS, NULL, 0,
      "Refresh token lifetime; each use rotates it and starts a new lifetime"},
     {"hash_max_inflight", LDG_CFG_INT, CFG(hash_max_inflight), "1", 1, 64, NULL, 0,
@@ -146,8 +148,8 @@ struct sql_call {
     const char *name;
 };
 
-static void answer_failure(struct ldg_req *req, const struct ldg_auth_errs *errs, int code, const char *sqlstate,
-                           const char *name, const char *message)
+static void answer_failure(struct ldg_req *req, const struct ldg_auth_errs *errs, int code,
+                           const char *sqlstate, const char *name, const char *message)
 {
     if (code == -EIO && errs->unique && strcmp(sqlstate, "23505") == 0) {
         ldg_req_error(req, 409, errs->unique);
@@ -282,12 +284,14 @@ int ldg__auth_str(struct ldg_req *req, const cJSON *obj, const char *field, bool
         n = strlen(v->valuestring); /* ldg_json_parse only yields valid UTF-8; never reached */
     char msg[96];
     if (n < min_chars) {
-        snprintf(msg, sizeof msg, "String should have at least %zu character%s", min_chars, min_chars == 1 ? "" : "s");
+        snprintf(msg, sizeof msg, "String should have at least %zu character%s", min_chars,
+                 min_chars == 1 ? "" : "s");
         ldg__auth_422(req, "body", field, "string_too_short", msg, v);
         return -EINVAL;
     }
     if (max_chars && n > max_chars) {
-        snprintf(msg, sizeof msg, "String should have at most %zu character%s", max_chars, max_chars == 1 ? "" : "s");
+        snprintf(msg, sizeof msg, "String should have at most %zu character%s", max_chars,
+                 max_chars == 1 ? "" : "s");
         ldg__auth_422(req, "body", field, "string_too_long", msg, v);
         return -EINVAL;
     }

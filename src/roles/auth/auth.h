@@ -153,8 +153,8 @@ void ldg__auth_respond_list(struct ldg_req *req, const char *key, ldg_auth_items
  * `2025-11-30T10:00:00.123456+00:00`, fraction omitted when zero. Use as
  * LDG_SQL_ISO("created_at") inside a SELECT list; NULL stays NULL. */
 #define LDG_SQL_ISO(col)                                                                                     \
-    "CASE WHEN " col " IS NULL THEN NULL WHEN date_part('microseconds', " col ")::bigint % 1000000 = 0 "      \
-    "THEN to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') "                         \
+    "CASE WHEN " col " IS NULL THEN NULL WHEN date_part('microseconds', " col ")::bigint % 1000000 = 0 "     \
+    "THEN to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') "                       \
     "ELSE to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END"
 
 /* ---- helpers of projects.c shared with panels.c ------------------------------------------------ */

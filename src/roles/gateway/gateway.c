@@ -73,8 +73,8 @@ struct gw {
     struct ldg_redis_sub *sub; /* revocations; NULL once closing */
     bool sub_closed;
     uint64_t sub_errors_seen;
-    uint32_t gen;              /* bumped whenever invalidations may have been missed */
-    unsigned breaker_failures; /* consecutive */
+    uint32_t gen;                /* bumped whenever invalidations may have been missed */
+    unsigned breaker_failures;   /* consecutive */
     uint64_t breaker_open_until; /* loop ms; 0 = closed */
     bool probe_inflight;
     uint64_t redis_warn_ms;
@@ -163,8 +163,7 @@ static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud
                 if (ldg_redis_commandargv(r, on_expire_set, NULL, 3, argv, NULL) < 0)
                     ldg_log_debug(NULL, "gateway: EXPIRE of a new rate-limit window not sent");
             }
-        }
-        else if (reply->type == REDIS_REPLY_STRING)
+        } else if (reply->type == REDIS_REPLY_STRING)
             l->val[c->slot] = strtoll(reply->str, NULL, 10);
         else if (reply->type == REDIS_REPLY_NIL)
             l->val[c->slot] = 0;
@@ -273,7 +272,8 @@ static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p)
     if (now - gw->redis_warn_ms >= 10000 || gw->redis_warn_ms == 0) {
         gw->redis_warn_ms = now;
         ldg_log_warn(NULL, "gateway: Redis unavailable, rate limits %s",
-                     G.cfg->redis_failure == LDG_GATEWAY_FAIL_OPEN ? "skipped (fail open)" : "refuse requests (fail closed)");
+                     G.cfg->redis_failure == LDG_GATEWAY_FAIL_OPEN ? "skipped (fail open)"
+                                                                   : "refuse requests (fail closed)");
     }
     if (G.cfg->redis_failure == LDG_GATEWAY_FAIL_CLOSED) {
         deny_503(req, "Service temporarily unavailable", 1);
@@ -311,10 +311,12 @@ static void limits_finish(struct limits *l)
             char detail[160];
             long long retry;
             if (hc > hl) {
-                snprintf(detail, sizeof detail, "Hourly rate limit exceeded. Current: %lld, Limit: %lld", hc, hl);
+                snprintf(detail, sizeof detail, "Hourly rate limit exceeded. Current: %lld, Limit: %lld", hc,
+                         hl);
                 retry = 3600 - (long long)(l->now_s % 3600);
             } else {
-                snprintf(detail, sizeof detail, "Per-minute rate limit exceeded. Current: %lld, Limit: %lld", mc, ml);
+                snprintf(detail, sizeof detail, "Per-minute rate limit exceeded. Current: %lld, Limit: %lld",
+                         mc, ml);
                 retry = 60 - (long long)(l->now_s % 60);
             }
             add_int_header(req, "Retry-After", retry < 1 ? 1 : retry);
@@ -328,7 +330,8 @@ static void limits_finish(struct limits *l)
         p->usage_today = l->val[R_USAGE];
     if (l->want[R_USAGE] && (flags & LDG_ROUTE_QUOTA) && l->val[R_USAGE] >= p->daily_quota) {
         char detail[96];
-        snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, l->val[R_USAGE], p->daily_quota);
+        snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, l->val[R_USAGE],
+                 p->daily_quota);
         ldg_req_error(req, 402, detail);
         ldg_req_unref(req);
         return;
@@ -359,8 +362,8 @@ static void on_last_used_claimed(struct ldg_redis *r, struct redisReply *reply, 
         snprintf(id, sizeof id, "%" PRId64, t->key_id);
         const char *params[1] = {id};
         int rc = ldg_pgpool_query_prepared(t->w->pg_auth, "gw_last_used",
-                                           "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1, params,
-                                           on_last_used_written, NULL);
+                                           "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1,
+                                           params, on_last_used_written, NULL);
         if (rc < 0)
             ldg_log_debug(NULL, "gateway: last_used_at update not submitted: %s", strerror(-rc));
     }
@@ -372,7 +375,8 @@ static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p)
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
     struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, p->sid); /* sid holds the digest for keys */
-    if (!e || e->negative || (e->last_used_ms && now - e->last_used_ms < (uint64_t)G.cfg->last_used_interval_ms))
+    if (!e || e->negative ||
+        (e->last_used_ms && now - e->last_used_ms < (uint64_t)G.cfg->last_used_interval_ms))
         return;
     e->last_used_ms = now;
     struct touch *t = ldg_malloc(sizeof *t);
@@ -457,7 +461,8 @@ static void breaker_result(struct gw *gw, bool ok)
     }
     if (++gw->breaker_failures >= (unsigned)G.cfg->breaker_failures) {
         if (!gw->breaker_open_until)
-            ldg_log_warn(NULL, "gateway: circuit breaker open after %u auth database failures", gw->breaker_failures);
+            ldg_log_warn(NULL, "gateway: circuit breaker open after %u auth database failures",
+                         gw->breaker_failures);
         gw->breaker_open_until = ldg_worker_now(gw->w) + (uint64_t)G.cfg->breaker_open_ms;
     }
 }
@@ -570,8 +575,8 @@ static void write_redis_cache(struct gw *gw, const struct ldg_keyentry *e)
                    "{\"project_id\":%" PRId64 ",\"account_id\":%" PRId64 ",\"rate_limit_per_minute\":%" PRId64
                    ",\"rate_limit_per_hour\":%" PRId64 ",\"daily_quota\":%" PRId64
                    ",\"current_usage\":0,\"key_id\":%" PRId64 ",\"validated_at_ms\":%" PRIu64 "}",
-                   e->project_id, e->account_id, e->rate_limit_per_minute, e->rate_limit_per_hour, e->daily_quota,
-                   e->key_id, e->validated_wall_ms);
+                   e->project_id, e->account_id, e->rate_limit_per_minute, e->rate_limit_per_hour,
+                   e->daily_quota, e->key_id, e->validated_wall_ms);
     char key[sizeof LDG_KEYCACHE_PREFIX + LDG_SHA256_HEX_LEN];
     snprintf(key, sizeof key, LDG_KEYCACHE_PREFIX "%s", e->digest);
     char ttl[16];
@@ -592,8 +597,9 @@ static bool parse_cached(const char *s, size_t n, struct ldg_keyentry *e)
     if (!root)
         return false;
     int64_t v[7];
-    static const char *const names[7] = {"project_id",  "account_id", "rate_limit_per_minute", "rate_limit_per_hour",
-                                         "daily_quota", "key_id",     "validated_at_ms"};
+    static const char *const names[7] = {"project_id",          "account_id",  "rate_limit_per_minute",
+                                         "rate_limit_per_hour", "daily_quota", "key_id",
+                                         "validated_at_ms"};
     bool ok = true;
     for (int i = 0; i < 7 && ok; i++)
         ok = ldg_json_get_int(root, names[i], true, 0, INT64_MAX, &v[i], NULL, 0) == 1;
@@ -781,8 +787,8 @@ static void on_filter(struct ldg_req *req)
 
 /* ---- revocations -------------------------------------------------------------------------------- */
 
-static void on_invalidate(struct ldg_redis_sub *s, const char *channel, size_t chlen, const char *msg, size_t msglen,
-                          void *ud)
+static void on_invalidate(struct ldg_redis_sub *s, const char *channel, size_t chlen, const char *msg,
+                          size_t msglen, void *ud)
 {
     struct gw *gw = ud;
     if (msglen != LDG_SHA256_HEX_LEN)
@@ -861,8 +867,9 @@ static void gateway_health(const struct ldg_worker *w, const void *state, struct
     const struct gw *gw = state;
     const char *breaker = gw->breaker_open_until ? "open" : "closed";
     bool sub = gw->sub && ldg_redis_sub_connected(gw->sub);
-    ldg_buf_printf(out, "{\"status\":\"running\",\"key_cache\":%zu,\"auth_db_breaker\":\"%s\",\"revocations\":\"%s\"}", gw->keys.count,
-                   breaker, sub ? "subscribed" : "disconnected");
+    ldg_buf_printf(
+        out, "{\"status\":\"running\",\"key_cache\":%zu,\"auth_db_breaker\":\"%s\",\"revocations\":\"%s\"}",
+        gw->keys.count, breaker, sub ? "subscribed" : "disconnected");
 }
 
 const struct ldg_role ldg_role_gateway = {

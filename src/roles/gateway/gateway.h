@@ -30,14 +30,14 @@ enum ldg_gateway_redis_failure {
 
 /* The [gateway] section. */
 struct ldg_gateway_cfg {
-    int64_t key_cache_size;        /* per-loop table entries */
-    int64_t key_cache_ttl_ms;      /* how long a loop trusts an entry (with invalidations flowing) */
-    int64_t key_recheck_ms;        /* how long it trusts one while the invalidation channel is down */
-    int64_t key_negative_ttl_ms;   /* unknown keys remembered */
-    int64_t key_stale_ms;          /* auth DB down: keys validated this recently still work */
-    int64_t breaker_failures;      /* consecutive auth DB failures that open the breaker */
-    int64_t breaker_open_ms;       /* then no attempt for this long (then one probe) */
-    int redis_failure;             /* enum ldg_gateway_redis_failure */
+    int64_t key_cache_size;      /* per-loop table entries */
+    int64_t key_cache_ttl_ms;    /* how long a loop trusts an entry (with invalidations flowing) */
+    int64_t key_recheck_ms;      /* how long it trusts one while the invalidation channel is down */
+    int64_t key_negative_ttl_ms; /* unknown keys remembered */
+    int64_t key_stale_ms;        /* auth DB down: keys validated this recently still work */
+    int64_t breaker_failures;    /* consecutive auth DB failures that open the breaker */
+    int64_t breaker_open_ms;     /* then no attempt for this long (then one probe) */
+    int redis_failure;           /* enum ldg_gateway_redis_failure */
     int64_t session_rate_per_minute;
     int64_t session_rate_per_hour;
     int64_t last_used_interval_ms; /* api_keys.last_used_at written at most this often per key */

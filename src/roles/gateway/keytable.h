@@ -18,7 +18,7 @@
 
 struct ldg_keyentry {
     char digest[LDG_SHA256_HEX_LEN + 1];
-    bool negative;              /* no such active key */
+    bool negative; /* no such active key */
     int64_t key_id, project_id, account_id;
     int64_t rate_limit_per_minute, rate_limit_per_hour, daily_quota;
     uint64_t validated_wall_ms; /* positive: when PostgreSQL last confirmed it */
