@@ -443,3 +443,35 @@ def srv(ledgerd):
         return ledgerd(extra_ini=extra, **kw)
 
     return start
+
+
+# ---------------------------------------------------------------------------------------------
+# Direct access to the auth database and Redis (ldg_fixtures)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(ledgerd, pg):
+    """db(): an AuthDb on ledger_auth, opened on first use (after a ledgerd has migrated it)."""
+    from ldg_fixtures import AuthDb
+
+    holder = []
+
+    def make():
+        if not holder:
+            holder.append(AuthDb(pg))
+        return holder[0]
+
+    yield make
+    for d in holder:
+        d.close()
+
+
+@pytest.fixture
+def rc(redis):
+    """A redis-py client of the session's Redis."""
+    from ldg_fixtures import redis_client
+
+    c = redis_client(redis)
+    yield c
+    c.close()

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import scaled
-from ldg_fixtures import AuthDb, digest, mint_jwt, new_key, open_session, read_secret, redis_client
+from ldg_fixtures import AuthDb, digest, mint_jwt, new_key, open_session, read_secret
 from ldg_http import wait_until
 from ldg_servers import RedisServer
 
@@ -29,27 +29,6 @@ def not_near_window_end(period=60, margin=8):
     left = period - time.time() % period
     if left < margin:
         time.sleep(left + 0.2)
-
-
-@pytest.fixture
-def db(ledgerd, pg):
-    holder = []
-
-    def make():
-        if not holder:
-            holder.append(AuthDb(pg))
-        return holder[0]
-
-    yield make
-    for d in holder:
-        d.close()
-
-
-@pytest.fixture
-def rc(redis):
-    c = redis_client(redis)
-    yield c
-    c.close()
 
 
 def gw(ledgerd, **sections):

@@ -13,7 +13,6 @@ import pytest
 
 from conftest import scaled
 from ldg_api import Api, detail_422, unique
-from ldg_fixtures import redis_client
 from ldg_http import wait_until
 from ldg_servers import RedisServer
 
@@ -25,13 +24,6 @@ ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$")
 WARNING = "Save this key now! It will not be shown again."
 SESSION_TEXT = ("This endpoint requires API key authentication (X-API-Key or Authorization: Bearer <api_key>). "
                 "JWT session tokens are not supported.")
-
-
-@pytest.fixture
-def rc(redis):
-    c = redis_client(redis)
-    yield c
-    c.close()
 
 
 def today_utc():

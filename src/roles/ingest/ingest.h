@@ -1,0 +1,38 @@
+/*
+ * ingest.h: the ingest role's HTTP side (reference §3.6, §5; decisions D4, D5, D6, D10).
+ *
+ *   POST /api/v1/ingest/single   one log object                 → 202
+ *   POST /api/v1/ingest/batch    {"logs": [1..1000 log objects]} → 202 (partial success)
+ *   GET  /api/v1/queue/depth     this key's project queue depth  → 200
+ *
+ * API-key principals only (sessions get 403). Every accepted log is validated and enriched by
+ * ingest/logentry.c, encoded by ingest/logcodec.c and appended to ONE Redis Stream ([ingest]
+ * stream) as fields `p` (project id) and `m` (MessagePack). One Lua script per request does the
+ * backpressure check (queue_depth:<pid> + n > queue_max_depth → 503), the quota check
+ * (usage:<pid>:<YYYYMMDD> + n > daily quota → 402), the XADDs and both counter increments
+ * atomically (D4), so 202 means queued (D5). Redis unavailable → 503, never 202. Qualifying logs
+ * are then published on notifications:errors:<pid> (§5.2), fire-and-forget.
+ *
+ * Threading: handlers run on the worker that accepted the request; the config and the script
+ * digest are immutable after init_global.
+ */
+#ifndef LDG_ROLES_INGEST_H
+#define LDG_ROLES_INGEST_H
+
+#include "core/common.h"
+#include "core/config.h"
+#include "roles/role.h"
+
+/* The [ingest] section. */
+struct ldg_ingest_cfg {
+    int64_t queue_max_depth;      /* per project: queued-but-not-stored logs before 503 */
+    char *stream;                 /* Redis Stream key of the queue */
+    int64_t max_batch_body_bytes; /* body limit of POST /ingest/batch and /single */
+    bool notify_errors;           /* publish error-level logs */
+    bool notify_critical;         /* publish critical-level logs */
+};
+
+extern const struct ldg_cfg_key ldg_ingest_cfg_keys[];
+extern const struct ldg_role ldg_role_ingest;
+
+#endif
