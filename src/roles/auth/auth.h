@@ -176,6 +176,20 @@ bool ldg__auth_owned(struct ldg_req *req, const PGresult *res, const char *missi
 int ldg__auth_int(struct ldg_req *req, const cJSON *obj, const char *field, bool required, int64_t min,
                   int64_t max, int64_t *out) LDG_MUSTCHECK;
 
+/* ---- text rules (textrules.c) ---- */
+
+/* Main thread, before workers start: load the C.UTF-8 character classes. */
+void ldg__auth_textrules_init(void);
+/* v1's register email rule; the client message, or NULL when valid. */
+const char *ldg__auth_email_error(const char *s);
+/* v1's password complexity rule (upper, lower, digit; Unicode-aware); message or NULL. */
+const char *ldg__auth_password_error(const char *pw);
+/* s (valid UTF-8) without leading/trailing whitespace as Python's str.strip(), in req->arena. */
+char *ldg__auth_strip(struct ldg_req *req, const char *s);
+/* A header value made safe for a VARCHAR(max_chars) column: valid UTF-8 only (other bytes become
+ * '?'), control characters dropped, cut to max_chars code points; NULL when empty. */
+const char *ldg__auth_clean_text(struct ldg_req *req, struct ldg_str v, size_t max_chars);
+
 /* Route registration of each file (called by auth.c's routes hook). */
 void ldg__auth_accounts_routes(struct ldg_router *r);
 void ldg__auth_projects_routes(struct ldg_router *r);
