@@ -16,6 +16,7 @@
 #ifndef LDG_AUTH_PRINCIPAL_H
 #define LDG_AUTH_PRINCIPAL_H
 
+#include "auth/apikey.h"
 #include "auth/jwt.h"
 #include "core/common.h"
 
@@ -31,11 +32,12 @@ struct ldg_principal {
     int64_t key_id;                /* API key: api_keys.id; session: 0 */
     int64_t rate_limit_per_minute; /* the key's limits, or the session defaults of [gateway] */
     int64_t rate_limit_per_hour;
-    int64_t daily_quota;          /* API key: the project's quota; session: 0 (none) */
-    int64_t usage_today;          /* routes flagged LDG_ROUTE_QUOTA/USAGE, API keys: the live
-                                   * usage:<project>:<UTC day> counter; -1 = not read */
-    char sid[LDG_JWT_ID_MAX + 1]; /* session id ("" for API keys) */
-    const char *email;            /* session: from the token (arena); API key: NULL */
+    int64_t daily_quota;                     /* API key: the project's quota; session: 0 (none) */
+    int64_t usage_today;                     /* routes flagged LDG_ROUTE_QUOTA/USAGE, API keys: the live
+                                              * usage:<project>:<UTC day> counter; -1 = not read */
+    char sid[LDG_JWT_ID_MAX + 1];            /* session id ("" for API keys) */
+    char key_digest[LDG_SHA256_HEX_LEN + 1]; /* API key: SHA-256 hex of the key ("" for sessions) */
+    const char *email;                       /* session: from the token (arena); API key: NULL */
 };
 
 struct ldg_req;

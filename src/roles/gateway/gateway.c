@@ -374,7 +374,7 @@ static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p)
 {
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
-    struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, p->sid); /* sid holds the digest for keys */
+    struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, p->key_digest);
     if (!e || e->negative ||
         (e->last_used_ms && now - e->last_used_ms < (uint64_t)G.cfg->last_used_interval_ms))
         return;
@@ -408,9 +408,7 @@ static struct ldg_principal *principal_from_entry(struct ldg_req *req, const str
     p->rate_limit_per_minute = e->rate_limit_per_minute;
     p->rate_limit_per_hour = e->rate_limit_per_hour;
     p->daily_quota = e->daily_quota;
-    /* API-key principals have no session id; the field carries the key's digest for the
-     * gateway's own bookkeeping (last_used_at). */
-    snprintf(p->sid, sizeof p->sid, "%s", e->digest);
+    snprintf(p->key_digest, sizeof p->key_digest, "%s", e->digest);
     req->principal = p;
     return p;
 }
