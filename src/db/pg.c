@@ -956,6 +956,11 @@ void *ldg_pg_data(const struct ldg_pg *c)
     return c->ud;
 }
 
+bool ldg_pg_in_transaction(const struct ldg_pg *c)
+{
+    return c->pq && c->state == LDG_PG_IDLE && PQtransactionStatus(c->pq) != PQTRANS_IDLE;
+}
+
 uint64_t ldg_pg_errors(const struct ldg_pg *c)
 {
     return c->errors;

@@ -173,6 +173,10 @@ int ldg_pg_copy_put(struct ldg_pg *c, const void *data, size_t len, ldg_pg_copy_
                     void *ud) LDG_MUSTCHECK;
 int ldg_pg_copy_end(struct ldg_pg *c, const char *errmsg, ldg_pg_cb cb, void *ud) LDG_MUSTCHECK;
 
+/* IDLE but inside a transaction block (open or aborted): a connection in this state must not be
+ * reused by another caller. */
+bool ldg_pg_in_transaction(const struct ldg_pg *c);
+
 /* Connection-level failures since creation: failed connects, lost connections, deadlines.
  * Server errors of single statements (sqlstate) are not counted. */
 uint64_t ldg_pg_errors(const struct ldg_pg *c);

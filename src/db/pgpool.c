@@ -285,7 +285,7 @@ void ldg_pgpool_release(struct ldg_pgpool *p, struct ldg_pg *conn)
     if (s->state == SLOT_CLOSING)
         return;
     LDG_ASSERT(s->state == SLOT_LENT);
-    if (ldg_pg_state(conn) == LDG_PG_IDLE)
+    if (ldg_pg_state(conn) == LDG_PG_IDLE && !ldg_pg_in_transaction(conn))
         slot_set(s, SLOT_IDLE);
     else
         discard(s);

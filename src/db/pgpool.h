@@ -42,7 +42,8 @@ struct ldg_pgpool *ldg_pgpool_new(uv_loop_t *loop, const struct ldg_pg_cfg *cfg,
  * -ECANCELED (pool closing). */
 int ldg_pgpool_acquire(struct ldg_pgpool *p, ldg_pgpool_acquire_cb cb, void *ud) LDG_MUSTCHECK;
 
-/* Give a lent connection back. An IDLE one is reused; any other (BROKEN, or released in the
+/* Give a lent connection back. An IDLE one outside any transaction block is reused; any other
+ * (inside BEGIN without COMMIT/ROLLBACK, BROKEN, or released in the
  * middle of an operation or COPY, whose callbacks then get -ECANCELED) is closed and replaced on
  * demand. Safe from any callback, also while the pool closes (until its on_closed). */
 void ldg_pgpool_release(struct ldg_pgpool *p, struct ldg_pg *conn);

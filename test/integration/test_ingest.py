@@ -54,7 +54,8 @@ class Ingest:
 
 def start(ledgerd, db, ingest=None, redis=None, quota=1000000, **extra):
     stream = "test:logs:" + os.urandom(6).hex()
-    ini = {"ingest": {"stream": stream, **(ingest or {})}}
+    # storage off: these tests look at the queue entries themselves (test_storage.py stores them)
+    ini = {"ingest": {"stream": stream, **(ingest or {})}, "roles": {"storage": False}}
     if redis:
         ini["redis"] = redis
     ini.update(extra)

@@ -1,0 +1,351 @@
+/*
+ * batch.c: decoded queue entries, their COPY lines and per-batch aggregates (see batch.h).
+ */
+#include "roles/storage/batch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/json.h"
+#include "ingest/logcodec.h"
+
+#define US_PER_DAY INT64_C(86400000000)
+/* Allocations kept across resets; a bigger batch's memory is given back. */
+#define KEEP_ROWS_BYTES (8u << 20)
+#define KEEP_ENTRIES 4096
+/* The decode arena's own chunk: most entries decode without a malloc. */
+#define SCRATCH_BYTES (64u << 10)
+
+void ldg_batch_init(struct ldg_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    ldg_buf_init(&b->rows);
+    ldg_arena_init(&b->keep, NULL, 0);
+    b->scratch_mem = ldg_malloc(SCRATCH_BYTES);
+    ldg_arena_init(&b->scratch, b->scratch_mem, SCRATCH_BYTES);
+}
+
+void ldg_batch_reset(struct ldg_batch *b)
+{
+    b->n = 0;
+    b->payload_bytes = 0;
+    if (b->rows.cap > KEEP_ROWS_BYTES)
+        ldg_buf_free(&b->rows);
+    else
+        ldg_buf_reset(&b->rows);
+    if (b->cap > KEEP_ENTRIES) {
+        free(b->e);
+        b->e = NULL;
+        b->cap = 0;
+    }
+    ldg_arena_reset(&b->keep);
+    ldg_arena_reset(&b->scratch);
+}
+
+void ldg_batch_free(struct ldg_batch *b)
+{
+    free(b->e);
+    ldg_buf_free(&b->rows);
+    ldg_arena_free(&b->keep);
+    ldg_arena_free(&b->scratch);
+    free(b->scratch_mem);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- adding ---------------------------------------------------------------------------------- */
+
+static bool valid_id(const char *id, size_t n)
+{
+    if (n == 0 || n >= LDG_BATCH_ID_MAX)
+        return false;
+    size_t dash = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (id[i] == '-') {
+            if (dash++ || digits == 0)
+                return false;
+            digits = 0;
+        } else if (id[i] >= '0' && id[i] <= '9')
+            digits++;
+        else
+            return false;
+    }
+    return dash == 1 && digits > 0;
+}
+
+static int64_t parse_pid(const char *s, size_t n)
+{
+    if (!s || n == 0 || n > 18)
+        return 0;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* UTC year * 12 + month - 1 of Unix µs (days to civil: Howard Hinnant's algorithm). */
+static int32_t month_of(int64_t ts_us)
+{
+    int64_t days = ts_us / US_PER_DAY - (ts_us % US_PER_DAY < 0);
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    return (int32_t)(y * 12 + m - 1);
+}
+
+static const char *keep_str(struct ldg_batch *b, struct ldg_str s)
+{
+    return s.p ? ldg_arena_strndup(&b->keep, s.p, s.n) : NULL;
+}
+
+int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen, const char *m,
+                  size_t mlen, bool maybe_stored)
+{
+    if (!valid_id(id, idlen))
+        return -EINVAL;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 256;
+        b->e = ldg_realloc(b->e, b->cap * sizeof *b->e);
+    }
+    struct ldg_batch_entry *e = &b->e[b->n++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->id, id, idlen);
+    e->depth_pid = parse_pid(pid, pidlen);
+    e->maybe_stored = maybe_stored;
+    e->state = LDG_BATCH_PENDING;
+    b->payload_bytes += mlen;
+
+    struct ldg_log l;
+    ldg_arena_reset(&b->scratch);
+    if (!m || ldg_logcodec_decode(m, mlen, &b->scratch, &l) < 0) {
+        e->state = LDG_BATCH_DEAD;
+        e->reason = m ? "undecodable queue entry" : "queue entry without payload";
+        return 0;
+    }
+    if (l.project_id <= 0 || l.project_id != e->depth_pid) {
+        e->state = LDG_BATCH_DEAD;
+        e->reason = "queue entry project does not match its p field";
+        return 0;
+    }
+    e->project_id = l.project_id;
+    e->ts_us = l.ts_us;
+    e->month = month_of(l.ts_us);
+    e->row_off = ldg_buf_size(&b->rows);
+    ldg_logcodec_copy_row(&l, &b->rows);
+    b->rows.len--; /* the line's '\n': the entry id column follows */
+    ldg_buf_put(&b->rows, "\t", 1);
+    ldg_buf_put(&b->rows, id, idlen);
+    ldg_buf_put(&b->rows, "\n", 1);
+    e->row_len = ldg_buf_size(&b->rows) - e->row_off;
+    if (l.fingerprint[0]) {
+        e->fingerprint = ldg_arena_strndup(&b->keep, l.fingerprint, strlen(l.fingerprint));
+        e->error_type = keep_str(b, l.error_type);
+        e->error_message = keep_str(b, l.error_message);
+        e->stack_trace = keep_str(b, l.stack_trace);
+    }
+    return 0;
+}
+
+/* ---- states ---------------------------------------------------------------------------------- */
+
+size_t ldg_batch_count(const struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st)
+{
+    size_t k = 0;
+    for (size_t i = lo; i < hi; i++)
+        k += b->e[i].state == st;
+    return k;
+}
+
+size_t ldg_batch_count_unchecked(const struct ldg_batch *b, size_t lo, size_t hi)
+{
+    size_t k = 0;
+    for (size_t i = lo; i < hi; i++)
+        k += b->e[i].state == LDG_BATCH_PENDING && b->e[i].maybe_stored;
+    return k;
+}
+
+void ldg_batch_set(struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st, const char *reason)
+{
+    const char *r = reason ? ldg_arena_strndup(&b->keep, reason, strlen(reason)) : NULL;
+    for (size_t i = lo; i < hi; i++)
+        if (b->e[i].state == LDG_BATCH_PENDING) {
+            b->e[i].state = st;
+            b->e[i].reason = r;
+        }
+}
+
+size_t ldg_batch_months(const struct ldg_batch *b, size_t lo, size_t hi, int32_t *out, size_t max)
+{
+    size_t k = 0, total = 0;
+    int32_t last = INT32_MIN;
+    for (size_t i = lo; i < hi; i++) {
+        const struct ldg_batch_entry *e = &b->e[i];
+        if (e->state != LDG_BATCH_PENDING || e->month == last)
+            continue;
+        last = e->month;
+        bool seen = false;
+        for (size_t j = 0; j < LDG_MIN(k, max) && !seen; j++)
+            seen = out[j] == e->month;
+        if (seen)
+            continue;
+        if (k < max) {
+            /* insertion keeps out[] ascending */
+            size_t j = k;
+            while (j > 0 && out[j - 1] > e->month) {
+                out[j] = out[j - 1];
+                j--;
+            }
+            out[j] = e->month;
+            k++;
+        }
+        total++;
+    }
+    return total;
+}
+
+void ldg_batch_kill_month(struct ldg_batch *b, size_t lo, size_t hi, int32_t month, const char *reason)
+{
+    const char *r = ldg_arena_strndup(&b->keep, reason, strlen(reason));
+    for (size_t i = lo; i < hi; i++)
+        if (b->e[i].state == LDG_BATCH_PENDING && b->e[i].month == month) {
+            b->e[i].state = LDG_BATCH_DEAD;
+            b->e[i].reason = r;
+        }
+}
+
+void ldg_batch_month_text(int32_t month, char *out, size_t cap)
+{
+    int32_t y = month / 12 - (month % 12 < 0), m = month - y * 12 + 1;
+    snprintf(out, cap, "%04" PRId32 "-%02" PRId32 "-15 00:00:00+00", y, m);
+}
+
+/* ---- duplicate check ---------------------------------------------------------------------------- */
+
+size_t ldg_batch_dup_params(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *pids,
+                            struct ldg_buf *ts, struct ldg_buf *ids)
+{
+    size_t k = 0;
+    ldg_buf_put(pids, "{", 1);
+    ldg_buf_put(ts, "{", 1);
+    ldg_buf_put(ids, "{", 1);
+    for (size_t i = lo; i < hi; i++) {
+        const struct ldg_batch_entry *e = &b->e[i];
+        if (e->state != LDG_BATCH_PENDING || !e->maybe_stored)
+            continue;
+        const char *sep = k++ ? "," : "";
+        ldg_buf_printf(pids, "%s%" PRId64, sep, e->project_id);
+        ldg_buf_printf(ts, "%s%" PRId64, sep, e->ts_us);
+        ldg_buf_printf(ids, "%s%s", sep, e->id); /* digits and '-': no quoting needed */
+    }
+    ldg_buf_put(pids, "}", 2);
+    ldg_buf_put(ts, "}", 2);
+    ldg_buf_put(ids, "}", 2);
+    return k;
+}
+
+bool ldg_batch_mark_duplicate(struct ldg_batch *b, size_t lo, size_t hi, const char *id, size_t idlen)
+{
+    for (size_t i = lo; i < hi; i++) {
+        struct ldg_batch_entry *e = &b->e[i];
+        if (e->state == LDG_BATCH_PENDING && strlen(e->id) == idlen && memcmp(e->id, id, idlen) == 0) {
+            e->state = LDG_BATCH_DUPLICATE;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- COPY and error groups ------------------------------------------------------------------------ */
+
+size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out)
+{
+    size_t k = 0;
+    const char *rows = ldg_buf_head(&b->rows);
+    for (size_t i = lo; i < hi; i++) {
+        const struct ldg_batch_entry *e = &b->e[i];
+        if (e->state != LDG_BATCH_PENDING)
+            continue;
+        ldg_buf_put(out, rows + e->row_off, e->row_len);
+        k++;
+    }
+    return k;
+}
+
+static int cmp_group(const void *pa, const void *pb)
+{
+    const struct ldg_batch_entry *a = *(const struct ldg_batch_entry *const *)pa;
+    const struct ldg_batch_entry *b = *(const struct ldg_batch_entry *const *)pb;
+    if (a->project_id != b->project_id)
+        return a->project_id < b->project_id ? -1 : 1;
+    int c = strcmp(a->fingerprint, b->fingerprint);
+    if (c)
+        return c;
+    return a->ts_us < b->ts_us ? -1 : a->ts_us > b->ts_us;
+}
+
+static void json_opt(struct ldg_json_writer *w, const char *key, const char *s)
+{
+    ldg_json_key(w, key);
+    if (s)
+        ldg_json_str(w, s);
+    else
+        ldg_json_null(w);
+}
+
+size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out)
+{
+    size_t k = 0;
+    for (size_t i = lo; i < hi; i++)
+        k += b->e[i].state == LDG_BATCH_PENDING && b->e[i].fingerprint;
+    struct ldg_json_writer w;
+    ldg_json_writer_init(&w, out);
+    ldg_json_arr_begin(&w);
+    if (k == 0) {
+        ldg_json_arr_end(&w);
+        return 0;
+    }
+    const struct ldg_batch_entry **v = ldg_malloc(k * sizeof *v);
+    size_t j = 0;
+    for (size_t i = lo; i < hi; i++)
+        if (b->e[i].state == LDG_BATCH_PENDING && b->e[i].fingerprint)
+            v[j++] = &b->e[i];
+    qsort(v, k, sizeof *v, cmp_group);
+    size_t groups = 0;
+    for (size_t s = 0; s < k;) {
+        size_t t = s + 1;
+        while (t < k && v[t]->project_id == v[s]->project_id && strcmp(v[t]->fingerprint, v[s]->fingerprint) == 0)
+            t++;
+        /* sorted by time inside the group: v[s] is the earliest, v[t - 1] the latest */
+        ldg_json_obj_begin(&w);
+        ldg_json_key(&w, "p");
+        ldg_json_int(&w, v[s]->project_id);
+        json_opt(&w, "f", v[s]->fingerprint);
+        json_opt(&w, "t", v[s]->error_type);
+        json_opt(&w, "m", v[s]->error_message);
+        json_opt(&w, "s", v[s]->stack_trace);
+        ldg_json_key(&w, "first");
+        ldg_json_int(&w, v[s]->ts_us);
+        ldg_json_key(&w, "last");
+        ldg_json_int(&w, v[t - 1]->ts_us);
+        ldg_json_key(&w, "n");
+        ldg_json_int(&w, (int64_t)(t - s));
+        ldg_json_obj_end(&w);
+        groups++;
+        s = t;
+    }
+    ldg_json_arr_end(&w);
+    free(v);
+    return groups;
+}

@@ -1,0 +1,833 @@
+/*
+ * consumer.c: the Redis side of a storage consumer (see consumer.h, storage.h).
+ *
+ * One command is in flight at a time (state REDIS). Every reply handler ends by calling step()
+ * (directly or through the timer), which picks the next action from the batch and the flags:
+ *
+ *   stopping and nothing held        -> close
+ *   group not created yet            -> XGROUP CREATE ... 0 MKSTREAM
+ *   batch stored                     -> ack script
+ *   batch full / wait over / source done -> writer
+ *   source OWN                       -> XREADGROUP ... <own_cursor>
+ *   claim due and batch empty        -> XAUTOCLAIM
+ *   otherwise                        -> XREADGROUP ... BLOCK ... >
+ */
+#include "roles/storage/consumer.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/redis.h"
+#include "roles/storage/storage.h"
+#include "settings.h"
+
+/* Entries per XREADGROUP / XAUTOCLAIM: bounds what one reply can add beyond batch_max_bytes. */
+#define READ_COUNT_MAX 200
+
+/*
+ * Acknowledge a batch. KEYS: stream, dead-letter stream, queue_depth:<pid>...
+ * ARGV: group, dead-letter max length, consumer, then per entry: id, depth key index (0 = none),
+ * reason ("" = stored). An entry is counted (XDEL, depth decremented, dead-lettered) only when its
+ * XACK acknowledged it, so a second ack of the same entry changes nothing.
+ */
+static const char ack_lua[] = "local dec = {}\n"
+                              "local n = 0\n"
+                              "for i = 4, #ARGV, 3 do\n"
+                              "  local id, k, reason = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]\n"
+                              "  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then\n"
+                              "    if reason ~= '' then\n"
+                              "      local e = redis.call('XRANGE', KEYS[1], id, id)\n"
+                              "      if e[1] then\n"
+                              "        local a = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id,\n"
+                              "                   'reason', reason, 'consumer', ARGV[3]}\n"
+                              "        for _, v in ipairs(e[1][2]) do a[#a + 1] = v end\n"
+                              "        redis.call(unpack(a))\n"
+                              "      end\n"
+                              "    end\n"
+                              "    redis.call('XDEL', KEYS[1], id)\n"
+                              "    if k > 0 then dec[k] = (dec[k] or 0) + 1 end\n"
+                              "    n = n + 1\n"
+                              "  end\n"
+                              "end\n"
+                              "for k, c in pairs(dec) do\n"
+                              "  if redis.call('DECRBY', KEYS[k], c) < 0 then redis.call('SET', KEYS[k], 0) end\n"
+                              "end\n"
+                              "return n\n";
+
+/*
+ * Renew the lease of entries. KEYS: stream. ARGV: group, consumer, ids... Entries still pending
+ * at this consumer are re-claimed (idle time reset); returns the ids that are not.
+ */
+static const char lease_lua[] = "local lost = {}\n"
+                                "for i = 3, #ARGV do\n"
+                                "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+                                "  if p[1] and p[1][2] == ARGV[2] then\n"
+                                "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+                                "  else\n"
+                                "    lost[#lost + 1] = ARGV[i]\n"
+                                "  end\n"
+                                "end\n"
+                                "return lost\n";
+
+static char ack_sha[SHA_DIGEST_LENGTH * 2 + 1], lease_sha[SHA_DIGEST_LENGTH * 2 + 1];
+
+static void sha_hex(const char *s, size_t n, char *out)
+{
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s, n, d);
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+void ldg__storage_consumer_init_global(void)
+{
+    sha_hex(ack_lua, sizeof ack_lua - 1, ack_sha);
+    sha_hex(lease_lua, sizeof lease_lua - 1, lease_sha);
+}
+
+static const struct ldg_storage_cfg *cfg(void)
+{
+    return ldg__storage.cfg;
+}
+
+static uint64_t now_ms(const struct ldg__storage_consumer *c)
+{
+    return ldg_worker_now(c->w);
+}
+
+static void step(struct ldg__storage_consumer *c);
+static void close_all(struct ldg__storage_consumer *c);
+
+void ldg__storage_fail(struct ldg__storage_consumer *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+    c->stats.failures++;
+    ldg_log_warn(c->ctx, "%s", c->last_error);
+}
+
+/* ---- scheduling ---------------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    struct ldg__storage_consumer *c = t->data;
+    if (c->state == LDG_STORAGE_IDLE)
+        step(c);
+}
+
+static void later(struct ldg__storage_consumer *c, uint64_t ms)
+{
+    c->state = LDG_STORAGE_IDLE;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void retry_later(struct ldg__storage_consumer *c)
+{
+    later(c, ldg_backoff_next(&c->backoff));
+}
+
+/* Send a command; on a refused send, retry after backoff. */
+static void command(struct ldg__storage_consumer *c, ldg_redis_cb cb, int argc, const char **argv,
+                    const size_t *argl)
+{
+    c->state = LDG_STORAGE_REDIS;
+    int rc = ldg_redis_commandargv(c->redis, cb, c, argc, argv, argl);
+    if (rc < 0) {
+        if (rc != -ENOTCONN)
+            ldg__storage_fail(c, "redis command refused: %s", strerror(-rc));
+        retry_later(c);
+    }
+}
+
+/* Closing: replies (NULL, from inside ldg_redis_close) are ignored. */
+static bool gone(const struct ldg__storage_consumer *c)
+{
+    return c->state == LDG_STORAGE_CLOSING || c->state == LDG_STORAGE_CLOSED;
+}
+
+/* Common reply handling: closing, stopping with nothing held, no reply, error reply. Returns true
+ * if the handler should stop here (what comes next is already arranged). */
+static bool reply_common(struct ldg__storage_consumer *c, redisReply *reply, const char *what)
+{
+    if (gone(c))
+        return true;
+    c->state = LDG_STORAGE_IDLE;
+    if (c->stopping && c->batch.n == 0) {
+        close_all(c);
+        return true;
+    }
+    if (!reply) {
+        if (!c->stopping)
+            ldg__storage_fail(c, "%s: no reply from Redis (connection lost or timed out)", what);
+        retry_later(c);
+        return true;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ldg__storage_fail(c, "%s: %s", what, reply->str);
+        retry_later(c);
+        return true;
+    }
+    return false;
+}
+
+/* ---- consumer group ------------------------------------------------------------------------------ */
+
+static void on_group(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_consumer *c = ud;
+    if (gone(c))
+        return;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0) {
+        c->state = LDG_STORAGE_IDLE;
+        c->group_ready = true;
+        step(c);
+        return;
+    }
+    if (reply_common(c, reply, "XGROUP CREATE"))
+        return;
+    c->group_ready = true;
+    ldg_log_info(c->ctx, "consumer group created");
+    step(c);
+}
+
+static void create_group(struct ldg__storage_consumer *c)
+{
+    const char *argv[] = {"XGROUP", "CREATE", ldg__storage.stream, cfg()->group, "0", "MKSTREAM"};
+    command(c, on_group, 6, argv, NULL);
+}
+
+/* ---- reading ------------------------------------------------------------------------------------- */
+
+static bool str_is(const redisReply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, s, n) == 0;
+}
+
+/* Add one [id, [field, value...] | nil] element; returns false for a malformed element. */
+static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool maybe_stored)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+        return false;
+    const redisReply *id = e->element[0], *f = e->element[1];
+    const char *p = NULL, *m = NULL;
+    size_t pn = 0, mn = 0;
+    if (f->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            const redisReply *k = f->element[i], *v = f->element[i + 1];
+            if (v->type != REDIS_REPLY_STRING)
+                continue;
+            if (str_is(k, "p")) {
+                p = v->str;
+                pn = v->len;
+            } else if (str_is(k, "m")) {
+                m = v->str;
+                mn = v->len;
+            }
+        }
+    } else if (f->type != REDIS_REPLY_NIL)
+        return false;
+    if (c->batch.n == 0)
+        c->batch_first_ms = now_ms(c);
+    if (ldg_batch_add(&c->batch, id->str, id->len, p, pn, m, mn, maybe_stored) < 0)
+        return false;
+    if (f->type == REDIS_REPLY_NIL) {
+        /* Deleted from the stream while pending: nothing to store or dead-letter, only to ack. */
+        struct ldg_batch_entry *be = &c->batch.e[c->batch.n - 1];
+        be->state = LDG_BATCH_DUPLICATE;
+        be->depth_pid = 0;
+    }
+    return true;
+}
+
+/* Add a list of entries; updates the lease. Returns the count, or -1 if malformed. */
+static long add_entries(struct ldg__storage_consumer *c, const redisReply *list, bool maybe_stored)
+{
+    if (list->type != REDIS_REPLY_ARRAY)
+        return -1;
+    if (list->elements > 0 && c->batch.n == 0)
+        c->lease_ms = c->source == LDG_STORAGE_OWN ? 0 : c->read_sent_ms;
+    for (size_t i = 0; i < list->elements; i++)
+        if (!add_entry(c, list->element[i], maybe_stored))
+            return -1;
+    return (long)list->elements;
+}
+
+static bool batch_full(const struct ldg__storage_consumer *c)
+{
+    return c->batch.n >= (size_t)cfg()->batch_max_logs || c->batch.payload_bytes >= (size_t)cfg()->batch_max_bytes;
+}
+
+static size_t read_count(const struct ldg__storage_consumer *c)
+{
+    size_t room = (size_t)cfg()->batch_max_logs - c->batch.n;
+    return room < READ_COUNT_MAX ? room : READ_COUNT_MAX;
+}
+
+static void start_write(struct ldg__storage_consumer *c)
+{
+    uv_timer_stop(&c->timer);
+    c->state = LDG_STORAGE_STORING;
+    ldg__storage_write(c);
+}
+
+static void on_read(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_consumer *c = ud;
+    if (reply_common(c, reply, "XREADGROUP"))
+        return;
+    bool own = c->source == LDG_STORAGE_OWN;
+    long got = 0;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+        const redisReply *s = reply->element[0];
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || (got = add_entries(c, s->element[1], own)) < 0) {
+            ldg__storage_fail(c, "XREADGROUP: unexpected reply shape");
+            retry_later(c);
+            return;
+        }
+        if (own && got > 0)
+            snprintf(c->own_cursor, sizeof c->own_cursor, "%s", c->batch.e[c->batch.n - 1].id);
+    } else if (reply->type != REDIS_REPLY_NIL) {
+        ldg__storage_fail(c, "XREADGROUP: unexpected reply type %d", reply->type);
+        retry_later(c);
+        return;
+    }
+    ldg_backoff_reset(&c->backoff);
+    if (own && got == 0) {
+        c->source = LDG_STORAGE_NEW; /* the pending list is done; its batch (if any) goes now */
+        if (c->batch.n > 0) {
+            start_write(c);
+            return;
+        }
+    } else if (!own && got == 0 && c->batch.n > 0) {
+        start_write(c); /* the wait is over */
+        return;
+    }
+    step(c);
+}
+
+static void read_own(struct ldg__storage_consumer *c)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%zu", read_count(c));
+    const char *argv[] = {"XREADGROUP", "GROUP",   cfg()->group,         c->name,      "COUNT",
+                          count,        "STREAMS", ldg__storage.stream, c->own_cursor};
+    c->read_sent_ms = now_ms(c);
+    command(c, on_read, 9, argv, NULL);
+}
+
+static void read_new(struct ldg__storage_consumer *c)
+{
+    uint64_t block = (uint64_t)cfg()->read_block_ms;
+    if (c->batch.n > 0) {
+        uint64_t waited = now_ms(c) - c->batch_first_ms;
+        if (waited >= (uint64_t)cfg()->batch_wait_ms) {
+            start_write(c);
+            return;
+        }
+        block = (uint64_t)cfg()->batch_wait_ms - waited;
+    }
+    char count[24], blk[24];
+    snprintf(count, sizeof count, "%zu", read_count(c));
+    snprintf(blk, sizeof blk, "%" PRIu64, block);
+    const char *argv[] = {"XREADGROUP", "GROUP", cfg()->group, c->name,   "COUNT", count, "BLOCK",
+                          blk,          "STREAMS", ldg__storage.stream, ">"};
+    c->read_sent_ms = now_ms(c);
+    command(c, on_read, 11, argv, NULL);
+}
+
+/* ---- claiming ------------------------------------------------------------------------------------- */
+
+static void on_claim(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_consumer *c = ud;
+    if (reply_common(c, reply, "XAUTOCLAIM"))
+        return;
+    long got;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+        (got = add_entries(c, reply->element[1], true)) < 0) {
+        ldg__storage_fail(c, "XAUTOCLAIM: unexpected reply shape");
+        c->next_claim_ms = now_ms(c) + (uint64_t)cfg()->claim_interval_ms;
+        retry_later(c);
+        return;
+    }
+    /* Ids pending but deleted from the stream (Redis 7): acknowledge them, nothing else. */
+    if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *del = reply->element[2];
+        for (size_t i = 0; i < del->elements; i++) {
+            const redisReply *id = del->element[i];
+            if (id->type == REDIS_REPLY_STRING &&
+                ldg_batch_add(&c->batch, id->str, id->len, NULL, 0, NULL, 0, true) == 0) {
+                struct ldg_batch_entry *be = &c->batch.e[c->batch.n - 1];
+                be->state = LDG_BATCH_DUPLICATE;
+                be->depth_pid = 0;
+            }
+        }
+    }
+    const redisReply *cur = reply->element[0];
+    if (cur->len < sizeof c->claim_cursor) {
+        memcpy(c->claim_cursor, cur->str, cur->len);
+        c->claim_cursor[cur->len] = 0;
+    }
+    if (got > 0)
+        ldg_log_info(c->ctx, "claimed %ld entries left pending by other consumers", got);
+    if (strcmp(c->claim_cursor, "0-0") == 0)
+        c->next_claim_ms = now_ms(c) + (uint64_t)cfg()->claim_interval_ms;
+    ldg_backoff_reset(&c->backoff);
+    if (c->batch.n > 0) {
+        start_write(c);
+        return;
+    }
+    step(c);
+}
+
+static void claim(struct ldg__storage_consumer *c)
+{
+    char idle[24], count[24];
+    snprintf(idle, sizeof idle, "%" PRId64, cfg()->claim_idle_ms);
+    snprintf(count, sizeof count, "%zu", read_count(c));
+    c->source = LDG_STORAGE_CLAIM;
+    const char *argv[] = {"XAUTOCLAIM", ldg__storage.stream, cfg()->group, c->name, idle, c->claim_cursor,
+                          "COUNT",      count};
+    c->read_sent_ms = now_ms(c);
+    command(c, on_claim, 8, argv, NULL);
+}
+
+/* ---- leases ---------------------------------------------------------------------------------------- */
+
+bool ldg__storage_lease_stale(const struct ldg__storage_consumer *c)
+{
+    return c->lease_ms == 0 || now_ms(c) - c->lease_ms >= (uint64_t)cfg()->claim_idle_ms / 2;
+}
+
+static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud);
+
+/* Send the lease script over the PENDING entries. */
+static int send_lease(struct ldg__storage_consumer *c, bool eval)
+{
+    size_t n = ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING);
+    size_t argc = 6 + n, i = 0;
+    const char **argv = ldg_malloc(argc * sizeof *argv);
+    argv[i++] = eval ? "EVAL" : "EVALSHA";
+    argv[i++] = eval ? lease_lua : lease_sha;
+    argv[i++] = "1";
+    argv[i++] = ldg__storage.stream;
+    argv[i++] = cfg()->group;
+    argv[i++] = c->name;
+    for (size_t k = 0; k < c->batch.n; k++)
+        if (c->batch.e[k].state == LDG_BATCH_PENDING)
+            argv[i++] = c->batch.e[k].id;
+    LDG_ASSERT(i == argc);
+    c->state = LDG_STORAGE_REDIS;
+    c->read_sent_ms = now_ms(c);
+    int rc = ldg_redis_commandargv(c->redis, on_renewed, c, (int)argc, argv, NULL);
+    free(argv);
+    return rc;
+}
+
+static void renew_done(struct ldg__storage_consumer *c, bool ok)
+{
+    void (*cb)(struct ldg__storage_consumer *, bool) = c->renew_cb;
+    c->renew_cb = NULL;
+    c->state = LDG_STORAGE_STORING;
+    cb(c, ok);
+}
+
+static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_consumer *c = ud;
+    if (gone(c) || !c->renew_cb)
+        return; /* closing, or the attempt was given up on (store deadline) */
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (send_lease(c, true) == 0)
+            return;
+        reply = NULL;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        ldg__storage_fail(c, "lease renewal failed: %s",
+                          !reply                                ? "no reply from Redis"
+                          : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                : "unexpected reply");
+        renew_done(c, false);
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *id = reply->element[i];
+        if (id->type != REDIS_REPLY_STRING)
+            continue;
+        for (size_t k = 0; k < c->batch.n; k++) {
+            struct ldg_batch_entry *e = &c->batch.e[k];
+            if (e->state == LDG_BATCH_PENDING && strlen(e->id) == id->len && memcmp(e->id, id->str, id->len) == 0) {
+                e->state = LDG_BATCH_LOST;
+                c->stats.lost++;
+            }
+        }
+    }
+    if (reply->elements > 0)
+        ldg_log_warn(c->ctx, "%zu entries were claimed by another consumer; left to it", reply->elements);
+    c->lease_ms = c->read_sent_ms;
+    renew_done(c, true);
+}
+
+void ldg__storage_renew(struct ldg__storage_consumer *c, void (*cb)(struct ldg__storage_consumer *c, bool ok))
+{
+    LDG_ASSERT(!c->renew_cb);
+    c->renew_cb = cb;
+    if (ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING) == 0) {
+        c->renew_cb = NULL;
+        cb(c, true);
+        return;
+    }
+    if (send_lease(c, false) < 0) {
+        ldg__storage_fail(c, "lease renewal not sent: Redis unavailable");
+        renew_done(c, false);
+    }
+}
+
+/* ---- acknowledging ------------------------------------------------------------------------------------ */
+
+static void on_acked(struct ldg_redis *r, redisReply *reply, void *ud);
+
+static int send_ack(struct ldg__storage_consumer *c, bool eval)
+{
+    struct ldg_batch *b = &c->batch;
+    /* keys: stream, dead stream, then one queue_depth key per distinct project */
+    int64_t *pids = ldg_malloc((b->n + 1) * sizeof *pids);
+    size_t npids = 0;
+    size_t nack = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].state == LDG_BATCH_LOST)
+            continue;
+        nack++;
+        int64_t p = b->e[i].depth_pid;
+        bool seen = p <= 0;
+        for (size_t k = 0; k < npids && !seen; k++)
+            seen = pids[k] == p;
+        if (!seen)
+            pids[npids++] = p;
+    }
+    size_t argc = 3 + 2 + npids + 3 + 3 * nack;
+    const char **argv = ldg_malloc(argc * sizeof *argv);
+    struct ldg_buf *sb = &c->args;
+    ldg_buf_reset(sb);
+    /* numbers go into one buffer first (it may move while growing), pointers are taken after */
+    size_t *off = ldg_malloc((npids + 2 + nack) * sizeof *off);
+    size_t no = 0;
+    off[no++] = ldg_buf_size(sb);
+    ldg_buf_printf(sb, "%zu%c", 2 + npids, 0);
+    for (size_t k = 0; k < npids; k++) {
+        off[no++] = ldg_buf_size(sb);
+        ldg_buf_printf(sb, "queue_depth:%" PRId64 "%c", pids[k], 0);
+    }
+    off[no++] = ldg_buf_size(sb);
+    ldg_buf_printf(sb, "%" PRId64 "%c", cfg()->dead_letter_max_len, 0);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].state == LDG_BATCH_LOST)
+            continue;
+        size_t k = 0;
+        if (b->e[i].depth_pid > 0)
+            while (pids[k] != b->e[i].depth_pid)
+                k++;
+        off[no++] = ldg_buf_size(sb);
+        ldg_buf_printf(sb, "%zu%c", b->e[i].depth_pid > 0 ? k + 3 : 0, 0);
+    }
+    const char *base = ldg_buf_head(sb);
+    size_t i = 0, o = 0;
+    argv[i++] = eval ? "EVAL" : "EVALSHA";
+    argv[i++] = eval ? ack_lua : ack_sha;
+    argv[i++] = base + off[o++];
+    argv[i++] = ldg__storage.stream;
+    argv[i++] = cfg()->dead_letter_stream;
+    for (size_t k = 0; k < npids; k++)
+        argv[i++] = base + off[o++];
+    argv[i++] = cfg()->group;
+    argv[i++] = base + off[o++];
+    argv[i++] = c->name;
+    for (size_t e = 0; e < b->n; e++) {
+        if (b->e[e].state == LDG_BATCH_LOST)
+            continue;
+        argv[i++] = b->e[e].id;
+        argv[i++] = base + off[o++];
+        argv[i++] = b->e[e].state == LDG_BATCH_DEAD ? (b->e[e].reason ? b->e[e].reason : "rejected") : "";
+    }
+    LDG_ASSERT(i == argc);
+    c->state = LDG_STORAGE_REDIS;
+    int rc = ldg_redis_commandargv(c->redis, on_acked, c, (int)argc, argv, NULL);
+    free(off);
+    free(argv);
+    free(pids);
+    return rc;
+}
+
+static void batch_done(struct ldg__storage_consumer *c)
+{
+    struct ldg_batch *b = &c->batch;
+    size_t stored = ldg_batch_count(b, 0, b->n, LDG_BATCH_STORED);
+    size_t dup = ldg_batch_count(b, 0, b->n, LDG_BATCH_DUPLICATE);
+    size_t dead = ldg_batch_count(b, 0, b->n, LDG_BATCH_DEAD);
+    c->stats.batches++;
+    c->stats.stored += stored;
+    c->stats.duplicates += dup;
+    c->stats.dead += dead;
+    if (dead)
+        ldg_log_warn(c->ctx, "%zu entries dead-lettered to %s", dead, cfg()->dead_letter_stream);
+    if (dup && c->source != LDG_STORAGE_NEW)
+        ldg_log_info(c->ctx, "%zu redelivered entries were already stored", dup);
+    ldg_log_debug(c->ctx, "batch acknowledged: stored=%zu duplicates=%zu dead=%zu", stored, dup, dead);
+    ldg_batch_reset(b);
+    c->stored = false;
+    c->lease_ms = 0;
+}
+
+static void on_acked(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_consumer *c = ud;
+    if (gone(c))
+        return;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (send_ack(c, true) == 0)
+            return;
+        reply = NULL;
+    }
+    if (reply_common(c, reply, "acknowledge"))
+        return;
+    ldg_backoff_reset(&c->backoff);
+    batch_done(c);
+    step(c);
+}
+
+static void on_ack_pause(uv_timer_t *t)
+{
+    struct ldg__storage_consumer *c = t->data;
+    if (send_ack(c, false) < 0) {
+        c->state = LDG_STORAGE_IDLE;
+        retry_later(c);
+    }
+}
+
+static void ack(struct ldg__storage_consumer *c)
+{
+    if (ldg__storage.debug && cfg()->debug_pause_before_ack_ms > 0) {
+        ldg_log_info(c->ctx, "debug pause stage=ack entries=%zu", c->batch.n);
+        c->state = LDG_STORAGE_REDIS;
+        uv_timer_start(&c->timer, on_ack_pause, (uint64_t)cfg()->debug_pause_before_ack_ms, 0);
+        return;
+    }
+    if (send_ack(c, false) < 0)
+        retry_later(c);
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------------- */
+
+void ldg__storage_stored(struct ldg__storage_consumer *c, bool ok)
+{
+    uv_timer_stop(&c->deadline);
+    c->state = LDG_STORAGE_IDLE;
+    if (ok) {
+        c->stored = true;
+        ldg_backoff_reset(&c->backoff);
+        step(c);
+        return;
+    }
+    /* Outcome unknown for what was in flight: check every entry for its row next time. */
+    for (size_t i = 0; i < c->batch.n; i++)
+        c->batch.e[i].maybe_stored = true;
+    if (c->stopping) {
+        close_all(c);
+        return;
+    }
+    retry_later(c);
+}
+
+static void step(struct ldg__storage_consumer *c)
+{
+    if (c->state != LDG_STORAGE_IDLE)
+        return;
+    if (c->stopping && (c->batch.n == 0 || !ldg_redis_connected(c->redis))) {
+        close_all(c); /* a held batch stays pending: this consumer's restart or a claim takes it */
+        return;
+    }
+    if (!c->group_ready) {
+        create_group(c);
+        return;
+    }
+    if (c->stored) {
+        ack(c);
+        return;
+    }
+    if (c->batch.n > 0 && (batch_full(c) || c->stopping || c->source != LDG_STORAGE_NEW ||
+                           ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING) == 0)) {
+        start_write(c);
+        return;
+    }
+    if (c->source == LDG_STORAGE_OWN) {
+        read_own(c);
+        return;
+    }
+    if (c->batch.n == 0 && now_ms(c) >= c->next_claim_ms) {
+        claim(c);
+        return;
+    }
+    c->source = LDG_STORAGE_NEW;
+    read_new(c);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------------------ */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct ldg__storage_consumer *c = h->data;
+    if (--c->open_handles == 0)
+        c->state = LDG_STORAGE_CLOSED;
+}
+
+static void on_redis_closed(void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (--c->open_handles == 0)
+        c->state = LDG_STORAGE_CLOSED;
+}
+
+static void close_all(struct ldg__storage_consumer *c)
+{
+    if (c->state == LDG_STORAGE_CLOSING || c->state == LDG_STORAGE_CLOSED)
+        return;
+    if (c->conn)
+        ldg__storage_write_abandon(c);
+    c->state = LDG_STORAGE_CLOSING;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->deadline, on_handle_closed);
+    uv_close((uv_handle_t *)&c->stop_timer, on_handle_closed);
+    struct ldg_redis *r = c->redis;
+    c->redis = NULL;
+    ldg_redis_close(r, on_redis_closed, c);
+}
+
+struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w)
+{
+    struct ldg__storage_consumer *c = ldg_calloc(1, sizeof *c);
+    const struct ldg_config *conf = w->cfg;
+    c->w = w;
+    snprintf(c->name, sizeof c->name, "%s:%ld:%u", ldg__storage.host, (long)getpid(), w->id);
+    char q[160];
+    ldg_log_quote(q, sizeof q, c->name, strlen(c->name));
+    snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s", q);
+    char rname[32];
+    snprintf(rname, sizeof rname, "storage-%u", w->id);
+    c->redis = ldg_redis_new(&w->loop, &conf->redis, conf->redis_password, rname);
+    ldg_batch_init(&c->batch);
+    ldg_buf_init(&c->copy);
+    ldg_buf_init(&c->groups);
+    ldg_buf_init(&c->p_pids);
+    ldg_buf_init(&c->p_ts);
+    ldg_buf_init(&c->p_ids);
+    ldg_backoff_init(&c->backoff, cfg()->retry_min_ms, cfg()->retry_max_ms,
+                     (uint64_t)getpid() * 7919u + w->id * 104729u + uv_hrtime());
+    snprintf(c->own_cursor, sizeof c->own_cursor, "0");
+    snprintf(c->claim_cursor, sizeof c->claim_cursor, "0-0");
+    c->source = LDG_STORAGE_OWN;
+    uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->deadline);
+    uv_timer_init(&w->loop, &c->stop_timer);
+    c->timer.data = c->deadline.data = c->stop_timer.data = c;
+    c->open_handles = 4; /* timer, deadline, stop_timer, redis */
+    c->next_claim_ms = now_ms(c) + (uint64_t)cfg()->claim_interval_ms / 2;
+    c->state = LDG_STORAGE_IDLE;
+    later(c, 0);
+    return c;
+}
+
+static void on_stop_deadline(uv_timer_t *t)
+{
+    struct ldg__storage_consumer *c = t->data;
+    ldg_log_warn(c->ctx, "stopping with a batch of %zu entries not acknowledged; it stays pending", c->batch.n);
+    close_all(c);
+}
+
+void ldg__storage_consumer_stop(struct ldg__storage_consumer *c)
+{
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    if (c->state == LDG_STORAGE_IDLE) {
+        uv_timer_stop(&c->timer);
+        step(c);
+    } else if (c->state == LDG_STORAGE_REDIS && c->batch.n == 0) {
+        close_all(c); /* a blocking read: its reply callback gets NULL and returns */
+        return;
+    }
+    if (c->state == LDG_STORAGE_CLOSING || c->state == LDG_STORAGE_CLOSED)
+        return;
+    int64_t drain = c->w->cfg->server.drain_timeout_ms;
+    uint64_t budget = drain > 1500 ? (uint64_t)drain - 1000 : (uint64_t)drain / 2;
+    uv_timer_start(&c->stop_timer, on_stop_deadline, budget, 0);
+}
+
+bool ldg__storage_consumer_closed(const struct ldg__storage_consumer *c)
+{
+    return c->state == LDG_STORAGE_CLOSED;
+}
+
+void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
+{
+    LDG_ASSERT(c->state == LDG_STORAGE_CLOSED);
+    ldg_batch_free(&c->batch);
+    ldg_buf_free(&c->copy);
+    ldg_buf_free(&c->groups);
+    ldg_buf_free(&c->p_pids);
+    ldg_buf_free(&c->p_ts);
+    ldg_buf_free(&c->p_ids);
+    ldg_buf_free(&c->args);
+    free(c);
+}
+
+void ldg__storage_consumer_health(const struct ldg__storage_consumer *c, struct ldg_buf *out)
+{
+    static const char *const states[] = {"idle", "redis", "storing", "closing", "closed"};
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, out);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "status");
+    ldg_json_str(&jw, c->stats.failures && c->backoff.failures ? "retrying" : "running");
+    ldg_json_key(&jw, "consumer");
+    ldg_json_str(&jw, c->name);
+    ldg_json_key(&jw, "state");
+    ldg_json_str(&jw, states[c->state]);
+    ldg_json_key(&jw, "batch");
+    ldg_json_int(&jw, (int64_t)c->batch.n);
+    ldg_json_key(&jw, "batches");
+    ldg_json_int(&jw, (int64_t)c->stats.batches);
+    ldg_json_key(&jw, "stored");
+    ldg_json_int(&jw, (int64_t)c->stats.stored);
+    ldg_json_key(&jw, "duplicates");
+    ldg_json_int(&jw, (int64_t)c->stats.duplicates);
+    ldg_json_key(&jw, "dead_lettered");
+    ldg_json_int(&jw, (int64_t)c->stats.dead);
+    ldg_json_key(&jw, "lost");
+    ldg_json_int(&jw, (int64_t)c->stats.lost);
+    ldg_json_key(&jw, "failures");
+    ldg_json_int(&jw, (int64_t)c->stats.failures);
+    ldg_json_key(&jw, "last_error");
+    if (c->last_error[0])
+        ldg_json_str(&jw, c->last_error);
+    else
+        ldg_json_null(&jw);
+    ldg_json_obj_end(&jw);
+}

@@ -1,0 +1,355 @@
+/*
+ * maintenance.c: the storage role's scheduled upkeep (see storage.h).
+ *
+ * Worker 0 of every storage process runs a timer; each tick tries to take the Redis lock
+ * `ledger:storage:maintenance` (SET NX PX maintenance_interval_ms), so across the fleet one process
+ * runs the job per interval. The job, one step at a time on the worker's own pools:
+ *
+ *   1. partitions for this month and partition_months_ahead more (logs_ensure_partition);
+ *   2. retention (unless off): read every project's retention_days from the auth database, drop
+ *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before), then
+ *      for each project delete rows older than its own retention, retention_batch_rows per
+ *      statement with retention_pause_ms between statements, until a statement deletes fewer;
+ *   3. consumers of the group idle for over an hour with nothing pending are deleted.
+ *
+ * A failed step ends the run (logged); the next interval starts again. Every step is idempotent.
+ */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "db/redis.h"
+#include "roles/storage/storage.h"
+
+#define CTX "role=storage job=maintenance"
+#define FIRST_RUN_MS 1000
+#define LOCK_KEY "ledger:storage:maintenance"
+#define CONSUMER_IDLE_MAX_MS (3600 * 1000)
+
+struct project {
+    int64_t id;
+    int64_t days;
+};
+
+struct ldg__storage_maint {
+    struct ldg_worker *w;
+    uv_timer_t timer;
+    bool active; /* this worker runs the schedule */
+    bool stopping, closed;
+    bool running; /* a run is in progress (a callback is due) */
+    struct project *projects;
+    size_t nprojects, cur;
+    uint64_t deleted, run_started_ms;
+    size_t dropped;
+};
+
+static const struct ldg_storage_cfg *cfg(void)
+{
+    return ldg__storage.cfg;
+}
+
+static void schedule(struct ldg__storage_maint *m, uint64_t ms);
+
+static void run_end(struct ldg__storage_maint *m, const char *failure)
+{
+    m->running = false;
+    free(m->projects);
+    m->projects = NULL;
+    m->nprojects = m->cur = 0;
+    if (failure)
+        ldg_log_warn(CTX, "maintenance stopped: %s", failure);
+    else
+        ldg_log_info(CTX, "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " took_ms=%" PRIu64,
+                     m->dropped, m->deleted, ldg_worker_now(m->w) - m->run_started_ms);
+    schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
+}
+
+/* A statement callback's failure text, for run_end. */
+static const char *pg_failure_text(char *buf, size_t cap, const char *what)
+{
+    const struct ldg_pg_error *f = ldg_pg_failure();
+    snprintf(buf, cap, "%s: %s%s%s", what, f->sqlstate, f->sqlstate[0] ? " " : "",
+             f->message ? f->message : "failed");
+    return buf;
+}
+
+/* ---- 3. consumers ----------------------------------------------------------------------------- */
+
+static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        /* no group yet (no consumer ran) is not a failure */
+        run_end(m, reply && reply->type == REDIS_REPLY_ERROR && !strstr(reply->str, "no such key") &&
+                           !strstr(reply->str, "NOGROUP")
+                       ? "XINFO CONSUMERS failed"
+                       : NULL);
+        return;
+    }
+    size_t removed = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *c = reply->element[i];
+        if (c->type != REDIS_REPLY_ARRAY)
+            continue;
+        const char *name = NULL;
+        long long pending = -1, idle = -1;
+        for (size_t k = 0; k + 1 < c->elements; k += 2) {
+            const redisReply *key = c->element[k], *v = c->element[k + 1];
+            if (key->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                name = v->str;
+            else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(key->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+                idle = v->integer;
+        }
+        if (name && pending == 0 && idle > CONSUMER_IDLE_MAX_MS) {
+            const char *argv[] = {"XGROUP", "DELCONSUMER", ldg__storage.stream, cfg()->group, name};
+            if (ldg_redis_commandargv(r, NULL, NULL, 5, argv, NULL) == 0)
+                removed++;
+        }
+    }
+    if (removed)
+        ldg_log_info(CTX, "removed %zu idle consumers with nothing pending", removed);
+    run_end(m, NULL);
+}
+
+static void consumers(struct ldg__storage_maint *m)
+{
+    const char *argv[] = {"XINFO", "CONSUMERS", ldg__storage.stream, cfg()->group};
+    if (ldg_redis_commandargv(m->w->redis, on_consumers, m, 4, argv, NULL) < 0)
+        run_end(m, "Redis unavailable");
+}
+
+/* ---- 2. retention -------------------------------------------------------------------------- */
+
+static void delete_next(struct ldg__storage_maint *m);
+
+static void on_pause(uv_timer_t *t)
+{
+    struct ldg__storage_maint *m = t->data;
+    if (!m->stopping)
+        delete_next(m);
+}
+
+static void on_deleted(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    char buf[300];
+    if (!res) {
+        run_end(m, pg_failure_text(buf, sizeof buf, "retention delete"));
+        return;
+    }
+    uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
+    m->deleted += n;
+    if (n < (uint64_t)cfg()->retention_batch_rows)
+        m->cur++; /* this project is done */
+    uv_timer_start(&m->timer, on_pause, (uint64_t)cfg()->retention_pause_ms, 0);
+}
+
+static void delete_next(struct ldg__storage_maint *m)
+{
+    if (m->cur >= m->nprojects) {
+        consumers(m);
+        return;
+    }
+    char pid[24], days[24], limit[24];
+    snprintf(pid, sizeof pid, "%" PRId64, m->projects[m->cur].id);
+    snprintf(days, sizeof days, "%" PRId64, m->projects[m->cur].days);
+    snprintf(limit, sizeof limit, "%" PRId64, cfg()->retention_batch_rows);
+    const char *params[] = {pid, days, limit};
+    static const char sql[] =
+        "WITH d AS (SELECT id, \"timestamp\" FROM logs WHERE project_id = $1::bigint "
+        "AND \"timestamp\" < now() - make_interval(days => $2::int) LIMIT $3::int) "
+        "DELETE FROM logs l USING d WHERE l.id = d.id AND l.\"timestamp\" = d.\"timestamp\"";
+    if (ldg_pgpool_query_prepared(m->w->pg_logs, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0)
+        run_end(m, "logs database unavailable");
+}
+
+static void on_dropped(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    char buf[300];
+    if (!res) {
+        run_end(m, pg_failure_text(buf, sizeof buf, "dropping partitions"));
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        m->dropped++;
+        ldg_log_info(CTX, "dropped partition %s (past the longest retention)", PQgetvalue(res, i, 0));
+    }
+    m->cur = 0;
+    delete_next(m);
+}
+
+static void on_projects(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    char buf[300];
+    if (!res) {
+        run_end(m, pg_failure_text(buf, sizeof buf, "reading project retention"));
+        return;
+    }
+    int n = PQntuples(res);
+    m->projects = ldg_calloc((size_t)n + 1, sizeof *m->projects);
+    int64_t longest = 0;
+    for (int i = 0; i < n; i++) {
+        struct project *p = &m->projects[m->nprojects];
+        p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        p->days = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        if (p->id <= 0 || p->days <= 0)
+            continue;
+        if (p->days > longest)
+            longest = p->days;
+        m->nprojects++;
+    }
+    if (m->nprojects == 0) {
+        consumers(m); /* no project: nothing decides a retention; keep everything */
+        return;
+    }
+    char days[24];
+    snprintf(days, sizeof days, "%" PRId64, longest);
+    const char *params[] = {days};
+    if (ldg_pgpool_query(m->w->pg_logs,
+                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int))", 1, params,
+                         on_dropped, m) < 0)
+        run_end(m, "logs database unavailable");
+}
+
+/* ---- 1. partitions ahead --------------------------------------------------------------------- */
+
+static void on_ahead(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    char buf[300];
+    if (!res) {
+        run_end(m, pg_failure_text(buf, sizeof buf, "creating partitions ahead"));
+        return;
+    }
+    if (!cfg()->retention) {
+        consumers(m);
+        return;
+    }
+    if (ldg_pgpool_query(m->w->pg_auth, "SELECT id, retention_days FROM projects ORDER BY id", 0, NULL,
+                         on_projects, m) < 0)
+        run_end(m, "auth database unavailable");
+}
+
+static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_maint *m = ud;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_STATUS) {
+        /* taken by another process (nil) or Redis unavailable: try again next interval */
+        m->running = false;
+        schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
+        return;
+    }
+    m->run_started_ms = ldg_worker_now(m->w);
+    m->deleted = 0;
+    m->dropped = 0;
+    char ahead[24];
+    snprintf(ahead, sizeof ahead, "%" PRId64, cfg()->partition_months_ahead);
+    const char *params[] = {ahead};
+    if (ldg_pgpool_query(m->w->pg_logs,
+                         "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
+                         "FROM generate_series(0, $1::int) AS k",
+                         1, params, on_ahead, m) < 0)
+        run_end(m, "logs database unavailable");
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct ldg__storage_maint *m = t->data;
+    if (m->stopping || m->running)
+        return;
+    char px[24];
+    snprintf(px, sizeof px, "%" PRId64, cfg()->maintenance_interval_ms);
+    char token[96];
+    snprintf(token, sizeof token, "%s:%ld", ldg__storage.host, (long)getpid());
+    const char *argv[] = {"SET", LOCK_KEY, token, "NX", "PX", px};
+    m->running = true;
+    if (ldg_redis_commandargv(m->w->redis, on_lock, m, 6, argv, NULL) < 0) {
+        m->running = false;
+        schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
+    }
+}
+
+static void schedule(struct ldg__storage_maint *m, uint64_t ms)
+{
+    if (!m->stopping)
+        uv_timer_start(&m->timer, on_tick, ms, 0);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+    struct ldg__storage_maint *m = h->data;
+    m->closed = true;
+}
+
+struct ldg__storage_maint *ldg__storage_maint_new(struct ldg_worker *w)
+{
+    struct ldg__storage_maint *m = ldg_calloc(1, sizeof *m);
+    m->w = w;
+    m->active = w->id == 0;
+    uv_timer_init(&w->loop, &m->timer);
+    m->timer.data = m;
+    if (m->active)
+        schedule(m, FIRST_RUN_MS);
+    return m;
+}
+
+void ldg__storage_maint_stop(struct ldg__storage_maint *m)
+{
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    uv_close((uv_handle_t *)&m->timer, on_closed);
+}
+
+bool ldg__storage_maint_closed(const struct ldg__storage_maint *m)
+{
+    return m->closed;
+}
+
+void ldg__storage_maint_free(struct ldg__storage_maint *m)
+{
+    free(m->projects);
+    free(m);
+}

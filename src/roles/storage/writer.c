@@ -1,0 +1,532 @@
+/*
+ * writer.c: the PostgreSQL side of a storage consumer: one transaction per range of the batch.
+ *
+ * For the range on top of the stack:
+ *   1. partitions: `SELECT logs_ensure_partition(...)` for each month not known to exist (outside the
+ *      transaction, so the parent's lock is released at once);
+ *   2. BEGIN [+ the duplicate check for entries delivered before] (one pipeline);
+ *   3. COPY logs (...) FROM STDIN with the range's PENDING lines (one buffer);
+ *   4. [lease renewal when the batch is old,] then the error_groups upsert and COMMIT (one pipeline).
+ *
+ * Failures: a data error (SQLSTATE class 22 or 23) rolls back and halves the range; a single entry
+ * that still fails is DEAD with the server's reason. "No partition for the row" forgets the month
+ * cache and retries (three times, then it counts as a data error). Anything else (connection, timeout,
+ * server shutting down) gives the connection back (discarded when inside a transaction) and reports a
+ * failure: the consumer retries the whole batch after backoff, every entry then checked for a row.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "roles/storage/consumer.h"
+#include "roles/storage/storage.h"
+
+#define MAX_ATTEMPTS 3
+
+static const char dup_sql[] = "SELECT l.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
+                              "JOIN logs l ON l.project_id = c.p "
+                              "AND l.\"timestamp\" = timestamptz 'epoch' + c.t * interval '1 microsecond' "
+                              "AND l.queue_id = c.q";
+
+static const char groups_sql[] =
+    "INSERT INTO error_groups AS g (project_id, fingerprint, error_type, error_message, first_seen, last_seen, "
+    "occurrence_count, sample_stack_trace) "
+    "SELECT x.p, x.f, coalesce(x.t, 'UnknownError'), x.m, "
+    "timestamptz 'epoch' + x.first * interval '1 microsecond', "
+    "timestamptz 'epoch' + x.last * interval '1 microsecond', x.n, x.s "
+    "FROM json_to_recordset($1::json) AS x(p bigint, f text, t text, m text, s text, first bigint, last bigint, "
+    "n bigint) "
+    "ON CONFLICT (project_id, fingerprint) DO UPDATE SET "
+    "first_seen = least(g.first_seen, EXCLUDED.first_seen), "
+    "last_seen = greatest(g.last_seen, EXCLUDED.last_seen), "
+    "occurrence_count = g.occurrence_count + EXCLUDED.occurrence_count, updated_at = now()";
+
+static const struct ldg_storage_cfg *cfg(void)
+{
+    return ldg__storage.cfg;
+}
+
+static void next_range(struct ldg__storage_consumer *c);
+static void begin_tx(struct ldg__storage_consumer *c);
+
+/* Callbacks of operations given up on (deadline, stop) are ignored. */
+static bool stale(const struct ldg__storage_consumer *c)
+{
+    return c->abandoning || !c->conn;
+}
+
+static void release_conn(struct ldg__storage_consumer *c)
+{
+    if (!c->conn)
+        return;
+    struct ldg_pg *conn = c->conn;
+    c->abandoning = true;
+    ldg_pgpool_release(c->w->pg_logs, conn);
+    c->abandoning = false;
+    c->conn = NULL;
+    c->in_tx = false;
+}
+
+static void finish(struct ldg__storage_consumer *c, bool ok)
+{
+    release_conn(c);
+    uv_timer_stop(&c->deadline);
+    ldg__storage_stored(c, ok);
+}
+
+static void transient(struct ldg__storage_consumer *c, const char *what)
+{
+    const struct ldg_pg_error *f = ldg_pg_failure();
+    if (f->code == -EIO)
+        ldg__storage_fail(c, "%s: sqlstate=%s %s", what, f->sqlstate, f->message ? f->message : "");
+    else if (f->code == 0)
+        ldg__storage_fail(c, "%s", what);
+    else
+        ldg__storage_fail(c, "%s: %s (%s)", what, f->message ? f->message : "failed", strerror(-f->code));
+    finish(c, false);
+}
+
+/* ---- ranges ------------------------------------------------------------------------------------------ */
+
+static void push_range(struct ldg__storage_consumer *c, size_t lo, size_t hi, unsigned attempts)
+{
+    LDG_ASSERT(c->nranges < LDG_STORAGE_MAX_RANGES);
+    c->ranges[c->nranges++] = (struct ldg__storage_range){lo, hi, attempts};
+}
+
+static bool month_known(const struct ldg__storage_consumer *c, int32_t m)
+{
+    for (size_t i = 0; i < c->nmonths; i++)
+        if (c->months[i] == m)
+            return true;
+    return false;
+}
+
+static void month_add(struct ldg__storage_consumer *c, int32_t m)
+{
+    if (month_known(c, m))
+        return;
+    if (c->nmonths == LDG_STORAGE_MONTH_CACHE)
+        c->nmonths = 0; /* rare: a batch over many old months; start again */
+    c->months[c->nmonths++] = m;
+}
+
+/* Data error on the current range: isolate the rejected row(s). Called with the connection IDLE
+ * (the failed transaction is rolled back first). */
+static void split_current(struct ldg__storage_consumer *c, const char *reason)
+{
+    struct ldg__storage_range r = c->cur;
+    size_t pending = ldg_batch_count(&c->batch, r.lo, r.hi, LDG_BATCH_PENDING);
+    if (pending <= 1) {
+        ldg_batch_set(&c->batch, r.lo, r.hi, LDG_BATCH_DEAD, reason);
+        ldg_log_warn(c->ctx, "entry rejected by PostgreSQL, dead-lettered: %s", reason);
+    } else {
+        /* halve by PENDING entries; the lower half goes first */
+        size_t half = pending / 2, mid = r.lo;
+        for (size_t k = 0; mid < r.hi && k < half; mid++)
+            k += c->batch.e[mid].state == LDG_BATCH_PENDING;
+        push_range(c, mid, r.hi, 0);
+        push_range(c, r.lo, mid, 0);
+    }
+    next_range(c);
+}
+
+static void on_rolled_back(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    c->in_tx = false;
+    if (!res) {
+        transient(c, "ROLLBACK");
+        return;
+    }
+    if (c->cur.attempts > 0 && c->cur.attempts <= MAX_ATTEMPTS) {
+        push_range(c, c->cur.lo, c->cur.hi, c->cur.attempts);
+        next_range(c);
+        return;
+    }
+    split_current(c, c->data_reason);
+}
+
+/* Keep the failure of the statement callback being run (valid only inside it). */
+static void capture(struct ldg__storage_consumer *c)
+{
+    const struct ldg_pg_error *f = ldg_pg_failure();
+    c->fail.code = f->code;
+    snprintf(c->fail.sqlstate, sizeof c->fail.sqlstate, "%s", f->sqlstate);
+    snprintf(c->fail.message, sizeof c->fail.message, "%s", f->message ? f->message : "");
+}
+
+/* A statement of the transaction failed (c->fail captured); called from the operation's last
+ * callback, so the connection can take a ROLLBACK if it is still usable. */
+static void tx_failed(struct ldg__storage_consumer *c, const char *what)
+{
+    bool data = c->fail.code == -EIO &&
+                (strncmp(c->fail.sqlstate, "22", 2) == 0 || strncmp(c->fail.sqlstate, "23", 2) == 0);
+    if (!data || ldg_pg_state(c->conn) != LDG_PG_IDLE) {
+        ldg__storage_fail(c, "%s: %s%s%s", what, c->fail.sqlstate[0] ? c->fail.sqlstate : strerror(-c->fail.code),
+                          c->fail.message[0] ? " " : "", c->fail.message);
+        finish(c, false);
+        return;
+    }
+    if (strstr(c->fail.message, "no partition of relation") && c->cur.attempts < MAX_ATTEMPTS) {
+        c->nmonths = 0; /* a partition we believed in is gone (retention): ensure again */
+        c->cur.attempts++;
+    } else {
+        c->cur.attempts = 0;
+        snprintf(c->data_reason, sizeof c->data_reason, "%s: %s", c->fail.sqlstate, c->fail.message);
+    }
+    if (ldg_pg_query(c->conn, "ROLLBACK", 0, NULL, on_rolled_back, c) < 0)
+        transient(c, "ROLLBACK not sent");
+}
+
+/* ---- partitions -------------------------------------------------------------------------------------- */
+
+static void ensure_next(struct ldg__storage_consumer *c);
+
+static void on_ensured(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    int32_t m = c->month_todo[c->month_i++];
+    if (res) {
+        month_add(c, m);
+    } else {
+        const struct ldg_pg_error *f = ldg_pg_failure();
+        if (f->code != -EIO || strncmp(f->sqlstate, "22", 2) != 0) {
+            transient(c, "creating a partition");
+            return;
+        }
+        /* a month PostgreSQL cannot represent: its entries are dead */
+        char reason[300];
+        snprintf(reason, sizeof reason, "%s: %s", f->sqlstate, f->message ? f->message : "");
+        ldg_batch_kill_month(&c->batch, c->cur.lo, c->cur.hi, m, reason);
+    }
+    ensure_next(c);
+}
+
+static void ensure_next(struct ldg__storage_consumer *c)
+{
+    while (c->month_i < c->nmonth_todo && month_known(c, c->month_todo[c->month_i]))
+        c->month_i++;
+    if (c->month_i == c->nmonth_todo) {
+        int32_t all[LDG_STORAGE_MONTH_CACHE];
+        size_t total = ldg_batch_months(&c->batch, c->cur.lo, c->cur.hi, all, LDG_STORAGE_MONTH_CACHE);
+        size_t unknown = 0;
+        for (size_t i = 0; i < LDG_MIN(total, (size_t)LDG_STORAGE_MONTH_CACHE); i++)
+            unknown += !month_known(c, all[i]);
+        if (total > LDG_STORAGE_MONTH_CACHE && unknown == 0) {
+            /* more months than the cache holds: let PostgreSQL tell (no partition -> retry) */
+            begin_tx(c);
+            return;
+        }
+        if (unknown == 0) {
+            begin_tx(c);
+            return;
+        }
+        c->nmonth_todo = 0;
+        for (size_t i = 0; i < LDG_MIN(total, (size_t)LDG_STORAGE_MONTH_CACHE); i++)
+            if (!month_known(c, all[i]))
+                c->month_todo[c->nmonth_todo++] = all[i];
+        c->month_i = 0;
+    }
+    char ts[40];
+    ldg_batch_month_text(c->month_todo[c->month_i], ts, sizeof ts);
+    const char *params[] = {ts};
+    if (ldg_pg_query_prepared(c->conn, "ldg_storage_part", "SELECT logs_ensure_partition($1::timestamptz)", 1,
+                              params, on_ensured, c) < 0)
+        transient(c, "partition statement not sent");
+}
+
+/* ---- the transaction ------------------------------------------------------------------------------- */
+
+static void on_committed(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        if (!c->groups_failed)
+            capture(c);
+        c->groups_failed = false;
+        tx_failed(c, "error_groups upsert or COMMIT");
+        return;
+    }
+    c->in_tx = false;
+    ldg_batch_set(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_STORED, NULL);
+    next_range(c);
+}
+
+static void on_groups(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c) || res)
+        return;
+    capture(c); /* COMMIT's callback (-ECANCELED, the pipeline's last) handles it */
+    c->groups_failed = true;
+}
+
+static void commit(struct ldg__storage_consumer *c)
+{
+    ldg_buf_reset(&c->groups);
+    size_t ng = ldg_batch_groups_json(&c->batch, c->cur.lo, c->cur.hi, &c->groups);
+    ldg_buf_put(&c->groups, "", 1);
+    const char *gparams[] = {ldg_buf_head(&c->groups)};
+    struct ldg_pg_stmt st[2];
+    size_t n = 0;
+    if (ng > 0)
+        st[n++] = (struct ldg_pg_stmt){.sql = groups_sql,
+                                       .name = "ldg_storage_groups",
+                                       .nparams = 1,
+                                       .params = gparams,
+                                       .cb = on_groups,
+                                       .ud = c};
+    st[n++] = (struct ldg_pg_stmt){.sql = "COMMIT", .cb = on_committed, .ud = c};
+    if (ldg_pg_pipeline(c->conn, st, n) < 0)
+        transient(c, "COMMIT not sent");
+}
+
+static void on_lease_before_commit(struct ldg__storage_consumer *c, bool ok)
+{
+    if (stale(c))
+        return;
+    if (!ok) {
+        finish(c, false); /* discards the connection: the transaction is rolled back */
+        return;
+    }
+    if (ldg_batch_count(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_LOST) > 0) {
+        /* some entries are another consumer's now: write the range again without them */
+        c->cur.attempts = MAX_ATTEMPTS + 1;
+        if (ldg_pg_query(c->conn, "ROLLBACK", 0, NULL, on_rolled_back, c) < 0)
+            transient(c, "ROLLBACK not sent");
+        return;
+    }
+    commit(c);
+}
+
+static void before_commit(struct ldg__storage_consumer *c)
+{
+    if (ldg__storage_lease_stale(c))
+        ldg__storage_renew(c, on_lease_before_commit);
+    else
+        commit(c);
+}
+
+static void on_commit_pause(uv_timer_t *t)
+{
+    struct ldg__storage_consumer *c = t->data;
+    if (!stale(c))
+        before_commit(c);
+}
+
+static void on_copied(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        capture(c);
+        tx_failed(c, "COPY");
+        return;
+    }
+    if (ldg__storage.debug && cfg()->debug_pause_before_commit_ms > 0) {
+        ldg_log_info(c->ctx, "debug pause stage=commit entries=%zu", c->cur.hi - c->cur.lo);
+        uv_timer_start(&c->timer, on_commit_pause, (uint64_t)cfg()->debug_pause_before_commit_ms, 0);
+        return;
+    }
+    before_commit(c);
+}
+
+static void on_put(struct ldg_pg *conn, int status, void *ud)
+{
+    (void)conn;
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (status < 0) {
+        ldg__storage_fail(c, "COPY data not sent: %s", strerror(-status));
+        finish(c, false);
+        return;
+    }
+    if (ldg_pg_copy_end(c->conn, NULL, on_copied, c) < 0)
+        transient(c, "COPY end not sent");
+}
+
+static void on_copy_in(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        capture(c);
+        tx_failed(c, "COPY start");
+        return;
+    }
+    if (ldg_pg_copy_put(c->conn, ldg_buf_head(&c->copy), ldg_buf_size(&c->copy), on_put, c) < 0)
+        transient(c, "COPY data not sent");
+}
+
+static void copy_rows(struct ldg__storage_consumer *c)
+{
+    ldg_buf_reset(&c->copy);
+    if (ldg_batch_copy(&c->batch, c->cur.lo, c->cur.hi, &c->copy) == 0) {
+        before_commit(c); /* every entry was a duplicate */
+        return;
+    }
+    if (ldg_pg_copy_start(c->conn, LDG_BATCH_COPY_SQL, on_copy_in, c) < 0)
+        transient(c, "COPY not sent");
+}
+
+static void on_dups(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        capture(c);
+        tx_failed(c, "duplicate check");
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        ldg_batch_mark_duplicate(&c->batch, c->cur.lo, c->cur.hi, PQgetvalue(res, i, 0),
+                                 (size_t)PQgetlength(res, i, 0));
+    /* whatever was not found is not stored: no need to check it again */
+    for (size_t i = c->cur.lo; i < c->cur.hi; i++)
+        if (c->batch.e[i].state == LDG_BATCH_PENDING)
+            c->batch.e[i].maybe_stored = false;
+    copy_rows(c);
+}
+
+static void on_begin(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        transient(c, "BEGIN");
+        return;
+    }
+    if (ldg_batch_count_unchecked(&c->batch, c->cur.lo, c->cur.hi) == 0)
+        copy_rows(c); /* otherwise on_dups (same pipeline) goes on */
+}
+
+static void begin_tx(struct ldg__storage_consumer *c)
+{
+    if (ldg_batch_count(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_PENDING) == 0) {
+        next_range(c); /* every entry of the range was in a month PostgreSQL refused */
+        return;
+    }
+    c->in_tx = true;
+    struct ldg_pg_stmt st[2];
+    size_t n = 0;
+    st[n++] = (struct ldg_pg_stmt){.sql = "BEGIN", .cb = on_begin, .ud = c};
+    const char *params[3];
+    if (ldg_batch_count_unchecked(&c->batch, c->cur.lo, c->cur.hi) > 0) {
+        ldg_buf_reset(&c->p_pids);
+        ldg_buf_reset(&c->p_ts);
+        ldg_buf_reset(&c->p_ids);
+        ldg_batch_dup_params(&c->batch, c->cur.lo, c->cur.hi, &c->p_pids, &c->p_ts, &c->p_ids);
+        params[0] = ldg_buf_head(&c->p_pids);
+        params[1] = ldg_buf_head(&c->p_ts);
+        params[2] = ldg_buf_head(&c->p_ids);
+        st[n++] = (struct ldg_pg_stmt){
+            .sql = dup_sql, .name = "ldg_storage_dups", .nparams = 3, .params = params, .cb = on_dups, .ud = c};
+    }
+    if (ldg_pg_pipeline(c->conn, st, n) < 0)
+        transient(c, "BEGIN not sent");
+}
+
+static void next_range(struct ldg__storage_consumer *c)
+{
+    while (c->nranges > 0) {
+        struct ldg__storage_range r = c->ranges[--c->nranges];
+        if (ldg_batch_count(&c->batch, r.lo, r.hi, LDG_BATCH_PENDING) == 0)
+            continue;
+        c->cur = r;
+        c->nmonth_todo = c->month_i = 0;
+        ensure_next(c);
+        return;
+    }
+    finish(c, true);
+}
+
+/* ---- entry points ----------------------------------------------------------------------------------- */
+
+static void on_conn(struct ldg_pg *conn, int err, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    c->acquiring = false;
+    if (c->acquire_orphaned) {
+        c->acquire_orphaned = false;
+        if (conn)
+            ldg_pgpool_release(c->w->pg_logs, conn);
+        return;
+    }
+    if (!conn) {
+        ldg__storage_fail(c, "no connection to the logs database: %s",
+                          err == -ETIMEDOUT ? "timed out" : err == -ENOTCONN ? "unreachable" : "pool closed");
+        finish(c, false);
+        return;
+    }
+    c->conn = conn;
+    next_range(c);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct ldg__storage_consumer *c = t->data;
+    ldg__storage_fail(c, "batch of %zu entries not stored within store_timeout_ms", c->batch.n);
+    ldg__storage_write_abandon(c);
+    ldg__storage_stored(c, false);
+}
+
+static void on_lease_before_write(struct ldg__storage_consumer *c, bool ok)
+{
+    if (!ok) {
+        finish(c, false);
+        return;
+    }
+    int rc = ldg_pgpool_acquire(c->w->pg_logs, on_conn, c);
+    if (rc < 0) {
+        ldg__storage_fail(c, "no connection to the logs database: %s",
+                          rc == -ENOTCONN ? "unreachable" : rc == -EAGAIN ? "pool busy" : "pool closed");
+        finish(c, false);
+        return;
+    }
+    c->acquiring = true;
+}
+
+void ldg__storage_write(struct ldg__storage_consumer *c)
+{
+    c->nranges = 0;
+    push_range(c, 0, c->batch.n, 0);
+    uv_timer_start(&c->deadline, on_deadline, (uint64_t)cfg()->store_timeout_ms, 0);
+    if (c->acquiring) {
+        /* the acquire of an abandoned attempt is still pending: it serves this one */
+        c->acquire_orphaned = false;
+        return;
+    }
+    if (ldg__storage_lease_stale(c))
+        ldg__storage_renew(c, on_lease_before_write);
+    else
+        on_lease_before_write(c, true);
+}
+
+void ldg__storage_write_abandon(struct ldg__storage_consumer *c)
+{
+    uv_timer_stop(&c->deadline);
+    c->renew_cb = NULL; /* a renewal in flight: its reply is ignored */
+    c->groups_failed = false;
+    if (c->acquiring)
+        c->acquire_orphaned = true;
+    if (c->conn)
+        uv_timer_stop(&c->timer); /* a debug pause */
+    release_conn(c);
+}
