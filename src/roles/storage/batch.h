@@ -84,8 +84,8 @@ size_t ldg_batch_count_unchecked(const struct ldg_batch *b, size_t lo, size_t hi
 /* Set the state of the PENDING entries of [lo, hi) (and DEAD ones' reason, copied). */
 void ldg_batch_set(struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st, const char *reason);
 
-/* The distinct months of the PENDING entries of [lo, hi) into out (up to max), ascending;
- * returns how many there are in all (may exceed max). */
+/* The distinct months of the PENDING entries of [lo, hi) into out (up to max), ascending.
+ * Returns their number when it is <= max; a number > max means some did not fit. */
 size_t ldg_batch_months(const struct ldg_batch *b, size_t lo, size_t hi, int32_t *out, size_t max);
 
 /* Mark DEAD (with reason) the PENDING entries of [lo, hi) whose month is `month`. */

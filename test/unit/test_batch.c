@@ -1,0 +1,224 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "ingest/logcodec.h"
+#include "roles/storage/batch.h"
+
+#define TS_2025 INT64_C(1736937045123000) /* 2025-01-15T10:30:45.123Z */
+#define FP_A "8e9fcb6190cbde0d71f285c946789ff0f4d6c2cb10aaa9550671a871481fcf0c"
+#define FP_B "654690a9bfc8124a0562ad5460c653105351dc710561ad367c9b693d40558533"
+
+static const char *text(struct ldg_buf *b)
+{
+    ldg_buf_put(b, "", 1);
+    b->len--;
+    return ldg_buf_head(b);
+}
+
+static struct ldg_str S(const char *s)
+{
+    return ldg_str_make(s, strlen(s));
+}
+
+static struct ldg_log mk(int64_t pid, int64_t ts, const char *msg, const char *fp)
+{
+    struct ldg_log l;
+    memset(&l, 0, sizeof l);
+    l.project_id = pid;
+    l.ts_us = ts;
+    l.ingested_us = ts + 1000;
+    l.level = fp ? "error" : "info";
+    l.log_type = fp ? "exception" : "logger";
+    l.importance = "standard";
+    l.message = S(msg);
+    if (fp) {
+        l.error_type = S("ValueError");
+        l.error_message = S(msg);
+        l.stack_trace = S("trace \"x\"\n");
+        memcpy(l.fingerprint, fp, strlen(fp) + 1);
+    }
+    return l;
+}
+
+/* Encode l and add it to b under id, with p = its project. */
+static void add(struct ldg_batch *b, const char *id, const struct ldg_log *l, bool maybe)
+{
+    struct ldg_buf mp;
+    ldg_buf_init(&mp);
+    assert_int_equal(ldg_logcodec_encode(l, &mp), 0);
+    char pid[24];
+    snprintf(pid, sizeof pid, "%" PRId64, l->project_id);
+    assert_int_equal(ldg_batch_add(b, id, strlen(id), pid, strlen(pid), ldg_buf_head(&mp), ldg_buf_size(&mp), maybe),
+                     0);
+    ldg_buf_free(&mp);
+}
+
+static void test_add_and_copy(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    struct ldg_log l = mk(7, TS_2025, "tab\there", NULL);
+    add(&b, "1700000000000-0", &l, false);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.e[0].state, LDG_BATCH_PENDING);
+    assert_int_equal(b.e[0].month, 2025 * 12 + 0);
+    struct ldg_buf out;
+    ldg_buf_init(&out);
+    assert_int_equal(ldg_batch_copy(&b, 0, 1, &out), 1);
+    const char *row = text(&out);
+    assert_non_null(strstr(row, "\ttab\\there\t"));
+    size_t n = strlen(row);
+    const char *tail = "\t1700000000000-0\n";
+    assert_string_equal(row + n - strlen(tail), tail);
+    /* stored entries are not copied again */
+    ldg_batch_set(&b, 0, 1, LDG_BATCH_STORED, NULL);
+    ldg_buf_reset(&out);
+    assert_int_equal(ldg_batch_copy(&b, 0, 1, &out), 0);
+    ldg_buf_free(&out);
+    ldg_batch_free(&b);
+}
+
+static void test_bad_entries(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    const char *bad_ids[] = {"", "1", "1-", "-1", "1-2-3", "a-1", "1-2 ", "123456789012345678901234567890-12345678901234"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++)
+        assert_int_equal(ldg_batch_add(&b, bad_ids[i], strlen(bad_ids[i]), "7", 1, "x", 1, false), -EINVAL);
+    assert_int_equal(b.n, 0);
+    /* garbage payload, no payload, project mismatch: DEAD with a reason */
+    assert_int_equal(ldg_batch_add(&b, "1-1", 3, "7", 1, "\xc1", 1, false), 0);
+    assert_int_equal(ldg_batch_add(&b, "1-2", 3, NULL, 0, NULL, 0, false), 0);
+    struct ldg_log l = mk(8, TS_2025, "m", NULL);
+    struct ldg_buf mp;
+    ldg_buf_init(&mp);
+    assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
+    assert_int_equal(ldg_batch_add(&b, "1-3", 3, "7", 1, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 0);
+    ldg_buf_free(&mp);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(ldg_batch_count(&b, 0, 3, LDG_BATCH_DEAD), 3);
+    assert_string_equal(b.e[0].reason, "undecodable queue entry");
+    assert_int_equal(b.e[0].depth_pid, 7);
+    assert_string_equal(b.e[1].reason, "queue entry without payload");
+    assert_int_equal(b.e[1].depth_pid, 0);
+    assert_non_null(strstr(b.e[2].reason, "project"));
+    ldg_batch_free(&b);
+}
+
+static void test_months(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    /* 2024-12-31T23:59:59.999999Z, 2025-01-15, 1969-12-31T23:00:00Z, 2025-01-15 again */
+    int64_t ts[] = {INT64_C(1735689599999999), TS_2025, INT64_C(-3600000000), TS_2025 + 1};
+    for (size_t i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "5-%zu", i);
+        struct ldg_log l = mk(1, ts[i], "m", NULL);
+        add(&b, id, &l, false);
+    }
+    int32_t m[4];
+    assert_int_equal(ldg_batch_months(&b, 0, 4, m, 4), 3);
+    assert_int_equal(m[0], 1969 * 12 + 11);
+    assert_int_equal(m[1], 2024 * 12 + 11);
+    assert_int_equal(m[2], 2025 * 12 + 0);
+    char t[40];
+    ldg_batch_month_text(m[0], t, sizeof t);
+    assert_string_equal(t, "1969-12-15 00:00:00+00");
+    ldg_batch_month_text(m[1], t, sizeof t);
+    assert_string_equal(t, "2024-12-15 00:00:00+00");
+    assert_true(ldg_batch_months(&b, 0, 4, m, 1) > 1); /* more than fit */
+    ldg_batch_kill_month(&b, 0, 4, 2025 * 12, "22008: out of range");
+    assert_int_equal(ldg_batch_count(&b, 0, 4, LDG_BATCH_DEAD), 2);
+    assert_string_equal(b.e[1].reason, "22008: out of range");
+    assert_int_equal(ldg_batch_months(&b, 0, 4, m, 4), 2);
+    ldg_batch_free(&b);
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "9-%d", i);
+        struct ldg_log l = mk(3 + i, TS_2025 + i, "m", NULL);
+        add(&b, id, &l, i != 1);
+    }
+    assert_int_equal(ldg_batch_count_unchecked(&b, 0, 4), 3);
+    struct ldg_buf p, t, q;
+    ldg_buf_init(&p);
+    ldg_buf_init(&t);
+    ldg_buf_init(&q);
+    assert_int_equal(ldg_batch_dup_params(&b, 0, 4, &p, &t, &q), 3);
+    assert_string_equal(ldg_buf_head(&p), "{3,5,6}");
+    assert_string_equal(ldg_buf_head(&t), "{1736937045123000,1736937045123002,1736937045123003}");
+    assert_string_equal(ldg_buf_head(&q), "{9-0,9-2,9-3}");
+    assert_true(ldg_batch_mark_duplicate(&b, 0, 4, "9-2", 3));
+    assert_false(ldg_batch_mark_duplicate(&b, 0, 4, "9-2", 3)); /* no longer PENDING */
+    assert_false(ldg_batch_mark_duplicate(&b, 0, 4, "9-", 2));
+    assert_int_equal(b.e[2].state, LDG_BATCH_DUPLICATE);
+    ldg_buf_free(&p);
+    ldg_buf_free(&t);
+    ldg_buf_free(&q);
+    ldg_batch_free(&b);
+}
+
+static void test_groups(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    struct ldg_log l1 = mk(2, TS_2025 + 5, "late", FP_A);
+    struct ldg_log l2 = mk(2, TS_2025 + 1, "early", FP_A);
+    struct ldg_log l3 = mk(1, TS_2025, "other project", FP_A);
+    struct ldg_log l4 = mk(2, TS_2025, "no fp", NULL);
+    struct ldg_log l5 = mk(2, TS_2025 + 9, "b", FP_B);
+    add(&b, "1-0", &l1, false);
+    add(&b, "1-1", &l2, false);
+    add(&b, "1-2", &l3, false);
+    add(&b, "1-3", &l4, false);
+    add(&b, "1-4", &l5, false);
+    struct ldg_buf out;
+    ldg_buf_init(&out);
+    assert_int_equal(ldg_batch_groups_json(&b, 0, 5, &out), 3);
+    const char *want = "[{\"p\":1,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"other project\",\"s\":\"trace "
+                       "\\\"x\\\"\\n\",\"first\":1736937045123000,\"last\":1736937045123000,\"n\":1},"
+                       "{\"p\":2,\"f\":\"" FP_B "\",\"t\":\"ValueError\",\"m\":\"b\",\"s\":\"trace \\\"x\\\"\\n\","
+                       "\"first\":1736937045123009,\"last\":1736937045123009,\"n\":1},"
+                       "{\"p\":2,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"early\",\"s\":\"trace \\\"x\\\"\\n\","
+                       "\"first\":1736937045123001,\"last\":1736937045123005,\"n\":2}]";
+    assert_string_equal(text(&out), want);
+    /* only PENDING entries of the range count */
+    ldg_buf_reset(&out);
+    ldg_batch_set(&b, 0, 1, LDG_BATCH_DUPLICATE, NULL);
+    assert_int_equal(ldg_batch_groups_json(&b, 0, 2, &out), 1);
+    assert_non_null(strstr(text(&out), "\"n\":1"));
+    ldg_buf_reset(&out);
+    assert_int_equal(ldg_batch_groups_json(&b, 3, 4, &out), 0);
+    assert_string_equal(text(&out), "[]");
+    ldg_buf_free(&out);
+    /* reset keeps nothing */
+    ldg_batch_reset(&b);
+    assert_int_equal(b.n, 0);
+    assert_int_equal(b.payload_bytes, 0);
+    ldg_batch_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_add_and_copy), cmocka_unit_test(test_bad_entries), cmocka_unit_test(test_months),
+        cmocka_unit_test(test_duplicates),   cmocka_unit_test(test_groups),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
