@@ -171,6 +171,8 @@ static bool reply_common(struct ldg__storage_consumer *c, redisReply *reply, con
     if (!reply) {
         if (!c->stopping)
             ldg__storage_fail(c, "%s: no reply from Redis (connection lost or timed out)", what);
+        /* A read may have delivered entries whose reply was lost: they sit in our pending list. */
+        c->reread_own = true;
         retry_later(c);
         return true;
     }
@@ -676,6 +678,12 @@ static void step(struct ldg__storage_consumer *c)
                            ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING) == 0)) {
         start_write(c);
         return;
+    }
+    if (c->batch.n == 0 && c->reread_own) {
+        /* only with an empty batch: the pending list also holds the batch's own entries */
+        c->reread_own = false;
+        c->source = LDG_STORAGE_OWN;
+        snprintf(c->own_cursor, sizeof c->own_cursor, "0");
     }
     if (c->source == LDG_STORAGE_OWN) {
         read_own(c);

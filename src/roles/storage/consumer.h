@@ -62,6 +62,7 @@ struct ldg__storage_consumer {
     enum ldg__storage_source source;
     bool group_ready;
     bool stopping;
+    bool reread_own; /* a reply was lost: read our pending list again once the batch is done */
     char own_cursor[LDG_BATCH_ID_MAX];   /* next id of our pending list to read */
     char claim_cursor[LDG_BATCH_ID_MAX]; /* XAUTOCLAIM start */
     uint64_t next_claim_ms;
