@@ -80,7 +80,8 @@ bench_start_redis() {
 }
 
 # bench_start_ledgerd: release build, 1 worker, pinned to the server core, on a free port; sets
-# BENCH_LEDGERD_PORT/URL/PID. INI_SERVER_EXTRA adds [server] lines (e.g. max_connections).
+# BENCH_LEDGERD_PORT/URL/PID. The INI_* knobs of write_ini pass through (INI_SERVER_EXTRA, INI_INGEST_EXTRA,
+# INI_STORAGE).
 bench_start_ledgerd() {
     BENCH_LEDGERD_PORT=$(free_port)
     BENCH_LEDGERD_URL=http://127.0.0.1:$BENCH_LEDGERD_PORT
@@ -91,6 +92,13 @@ bench_start_ledgerd() {
     ledgerd_start "$BENCH_BIN" "$BENCH_TMP/ledger.ini" "$BENCH_TMP/ledgerd.log" "$BENCH_TMP/ledgerd.pid" \
         "$BENCH_LEDGERD_URL" "${BENCH_SERVER_PIN[@]}"
     BENCH_LEDGERD_PID=$(cat "$BENCH_TMP/ledgerd.pid")
+}
+
+# bench_stop_ledgerd: stop the ledgerd started by bench_start_ledgerd (e.g. to restart it with
+# other INI_* knobs).
+bench_stop_ledgerd() {
+    [[ -e $BENCH_TMP/ledgerd.pid ]] || return 0
+    stop_pidfile "$BENCH_TMP/ledgerd.pid" ledgerd 20 || warn "ledgerd had to be killed"
 }
 
 # bench_start_nginx: the reference server, one worker, `return 204` for every path, pinned like
