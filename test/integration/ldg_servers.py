@@ -11,10 +11,11 @@ it::
   ``cleanup()``; attributes ``host``, ``port``, ``sockdir``, ``datadir``, ``log``; ``dsn(dbname)``.
   PostgreSQL refuses to run as root: when we are root, every server command runs as the
   ``postgres`` user (``runuser``) on a directory owned by it.
-* ``RedisServer(tmpdir, password=None, unixsocket=False)``: ``start()``, ``stop()``, ``restart()``,
-  ``kill()`` (SIGKILL; ``start()`` again afterwards); attributes ``host``, ``port``, ``password``,
-  ``unixsocket`` (path or None), ``log``.
-  Started with ``--save '' --appendonly no`` and, on Redis 7+, ``--enable-debug-command yes``.
+* ``RedisServer(tmpdir, password=None, unixsocket=False, appendonly=False)``: ``start()``, ``stop()``,
+  ``restart()``, ``kill()`` (SIGKILL; ``start()`` again afterwards); attributes ``host``, ``port``,
+  ``password``, ``unixsocket`` (path or None), ``log``.
+  Started with ``--save '' --appendonly no`` (``appendonly=True``: ``--appendonly yes``, so that data
+  survives a stop and start) and, on Redis 7+, ``--enable-debug-command yes``.
 
 A missing ``initdb`` or ``redis-server`` skips the test, except under ``CI=true`` where it fails.
 Ports stay the same across restarts.
@@ -167,10 +168,11 @@ def _redis_major():
 
 
 class RedisServer:
-    """A throw-away redis-server without persistence."""
+    """A throw-away redis-server, without persistence unless ``appendonly``."""
 
-    def __init__(self, tmpdir, password=None, unixsocket=False):
+    def __init__(self, tmpdir, password=None, unixsocket=False, appendonly=False):
         require(shutil.which("redis-server") is not None, "redis-server not installed")
+        self.appendonly = appendonly
         self.dir = Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "redis.log"
@@ -193,7 +195,7 @@ class RedisServer:
     def start(self):
         self.port = self.port or free_port()
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", str(self.dir)]
+                "yes" if self.appendonly else "no", "--dir", str(self.dir)]
         if _redis_major() >= 7:
             argv += ["--enable-debug-command", "yes"]
         if self.password:

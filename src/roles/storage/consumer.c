@@ -178,6 +178,15 @@ static bool reply_common(struct ldg__storage_consumer *c, redisReply *reply, con
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         ldg__storage_fail(c, "%s: %s", what, reply->str);
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            /* Redis lost the stream and the group (restart without persistence, FLUSHALL, DEL):
+             * create the group again; a held batch is still stored and acknowledged (its XACKs
+             * then find nothing pending). */
+            c->group_ready = false;
+            c->source = LDG_STORAGE_OWN;
+            snprintf(c->own_cursor, sizeof c->own_cursor, "0");
+            snprintf(c->claim_cursor, sizeof c->claim_cursor, "0-0");
+        }
         retry_later(c);
         return true;
     }
@@ -728,17 +737,20 @@ static void close_all(struct ldg__storage_consumer *c)
     ldg_redis_close(r, on_redis_closed, c);
 }
 
-struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w)
+struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index)
 {
     struct ldg__storage_consumer *c = ldg_calloc(1, sizeof *c);
     const struct ldg_config *conf = w->cfg;
     c->w = w;
-    snprintf(c->name, sizeof c->name, "%s:%ld:%u", ldg__storage.host, (long)getpid(), w->id);
+    if (index == 0)
+        snprintf(c->name, sizeof c->name, "%s:%ld:%u", ldg__storage.host, (long)getpid(), w->id);
+    else
+        snprintf(c->name, sizeof c->name, "%s:%ld:%u.%u", ldg__storage.host, (long)getpid(), w->id, index);
     char q[160];
     ldg_log_quote(q, sizeof q, c->name, strlen(c->name));
     snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s", q);
     char rname[32];
-    snprintf(rname, sizeof rname, "storage-%u", w->id);
+    snprintf(rname, sizeof rname, "storage-%u.%u", w->id, index);
     c->redis = ldg_redis_new(&w->loop, &conf->redis, conf->redis_password, rname);
     ldg_batch_init(&c->batch);
     ldg_buf_init(&c->copy);
@@ -806,35 +818,57 @@ void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
     free(c);
 }
 
-void ldg__storage_consumer_health(const struct ldg__storage_consumer *c, struct ldg_buf *out)
+void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n, struct ldg_buf *out)
 {
     static const char *const states[] = {"idle", "redis", "storing", "closing", "closed"};
+    uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0;
+    bool retrying = false;
+    const char *last_error = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct ldg__storage_consumer *c = cs[i];
+        batches += c->stats.batches;
+        stored += c->stats.stored;
+        dup += c->stats.duplicates;
+        dead += c->stats.dead;
+        lost += c->stats.lost;
+        failures += c->stats.failures;
+        held += c->batch.n;
+        retrying |= c->backoff.failures > 0;
+        if (c->last_error[0])
+            last_error = c->last_error;
+    }
     struct ldg_json_writer jw;
     ldg_json_writer_init(&jw, out);
     ldg_json_obj_begin(&jw);
     ldg_json_key(&jw, "status");
-    ldg_json_str(&jw, c->stats.failures && c->backoff.failures ? "retrying" : "running");
-    ldg_json_key(&jw, "consumer");
-    ldg_json_str(&jw, c->name);
-    ldg_json_key(&jw, "state");
-    ldg_json_str(&jw, states[c->state]);
-    ldg_json_key(&jw, "batch");
-    ldg_json_int(&jw, (int64_t)c->batch.n);
-    ldg_json_key(&jw, "batches");
-    ldg_json_int(&jw, (int64_t)c->stats.batches);
-    ldg_json_key(&jw, "stored");
-    ldg_json_int(&jw, (int64_t)c->stats.stored);
-    ldg_json_key(&jw, "duplicates");
-    ldg_json_int(&jw, (int64_t)c->stats.duplicates);
-    ldg_json_key(&jw, "dead_lettered");
-    ldg_json_int(&jw, (int64_t)c->stats.dead);
-    ldg_json_key(&jw, "lost");
-    ldg_json_int(&jw, (int64_t)c->stats.lost);
-    ldg_json_key(&jw, "failures");
-    ldg_json_int(&jw, (int64_t)c->stats.failures);
+    ldg_json_str(&jw, retrying ? "retrying" : "running");
+    ldg_json_key(&jw, "consumers");
+    ldg_json_arr_begin(&jw);
+    for (size_t i = 0; i < n; i++) {
+        ldg_json_obj_begin(&jw);
+        ldg_json_key(&jw, "name");
+        ldg_json_str(&jw, cs[i]->name);
+        ldg_json_key(&jw, "state");
+        ldg_json_str(&jw, states[cs[i]->state]);
+        ldg_json_obj_end(&jw);
+    }
+    ldg_json_arr_end(&jw);
+#define NUM(k, v)                                                                                            \
+    do {                                                                                                     \
+        ldg_json_key(&jw, k);                                                                                \
+        ldg_json_int(&jw, (int64_t)(v));                                                                     \
+    } while (0)
+    NUM("batch", held);
+    NUM("batches", batches);
+    NUM("stored", stored);
+    NUM("duplicates", dup);
+    NUM("dead_lettered", dead);
+    NUM("lost", lost);
+    NUM("failures", failures);
+#undef NUM
     ldg_json_key(&jw, "last_error");
-    if (c->last_error[0])
-        ldg_json_str(&jw, c->last_error);
+    if (last_error)
+        ldg_json_str(&jw, last_error);
     else
         ldg_json_null(&jw);
     ldg_json_obj_end(&jw);

@@ -111,11 +111,12 @@ struct ldg__storage_consumer {
 
 /* consumer.c */
 void ldg__storage_consumer_init_global(void); /* script digests; main thread, before workers */
-struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w);
+struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index);
 void ldg__storage_consumer_stop(struct ldg__storage_consumer *c);
 bool ldg__storage_consumer_closed(const struct ldg__storage_consumer *c);
 void ldg__storage_consumer_free(struct ldg__storage_consumer *c);
-void ldg__storage_consumer_health(const struct ldg__storage_consumer *c, struct ldg_buf *out);
+/* One JSON object for a worker's consumers: counters summed, states listed. */
+void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n, struct ldg_buf *out);
 
 /* Called by writer.c when the batch is done: ok = every entry STORED, DUPLICATE, DEAD or LOST
  * (ack next); !ok = a failure to retry after backoff (entries stay PENDING). */

@@ -22,6 +22,9 @@
 const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"group", LDG_CFG_STR, CFG(group), "ledger:storage", 0, 0, NULL, 0,
      "Consumer group of the storage consumers on the ingest stream ([ingest] stream)"},
+    {"consumers", LDG_CFG_INT, CFG(consumers), "3", 1, 16, NULL, 0,
+     "Consumers per worker: batches read, written and acknowledged at the same time (each holds one "
+     "[pg_logs] connection while writing)"},
     {"batch_max_logs", LDG_CFG_INT, CFG(batch_max_logs), "1000", 1, 10000, NULL, 0,
      "Logs written per PostgreSQL transaction (one COPY)"},
     {"batch_max_bytes", LDG_CFG_SIZE, CFG(batch_max_bytes), "16777216", 65536, 1024 * MB, NULL, 0,
@@ -67,7 +70,8 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
 struct ldg__storage_global ldg__storage;
 
 struct state {
-    struct ldg__storage_consumer *consumer;
+    struct ldg__storage_consumer *consumer[16];
+    size_t n;
     struct ldg__storage_maint *maint;
 };
 
@@ -121,7 +125,9 @@ static int storage_init_worker(struct ldg_worker *w, const void *cfg, void **sta
 {
     (void)cfg;
     struct state *s = ldg_calloc(1, sizeof *s);
-    s->consumer = ldg__storage_consumer_new(w);
+    s->n = (size_t)ldg__storage.cfg->consumers;
+    for (size_t i = 0; i < s->n; i++)
+        s->consumer[i] = ldg__storage_consumer_new(w, (unsigned)i);
     s->maint = ldg__storage_maint_new(w);
     *state = s;
     return 0;
@@ -131,7 +137,8 @@ static void storage_stop_worker(struct ldg_worker *w, void *state)
 {
     (void)w;
     struct state *s = state;
-    ldg__storage_consumer_stop(s->consumer);
+    for (size_t i = 0; i < s->n; i++)
+        ldg__storage_consumer_stop(s->consumer[i]);
     ldg__storage_maint_stop(s->maint);
 }
 
@@ -139,18 +146,23 @@ static bool storage_drained(const struct ldg_worker *w, const void *state)
 {
     (void)w;
     const struct state *s = state;
-    return ldg__storage_consumer_closed(s->consumer) && ldg__storage_maint_closed(s->maint);
+    for (size_t i = 0; i < s->n; i++)
+        if (!ldg__storage_consumer_closed(s->consumer[i]))
+            return false;
+    return ldg__storage_maint_closed(s->maint);
 }
 
 static void storage_free_worker(struct ldg_worker *w, void *state)
 {
     (void)w;
     struct state *s = state;
-    if (!ldg__storage_consumer_closed(s->consumer)) {
-        ldg_log_error("role=storage", "consumer not closed at exit; its memory is left");
-        return;
-    }
-    ldg__storage_consumer_free(s->consumer);
+    for (size_t i = 0; i < s->n; i++)
+        if (!ldg__storage_consumer_closed(s->consumer[i])) {
+            ldg_log_error("role=storage", "consumer not closed at exit; its memory is left");
+            return;
+        }
+    for (size_t i = 0; i < s->n; i++)
+        ldg__storage_consumer_free(s->consumer[i]);
     ldg__storage_maint_free(s->maint);
     free(s);
 }
@@ -159,7 +171,7 @@ static void storage_health(const struct ldg_worker *w, const void *state, struct
 {
     (void)w;
     const struct state *s = state;
-    ldg__storage_consumer_health(s->consumer, out);
+    ldg__storage_consumer_health((const struct ldg__storage_consumer *const *)s->consumer, s->n, out);
 }
 
 const struct ldg_role ldg_role_storage = {

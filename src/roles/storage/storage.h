@@ -2,8 +2,10 @@
  * storage.h: the storage role: the ingest queue (a Redis Stream, [ingest] stream) into PostgreSQL
  * (reference §7.2, §7.3; decisions D5).
  *
- * Every worker of a process with this role runs one consumer of the consumer group [storage] group,
- * named <host>:<pid>:<worker>, on its own Redis connection (its reads block). A consumer loops:
+ * Every worker of a process with this role runs [storage] consumers consumers of the consumer group
+ * [storage] group, named <host>:<pid>:<worker>[.<k>], each on its own Redis connection (its reads
+ * block) and, while writing, its own PostgreSQL connection: while one waits for PostgreSQL another
+ * reads or acknowledges. A consumer loops:
  *
  *   read      XREADGROUP ... > until batch_max_logs entries, batch_max_bytes, or batch_wait_ms
  *             after the first entry (its own pending list first after start or a failure, and
@@ -37,6 +39,7 @@
 /* The [storage] section. */
 struct ldg_storage_cfg {
     char *group;                     /* consumer group name */
+    int64_t consumers;               /* consumers per worker (batches in flight at once) */
     int64_t batch_max_logs;          /* entries per transaction */
     int64_t batch_max_bytes;         /* payload bytes per transaction (checked after each read) */
     int64_t batch_wait_ms;           /* how long a batch may wait to fill after its first entry */
