@@ -20,12 +20,12 @@ static const char *text(struct ldg_buf *b)
     return ldg_buf_head(b);
 }
 
-static struct ldg_str S(const char *s)
-{
+static struct ldg_str S(const char *s) {
     return ldg_str_make(s, strlen(s));
 }
 
-static struct ldg_log mk(int64_t pid, int64_t ts, const char *msg, const char *fp)
+static struct ldg_log
+mk(int64_t pid, int64_t ts, const char *msg, const char *fp)
 {
     struct ldg_log l;
     memset(&l, 0, sizeof l);
@@ -53,8 +53,8 @@ static void add(struct ldg_batch *b, const char *id, const struct ldg_log *l, bo
     assert_int_equal(ldg_logcodec_encode(l, &mp), 0);
     char pid[24];
     snprintf(pid, sizeof pid, "%" PRId64, l->project_id);
-    assert_int_equal(ldg_batch_add(b, id, strlen(id), pid, strlen(pid), ldg_buf_head(&mp), ldg_buf_size(&mp), maybe),
-                     0);
+    assert_int_equal(
+        ldg_batch_add(b, id, strlen(id), pid, strlen(pid), ldg_buf_head(&mp), ldg_buf_size(&mp), maybe), 0);
     ldg_buf_free(&mp);
 }
 
@@ -89,7 +89,8 @@ static void test_bad_entries(void **state)
     (void)state;
     struct ldg_batch b;
     ldg_batch_init(&b);
-    const char *bad_ids[] = {"", "1", "1-", "-1", "1-2-3", "a-1", "1-2 ", "123456789012345678901234567890-12345678901234"};
+    const char *bad_ids[] = {"",      "1",   "1-",   "-1",
+                             "1-2-3", "a-1", "1-2 ", "123456789012345678901234567890-12345678901234"};
     for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++)
         assert_int_equal(ldg_batch_add(&b, bad_ids[i], strlen(bad_ids[i]), "7", 1, "x", 1, false), -EINVAL);
     assert_int_equal(b.n, 0);
@@ -191,12 +192,13 @@ static void test_groups(void **state)
     struct ldg_buf out;
     ldg_buf_init(&out);
     assert_int_equal(ldg_batch_groups_json(&b, 0, 5, &out), 3);
-    const char *want = "[{\"p\":1,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"other project\",\"s\":\"trace "
-                       "\\\"x\\\"\\n\",\"first\":1736937045123000,\"last\":1736937045123000,\"n\":1},"
-                       "{\"p\":2,\"f\":\"" FP_B "\",\"t\":\"ValueError\",\"m\":\"b\",\"s\":\"trace \\\"x\\\"\\n\","
-                       "\"first\":1736937045123009,\"last\":1736937045123009,\"n\":1},"
-                       "{\"p\":2,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"early\",\"s\":\"trace \\\"x\\\"\\n\","
-                       "\"first\":1736937045123001,\"last\":1736937045123005,\"n\":2}]";
+    const char *want =
+        "[{\"p\":1,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"other project\",\"s\":\"trace "
+        "\\\"x\\\"\\n\",\"first\":1736937045123000,\"last\":1736937045123000,\"n\":1},"
+        "{\"p\":2,\"f\":\"" FP_B "\",\"t\":\"ValueError\",\"m\":\"b\",\"s\":\"trace \\\"x\\\"\\n\","
+        "\"first\":1736937045123009,\"last\":1736937045123009,\"n\":1},"
+        "{\"p\":2,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"early\",\"s\":\"trace \\\"x\\\"\\n\","
+        "\"first\":1736937045123001,\"last\":1736937045123005,\"n\":2}]";
     assert_string_equal(text(&out), want);
     /* only PENDING entries of the range count */
     ldg_buf_reset(&out);
@@ -217,8 +219,9 @@ static void test_groups(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_copy), cmocka_unit_test(test_bad_entries), cmocka_unit_test(test_months),
-        cmocka_unit_test(test_duplicates),   cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_add_and_copy), cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_months),       cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,8 +110,8 @@ static const char *keep_str(struct ldg_batch *b, struct ldg_str s)
     return s.p ? ldg_arena_strndup(&b->keep, s.p, s.n) : NULL;
 }
 
-int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen, const char *m,
-                  size_t mlen, bool maybe_stored)
+int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
+                  const char *m, size_t mlen, bool maybe_stored)
 {
     if (!valid_id(id, idlen))
         return -EINVAL;
@@ -325,7 +325,8 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
     size_t groups = 0;
     for (size_t s = 0; s < k;) {
         size_t t = s + 1;
-        while (t < k && v[t]->project_id == v[s]->project_id && strcmp(v[t]->fingerprint, v[s]->fingerprint) == 0)
+        while (t < k && v[t]->project_id == v[s]->project_id &&
+               strcmp(v[t]->fingerprint, v[s]->fingerprint) == 0)
             t++;
         /* sorted by time inside the group: v[s] is the earliest, v[t - 1] the latest */
         ldg_json_obj_begin(&w);

@@ -50,9 +50,9 @@ struct ldg_batch_entry {
 struct ldg_batch {
     struct ldg_batch_entry *e; /* owned array */
     size_t n, cap;
-    size_t payload_bytes;  /* sum of the added `m` sizes (the batch's byte bound) */
-    struct ldg_buf rows;   /* COPY lines of the decoded entries, back to back */
-    struct ldg_arena keep; /* error-group samples and reasons, until reset */
+    size_t payload_bytes;     /* sum of the added `m` sizes (the batch's byte bound) */
+    struct ldg_buf rows;      /* COPY lines of the decoded entries, back to back */
+    struct ldg_arena keep;    /* error-group samples and reasons, until reset */
     struct ldg_arena scratch; /* one entry's decode */
     char *scratch_mem;        /* owned: scratch's first chunk */
 };
@@ -74,8 +74,8 @@ void ldg_batch_free(struct ldg_batch *b);
  * not an id is refused (-EINVAL, nothing added); anything else is added, as DEAD with a reason when
  * the payload cannot be decoded or its project differs from `p`.
  */
-int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen, const char *m,
-                  size_t mlen, bool maybe_stored) LDG_MUSTCHECK;
+int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
+                  const char *m, size_t mlen, bool maybe_stored) LDG_MUSTCHECK;
 
 /* Counts of the entries in [lo, hi) in a state / PENDING and maybe_stored. */
 size_t ldg_batch_count(const struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st);

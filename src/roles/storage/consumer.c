@@ -40,29 +40,30 @@
  * reason ("" = stored). An entry is counted (XDEL, depth decremented, dead-lettered) only when its
  * XACK acknowledged it, so a second ack of the same entry changes nothing.
  */
-static const char ack_lua[] = "local dec = {}\n"
-                              "local n = 0\n"
-                              "for i = 4, #ARGV, 3 do\n"
-                              "  local id, k, reason = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]\n"
-                              "  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then\n"
-                              "    if reason ~= '' then\n"
-                              "      local e = redis.call('XRANGE', KEYS[1], id, id)\n"
-                              "      if e[1] then\n"
-                              "        local a = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id,\n"
-                              "                   'reason', reason, 'consumer', ARGV[3]}\n"
-                              "        for _, v in ipairs(e[1][2]) do a[#a + 1] = v end\n"
-                              "        redis.call(unpack(a))\n"
-                              "      end\n"
-                              "    end\n"
-                              "    redis.call('XDEL', KEYS[1], id)\n"
-                              "    if k > 0 then dec[k] = (dec[k] or 0) + 1 end\n"
-                              "    n = n + 1\n"
-                              "  end\n"
-                              "end\n"
-                              "for k, c in pairs(dec) do\n"
-                              "  if redis.call('DECRBY', KEYS[k], c) < 0 then redis.call('SET', KEYS[k], 0) end\n"
-                              "end\n"
-                              "return n\n";
+static const char ack_lua[] =
+    "local dec = {}\n"
+    "local n = 0\n"
+    "for i = 4, #ARGV, 3 do\n"
+    "  local id, k, reason = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]\n"
+    "  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then\n"
+    "    if reason ~= '' then\n"
+    "      local e = redis.call('XRANGE', KEYS[1], id, id)\n"
+    "      if e[1] then\n"
+    "        local a = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id,\n"
+    "                   'reason', reason, 'consumer', ARGV[3]}\n"
+    "        for _, v in ipairs(e[1][2]) do a[#a + 1] = v end\n"
+    "        redis.call(unpack(a))\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('XDEL', KEYS[1], id)\n"
+    "    if k > 0 then dec[k] = (dec[k] or 0) + 1 end\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "for k, c in pairs(dec) do\n"
+    "  if redis.call('DECRBY', KEYS[k], c) < 0 then redis.call('SET', KEYS[k], 0) end\n"
+    "end\n"
+    "return n\n";
 
 /*
  * Renew the lease of entries. KEYS: stream. ARGV: group, consumer, ids... Entries still pending
@@ -279,7 +280,8 @@ static long add_entries(struct ldg__storage_consumer *c, const redisReply *list,
 
 static bool batch_full(const struct ldg__storage_consumer *c)
 {
-    return c->batch.n >= (size_t)cfg()->batch_max_logs || c->batch.payload_bytes >= (size_t)cfg()->batch_max_bytes;
+    return c->batch.n >= (size_t)cfg()->batch_max_logs ||
+           c->batch.payload_bytes >= (size_t)cfg()->batch_max_bytes;
 }
 
 static size_t read_count(const struct ldg__storage_consumer *c)
@@ -305,7 +307,8 @@ static void on_read(struct ldg_redis *r, redisReply *reply, void *ud)
     long got = 0;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
         const redisReply *s = reply->element[0];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || (got = add_entries(c, s->element[1], own)) < 0) {
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+            (got = add_entries(c, s->element[1], own)) < 0) {
             ldg__storage_fail(c, "XREADGROUP: unexpected reply shape");
             retry_later(c);
             return;
@@ -335,7 +338,7 @@ static void read_own(struct ldg__storage_consumer *c)
 {
     char count[24];
     snprintf(count, sizeof count, "%zu", read_count(c));
-    const char *argv[] = {"XREADGROUP", "GROUP",   cfg()->group,         c->name,      "COUNT",
+    const char *argv[] = {"XREADGROUP", "GROUP",   cfg()->group,        c->name,      "COUNT",
                           count,        "STREAMS", ldg__storage.stream, c->own_cursor};
     c->read_sent_ms = now_ms(c);
     command(c, on_read, 9, argv, NULL);
@@ -355,7 +358,7 @@ static void read_new(struct ldg__storage_consumer *c)
     char count[24], blk[24];
     snprintf(count, sizeof count, "%zu", read_count(c));
     snprintf(blk, sizeof blk, "%" PRIu64, block);
-    const char *argv[] = {"XREADGROUP", "GROUP", cfg()->group, c->name,   "COUNT", count, "BLOCK",
+    const char *argv[] = {"XREADGROUP", "GROUP",   cfg()->group,        c->name, "COUNT", count, "BLOCK",
                           blk,          "STREAMS", ldg__storage.stream, ">"};
     c->read_sent_ms = now_ms(c);
     command(c, on_read, 11, argv, NULL);
@@ -370,7 +373,8 @@ static void on_claim(struct ldg_redis *r, redisReply *reply, void *ud)
     if (reply_common(c, reply, "XAUTOCLAIM"))
         return;
     long got;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
         (got = add_entries(c, reply->element[1], true)) < 0) {
         ldg__storage_fail(c, "XAUTOCLAIM: unexpected reply shape");
         c->next_claim_ms = now_ms(c) + (uint64_t)cfg()->claim_interval_ms;
@@ -413,8 +417,8 @@ static void claim(struct ldg__storage_consumer *c)
     snprintf(idle, sizeof idle, "%" PRId64, cfg()->claim_idle_ms);
     snprintf(count, sizeof count, "%zu", read_count(c));
     c->source = LDG_STORAGE_CLAIM;
-    const char *argv[] = {"XAUTOCLAIM", ldg__storage.stream, cfg()->group, c->name, idle, c->claim_cursor,
-                          "COUNT",      count};
+    const char *argv[] = {"XAUTOCLAIM", ldg__storage.stream, cfg()->group, c->name,
+                          idle,         c->claim_cursor,     "COUNT",      count};
     c->read_sent_ms = now_ms(c);
     command(c, on_claim, 8, argv, NULL);
 }
@@ -472,9 +476,9 @@ static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud)
     }
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         ldg__storage_fail(c, "lease renewal failed: %s",
-                          !reply                                ? "no reply from Redis"
+                          !reply                             ? "no reply from Redis"
                           : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                : "unexpected reply");
+                                                             : "unexpected reply");
         renew_done(c, false);
         return;
     }
@@ -484,7 +488,8 @@ static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud)
             continue;
         for (size_t k = 0; k < c->batch.n; k++) {
             struct ldg_batch_entry *e = &c->batch.e[k];
-            if (e->state == LDG_BATCH_PENDING && strlen(e->id) == id->len && memcmp(e->id, id->str, id->len) == 0) {
+            if (e->state == LDG_BATCH_PENDING && strlen(e->id) == id->len &&
+                memcmp(e->id, id->str, id->len) == 0) {
                 e->state = LDG_BATCH_LOST;
                 c->stats.lost++;
             }
@@ -706,7 +711,8 @@ static void step(struct ldg__storage_consumer *c)
     read_new(c);
 }
 
-/* ---- lifecycle ------------------------------------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------------------------------------
+ */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -777,7 +783,8 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
 static void on_stop_deadline(uv_timer_t *t)
 {
     struct ldg__storage_consumer *c = t->data;
-    ldg_log_warn(c->ctx, "stopping with a batch of %zu entries not acknowledged; it stays pending", c->batch.n);
+    ldg_log_warn(c->ctx, "stopping with a batch of %zu entries not acknowledged; it stays pending",
+                 c->batch.n);
     close_all(c);
 }
 
@@ -818,7 +825,8 @@ void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
     free(c);
 }
 
-void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n, struct ldg_buf *out)
+void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n,
+                                  struct ldg_buf *out)
 {
     static const char *const states[] = {"idle", "redis", "storing", "closing", "closed"};
     uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0;

@@ -54,10 +54,10 @@ struct ldg__storage_range {
 };
 
 struct ldg__storage_consumer {
-    struct ldg_worker *w;      /* borrowed */
-    struct ldg_redis *redis;   /* owned: blocking reads need their own connection */
-    char name[128];            /* consumer name <host>:<pid>:<worker> */
-    char ctx[200];             /* logfmt context */
+    struct ldg_worker *w;    /* borrowed */
+    struct ldg_redis *redis; /* owned: blocking reads need their own connection */
+    char name[128];          /* consumer name <host>:<pid>:<worker> */
+    char ctx[200];           /* logfmt context */
     enum ldg__storage_state state;
     enum ldg__storage_source source;
     bool group_ready;
@@ -76,7 +76,7 @@ struct ldg__storage_consumer {
     struct ldg_buf args;                                        /* ack script arguments */
     struct ldg_backoff backoff;
 
-    uv_timer_t timer;    /* next step (retry delay, debug pauses) */
+    uv_timer_t timer;      /* next step (retry delay, debug pauses) */
     uv_timer_t deadline;   /* store deadline (writer.c) */
     uv_timer_t stop_timer; /* bound on finishing the held batch when stopping */
     unsigned open_handles;
@@ -116,14 +116,16 @@ void ldg__storage_consumer_stop(struct ldg__storage_consumer *c);
 bool ldg__storage_consumer_closed(const struct ldg__storage_consumer *c);
 void ldg__storage_consumer_free(struct ldg__storage_consumer *c);
 /* One JSON object for a worker's consumers: counters summed, states listed. */
-void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n, struct ldg_buf *out);
+void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs, size_t n,
+                                  struct ldg_buf *out);
 
 /* Called by writer.c when the batch is done: ok = every entry STORED, DUPLICATE, DEAD or LOST
  * (ack next); !ok = a failure to retry after backoff (entries stay PENDING). */
 void ldg__storage_stored(struct ldg__storage_consumer *c, bool ok);
 
 /* consumer.c, for writer.c: renew the lease; cb(c, ok) once done (LOST entries marked). */
-void ldg__storage_renew(struct ldg__storage_consumer *c, void (*cb)(struct ldg__storage_consumer *c, bool ok));
+void ldg__storage_renew(struct ldg__storage_consumer *c,
+                        void (*cb)(struct ldg__storage_consumer *c, bool ok));
 /* Is the lease older than half of claim_idle_ms? */
 bool ldg__storage_lease_stale(const struct ldg__storage_consumer *c);
 

@@ -68,18 +68,29 @@ static void run_end(struct ldg__storage_maint *m, const char *failure)
     if (failure)
         ldg_log_warn(CTX, "maintenance stopped: %s", failure);
     else
-        ldg_log_info(CTX, "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " took_ms=%" PRIu64,
+        ldg_log_info(CTX,
+                     "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " took_ms=%" PRIu64,
                      m->dropped, m->deleted, ldg_worker_now(m->w) - m->run_started_ms);
     schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
 }
 
-/* A statement callback's failure text, for run_end. */
-static const char *pg_failure_text(char *buf, size_t cap, const char *what)
+/* The common start of a statement callback of the job: false when the run ends here (stopping,
+ * or the statement failed: logged with the server's reason). */
+static bool step_ok(struct ldg__storage_maint *m, const PGresult *res, const char *what)
 {
-    const struct ldg_pg_error *f = ldg_pg_failure();
-    snprintf(buf, cap, "%s: %s%s%s", what, f->sqlstate, f->sqlstate[0] ? " " : "",
-             f->message ? f->message : "failed");
-    return buf;
+    if (m->stopping) {
+        m->running = false;
+        return false;
+    }
+    if (!res) {
+        const struct ldg_pg_error *f = ldg_pg_failure();
+        char buf[300];
+        snprintf(buf, sizeof buf, "%s: %s%s%s", what, f->sqlstate, f->sqlstate[0] ? " " : "",
+                 f->message ? f->message : "failed");
+        run_end(m, buf);
+        return false;
+    }
+    return true;
 }
 
 /* ---- 3. consumers ----------------------------------------------------------------------------- */
@@ -149,15 +160,8 @@ static void on_pause(uv_timer_t *t)
 static void on_deleted(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
-    if (m->stopping) {
-        m->running = false;
+    if (!step_ok(m, res, "retention delete"))
         return;
-    }
-    char buf[300];
-    if (!res) {
-        run_end(m, pg_failure_text(buf, sizeof buf, "retention delete"));
-        return;
-    }
     uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
     m->deleted += n;
     if (n < (uint64_t)cfg()->retention_batch_rows)
@@ -187,15 +191,8 @@ static void delete_next(struct ldg__storage_maint *m)
 static void on_dropped(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
-    if (m->stopping) {
-        m->running = false;
+    if (!step_ok(m, res, "dropping partitions"))
         return;
-    }
-    char buf[300];
-    if (!res) {
-        run_end(m, pg_failure_text(buf, sizeof buf, "dropping partitions"));
-        return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         m->dropped++;
         ldg_log_info(CTX, "dropped partition %s (past the longest retention)", PQgetvalue(res, i, 0));
@@ -207,15 +204,8 @@ static void on_dropped(PGresult *res, void *ud)
 static void on_projects(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
-    if (m->stopping) {
-        m->running = false;
+    if (!step_ok(m, res, "reading project retention"))
         return;
-    }
-    char buf[300];
-    if (!res) {
-        run_end(m, pg_failure_text(buf, sizeof buf, "reading project retention"));
-        return;
-    }
     int n = PQntuples(res);
     m->projects = ldg_calloc((size_t)n + 1, sizeof *m->projects);
     int64_t longest = 0;
@@ -237,8 +227,8 @@ static void on_projects(PGresult *res, void *ud)
     snprintf(days, sizeof days, "%" PRId64, longest);
     const char *params[] = {days};
     if (ldg_pgpool_query(m->w->pg_logs,
-                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int))", 1, params,
-                         on_dropped, m) < 0)
+                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int))", 1,
+                         params, on_dropped, m) < 0)
         run_end(m, "logs database unavailable");
 }
 
@@ -247,15 +237,8 @@ static void on_projects(PGresult *res, void *ud)
 static void on_ahead(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
-    if (m->stopping) {
-        m->running = false;
+    if (!step_ok(m, res, "creating partitions ahead"))
         return;
-    }
-    char buf[300];
-    if (!res) {
-        run_end(m, pg_failure_text(buf, sizeof buf, "creating partitions ahead"));
-        return;
-    }
     if (!cfg()->retention) {
         consumers(m);
         return;

@@ -45,7 +45,8 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
      "First delay after a failed read, write or acknowledgement (doubling, jittered)"},
     {"retry_max_ms", LDG_CFG_MS, CFG(retry_max_ms), "5000", 1, 600000, NULL, 0, "Cap of that delay"},
     {"dead_letter_stream", LDG_CFG_STR, CFG(dead_letter_stream), "ledger:logs:dead", 0, 0, NULL, 0,
-     "Stream receiving entries PostgreSQL rejects or that cannot be decoded, with fields id, reason, consumer, "
+     "Stream receiving entries PostgreSQL rejects or that cannot be decoded, with fields id, reason, "
+     "consumer, "
      "p, m"},
     {"dead_letter_max_len", LDG_CFG_INT, CFG(dead_letter_max_len), "100000", 1, 1000000000, NULL, 0,
      "Approximate cap of the dead-letter stream (oldest entries trimmed)"},

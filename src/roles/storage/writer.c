@@ -28,18 +28,21 @@
 
 #define MAX_ATTEMPTS 3
 
-static const char dup_sql[] = "SELECT l.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
-                              "JOIN logs l ON l.project_id = c.p "
-                              "AND l.\"timestamp\" = timestamptz 'epoch' + c.t * interval '1 microsecond' "
-                              "AND l.queue_id = c.q";
+static const char dup_sql[] =
+    "SELECT l.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
+    "JOIN logs l ON l.project_id = c.p "
+    "AND l.\"timestamp\" = timestamptz 'epoch' + c.t * interval '1 microsecond' "
+    "AND l.queue_id = c.q";
 
 static const char groups_sql[] =
-    "INSERT INTO error_groups AS g (project_id, fingerprint, error_type, error_message, first_seen, last_seen, "
+    "INSERT INTO error_groups AS g (project_id, fingerprint, error_type, error_message, first_seen, "
+    "last_seen, "
     "occurrence_count, sample_stack_trace) "
     "SELECT x.p, x.f, coalesce(x.t, 'UnknownError'), x.m, "
     "timestamptz 'epoch' + x.first * interval '1 microsecond', "
     "timestamptz 'epoch' + x.last * interval '1 microsecond', x.n, x.s "
-    "FROM json_to_recordset($1::json) AS x(p bigint, f text, t text, m text, s text, first bigint, last bigint, "
+    "FROM json_to_recordset($1::json) AS x(p bigint, f text, t text, m text, s text, first bigint, last "
+    "bigint, "
     "n bigint) "
     "ON CONFLICT (project_id, fingerprint) DO UPDATE SET "
     "first_seen = least(g.first_seen, EXCLUDED.first_seen), "
@@ -170,7 +173,8 @@ static void tx_failed(struct ldg__storage_consumer *c, const char *what)
     bool data = c->fail.code == -EIO &&
                 (strncmp(c->fail.sqlstate, "22", 2) == 0 || strncmp(c->fail.sqlstate, "23", 2) == 0);
     if (!data || ldg_pg_state(c->conn) != LDG_PG_IDLE) {
-        ldg__storage_fail(c, "%s: %s%s%s", what, c->fail.sqlstate[0] ? c->fail.sqlstate : strerror(-c->fail.code),
+        ldg__storage_fail(c, "%s: %s%s%s", what,
+                          c->fail.sqlstate[0] ? c->fail.sqlstate : strerror(-c->fail.code),
                           c->fail.message[0] ? " " : "", c->fail.message);
         finish(c, false);
         return;
@@ -436,8 +440,12 @@ static void begin_tx(struct ldg__storage_consumer *c)
         params[0] = ldg_buf_head(&c->p_pids);
         params[1] = ldg_buf_head(&c->p_ts);
         params[2] = ldg_buf_head(&c->p_ids);
-        st[n++] = (struct ldg_pg_stmt){
-            .sql = dup_sql, .name = "ldg_storage_dups", .nparams = 3, .params = params, .cb = on_dups, .ud = c};
+        st[n++] = (struct ldg_pg_stmt){.sql = dup_sql,
+                                       .name = "ldg_storage_dups",
+                                       .nparams = 3,
+                                       .params = params,
+                                       .cb = on_dups,
+                                       .ud = c};
     }
     if (ldg_pg_pipeline(c->conn, st, n) < 0)
         transient(c, "BEGIN not sent");
@@ -471,7 +479,9 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
     }
     if (!conn) {
         ldg__storage_fail(c, "no connection to the logs database: %s",
-                          err == -ETIMEDOUT ? "timed out" : err == -ENOTCONN ? "unreachable" : "pool closed");
+                          err == -ETIMEDOUT  ? "timed out"
+                          : err == -ENOTCONN ? "unreachable"
+                                             : "pool closed");
         finish(c, false);
         return;
     }
@@ -496,7 +506,9 @@ static void on_lease_before_write(struct ldg__storage_consumer *c, bool ok)
     int rc = ldg_pgpool_acquire(c->w->pg_logs, on_conn, c);
     if (rc < 0) {
         ldg__storage_fail(c, "no connection to the logs database: %s",
-                          rc == -ENOTCONN ? "unreachable" : rc == -EAGAIN ? "pool busy" : "pool closed");
+                          rc == -ENOTCONN ? "unreachable"
+                          : rc == -EAGAIN ? "pool busy"
+                                          : "pool closed");
         finish(c, false);
         return;
     }
