@@ -31,6 +31,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <strings.h>
 
@@ -754,4 +755,35 @@ uint64_t ldg_redis_sub_errors(const struct ldg_redis_sub *s)
 void ldg_redis_sub_close(struct ldg_redis_sub *s, ldg_redis_closed_cb on_closed, void *ud)
 {
     link_close(&s->l, on_closed, ud);
+}
+
+/* ---- Lua scripts ------------------------------------------------------------------------- */
+
+void ldg_redis_script_init(struct ldg_redis_script *s, const char *body)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[SHA_DIGEST_LENGTH];
+    s->body = body;
+    s->len = strlen(body);
+    SHA1((const unsigned char *)body, s->len, d);
+    for (size_t i = 0; i < sizeof d; i++) {
+        s->sha[2 * i] = hex[d[i] >> 4];
+        s->sha[2 * i + 1] = hex[d[i] & 15];
+    }
+    s->sha[2 * SHA_DIGEST_LENGTH] = 0;
+}
+
+void ldg_redis_script_head(const struct ldg_redis_script *s, bool eval, const char **argv, size_t *argl)
+{
+    argv[0] = eval ? "EVAL" : "EVALSHA";
+    argv[1] = eval ? s->body : s->sha;
+    if (argl) {
+        argl[0] = eval ? 4 : 7;
+        argl[1] = eval ? s->len : 2 * SHA_DIGEST_LENGTH;
+    }
+}
+
+bool ldg_redis_noscript(const struct redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }

@@ -97,6 +97,24 @@ uint64_t ldg_redis_errors(const struct ldg_redis *r);
  * call. Call at most once; may be called from a reply callback. */
 void ldg_redis_close(struct ldg_redis *r, ldg_redis_closed_cb on_closed, void *ud);
 
+/* ---- Lua scripts ------------------------------------------------------------------------- */
+
+/* A script sent by digest (EVALSHA) and by body (EVAL) only when Redis answers NOSCRIPT (after a
+ * restart or SCRIPT FLUSH). Initialised once (main thread), then read-only: any thread. */
+struct ldg_redis_script {
+    const char *body; /* borrowed: a static string */
+    size_t len;
+    char sha[41]; /* lowercase hex SHA-1 of body */
+};
+
+void ldg_redis_script_init(struct ldg_redis_script *s, const char *body);
+
+/* The first two arguments of a call: "EVALSHA", sha (or "EVAL", body when eval). */
+void ldg_redis_script_head(const struct ldg_redis_script *s, bool eval, const char **argv, size_t *argl);
+
+/* Is reply Redis's NOSCRIPT error (the digest is unknown: send the body)? */
+bool ldg_redis_noscript(const struct redisReply *reply);
+
 /* ---- pub/sub connection ---------------------------------------------------------------- */
 
 struct ldg_redis_sub;

@@ -137,3 +137,17 @@ def test_undecodable_entry_is_dead_lettered(env, rc):
     assert f[b"reason"] == b"undecodable queue entry"
     assert f[b"m"] == b"\xc1garbage" and f[b"p"] == str(e.pid).encode()
     wait_until(lambda: int(rc.get(f"queue_depth:{e.pid}") or 0) == 0, 5, what="queue depth 0")
+
+
+def test_scripts_flushed_are_sent_again(env, rc):
+    """After SCRIPT FLUSH (or a Redis restart) the acknowledgement script is sent by body again."""
+    e = env()
+    assert e.post(BATCH, {"logs": [log(message=f"a{i}") for i in range(5)]}).status_code == 202
+    e.wait_rows(5)
+    rc.script_flush()
+    assert e.post(BATCH, {"logs": [log(message=f"b{i}") for i in range(5)]}).status_code == 202
+    e.wait_rows(10)
+    wait_until(lambda: int(rc.get(f"queue_depth:{e.pid}") or 0) == 0, 5, what="queue depth 0")
+    assert rc.xlen(e.stream) == 0
+    assert rc.xpending(e.stream, e.group)["pending"] == 0
+    assert e.count() == 10

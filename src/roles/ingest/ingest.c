@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -67,7 +66,7 @@ static const char enqueue_lua[] = "local n = tonumber(ARGV[1])\n"
 
 static struct {
     const struct ldg_ingest_cfg *cfg;
-    char sha[SHA_DIGEST_LENGTH * 2 + 1];
+    struct ldg_redis_script enqueue;
 } G;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -202,7 +201,7 @@ static void on_enqueued(struct ldg_redis *r, struct redisReply *reply, void *ud)
         log_redis_problem(req, "no reply (connection lost or timed out)");
         answer_503(req, "Service temporarily unavailable", 1);
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        if (!e->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (!e->retried && ldg_redis_noscript(reply)) {
             e->retried = true;
             if (send_script(e, true) == 0)
                 done = false; /* the EVAL's callback finishes */
@@ -248,11 +247,8 @@ static int send_script(struct enqueue *e, bool eval)
     size_t *argl = ldg_arena_alloc(&req->arena, (size_t)argc * sizeof *argl);
     int i = 0;
 #define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
-    ARG(eval ? "EVAL" : "EVALSHA", eval ? 4u : 7u);
-    if (eval)
-        ARG(enqueue_lua, sizeof enqueue_lua - 1);
-    else
-        ARG(G.sha, strlen(G.sha));
+    ldg_redis_script_head(&G.enqueue, eval, argv, argl);
+    i = 2;
     ARG("3", 1u);
     ARG(e->depth_key, strlen(e->depth_key));
     ARG(e->usage_key, strlen(e->usage_key));
@@ -461,10 +457,7 @@ static int ingest_init_global(const struct ldg_config *c, const void *cfg)
 {
     (void)c;
     G.cfg = cfg;
-    unsigned char d[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)enqueue_lua, sizeof enqueue_lua - 1, d);
-    for (size_t i = 0; i < sizeof d; i++)
-        snprintf(G.sha + 2 * i, 3, "%02x", d[i]);
+    ldg_redis_script_init(&G.enqueue, enqueue_lua);
     return 0;
 }
 

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,20 +79,12 @@ static const char lease_lua[] = "local lost = {}\n"
                                 "end\n"
                                 "return lost\n";
 
-static char ack_sha[SHA_DIGEST_LENGTH * 2 + 1], lease_sha[SHA_DIGEST_LENGTH * 2 + 1];
-
-static void sha_hex(const char *s, size_t n, char *out)
-{
-    unsigned char d[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)s, n, d);
-    for (size_t i = 0; i < sizeof d; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
+static struct ldg_redis_script ack_script, lease_script;
 
 void ldg__storage_consumer_init_global(void)
 {
-    sha_hex(ack_lua, sizeof ack_lua - 1, ack_sha);
-    sha_hex(lease_lua, sizeof lease_lua - 1, lease_sha);
+    ldg_redis_script_init(&ack_script, ack_lua);
+    ldg_redis_script_init(&lease_script, lease_lua);
 }
 
 static const struct ldg_storage_cfg *cfg(void)
@@ -438,8 +429,8 @@ static int send_lease(struct ldg__storage_consumer *c, bool eval)
     size_t n = ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING);
     size_t argc = 6 + n, i = 0;
     const char **argv = ldg_malloc(argc * sizeof *argv);
-    argv[i++] = eval ? "EVAL" : "EVALSHA";
-    argv[i++] = eval ? lease_lua : lease_sha;
+    ldg_redis_script_head(&lease_script, eval, argv, NULL);
+    i = 2;
     argv[i++] = "1";
     argv[i++] = ldg__storage.stream;
     argv[i++] = cfg()->group;
@@ -469,7 +460,7 @@ static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud)
     struct ldg__storage_consumer *c = ud;
     if (gone(c) || !c->renew_cb)
         return; /* closing, or the attempt was given up on (store deadline) */
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    if (ldg_redis_noscript(reply)) {
         if (send_lease(c, true) == 0)
             return;
         reply = NULL;
@@ -565,8 +556,8 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
     }
     const char *base = ldg_buf_head(sb);
     size_t i = 0, o = 0;
-    argv[i++] = eval ? "EVAL" : "EVALSHA";
-    argv[i++] = eval ? ack_lua : ack_sha;
+    ldg_redis_script_head(&ack_script, eval, argv, NULL);
+    i = 2;
     argv[i++] = base + off[o++];
     argv[i++] = ldg__storage.stream;
     argv[i++] = cfg()->dead_letter_stream;
@@ -617,7 +608,7 @@ static void on_acked(struct ldg_redis *r, redisReply *reply, void *ud)
     struct ldg__storage_consumer *c = ud;
     if (gone(c))
         return;
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    if (ldg_redis_noscript(reply)) {
         if (send_ack(c, true) == 0)
             return;
         reply = NULL;
