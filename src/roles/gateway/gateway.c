@@ -19,6 +19,7 @@
 #include "auth/principal.h"
 #include "core/alloc.h"
 #include "core/json.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
@@ -85,13 +86,6 @@ static int gateway_index = -1;
 static struct gw *gw_of(struct ldg_req *req)
 {
     return req->w->role_state[gateway_index];
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void log_ctx(struct ldg_req *req, char *ctx, size_t cap)
@@ -192,7 +186,7 @@ static void limits_start(struct ldg_req *req, struct ldg_principal *p)
     memset(l, 0, sizeof *l);
     l->req = req;
     l->p = p;
-    l->now_s = wall_ms() / 1000u;
+    l->now_s = ldg_wall_ms() / 1000u;
     l->want[R_SESSION] = session;
     l->want[R_MIN] = l->want[R_HOUR] = counted;
     l->want[R_USAGE] = quota;
@@ -441,7 +435,7 @@ static void key_unavailable(struct ldg_req *req, const char *digest)
 {
     struct gw *gw = gw_of(req);
     struct ldg_keyentry *e = ldg_keytable_get(&gw->keys, digest);
-    if (e && !e->negative && wall_ms() - e->validated_wall_ms <= (uint64_t)G.cfg->key_stale_ms) {
+    if (e && !e->negative && ldg_wall_ms() - e->validated_wall_ms <= (uint64_t)G.cfg->key_stale_ms) {
         key_accept(req, e);
         return;
     }
@@ -504,7 +498,7 @@ static void on_key_row(PGresult *res, void *ud)
     e.rate_limit_per_minute = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     e.rate_limit_per_hour = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     e.daily_quota = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-    e.validated_wall_ms = wall_ms();
+    e.validated_wall_ms = ldg_wall_ms();
     e.confirmed_ms = ldg_worker_now(gw->w);
     e.gen = gw->gen;
     struct ldg_keyentry *old = ldg_keytable_get(&gw->keys, job->digest);
@@ -710,7 +704,7 @@ static void auth_api_key(struct ldg_req *req, const char *key, size_t n)
 static void auth_jwt(struct ldg_req *req, const char *tok, size_t n)
 {
     struct ldg_jwt_claims c;
-    int rc = ldg_jwt_verify(G.secret, G.secret_len, tok, n, (int64_t)(wall_ms() / 1000u), &c);
+    int rc = ldg_jwt_verify(G.secret, G.secret_len, tok, n, (int64_t)(ldg_wall_ms() / 1000u), &c);
     if (rc < 0 || c.type != LDG_JWT_ACCESS) {
         deny_401(req, "Invalid or expired session token");
         return;

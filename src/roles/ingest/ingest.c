@@ -17,6 +17,7 @@
 
 #include "auth/principal.h"
 #include "core/json.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/redis.h"
@@ -70,13 +71,6 @@ static struct {
 } G;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void answer_503(struct ldg_req *req, const char *detail, int retry_after)
 {
@@ -267,7 +261,7 @@ static int send_script(struct enqueue *e, bool eval)
 static void enqueue_start(struct enqueue *e)
 {
     struct ldg_req *req = e->req;
-    time_t t = (time_t)(wall_us() / 1000000);
+    time_t t = (time_t)(ldg_wall_us() / 1000000);
     struct tm tm;
     gmtime_r(&t, &tm);
     snprintf(e->depth_key, sizeof e->depth_key, "queue_depth:%" PRId64, e->project_id);
@@ -338,7 +332,7 @@ static void handle_single(struct ldg_req *req)
         return;
     struct enqueue *e = enqueue_new(req, p, 1, false);
     char err[512], detail[600];
-    int rc = add_log(e, root, wall_us(), err, sizeof err);
+    int rc = add_log(e, root, ldg_wall_us(), err, sizeof err);
     cJSON_Delete(root);
     if (rc < 0) {
         enqueue_free(e);
@@ -372,7 +366,7 @@ static void handle_batch(struct ldg_req *req)
         return;
     }
     struct enqueue *e = enqueue_new(req, p, n, true);
-    int64_t now = wall_us();
+    int64_t now = ldg_wall_us();
     char err[512];
     size_t i = 0;
     for (const cJSON *it = logs->child; it; it = it->next, i++) {
