@@ -190,6 +190,20 @@ static void tx_failed(struct ldg__storage_consumer *c, const char *what)
         transient(c, "ROLLBACK not sent");
 }
 
+/* The common start of a transaction statement's callback: false when it is not to go on (an
+ * abandoned attempt, or the statement failed: handled by tx_failed). */
+static bool tx_step_ok(struct ldg__storage_consumer *c, const PGresult *res, const char *what)
+{
+    if (stale(c))
+        return false;
+    if (!res) {
+        capture(c);
+        tx_failed(c, what);
+        return false;
+    }
+    return true;
+}
+
 /* ---- partitions -------------------------------------------------------------------------------------- */
 
 static void ensure_next(struct ldg__storage_consumer *c);
@@ -333,13 +347,8 @@ static void on_commit_pause(uv_timer_t *t)
 static void on_copied(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
-    if (stale(c))
+    if (!tx_step_ok(c, res, "COPY"))
         return;
-    if (!res) {
-        capture(c);
-        tx_failed(c, "COPY");
-        return;
-    }
     if (ldg__storage.debug && cfg()->debug_pause_before_commit_ms > 0) {
         ldg_log_info(c->ctx, "debug pause stage=commit entries=%zu", c->cur.hi - c->cur.lo);
         uv_timer_start(&c->timer, on_commit_pause, (uint64_t)cfg()->debug_pause_before_commit_ms, 0);
@@ -366,13 +375,8 @@ static void on_put(struct ldg_pg *conn, int status, void *ud)
 static void on_copy_in(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
-    if (stale(c))
+    if (!tx_step_ok(c, res, "COPY start"))
         return;
-    if (!res) {
-        capture(c);
-        tx_failed(c, "COPY start");
-        return;
-    }
     if (ldg_pg_copy_put(c->conn, ldg_buf_head(&c->copy), ldg_buf_size(&c->copy), on_put, c) < 0)
         transient(c, "COPY data not sent");
 }
@@ -391,13 +395,8 @@ static void copy_rows(struct ldg__storage_consumer *c)
 static void on_dups(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
-    if (stale(c))
+    if (!tx_step_ok(c, res, "duplicate check"))
         return;
-    if (!res) {
-        capture(c);
-        tx_failed(c, "duplicate check");
-        return;
-    }
     for (int i = 0; i < PQntuples(res); i++)
         ldg_batch_mark_duplicate(&c->batch, c->cur.lo, c->cur.hi, PQgetvalue(res, i, 0),
                                  (size_t)PQgetlength(res, i, 0));
