@@ -51,7 +51,6 @@ bench_say "auth: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, $BENC
 bench_wrk "$BENCH_LEDGERD_URL/health" "$BENCH_WARMUP" >/dev/null
 bench_wrk "$BENCH_LEDGERD_URL/api/v1/settings" "$BENCH_WARMUP" -H "X-API-Key: $KEY" >/dev/null
 
-declare -A rps=() p50=() p99=()
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for what in health settings; do
         if [[ $what == health ]]; then
@@ -59,26 +58,11 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         else
             out=$(bench_wrk "$BENCH_LEDGERD_URL/api/v1/settings" "$BENCH_DURATION" -H "X-API-Key: $KEY")
         fi
-        read -r r a b errs <<<"$out"
-        rps[$what]+="$r "
-        p50[$what]+="$a "
-        p99[$what]+="$b "
-        note=
-        ((errs == 0)) || note="  ($errs socket errors or non-2xx responses)"
-        bench_say "$(printf 'round %d  %-8s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s' \
-            "$round" "$what" "$r" "$a" "$b" "$note")"
+        bench_round "$what" "$round" "$out"
     done
 done
-declare -A med=()
-for what in health settings; do
-    # shellcheck disable=SC2086 # space-separated numbers
-    {
-        med[$what.rps]=$(median ${rps[$what]})
-        med[$what.p99]=$(median ${p99[$what]})
-    }
-    bench_say "$(printf 'median   %-8s  %10.0f req/s  p99 %7.3f ms' "$what" "${med[$what.rps]}" "${med[$what.p99]}")"
-done
-bench_say "ratio settings/health req/s: $(ratio "${med[settings.rps]}" "${med[health.rps]}") (target >= 0.5)"
+bench_medians health settings
+bench_say "ratio settings/health req/s: $(ratio "${BENCH_MED[settings.rps]}" "${BENCH_MED[health.rps]}") (target >= 0.5)"
 
 # Login flood: 32 connections posting correct credentials (each costs one argon2id verify, or a
 # fast 503 once the worker's hash queue is full) while 4 connections measure /health.

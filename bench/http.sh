@@ -26,35 +26,16 @@ bench_say "http: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, $BENC
 bench_wrk "$BENCH_LEDGERD_URL/health" "$BENCH_WARMUP" >/dev/null
 bench_wrk "$BENCH_NGINX_URL/health" "$BENCH_WARMUP" >/dev/null
 
-declare -A rps=() p50=() p99=()
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for srv in ledgerd nginx; do
         if [[ $srv == ledgerd ]]; then url=$BENCH_LEDGERD_URL/health; else url=$BENCH_NGINX_URL/health; fi
-        out=$(bench_wrk "$url")
-        read -r r a b errs <<<"$out"
-        rps[$srv]+="$r "
-        p50[$srv]+="$a "
-        p99[$srv]+="$b "
-        note=
-        ((errs == 0)) || note="  ($errs socket errors or non-2xx responses)"
-        bench_say "$(printf 'round %d  %-7s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s' \
-            "$round" "$srv" "$r" "$a" "$b" "$note")"
+        bench_round "$srv" "$round" "$(bench_wrk "$url")"
     done
 done
-
-declare -A med=()
-for srv in ledgerd nginx; do
-    # shellcheck disable=SC2086 # the lists are space-separated numbers
-    {
-        med[$srv.rps]=$(median ${rps[$srv]})
-        med[$srv.p50]=$(median ${p50[$srv]})
-        med[$srv.p99]=$(median ${p99[$srv]})
-    }
-    bench_say "$(printf 'median   %-7s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms' \
-        "$srv" "${med[$srv.rps]}" "${med[$srv.p50]}" "${med[$srv.p99]}")"
-done
-bench_say "ratio ledgerd/nginx: req/s $(ratio "${med[ledgerd.rps]}" "${med[nginx.rps]}")," \
-    "p50 $(ratio "${med[ledgerd.p50]}" "${med[nginx.p50]}"), p99 $(ratio "${med[ledgerd.p99]}" "${med[nginx.p99]}")"
+bench_medians ledgerd nginx
+bench_say "ratio ledgerd/nginx: req/s $(ratio "${BENCH_MED[ledgerd.rps]}" "${BENCH_MED[nginx.rps]}")," \
+    "p50 $(ratio "${BENCH_MED[ledgerd.p50]}" "${BENCH_MED[nginx.p50]}")," \
+    "p99 $(ratio "${BENCH_MED[ledgerd.p99]}" "${BENCH_MED[nginx.p99]}")"
 
 # Memory: RSS idle, then with IDLE_CONNS keep-alive connections that each served one request.
 nginx_pids() {

@@ -190,7 +190,6 @@ bench_say "single: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, 8 b
     "alternating after a $BENCH_WARMUP warm-up each; ledgerd storage off, queue emptied before each round"
 bench_wrk "$SINGLE_URL" "$BENCH_WARMUP" -s "$BENCH_TMP/single.lua" >/dev/null
 bench_wrk "$NGINX_URL" "$BENCH_WARMUP" -s "$BENCH_TMP/single.lua" >/dev/null
-declare -A rps=() p50=() p99=() errs=()
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for srv in ledgerd nginx; do
         if [[ $srv == ledgerd ]]; then
@@ -199,35 +198,17 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         else
             url=$NGINX_URL
         fi
-        read -r r a b e <<<"$(bench_wrk "$url" "$BENCH_DURATION" -s "$BENCH_TMP/single.lua")"
-        rps[$srv]+="$r "
-        p50[$srv]+="$a "
-        p99[$srv]+="$b "
-        errs[$srv]=$((${errs[$srv]:-0} + e))
-        note=
-        ((e == 0)) || note="  ($e socket errors or non-2xx responses)"
-        bench_say "$(printf 'round %d  %-7s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s' \
-            "$round" "$srv" "$r" "$a" "$b" "$note")"
+        bench_round "$srv" "$round" "$(bench_wrk "$url" "$BENCH_DURATION" -s "$BENCH_TMP/single.lua")"
     done
 done
-declare -A med=()
-for srv in ledgerd nginx; do
-    # shellcheck disable=SC2086 # space-separated numbers
-    {
-        med[$srv.rps]=$(median ${rps[$srv]})
-        med[$srv.p50]=$(median ${p50[$srv]})
-        med[$srv.p99]=$(median ${p99[$srv]})
-    }
-    bench_say "$(printf 'median   %-7s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  (non-2xx or socket errors: %d)' \
-        "$srv" "${med[$srv.rps]}" "${med[$srv.p50]}" "${med[$srv.p99]}" "${errs[$srv]}")"
-done
-single_ratio=$(ratio "${med[ledgerd.rps]}" "${med[nginx.rps]}")
+bench_medians ledgerd nginx
+single_ratio=$(ratio "${BENCH_MED[ledgerd.rps]}" "${BENCH_MED[nginx.rps]}")
 bench_say "ratio ledgerd/nginx req/s: $single_ratio (target >= 0.5)"
 
 # ---- 3. p99 at half load ---------------------------------------------------------------------
 # wrk calls delay() before each request: with C connections, a mean delay of d ms and a cycle
 # overhead o ms (latency, timers) the rate is C * 1000 / (d + o). Two warm-up runs measure o.
-target=$(awk -v r="${med[ledgerd.rps]}" 'BEGIN { printf "%.0f", r / 2 }')
+target=$(awk -v r="${BENCH_MED[ledgerd.rps]}" 'BEGIN { printf "%.0f", r / 2 }')
 half_lua() { # half_lua MEAN_DELAY_MS: uniform integer delays (ms timers) of that mean, desynchronised
     cat "$BENCH_TMP/single.lua"
     cat <<EOF

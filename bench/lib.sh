@@ -173,6 +173,38 @@ bench_wrk() {
     printf '%s %s %s %s\n' "$rps" "$p50" "$p99" "$errs"
 }
 
+# Alternating rounds of wrk runs, kept per name (e.g. ledgerd, nginx):
+#   bench_round NAME ROUND "RPS P50 P99 ERRORS"   record one run (a bench_wrk line) and print it
+#   bench_medians NAME...                         print each name's medians; they are then in
+#                                                 BENCH_MED[NAME.rps|p50|p99], errors in BENCH_ERRS[NAME]
+declare -A BENCH_RPS=() BENCH_P50=() BENCH_P99=() BENCH_ERRS=() BENCH_MED=()
+bench_round() {
+    local name=$1 round=$2 r a b e note=
+    read -r r a b e <<<"$3"
+    BENCH_RPS[$name]+="$r "
+    BENCH_P50[$name]+="$a "
+    BENCH_P99[$name]+="$b "
+    BENCH_ERRS[$name]=$((${BENCH_ERRS[$name]:-0} + e))
+    ((e == 0)) || note="  ($e socket errors or non-2xx responses)"
+    bench_say "$(printf 'round %d  %-8s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s' \
+        "$round" "$name" "$r" "$a" "$b" "$note")"
+}
+
+bench_medians() {
+    local name
+    for name in "$@"; do
+        # shellcheck disable=SC2086 # space-separated numbers
+        {
+            BENCH_MED[$name.rps]=$(median ${BENCH_RPS[$name]})
+            BENCH_MED[$name.p50]=$(median ${BENCH_P50[$name]})
+            BENCH_MED[$name.p99]=$(median ${BENCH_P99[$name]})
+        }
+        bench_say "$(printf 'median   %-8s  %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  (non-2xx or socket errors: %d)' \
+            "$name" "${BENCH_MED[$name.rps]}" "${BENCH_MED[$name.p50]}" "${BENCH_MED[$name.p99]}" \
+            "${BENCH_ERRS[$name]:-0}")"
+    done
+}
+
 # median V...: the median of the numbers given.
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
