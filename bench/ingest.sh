@@ -6,7 +6,8 @@
 #      storage off, queue emptied before each round) vs nginx `return 204` with the same wrk
 #      settings, rounds alternating; target: ledgerd >= 0.5x nginx req/s.
 #   3. /ingest/single p99 at about half the median req/s of 2 (wrk delay()); target p99 < 5 ms.
-#   4. End to end with the storage role on: BENCH_E2E_CONNS connections POST 1000-log batches for
+#   4. End to end with the storage role on, ledgerd on every core (workers = auto, unpinned, like
+#      the reference): BENCH_E2E_CONNS connections POST 1000-log batches for
 #      BENCH_E2E_DURATION; logs/s = logs stored / (start of posting .. queue_depth:<pid> back to 0),
 #      plus the deepest queue seen. Reference: the same rows loaded by `psql \copy` into bench_ref
 #      (logs' columns and CHECKs, partitioned, BRIN(timestamp) + btree(project_id, timestamp DESC)),
@@ -16,7 +17,8 @@
 #
 #   ./scripts/ledger bench ingest    (knobs: see bench/lib.sh; BENCH_MEM_LOGS 50000, BENCH_BATCHES 20,
 #                                     BENCH_E2E_DURATION 5s, BENCH_E2E_CONNS 4, BENCH_E2E_TIMEOUT 180,
-#                                     BENCH_REF_MIN_ROWS 200000, BENCH_REF_RUNS 3)
+#                                     BENCH_REF_MIN_ROWS 200000, BENCH_REF_RUNS 3,
+#                                     BENCH_INGEST_PHASES "mem single e2e", BENCH_E2E_WORKERS auto)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -28,6 +30,11 @@ E2E_CONNS=${BENCH_E2E_CONNS:-4}
 E2E_TIMEOUT=${BENCH_E2E_TIMEOUT:-180}
 REF_MIN_ROWS=${BENCH_REF_MIN_ROWS:-200000}
 REF_RUNS=${BENCH_REF_RUNS:-3}
+PHASES=" ${BENCH_INGEST_PHASES:-mem single e2e} "
+# The end-to-end phase runs the system as deployed on one box: every core (workers = auto,
+# unpinned), as the psql \copy reference does.
+E2E_WORKERS=${BENCH_E2E_WORKERS:-auto}
+phase() { [[ $PHASES == *" $1 "* ]]; }
 STREAM=ledger:logs
 SINGLES=8
 # The bench measures throughput, not backpressure: no 503 unless something is badly wrong.
@@ -143,6 +150,7 @@ bench_say "ingest: workers = 1, $pin; logs from genlogs.py: ${G[logs]} distinct 
     "avg ${G[avg_log_bytes]} B of JSON per log, ${G[exceptions]} exceptions; $INGEST_INI"
 
 # ---- 1. Redis memory per queued log (storage off) -------------------------------------------
+mem_per=n/a
 cat >"$BENCH_TMP/post.py" <<'PYEOF'
 # post.py URL KEY GEN NBODIES N: POST N batches (cycling over the bodies) one after the other on one
 # keep-alive connection; prints the number of logs accepted.
@@ -162,6 +170,8 @@ print(acc)
 PYEOF
 post_batches() { "$PY" "$BENCH_TMP/post.py" "$BENCH_LEDGERD_URL" "$KEY" "$GEN" "$BATCHES" "$1"; }
 post_batches 1 >/dev/null # warm-up: the enqueue script loaded, Redis buffers grown
+queue_reset
+if phase mem; then
 mem_used() { rcli INFO memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
 sleep 0.5
 mem_before=$(mem_used)
@@ -182,8 +192,12 @@ bench_say "$(printf 'redis    %d logs queued (storage off): used_memory +%.1f Mi
     "$(printf 'MEMORY USAGE %.1f MiB; JSON posted %s B/log' "$(awk -v d="$stream_mem" 'BEGIN { print d / 1048576 }')" \
         "$((mem_json / (mem_batches * 1000)))")"
 queue_reset
+fi
 
 # ---- 2. /ingest/single vs nginx (storage off) ------------------------------------------------
+single_ratio=n/a
+half_p99=n/a
+if phase single; then
 SINGLE_URL=$BENCH_LEDGERD_URL/api/v1/ingest/single
 NGINX_URL=$BENCH_NGINX_URL/api/v1/ingest/single
 bench_say "single: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, 8 bodies cycled, $BENCH_ROUNDS rounds" \
@@ -234,10 +248,11 @@ bench_say "$(printf 'half load (target %d req/s, -c%d, mean delay %.2f ms): %10.
     "$target" "$BENCH_CONNECTIONS" "$d" "$r" "$a" "$b" "$note")"
 bench_say "p99 at half load: $half_p99 ms (target < 5 ms)"
 queue_reset
+fi
 
 # ---- 4. End to end (storage on) vs psql \copy ------------------------------------------------
 bench_stop_ledgerd
-INI_STORAGE=on INI_INGEST_EXTRA=$INGEST_INI bench_start_ledgerd
+INI_WORKERS=$E2E_WORKERS BENCH_LEDGERD_WHOLE=1 INI_STORAGE=on INI_INGEST_EXTRA=$INGEST_INI bench_start_ledgerd
 has_storage=0
 "$BENCH_BIN" -c "$BENCH_TMP/ledger.ini" --print-config 2>/dev/null |
     awk '/^\[/ { s = $0; next } s == "[storage]" && /^[a-z_]+ *=/ { found = 1 } END { exit !found }' && has_storage=1
@@ -265,8 +280,10 @@ PYEOF
 
 e2e_rates=()
 e2e_max_rows=0
-if ((has_storage)); then
-    bench_say "end to end: wrk -t1 -c$E2E_CONNS -d$E2E_DURATION POST /ingest/batch (1000 logs each, $BATCHES bodies" \
+if ! phase e2e; then
+    bench_say "end to end: skipped (BENCH_INGEST_PHASES)"
+elif ((has_storage)); then
+    bench_say "end to end: workers = $E2E_WORKERS, unpinned; wrk -t1 -c$E2E_CONNS -d$E2E_DURATION POST /ingest/batch (1000 logs each, $BATCHES bodies" \
         "cycled), storage on; time = start of posting .. queue_depth:$PID back to 0; $BENCH_ROUNDS rounds, logs emptied before each"
     for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         psql_db ledger_logs "SET lock_timeout = '10s'; TRUNCATE logs" >/dev/null

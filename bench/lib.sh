@@ -80,17 +80,19 @@ bench_start_redis() {
 }
 
 # bench_start_ledgerd: release build, 1 worker, pinned to the server core, on a free port; sets
-# BENCH_LEDGERD_PORT/URL/PID. The INI_* knobs of write_ini pass through (INI_SERVER_EXTRA, INI_INGEST_EXTRA,
-# INI_STORAGE).
+# BENCH_LEDGERD_PORT/URL/PID. The INI_* knobs of write_ini pass through (INI_WORKERS, INI_SERVER_EXTRA,
+# INI_INGEST_EXTRA, INI_STORAGE); BENCH_LEDGERD_WHOLE=1 leaves it unpinned (the whole machine).
 bench_start_ledgerd() {
     BENCH_LEDGERD_PORT=$(free_port)
     BENCH_LEDGERD_URL=http://127.0.0.1:$BENCH_LEDGERD_PORT
     ensure_jwt_secret "$BENCH_TMP/jwt.secret"
-    INI_WORKERS=1 INI_LOG_LEVEL=warn INI_JWT_SECRET=$BENCH_TMP/jwt.secret write_ini "$BENCH_TMP/ledger.ini" \
+    local pin=("${BENCH_SERVER_PIN[@]}")
+    [[ ${BENCH_LEDGERD_WHOLE:-0} == 1 ]] && pin=()
+    INI_WORKERS=${INI_WORKERS:-1} INI_LOG_LEVEL=warn INI_JWT_SECRET=$BENCH_TMP/jwt.secret write_ini "$BENCH_TMP/ledger.ini" \
         "$BENCH_LEDGERD_PORT" "$BENCH_PG_PORT" "$BENCH_REDIS_PORT"
     ledgerd_migrate "$BENCH_BIN" "$BENCH_TMP/ledger.ini" "$BENCH_TMP/migrate.log"
     ledgerd_start "$BENCH_BIN" "$BENCH_TMP/ledger.ini" "$BENCH_TMP/ledgerd.log" "$BENCH_TMP/ledgerd.pid" \
-        "$BENCH_LEDGERD_URL" "${BENCH_SERVER_PIN[@]}"
+        "$BENCH_LEDGERD_URL" "${pin[@]}"
     BENCH_LEDGERD_PID=$(cat "$BENCH_TMP/ledgerd.pid")
 }
 

@@ -667,6 +667,21 @@ int ldg_logcodec_decode(const char *data, size_t len, struct ldg_arena *arena, s
     return (seen & required) == required ? 0 : -EINVAL;
 }
 
+int ldg_logcodec_decode_next(const char *data, size_t len, struct ldg_arena *arena, struct ldg_log *out,
+                             size_t *used)
+{
+    *used = 0;
+    memset(out, 0, sizeof *out);
+    if (!data)
+        return -EINVAL;
+    struct reader r = {(const unsigned char *)data, (const unsigned char *)data + len};
+    struct mp_item top;
+    if (read_item(&r, &top) || top.type != MP_MAP || skip_value(&r, &top, 0))
+        return -EINVAL;
+    *used = (size_t)(r.p - (const unsigned char *)data);
+    return ldg_logcodec_decode(data, *used, arena, out);
+}
+
 /* ---- COPY ---- */
 
 /* PostgreSQL COPY text format: backslash, and the characters that delimit fields and rows. */

@@ -61,6 +61,16 @@ int ldg_logcodec_decode(const char *data, size_t len, struct ldg_arena *arena,
                         struct ldg_log *out) LDG_MUSTCHECK;
 
 /*
+ * Decode the first of several queue entries packed back to back in data[0..len) (a stream entry
+ * carrying a whole batch). *used is the size of that first map when its structure is sound (even if
+ * its content is then rejected), so the caller can go on with data + *used; 0 when the structure
+ * itself is broken (nothing after it can be delimited). Returns what ldg_logcodec_decode returns
+ * for data[0..*used), or -EINVAL with *used = 0.
+ */
+int ldg_logcodec_decode_next(const char *data, size_t len, struct ldg_arena *arena, struct ldg_log *out,
+                             size_t *used) LDG_MUSTCHECK;
+
+/*
  * Append one COPY text-format line (ending in '\n') for l, columns LDG_LOGCODEC_COPY_COLUMNS:
  * tab-separated, `\N` for null (absent strings and attributes, empty fingerprint), timestamps as
  * `YYYY-MM-DD HH:MM:SS.ffffff+00` (UTC), text with `\` tab LF CR escaped as `\\` `\t` `\n` `\r`.

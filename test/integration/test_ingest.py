@@ -18,6 +18,7 @@ import requests
 from conftest import scaled
 from ldg_fixtures import mint_jwt, open_session, read_secret
 from ldg_http import wait_until
+from ldg_queue import queued, queued_logs, split_logs
 from ldg_servers import RedisServer
 
 SINGLE = "/api/v1/ingest/single"
@@ -70,11 +71,17 @@ def entries(rc, stream):
     return [(eid, fields) for eid, fields in rc.xrange(stream)]
 
 
-def check_entry(fields, pid, message):
+def check_entry(fields, pid, messages):
+    """One stream entry per request: p, n and the n logs back to back, in the order posted."""
+    if isinstance(messages, str):
+        messages = [messages]
     assert fields[b"p"] == str(pid).encode()
-    m = fields[b"m"]
-    assert m[:3] == b"\xde\x00\x13"  # MessagePack map16 with the 19 keys of logcodec
-    assert message.encode() in m
+    assert fields[b"n"] == str(len(messages)).encode()
+    logs = split_logs(fields[b"m"])
+    assert len(logs) == len(messages)
+    for m, msg in zip(logs, messages):
+        assert m[:3] == b"\xde\x00\x13"  # MessagePack map16 with the 19 keys of logcodec
+        assert msg.encode() in m
 
 
 # ---- single ------------------------------------------------------------------------------------
@@ -117,7 +124,7 @@ def test_gzip_body(ledgerd, db, rc):
     r = t.post(BATCH, None, raw=body, headers={"Content-Encoding": "gzip"})
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 5, "rejected": 0, "message": None, "errors": None}
-    assert len(entries(rc, t.stream)) == 5
+    assert len(queued_logs(rc, t.stream)) == 5
 
 
 # ---- batch -------------------------------------------------------------------------------------
@@ -129,9 +136,8 @@ def test_batch_all_accepted(ledgerd, db, rc):
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 10, "rejected": 0, "message": None, "errors": None}
     es = entries(rc, t.stream)
-    assert len(es) == 10
-    for i, (_, f) in enumerate(es):
-        check_entry(f, t.pid, f"batch {i}")
+    assert len(es) == 1  # one stream entry per request
+    check_entry(es[0][1], t.pid, [f"batch {i}" for i in range(10)])
     assert t.depth().json() == {"project_id": t.pid, "queue_depth": 10}
 
 
@@ -146,9 +152,8 @@ def test_batch_partial_success(ledgerd, db, rc):
     assert [e.split(":")[0] for e in b["errors"]] == ["Log 1", "Log 3", "Log 4"]
     assert all(len(e) > len("Log 1: ") for e in b["errors"])
     es = entries(rc, t.stream)
-    assert len(es) == 2
-    check_entry(es[0][1], t.pid, "ok 0")
-    check_entry(es[1][1], t.pid, "ok 2")
+    assert len(es) == 1
+    check_entry(es[0][1], t.pid, ["ok 0", "ok 2"])
     assert int(rc.get(f"usage:{t.pid}:{today()}")) == 2
 
 
@@ -174,7 +179,8 @@ def test_batch_of_1000(ledgerd, db, rc):
     t = start(ledgerd, db)
     r = t.post(BATCH, {"logs": [log(message=f"m{i}", attributes={"i": i, "s": "x" * 50}) for i in range(1000)]})
     assert r.status_code == 202 and r.json()["accepted"] == 1000
-    assert rc.xlen(t.stream) == 1000
+    (_, f, logs), = queued(rc, t.stream)
+    assert f[b"n"] == b"1000" and len(logs) == 1000
 
 
 # ---- principals ---------------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def test_backpressure_503_at_max_depth(ledgerd, db, rc):
     assert t.post(SINGLE, log()).status_code == 202
     r = t.post(SINGLE, log())
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
-    assert rc.xlen(t.stream) == 5
+    assert len(queued_logs(rc, t.stream)) == 5
     assert t.depth().json()["queue_depth"] == 5
     rc.decrby(f"queue_depth:{t.pid}", 5)  # what the storage role does after acking
     assert t.post(SINGLE, log()).status_code == 202
@@ -222,7 +228,7 @@ def test_quota_402_is_exact(ledgerd, db, rc):
     assert int(rc.get(ukey)) == 100
     r = t.post(SINGLE, log())
     assert r.status_code == 402 and r.json() == {"detail": "Daily quota exceeded: 100/100"}
-    assert rc.xlen(t.stream) == 2
+    assert len(queued_logs(rc, t.stream)) == 2
 
 
 # ---- notifications -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import requests
 from conftest import scaled
 from ldg_fixtures import AuthDb, redis_client
 from ldg_http import wait_until
+from ldg_queue import queued, queued_logs
 from ldg_servers import PgServer, RedisServer
 
 SINGLE = "/api/v1/ingest/single"
@@ -146,10 +147,11 @@ class Fleet:
     def post(self, srv, path, body, timeout=10):
         return requests.post(srv.url + path, json=body, headers={"X-API-Key": self.key}, timeout=scaled(timeout))
 
-    def ingest(self, srv, logs):
-        """POST ``logs`` (dicts) in batches of up to 1000; every one must be accepted."""
-        for i in range(0, len(logs), 1000):
-            chunk = logs[i:i + 1000]
+    def ingest(self, srv, logs, per_request=100):
+        """POST ``logs`` (dicts) in batches of ``per_request`` (one stream entry each); every one must
+        be accepted."""
+        for i in range(0, len(logs), per_request):
+            chunk = logs[i:i + per_request]
             r = self.post(srv, BATCH, {"logs": chunk})
             assert r.status_code == 202, r.text
             assert r.json()["accepted"] == len(chunk), r.text
@@ -250,12 +252,12 @@ def test_kill_before_commit_loses_nothing(fleet):
     ing = f.start(roles=INGEST_ONLY)
     msgs = f.messages(2000)
     f.ingest(ing, [log(m) for m in msgs])
-    assert f.rc.xlen(f.stream) == 2000 and f.depth() == 2000
+    assert f.rc.xlen(f.stream) == 20 and len(queued_logs(f.rc, f.stream)) == 2000 and f.depth() == 2000
 
     a = f.start(roles=STORAGE_ONLY, storage={**HOLDING, "debug_pause_before_commit_ms": 10000})
-    held = int(wait_log(a, r"debug pause stage=commit entries=(\d+)").group(1))
+    held = int(wait_log(a, r"debug pause stage=commit entries=(\d+) logs=\d+").group(1))
     a.kill()
-    assert held > 0
+    assert 0 < held < 20
     assert f.pending_at(consumer_of(a)) == held  # the batch COPYed but never committed
     assert f.count() == 0
 
@@ -274,18 +276,19 @@ def test_kill_after_commit_before_ack_stores_once(fleet):
     f.ingest(ing, [log(m) for m in msgs])
 
     a = f.start(roles=STORAGE_ONLY, storage={**HOLDING, "debug_pause_before_ack_ms": 10000})
-    held = int(wait_log(a, r"debug pause stage=ack entries=(\d+)").group(1))
+    m = wait_log(a, r"debug pause stage=ack entries=(\d+) logs=(\d+)")
+    held, held_logs = int(m.group(1)), int(m.group(2))
     a.kill()
-    assert held > 0
-    assert f.count() == held  # committed, not acknowledged
+    assert 0 < held < 20 and held_logs == 100 * held
+    assert f.count() == held_logs  # committed, not acknowledged
     assert f.pending_at(consumer_of(a)) == held
     assert f.depth() == 2000
 
     b = f.start(roles=STORAGE_ONLY, storage=QUICK)
     f.wait_stored_exactly(msgs)
     st = health_storage(b)
-    assert st["duplicates"] == held and st["stored"] == 2000 - held, st
-    assert log_sum(b, r"(\d+) redelivered entries were already stored") == held
+    assert st["duplicates"] == held_logs and st["stored"] == 2000 - held_logs, st
+    assert log_sum(b, r"(\d+) redelivered logs were already stored") == held_logs
 
 
 def test_claim_from_dead_consumer(fleet):
@@ -297,7 +300,7 @@ def test_claim_from_dead_consumer(fleet):
     f.ingest(ing, [log(m) for m in first])
 
     a = f.start(roles=STORAGE_ONLY, storage={**HOLDING, "debug_pause_before_commit_ms": 10000})
-    held = int(wait_log(a, r"debug pause stage=commit entries=(\d+)").group(1))
+    held = int(wait_log(a, r"debug pause stage=commit entries=(\d+) logs=\d+").group(1))
     a.kill()
     assert f.pending_at(consumer_of(a)) == held > 0
 
@@ -465,9 +468,8 @@ def test_poison_row_is_dead_lettered_alone(fleet):
     msgs = f.messages(50)
     msgs[25] = poison
     f.ingest(ing, [log(m) for m in msgs])
-    entries = f.rc.xrange(f.stream)
-    assert len(entries) == 50
-    (pid_, pfields), = [(i, fl) for i, fl in entries if poison.encode() in fl[b"m"]]
+    (eid, pfields, logs), = queued(f.rc, f.stream)  # one request, one stream entry
+    assert pfields[b"n"] == b"50" and len(logs) == 50 and poison.encode() in logs[25]
 
     cname = f"poison_{f.tag}"
     db = f.logs_db
@@ -478,12 +480,12 @@ def test_poison_row_is_dead_lettered_alone(fleet):
         f.wait_stored_exactly([m for m in msgs if m != poison])
         assert f.rc.xlen(f.dead) == 1
         (_, d), = f.rc.xrange(f.dead)
-        assert d[b"id"] == pid_
+        assert d[b"id"] == eid + b"/25"  # the row's queue id
         assert d[b"reason"].startswith(b"23514: "), d[b"reason"]
         assert cname.encode() in d[b"reason"]
         assert re.search(re.escape(consumer_of(s)) + r"(\.\d+)?$", d[b"consumer"].decode()), d[b"consumer"]
         assert d[b"p"] == pfields[b"p"] == str(f.pid).encode()
-        assert d[b"m"] == pfields[b"m"] and poison.encode() in d[b"m"]
+        assert d[b"m"] == logs[25]  # that log alone
         st = health_storage(s)
         assert st["stored"] == 49 and st["dead_lettered"] == 1, st
         assert "entry rejected by PostgreSQL, dead-lettered: 23514" in s.log_text()

@@ -53,8 +53,9 @@ static void add(struct ldg_batch *b, const char *id, const struct ldg_log *l, bo
     assert_int_equal(ldg_logcodec_encode(l, &mp), 0);
     char pid[24];
     snprintf(pid, sizeof pid, "%" PRId64, l->project_id);
-    assert_int_equal(
-        ldg_batch_add(b, id, strlen(id), pid, strlen(pid), ldg_buf_head(&mp), ldg_buf_size(&mp), maybe), 0);
+    assert_int_equal(ldg_batch_add(b, id, strlen(id), pid, strlen(pid), NULL, 0, ldg_buf_head(&mp),
+                                   ldg_buf_size(&mp), maybe),
+                     1);
     ldg_buf_free(&mp);
 }
 
@@ -92,16 +93,18 @@ static void test_bad_entries(void **state)
     const char *bad_ids[] = {"",      "1",   "1-",   "-1",
                              "1-2-3", "a-1", "1-2 ", "123456789012345678901234567890-12345678901234"};
     for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++)
-        assert_int_equal(ldg_batch_add(&b, bad_ids[i], strlen(bad_ids[i]), "7", 1, "x", 1, false), -EINVAL);
+        assert_int_equal(ldg_batch_add(&b, bad_ids[i], strlen(bad_ids[i]), "7", 1, NULL, 0, "x", 1, false),
+                         -EINVAL);
     assert_int_equal(b.n, 0);
     /* garbage payload, no payload, project mismatch: DEAD with a reason */
-    assert_int_equal(ldg_batch_add(&b, "1-1", 3, "7", 1, "\xc1", 1, false), 0);
-    assert_int_equal(ldg_batch_add(&b, "1-2", 3, NULL, 0, NULL, 0, false), 0);
+    assert_int_equal(ldg_batch_add(&b, "1-1", 3, "7", 1, NULL, 0, "\xc1", 1, false), 1);
+    assert_int_equal(ldg_batch_add(&b, "1-2", 3, NULL, 0, NULL, 0, NULL, 0, false), 1);
     struct ldg_log l = mk(8, TS_2025, "m", NULL);
     struct ldg_buf mp;
     ldg_buf_init(&mp);
     assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
-    assert_int_equal(ldg_batch_add(&b, "1-3", 3, "7", 1, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 0);
+    assert_int_equal(
+        ldg_batch_add(&b, "1-3", 3, "7", 1, NULL, 0, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
     ldg_buf_free(&mp);
     assert_int_equal(b.n, 3);
     assert_int_equal(ldg_batch_count(&b, 0, 3, LDG_BATCH_DEAD), 3);
@@ -110,6 +113,74 @@ static void test_bad_entries(void **state)
     assert_string_equal(b.e[1].reason, "queue entry without payload");
     assert_int_equal(b.e[1].depth_pid, 0);
     assert_non_null(strstr(b.e[2].reason, "project"));
+    ldg_batch_free(&b);
+}
+
+/* An entry carrying several logs (n field): one row each, queue ids "<id>/<k>", the entry's depth
+ * count on its first row, each row's own bytes kept; a broken structure ends the entry in one dead
+ * row holding the rest. */
+static void test_multi_log_entry(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    struct ldg_buf mp;
+    ldg_buf_init(&mp);
+    size_t off[4] = {0};
+    for (int k = 0; k < 3; k++) {
+        char msg[8];
+        snprintf(msg, sizeof msg, "m%d", k);
+        struct ldg_log l = mk(7, TS_2025 + k, msg, k == 1 ? FP_A : NULL);
+        assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
+        off[k + 1] = ldg_buf_size(&mp);
+    }
+    const char *m = ldg_buf_head(&mp);
+    assert_int_equal(ldg_batch_add(&b, "9-1", 3, "7", 1, "3", 1, m, off[3], true), 3);
+    assert_int_equal(b.entries, 1);
+    assert_string_equal(b.e[0].id, "9-1/0");
+    assert_string_equal(b.e[2].id, "9-1/2");
+    assert_true(b.e[0].first && !b.e[1].first && !b.e[2].first);
+    assert_int_equal(b.e[0].sid_len, 3);
+    assert_int_equal(b.e[0].depth_n, 3);
+    assert_int_equal(ldg_batch_count(&b, 0, 3, LDG_BATCH_PENDING), 3);
+    assert_true(b.e[2].maybe_stored);
+    assert_non_null(b.e[1].fingerprint);
+    assert_int_equal(b.e[1].raw_len, off[2] - off[1]);
+    assert_memory_equal(ldg_buf_head(&b.raw) + b.e[1].raw_off, m + off[1], off[2] - off[1]);
+    struct ldg_buf out;
+    ldg_buf_init(&out);
+    assert_int_equal(ldg_batch_copy(&b, 0, 3, &out), 3);
+    assert_non_null(strstr(text(&out), "\t9-1/1\n"));
+    ldg_buf_free(&out);
+
+    /* A second entry: two logs then garbage; its n field (5) is what it counts in the depth. */
+    ldg_buf_put(&mp, "\xc1\xc1", 2);
+    m = ldg_buf_head(&mp);
+    assert_int_equal(ldg_batch_add(&b, "9-2", 3, "7", 1, "5", 1, m + off[1], off[3] + 2 - off[1], false), 3);
+    assert_int_equal(b.entries, 2);
+    assert_int_equal(ldg_batch_entry_end(&b, 0), 3);
+    assert_int_equal(ldg_batch_entry_end(&b, 3), 6);
+    assert_int_equal(b.e[3].depth_n, 5);
+    assert_string_equal(b.e[3].id, "9-2/0");
+    assert_int_equal(b.e[5].state, LDG_BATCH_DEAD);
+    assert_string_equal(b.e[5].reason, "undecodable queue entry");
+    assert_int_equal(b.e[5].raw_len, 2);
+    /* an n that is not a number: the rows are counted */
+    assert_int_equal(ldg_batch_add(&b, "9-3", 3, "7", 1, "x", 1, m, off[2], false), 2);
+    assert_int_equal(b.e[6].depth_n, 2);
+    /* losing an entry marks all its rows, whatever their state */
+    assert_int_equal(ldg_batch_lose(&b, "9-2", 3), 3);
+    assert_int_equal(ldg_batch_count(&b, 0, b.n, LDG_BATCH_LOST), 3);
+    assert_int_equal(b.e[2].state, LDG_BATCH_PENDING);
+    /* duplicates are found by queue id */
+    assert_true(ldg_batch_mark_duplicate(&b, 0, b.n, "9-1/2", 5));
+    assert_int_equal(b.e[2].state, LDG_BATCH_DUPLICATE);
+    /* an n field with no payload: one dead row */
+    assert_int_equal(ldg_batch_add(&b, "9-4", 3, "7", 1, "2", 1, NULL, 0, false), 1);
+    assert_string_equal(b.e[b.n - 1].reason, "queue entry without payload");
+    ldg_batch_reset(&b);
+    assert_int_equal(b.entries, 0);
+    ldg_buf_free(&mp);
     ldg_batch_free(&b);
 }
 
@@ -219,9 +290,9 @@ static void test_groups(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_copy), cmocka_unit_test(test_bad_entries),
-        cmocka_unit_test(test_months),       cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_add_and_copy),    cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_multi_log_entry), cmocka_unit_test(test_months),
+        cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

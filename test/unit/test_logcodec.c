@@ -339,6 +339,38 @@ static void test_decode_truncated_and_trailing(void **state)
     ldg_buf_free(&b);
 }
 
+/* Logs back to back: each decoded in turn with its size; truncation anywhere gives -EINVAL, with
+ * used = 0 once the structure itself is cut. */
+static void test_decode_next(void **state)
+{
+    struct ldg_log l = full_log();
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+    size_t one = ldg_buf_size(&b);
+    assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+    struct ldg_arena a;
+    ldg_arena_init(&a, NULL, 0);
+    struct ldg_log back;
+    size_t used = 99;
+    assert_int_equal(ldg_logcodec_decode_next(ldg_buf_head(&b), ldg_buf_size(&b), &a, &back, &used), 0);
+    assert_int_equal(used, one);
+    assert_logs_equal(&l, &back, false);
+    assert_int_equal(
+        ldg_logcodec_decode_next(ldg_buf_head(&b) + one, ldg_buf_size(&b) - one, &a, &back, &used), 0);
+    assert_int_equal(used, ldg_buf_size(&b) - one);
+    for (size_t n = 0; n < one; n++) {
+        char *p = malloc(n ? n : 1);
+        memcpy(p, ldg_buf_head(&b), n);
+        assert_int_equal(ldg_logcodec_decode_next(p, n, &a, &back, &used), -EINVAL);
+        assert_int_equal(used, 0);
+        free(p);
+    }
+    assert_int_equal(ldg_logcodec_decode_next(NULL, 0, &a, &back, &used), -EINVAL);
+    ldg_arena_free(&a);
+    ldg_buf_free(&b);
+}
+
 static void test_decode_flipped_bytes(void **state)
 {
     /* Every single-byte corruption either decodes or is rejected; nothing crashes. */
@@ -745,6 +777,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_isoformat),
+        cmocka_unit_test(test_decode_next),
         cmocka_unit_test(test_round_trip_minimal),
         cmocka_unit_test(test_round_trip_full),
         cmocka_unit_test(test_round_trip_numbers),

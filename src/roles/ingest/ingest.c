@@ -48,22 +48,22 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
 };
 
 /*
- * KEYS: queue_depth:<pid>, usage:<pid>:<day>, stream. ARGV: n, max_depth, quota, pid, entry 1..n.
+ * KEYS: queue_depth:<pid>, usage:<pid>:<day>, stream. ARGV: n, max_depth, quota, pid, the n logs
+ * (MessagePack, back to back). One stream entry per request: fields p, n, m.
  * Returns {-1, depth} (queue full), {-2, usage} (quota) or {n}.
  */
-static const char enqueue_lua[] = "local n = tonumber(ARGV[1])\n"
-                                  "local depth = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-                                  "if depth + n > tonumber(ARGV[2]) then return {-1, depth} end\n"
-                                  "local usage = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-                                  "local quota = tonumber(ARGV[3])\n"
-                                  "if quota > 0 and usage + n > quota then return {-2, usage} end\n"
-                                  "for i = 1, n do\n"
-                                  "  redis.call('XADD', KEYS[3], '*', 'p', ARGV[4], 'm', ARGV[4 + i])\n"
-                                  "end\n"
-                                  "redis.call('INCRBY', KEYS[1], n)\n"
-                                  "redis.call('INCRBY', KEYS[2], n)\n"
-                                  "redis.call('EXPIRE', KEYS[2], " USAGE_TTL_S ")\n"
-                                  "return {n}\n";
+static const char enqueue_lua[] =
+    "local n = tonumber(ARGV[1])\n"
+    "local depth = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if depth + n > tonumber(ARGV[2]) then return {-1, depth} end\n"
+    "local usage = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+    "local quota = tonumber(ARGV[3])\n"
+    "if quota > 0 and usage + n > quota then return {-2, usage} end\n"
+    "redis.call('XADD', KEYS[3], '*', 'p', ARGV[4], 'n', ARGV[1], 'm', ARGV[5])\n"
+    "redis.call('INCRBY', KEYS[1], n)\n"
+    "redis.call('INCRBY', KEYS[2], n)\n"
+    "redis.call('EXPIRE', KEYS[2], " USAGE_TTL_S ")\n"
+    "return {n}\n";
 
 static struct {
     const struct ldg_ingest_cfg *cfg;
@@ -121,8 +121,7 @@ struct enqueue {
     bool batch;
     size_t accepted, rejected;
     struct ldg_buf errors; /* JSON array items, already escaped and comma-joined */
-    struct ldg_buf mp;     /* MessagePack entries back to back */
-    size_t *mp_off;        /* arena: n + 1 offsets into mp */
+    struct ldg_buf mp;     /* the accepted logs' MessagePack maps, back to back */
     struct ldg_buf notes;  /* notification JSON texts back to back */
     size_t *note_off;      /* arena: nnotes + 1 offsets into notes */
     size_t nnotes;
@@ -235,10 +234,8 @@ static void on_enqueued(struct ldg_redis *r, struct redisReply *reply, void *ud)
 static int send_script(struct enqueue *e, bool eval)
 {
     struct ldg_req *req = e->req;
-    size_t n = e->accepted;
-    int argc = 3 + 3 + 4 + (int)n;
-    const char **argv = ldg_arena_alloc(&req->arena, (size_t)argc * sizeof *argv);
-    size_t *argl = ldg_arena_alloc(&req->arena, (size_t)argc * sizeof *argl);
+    const char *argv[3 + 3 + 5];
+    size_t argl[3 + 3 + 5];
     int i = 0;
 #define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
     ldg_redis_script_head(&G.enqueue, eval, argv, argl);
@@ -251,8 +248,7 @@ static int send_script(struct enqueue *e, bool eval)
     ARG(e->max_s, strlen(e->max_s));
     ARG(e->quota_s, strlen(e->quota_s));
     ARG(e->pid, strlen(e->pid));
-    for (size_t k = 0; k < n; k++)
-        ARG(ldg_buf_head(&e->mp) + e->mp_off[k], e->mp_off[k + 1] - e->mp_off[k]);
+    ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
 #undef ARG
     return ldg_redis_commandargv(req->w->redis, on_enqueued, e, i, argv, argl);
 }
@@ -297,9 +293,8 @@ static struct enqueue *enqueue_new(struct ldg_req *req, const struct ldg_princip
     ldg_buf_init(&e->errors);
     ldg_buf_init(&e->mp);
     ldg_buf_init(&e->notes);
-    e->mp_off = ldg_arena_alloc(&req->arena, (max_logs + 1) * sizeof *e->mp_off);
     e->note_off = ldg_arena_alloc(&req->arena, (max_logs + 1) * sizeof *e->note_off);
-    e->mp_off[0] = e->note_off[0] = 0;
+    e->note_off[0] = 0;
     return e;
 }
 
@@ -312,7 +307,7 @@ static int add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *er
         return rc;
     if (ldg_logcodec_encode(&l, &e->mp) < 0)
         return ldg_json_fail(err, errlen, "Field 'attributes' is nested too deeply");
-    e->mp_off[++e->accepted] = ldg_buf_size(&e->mp);
+    e->accepted++;
     if (ldg_logcodec_notifiable(&l, G.cfg->notify_errors, G.cfg->notify_critical)) {
         ldg_logcodec_notification(&l, &e->notes);
         e->note_off[++e->nnotes] = ldg_buf_size(&e->notes);

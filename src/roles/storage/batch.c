@@ -24,6 +24,7 @@ void ldg_batch_init(struct ldg_batch *b)
 {
     memset(b, 0, sizeof *b);
     ldg_buf_init(&b->rows);
+    ldg_buf_init(&b->raw);
     ldg_arena_init(&b->keep, NULL, 0);
     b->scratch_mem = ldg_malloc(SCRATCH_BYTES);
     ldg_arena_init(&b->scratch, b->scratch_mem, SCRATCH_BYTES);
@@ -32,11 +33,16 @@ void ldg_batch_init(struct ldg_batch *b)
 void ldg_batch_reset(struct ldg_batch *b)
 {
     b->n = 0;
+    b->entries = 0;
     b->payload_bytes = 0;
     if (b->rows.cap > KEEP_ROWS_BYTES)
         ldg_buf_free(&b->rows);
     else
         ldg_buf_reset(&b->rows);
+    if (b->raw.cap > KEEP_ROWS_BYTES)
+        ldg_buf_free(&b->raw);
+    else
+        ldg_buf_reset(&b->raw);
     if (b->cap > KEEP_ENTRIES) {
         free(b->e);
         b->e = NULL;
@@ -50,6 +56,7 @@ void ldg_batch_free(struct ldg_batch *b)
 {
     free(b->e);
     ldg_buf_free(&b->rows);
+    ldg_buf_free(&b->raw);
     ldg_arena_free(&b->keep);
     ldg_arena_free(&b->scratch);
     free(b->scratch_mem);
@@ -60,7 +67,7 @@ void ldg_batch_free(struct ldg_batch *b)
 
 static bool valid_id(const char *id, size_t n)
 {
-    if (n == 0 || n >= LDG_BATCH_ID_MAX)
+    if (n == 0 || n >= LDG_BATCH_SID_MAX)
         return false;
     size_t dash = 0, digits = 0;
     for (size_t i = 0; i < n; i++) {
@@ -110,55 +117,130 @@ static const char *keep_str(struct ldg_batch *b, struct ldg_str s)
     return s.p ? ldg_arena_strndup(&b->keep, s.p, s.n) : NULL;
 }
 
-int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
-                  const char *m, size_t mlen, bool maybe_stored)
+/* Append a row for the stream entry (sid) to b; fills its id and raw bytes, state PENDING. */
+static struct ldg_batch_entry *new_row(struct ldg_batch *b, const char *sid, size_t sidlen, bool suffixed,
+                                       uint32_t index, int64_t depth_pid, bool maybe_stored, const char *raw,
+                                       size_t rawlen)
 {
-    if (!valid_id(id, idlen))
-        return -EINVAL;
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
         b->e = ldg_realloc(b->e, b->cap * sizeof *b->e);
     }
     struct ldg_batch_entry *e = &b->e[b->n++];
     memset(e, 0, sizeof *e);
-    memcpy(e->id, id, idlen);
-    e->depth_pid = parse_pid(pid, pidlen);
+    memcpy(e->id, sid, sidlen);
+    if (suffixed)
+        snprintf(e->id + sidlen, sizeof e->id - sidlen, "/%" PRIu32, index);
+    e->sid_len = (uint8_t)sidlen;
+    e->depth_pid = depth_pid;
     e->maybe_stored = maybe_stored;
     e->state = LDG_BATCH_PENDING;
-    b->payload_bytes += mlen;
-
-    struct ldg_log l;
-    ldg_arena_reset(&b->scratch);
-    if (!m || ldg_logcodec_decode(m, mlen, &b->scratch, &l) < 0) {
-        e->state = LDG_BATCH_DEAD;
-        e->reason = m ? "undecodable queue entry" : "queue entry without payload";
-        return 0;
-    }
-    if (l.project_id <= 0 || l.project_id != e->depth_pid) {
-        e->state = LDG_BATCH_DEAD;
-        e->reason = "queue entry project does not match its p field";
-        return 0;
-    }
-    e->project_id = l.project_id;
-    e->ts_us = l.ts_us;
-    e->month = month_of(l.ts_us);
-    e->row_off = ldg_buf_size(&b->rows);
-    ldg_logcodec_copy_row(&l, &b->rows);
-    b->rows.len--; /* the line's '\n': the entry id column follows */
-    ldg_buf_put(&b->rows, "\t", 1);
-    ldg_buf_put(&b->rows, id, idlen);
-    ldg_buf_put(&b->rows, "\n", 1);
-    e->row_len = ldg_buf_size(&b->rows) - e->row_off;
-    if (l.fingerprint[0]) {
-        e->fingerprint = ldg_arena_strndup(&b->keep, l.fingerprint, strlen(l.fingerprint));
-        e->error_type = keep_str(b, l.error_type);
-        e->error_message = keep_str(b, l.error_message);
-        e->stack_trace = keep_str(b, l.stack_trace);
-    }
-    return 0;
+    e->raw_off = ldg_buf_size(&b->raw);
+    e->raw_len = rawlen;
+    if (rawlen)
+        ldg_buf_put(&b->raw, raw, rawlen);
+    return e;
 }
 
-/* ---- states ---------------------------------------------------------------------------------- */
+/* Fill row e from its decoded log l (or make it DEAD). */
+static void fill_row(struct ldg_batch *b, struct ldg_batch_entry *e, const struct ldg_log *l)
+{
+    if (l->project_id <= 0 || l->project_id != e->depth_pid) {
+        e->state = LDG_BATCH_DEAD;
+        e->reason = "queue entry project does not match its p field";
+        return;
+    }
+    e->project_id = l->project_id;
+    e->ts_us = l->ts_us;
+    e->month = month_of(l->ts_us);
+    e->row_off = ldg_buf_size(&b->rows);
+    ldg_logcodec_copy_row(l, &b->rows);
+    b->rows.len--; /* the line's '\n': the queue id column follows */
+    ldg_buf_put(&b->rows, "\t", 1);
+    ldg_buf_puts(&b->rows, e->id);
+    ldg_buf_put(&b->rows, "\n", 1);
+    e->row_len = ldg_buf_size(&b->rows) - e->row_off;
+    if (l->fingerprint[0]) {
+        e->fingerprint = ldg_arena_strndup(&b->keep, l->fingerprint, strlen(l->fingerprint));
+        e->error_type = keep_str(b, l->error_type);
+        e->error_message = keep_str(b, l->error_message);
+        e->stack_trace = keep_str(b, l->stack_trace);
+    }
+}
+
+int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
+                  const char *nfield, size_t nlen, const char *m, size_t mlen, bool maybe_stored)
+{
+    if (!valid_id(id, idlen))
+        return -EINVAL;
+    int64_t depth_pid = parse_pid(pid, pidlen);
+    size_t first = b->n;
+    b->payload_bytes += mlen;
+    b->entries++;
+    struct ldg_log l;
+    if (!nfield) {
+        /* One log per entry (the `n` field absent): the row's queue id is the entry id. */
+        struct ldg_batch_entry *e = new_row(b, id, idlen, false, 0, depth_pid, maybe_stored, m, m ? mlen : 0);
+        ldg_arena_reset(&b->scratch);
+        if (!m || ldg_logcodec_decode(m, mlen, &b->scratch, &l) < 0) {
+            e->state = LDG_BATCH_DEAD;
+            e->reason = m ? "undecodable queue entry" : "queue entry without payload";
+        } else {
+            fill_row(b, e, &l);
+        }
+    } else if (!m || mlen == 0) {
+        struct ldg_batch_entry *e = new_row(b, id, idlen, true, 0, depth_pid, maybe_stored, NULL, 0);
+        e->state = LDG_BATCH_DEAD;
+        e->reason = "queue entry without payload";
+    } else {
+        /* Logs back to back, row k's queue id "<entry id>/k". */
+        size_t off = 0;
+        for (uint32_t k = 0; off < mlen; k++) {
+            size_t used;
+            ldg_arena_reset(&b->scratch);
+            int rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
+            size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
+            struct ldg_batch_entry *e =
+                new_row(b, id, idlen, true, k, depth_pid, maybe_stored, m + off, take);
+            if (rc < 0) {
+                e->state = LDG_BATCH_DEAD;
+                e->reason = "undecodable queue entry";
+            } else {
+                fill_row(b, e, &l);
+            }
+            off += take;
+        }
+    }
+    b->e[first].first = true;
+    int64_t n = nfield ? parse_pid(nfield, nlen) : 1;
+    b->e[first].depth_n = n > 0 && n <= UINT32_MAX ? (uint32_t)n : (uint32_t)(b->n - first);
+    return (int)(b->n - first);
+}
+
+/* ---- entries and states ------------------------------------------------------------------- */
+
+size_t ldg_batch_entry_end(const struct ldg_batch *b, size_t i)
+{
+    size_t j = i + 1;
+    while (j < b->n && !b->e[j].first)
+        j++;
+    return j;
+}
+
+size_t ldg_batch_lose(struct ldg_batch *b, const char *sid, size_t sidlen)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct ldg_batch_entry *e = &b->e[i];
+        if (e->sid_len == sidlen && memcmp(e->id, sid, sidlen) == 0) {
+            e->state = LDG_BATCH_LOST;
+            k++;
+        }
+    }
+    return k;
+}
+
+/* ---- counts ------------------------------------------------------------------------------- */
 
 size_t ldg_batch_count(const struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st)
 {
@@ -247,7 +329,7 @@ size_t ldg_batch_dup_params(const struct ldg_batch *b, size_t lo, size_t hi, str
         const char *sep = k++ ? "," : "";
         ldg_buf_printf(pids, "%s%" PRId64, sep, e->project_id);
         ldg_buf_printf(ts, "%s%" PRId64, sep, e->ts_us);
-        ldg_buf_printf(ids, "%s%s", sep, e->id); /* digits and '-': no quoting needed */
+        ldg_buf_printf(ids, "%s%s", sep, e->id); /* digits, '-' and '/': no quoting needed */
     }
     ldg_buf_put(pids, "}", 2);
     ldg_buf_put(ts, "}", 2);

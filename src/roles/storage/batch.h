@@ -1,16 +1,20 @@
 /*
  * batch.h: one storage batch, the unit the storage role writes in one PostgreSQL transaction.
  *
- * Queue entries (stream entry id, the `p` field, the MessagePack `m` field) are added in stream
- * order. Each is decoded once (ingest/logcodec.h) into its COPY line, kept in one buffer, plus the
- * few fields the transaction needs besides: project, timestamp, month, and for fingerprinted logs the
- * error-group sample. An entry that cannot be decoded is DEAD at once, with its reason.
+ * Queue entries (stream entry id, the `p`, `n` and `m` fields) are added in stream order. An
+ * entry carries the logs of one ingest request: `m` holds n MessagePack logs back to back (without
+ * an `n` field, exactly one). Each log becomes a row (struct ldg_batch_entry), decoded once
+ * (ingest/logcodec.h) into its COPY line, kept in one buffer, plus the few fields the transaction
+ * needs besides: project, timestamp, month, its MessagePack bytes (for a dead letter), and for
+ * fingerprinted logs the error-group sample. A row that cannot be decoded is DEAD at once.
  *
- * Entries then move PENDING -> STORED (committed), DUPLICATE (a row with its entry id already
- * exists: delivered before and committed, D5) or DEAD (PostgreSQL rejected it). Whatever the state,
- * every entry is finally acknowledged; DEAD ones go to the dead-letter stream.
+ * A row's queue id (logs.queue_id) is "<entry id>/<index in the entry>", or the entry id alone for
+ * an entry without `n`. Rows then move PENDING -> STORED (committed), DUPLICATE (a row with its
+ * queue id already exists: delivered before and committed, D5) or DEAD (PostgreSQL rejected it).
+ * Whatever their states, stream entries are finally acknowledged whole; DEAD rows go to the
+ * dead-letter stream. The rows of one entry are contiguous and share the LOST state.
  *
- * Ranges [lo, hi) of entries are what the writer stores together (all of them normally; halves of
+ * Ranges [lo, hi) of rows are what the writer stores together (all of them normally; halves of
  * halves while it isolates a row PostgreSQL rejects).
  *
  * Pure (no I/O, no globals); not thread-safe; owned by one storage consumer.
@@ -23,7 +27,9 @@
 #include "core/common.h"
 
 /* A stream entry id "<ms>-<seq>": two 64-bit decimals and the dash. */
-#define LDG_BATCH_ID_MAX 44
+#define LDG_BATCH_SID_MAX 44
+/* A row's queue id: the entry id, '/' and the row's index. */
+#define LDG_BATCH_ID_MAX (LDG_BATCH_SID_MAX + 12)
 
 enum ldg_batch_state {
     LDG_BATCH_PENDING,
@@ -33,10 +39,14 @@ enum ldg_batch_state {
     LDG_BATCH_LOST, /* claimed by another consumer meanwhile: not ours to store or acknowledge */
 };
 
-struct ldg_batch_entry {
-    char id[LDG_BATCH_ID_MAX]; /* stream entry id, NUL-terminated */
-    int64_t depth_pid;         /* the entry's `p` field (whose queue depth it counts in); 0 = none */
-    bool maybe_stored;         /* delivered before (pending list or claimed): check for its row */
+struct ldg_batch_entry {       /* one row */
+    char id[LDG_BATCH_ID_MAX]; /* queue id, NUL-terminated; its first sid_len bytes are the entry id */
+    uint8_t sid_len;
+    bool first;              /* first row of its stream entry */
+    uint32_t depth_n;        /* first row: logs its entry counts in queue_depth (`n`, else 1) */
+    int64_t depth_pid;       /* the entry's `p` field (whose queue depth it counts in); 0 = none */
+    size_t raw_off, raw_len; /* its MessagePack bytes in `raw` */
+    bool maybe_stored;       /* delivered before (pending list or claimed): check for its row */
     enum ldg_batch_state state;
     const char *reason; /* DEAD: why (static or in the batch arena) */
     /* Decoded entries (never DEAD at add time): */
@@ -49,12 +59,14 @@ struct ldg_batch_entry {
 
 struct ldg_batch {
     struct ldg_batch_entry *e; /* owned array */
-    size_t n, cap;
-    size_t payload_bytes;     /* sum of the added `m` sizes (the batch's byte bound) */
-    struct ldg_buf rows;      /* COPY lines of the decoded entries, back to back */
-    struct ldg_arena keep;    /* error-group samples and reasons, until reset */
-    struct ldg_arena scratch; /* one entry's decode */
-    char *scratch_mem;        /* owned: scratch's first chunk */
+    size_t n, cap;             /* rows */
+    size_t entries;            /* stream entries */
+    size_t payload_bytes;      /* sum of the added `m` sizes (the batch's byte bound) */
+    struct ldg_buf rows;       /* COPY lines of the decoded rows, back to back */
+    struct ldg_buf raw;        /* every row's MessagePack bytes, back to back */
+    struct ldg_arena keep;     /* error-group samples and reasons, until reset */
+    struct ldg_arena scratch;  /* one entry's decode */
+    char *scratch_mem;         /* owned: scratch's first chunk */
 };
 
 /* Column list of the COPY lines: the codec's columns and the entry id. */
@@ -69,13 +81,21 @@ void ldg_batch_reset(struct ldg_batch *b);
 void ldg_batch_free(struct ldg_batch *b);
 
 /*
- * Add one stream entry. `id` must be a stream id (digits-digits, < LDG_BATCH_ID_MAX); `pid` is the
- * `p` field (NULL if absent), `m` the MessagePack payload (NULL if absent). An entry whose id is
- * not an id is refused (-EINVAL, nothing added); anything else is added, as DEAD with a reason when
- * the payload cannot be decoded or its project differs from `p`.
+ * Add one stream entry: its rows. `id` must be a stream id (digits-digits, < LDG_BATCH_SID_MAX);
+ * `pid`, `n` and `m` are the entry's fields (NULL if absent). An entry whose id is not an id is
+ * refused (-EINVAL, nothing added). Anything else adds at least one row: a row is DEAD with a reason
+ * when its log cannot be decoded or its project differs from `p`; when the logs' structure breaks,
+ * the rest of `m` is one DEAD row. The first row's depth_n is `n` (if a positive number; else the
+ * number of rows). Returns the number of rows added.
  */
 int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
-                  const char *m, size_t mlen, bool maybe_stored) LDG_MUSTCHECK;
+                  const char *n, size_t nlen, const char *m, size_t mlen, bool maybe_stored) LDG_MUSTCHECK;
+
+/* The end (one past the last row) of the stream entry whose first row is i. */
+size_t ldg_batch_entry_end(const struct ldg_batch *b, size_t i);
+
+/* Mark LOST every row of the stream entry with this id; returns how many rows. */
+size_t ldg_batch_lose(struct ldg_batch *b, const char *sid, size_t sidlen);
 
 /* Counts of the entries in [lo, hi) in a state / PENDING and maybe_stored. */
 size_t ldg_batch_count(const struct ldg_batch *b, size_t lo, size_t hi, enum ldg_batch_state st);

@@ -30,34 +30,37 @@
 #include "roles/storage/storage.h"
 #include "settings.h"
 
-/* Entries per XREADGROUP / XAUTOCLAIM: bounds what one reply can add beyond batch_max_bytes. */
+/* Entries per XREADGROUP / XAUTOCLAIM: with rows_per_entry, bounds what one reply can add beyond
+ * batch_max_logs and batch_max_bytes. A new consumer assumes full 1000-log entries. */
 #define READ_COUNT_MAX 200
+#define ROWS_PER_ENTRY_START 1000
 
 /*
  * Acknowledge a batch. KEYS: stream, dead-letter stream, queue_depth:<pid>...
  * ARGV: group, dead-letter max length, consumer, then per entry: id, depth key index (0 = none),
- * reason ("" = stored). An entry is counted (XDEL, depth decremented, dead-lettered) only when its
- * XACK acknowledged it, so a second ack of the same entry changes nothing.
+ * logs it counts in that depth, its p field, the number of dead rows, and per dead row its queue
+ * id, reason and MessagePack bytes. An entry is counted (XDEL, depth decremented, rows
+ * dead-lettered) only when its XACK acknowledged it, so a second ack of the same entry changes
+ * nothing.
  */
 static const char ack_lua[] =
     "local dec = {}\n"
     "local n = 0\n"
-    "for i = 4, #ARGV, 3 do\n"
-    "  local id, k, reason = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]\n"
+    "local i = 4\n"
+    "while i <= #ARGV do\n"
+    "  local id, k, cnt, p, nd = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3],\n"
+    "                            tonumber(ARGV[i + 4])\n"
+    "  i = i + 5\n"
     "  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then\n"
-    "    if reason ~= '' then\n"
-    "      local e = redis.call('XRANGE', KEYS[1], id, id)\n"
-    "      if e[1] then\n"
-    "        local a = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id,\n"
-    "                   'reason', reason, 'consumer', ARGV[3]}\n"
-    "        for _, v in ipairs(e[1][2]) do a[#a + 1] = v end\n"
-    "        redis.call(unpack(a))\n"
-    "      end\n"
+    "    for d = i, i + 3 * (nd - 1), 3 do\n"
+    "      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[d], 'reason', ARGV[d + 1],\n"
+    "                 'consumer', ARGV[3], 'p', p, 'm', ARGV[d + 2])\n"
     "    end\n"
     "    redis.call('XDEL', KEYS[1], id)\n"
-    "    if k > 0 then dec[k] = (dec[k] or 0) + 1 end\n"
+    "    if k > 0 then dec[k] = (dec[k] or 0) + cnt end\n"
     "    n = n + 1\n"
     "  end\n"
+    "  i = i + 3 * nd\n"
     "end\n"
     "for k, c in pairs(dec) do\n"
     "  if redis.call('DECRBY', KEYS[k], c) < 0 then redis.call('SET', KEYS[k], 0) end\n"
@@ -226,8 +229,8 @@ static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
         return false;
     const redisReply *id = e->element[0], *f = e->element[1];
-    const char *p = NULL, *m = NULL;
-    size_t pn = 0, mn = 0;
+    const char *p = NULL, *m = NULL, *n = NULL;
+    size_t pn = 0, mn = 0, nn = 0;
     if (f->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i + 1 < f->elements; i += 2) {
             const redisReply *k = f->element[i], *v = f->element[i + 1];
@@ -239,13 +242,16 @@ static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool
             } else if (str_is(k, "m")) {
                 m = v->str;
                 mn = v->len;
+            } else if (str_is(k, "n")) {
+                n = v->str;
+                nn = v->len;
             }
         }
     } else if (f->type != REDIS_REPLY_NIL)
         return false;
     if (c->batch.n == 0)
         c->batch_first_ms = now_ms(c);
-    if (ldg_batch_add(&c->batch, id->str, id->len, p, pn, m, mn, maybe_stored) < 0)
+    if (ldg_batch_add(&c->batch, id->str, id->len, p, pn, n, nn, m, mn, maybe_stored) < 0)
         return false;
     if (f->type == REDIS_REPLY_NIL) {
         /* Deleted from the stream while pending: nothing to store or dead-letter, only to ack. */
@@ -256,16 +262,23 @@ static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool
     return true;
 }
 
-/* Add a list of entries; updates the lease. Returns the count, or -1 if malformed. */
+/* Add a list of entries; updates the lease and the rows-per-entry estimate. Returns the count of
+ * entries, or -1 if malformed. */
 static long add_entries(struct ldg__storage_consumer *c, const redisReply *list, bool maybe_stored)
 {
     if (list->type != REDIS_REPLY_ARRAY)
         return -1;
     if (list->elements > 0 && c->batch.n == 0)
         c->lease_ms = c->source == LDG_STORAGE_OWN ? 0 : c->read_sent_ms;
+    size_t rows = c->batch.n;
     for (size_t i = 0; i < list->elements; i++)
         if (!add_entry(c, list->element[i], maybe_stored))
             return -1;
+    if (list->elements > 0) {
+        size_t mean = (c->batch.n - rows + list->elements - 1) / list->elements;
+        c->rows_per_entry = LDG_MAX(mean, c->rows_per_entry / 2);
+        c->rows_per_entry = LDG_MAX(c->rows_per_entry, (size_t)1);
+    }
     return (long)list->elements;
 }
 
@@ -275,10 +288,13 @@ static bool batch_full(const struct ldg__storage_consumer *c)
            c->batch.payload_bytes >= (size_t)cfg()->batch_max_bytes;
 }
 
+/* Entries to ask for: the batch's room in rows over the estimate of rows per entry, at least 1 (a
+ * batch can go over batch_max_logs by up to one entry's logs less one). */
 static size_t read_count(const struct ldg__storage_consumer *c)
 {
-    size_t room = (size_t)cfg()->batch_max_logs - c->batch.n;
-    return room < READ_COUNT_MAX ? room : READ_COUNT_MAX;
+    size_t room = (size_t)cfg()->batch_max_logs - LDG_MIN(c->batch.n, (size_t)cfg()->batch_max_logs);
+    size_t n = room / c->rows_per_entry;
+    return n < 1 ? 1 : n < READ_COUNT_MAX ? n : READ_COUNT_MAX;
 }
 
 static void start_write(struct ldg__storage_consumer *c)
@@ -304,8 +320,10 @@ static void on_read(struct ldg_redis *r, redisReply *reply, void *ud)
             retry_later(c);
             return;
         }
-        if (own && got > 0)
-            snprintf(c->own_cursor, sizeof c->own_cursor, "%s", c->batch.e[c->batch.n - 1].id);
+        if (own && got > 0) {
+            const struct ldg_batch_entry *last = &c->batch.e[c->batch.n - 1];
+            snprintf(c->own_cursor, sizeof c->own_cursor, "%.*s", (int)last->sid_len, last->id);
+        }
     } else if (reply->type != REDIS_REPLY_NIL) {
         ldg__storage_fail(c, "XREADGROUP: unexpected reply type %d", reply->type);
         retry_later(c);
@@ -378,7 +396,7 @@ static void on_claim(struct ldg_redis *r, redisReply *reply, void *ud)
         for (size_t i = 0; i < del->elements; i++) {
             const redisReply *id = del->element[i];
             if (id->type == REDIS_REPLY_STRING &&
-                ldg_batch_add(&c->batch, id->str, id->len, NULL, 0, NULL, 0, true) == 0) {
+                ldg_batch_add(&c->batch, id->str, id->len, NULL, 0, NULL, 0, NULL, 0, true) > 0) {
                 struct ldg_batch_entry *be = &c->batch.e[c->batch.n - 1];
                 be->state = LDG_BATCH_DUPLICATE;
                 be->depth_pid = 0;
@@ -423,25 +441,31 @@ bool ldg__storage_lease_stale(const struct ldg__storage_consumer *c)
 
 static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud);
 
-/* Send the lease script over the PENDING entries. */
+/* Send the lease script over the entries that have PENDING rows. */
 static int send_lease(struct ldg__storage_consumer *c, bool eval)
 {
-    size_t n = ldg_batch_count(&c->batch, 0, c->batch.n, LDG_BATCH_PENDING);
-    size_t argc = 6 + n, i = 0;
+    const struct ldg_batch *b = &c->batch;
+    size_t argc = 6 + b->entries, i = 0;
     const char **argv = ldg_malloc(argc * sizeof *argv);
-    ldg_redis_script_head(&lease_script, eval, argv, NULL);
+    size_t *argl = ldg_malloc(argc * sizeof *argl);
+    ldg_redis_script_head(&lease_script, eval, argv, argl);
     i = 2;
-    argv[i++] = "1";
-    argv[i++] = ldg__storage.stream;
-    argv[i++] = cfg()->group;
-    argv[i++] = c->name;
-    for (size_t k = 0; k < c->batch.n; k++)
-        if (c->batch.e[k].state == LDG_BATCH_PENDING)
-            argv[i++] = c->batch.e[k].id;
-    LDG_ASSERT(i == argc);
+#define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
+    ARG("1", 1u);
+    ARG(ldg__storage.stream, strlen(ldg__storage.stream));
+    ARG(cfg()->group, strlen(cfg()->group));
+    ARG(c->name, strlen(c->name));
+    for (size_t k = 0, end; k < b->n; k = end) {
+        end = ldg_batch_entry_end(b, k);
+        if (ldg_batch_count(b, k, end, LDG_BATCH_PENDING) > 0)
+            ARG(b->e[k].id, b->e[k].sid_len);
+    }
+#undef ARG
+    LDG_ASSERT(i <= argc);
     c->state = LDG_STORAGE_REDIS;
     c->read_sent_ms = now_ms(c);
-    int rc = ldg_redis_commandargv(c->redis, on_renewed, c, (int)argc, argv, NULL);
+    int rc = ldg_redis_commandargv(c->redis, on_renewed, c, (int)i, argv, argl);
+    free(argl);
     free(argv);
     return rc;
 }
@@ -475,16 +499,8 @@ static void on_renewed(struct ldg_redis *r, redisReply *reply, void *ud)
     }
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *id = reply->element[i];
-        if (id->type != REDIS_REPLY_STRING)
-            continue;
-        for (size_t k = 0; k < c->batch.n; k++) {
-            struct ldg_batch_entry *e = &c->batch.e[k];
-            if (e->state == LDG_BATCH_PENDING && strlen(e->id) == id->len &&
-                memcmp(e->id, id->str, id->len) == 0) {
-                e->state = LDG_BATCH_LOST;
-                c->stats.lost++;
-            }
-        }
+        if (id->type == REDIS_REPLY_STRING)
+            c->stats.lost += ldg_batch_lose(&c->batch, id->str, id->len);
     }
     if (reply->elements > 0)
         ldg_log_warn(c->ctx, "%zu entries were claimed by another consumer; left to it", reply->elements);
@@ -516,12 +532,13 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
     struct ldg_batch *b = &c->batch;
     /* keys: stream, dead stream, then one queue_depth key per distinct project */
     int64_t *pids = ldg_malloc((b->n + 1) * sizeof *pids);
-    size_t npids = 0;
-    size_t nack = 0;
-    for (size_t i = 0; i < b->n; i++) {
+    size_t npids = 0, nentries = 0, ndead = 0;
+    for (size_t i = 0, end; i < b->n; i = end) {
+        end = ldg_batch_entry_end(b, i);
         if (b->e[i].state == LDG_BATCH_LOST)
             continue;
-        nack++;
+        nentries++;
+        ndead += ldg_batch_count(b, i, end, LDG_BATCH_DEAD);
         int64_t p = b->e[i].depth_pid;
         bool seen = p <= 0;
         for (size_t k = 0; k < npids && !seen; k++)
@@ -529,54 +546,70 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
         if (!seen)
             pids[npids++] = p;
     }
-    size_t argc = 3 + 2 + npids + 3 + 3 * nack;
+    size_t argc = 3 + 2 + npids + 3 + 5 * nentries + 3 * ndead;
     const char **argv = ldg_malloc(argc * sizeof *argv);
+    size_t *argl = ldg_malloc(argc * sizeof *argl);
+    /* Numbers and key names go into one NUL-separated buffer first (it may move while growing);
+     * pointers into it are taken after, in the same order. */
     struct ldg_buf *sb = &c->args;
     ldg_buf_reset(sb);
-    /* numbers go into one buffer first (it may move while growing), pointers are taken after */
-    size_t *off = ldg_malloc((npids + 2 + nack) * sizeof *off);
-    size_t no = 0;
-    off[no++] = ldg_buf_size(sb);
     ldg_buf_printf(sb, "%zu%c", 2 + npids, 0);
-    for (size_t k = 0; k < npids; k++) {
-        off[no++] = ldg_buf_size(sb);
-        ldg_buf_printf(sb, "queue_depth:%" PRId64 "%c", pids[k], 0);
-    }
-    off[no++] = ldg_buf_size(sb);
-    ldg_buf_printf(sb, "%" PRId64 "%c", cfg()->dead_letter_max_len, 0);
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->e[i].state == LDG_BATCH_LOST)
-            continue;
-        size_t k = 0;
-        if (b->e[i].depth_pid > 0)
-            while (pids[k] != b->e[i].depth_pid)
-                k++;
-        off[no++] = ldg_buf_size(sb);
-        ldg_buf_printf(sb, "%zu%c", b->e[i].depth_pid > 0 ? k + 3 : 0, 0);
-    }
-    const char *base = ldg_buf_head(sb);
-    size_t i = 0, o = 0;
-    ldg_redis_script_head(&ack_script, eval, argv, NULL);
-    i = 2;
-    argv[i++] = base + off[o++];
-    argv[i++] = ldg__storage.stream;
-    argv[i++] = cfg()->dead_letter_stream;
     for (size_t k = 0; k < npids; k++)
-        argv[i++] = base + off[o++];
-    argv[i++] = cfg()->group;
-    argv[i++] = base + off[o++];
-    argv[i++] = c->name;
-    for (size_t e = 0; e < b->n; e++) {
+        ldg_buf_printf(sb, "queue_depth:%" PRId64 "%c", pids[k], 0);
+    ldg_buf_printf(sb, "%" PRId64 "%c", cfg()->dead_letter_max_len, 0);
+    for (size_t e = 0, end; e < b->n; e = end) {
+        end = ldg_batch_entry_end(b, e);
         if (b->e[e].state == LDG_BATCH_LOST)
             continue;
-        argv[i++] = b->e[e].id;
-        argv[i++] = base + off[o++];
-        argv[i++] = b->e[e].state == LDG_BATCH_DEAD ? (b->e[e].reason ? b->e[e].reason : "rejected") : "";
+        size_t k = 0;
+        if (b->e[e].depth_pid > 0)
+            while (pids[k] != b->e[e].depth_pid)
+                k++;
+        ldg_buf_printf(sb, "%zu%c%" PRIu32 "%c", b->e[e].depth_pid > 0 ? k + 3 : 0, 0, b->e[e].depth_n, 0);
+        if (b->e[e].depth_pid > 0)
+            ldg_buf_printf(sb, "%" PRId64, b->e[e].depth_pid);
+        ldg_buf_printf(sb, "%c%zu%c", 0, ldg_batch_count(b, e, end, LDG_BATCH_DEAD), 0);
     }
-    LDG_ASSERT(i == argc);
+    const char *base = ldg_buf_head(sb), *at = base;
+    size_t i = 0;
+#define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
+#define NUM() (ARG(at, strlen(at)), at += argl[i - 1] + 1)
+    ldg_redis_script_head(&ack_script, eval, argv, argl);
+    i = 2;
+    NUM();
+    ARG(ldg__storage.stream, strlen(ldg__storage.stream));
+    ARG(cfg()->dead_letter_stream, strlen(cfg()->dead_letter_stream));
+    for (size_t k = 0; k < npids; k++)
+        NUM();
+    ARG(cfg()->group, strlen(cfg()->group));
+    NUM();
+    ARG(c->name, strlen(c->name));
+    const char *raw = ldg_buf_head(&b->raw);
+    for (size_t e = 0, end; e < b->n; e = end) {
+        end = ldg_batch_entry_end(b, e);
+        if (b->e[e].state == LDG_BATCH_LOST)
+            continue;
+        ARG(b->e[e].id, b->e[e].sid_len);
+        NUM(); /* depth key index */
+        NUM(); /* logs counted */
+        NUM(); /* p */
+        NUM(); /* dead rows */
+        for (size_t r = e; r < end; r++) {
+            const struct ldg_batch_entry *row = &b->e[r];
+            if (row->state != LDG_BATCH_DEAD)
+                continue;
+            const char *reason = row->reason ? row->reason : "rejected";
+            ARG(row->id, strlen(row->id));
+            ARG(reason, strlen(reason));
+            ARG(row->raw_len ? raw + row->raw_off : "", row->raw_len);
+        }
+    }
+#undef NUM
+#undef ARG
+    LDG_ASSERT(i == argc && at == base + ldg_buf_size(sb));
     c->state = LDG_STORAGE_REDIS;
-    int rc = ldg_redis_commandargv(c->redis, on_acked, c, (int)argc, argv, NULL);
-    free(off);
+    int rc = ldg_redis_commandargv(c->redis, on_acked, c, (int)argc, argv, argl);
+    free(argl);
     free(argv);
     free(pids);
     return rc;
@@ -595,7 +628,7 @@ static void batch_done(struct ldg__storage_consumer *c)
     if (dead)
         ldg_log_warn(c->ctx, "%zu entries dead-lettered to %s", dead, cfg()->dead_letter_stream);
     if (dup && c->source != LDG_STORAGE_NEW)
-        ldg_log_info(c->ctx, "%zu redelivered entries were already stored", dup);
+        ldg_log_info(c->ctx, "%zu redelivered logs were already stored", dup);
     ldg_log_debug(c->ctx, "batch acknowledged: stored=%zu duplicates=%zu dead=%zu", stored, dup, dead);
     ldg_batch_reset(b);
     c->stored = false;
@@ -632,7 +665,7 @@ static void on_ack_pause(uv_timer_t *t)
 static void ack(struct ldg__storage_consumer *c)
 {
     if (ldg__storage.debug && cfg()->debug_pause_before_ack_ms > 0) {
-        ldg_log_info(c->ctx, "debug pause stage=ack entries=%zu", c->batch.n);
+        ldg_log_info(c->ctx, "debug pause stage=ack entries=%zu logs=%zu", c->batch.entries, c->batch.n);
         c->state = LDG_STORAGE_REDIS;
         uv_timer_start(&c->timer, on_ack_pause, (uint64_t)cfg()->debug_pause_before_ack_ms, 0);
         return;
@@ -750,6 +783,7 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
     snprintf(rname, sizeof rname, "storage-%u.%u", w->id, index);
     c->redis = ldg_redis_new(&w->loop, &conf->redis, conf->redis_password, rname);
     ldg_batch_init(&c->batch);
+    c->rows_per_entry = ROWS_PER_ENTRY_START;
     ldg_buf_init(&c->copy);
     ldg_buf_init(&c->groups);
     ldg_buf_init(&c->p_pids);

@@ -63,14 +63,15 @@ struct ldg__storage_consumer {
     bool group_ready;
     bool stopping;
     bool reread_own; /* a reply was lost: read our pending list again once the batch is done */
-    char own_cursor[LDG_BATCH_ID_MAX];   /* next id of our pending list to read */
-    char claim_cursor[LDG_BATCH_ID_MAX]; /* XAUTOCLAIM start */
+    char own_cursor[LDG_BATCH_SID_MAX];   /* next id of our pending list to read */
+    char claim_cursor[LDG_BATCH_SID_MAX]; /* XAUTOCLAIM start */
     uint64_t next_claim_ms;
 
     struct ldg_batch batch;
     uint64_t batch_first_ms; /* when the batch's first entry arrived */
     uint64_t lease_ms;       /* loop time of the read that delivered the oldest entry; 0 = unknown */
     uint64_t read_sent_ms;   /* send time of the read in flight */
+    size_t rows_per_entry;   /* estimate (>= 1) that sizes reads: last read's mean, or half the former */
     bool stored;             /* writer finished the batch: ack next */
     void (*renew_cb)(struct ldg__storage_consumer *c, bool ok); /* lease renewal in flight */
     struct ldg_buf args;                                        /* ack script arguments */

@@ -350,7 +350,8 @@ static void on_copied(PGresult *res, void *ud)
     if (!tx_step_ok(c, res, "COPY"))
         return;
     if (ldg__storage.debug && cfg()->debug_pause_before_commit_ms > 0) {
-        ldg_log_info(c->ctx, "debug pause stage=commit entries=%zu", c->cur.hi - c->cur.lo);
+        ldg_log_info(c->ctx, "debug pause stage=commit entries=%zu logs=%zu", c->batch.entries,
+                     c->cur.hi - c->cur.lo);
         uv_timer_start(&c->timer, on_commit_pause, (uint64_t)cfg()->debug_pause_before_commit_ms, 0);
         return;
     }

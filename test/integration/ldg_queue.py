@@ -1,0 +1,52 @@
+"""Reading the ingest queue in tests: stream entries carry fields p (project), n (logs) and m (the n
+logs' MessagePack maps back to back). A minimal MessagePack walker splits m without a msgpack
+module (Debian's python3 has none installed here)."""
+
+def _skip(b, i):
+    """Index just past the MessagePack item starting at b[i]."""
+    c = b[i]
+    i += 1
+    if c <= 0x7F or c >= 0xE0 or c in (0xC0, 0xC2, 0xC3):
+        return i
+    if 0xA0 <= c <= 0xBF:
+        return i + (c & 0x1F)
+    if 0x80 <= c <= 0x9F:
+        n = (c & 0x0F) * (2 if c <= 0x8F else 1)
+        for _ in range(n):
+            i = _skip(b, i)
+        return i
+    fixed = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+    if c in fixed:
+        return i + fixed[c]
+    if c in (0xD9, 0xDA, 0xDB):
+        w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[c]
+        return i + w + int.from_bytes(b[i:i + w], "big")
+    if c in (0xDC, 0xDD, 0xDE, 0xDF):
+        w = 2 if c in (0xDC, 0xDE) else 4
+        n = int.from_bytes(b[i:i + w], "big") * (2 if c >= 0xDE else 1)
+        i += w
+        for _ in range(n):
+            i = _skip(b, i)
+        return i
+    raise ValueError(f"unexpected MessagePack byte 0x{c:02x}")
+
+
+def split_logs(m):
+    """The MessagePack maps of m, in order."""
+    out, i = [], 0
+    while i < len(m):
+        j = _skip(m, i)
+        out.append(m[i:j])
+        i = j
+    return out
+
+
+def queued(rc, stream):
+    """[(entry id, fields, [log bytes...])] of the stream, oldest first."""
+    return [(eid, f, split_logs(f[b"m"])) for eid, f in rc.xrange(stream)]
+
+
+def queued_logs(rc, stream):
+    """Every queued log's MessagePack bytes, in queue order."""
+    return [m for _, _, logs in queued(rc, stream) for m in logs]
+
