@@ -6,8 +6,10 @@
  *   3  configuration error (the message names file:line)
  */
 #include <getopt.h>
+#include <malloc.h>
 
 #include "core/common.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "db/migrate.h"
 #include "server.h"
@@ -42,6 +44,18 @@ static int migrate(const struct ldg_config *c)
     if (ldg_migrate_run(&c->pg_logs, c->pg_logs_password, logs_dir, "logs") < 0)
         return EXIT_RUNTIME;
     return 0;
+}
+
+/*
+ * Ingestion allocates and frees blocks of up to a few MB many times a second (request bodies,
+ * encoded batches, Redis commands). With glibc's defaults such blocks are mmap()ed or trimmed
+ * back to the kernel on free, so every request page-faults them in again (measured: ~10% of the
+ * ingest CPU). Serve them from the heap and keep up to 64 MB free per arena instead.
+ */
+static void keep_freed_memory(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 int main(int argc, char **argv)
@@ -88,6 +102,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    ldg_json_init();
     struct ldg_config cfg;
     struct ldg_cfg_err err = {{0}};
     if (ldg_settings_load(&cfg, path, &err) < 0) {
@@ -105,6 +120,7 @@ int main(int argc, char **argv)
     } else if (mode == 'm') {
         rc = migrate(&cfg);
     } else {
+        keep_freed_memory();
         /* The thread pool is created on first use; size it before anything can use it. */
         char n[16];
         snprintf(n, sizeof n, "%lld", (long long)cfg.server.threadpool_size);

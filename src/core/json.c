@@ -12,7 +12,11 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
+
+#include "core/arena.h"
 
 /* ---- UTF-8 ---- */
 
@@ -294,6 +298,42 @@ static bool raw_text_ok(const char *data, size_t len)
         i++;
     }
     return true;
+}
+
+/* The arena cJSON allocates from on this thread, during ldg_json_parse_in only. */
+static __thread struct ldg_arena *parse_arena;
+
+static void *on_cjson_malloc(size_t n)
+{
+    return parse_arena ? ldg_arena_alloc(parse_arena, n) : malloc(n);
+}
+
+static void on_cjson_free(void *p)
+{
+    if (!parse_arena) /* inside a parse, only its own (arena) nodes are freed, on failure */
+        free(p);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void install_hooks(void)
+{
+    cJSON_Hooks h = {.malloc_fn = on_cjson_malloc, .free_fn = on_cjson_free};
+    cJSON_InitHooks(&h);
+}
+
+void ldg_json_init(void)
+{
+    pthread_once(&hooks_once, install_hooks);
+}
+
+cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena)
+{
+    ldg_json_init();
+    parse_arena = arena;
+    cJSON *root = ldg_json_parse(data, len);
+    parse_arena = NULL;
+    return root;
 }
 
 cJSON *ldg_json_parse(const char *data, size_t len)

@@ -39,6 +39,9 @@ struct ldg_log {
     struct ldg_str message, error_type, error_message, stack_trace, environment, release, sdk_version,
         platform, platform_version;
     struct ldg_str attributes; /* compact JSON text of the attributes object; p == NULL: none */
+    /* The attributes object as parsed from a request (ingest only), NULL otherwise. When set, the
+     * text above is only filled on demand (ldg_logentry_attributes_text). */
+    const struct cJSON *attributes_tree;
     char fingerprint[LDG_LOG_FINGERPRINT_LEN + 1]; /* "" = none (§4.3) */
 };
 

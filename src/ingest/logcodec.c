@@ -13,7 +13,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <msgpack.h>
-#include <time.h>
 
 #define US_PER_S INT64_C(1000000)
 #define NOTIFY_MESSAGE_CHARS 500
@@ -32,12 +31,61 @@ static void split_us(int64_t ts_us, int64_t *s, int32_t *us)
     *us = (int32_t)r;
 }
 
-/* Broken-down UTC time of Unix seconds s. */
-static void utc_tm(int64_t s, struct tm *tm)
+/* UTC calendar fields of Unix seconds s (days to civil: Howard Hinnant's algorithm). No gmtime_r:
+ * it takes glibc's time zone lock, and this runs for every log on every loop. */
+struct civil {
+    int64_t year;
+    uint32_t mon, day, hour, min, sec;
+};
+
+static void civil_of(int64_t s, struct civil *c)
 {
-    time_t t = (time_t)s;
-    if (!gmtime_r(&t, tm))
-        memset(tm, 0, sizeof *tm); /* only for years beyond int; ts_us cannot reach them */
+    int64_t days = s / 86400, rem = s % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    c->hour = (uint32_t)(rem / 3600);
+    c->min = (uint32_t)(rem / 60 % 60);
+    c->sec = (uint32_t)(rem % 60);
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    c->day = (uint32_t)(doy - (153 * mp + 2) / 5 + 1);
+    c->mon = (uint32_t)(mp < 10 ? mp + 3 : mp - 9);
+    c->year = yoe + era * 400 + (c->mon <= 2);
+}
+
+/* Write v as exactly w decimal digits (zero-padded) at p; returns p + w. */
+static char *put_digits(char *p, uint32_t v, int w)
+{
+    for (int i = w - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + w;
+}
+
+/* `YYYY-MM-DD<sep>HH:MM:SS` at p (years outside 0..9999 through printf); returns the end. */
+static char *put_datetime(char *p, const struct civil *c, char sep)
+{
+    if (c->year >= 0 && c->year <= 9999)
+        p = put_digits(p, (uint32_t)c->year, 4);
+    else
+        p += snprintf(p, 24, "%04" PRId64, c->year);
+    *p++ = '-';
+    p = put_digits(p, c->mon, 2);
+    *p++ = '-';
+    p = put_digits(p, c->day, 2);
+    *p++ = sep;
+    p = put_digits(p, c->hour, 2);
+    *p++ = ':';
+    p = put_digits(p, c->min, 2);
+    *p++ = ':';
+    return put_digits(p, c->sec, 2);
 }
 
 void ldg_logcodec_isoformat(int64_t ts_us, int32_t offset_min, bool utc_z, struct ldg_buf *out)
@@ -45,18 +93,23 @@ void ldg_logcodec_isoformat(int64_t ts_us, int32_t offset_min, bool utc_z, struc
     int64_t s;
     int32_t us;
     split_us(ts_us, &s, &us);
-    struct tm tm;
-    utc_tm(s + (int64_t)offset_min * 60, &tm);
-    ldg_buf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                   tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (us)
-        ldg_buf_printf(out, ".%06" PRId32, us);
-    if (offset_min == 0 && utc_z) {
-        ldg_buf_put(out, "Z", 1);
-        return;
+    struct civil c;
+    civil_of(s + (int64_t)offset_min * 60, &c);
+    char buf[64], *p = put_datetime(buf, &c, 'T');
+    if (us) {
+        *p++ = '.';
+        p = put_digits(p, (uint32_t)us, 6);
     }
-    int32_t a = offset_min < 0 ? -offset_min : offset_min;
-    ldg_buf_printf(out, "%c%02" PRId32 ":%02" PRId32, offset_min < 0 ? '-' : '+', a / 60, a % 60);
+    if (offset_min == 0 && utc_z) {
+        *p++ = 'Z';
+    } else {
+        uint32_t a = (uint32_t)(offset_min < 0 ? -offset_min : offset_min);
+        *p++ = offset_min < 0 ? '-' : '+';
+        p = put_digits(p, a / 60 % 100, 2);
+        *p++ = ':';
+        p = put_digits(p, a % 60, 2);
+    }
+    ldg_buf_put(out, buf, (size_t)(p - buf));
 }
 
 /* `YYYY-MM-DD HH:MM:SS.ffffff+00`: fixed width, what PostgreSQL's COPY input reads fastest. */
@@ -65,10 +118,13 @@ static void copy_time(int64_t ts_us, struct ldg_buf *out)
     int64_t s;
     int32_t us;
     split_us(ts_us, &s, &us);
-    struct tm tm;
-    utc_tm(s, &tm);
-    ldg_buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06" PRId32 "+00", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+    struct civil c;
+    civil_of(s, &c);
+    char buf[64], *p = put_datetime(buf, &c, ' ');
+    *p++ = '.';
+    p = put_digits(p, (uint32_t)us, 6);
+    memcpy(p, "+00", 3);
+    ldg_buf_put(out, buf, (size_t)(p + 3 - buf));
 }
 
 /* ---- encode ---- */
@@ -157,11 +213,14 @@ static int pack_json(msgpack_packer *pk, const cJSON *j, int depth)
 int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out)
 {
     /* Parse attributes first so a bad text leaves out untouched without any rollback. */
-    cJSON *attrs = NULL;
-    if (l->attributes.p) {
-        attrs = ldg_json_parse(l->attributes.p, l->attributes.n);
+    cJSON *parsed = NULL;
+    const cJSON *attrs = l->attributes_tree;
+    if (attrs && !cJSON_IsObject(attrs))
+        return -EINVAL;
+    if (!attrs && l->attributes.p) {
+        attrs = parsed = ldg_json_parse(l->attributes.p, l->attributes.n);
         if (!cJSON_IsObject(attrs)) {
-            cJSON_Delete(attrs);
+            cJSON_Delete(parsed);
             return -EINVAL;
         }
     }
@@ -203,7 +262,7 @@ int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out)
     msgpack_pack_int64(&pk, l->ingested_us);
 
     ldg_buf_free(&tmp);
-    cJSON_Delete(attrs);
+    cJSON_Delete(parsed);
     if (rc)
         out->len = start;
     return rc;

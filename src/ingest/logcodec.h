@@ -32,8 +32,8 @@
  * Append the queue entry for l to out (MessagePack map, 19 keys, §5.1 order then ts_us, ingested_us).
  * `timestamp` is Python isoformat() with the client's offset (`2025-01-15T10:30:45.123000+05:30`,
  * microseconds only when non-zero), `ingested_at` the same in UTC. Absent strings, absent
- * attributes and an empty fingerprint are nil. `attributes` (JSON text) becomes a map: integral
- * numbers that fit become int64, other numbers float64. Numbers go through cJSON's double, so
+ * attributes and an empty fingerprint are nil. `attributes` (the tree if set, else the JSON text) becomes a
+ * map: integral numbers that fit become int64, other numbers float64. Numbers go through cJSON's double, so
  * integers beyond 2^53 lose precision (stored as the nearest double).
  * Returns 0, or -EINVAL (out unchanged) when the attributes text is not a JSON object or nests
  * deeper than LDG_LOGCODEC_MAX_DEPTH.

@@ -634,15 +634,20 @@ int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, str
         return r;
 
     /* Enrichment. */
-    if (attrs) {
-        char *text = cJSON_PrintUnformatted(attrs);
-        LDG_ASSERT(text != NULL); /* cJSON fails only on OOM */
-        size_t n = strlen(text);
-        out->attributes = ldg_str_make(ldg_arena_strndup(arena, text, n), n);
-        cJSON_free(text);
-    }
+    out->attributes_tree = attrs;
     if (exception && out->stack_trace.n > 0)
         ldg_logentry_fingerprint(out->error_type.p, out->stack_trace.p, out->stack_trace.n, out->platform.p,
                                  out->fingerprint);
     return 0;
+}
+
+void ldg_logentry_attributes_text(struct ldg_log *l, struct ldg_arena *arena)
+{
+    if (l->attributes.p || !l->attributes_tree)
+        return;
+    char *text = cJSON_PrintUnformatted(l->attributes_tree);
+    LDG_ASSERT(text != NULL); /* cJSON fails only on OOM */
+    size_t n = strlen(text);
+    l->attributes = ldg_str_make(ldg_arena_strndup(arena, text, n), n);
+    cJSON_free(text);
 }

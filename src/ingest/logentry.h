@@ -25,12 +25,17 @@
  * Returns 0 with *out filled, or -EINVAL with a message written to err (NUL-terminated, truncated to
  * errlen; err may be NULL when errlen is 0). On failure *out is unspecified.
  *
- * Ownership: the string slices in *out borrow from obj (valid until cJSON_Delete of its tree); the
- * attributes JSON text is allocated from arena (valid until the arena is reset). level, log_type and
- * importance point to static strings. Nothing in *out needs freeing.
+ * Ownership: the string slices in *out and out->attributes_tree borrow from obj (valid as long as
+ * its tree); out->attributes (the text) is left empty: ldg_logentry_attributes_text fills it when
+ * it is needed. level, log_type and importance point to static strings. Nothing in *out needs
+ * freeing. `arena` is for what validation needs to allocate.
  */
 int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, struct ldg_arena *arena,
                        struct ldg_log *out, char *err, size_t errlen) LDG_MUSTCHECK;
+
+/* Fill l->attributes with the compact JSON text of l->attributes_tree (allocated from arena), if
+ * there is a tree and no text yet. */
+void ldg_logentry_attributes_text(struct ldg_log *l, struct ldg_arena *arena);
 
 /*
  * Error fingerprint of §4.3: lowercase hex SHA-256 of

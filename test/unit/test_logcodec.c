@@ -128,6 +128,10 @@ static void test_isoformat(void **state)
     check_iso(TS_2025, -45, false, "2025-01-15T09:45:45.123000-00:45");
     check_iso(-500000, 0, false, "1969-12-31T23:59:59.500000+00:00");
     check_iso(0, 0, true, "1970-01-01T00:00:00Z");
+    /* leap day, the last representable microsecond, a year before the epoch */
+    check_iso(INT64_C(1709164800000000), 0, true, "2024-02-29T00:00:00Z");
+    check_iso(INT64_C(253402300799999999), 0, false, "9999-12-31T23:59:59.999999+00:00");
+    check_iso(INT64_C(-2208988800000000) + 59 * INT64_C(86400000000), 0, true, "1900-03-01T00:00:00Z");
     /* offset crossing a day boundary */
     check_iso(INT64_C(1735689600000000), -60, false, "2024-12-31T23:00:00-01:00");
 }

@@ -350,6 +350,7 @@ static void test_defaults_and_enrichment(void **state)
        &log);
     assert_null(log.message.p);
     assert_null(log.attributes.p);
+    assert_null(log.attributes_tree);
 
     /* every field set */
     ok("\"log_type\": \"database\", \"importance\": \"critical\", \"message\": \"m\", \"error_type\": \"T\", "
@@ -364,12 +365,17 @@ static void test_defaults_and_enrichment(void **state)
     assert_non_null(log.error_message.p);
     assert_int_equal(log.error_message.n, 0);
     assert_int_equal(log.platform_version.n, 6);
+    /* the attributes stay a tree until their text is asked for */
+    assert_null(log.attributes.p);
+    assert_true(cJSON_IsObject(log.attributes_tree));
+    ldg_logentry_attributes_text(&log, &arena);
     assert_int_equal(log.attributes.n, strlen("{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":null}}"));
     assert_memory_equal(log.attributes.p, "{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":null}}", log.attributes.n);
     assert_string_equal(log.fingerprint, ""); /* not an exception */
 
     /* empty attributes object is stored as {} */
     ok("\"attributes\": {}", &log);
+    ldg_logentry_attributes_text(&log, &arena);
     assert_int_equal(log.attributes.n, 2);
 
     /* duplicate members: the last wins, as in Python */
@@ -513,6 +519,7 @@ static void test_attributes(void **state)
     char *extra = malloc(cap);
     snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", s);
     assert_int_equal(parse_long("x", "", 0, extra, &log), 0);
+    ldg_logentry_attributes_text(&log, &arena);
     assert_int_equal(log.attributes.n, 99991 + 8); /* stored compactly: {"k":"…"} */
     assert_memory_equal(log.attributes.p, "{\"k\":\"aaa", 9);
     free(s);

@@ -97,17 +97,17 @@ static const struct ldg_principal *api_key_principal(struct ldg_req *req)
     return p;
 }
 
-/* Parse the body as a JSON object, or answer 400 and return NULL. */
-static cJSON *body_object(struct ldg_req *req)
+/* Parse the body as a JSON object into `arena` (the tree is released with it), or answer 400 and
+ * return NULL. */
+static cJSON *body_object(struct ldg_req *req, struct ldg_arena *arena)
 {
-    cJSON *root = ldg_json_parse(ldg_buf_head(&req->body), ldg_buf_size(&req->body));
+    cJSON *root = ldg_json_parse_in(ldg_buf_head(&req->body), ldg_buf_size(&req->body), arena);
     if (!root) {
         ldg_req_error(req, 400, "Request body must be valid JSON (UTF-8, no NUL characters)");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
         ldg_req_error(req, 400, "Request body must be a JSON object");
-        cJSON_Delete(root);
         return NULL;
     }
     return root;
@@ -309,6 +309,7 @@ static int add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *er
         return ldg_json_fail(err, errlen, "Field 'attributes' is nested too deeply");
     e->accepted++;
     if (ldg_logcodec_notifiable(&l, G.cfg->notify_errors, G.cfg->notify_critical)) {
+        ldg_logentry_attributes_text(&l, &e->req->arena);
         ldg_logcodec_notification(&l, &e->notes);
         e->note_off[++e->nnotes] = ldg_buf_size(&e->notes);
     }
@@ -322,13 +323,18 @@ static void handle_single(struct ldg_req *req)
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
         return;
-    cJSON *root = body_object(req);
-    if (!root)
+    char first[16384]; /* a single log's tree fits: no malloc */
+    struct ldg_arena tree;
+    ldg_arena_init(&tree, first, sizeof first);
+    cJSON *root = body_object(req, &tree);
+    if (!root) {
+        ldg_arena_free(&tree);
         return;
+    }
     struct enqueue *e = enqueue_new(req, p, 1, false);
     char err[512], detail[600];
     int rc = add_log(e, root, ldg_wall_us(), err, sizeof err);
-    cJSON_Delete(root);
+    ldg_arena_free(&tree); /* the JSON tree */
     if (rc < 0) {
         enqueue_free(e);
         snprintf(detail, sizeof detail, "Invalid log entry: %s", err);
@@ -343,18 +349,23 @@ static void handle_batch(struct ldg_req *req)
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
         return;
-    cJSON *root = body_object(req);
-    if (!root)
+    char first[16384]; /* a single log's tree fits: no malloc */
+    struct ldg_arena tree;
+    ldg_arena_init(&tree, first, sizeof first);
+    cJSON *root = body_object(req, &tree);
+    if (!root) {
+        ldg_arena_free(&tree);
         return;
+    }
     const cJSON *logs = ldg_json_member(root, "logs");
     if (!logs || !cJSON_IsArray(logs)) {
-        cJSON_Delete(root);
+        ldg_arena_free(&tree); /* the JSON tree */
         ldg_req_error(req, 400, "Field 'logs' is required and must be a list of log objects");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(logs);
     if (n < 1 || n > BATCH_MAX) {
-        cJSON_Delete(root);
+        ldg_arena_free(&tree); /* the JSON tree */
         ldg_req_error(req, 400,
                       n < 1 ? "Field 'logs' must contain at least 1 log"
                             : "Field 'logs' must contain at most 1000 logs");
@@ -379,8 +390,8 @@ static void handle_batch(struct ldg_req *req)
                                                      : (size_t)len);
         ldg_buf_puts(&e->errors, "\"");
     }
-    cJSON_Delete(root);
-    if (!e->accepted) { /* nothing to queue: still 202 (reference §3.6) */
+    ldg_arena_free(&tree); /* the JSON tree */
+    if (!e->accepted) {    /* nothing to queue: still 202 (reference §3.6) */
         respond_accepted(e);
         enqueue_free(e);
         return;

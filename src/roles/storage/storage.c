@@ -22,7 +22,7 @@
 const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"group", LDG_CFG_STR, CFG(group), "ledger:storage", 0, 0, NULL, 0,
      "Consumer group of the storage consumers on the ingest stream ([ingest] stream)"},
-    {"consumers", LDG_CFG_INT, CFG(consumers), "3", 1, 16, NULL, 0,
+    {"consumers", LDG_CFG_INT, CFG(consumers), "1", 1, 16, NULL, 0,
      "Consumers per worker: batches read, written and acknowledged at the same time (each holds one "
      "[pg_logs] connection while writing)"},
     {"batch_max_logs", LDG_CFG_INT, CFG(batch_max_logs), "1000", 1, 10000, NULL, 0,
