@@ -76,6 +76,7 @@ struct pollw {
     struct link *l;        /* borrowed: for handle accounting; outlives this object */
     redisAsyncContext *ac; /* borrowed: NULL once hiredis called cleanup */
     int events;            /* UV_READABLE | UV_WRITABLE armed on the poll handle */
+    bool armed;            /* events has been applied to the poll handle once */
     bool flush_armed;      /* the check handle will write the output buffer */
     bool in_flush;
 };
@@ -134,8 +135,14 @@ static void subscribe_all(struct ldg_redis_sub *s);
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-static void ev_update(struct pollw *pw)
+/* Arm the poll handle for pw->events if they changed. hiredis asks for reads again after every
+ * read and write; uv_poll_start costs an epoll_ctl at the next poll even when nothing changes. */
+static void ev_set(struct pollw *pw, int events)
 {
+    if (events == pw->events && pw->armed)
+        return;
+    pw->events = events;
+    pw->armed = true;
     if (!pw->ac)
         return;
     if (pw->events)
@@ -147,15 +154,13 @@ static void ev_update(struct pollw *pw)
 static void ev_add_read(void *p)
 {
     struct pollw *pw = p;
-    pw->events |= UV_READABLE;
-    ev_update(pw);
+    ev_set(pw, pw->events | UV_READABLE);
 }
 
 static void ev_del_read(void *p)
 {
     struct pollw *pw = p;
-    pw->events &= ~UV_READABLE;
-    ev_update(pw);
+    ev_set(pw, pw->events & ~UV_READABLE);
 }
 
 static void on_flush(uv_check_t *h)
@@ -184,15 +189,13 @@ static void ev_add_write(void *p)
         }
         return;
     }
-    pw->events |= UV_WRITABLE;
-    ev_update(pw);
+    ev_set(pw, pw->events | UV_WRITABLE);
 }
 
 static void ev_del_write(void *p)
 {
     struct pollw *pw = p;
-    pw->events &= ~UV_WRITABLE;
-    ev_update(pw);
+    ev_set(pw, pw->events & ~UV_WRITABLE);
 }
 
 static void maybe_free(struct link *l);
