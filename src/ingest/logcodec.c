@@ -14,6 +14,8 @@
 #include <math.h>
 #include <msgpack.h>
 
+#include "core/civil.h"
+
 #define US_PER_S INT64_C(1000000)
 #define NOTIFY_MESSAGE_CHARS 500
 
@@ -31,34 +33,6 @@ static void split_us(int64_t ts_us, int64_t *s, int32_t *us)
     *us = (int32_t)r;
 }
 
-/* UTC calendar fields of Unix seconds s (days to civil: Howard Hinnant's algorithm). No gmtime_r:
- * it takes glibc's time zone lock, and this runs for every log on every loop. */
-struct civil {
-    int64_t year;
-    uint32_t mon, day, hour, min, sec;
-};
-
-static void civil_of(int64_t s, struct civil *c)
-{
-    int64_t days = s / 86400, rem = s % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days--;
-    }
-    c->hour = (uint32_t)(rem / 3600);
-    c->min = (uint32_t)(rem / 60 % 60);
-    c->sec = (uint32_t)(rem % 60);
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    c->day = (uint32_t)(doy - (153 * mp + 2) / 5 + 1);
-    c->mon = (uint32_t)(mp < 10 ? mp + 3 : mp - 9);
-    c->year = yoe + era * 400 + (c->mon <= 2);
-}
-
 /* Write v as exactly w decimal digits (zero-padded) at p; returns p + w. */
 static char *put_digits(char *p, uint32_t v, int w)
 {
@@ -70,7 +44,7 @@ static char *put_digits(char *p, uint32_t v, int w)
 }
 
 /* `YYYY-MM-DD<sep>HH:MM:SS` at p (years outside 0..9999 through printf); returns the end. */
-static char *put_datetime(char *p, const struct civil *c, char sep)
+static char *put_datetime(char *p, const struct ldg_civil *c, char sep)
 {
     if (c->year >= 0 && c->year <= 9999)
         p = put_digits(p, (uint32_t)c->year, 4);
@@ -93,8 +67,8 @@ void ldg_logcodec_isoformat(int64_t ts_us, int32_t offset_min, bool utc_z, struc
     int64_t s;
     int32_t us;
     split_us(ts_us, &s, &us);
-    struct civil c;
-    civil_of(s + (int64_t)offset_min * 60, &c);
+    struct ldg_civil c;
+    ldg_civil_from_unix(s + (int64_t)offset_min * 60, &c);
     char buf[64], *p = put_datetime(buf, &c, 'T');
     if (us) {
         *p++ = '.';
@@ -118,8 +92,8 @@ static void copy_time(int64_t ts_us, struct ldg_buf *out)
     int64_t s;
     int32_t us;
     split_us(ts_us, &s, &us);
-    struct civil c;
-    civil_of(s, &c);
+    struct ldg_civil c;
+    ldg_civil_from_unix(s, &c);
     char buf[64], *p = put_datetime(buf, &c, ' ');
     *p++ = '.';
     p = put_digits(p, (uint32_t)us, 6);

@@ -28,6 +28,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/civil.h"
 #include "core/json.h"
 
 #define US_PER_S INT64_C(1000000)
@@ -72,17 +73,6 @@ static int days_in_month(int y, int m)
 {
     static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 enum ts_result { TS_OK, TS_BAD, TS_NAIVE };
@@ -145,7 +135,8 @@ static enum ts_result parse_iso(const char *s, int64_t *us, int32_t *offset_min)
     }
     if (*p != '\0')
         return TS_BAD;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
+    int64_t secs = ldg_days_from_civil(y, (uint32_t)mo, (uint32_t)d) * 86400 + h * 3600 + mi * 60 + sec -
+                   (int64_t)off * 60;
     *us = secs * US_PER_S + frac_us;
     *offset_min = off;
     return TS_OK;

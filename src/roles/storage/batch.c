@@ -10,10 +10,11 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/civil.h"
 #include "core/json.h"
 #include "ingest/logcodec.h"
 
-#define US_PER_DAY INT64_C(86400000000)
+#define US_PER_S INT64_C(1000000)
 /* Allocations kept across resets; a bigger batch's memory is given back. */
 #define KEEP_ROWS_BYTES (8u << 20)
 #define KEEP_ENTRIES 4096
@@ -96,20 +97,12 @@ static int64_t parse_pid(const char *s, size_t n)
     return v;
 }
 
-/* UTC year * 12 + month - 1 of Unix µs (days to civil: Howard Hinnant's algorithm). */
+/* UTC year * 12 + month - 1 of Unix µs. */
 static int32_t month_of(int64_t ts_us)
 {
-    int64_t days = ts_us / US_PER_DAY - (ts_us % US_PER_DAY < 0);
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    return (int32_t)(y * 12 + m - 1);
+    struct ldg_civil c;
+    ldg_civil_from_unix(ts_us / US_PER_S - (ts_us % US_PER_S < 0), &c);
+    return (int32_t)(c.year * 12 + c.mon - 1);
 }
 
 static const char *keep_str(struct ldg_batch *b, struct ldg_str s)
