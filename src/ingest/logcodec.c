@@ -666,38 +666,44 @@ static int decode_field(int k, struct reader *r, const struct mp_item *v, struct
     }
 }
 
+/* Decode the map at r->p into *out (zeroed first); on success r->p is just past it. */
+static int decode_map(struct reader *r, struct ldg_arena *arena, struct ldg_log *out)
+{
+    memset(out, 0, sizeof *out);
+    struct mp_item top;
+    if (read_item(r, &top) || top.type != MP_MAP)
+        return -EINVAL;
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < top.n; i++) {
+        struct mp_item key, val;
+        if (read_item(r, &key) || key.type != MP_STR || read_item(r, &val))
+            return -EINVAL;
+        int k = key_index(&key);
+        int rc;
+        if (k < 0) {
+            rc = skip_value(r, &val, 2); /* unknown key from a newer writer */
+        } else {
+            if (seen & (1u << k))
+                return -EINVAL;
+            seen |= 1u << k;
+            rc = decode_field(k, r, &val, arena, out);
+        }
+        if (rc)
+            return rc;
+    }
+    const uint32_t required = 1u << K_PROJECT_ID | 1u << K_LEVEL | 1u << K_LOG_TYPE | 1u << K_IMPORTANCE |
+                              1u << K_TS_US | 1u << K_INGESTED_US;
+    return (seen & required) == required ? 0 : -EINVAL;
+}
+
 int ldg_logcodec_decode(const char *data, size_t len, struct ldg_arena *arena, struct ldg_log *out)
 {
     memset(out, 0, sizeof *out);
     if (!data)
         return -EINVAL;
     struct reader r = {(const unsigned char *)data, (const unsigned char *)data + len};
-    struct mp_item top;
-    if (read_item(&r, &top) || top.type != MP_MAP)
-        return -EINVAL;
-    uint32_t seen = 0;
-    for (uint32_t i = 0; i < top.n; i++) {
-        struct mp_item key, val;
-        if (read_item(&r, &key) || key.type != MP_STR || read_item(&r, &val))
-            return -EINVAL;
-        int k = key_index(&key);
-        int rc;
-        if (k < 0) {
-            rc = skip_value(&r, &val, 2); /* unknown key from a newer writer */
-        } else {
-            if (seen & (1u << k))
-                return -EINVAL;
-            seen |= 1u << k;
-            rc = decode_field(k, &r, &val, arena, out);
-        }
-        if (rc)
-            return rc;
-    }
-    if (r.p != r.end)
-        return -EINVAL;
-    const uint32_t required = 1u << K_PROJECT_ID | 1u << K_LEVEL | 1u << K_LOG_TYPE | 1u << K_IMPORTANCE |
-                              1u << K_TS_US | 1u << K_INGESTED_US;
-    return (seen & required) == required ? 0 : -EINVAL;
+    int rc = decode_map(&r, arena, out);
+    return rc ? rc : r.p == r.end ? 0 : -EINVAL;
 }
 
 int ldg_logcodec_decode_next(const char *data, size_t len, struct ldg_arena *arena, struct ldg_log *out,
@@ -707,12 +713,19 @@ int ldg_logcodec_decode_next(const char *data, size_t len, struct ldg_arena *are
     memset(out, 0, sizeof *out);
     if (!data)
         return -EINVAL;
-    struct reader r = {(const unsigned char *)data, (const unsigned char *)data + len};
+    const unsigned char *p = (const unsigned char *)data;
+    struct reader r = {p, p + len};
+    int rc = decode_map(&r, arena, out);
+    if (rc == 0) {
+        *used = (size_t)(r.p - p);
+        return 0;
+    }
+    /* Rejected: find where the map ends, if its structure allows, so the caller can go on. */
     struct mp_item top;
-    if (read_item(&r, &top) || top.type != MP_MAP || skip_value(&r, &top, 0))
-        return -EINVAL;
-    *used = (size_t)(r.p - (const unsigned char *)data);
-    return ldg_logcodec_decode(data, *used, arena, out);
+    r.p = p;
+    if (read_item(&r, &top) == 0 && top.type == MP_MAP && skip_value(&r, &top, 0) == 0)
+        *used = (size_t)(r.p - p);
+    return rc;
 }
 
 /* ---- COPY ---- */
