@@ -97,20 +97,27 @@ static const struct ldg_principal *api_key_principal(struct ldg_req *req)
     return p;
 }
 
-/* Parse the body as a JSON object into `arena` (the tree is released with it), or answer 400 and
- * return NULL. */
-static cJSON *body_object(struct ldg_req *req, struct ldg_arena *arena)
+/* A request body's JSON tree, built in an arena whose first chunk lives with it (on the handler's
+ * stack): a single log's tree fits there, a batch's continues in heap chunks. */
+struct body_tree {
+    struct ldg_arena arena;
+    char first[16384];
+};
+
+/* Parse the body as a JSON object into t, or answer 400, release t and return NULL. The tree is
+ * released with ldg_arena_free(&t->arena). */
+static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
 {
-    cJSON *root = ldg_json_parse_in(ldg_buf_head(&req->body), ldg_buf_size(&req->body), arena);
-    if (!root) {
-        ldg_req_error(req, 400, "Request body must be valid JSON (UTF-8, no NUL characters)");
-        return NULL;
-    }
-    if (!cJSON_IsObject(root)) {
-        ldg_req_error(req, 400, "Request body must be a JSON object");
-        return NULL;
-    }
-    return root;
+    ldg_arena_init(&t->arena, t->first, sizeof t->first);
+    cJSON *root = ldg_json_parse_in(ldg_buf_head(&req->body), ldg_buf_size(&req->body), &t->arena);
+    const char *problem = !root ? "Request body must be valid JSON (UTF-8, no NUL characters)"
+                          : !cJSON_IsObject(root) ? "Request body must be a JSON object"
+                                                  : NULL;
+    if (!problem)
+        return root;
+    ldg_arena_free(&t->arena);
+    ldg_req_error(req, 400, problem);
+    return NULL;
 }
 
 /* ---- enqueue ----------------------------------------------------------------------------------- */
@@ -323,18 +330,14 @@ static void handle_single(struct ldg_req *req)
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
         return;
-    char first[16384]; /* a single log's tree fits: no malloc */
-    struct ldg_arena tree;
-    ldg_arena_init(&tree, first, sizeof first);
+    struct body_tree tree;
     cJSON *root = body_object(req, &tree);
-    if (!root) {
-        ldg_arena_free(&tree);
+    if (!root)
         return;
-    }
     struct enqueue *e = enqueue_new(req, p, 1, false);
     char err[512], detail[600];
     int rc = add_log(e, root, ldg_wall_us(), err, sizeof err);
-    ldg_arena_free(&tree); /* the JSON tree */
+    ldg_arena_free(&tree.arena); /* the JSON tree */
     if (rc < 0) {
         enqueue_free(e);
         snprintf(detail, sizeof detail, "Invalid log entry: %s", err);
@@ -349,23 +352,19 @@ static void handle_batch(struct ldg_req *req)
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
         return;
-    char first[16384]; /* a single log's tree fits: no malloc */
-    struct ldg_arena tree;
-    ldg_arena_init(&tree, first, sizeof first);
+    struct body_tree tree;
     cJSON *root = body_object(req, &tree);
-    if (!root) {
-        ldg_arena_free(&tree);
+    if (!root)
         return;
-    }
     const cJSON *logs = ldg_json_member(root, "logs");
     if (!logs || !cJSON_IsArray(logs)) {
-        ldg_arena_free(&tree); /* the JSON tree */
+        ldg_arena_free(&tree.arena); /* the JSON tree */
         ldg_req_error(req, 400, "Field 'logs' is required and must be a list of log objects");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(logs);
     if (n < 1 || n > BATCH_MAX) {
-        ldg_arena_free(&tree); /* the JSON tree */
+        ldg_arena_free(&tree.arena); /* the JSON tree */
         ldg_req_error(req, 400,
                       n < 1 ? "Field 'logs' must contain at least 1 log"
                             : "Field 'logs' must contain at most 1000 logs");
@@ -390,8 +389,8 @@ static void handle_batch(struct ldg_req *req)
                                                      : (size_t)len);
         ldg_buf_puts(&e->errors, "\"");
     }
-    ldg_arena_free(&tree); /* the JSON tree */
-    if (!e->accepted) {    /* nothing to queue: still 202 (reference §3.6) */
+    ldg_arena_free(&tree.arena); /* the JSON tree */
+    if (!e->accepted) {          /* nothing to queue: still 202 (reference §3.6) */
         respond_accepted(e);
         enqueue_free(e);
         return;
