@@ -3,6 +3,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <inttypes.h>
 #include <string.h>
 
@@ -13,19 +15,7 @@
 #define FP_A "8e9fcb6190cbde0d71f285c946789ff0f4d6c2cb10aaa9550671a871481fcf0c"
 #define FP_B "654690a9bfc8124a0562ad5460c653105351dc710561ad367c9b693d40558533"
 
-static const char *text(struct ldg_buf *b)
-{
-    ldg_buf_put(b, "", 1);
-    b->len--;
-    return ldg_buf_head(b);
-}
-
-static struct ldg_str S(const char *s) {
-    return ldg_str_make(s, strlen(s));
-}
-
-static struct ldg_log
-mk(int64_t pid, int64_t ts, const char *msg, const char *fp)
+static struct ldg_log mk(int64_t pid, int64_t ts, const char *msg, const char *fp)
 {
     struct ldg_log l;
     memset(&l, 0, sizeof l);

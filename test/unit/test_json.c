@@ -3,18 +3,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <inttypes.h>
 
 #include "core/json.h"
 
 /* NUL-terminated copy of the buffer contents for string comparisons. */
-static const char *text(struct ldg_buf *b)
-{
-    ldg_buf_put(b, "", 1);
-    b->len--;
-    return ldg_buf_head(b);
-}
-
 static void test_writer_nesting(void **state)
 {
     struct ldg_buf b;
