@@ -9,7 +9,6 @@
 
 #include "core/json.h"
 
-/* NUL-terminated copy of the buffer contents for string comparisons. */
 static void test_writer_nesting(void **state)
 {
     struct ldg_buf b;
