@@ -17,29 +17,10 @@ bench_start_pg
 bench_start_redis
 bench_start_ledgerd
 
-# An account, a project and an API key through the API itself.
-creds=$("$PY" - "$BENCH_LEDGERD_URL" <<'PYEOF'
-import sys, requests
-api = sys.argv[1] + "/api/v1"
-email, pw = "bench@example.com", "Bench-Passw0rd"
-r = requests.post(api + "/accounts/register", json={"email": email, "password": pw, "name": "Bench"}, timeout=30)
-r.raise_for_status()
-auth = {"Authorization": "Bearer " + r.json()["access_token"]}
-r = requests.post(api + "/projects", json={"name": "Bench", "slug": "bench"}, headers=auth, timeout=30)
-r.raise_for_status()
-pid = r.json()["project_id"]
-r = requests.post(f"{api}/projects/{pid}/api-keys", json={"name": "bench"}, headers=auth, timeout=30)
-r.raise_for_status()
-# Limits far above what the bench sends, so that every request is served.
-print(r.json()["full_key"], email, pw)
-PYEOF
-)
-read -r KEY EMAIL PASSWORD <<<"$creds"
-psql_auth() {
-    runuser -u postgres -- psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -d ledger_auth -qAt -c "$1" >/dev/null
-}
-psql_auth "UPDATE api_keys SET rate_limit_per_minute = 100000000, rate_limit_per_hour = 1000000000"
-redis-cli -p "$BENCH_REDIS_PORT" --scan --pattern 'api_key:*' | xargs -r redis-cli -p "$BENCH_REDIS_PORT" DEL >/dev/null
+bench_account
+KEY=$BENCH_KEY
+EMAIL=$BENCH_EMAIL
+PASSWORD=$BENCH_PASSWORD
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $KEY" "$BENCH_LEDGERD_URL/api/v1/settings")
 [[ $code == 200 ]] || die "GET /api/v1/settings with the bench key answered $code"
 

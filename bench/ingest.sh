@@ -54,27 +54,9 @@ psql_db() { # psql_db DB SQL: one statement batch, quiet, unaligned
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 
-# An account, a project and an API key through the API itself; then limits far above what the
-# bench sends (rate limits per key, daily quota per project), and the key caches dropped.
-creds=$("$PY" - "$BENCH_LEDGERD_URL" <<'PYEOF'
-import sys, requests
-api = sys.argv[1] + "/api/v1"
-r = requests.post(api + "/accounts/register",
-                  json={"email": "bench@example.com", "password": "Bench-Passw0rd", "name": "Bench"}, timeout=30)
-r.raise_for_status()
-auth = {"Authorization": "Bearer " + r.json()["access_token"]}
-r = requests.post(api + "/projects", json={"name": "Bench", "slug": "bench"}, headers=auth, timeout=30)
-r.raise_for_status()
-pid = r.json()["project_id"]
-r = requests.post(f"{api}/projects/{pid}/api-keys", json={"name": "bench"}, headers=auth, timeout=30)
-r.raise_for_status()
-print(r.json()["full_key"], pid)
-PYEOF
-)
-read -r KEY PID <<<"$creds"
-psql_db ledger_auth "UPDATE api_keys SET rate_limit_per_minute = 2000000000, rate_limit_per_hour = 2000000000;
-                     UPDATE projects SET daily_quota = 1000000000000" >/dev/null
-rcli --scan --pattern 'api_key:*' | xargs -r redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" DEL >/dev/null
+bench_account
+KEY=$BENCH_KEY
+PID=$BENCH_PID
 
 # queue_reset: drop the queue and the project's counters (storage role off only: the stream
 # carries the storage role's consumer group).

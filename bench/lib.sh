@@ -103,6 +103,35 @@ bench_stop_ledgerd() {
     stop_pidfile "$BENCH_TMP/ledgerd.pid" ledgerd 20 || warn "ledgerd had to be killed"
 }
 
+# bench_account: an account, a project and an API key made through ledgerd's API, then limits far
+# above what a bench sends (rate limits per key, daily quota per project) and the key caches
+# dropped. Sets BENCH_KEY, BENCH_PID, BENCH_EMAIL, BENCH_PASSWORD.
+bench_account() {
+    BENCH_EMAIL=bench@example.com
+    BENCH_PASSWORD=Bench-Passw0rd
+    local creds
+    creds=$("$PY" - "$BENCH_LEDGERD_URL" "$BENCH_EMAIL" "$BENCH_PASSWORD" <<'PYEOF'
+import sys, requests
+api, email, pw = sys.argv[1] + "/api/v1", sys.argv[2], sys.argv[3]
+r = requests.post(api + "/accounts/register", json={"email": email, "password": pw, "name": "Bench"}, timeout=30)
+r.raise_for_status()
+auth = {"Authorization": "Bearer " + r.json()["access_token"]}
+r = requests.post(api + "/projects", json={"name": "Bench", "slug": "bench"}, headers=auth, timeout=30)
+r.raise_for_status()
+pid = r.json()["project_id"]
+r = requests.post(f"{api}/projects/{pid}/api-keys", json={"name": "bench"}, headers=auth, timeout=30)
+r.raise_for_status()
+print(r.json()["full_key"], pid)
+PYEOF
+    ) || die "could not create the bench account through the API"
+    read -r BENCH_KEY BENCH_PID <<<"$creds"
+    PGOPTIONS='-c client_min_messages=warning' psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d ledger_auth \
+        -v ON_ERROR_STOP=1 -qAtX -c "UPDATE api_keys SET rate_limit_per_minute = 2000000000,
+            rate_limit_per_hour = 2000000000; UPDATE projects SET daily_quota = 1000000000000" >/dev/null
+    redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" --scan --pattern 'api_key:*' |
+        xargs -r redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" DEL >/dev/null
+}
+
 # bench_start_nginx: the reference server, one worker, `return 204` for every path, pinned like
 # ledgerd; sets BENCH_NGINX_PORT/URL/PID (the master's pid).
 bench_start_nginx() {
