@@ -496,6 +496,18 @@ static void test_attributes_depth(void **state)
     }
 }
 
+/* Parse a log whose attributes are {"k": "<n copies of unit>"}. */
+static int parse_attr_k(const char *unit, size_t n, struct ldg_log *log)
+{
+    char *v = repeat(unit, n);
+    size_t cap = strlen(v) + 64;
+    char *extra = malloc(cap);
+    snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", v);
+    int rc = parse_long("x", "", 0, extra, log);
+    free(v);
+    free(extra);
+    return rc;
+}
 static void test_attributes(void **state)
 {
     struct ldg_log log;
@@ -514,40 +526,16 @@ static void test_attributes(void **state)
 
     /* boundary: {"k": "<n x a>"} is 9 + n characters */
     assert_int_equal(parse_long("x", "", 0, ", \"attributes\": {\"k\": \"\"}", &log), 0);
-    char *s = repeat("a", 99991);
-    size_t cap = strlen(s) + 64;
-    char *extra = malloc(cap);
-    snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", s);
-    assert_int_equal(parse_long("x", "", 0, extra, &log), 0);
+    assert_int_equal(parse_attr_k("a", 99991, &log), 0);
     ldg_logentry_attributes_text(&log, &arena);
     assert_int_equal(log.attributes.n, 99991 + 8); /* stored compactly: {"k":"…"} */
     assert_memory_equal(log.attributes.p, "{\"k\":\"aaa", 9);
-    free(s);
-    free(extra);
-    s = repeat("a", 99992);
-    cap = strlen(s) + 64;
-    extra = malloc(cap);
-    snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", s);
-    assert_int_equal(parse_long("x", "", 0, extra, &log), -EINVAL);
+    assert_int_equal(parse_attr_k("a", 99992, &log), -EINVAL);
     assert_string_equal(err, "Attributes JSONB cannot exceed 100000 bytes");
-    free(s);
-    free(extra);
     /* non-ASCII counts as its \uXXXX escape: 9 + 6 * 16665 = 99999 ok, one more é = 100005 */
-    s = repeat("\xc3\xa9", 16665);
-    cap = strlen(s) + 64;
-    extra = malloc(cap);
-    snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", s);
-    assert_int_equal(parse_long("x", "", 0, extra, &log), 0);
-    free(s);
-    free(extra);
-    s = repeat("\xc3\xa9", 16666);
-    cap = strlen(s) + 64;
-    extra = malloc(cap);
-    snprintf(extra, cap, ", \"attributes\": {\"k\": \"%s\"}", s);
-    assert_int_equal(parse_long("x", "", 0, extra, &log), -EINVAL);
+    assert_int_equal(parse_attr_k("\xc3\xa9", 16665, &log), 0);
+    assert_int_equal(parse_attr_k("\xc3\xa9", 16666, &log), -EINVAL);
     assert_string_equal(err, "Attributes JSONB cannot exceed 100000 bytes");
-    free(s);
-    free(extra);
 
     bad("\"attributes\": []", "Field 'attributes' must be an object");
     bad("\"attributes\": [1]", "Field 'attributes' must be an object");
