@@ -132,6 +132,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void close_loop_handles(struct ldg_worker *w)
 {
     uv_close((uv_handle_t *)&w->sweeper, on_handle_closed);
+    uv_close((uv_handle_t *)&w->written, on_handle_closed);
     uv_close((uv_handle_t *)&w->inbox, on_handle_closed);
 }
 
@@ -276,6 +277,8 @@ int ldg_worker_start(struct ldg_worker *w, struct ldg_server *srv, unsigned id)
     w->sweeper.data = w;
     uint64_t iv = (uint64_t)w->cfg->server.sweep_interval_ms;
     uv_timer_start(&w->sweeper, on_sweep, iv, iv);
+    uv_check_init(&w->loop, &w->written);
+    w->written.data = w;
     rc = open_listener(w);
     if (rc < 0) {
         ldg_log_error(NULL, "cannot listen on %s:%lld: %s", w->cfg->server.host,

@@ -31,6 +31,7 @@ enum ldg_conn_state {
     LDG_CONN_READ_BODY,
     LDG_CONN_DISPATCHED,
     LDG_CONN_WRITING,
+    LDG_CONN_WRITTEN, /* response written at once; finished by the worker's `written` check */
     LDG_CONN_IDLE,
     LDG_CONN_CLOSING,
     LDG_CONN_NSTATES,
@@ -62,6 +63,7 @@ struct ldg_worker {
     uv_mutex_t inbox_lock;
     struct ldg_list inbox_q; /* of ldg_worker_msg; guarded by inbox_lock */
     uv_timer_t sweeper;
+    uv_check_t written; /* active while conns[LDG_CONN_WRITTEN] is not empty */
 
     struct ldg_list conns[LDG_CONN_NSTATES];
     size_t nconns;

@@ -70,14 +70,15 @@ struct link;
 
 /* Our hiredis event adapter: one per context. */
 struct pollw {
-    uv_poll_t poll;        /* first: (struct pollw *)handle */
-    uv_check_t flush;      /* deferred write, see ev_add_write */
-    unsigned open;         /* handles of this object not closed yet; freed at 0 */
-    struct link *l;        /* borrowed: for handle accounting; outlives this object */
-    redisAsyncContext *ac; /* borrowed: NULL once hiredis called cleanup */
-    int events;            /* UV_READABLE | UV_WRITABLE armed on the poll handle */
-    bool armed;            /* events has been applied to the poll handle once */
-    bool flush_armed;      /* the check handle will write the output buffer */
+    uv_poll_t poll;         /* first: (struct pollw *)handle */
+    uv_check_t flush;       /* deferred write, see ev_add_write */
+    uv_prepare_t flush_pre; /* the same write for commands issued after the check phase */
+    unsigned open;          /* handles of this object not closed yet; freed at 0 */
+    struct link *l;         /* borrowed: for handle accounting; outlives this object */
+    redisAsyncContext *ac;  /* borrowed: NULL once hiredis called cleanup */
+    int events;             /* UV_READABLE | UV_WRITABLE armed on the poll handle */
+    bool armed;             /* events has been applied to the poll handle once */
+    bool flush_armed;       /* the check handle will write the output buffer */
     bool in_flush;
 };
 
@@ -163,10 +164,10 @@ static void ev_del_read(void *p)
     ev_set(pw, pw->events & ~UV_READABLE);
 }
 
-static void on_flush(uv_check_t *h)
+static void flush_now(struct pollw *pw)
 {
-    struct pollw *pw = h->data;
     uv_check_stop(&pw->flush);
+    uv_prepare_stop(&pw->flush_pre);
     pw->flush_armed = false;
     if (!pw->ac)
         return;
@@ -175,10 +176,22 @@ static void on_flush(uv_check_t *h)
     pw->in_flush = false;
 }
 
+static void on_flush(uv_check_t *h)
+{
+    flush_now(h->data);
+}
+
+static void on_flush_pre(uv_prepare_t *h)
+{
+    flush_now(h->data);
+}
+
 /* hiredis wants to write. Once connected, commands issued during one loop iteration are written
  * together by one write(2) at the end of it (a uv_check handle), without arming the poll handle
  * for writability: toggling it cost two epoll_ctl calls per batch of commands. Only when that
- * write leaves bytes behind (socket buffer full) is writability really waited for. */
+ * write leaves bytes behind (socket buffer full) is writability really waited for. Commands
+ * issued after the check phase, or before the poll (timers, check and close callbacks), are
+ * written by a prepare handle before the loop blocks in poll; whichever runs first writes. */
 static void ev_add_write(void *p)
 {
     struct pollw *pw = p;
@@ -186,6 +199,7 @@ static void ev_add_write(void *p)
         if (!pw->flush_armed) {
             pw->flush_armed = true;
             uv_check_start(&pw->flush, on_flush);
+            uv_prepare_start(&pw->flush_pre, on_flush_pre);
         }
         return;
     }
@@ -227,6 +241,7 @@ static void ev_cleanup(void *p)
     ac->ev.cleanup = NULL;
     uv_close((uv_handle_t *)&pw->poll, on_poll_closed);
     uv_close((uv_handle_t *)&pw->flush, on_poll_closed);
+    uv_close((uv_handle_t *)&pw->flush_pre, on_poll_closed);
     context_gone(pw->l, ac);
 }
 
@@ -406,8 +421,9 @@ static void start_connect(struct link *l)
             pw = NULL;
         } else {
             uv_check_init(l->loop, &pw->flush);
-            pw->poll.data = pw->flush.data = pw;
-            pw->open = 2;
+            uv_prepare_init(l->loop, &pw->flush_pre);
+            pw->poll.data = pw->flush.data = pw->flush_pre.data = pw;
+            pw->open = 3;
         }
     }
     if (!pw) {

@@ -194,6 +194,23 @@ static void on_write_done(uv_write_t *wr, int status)
     finish_request(c);
 }
 
+/* Check handle: finish the requests whose responses were written at once during this loop
+ * iteration. Finishing one may parse, run and answer the request pipelined behind it, which
+ * puts the connection back on the list. */
+static void on_written(uv_check_t *h)
+{
+    struct ldg_worker *w = h->data;
+    struct ldg_list *l = &w->conns[LDG_CONN_WRITTEN];
+    while (!ldg_list_empty(l)) {
+        struct ldg_conn *c = ldg_container_of(l->head.next, struct ldg_conn, link);
+        if (c->handle_closing)
+            set_state(c, LDG_CONN_CLOSING); /* off the list; on_close frees it */
+        else
+            finish_request(c);
+    }
+    uv_check_stop(h);
+}
+
 void ldg__conn_send_response(struct ldg_conn *c, struct ldg_req *req)
 {
     struct ldg_worker *w = c->w;
@@ -207,8 +224,27 @@ void ldg__conn_send_response(struct ldg_conn *c, struct ldg_req *req)
         return;
     }
     LDG_ASSERT(c->req == req && !c->writing);
-    set_state(c, LDG_CONN_WRITING);
+    /* Most responses fit the socket buffer: write now. uv_write would do the same write but then
+     * re-arm the poll watcher when its callback runs, one epoll_ctl per response. The request is
+     * finished from the worker's check handle, after the handler that responded has returned. */
     uv_buf_t b = uv_buf_init((char *)ldg_buf_head(&req->out), (unsigned)ldg_buf_size(&req->out));
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)b.len) {
+        set_state(c, LDG_CONN_WRITTEN);
+        if (!uv_is_active((uv_handle_t *)&w->written))
+            uv_check_start(&w->written, on_written);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        ldg_log_debug(c->ctx, "write failed: %s", uv_strerror(n));
+        conn_close(c);
+        return;
+    }
+    if (n > 0) {
+        b.base += n;
+        b.len -= (size_t)n;
+    }
+    set_state(c, LDG_CONN_WRITING);
     c->writing = true;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
     if (rc < 0) {
@@ -338,7 +374,7 @@ static void process_input(struct ldg_conn *c, const char *data, size_t len)
     while (len > 0 && !c->handle_closing) {
         if (c->state == LDG_CONN_CLOSING)
             return;
-        if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING) {
+        if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING || c->state == LDG_CONN_WRITTEN) {
             ldg_buf_put(&c->in, data, len);
             if (ldg_buf_size(&c->in) > MAX_PENDING_INPUT && !c->read_stopped) {
                 uv_read_stop((uv_stream_t *)&c->tcp);
@@ -385,7 +421,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
      * written (a client may half-close after sending); otherwise close now. Requests pipelined
      * behind it before a clean EOF are still answered: finish_request parses them and resumes
      * reading, which reports the EOF again once they are done. */
-    if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING) {
+    if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING || c->state == LDG_CONN_WRITTEN) {
         uv_read_stop(s);
         c->read_stopped = true;
         if (nread != UV_EOF || !ldg_buf_size(&c->in)) {
@@ -467,6 +503,8 @@ static void expire(struct ldg_conn *c)
     case LDG_CONN_WRITING:
         ldg_stat_add(&w->stats.timeouts, 1);
         conn_close(c);
+        break;
+    case LDG_CONN_WRITTEN: /* finished by on_written in this loop iteration */
         break;
     case LDG_CONN_IDLE:
     case LDG_CONN_CLOSING:
