@@ -26,6 +26,9 @@ typedef void (*ldg_handler_fn)(struct ldg_req *req);
 #define LDG_ROUTE_USAGE                                                                                      \
     0x10u /* API-key principals: the gateway reads today's usage counter into                                \
            * the principal (usage_today) in its rate-limit round trip */
+#define LDG_ROUTE_OWN_LIMITS                                                                                 \
+    0x20u /* API-key principals: the handler counts rate limits and quota in its own Redis round             \
+           * trip (ldg_gateway_ratelimit_*), or asks the gateway to (ldg_gateway_limits_then) */
 
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */

@@ -53,7 +53,7 @@ class Ingest:
         return requests.get(self.srv.url + DEPTH, headers=headers or {"X-API-Key": self.key}, timeout=scaled(10))
 
 
-def start(ledgerd, db, ingest=None, redis=None, quota=1000000, **extra):
+def start(ledgerd, db, ingest=None, redis=None, quota=1000000, rpm=1000, rph=50000, **extra):
     stream = "test:logs:" + os.urandom(6).hex()
     # storage off: these tests look at the queue entries themselves (test_storage.py stores them)
     ini = {"ingest": {"stream": stream, **(ingest or {})}, "roles": {"storage": False}}
@@ -63,7 +63,7 @@ def start(ledgerd, db, ingest=None, redis=None, quota=1000000, **extra):
     s = ledgerd(extra_ini=ini)
     d = db()
     pid = d.project(d.account(), daily_quota=quota)
-    key, _ = d.key(pid)
+    key, _ = d.key(pid, rpm=rpm, rph=rph)
     return Ingest(s, key, pid, stream)
 
 
@@ -229,6 +229,66 @@ def test_quota_402_is_exact(ledgerd, db, rc):
     r = t.post(SINGLE, log())
     assert r.status_code == 402 and r.json() == {"detail": "Daily quota exceeded: 100/100"}
     assert len(queued_logs(rc, t.stream)) == 2
+
+
+# ---- rate limits: counted by the enqueue script (LDG_ROUTE_OWN_LIMITS) --------------------------
+
+
+def clear_of_minute_edge():
+    """The per-minute window must not roll over in the middle of a test."""
+    left = 60 - time.time() % 60
+    if left < 8:
+        time.sleep(left + 0.2)
+
+
+def test_rate_limit_counted_with_the_enqueue(ledgerd, db, rc):
+    t = start(ledgerd, db, rpm=3)
+    clear_of_minute_edge()
+    for remaining in (2, 1, 0):
+        r = t.post(SINGLE, log())
+        assert r.status_code == 202, r.text
+        assert r.headers["X-RateLimit-Limit-Minute"] == "3"
+        assert r.headers["X-RateLimit-Remaining-Minute"] == str(remaining)
+        assert r.headers["X-RateLimit-Limit-Hour"] == "50000"
+    r = t.post(BATCH, {"logs": [log(), log()]})
+    assert r.status_code == 429
+    assert r.json() == {"detail": "Per-minute rate limit exceeded. Current: 4, Limit: 3"}
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.headers["X-RateLimit-Remaining-Minute"] == "0"
+    assert len(queued_logs(rc, t.stream)) == 3
+    assert int(rc.get(f"queue_depth:{t.pid}")) == 3
+    assert int(rc.get(f"usage:{t.pid}:{today()}")) == 3
+    minute = int(time.time()) // 60
+    assert int(rc.get(f"ratelimit:{t.pid}:min:{minute}")) == 4
+    assert 0 < rc.ttl(f"ratelimit:{t.pid}:min:{minute}") <= 60
+    assert 0 < rc.ttl(f"ratelimit:{t.pid}:hour:{int(time.time()) // 3600}") <= 3600
+
+
+def test_rejected_requests_count_and_get_429_first(ledgerd, db, rc):
+    t = start(ledgerd, db, rpm=2)
+    clear_of_minute_edge()
+    r = t.post(SINGLE, log(level="loud"))  # answered before the enqueue: the gateway counts it
+    assert r.status_code == 400 and r.headers["X-RateLimit-Remaining-Minute"] == "1"
+    r = t.post(SINGLE, log())
+    assert r.status_code == 202 and r.headers["X-RateLimit-Remaining-Minute"] == "0"
+    for body, raw in ((log(level="loud"), None), (None, b"not json"), ({"logs": [log(level="x")]}, None)):
+        r = t.post(BATCH if body and "logs" in body else SINGLE, body, raw=raw)
+        assert r.status_code == 429, r.text
+        assert r.json()["detail"].startswith("Per-minute rate limit exceeded. Current: ")
+    assert t.post(SINGLE, log()).status_code == 429
+    assert len(queued_logs(rc, t.stream)) == 1
+
+
+def test_hourly_limit_on_ingest(ledgerd, db, rc):
+    t = start(ledgerd, db, rpm=100, rph=2)
+    assert t.post(SINGLE, log()).status_code == 202
+    r = t.post(BATCH, {"logs": [log(level="x")]})  # all rejected: still 202, counted
+    assert r.status_code == 202 and r.json()["accepted"] == 0
+    assert r.headers["X-RateLimit-Remaining-Hour"] == "0"
+    r = t.post(SINGLE, log())
+    assert r.status_code == 429 and r.json() == {"detail": "Hourly rate limit exceeded. Current: 3, Limit: 2"}
+    assert 1 <= int(r.headers["Retry-After"]) <= 3600
+    assert len(queued_logs(rc, t.stream)) == 1
 
 
 # ---- notifications -----------------------------------------------------------------------------

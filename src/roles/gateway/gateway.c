@@ -121,9 +121,12 @@ struct limits {
     bool want[R_COUNT];
     long long val[R_COUNT];
     uint64_t now_s;
+    ldg_gateway_then_fn then; /* NULL: run the route's handler */
+    void *then_ud;
 };
 
-static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p);
+static void limits_redis_down(struct limits *l);
+static void account_check_and_run(struct ldg_req *req, const struct ldg_principal *p);
 static void limits_finish(struct limits *l);
 static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p);
 
@@ -166,26 +169,61 @@ static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud
         limits_finish(l);
 }
 
+static void limits_run(struct ldg_req *req, struct ldg_principal *p, ldg_gateway_then_fn then, void *ud);
+
 static void limits_start(struct ldg_req *req, struct ldg_principal *p)
+{
+    unsigned flags = req->match.route ? req->match.route->flags : 0;
+    p->usage_today = -1;
+    if ((flags & LDG_ROUTE_OWN_LIMITS) && p->kind == LDG_PRINCIPAL_API_KEY) {
+        /* The handler counts this request in its own round trip (ldg_gateway_ratelimit_*). */
+        account_check_and_run(req, p);
+        return;
+    }
+    limits_run(req, p, NULL, NULL);
+}
+
+void ldg_gateway_limits_then(struct ldg_req *req, ldg_gateway_then_fn then, void *ud)
+{
+    limits_run(req, (struct ldg_principal *)ldg_principal(req), then, ud);
+}
+
+void ldg_gateway_ratelimit_keys(struct ldg_req *req, struct ldg_ratelimit *rl)
+{
+    const struct ldg_principal *p = ldg_principal(req);
+    rl->now_s = ldg_wall_ms() / 1000u;
+    rl->min_limit = p->rate_limit_per_minute;
+    rl->hour_limit = p->rate_limit_per_hour;
+    snprintf(rl->min_key, sizeof rl->min_key, "ratelimit:%" PRId64 ":min:%" PRIu64, p->project_id,
+             rl->now_s / 60);
+    snprintf(rl->hour_key, sizeof rl->hour_key, "ratelimit:%" PRId64 ":hour:%" PRIu64, p->project_id,
+             rl->now_s / 3600);
+}
+
+static void limits_run(struct ldg_req *req, struct ldg_principal *p, ldg_gateway_then_fn then, void *ud)
 {
     struct ldg_redis *r = req->w->redis;
     unsigned flags = req->match.route ? req->match.route->flags : 0;
     bool session = p->kind == LDG_PRINCIPAL_SESSION;
     bool counted = !(flags & LDG_ROUTE_NO_LIMITS);
     bool quota = (flags & (LDG_ROUTE_QUOTA | LDG_ROUTE_USAGE)) && p->kind == LDG_PRINCIPAL_API_KEY;
-    p->usage_today = -1;
     if (!session && !counted && !quota) {
-        ldg_req_run_handler(req);
-        return;
-    }
-    if (!ldg_redis_connected(r)) {
-        limits_redis_down(req, p);
+        if (then)
+            then(req, ud);
+        else
+            ldg_req_run_handler(req);
         return;
     }
     struct limits *l = ldg_arena_alloc(&req->arena, sizeof *l);
     memset(l, 0, sizeof *l);
     l->req = req;
     l->p = p;
+    l->then = then;
+    l->then_ud = ud;
+    if (!ldg_redis_connected(r)) {
+        limits_redis_down(l);
+        return;
+    }
     l->now_s = ldg_wall_ms() / 1000u;
     l->want[R_SESSION] = session;
     l->want[R_MIN] = l->want[R_HOUR] = counted;
@@ -259,8 +297,42 @@ static void account_check_and_run(struct ldg_req *req, const struct ldg_principa
     ldg_req_run_handler(req);
 }
 
-static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p)
+/* The limits let the request through: its handler, or the continuation it was run for. */
+static void limits_pass(struct limits *l)
 {
+    if (l->then)
+        l->then(l->req, l->then_ud);
+    else
+        account_check_and_run(l->req, l->p);
+}
+
+bool ldg_gateway_ratelimit_verdict(struct ldg_req *req, const struct ldg_ratelimit *rl, long long mc,
+                                   long long hc)
+{
+    long long ml = rl->min_limit, hl = rl->hour_limit;
+    add_int_header(req, "X-RateLimit-Limit-Minute", ml);
+    add_int_header(req, "X-RateLimit-Remaining-Minute", mc >= ml ? 0 : ml - mc);
+    add_int_header(req, "X-RateLimit-Limit-Hour", hl);
+    add_int_header(req, "X-RateLimit-Remaining-Hour", hc >= hl ? 0 : hl - hc);
+    if (hc <= hl && mc <= ml)
+        return false;
+    char detail[160];
+    long long retry;
+    if (hc > hl) {
+        snprintf(detail, sizeof detail, "Hourly rate limit exceeded. Current: %lld, Limit: %lld", hc, hl);
+        retry = 3600 - (long long)(rl->now_s % 3600);
+    } else {
+        snprintf(detail, sizeof detail, "Per-minute rate limit exceeded. Current: %lld, Limit: %lld", mc, ml);
+        retry = 60 - (long long)(rl->now_s % 60);
+    }
+    add_int_header(req, "Retry-After", retry < 1 ? 1 : retry);
+    ldg_req_error(req, 429, detail);
+    return true;
+}
+
+static void limits_redis_down(struct limits *l)
+{
+    struct ldg_req *req = l->req;
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
     if (now - gw->redis_warn_ms >= 10000 || gw->redis_warn_ms == 0) {
@@ -273,7 +345,7 @@ static void limits_redis_down(struct ldg_req *req, struct ldg_principal *p)
         deny_503(req, "Service temporarily unavailable", 1);
         return;
     }
-    account_check_and_run(req, p);
+    limits_pass(l);
 }
 
 static void limits_finish(struct limits *l)
@@ -285,7 +357,7 @@ static void limits_finish(struct limits *l)
         return;
     }
     if (l->failed) {
-        limits_redis_down(req, p);
+        limits_redis_down(l);
         ldg_req_unref(req);
         return;
     }
@@ -295,26 +367,9 @@ static void limits_finish(struct limits *l)
         return;
     }
     if (l->want[R_MIN]) {
-        long long mc = l->val[R_MIN], hc = l->val[R_HOUR];
-        long long ml = p->rate_limit_per_minute, hl = p->rate_limit_per_hour;
-        add_int_header(req, "X-RateLimit-Limit-Minute", ml);
-        add_int_header(req, "X-RateLimit-Remaining-Minute", mc >= ml ? 0 : ml - mc);
-        add_int_header(req, "X-RateLimit-Limit-Hour", hl);
-        add_int_header(req, "X-RateLimit-Remaining-Hour", hc >= hl ? 0 : hl - hc);
-        if (hc > hl || mc > ml) {
-            char detail[160];
-            long long retry;
-            if (hc > hl) {
-                snprintf(detail, sizeof detail, "Hourly rate limit exceeded. Current: %lld, Limit: %lld", hc,
-                         hl);
-                retry = 3600 - (long long)(l->now_s % 3600);
-            } else {
-                snprintf(detail, sizeof detail, "Per-minute rate limit exceeded. Current: %lld, Limit: %lld",
-                         mc, ml);
-                retry = 60 - (long long)(l->now_s % 60);
-            }
-            add_int_header(req, "Retry-After", retry < 1 ? 1 : retry);
-            ldg_req_error(req, 429, detail);
+        struct ldg_ratelimit rl = {
+            .now_s = l->now_s, .min_limit = p->rate_limit_per_minute, .hour_limit = p->rate_limit_per_hour};
+        if (ldg_gateway_ratelimit_verdict(req, &rl, l->val[R_MIN], l->val[R_HOUR])) {
             ldg_req_unref(req);
             return;
         }
@@ -330,7 +385,7 @@ static void limits_finish(struct limits *l)
         ldg_req_unref(req);
         return;
     }
-    account_check_and_run(req, p);
+    limits_pass(l);
     ldg_req_unref(req);
 }
 

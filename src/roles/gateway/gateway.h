@@ -43,6 +43,36 @@ struct ldg_gateway_cfg {
     int64_t last_used_interval_ms; /* api_keys.last_used_at written at most this often per key */
 };
 
+/*
+ * Routes flagged LDG_ROUTE_OWN_LIMITS let an API-key request through without the gateway's
+ * rate-limit round trip: the handler increments the two window counters in its own Redis call
+ * (keys from ldg_gateway_ratelimit_keys, each given its TTL when created: 60 s and 3600 s) and
+ * hands the counts to ldg_gateway_ratelimit_verdict. A request that will not reach that call
+ * (e.g. a 400 for its body) goes through ldg_gateway_limits_then instead, so every request is
+ * counted and answered as the gateway would have. All functions: worker thread.
+ */
+struct ldg_req;
+typedef void (*ldg_gateway_then_fn)(struct ldg_req *req, void *ud);
+
+struct ldg_ratelimit {
+    char min_key[64], hour_key[64]; /* ratelimit:<project_id>:min|hour:<window> */
+    uint64_t now_s;
+    long long min_limit, hour_limit;
+};
+
+/* Fill rl for the request's API-key principal. */
+void ldg_gateway_ratelimit_keys(struct ldg_req *req, struct ldg_ratelimit *rl);
+
+/* Add the X-RateLimit-* headers for the counts after this request; when one is over its limit,
+ * answer 429 with Retry-After and return true. */
+bool ldg_gateway_ratelimit_verdict(struct ldg_req *req, const struct ldg_ratelimit *rl, long long mc,
+                                   long long hc);
+
+/* Run the gateway's limits (429, 402, Redis down) for the request now, then then(req, ud) unless
+ * they answered. Not called if the client went away: ud must live in the request's arena or be
+ * static. */
+void ldg_gateway_limits_then(struct ldg_req *req, ldg_gateway_then_fn then, void *ud);
+
 extern const struct ldg_cfg_key ldg_gateway_cfg_keys[];
 extern const struct ldg_role ldg_role_gateway;
 

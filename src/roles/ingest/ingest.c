@@ -25,6 +25,7 @@
 #include "http/router.h"
 #include "ingest/logcodec.h"
 #include "ingest/logentry.h"
+#include "roles/gateway/gateway.h"
 
 #define CFG(f) offsetof(struct ldg_ingest_cfg, f)
 #define MB (1024LL * 1024)
@@ -48,22 +49,31 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
 };
 
 /*
- * KEYS: queue_depth:<pid>, usage:<pid>:<day>, stream. ARGV: n, max_depth, quota, pid, the n logs
- * (MessagePack, back to back). One stream entry per request: fields p, n, m.
- * Returns {-1, depth} (queue full), {-2, usage} (quota) or {n}.
+ * KEYS: queue_depth:<pid>, usage:<pid>:<day>, stream, and the gateway's two rate-limit windows
+ * (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>, see LDG_ROUTE_OWN_LIMITS).
+ * ARGV: n, max_depth, quota, pid, the n logs (MessagePack, back to back), minute limit, hour limit.
+ * One stream entry per request: fields p, n, m. The checks run in the gateway's order: rate
+ * limits (every request counts), daily quota, then queue depth.
+ * Returns {code, value, minute count, hour count}: code -3 (rate limited), -2 (quota; value =
+ * usage), -1 (queue full; value = depth) or n (queued).
  */
 static const char enqueue_lua[] =
+    "local mc = redis.call('INCR', KEYS[4])\n"
+    "if mc == 1 then redis.call('EXPIRE', KEYS[4], 60) end\n"
+    "local hc = redis.call('INCR', KEYS[5])\n"
+    "if hc == 1 then redis.call('EXPIRE', KEYS[5], 3600) end\n"
+    "if mc > tonumber(ARGV[6]) or hc > tonumber(ARGV[7]) then return {-3, 0, mc, hc} end\n"
     "local n = tonumber(ARGV[1])\n"
-    "local depth = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if depth + n > tonumber(ARGV[2]) then return {-1, depth} end\n"
     "local usage = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
     "local quota = tonumber(ARGV[3])\n"
-    "if quota > 0 and usage + n > quota then return {-2, usage} end\n"
+    "if quota > 0 and usage + n > quota then return {-2, usage, mc, hc} end\n"
+    "local depth = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if depth + n > tonumber(ARGV[2]) then return {-1, depth, mc, hc} end\n"
     "redis.call('XADD', KEYS[3], '*', 'p', ARGV[4], 'n', ARGV[1], 'm', ARGV[5])\n"
     "redis.call('INCRBY', KEYS[1], n)\n"
     "redis.call('INCRBY', KEYS[2], n)\n"
-    "redis.call('EXPIRE', KEYS[2], " USAGE_TTL_S ")\n"
-    "return {n}\n";
+    "if usage == 0 then redis.call('EXPIRE', KEYS[2], " USAGE_TTL_S ") end\n"
+    "return {n, 0, mc, hc}\n";
 
 static struct {
     const struct ldg_ingest_cfg *cfg;
@@ -84,6 +94,41 @@ static void respond_buf(struct ldg_req *req, int status, struct ldg_buf *b)
 {
     ldg_req_json(req, status, ldg_buf_head(b), ldg_buf_size(b));
     ldg_buf_free(b);
+}
+
+/* An answer decided before the enqueue script: the gateway's limits run first, as for any other
+ * route, then it is sent (unless they answered 429/402/503). Lives in the request's arena. */
+struct early_answer {
+    int status;
+    bool json; /* body is the JSON to send, else the detail of an error */
+    char *body;
+    size_t len;
+};
+
+static void on_limits_passed(struct ldg_req *req, void *ud)
+{
+    struct early_answer *a = ud;
+    if (a->json)
+        ldg_req_json(req, a->status, a->body, a->len);
+    else
+        ldg_req_error(req, a->status, a->body);
+}
+
+static void answer_early(struct ldg_req *req, int status, bool json, const char *body, size_t len)
+{
+    struct early_answer *a = ldg_arena_alloc(&req->arena, sizeof *a);
+    a->status = status;
+    a->json = json;
+    a->body = ldg_arena_alloc(&req->arena, len + 1);
+    memcpy(a->body, body, len);
+    a->body[len] = '\0';
+    a->len = len;
+    ldg_gateway_limits_then(req, on_limits_passed, a);
+}
+
+static void answer_early_error(struct ldg_req *req, int status, const char *detail)
+{
+    answer_early(req, status, false, detail, strlen(detail));
 }
 
 /* The API-key principal, or NULL after answering 403. */
@@ -116,7 +161,7 @@ static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
     if (!problem)
         return root;
     ldg_arena_free(&t->arena);
-    ldg_req_error(req, 400, problem);
+    answer_early_error(req, 400, problem);
     return NULL;
 }
 
@@ -132,7 +177,8 @@ struct enqueue {
     struct ldg_buf notes;  /* notification JSON texts back to back */
     size_t *note_off;      /* arena: nnotes + 1 offsets into notes */
     size_t nnotes;
-    char depth_key[48], usage_key[64], pid[24], n_s[24], max_s[24], quota_s[24];
+    char depth_key[48], usage_key[64], pid[24], n_s[24], max_s[24], quota_s[24], min_s[24], hour_s[24];
+    struct ldg_ratelimit rl;
     bool retried; /* EVAL sent after NOSCRIPT */
 };
 
@@ -143,23 +189,29 @@ static void enqueue_free(struct enqueue *e)
     ldg_buf_free(&e->notes);
 }
 
+/* The 202 body for e, into b (initialised here). */
+static void accepted_body(const struct enqueue *e, struct ldg_buf *b)
+{
+    ldg_buf_init(b);
+    ldg_buf_printf(b, "{\"accepted\": %zu, \"rejected\": %zu, \"message\": ", e->accepted, e->rejected);
+    if (e->batch)
+        ldg_buf_puts(b, "null");
+    else
+        ldg_buf_puts(b, "\"Log accepted for processing\"");
+    ldg_buf_puts(b, ", \"errors\": ");
+    if (e->rejected) {
+        ldg_buf_puts(b, "[");
+        ldg_buf_put(b, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
+        ldg_buf_puts(b, "]");
+    } else
+        ldg_buf_puts(b, "null");
+    ldg_buf_puts(b, "}");
+}
+
 static void respond_accepted(struct enqueue *e)
 {
     struct ldg_buf b;
-    ldg_buf_init(&b);
-    ldg_buf_printf(&b, "{\"accepted\": %zu, \"rejected\": %zu, \"message\": ", e->accepted, e->rejected);
-    if (e->batch)
-        ldg_buf_puts(&b, "null");
-    else
-        ldg_buf_puts(&b, "\"Log accepted for processing\"");
-    ldg_buf_puts(&b, ", \"errors\": ");
-    if (e->rejected) {
-        ldg_buf_puts(&b, "[");
-        ldg_buf_put(&b, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
-        ldg_buf_puts(&b, "]");
-    } else
-        ldg_buf_puts(&b, "null");
-    ldg_buf_puts(&b, "}");
+    accepted_body(e, &b);
     respond_buf(e->req, 202, &b);
 }
 
@@ -220,7 +272,15 @@ static void on_enqueued(struct ldg_redis *r, struct redisReply *reply, void *ud)
         long long v = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_INTEGER
                           ? reply->element[1]->integer
                           : 0;
-        if (code == -1) {
+        long long mc = reply->elements > 3 && reply->element[2]->type == REDIS_REPLY_INTEGER
+                           ? reply->element[2]->integer
+                           : 0;
+        long long hc = reply->elements > 3 && reply->element[3]->type == REDIS_REPLY_INTEGER
+                           ? reply->element[3]->integer
+                           : 0;
+        if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
+            /* 429 answered: nothing queued */
+        } else if (code == -1) {
             answer_503(req, "Service temporarily unavailable - queue full", 5);
         } else if (code == -2) {
             char detail[96];
@@ -241,21 +301,25 @@ static void on_enqueued(struct ldg_redis *r, struct redisReply *reply, void *ud)
 static int send_script(struct enqueue *e, bool eval)
 {
     struct ldg_req *req = e->req;
-    const char *argv[3 + 3 + 5];
-    size_t argl[3 + 3 + 5];
+    const char *argv[3 + 5 + 7];
+    size_t argl[3 + 5 + 7];
     int i = 0;
 #define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
     ldg_redis_script_head(&G.enqueue, eval, argv, argl);
     i = 2;
-    ARG("3", 1u);
+    ARG("5", 1u);
     ARG(e->depth_key, strlen(e->depth_key));
     ARG(e->usage_key, strlen(e->usage_key));
     ARG(G.cfg->stream, strlen(G.cfg->stream));
+    ARG(e->rl.min_key, strlen(e->rl.min_key));
+    ARG(e->rl.hour_key, strlen(e->rl.hour_key));
     ARG(e->n_s, strlen(e->n_s));
     ARG(e->max_s, strlen(e->max_s));
     ARG(e->quota_s, strlen(e->quota_s));
     ARG(e->pid, strlen(e->pid));
     ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
+    ARG(e->min_s, strlen(e->min_s));
+    ARG(e->hour_s, strlen(e->hour_s));
 #undef ARG
     return ldg_redis_commandargv(req->w->redis, on_enqueued, e, i, argv, argl);
 }
@@ -274,6 +338,9 @@ static void enqueue_start(struct enqueue *e)
     snprintf(e->n_s, sizeof e->n_s, "%zu", e->accepted);
     snprintf(e->max_s, sizeof e->max_s, "%" PRId64, G.cfg->queue_max_depth);
     snprintf(e->quota_s, sizeof e->quota_s, "%" PRId64, e->quota);
+    ldg_gateway_ratelimit_keys(req, &e->rl);
+    snprintf(e->min_s, sizeof e->min_s, "%lld", e->rl.min_limit);
+    snprintf(e->hour_s, sizeof e->hour_s, "%lld", e->rl.hour_limit);
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable", 1);
@@ -341,7 +408,7 @@ static void handle_single(struct ldg_req *req)
     if (rc < 0) {
         enqueue_free(e);
         snprintf(detail, sizeof detail, "Invalid log entry: %s", err);
-        ldg_req_error(req, 400, detail);
+        answer_early_error(req, 400, detail);
         return;
     }
     enqueue_start(e);
@@ -359,15 +426,15 @@ static void handle_batch(struct ldg_req *req)
     const cJSON *logs = ldg_json_member(root, "logs");
     if (!logs || !cJSON_IsArray(logs)) {
         ldg_arena_free(&tree.arena); /* the JSON tree */
-        ldg_req_error(req, 400, "Field 'logs' is required and must be a list of log objects");
+        answer_early_error(req, 400, "Field 'logs' is required and must be a list of log objects");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(logs);
     if (n < 1 || n > BATCH_MAX) {
         ldg_arena_free(&tree.arena); /* the JSON tree */
-        ldg_req_error(req, 400,
-                      n < 1 ? "Field 'logs' must contain at least 1 log"
-                            : "Field 'logs' must contain at most 1000 logs");
+        answer_early_error(req, 400,
+                           n < 1 ? "Field 'logs' must contain at least 1 log"
+                                 : "Field 'logs' must contain at most 1000 logs");
         return;
     }
     struct enqueue *e = enqueue_new(req, p, n, true);
@@ -391,7 +458,10 @@ static void handle_batch(struct ldg_req *req)
     }
     ldg_arena_free(&tree.arena); /* the JSON tree */
     if (!e->accepted) {          /* nothing to queue: still 202 (reference §3.6) */
-        respond_accepted(e);
+        struct ldg_buf b;
+        accepted_body(e, &b);
+        answer_early(req, 202, true, ldg_buf_head(&b), ldg_buf_size(&b));
+        ldg_buf_free(&b);
         enqueue_free(e);
         return;
     }
@@ -473,9 +543,9 @@ static void ingest_routes(struct ldg_router *r, const void *cfg)
     const struct ldg_ingest_cfg *c = cfg;
     G.cfg = c;
     /* One log can exceed the server's default limit once escaped (\uXXXX), so both share the key. */
-    add_route(r, "POST", "/api/v1/ingest/single", handle_single, LDG_ROUTE_QUOTA,
+    add_route(r, "POST", "/api/v1/ingest/single", handle_single, LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS,
               (size_t)c->max_batch_body_bytes);
-    add_route(r, "POST", "/api/v1/ingest/batch", handle_batch, LDG_ROUTE_QUOTA,
+    add_route(r, "POST", "/api/v1/ingest/batch", handle_batch, LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS,
               (size_t)c->max_batch_body_bytes);
     add_route(r, "GET", "/api/v1/queue/depth", handle_depth, 0, 0);
 }
