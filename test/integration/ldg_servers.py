@@ -195,7 +195,7 @@ class RedisServer:
     def start(self):
         self.port = self.port or free_port()
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "yes" if self.appendonly else "no", "--dir", str(self.dir)]
+                "yes" if self.appendonly else "no", "--dir", str(self.dir), "--stream-node-max-bytes", "262144"]
         if _redis_major() >= 7:
             argv += ["--enable-debug-command", "yes"]
         if self.password:
