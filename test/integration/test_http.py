@@ -636,6 +636,23 @@ def test_request_timeout_answers_503_and_closes(srv):
     assert time.monotonic() - t0 < scaled(3)
 
 
+def test_responses_larger_than_the_socket_buffer_complete_in_order(srv):
+    """A response the socket cannot take at once is finished by the loop, and the ones pipelined
+    behind it follow in order (the write-at-once path and its fallback, alternating)."""
+    s = srv()
+    with RawConn(s.port, rcvbuf=4096) as c:
+        reqs = []
+        for i in range(60):
+            path = "/metrics" if i % 3 == 0 else "/health"
+            reqs.append(request("GET", path, {"X-Request-ID": f"r{i}"}))
+        c.send(b"".join(reqs))
+        time.sleep(0.3)  # let the server fill the socket buffers before reading
+        got = [c.response(timeout=scaled(10)) for _ in range(60)]
+        assert [r.header("x-request-id") for r in got] == [f"r{i}" for i in range(60)]
+        assert all(r.status == 200 for r in got)
+        assert c.buf == b"" and c.quiet_for(0.2)
+
+
 def test_write_timeout_cuts_a_client_that_does_not_read(srv):
     s = srv(server={"write_timeout_ms": 300})
     with RawConn(s.port, rcvbuf=4096) as c:
