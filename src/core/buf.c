@@ -43,12 +43,25 @@ int ldg_buf_append(struct ldg_buf *b, const void *p, size_t n, size_t limit)
     return 0;
 }
 
-void ldg_buf_put(struct ldg_buf *b, const void *p, size_t n)
+void ldg__buf_put_grow(struct ldg_buf *b, const void *p, size_t n)
 {
     char *dst = ldg_buf_reserve(b, n, 0);
     if (n)
         memcpy(dst, p, n);
     b->len += n;
+}
+
+void ldg_buf_put_i64(struct ldg_buf *b, int64_t v)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    ldg_buf_put(b, p, (size_t)(e - p));
 }
 
 void ldg_buf_puts(struct ldg_buf *b, const char *s)

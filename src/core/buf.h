@@ -39,9 +39,22 @@ static inline void ldg_buf_commit(struct ldg_buf *b, size_t n)
 }
 /* Append; returns 0 or -E2BIG when over limit (0 = no limit). */
 int ldg_buf_append(struct ldg_buf *b, const void *p, size_t n, size_t limit) LDG_MUSTCHECK;
-/* Append with no limit (caller bounds the size by construction). */
-void ldg_buf_put(struct ldg_buf *b, const void *p, size_t n);
+/* Append with no limit (caller bounds the size by construction). Inline when it fits: encoders
+ * append a few bytes at a time. */
+void ldg__buf_put_grow(struct ldg_buf *b, const void *p, size_t n);
+static inline void ldg_buf_put(struct ldg_buf *b, const void *p, size_t n)
+{
+    if (likely(b->len + n <= b->cap)) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    ldg__buf_put_grow(b, p, n);
+}
 void ldg_buf_puts(struct ldg_buf *b, const char *s);
+/* Append the decimal form of v. */
+void ldg_buf_put_i64(struct ldg_buf *b, int64_t v);
 void ldg_buf_printf(struct ldg_buf *b, const char *fmt, ...) LDG_PRINTF(2, 3);
 /* Append s as the inside of a JSON string (escaped, no quotes). */
 void ldg_buf_json_escape(struct ldg_buf *b, const char *s, size_t n);

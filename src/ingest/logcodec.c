@@ -543,17 +543,34 @@ enum {
     K_COUNT
 };
 
-static const char *const key_names[K_COUNT] = {
-    "project_id",       "timestamp",         "ingested_at", "level",       "log_type",
-    "importance",       "environment",       "release",     "message",     "error_type",
-    "error_message",    "stack_trace",       "attributes",  "sdk_version", "platform",
-    "platform_version", "error_fingerprint", "ts_us",       "ingested_us",
+#define KEY(s)                                                                                               \
+    {                                                                                                        \
+        s, sizeof(s) - 1                                                                                     \
+    }
+static const struct {
+    const char *s;
+    size_t n;
+} keys[K_COUNT] = {
+    KEY("project_id"),        KEY("timestamp"),   KEY("ingested_at"),   KEY("level"),
+    KEY("log_type"),          KEY("importance"),  KEY("environment"),   KEY("release"),
+    KEY("message"),           KEY("error_type"),  KEY("error_message"), KEY("stack_trace"),
+    KEY("attributes"),        KEY("sdk_version"), KEY("platform"),      KEY("platform_version"),
+    KEY("error_fingerprint"), KEY("ts_us"),       KEY("ingested_us"),
 };
+#undef KEY
 
-static int key_index(const struct mp_item *it)
+static bool key_is(int k, const struct mp_item *it)
 {
+    return keys[k].n == it->n && memcmp(keys[k].s, it->s, it->n) == 0;
+}
+
+/* The key's index; `hint` is the one expected there (our encoder writes them in this order). */
+static int key_index(const struct mp_item *it, uint32_t hint)
+{
+    if (hint < K_COUNT && key_is((int)hint, it))
+        return (int)hint;
     for (int k = 0; k < K_COUNT; k++)
-        if (strlen(key_names[k]) == it->n && memcmp(key_names[k], it->s, it->n) == 0)
+        if (key_is(k, it))
             return k;
     return -1;
 }
@@ -678,7 +695,7 @@ static int decode_map(struct reader *r, struct ldg_arena *arena, struct ldg_log 
         struct mp_item key, val;
         if (read_item(r, &key) || key.type != MP_STR || read_item(r, &val))
             return -EINVAL;
-        int k = key_index(&key);
+        int k = key_index(&key, i);
         int rc;
         if (k < 0) {
             rc = skip_value(r, &val, 2); /* unknown key from a newer writer */
@@ -775,7 +792,8 @@ static void copy_cstr(struct ldg_buf *out, const char *s)
 
 void ldg_logcodec_copy_row(const struct ldg_log *l, struct ldg_buf *out)
 {
-    ldg_buf_printf(out, "%" PRId64 "\t", l->project_id);
+    ldg_buf_put_i64(out, l->project_id);
+    ldg_buf_put(out, "\t", 1);
     copy_time(l->ts_us, out);
     ldg_buf_put(out, "\t", 1);
     copy_time(l->ingested_us, out);

@@ -255,6 +255,15 @@ static size_t pynum_len(double d)
         return d < 0 ? 9 : 8; /* -Infinity / Infinity */
     if (d == 0)
         return 1;
+    if (d == trunc(d) && fabs(d) < 1e18) { /* exact in a uint64_t: count the digits */
+        uint64_t u = (uint64_t)fabs(d);
+        size_t n = d < 0;
+        do {
+            n++;
+            u /= 10;
+        } while (u);
+        return n;
+    }
     if (d == trunc(d) && fabs(d) < 1e21)
         return (size_t)snprintf(buf, sizeof buf, "%.0f", d);
     /* Python's float repr: the shortest %.<p>g that reads back (its exponent form matches C's). */

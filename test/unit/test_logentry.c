@@ -513,6 +513,8 @@ static void test_attributes(void **state)
     struct ldg_log log;
     /* len(json.dumps(...)) as computed by CPython 3.11 */
     assert_int_equal(pylen("{}"), 2);
+    assert_int_equal(pylen("[0,-1,9,10,99,100,-1000,9007199254740991,-123456789012345]"),
+                     strlen("[0, -1, 9, 10, 99, 100, -1000, 9007199254740991, -123456789012345]"));
     assert_int_equal(pylen("{\"a\":1,\"b\":2}"), strlen("{\"a\": 1, \"b\": 2}"));
     assert_int_equal(
         pylen("{\"a\":1,\"b\":[true,false,null,\"x\"],\"c\":{\"d\":\"\xc3\xa9\xf0\x9f\x98\x80\\n\\u0001"
