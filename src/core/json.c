@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "core/arena.h"
+#include "core/str.h"
 
 /* ---- UTF-8 ---- */
 
@@ -59,6 +60,11 @@ int ldg_utf8_count(const char *s, size_t n, size_t *out)
     const unsigned char *p = (const unsigned char *)s;
     size_t count = 0, i = 0;
     while (i < n) {
+        if (i + 8 <= n && !ldg_swar_high(ldg_swar_load(p + i))) { /* 8 ASCII bytes */
+            i += 8;
+            count += 8;
+            continue;
+        }
         if (p[i] < 0x80) {
             i++;
         } else {
@@ -83,6 +89,11 @@ void ldg_json_escape(struct ldg_buf *b, const char *s, size_t n)
     while (i < n) {
         /* Copy the longest run that needs no escaping in one go. */
         size_t run = i;
+        for (uint64_t v; run + 8 <= n; run += 8) {
+            v = ldg_swar_load(p + run);
+            if (ldg_swar_high(v) | ldg_swar_less(v, 0x20) | ldg_swar_has(v, '"') | ldg_swar_has(v, '\\'))
+                break;
+        }
         while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
             run++;
         if (run > i) {

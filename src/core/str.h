@@ -41,4 +41,34 @@ bool ldg_str_has_token(struct ldg_str v, const char *token);
  * length, which differs from strlen(dst) when the text holds %00. */
 size_t ldg_url_decode(char *dst, const char *src, size_t n, bool plus_space);
 
+/* Word-at-a-time scanning (8 bytes per step) for the byte loops of the encoders. Each test is
+ * exact as a yes/no for the whole word; callers fall back to a byte loop to find the position. */
+#define LDG_SWAR_ONES 0x0101010101010101ULL
+#define LDG_SWAR_HIGHS 0x8080808080808080ULL
+
+static inline uint64_t ldg_swar_load(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Some byte of v is < n (n <= 128). */
+static inline uint64_t ldg_swar_less(uint64_t v, unsigned n)
+{
+    return (v - LDG_SWAR_ONES * n) & ~v & LDG_SWAR_HIGHS;
+}
+
+/* Some byte of v equals c. */
+static inline uint64_t ldg_swar_has(uint64_t v, unsigned char c)
+{
+    return ldg_swar_less(v ^ (LDG_SWAR_ONES * c), 1);
+}
+
+/* Some byte of v is >= 0x80. */
+static inline uint64_t ldg_swar_high(uint64_t v)
+{
+    return v & LDG_SWAR_HIGHS;
+}
+
 #endif

@@ -15,6 +15,7 @@
 #include <msgpack.h>
 
 #include "core/civil.h"
+#include "core/str.h"
 
 #define US_PER_S INT64_C(1000000)
 #define NOTIFY_MESSAGE_CHARS 500
@@ -752,6 +753,14 @@ static void copy_text(struct ldg_buf *out, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t k = 0; k < n; k++) {
+        /* skip 8 bytes at a time while none of them needs escaping */
+        for (uint64_t v; k + 8 <= n; k += 8) {
+            v = ldg_swar_load(s + k);
+            if (ldg_swar_has(v, '\\') | ldg_swar_has(v, '\t') | ldg_swar_has(v, '\n') | ldg_swar_has(v, '\r'))
+                break;
+        }
+        if (k >= n)
+            break;
         const char *esc;
         switch (s[k]) {
         case '\\':

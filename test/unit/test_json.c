@@ -5,6 +5,7 @@
 
 #include "unit.h"
 
+#include <errno.h>
 #include <inttypes.h>
 
 #include "core/json.h"
@@ -100,6 +101,47 @@ static void test_writer_escaping(void **state)
     ldg_json_obj_end(&w);
     assert_string_equal(text(&b), "{\"we\\\"ird\\n\":0}");
     ldg_buf_free(&b);
+}
+
+/* Word-at-a-time scanning: a character that needs escaping (or a multibyte one) at every position
+ * of strings up to 40 bytes, checked against a byte-by-byte rendering. */
+static void test_escape_every_position(void **state)
+{
+    static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\xff"};
+    static const char *const escaped[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u001f", "\xc3\xa9", "\\ufffd"};
+    struct ldg_buf b, want;
+    ldg_buf_init(&b);
+    ldg_buf_init(&want);
+    for (size_t k = 0; k < LDG_ARRAY_SIZE(specials); k++) {
+        size_t sl = strlen(specials[k]);
+        for (size_t len = 0; len <= 40; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                char in[48];
+                memset(in, 'a', len);
+                memcpy(in + at, specials[k], sl);
+                memset(in + at + sl, 'b', len - at);
+                size_t n = len + sl;
+                ldg_buf_reset(&b);
+                ldg_json_escape(&b, in, n);
+                ldg_buf_reset(&want);
+                ldg_buf_put(&want, in, at);
+                ldg_buf_puts(&want, escaped[k]);
+                ldg_buf_put(&want, in + at + sl, len - at);
+                assert_int_equal(ldg_buf_size(&b), ldg_buf_size(&want));
+                assert_memory_equal(ldg_buf_head(&b), ldg_buf_head(&want), ldg_buf_size(&want));
+                size_t chars = 0;
+                int rc = ldg_utf8_count(in, n, &chars);
+                if (k == LDG_ARRAY_SIZE(specials) - 1) {
+                    assert_int_equal(rc, -EINVAL); /* 0xff is never valid UTF-8 */
+                } else {
+                    assert_int_equal(rc, 0);
+                    assert_int_equal(chars, len + 1);
+                }
+            }
+        }
+    }
+    ldg_buf_free(&b);
+    ldg_buf_free(&want);
 }
 
 static void test_utf8_count(void **state)
@@ -284,9 +326,13 @@ static void test_get_int_bool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_writer_nesting), cmocka_unit_test(test_writer_escaping),
-        cmocka_unit_test(test_utf8_count),     cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_get_string),     cmocka_unit_test(test_get_int_bool),
+        cmocka_unit_test(test_writer_nesting),
+        cmocka_unit_test(test_writer_escaping),
+        cmocka_unit_test(test_escape_every_position),
+        cmocka_unit_test(test_utf8_count),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_get_string),
+        cmocka_unit_test(test_get_int_bool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -686,6 +686,25 @@ static void test_copy_row(void **state)
     l.message = S("");
     ldg_logcodec_copy_row(&l, &b);
     assert_non_null(strstr(text(&b), "standard\t\\N\t\\N\t\t\\N"));
+    /* a character to escape at every position of messages up to 40 bytes (word-at-a-time scan) */
+    static const char special[] = {'\\', '\t', '\n', '\r'};
+    static const char *const esc[] = {"\\\\", "\\t", "\\n", "\\r"};
+    for (size_t k = 0; k < sizeof special; k++) {
+        for (size_t len = 1; len <= 40; len++) {
+            for (size_t at = 0; at < len; at++) {
+                char msg[48], want[128];
+                memset(msg, 'm', len);
+                msg[at] = special[k];
+                l = minimal_log();
+                l.message = ldg_str_make(msg, len);
+                ldg_buf_reset(&b);
+                ldg_logcodec_copy_row(&l, &b);
+                snprintf(want, sizeof want, "standard\t\\N\t\\N\t%.*s%s%.*s\t\\N", (int)at, msg, esc[k],
+                         (int)(len - at - 1), msg + at + 1);
+                assert_non_null(strstr(text(&b), want));
+            }
+        }
+    }
     assert_non_null(strstr(LDG_LOGCODEC_COPY_COLUMNS, "project_id, \"timestamp\", ingested_at, level,"));
     assert_non_null(strstr(LDG_LOGCODEC_COPY_COLUMNS, "platform_version, error_fingerprint"));
     ldg_buf_free(&b);
