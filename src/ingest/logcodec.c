@@ -185,7 +185,57 @@ static int pack_json(msgpack_packer *pk, const cJSON *j, int depth)
     return 0;
 }
 
+static void pack_val(msgpack_packer *pk, const char *s, size_t n)
+{
+    if (s)
+        pack_cstr(pk, s, n);
+    else
+        msgpack_pack_nil(pk);
+}
+
+/* Format 2: [2, project_id, ts_us, ts_offset_min, ingested_us, level, log_type, importance,
+ * environment, release, message, error_type, error_message, stack_trace, attributes, sdk_version,
+ * platform, platform_version, error_fingerprint]. */
+#define ARRAY_FORMAT 2
+#define ARRAY_LEN 19
+
+static int pack_array(msgpack_packer *pk, const struct ldg_log *l, const cJSON *attrs)
+{
+    msgpack_pack_array(pk, ARRAY_LEN);
+    msgpack_pack_int(pk, ARRAY_FORMAT);
+    msgpack_pack_int64(pk, l->project_id);
+    msgpack_pack_int64(pk, l->ts_us);
+    msgpack_pack_int32(pk, l->ts_offset_min);
+    msgpack_pack_int64(pk, l->ingested_us);
+#define VAL(s, n) pack_val(pk, (s), (n))
+    VAL(l->level, l->level ? strlen(l->level) : 0);
+    VAL(l->log_type, l->log_type ? strlen(l->log_type) : 0);
+    VAL(l->importance, l->importance ? strlen(l->importance) : 0);
+    VAL(l->environment.p, l->environment.n);
+    VAL(l->release.p, l->release.n);
+    VAL(l->message.p, l->message.n);
+    VAL(l->error_type.p, l->error_type.n);
+    VAL(l->error_message.p, l->error_message.n);
+    VAL(l->stack_trace.p, l->stack_trace.n);
+    int rc = 0;
+    if (attrs)
+        rc = pack_json(pk, attrs, 0);
+    else
+        msgpack_pack_nil(pk);
+    VAL(l->sdk_version.p, l->sdk_version.n);
+    VAL(l->platform.p, l->platform.n);
+    VAL(l->platform_version.p, l->platform_version.n);
+    VAL(l->fingerprint[0] ? l->fingerprint : NULL, strlen(l->fingerprint));
+#undef VAL
+    return rc;
+}
+
 int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out)
+{
+    return ldg_logcodec_encode_as(l, LDG_LOGCODEC_ARRAY, out);
+}
+
+int ldg_logcodec_encode_as(const struct ldg_log *l, enum ldg_logcodec_format format, struct ldg_buf *out)
 {
     /* Parse attributes first so a bad text leaves out untouched without any rollback. */
     cJSON *parsed = NULL;
@@ -202,6 +252,13 @@ int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out)
     size_t start = out->len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, on_pack_write);
+    if (format == LDG_LOGCODEC_ARRAY) {
+        int arc = pack_array(&pk, l, attrs);
+        cJSON_Delete(parsed);
+        if (arc)
+            out->len = start;
+        return arc;
+    }
     struct ldg_buf tmp;
     ldg_buf_init(&tmp);
 
@@ -684,12 +741,67 @@ static int decode_field(int k, struct reader *r, const struct mp_item *v, struct
     }
 }
 
-/* Decode the map at r->p into *out (zeroed first); on success r->p is just past it. */
+/* The fields of format 2 after its version, in array order; K_COUNT marks the offset. */
+static const int8_t array_keys[ARRAY_LEN - 1] = {
+    K_PROJECT_ID,
+    K_TS_US,
+    K_COUNT,
+    K_INGESTED_US,
+    K_LEVEL,
+    K_LOG_TYPE,
+    K_IMPORTANCE,
+    K_ENVIRONMENT,
+    K_RELEASE,
+    K_MESSAGE,
+    K_ERROR_TYPE,
+    K_ERROR_MESSAGE,
+    K_STACK_TRACE,
+    K_ATTRIBUTES,
+    K_SDK_VERSION,
+    K_PLATFORM,
+    K_PLATFORM_VERSION,
+    K_FINGERPRINT,
+};
+
+/* Format 2 (top = its array header): every field present, in order; longer arrays (a newer
+ * writer) have their extra elements skipped. */
+static int decode_array(struct reader *r, const struct mp_item *top, struct ldg_arena *arena,
+                        struct ldg_log *out)
+{
+    struct mp_item v;
+    int64_t version;
+    if (top->n < ARRAY_LEN || read_item(r, &v) || get_int(&v, &version) || version != ARRAY_FORMAT)
+        return -EINVAL;
+    for (uint32_t i = 1; i < top->n; i++) {
+        if (read_item(r, &v))
+            return -EINVAL;
+        int rc;
+        if (i >= ARRAY_LEN) {
+            rc = skip_value(r, &v, 2);
+        } else if (array_keys[i - 1] == K_COUNT) {
+            int64_t off;
+            rc = get_int(&v, &off) || off < -24 * 60 || off > 24 * 60 ? -EINVAL : 0;
+            out->ts_offset_min = (int32_t)off;
+        } else {
+            rc = decode_field(array_keys[i - 1], r, &v, arena, out);
+        }
+        if (rc)
+            return rc;
+    }
+    return out->level && out->log_type && out->importance ? 0 : -EINVAL;
+}
+
+/* Decode the entry (format 2 array, or a format 1 map) at r->p into *out (zeroed first); on
+ * success r->p is just past it. */
 static int decode_map(struct reader *r, struct ldg_arena *arena, struct ldg_log *out)
 {
     memset(out, 0, sizeof *out);
     struct mp_item top;
-    if (read_item(r, &top) || top.type != MP_MAP)
+    if (read_item(r, &top))
+        return -EINVAL;
+    if (top.type == MP_ARRAY)
+        return decode_array(r, &top, arena, out);
+    if (top.type != MP_MAP)
         return -EINVAL;
     uint32_t seen = 0;
     for (uint32_t i = 0; i < top.n; i++) {
@@ -741,7 +853,8 @@ int ldg_logcodec_decode_next(const char *data, size_t len, struct ldg_arena *are
     /* Rejected: find where the map ends, if its structure allows, so the caller can go on. */
     struct mp_item top;
     r.p = p;
-    if (read_item(&r, &top) == 0 && top.type == MP_MAP && skip_value(&r, &top, 0) == 0)
+    if (read_item(&r, &top) == 0 && (top.type == MP_MAP || top.type == MP_ARRAY) &&
+        skip_value(&r, &top, 0) == 0)
         *used = (size_t)(r.p - p);
     return rc;
 }

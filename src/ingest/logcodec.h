@@ -1,8 +1,10 @@
 /*
  * logcodec.h: the wire forms of one struct ldg_log (reference §5.1, §5.2, §7.2; decisions D5).
  *
- *   - queue entry: a MessagePack map with the §5.1 keys (what the Python reference pushes), plus two
- *     keys of ours, `ts_us` and `ingested_us` (Unix microseconds), so a reader needs no date parsing;
+ *   - queue entry (format 2): a MessagePack array of the §5.1 fields by position, with the
+ *     timestamps as Unix microseconds plus the client's offset, so a reader needs no date parsing.
+ *     Format 1, a map with the §5.1 keys (what the Python reference pushes) plus `ts_us` and
+ *     `ingested_us`, is still read, and written on request;
  *   - COPY row: one line of PostgreSQL COPY text format for LDG_LOGCODEC_COPY_COLUMNS;
  *   - notification: the §5.2 JSON object published on `notifications:errors:<project_id>`.
  *
@@ -28,8 +30,19 @@
     "error_type, error_message, stack_trace, attributes, sdk_version, platform, platform_version, "          \
     "error_fingerprint"
 
+enum ldg_logcodec_format {
+    LDG_LOGCODEC_ARRAY, /* format 2, what ingest writes */
+    LDG_LOGCODEC_MAP,   /* format 1, read for entries queued by earlier versions */
+};
+
 /*
- * Append the queue entry for l to out (MessagePack map, 19 keys, §5.1 order then ts_us, ingested_us).
+ * Append the queue entry for l to out in format 2: a MessagePack array of 19 elements,
+ * [2, project_id, ts_us, ts_offset_min, ingested_us, level, log_type, importance, environment,
+ * release, message, error_type, error_message, stack_trace, attributes, sdk_version, platform,
+ * platform_version, error_fingerprint]: no key names and no date strings, so fewer bytes to queue,
+ * copy and decode than format 1.
+ * ldg_logcodec_encode_as writes either format. Format 1 is a MessagePack map, 19 keys, §5.1 order
+ * then ts_us, ingested_us.
  * `timestamp` is Python isoformat() with the client's offset (`2025-01-15T10:30:45.123000+05:30`,
  * microseconds only when non-zero), `ingested_at` the same in UTC. Absent strings, absent
  * attributes and an empty fingerprint are nil. `attributes` (the tree if set, else the JSON text) becomes a
@@ -39,6 +52,8 @@
  * deeper than LDG_LOGCODEC_MAX_DEPTH.
  */
 int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out) LDG_MUSTCHECK;
+int ldg_logcodec_encode_as(const struct ldg_log *l, enum ldg_logcodec_format format,
+                           struct ldg_buf *out) LDG_MUSTCHECK;
 
 /*
  * Decode one queue entry data[0..len) into *out. Every string (and the attributes, turned back
@@ -46,7 +61,9 @@ int ldg_logcodec_encode(const struct ldg_log *l, struct ldg_buf *out) LDG_MUSTCH
  * from data, which may be freed as soon as this returns. level/log_type/importance point to static
  * strings.
  *
- * Required keys: project_id, ts_us, ingested_us (ints), level, log_type, importance (known values).
+ * Either format. Format 2 must have at least its 19 elements (more are skipped), version 2, an
+ * offset within ±24 h, and the types below. Format 1 required keys: project_id, ts_us,
+ * ingested_us (ints), level, log_type, importance (known values).
  * `timestamp` (optional) supplies the client's offset from its `±HH:MM` / `Z` suffix; `ingested_at`
  * is checked to be a string and otherwise ignored (ingested_us is authoritative). Unknown keys are
  * skipped, duplicate keys rejected. Strings must be valid UTF-8 without NUL; the fingerprint is nil,

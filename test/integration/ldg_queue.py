@@ -1,6 +1,7 @@
 """Reading the ingest queue in tests: stream entries carry fields p (project), n (logs) and m (the n
-logs' MessagePack maps back to back). A minimal MessagePack walker splits m without a msgpack
-module (Debian's python3 has none installed here)."""
+logs' MessagePack items back to back: format 2 arrays, or format 1 maps from older entries). A
+minimal MessagePack walker splits m without a msgpack module (Debian's python3 has none installed
+here)."""
 
 def _skip(b, i):
     """Index just past the MessagePack item starting at b[i]."""
@@ -32,7 +33,7 @@ def _skip(b, i):
 
 
 def split_logs(m):
-    """The MessagePack maps of m, in order."""
+    """The MessagePack items (one per log) of m, in order."""
     out, i = [], 0
     while i < len(m):
         j = _skip(m, i)

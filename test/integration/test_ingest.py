@@ -80,7 +80,7 @@ def check_entry(fields, pid, messages):
     logs = split_logs(fields[b"m"])
     assert len(logs) == len(messages)
     for m, msg in zip(logs, messages):
-        assert m[:3] == b"\xde\x00\x13"  # MessagePack map16 with the 19 keys of logcodec
+        assert m[:4] == b"\xdc\x00\x13\x02"  # logcodec format 2: array16 of 19 elements, version 2
         assert msg.encode() in m
 
 

@@ -83,13 +83,22 @@ static void assert_logs_equal(const struct ldg_log *a, const struct ldg_log *b, 
 }
 
 /* Encode l, decode it back into *back (strings in arena), return the decoded attributes text. */
+/* Encode l in format 2, decode into *back; format 1 (written by earlier versions) must decode to
+ * the same log. */
 static void round_trip(const struct ldg_log *l, struct ldg_arena *arena, struct ldg_log *back)
 {
-    struct ldg_buf b;
+    struct ldg_buf b, b1;
     ldg_buf_init(&b);
+    ldg_buf_init(&b1);
     assert_int_equal(ldg_logcodec_encode(l, &b), 0);
+    assert_int_equal(ldg_logcodec_encode_as(l, LDG_LOGCODEC_MAP, &b1), 0);
+    assert_true(ldg_buf_size(&b) < ldg_buf_size(&b1));
+    struct ldg_log old;
+    assert_int_equal(ldg_logcodec_decode(ldg_buf_head(&b1), ldg_buf_size(&b1), arena, &old), 0);
     assert_int_equal(ldg_logcodec_decode(ldg_buf_head(&b), ldg_buf_size(&b), arena, back), 0);
+    assert_logs_equal(&old, back, true);
     ldg_buf_free(&b);
+    ldg_buf_free(&b1);
 }
 
 /* ---- isoformat ---- */
@@ -173,13 +182,35 @@ static void test_round_trip_numbers(void **state)
                                            "\"g\":-0.25,\"e\":1e+300,\"one\":1,\"huge\":1e+19,"
                                            "\"tiny\":4.94065645841247e-324,\"z\":0}");
 
-    /* msgpack types as another reader (libmsgpack) sees them */
+    /* msgpack types as another reader (libmsgpack) sees them: format 2 */
     struct ldg_buf b;
     ldg_buf_init(&b);
     assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, ldg_buf_head(&b), ldg_buf_size(&b), &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, ldg_buf_size(&b));
+    assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(u.data.via.array.size, 19);
+    const msgpack_object *el = u.data.via.array.ptr;
+    assert_int_equal(el[0].via.u64, 2);                 /* format */
+    assert_int_equal(el[1].via.u64, 7);                 /* project_id */
+    assert_int_equal(el[2].via.i64, TS_2025);           /* ts_us */
+    assert_int_equal(el[3].via.u64, 0);                 /* offset */
+    assert_int_equal(el[4].via.i64, TS_2025 + 1000000); /* ingested_us */
+    assert_memory_equal(el[5].via.str.ptr, "info", 4);  /* level */
+    assert_int_equal(el[10].type, MSGPACK_OBJECT_NIL);  /* message */
+    assert_int_equal(el[14].type, MSGPACK_OBJECT_MAP);  /* attributes */
+    assert_int_equal(el[18].type, MSGPACK_OBJECT_NIL);  /* error_fingerprint "" */
+    msgpack_unpacked_destroy(&u);
+
+    /* format 1 */
+    ldg_buf_reset(&b);
+    assert_int_equal(ldg_logcodec_encode_as(&l, LDG_LOGCODEC_MAP, &b), 0);
+    msgpack_unpacked_init(&u);
+    off = 0;
     assert_int_equal(msgpack_unpack_next(&u, ldg_buf_head(&b), ldg_buf_size(&b), &off),
                      MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, ldg_buf_size(&b));
@@ -378,6 +409,52 @@ static void test_decode_next(void **state)
     ldg_buf_free(&two);
     ldg_arena_free(&a);
     ldg_buf_free(&b);
+}
+
+/* Format 2's shape: version, element count, offset range; a newer writer's extra elements. */
+static void test_decode_array_shape(void **state)
+{
+    struct ldg_log l = minimal_log(), back;
+    struct ldg_arena a;
+    ldg_arena_init(&a, NULL, 0);
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+    char *p = b.data + b.off;
+    size_t n = ldg_buf_size(&b);
+    assert_memory_equal(p, "\xdc\x00\x13\x02", 4);   /* array16 of 19, version 2 */
+    assert_int_equal((unsigned char)p[n - 1], 0xc0); /* the fingerprint: nil */
+
+    p[3] = 0x03; /* another version */
+    assert_int_equal(ldg_logcodec_decode(p, n, &a, &back), -EINVAL);
+    p[3] = 0x02;
+    p[2] = 0x12; /* 18 elements */
+    assert_int_equal(ldg_logcodec_decode(p, n - 1, &a, &back), -EINVAL);
+    p[2] = 0x14; /* 20: the extra element is skipped */
+    ldg_buf_put(&b, "\xc0", 1);
+    p = b.data + b.off;
+    assert_int_equal(ldg_logcodec_decode(p, n + 1, &a, &back), 0);
+    assert_logs_equal(&l, &back, true);
+
+    int32_t offs[] = {24 * 60 + 1, -24 * 60 - 1};
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(offs); i++) {
+        ldg_buf_reset(&b);
+        l.ts_offset_min = offs[i];
+        assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+        assert_int_equal(ldg_logcodec_decode(ldg_buf_head(&b), ldg_buf_size(&b), &a, &back), -EINVAL);
+        l.ts_offset_min = offs[i] < 0 ? offs[i] + 1 : offs[i] - 1;
+        ldg_buf_reset(&b);
+        assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+        assert_int_equal(ldg_logcodec_decode(ldg_buf_head(&b), ldg_buf_size(&b), &a, &back), 0);
+        assert_int_equal(back.ts_offset_min, l.ts_offset_min);
+    }
+    l.ts_offset_min = 0;
+    l.level = NULL; /* a required value missing */
+    ldg_buf_reset(&b);
+    assert_int_equal(ldg_logcodec_encode(&l, &b), 0);
+    assert_int_equal(ldg_logcodec_decode(ldg_buf_head(&b), ldg_buf_size(&b), &a, &back), -EINVAL);
+    ldg_buf_free(&b);
+    ldg_arena_free(&a);
 }
 
 static void test_decode_flipped_bytes(void **state)
@@ -811,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_numbers),
         cmocka_unit_test(test_encode_rejects_bad_attributes),
         cmocka_unit_test(test_decode_truncated_and_trailing),
+        cmocka_unit_test(test_decode_array_shape),
         cmocka_unit_test(test_decode_flipped_bytes),
         cmocka_unit_test(test_decode_wrong_types),
         cmocka_unit_test(test_decode_deep_and_lying_counts),
