@@ -66,23 +66,34 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
 #define REPLAY_PREFIX "notifications:replay:"
 #define PREFS_CHANNEL "notifications:prefs"
 #define LEASE_PREFIX "notifications:streams:"
+#define SEQ_KEY "notifications:seq"
+#define CLOCK_KEY "notifications:clock"
 #define NBUCKETS 1024 /* per-loop hash buckets for projects and accounts */
 #define LEASE_BATCH 256
 
 /*
- * KEYS[1] replay stream. ARGV: maxlen, events channel, errors channel, ttl ms, notes...
- * Returns the number published.
+ * KEYS: replay stream, id sequence, id clock. ARGV: maxlen, events channel, errors channel,
+ * ttl ms, notes... Returns the number published.
+ *
+ * Ids are "<ms>-<seq>" with seq from one counter shared by every project and ms never going
+ * back (the clock key), so ids are unique across projects and ordered as published: one
+ * Last-Event-ID is an exact cursor over all of a stream's projects.
  */
-static const char publish_lua[] =
-    "local n = 0\n"
-    "for i = 5, #ARGV do\n"
-    "  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[i])\n"
-    "  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])\n"
-    "  redis.call('PUBLISH', ARGV[3], ARGV[i])\n"
-    "  n = n + 1\n"
-    "end\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-    "return n\n";
+static const char publish_lua[] = "local t = redis.call('TIME')\n"
+                                  "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                  "local last = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+                                  "if ms < last then ms = last end\n"
+                                  "local n = 0\n"
+                                  "for i = 5, #ARGV do\n"
+                                  "  local id = string.format('%d-%d', ms, redis.call('INCR', KEYS[2]))\n"
+                                  "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'd', ARGV[i])\n"
+                                  "  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])\n"
+                                  "  redis.call('PUBLISH', ARGV[3], ARGV[i])\n"
+                                  "  n = n + 1\n"
+                                  "end\n"
+                                  "redis.call('SET', KEYS[3], ms)\n"
+                                  "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+                                  "return n\n";
 
 /*
  * KEYS[1] the account's lease set. ARGV: now ms, max, expiry ms, member, key ttl ms.
@@ -1073,7 +1084,7 @@ void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *no
     uv_once(&scripts_once, init_scripts);
     struct publish *p = ldg_calloc(1, sizeof *p);
     p->w = w;
-    p->argc = 3 + 4 + (int)n;
+    p->argc = 10 + (int)n; /* EVALSHA sha numkeys, 3 keys, 4 fixed arguments, the notes */
     p->argv = ldg_calloc((size_t)p->argc, sizeof *p->argv);
     p->argl = ldg_calloc((size_t)p->argc, sizeof *p->argl);
     p->text = ldg_malloc(off[n] - off[0] + 1);
@@ -1084,16 +1095,15 @@ void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *no
     snprintf(p->maxlen, sizeof p->maxlen, "%" PRId64, cfg->replay_events ? cfg->replay_events : 1);
     snprintf(p->ttl, sizeof p->ttl, "%" PRId64, cfg->replay_window_ms);
     ldg_redis_script_head(&G.publish, false, p->argv, p->argl);
-    const char *fixed[] = {"1", p->key, p->maxlen, p->events, p->errors, p->ttl};
+    const char *fixed[] = {"3", p->key, SEQ_KEY, CLOCK_KEY, p->maxlen, p->events, p->errors, p->ttl};
     for (size_t i = 0; i < LDG_ARRAY_SIZE(fixed); i++) {
         p->argv[2 + i] = fixed[i];
         p->argl[2 + i] = strlen(fixed[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        p->argv[8 + i] = p->text + (off[i] - off[0]);
-        p->argl[8 + i] = off[i + 1] - off[i];
+        p->argv[10 + i] = p->text + (off[i] - off[0]);
+        p->argl[10 + i] = off[i + 1] - off[i];
     }
-    p->argc = 8 + (int)n;
     if (ldg_redis_commandargv(w->redis, on_published, p, p->argc, p->argv, p->argl) < 0) {
         ldg_log_debug(NULL, "notifications: publish not sent (Redis unavailable or busy)");
         publish_free(p);
