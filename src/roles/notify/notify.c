@@ -778,7 +778,8 @@ struct setup {
     int64_t account_id;
     int64_t *projects; /* arena */
     size_t nprojects;
-    char *prefs; /* arena, NUL-terminated; NULL = defaults */
+    char *prefs;     /* arena, NUL-terminated; NULL = defaults */
+    bool have_prefs; /* prefs was read (else the account was on the loop when the stream began) */
     bool resume;
     struct ldg_event_id last_id;
     uint64_t seq;
@@ -887,6 +888,7 @@ static void on_setup_row(PGresult *res, void *ud)
         ldg_req_unref(req);
         return;
     }
+    st->have_prefs = true;
     if (!PQgetisnull(res, 0, 0))
         st->prefs = ldg_arena_strndup(&req->arena, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     const struct ldg_principal *p = ldg_principal(req);
@@ -927,10 +929,22 @@ static void stream_handler(struct ldg_req *req)
     struct ldg_str last = ldg_req_header(req, "Last-Event-ID");
     if (last.n && ldg_event_id_parse(last.p, last.n, &st->last_id))
         st->resume = true;
+    ldg_req_ref(req);
+    if (p->kind == LDG_PRINCIPAL_API_KEY && acct_find(h, p->account_id)) {
+        /* The account's preferences are already on this loop (kept current by invalidations) and
+         * a key's project is known: no database round trip. */
+        st->projects = ldg_arena_alloc(&req->arena, sizeof *st->projects);
+        st->projects[0] = p->project_id;
+        st->nprojects = 1;
+        if (send_lease(st, false) < 0) {
+            ldg_req_unref(req);
+            answer_503(req, "Service temporarily unavailable");
+        }
+        return;
+    }
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, p->account_id);
     const char *params[] = {id};
-    ldg_req_ref(req);
     int rc = ldg_pgpool_query_prepared(req->w->pg_auth, "notify_setup",
                                        "SELECT a.notification_preferences::text, "
                                        "ARRAY(SELECT id FROM projects WHERE account_id = a.id ORDER BY "
@@ -994,6 +1008,8 @@ static void start_stream(struct setup *st)
         if (st->prefs)
             (void)ldg_prefs_parse(&a->prefs, st->prefs, strlen(st->prefs));
         ldg_list_push_back(&h->accounts[bucket(a->id)], &a->node);
+        if (!st->have_prefs)
+            prefs_reload(h, a); /* the account left the loop while this stream was set up */
     }
     cl->acct = a;
     ldg_list_push_back(&a->clients, &cl->acct_node);
