@@ -36,6 +36,7 @@ bench_start_redis
 INI_STORAGE=off \
     INI_SERVER_EXTRA=$'backlog = 65535\nmax_connections = '$((STREAMS + 1000)) \
     INI_PG_AUTH_EXTRA=$'pool_size = 8\nmax_waiters = '$((STREAMS + 1000)) \
+    INI_REDIS_EXTRA="max_pending = $((STREAMS * 4 + 10000))" \
     bench_start_ledgerd
 
 psql_db() { # psql_db DB SQL: one statement batch, quiet, unaligned

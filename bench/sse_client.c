@@ -46,6 +46,7 @@ struct stream {
     uv_write_t wreq;
     char req[256];
     bool connected, failed, closed;
+    uint32_t connect_us; /* phase start -> `connected` */
     char tail[32];
     size_t taillen;
 };
@@ -153,12 +154,26 @@ static void scan(struct stream *s, const char *data, size_t n, uint64_t now)
 
 /* ---- streams ------------------------------------------------------------------------------- */
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void check_connected(void)
 {
     if (phase != 2 || n_connected + n_failed < (size_t)nstreams)
         return;
-    printf("connected %zu/%d in %.1f ms (%zu failed)\n", n_connected, nstreams,
-           (double)(uv_hrtime() - t_phase) / 1e6, n_failed);
+    uint32_t *t = calloc(n_connected + 1, sizeof *t);
+    size_t k = 0;
+    for (int i = 0; i < nstreams; i++)
+        if (streams[i].connected)
+            t[k++] = streams[i].connect_us;
+    qsort(t, k, sizeof *t, cmp_u32);
+    printf("connected %zu/%d in %.1f ms (%zu failed; per stream p50 %.1f ms p99 %.1f ms)\n", n_connected,
+           nstreams, (double)(uv_hrtime() - t_phase) / 1e6, n_failed, k ? t[k / 2] / 1000.0 : 0.0,
+           k ? t[k * 99 / 100] / 1000.0 : 0.0);
+    free(t);
     fflush(stdout);
     phase = 25; /* waiting for SIGUSR1 */
 }
@@ -205,6 +220,7 @@ static void on_stream_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         s->taillen = 1; /* head seen */
         if (memmem(b->base, (size_t)n, "event: connected", 16)) {
             s->connected = true;
+            s->connect_us = (uint32_t)((now - t_phase) / 1000);
             s->taillen = 0;
             n_connected++;
             check_connected();

@@ -135,7 +135,10 @@ struct acct {
     struct ldg_list_node node; /* on hub->accounts[bucket] */
     int64_t id;
     struct ldg_list clients; /* of client.acct_node */
+    struct ldg_list waiters; /* of setup.wnode: API-key streams waiting for the first read */
+    unsigned leasing;        /* setups between the read and their lease reply */
     struct ldg_prefs prefs;
+    bool loaded; /* prefs read at least once */
     bool reloading, reload_again;
     uint64_t memo_seq; /* message the memo is for */
     bool memo_ok;
@@ -200,8 +203,25 @@ struct hub {
     uint64_t next_seq;
     uint64_t msg_seq;
     bool draining;
+    bool dead;    /* free_worker ran: freed when the last operation below ends */
+    unsigned ops; /* PostgreSQL and Redis operations in flight whose callbacks use the hub */
     struct ldg_buf scratch;
 };
+
+static void hub_free(struct hub *h);
+
+/* Every callback counted in `ops` calls this first (or last, see on_xrange); true when the hub is
+ * dead: the callback then only releases what it holds. */
+static bool op_end(struct hub *h)
+{
+    LDG_ASSERT(h->ops > 0);
+    h->ops--;
+    if (!h->dead)
+        return false;
+    if (h->ops == 0)
+        hub_free(h);
+    return true;
+}
 
 static struct hub *hub_of(struct ldg_worker *w)
 {
@@ -238,6 +258,27 @@ static struct acct *acct_find(struct hub *h, int64_t id)
             return a;
     }
     return NULL;
+}
+
+static struct acct *acct_new(struct hub *h, int64_t id)
+{
+    struct acct *a = ldg_calloc(1, sizeof *a);
+    a->id = id;
+    ldg_list_init(&a->clients);
+    ldg_list_init(&a->waiters);
+    ldg_prefs_init(&a->prefs);
+    ldg_list_push_back(&h->accounts[bucket(id)], &a->node);
+    return a;
+}
+
+/* An account leaves the loop once nothing refers to it (a read in flight finds it by id). */
+static void acct_maybe_free(struct hub *h, struct acct *a)
+{
+    if (!ldg_list_empty(&a->clients) || !ldg_list_empty(&a->waiters) || a->reloading || a->leasing)
+        return;
+    ldg_list_remove(&h->accounts[bucket(a->id)], &a->node);
+    ldg_prefs_free(&a->prefs);
+    free(a);
 }
 
 static void channel_name(char *out, size_t cap, const char *prefix, int64_t pid)
@@ -340,27 +381,38 @@ struct reload {
 };
 
 static void prefs_reload(struct hub *h, struct acct *a);
+static void flush_waiters(struct hub *h, struct acct *a, int status);
 
 static void on_prefs_row(PGresult *res, void *ud)
 {
     struct reload *job = ud;
     struct hub *h = job->hub;
-    struct acct *a = h->draining ? NULL : acct_find(h, job->account_id);
-    if (a) {
-        a->reloading = false;
-        if (!res) {
-            ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not re-read (database)",
-                         a->id);
-        } else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-            (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-            a->memo_seq = 0;
-        }
-        if (a->reload_again) {
-            a->reload_again = false;
-            prefs_reload(h, a);
-        }
-    }
+    int64_t account_id = job->account_id;
     free(job);
+    if (op_end(h))
+        return;
+    struct acct *a = acct_find(h, account_id);
+    if (!a)
+        return;
+    a->reloading = false;
+    int status = 0;
+    if (!res) {
+        ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not read (database)", a->id);
+        status = 503;
+    } else if (PQntuples(res) != 1) {
+        status = 404;
+    } else {
+        if (!PQgetisnull(res, 0, 0))
+            (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        a->memo_seq = 0;
+        a->loaded = true;
+    }
+    flush_waiters(h, a, status);
+    if (a->reload_again && !h->draining) {
+        a->reload_again = false;
+        prefs_reload(h, a);
+    }
+    acct_maybe_free(h, a);
 }
 
 static void prefs_reload(struct hub *h, struct acct *a)
@@ -378,10 +430,13 @@ static void prefs_reload(struct hub *h, struct acct *a)
     int rc = ldg_pgpool_query_prepared(h->w->pg_auth, "notify_prefs",
                                        "SELECT notification_preferences::text FROM accounts WHERE id = $1", 1,
                                        params, on_prefs_row, job);
+    if (rc == 0)
+        h->ops++;
     if (rc < 0) {
         free(job);
-        ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not re-read (%s)", a->id,
+        ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not read (%s)", a->id,
                      strerror(-rc));
+        flush_waiters(h, a, 503);
         return;
     }
     a->reloading = true;
@@ -613,12 +668,7 @@ static void client_unlink(struct client *cl)
         if (!h->draining)
             lease_release(h->w, a->id, cl->seq);
         cl->acct = NULL;
-        if (ldg_list_empty(&a->clients)) {
-            /* A re-read still in flight looks the account up by id and finds nothing. */
-            ldg_list_remove(&h->accounts[bucket(a->id)], &a->node);
-            ldg_prefs_free(&a->prefs);
-            free(a);
-        }
+        acct_maybe_free(h, a);
     }
     if (ldg_list_node_linked(&cl->hb_node))
         ldg_list_remove(&h->hb_list, &cl->hb_node);
@@ -693,6 +743,7 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
     struct xrange *x = ud;
     struct client *cl = x->cl;
     struct member *m = x->m;
+    struct hub *h = cl->hub;
     free(x);
     cl->replies_due--;
     if (cl->conn && reply && reply->type == REDIS_REPLY_ARRAY) {
@@ -732,6 +783,7 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
             free_replay(cl);
         client_maybe_free(cl);
     }
+    (void)op_end(h); /* last: the client (freed above at the latest) needed the hub */
 }
 
 static void replay_start(struct client *cl)
@@ -762,9 +814,10 @@ static void replay_start(struct client *cl)
         struct xrange *x = ldg_malloc(sizeof *x);
         x->cl = cl;
         x->m = m;
-        if (ldg_redis_commandargv(h->w->redis, on_xrange, x, 6, argv, NULL) == 0)
+        if (ldg_redis_commandargv(h->w->redis, on_xrange, x, 6, argv, NULL) == 0) {
             cl->replies_due++;
-        else
+            h->ops++;
+        } else
             free(x);
     }
     if (--cl->replies_due == 0)
@@ -775,11 +828,14 @@ static void replay_start(struct client *cl)
 
 struct setup {
     struct ldg_req *req;
+    struct hub *hub;
     int64_t account_id;
     int64_t *projects; /* arena */
     size_t nprojects;
-    char *prefs;     /* arena, NUL-terminated; NULL = defaults */
-    bool have_prefs; /* prefs was read (else the account was on the loop when the stream began) */
+    char *prefs;                /* arena, NUL-terminated; NULL = defaults */
+    bool have_prefs;            /* prefs was read (else the account was on the loop when the stream began) */
+    bool leasing;               /* counted in its account's `leasing` */
+    struct ldg_list_node wnode; /* on acct->waiters */
     bool resume;
     struct ldg_event_id last_id;
     uint64_t seq;
@@ -799,13 +855,20 @@ static void on_lease(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
     struct setup *st = ud;
     struct ldg_req *req = st->req;
-    struct hub *h = hub_of(req->w);
+    struct hub *h = st->hub;
+    if (op_end(h)) {
+        ldg_req_unref(req);
+        return;
+    }
     if (reply && !st->retried && ldg_redis_noscript(reply)) {
         st->retried = true;
         if (send_lease(st, true) == 0)
             return;
         reply = NULL;
     }
+    struct acct *a = h && st->leasing ? acct_find(h, st->account_id) : NULL;
+    if (a)
+        a->leasing--;
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         ldg_log_warn(NULL, "notifications: stream lease failed (%s)",
                      reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
@@ -823,6 +886,8 @@ static void on_lease(struct ldg_redis *r, struct redisReply *reply, void *ud)
     } else {
         start_stream(st);
     }
+    if (a && (a = acct_find(h, st->account_id)) != NULL) /* start_stream may have dropped it */
+        acct_maybe_free(h, a);
     ldg_req_unref(req);
 }
 
@@ -845,7 +910,10 @@ static int send_lease(struct setup *st, bool eval)
         argv[2 + i] = rest[i];
         argl[2 + i] = strlen(rest[i]);
     }
-    return ldg_redis_commandargv(req->w->redis, on_lease, st, 9, argv, argl);
+    int rc = ldg_redis_commandargv(req->w->redis, on_lease, st, 9, argv, argl);
+    if (rc == 0)
+        st->hub->ops++;
+    return rc;
 }
 
 /* "{1,2,3}" (PostgreSQL array text) into the arena. */
@@ -873,7 +941,7 @@ static void on_setup_row(PGresult *res, void *ud)
 {
     struct setup *st = ud;
     struct ldg_req *req = st->req;
-    if (!req->conn) {
+    if (op_end(st->hub) || !req->conn) {
         ldg_req_unref(req);
         return;
     }
@@ -905,6 +973,38 @@ static void on_setup_row(PGresult *res, void *ud)
     }
 }
 
+/* The account's first read finished (status 0) or failed (404, 503): start or answer every
+ * stream waiting for it. */
+static void flush_waiters(struct hub *h, struct acct *a, int status)
+{
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&a->waiters))) {
+        struct setup *st = ldg_container_of(n, struct setup, wnode);
+        struct ldg_req *req = st->req;
+        if (!req->conn) {
+            ldg_req_unref(req);
+            continue;
+        }
+        if (status == 404)
+            ldg_req_error(req, 404, "Account not found");
+        else if (status || h->draining)
+            answer_503(req, h->draining ? "Service is shutting down" : "Service temporarily unavailable");
+        if (status || h->draining) {
+            ldg_req_unref(req);
+            continue;
+        }
+        st->have_prefs = true; /* the account's, on the loop */
+        st->leasing = true;
+        a->leasing++;
+        if (send_lease(st, false) < 0) {
+            st->leasing = false;
+            a->leasing--;
+            answer_503(req, "Service temporarily unavailable");
+            ldg_req_unref(req);
+        }
+    }
+}
+
 static void stream_handler(struct ldg_req *req)
 {
     const struct ldg_principal *p = ldg_principal(req);
@@ -924,22 +1024,27 @@ static void stream_handler(struct ldg_req *req)
     struct setup *st = ldg_arena_alloc(&req->arena, sizeof *st);
     memset(st, 0, sizeof *st);
     st->req = req;
+    st->hub = h;
     st->account_id = p->account_id;
     st->seq = ++h->next_seq;
     struct ldg_str last = ldg_req_header(req, "Last-Event-ID");
     if (last.n && ldg_event_id_parse(last.p, last.n, &st->last_id))
         st->resume = true;
     ldg_req_ref(req);
-    if (p->kind == LDG_PRINCIPAL_API_KEY && acct_find(h, p->account_id)) {
-        /* The account's preferences are already on this loop (kept current by invalidations) and
-         * a key's project is known: no database round trip. */
+    if (p->kind == LDG_PRINCIPAL_API_KEY) {
+        /* A key's project is known; the account's preferences are read once per loop (streams
+         * arriving meanwhile wait for that read) and then kept current by invalidations. */
         st->projects = ldg_arena_alloc(&req->arena, sizeof *st->projects);
         st->projects[0] = p->project_id;
         st->nprojects = 1;
-        if (send_lease(st, false) < 0) {
-            ldg_req_unref(req);
-            answer_503(req, "Service temporarily unavailable");
-        }
+        struct acct *a = acct_find(h, p->account_id);
+        if (!a)
+            a = acct_new(h, p->account_id);
+        ldg_list_push_back(&a->waiters, &st->wnode);
+        if (a->loaded)
+            flush_waiters(h, a, 0);
+        else if (!a->reloading)
+            prefs_reload(h, a); /* answers the waiters itself when it cannot start */
         return;
     }
     char id[24];
@@ -950,6 +1055,8 @@ static void stream_handler(struct ldg_req *req)
                                        "ARRAY(SELECT id FROM projects WHERE account_id = a.id ORDER BY "
                                        "id)::text FROM accounts a WHERE a.id = $1",
                                        1, params, on_setup_row, st);
+    if (rc == 0)
+        h->ops++;
     if (rc < 0) {
         ldg_req_unref(req);
         answer_503(req, "Service temporarily unavailable");
@@ -1000,16 +1107,14 @@ static void start_stream(struct setup *st)
     }
 
     struct acct *a = acct_find(h, st->account_id);
-    if (!a) {
-        a = ldg_calloc(1, sizeof *a);
-        a->id = st->account_id;
-        ldg_list_init(&a->clients);
-        ldg_prefs_init(&a->prefs);
+    if (!a)
+        a = acct_new(h, st->account_id);
+    if (!a->loaded && st->have_prefs && !st->leasing) { /* a session's own read */
         if (st->prefs)
             (void)ldg_prefs_parse(&a->prefs, st->prefs, strlen(st->prefs));
-        ldg_list_push_back(&h->accounts[bucket(a->id)], &a->node);
-        if (!st->have_prefs)
-            prefs_reload(h, a); /* the account left the loop while this stream was set up */
+        a->loaded = true;
+    } else if (!a->loaded && !a->reloading) {
+        prefs_reload(h, a);
     }
     cl->acct = a;
     ldg_list_push_back(&a->clients, &cl->acct_node);
@@ -1256,14 +1361,32 @@ static void notify_stop_worker(struct ldg_worker *w, void *state)
 static bool notify_drained(const struct ldg_worker *w, const void *state)
 {
     const struct hub *h = state;
-    return h->sub_closed && h->timers_open == 0 && h->nclients == 0;
+    return h->sub_closed && h->timers_open == 0 && h->nclients == 0 && h->ops == 0;
+}
+
+static void hub_free(struct hub *h)
+{
+    ldg_buf_free(&h->scratch);
+    free(h);
 }
 
 static void notify_free_worker(struct ldg_worker *w, void *state)
 {
     struct hub *h = state;
-    ldg_buf_free(&h->scratch);
-    free(h);
+    h->dead = true;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *n;
+        while ((n = ldg_list_pop_front(&h->accounts[b]))) {
+            struct acct *a = ldg_container_of(n, struct acct, node);
+            struct ldg_list_node *wn;
+            while ((wn = ldg_list_pop_front(&a->waiters))) /* their read's callback will not look */
+                ldg_req_unref(ldg_container_of(wn, struct setup, wnode)->req);
+            ldg_prefs_free(&a->prefs);
+            free(a);
+        }
+    }
+    if (h->ops == 0)
+        hub_free(h); /* else the last callback does (the Redis and PostgreSQL clients close later) */
 }
 
 static void notify_health(const struct ldg_worker *w, const void *state, struct ldg_buf *out)
