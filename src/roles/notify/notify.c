@@ -707,7 +707,8 @@ static void replay_finish(struct client *cl)
         free_replay(cl);
         return;
     }
-    qsort(cl->reps, cl->nreps, sizeof *cl->reps, rep_cmp);
+    if (cl->nreps)
+        qsort(cl->reps, cl->nreps, sizeof *cl->reps, rep_cmp);
     size_t first = cl->nreps > (size_t)G.cfg->replay_events ? cl->nreps - (size_t)G.cfg->replay_events : 0;
     for (size_t i = first; i < cl->nreps && cl->conn; i++) {
         struct rep *r = &cl->reps[i];
