@@ -70,6 +70,7 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
 #define CLOCK_KEY "notifications:clock"
 #define NBUCKETS 1024 /* per-loop hash buckets for projects and accounts */
 #define LEASE_BATCH 256
+#define LOAD_BATCH 500 /* accounts per batched preferences read */
 
 /*
  * KEYS: replay stream, id sequence, id clock. ARGV: maxlen, events channel, errors channel,
@@ -138,7 +139,8 @@ struct acct {
     struct ldg_list waiters; /* of setup.wnode: API-key streams waiting for the first read */
     unsigned leasing;        /* setups between the read and their lease reply */
     struct ldg_prefs prefs;
-    bool loaded; /* prefs read at least once */
+    bool loaded;                    /* prefs read at least once */
+    struct ldg_list_node load_node; /* on hub->load_queue while its first read waits */
     bool reloading, reload_again;
     uint64_t memo_seq; /* message the memo is for */
     bool memo_ok;
@@ -193,8 +195,10 @@ struct hub {
     struct ldg_redis_sub *sub; /* NULL once closing */
     bool sub_closed;
     uint64_t sub_errors_seen;
-    uv_timer_t tick;  /* heartbeats and pings */
-    uv_timer_t renew; /* lease renewal */
+    uv_timer_t tick;            /* heartbeats and pings */
+    uv_timer_t renew;           /* lease renewal */
+    uv_timer_t loader;          /* first reads of preferences, batched (see load_later) */
+    struct ldg_list load_queue; /* of acct.load_node */
     unsigned timers_open;
     struct ldg_list projects[NBUCKETS];
     struct ldg_list accounts[NBUCKETS];
@@ -266,6 +270,7 @@ static struct acct *acct_new(struct hub *h, int64_t id)
     a->id = id;
     ldg_list_init(&a->clients);
     ldg_list_init(&a->waiters);
+    ldg_list_node_init(&a->load_node);
     ldg_prefs_init(&a->prefs);
     ldg_list_push_back(&h->accounts[bucket(id)], &a->node);
     return a;
@@ -440,6 +445,109 @@ static void prefs_reload(struct hub *h, struct acct *a)
         return;
     }
     a->reloading = true;
+}
+
+/*
+ * First reads are batched: a burst of new streams (a deploy, a gateway restart) brings thousands
+ * of accounts at once, and one query per account would queue them all behind the pool's few
+ * connections. Accounts needing a first read wait on load_queue; a 0 ms timer (the next loop
+ * iteration) sends one query per LOAD_BATCH accounts.
+ */
+struct load {
+    struct hub *hub;
+    int64_t *ids; /* owned */
+    size_t n;
+};
+
+static void on_load_rows(PGresult *res, void *ud)
+{
+    struct load *job = ud;
+    struct hub *h = job->hub;
+    if (op_end(h)) {
+        free(job->ids);
+        free(job);
+        return;
+    }
+    int rows = res ? PQntuples(res) : 0;
+    if (!res)
+        ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (database)", job->n);
+    for (int i = 0; i < rows; i++) {
+        struct acct *a = acct_find(h, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        if (!a || a->loaded)
+            continue;
+        if (!PQgetisnull(res, i, 1))
+            (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+        a->memo_seq = 0;
+        a->loaded = true;
+    }
+    for (size_t i = 0; i < job->n; i++) {
+        struct acct *a = acct_find(h, job->ids[i]);
+        if (!a || !a->reloading)
+            continue;
+        a->reloading = false;
+        flush_waiters(h, a, a->loaded ? 0 : res ? 404 : 503);
+        if (a->reload_again && !h->draining) {
+            a->reload_again = false;
+            prefs_reload(h, a);
+        }
+        acct_maybe_free(h, a);
+    }
+    free(job->ids);
+    free(job);
+}
+
+static void on_loader(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    while (!ldg_list_empty(&h->load_queue)) {
+        struct load *job = ldg_malloc(sizeof *job);
+        job->hub = h;
+        job->ids = ldg_malloc(LOAD_BATCH * sizeof *job->ids);
+        job->n = 0;
+        struct ldg_buf arr;
+        ldg_buf_init(&arr);
+        ldg_buf_put(&arr, "{", 1);
+        struct ldg_list_node *n;
+        while (job->n < LOAD_BATCH && (n = ldg_list_pop_front(&h->load_queue))) {
+            struct acct *a = ldg_container_of(n, struct acct, load_node);
+            ldg_list_node_init(&a->load_node);
+            ldg_buf_printf(&arr, "%s%" PRId64, job->n ? "," : "", a->id);
+            job->ids[job->n++] = a->id;
+        }
+        ldg_buf_put(&arr, "}", 2); /* with the NUL */
+        const char *params[] = {ldg_buf_head(&arr)};
+        int rc = ldg_pgpool_query_prepared(h->w->pg_auth, "notify_prefs_many",
+                                           "SELECT id, notification_preferences::text FROM accounts "
+                                           "WHERE id = ANY($1::bigint[])",
+                                           1, params, on_load_rows, job);
+        ldg_buf_free(&arr);
+        if (rc == 0) {
+            h->ops++;
+            continue;
+        }
+        ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (%s)", job->n, strerror(-rc));
+        for (size_t i = 0; i < job->n; i++) {
+            struct acct *a = acct_find(h, job->ids[i]);
+            if (!a)
+                continue;
+            a->reloading = false;
+            flush_waiters(h, a, 503);
+            acct_maybe_free(h, a);
+        }
+        free(job->ids);
+        free(job);
+    }
+}
+
+/* Queue a's first read (its waiters are answered when it ends). */
+static void load_later(struct hub *h, struct acct *a)
+{
+    if (a->reloading || h->draining)
+        return;
+    a->reloading = true;
+    ldg_list_push_back(&h->load_queue, &a->load_node);
+    if (!uv_is_active((uv_handle_t *)&h->loader))
+        uv_timer_start(&h->loader, on_loader, 0, 0);
 }
 
 static void reload_all(struct hub *h)
@@ -1044,8 +1152,8 @@ static void stream_handler(struct ldg_req *req)
         ldg_list_push_back(&a->waiters, &st->wnode);
         if (a->loaded)
             flush_waiters(h, a, 0);
-        else if (!a->reloading)
-            prefs_reload(h, a); /* answers the waiters itself when it cannot start */
+        else
+            load_later(h, a); /* no-op while a read is queued or in flight */
         return;
     }
     char id[24];
@@ -1293,8 +1401,10 @@ static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     LDG_ASSERT(rc == 0);
     uv_timer_init(&w->loop, &h->tick);
     uv_timer_init(&w->loop, &h->renew);
-    h->tick.data = h->renew.data = h;
-    h->timers_open = 2;
+    uv_timer_init(&w->loop, &h->loader);
+    ldg_list_init(&h->load_queue);
+    h->tick.data = h->renew.data = h->loader.data = h;
+    h->timers_open = 3;
     uint64_t t = tick_ms();
     uv_timer_start(&h->tick, on_tick, t, t);
     uint64_t rn = (uint64_t)G.cfg->stream_lease_ms / 3;
@@ -1352,6 +1462,16 @@ static void notify_stop_worker(struct ldg_worker *w, void *state)
     ldg_chunk_unref(last);
     uv_close((uv_handle_t *)&h->tick, on_timer_closed);
     uv_close((uv_handle_t *)&h->renew, on_timer_closed);
+    uv_close((uv_handle_t *)&h->loader, on_timer_closed);
+    /* First reads still queued will not be sent: answer their streams now. */
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&h->load_queue))) {
+        struct acct *a = ldg_container_of(n, struct acct, load_node);
+        ldg_list_node_init(&a->load_node);
+        a->reloading = false;
+        flush_waiters(h, a, 503);
+        acct_maybe_free(h, a);
+    }
     if (h->sub) {
         struct ldg_redis_sub *s = h->sub;
         h->sub = NULL;
