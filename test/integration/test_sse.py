@@ -549,3 +549,23 @@ def test_shutdown_sends_final_event(world):
     assert s.ended and s.closed and s.body == b""
     assert w.srv.proc.wait(scaled(15)) == 0
     s.close()
+
+
+def test_pubsub_loss_is_replayed_to_open_streams(world, rc):
+    # The loop's pub/sub connection is cut and comes back 1.5 s later: what was published meanwhile
+    # reaches the open stream from the replay stream, once, in order.
+    w = world(ini={"redis": {"reconnect_min_ms": 1500, "reconnect_max_ms": 1500}})
+    s = w.stream()
+    connected(s)
+    w.ingest(message="before")
+    assert s.next()["data"]["message"] == "before"
+    killed = rc.client_kill_filter(_type="pubsub")
+    assert killed >= 1
+    w.ingest(message="during 1")
+    w.ingest(message="during 2")
+    got = s.events(2, timeout=8)
+    assert [e["data"]["message"] for e in got] == ["during 1", "during 2"]
+    w.ingest(message="after")
+    assert s.next()["data"]["message"] == "after"
+    assert s.quiet(0.3)
+    s.close()

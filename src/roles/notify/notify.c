@@ -195,6 +195,7 @@ struct hub {
     struct ldg_redis_sub *sub; /* NULL once closing */
     bool sub_closed;
     uint64_t sub_errors_seen;
+    uint64_t sub_lost_ms;       /* wall ms when the pub/sub connection was seen lost; 0 = not lost */
     uv_timer_t tick;            /* heartbeats and pings */
     uv_timer_t renew;           /* lease renewal */
     uv_timer_t loader;          /* first reads of preferences, batched (see load_later) */
@@ -674,15 +675,25 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
 
 /* ---- heartbeats and pings ------------------------------------------------------------------------ */
 
+static void resume_all(struct hub *h, uint64_t lost_ms);
+
 static void on_tick(uv_timer_t *t)
 {
     struct hub *h = t->data;
     uint64_t now = ldg_worker_now(h->w);
-    /* Invalidations may have been missed while the pub/sub connection was down. */
+    /* Invalidations and notifications may have been missed while the pub/sub connection was
+     * down: re-read the preferences now, and once it is back, replay to every live stream what
+     * was published meanwhile. */
     uint64_t errs = h->sub ? ldg_redis_sub_errors(h->sub) : 0;
     if (errs != h->sub_errors_seen) {
         h->sub_errors_seen = errs;
+        if (!h->sub_lost_ms)
+            h->sub_lost_ms = ldg_wall_ms();
         reload_all(h);
+    }
+    if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
+        resume_all(h, h->sub_lost_ms);
+        h->sub_lost_ms = 0;
     }
     struct ldg_chunk *hb = NULL, *ping = NULL;
     struct ldg_list_node *it;
@@ -931,6 +942,34 @@ static void replay_start(struct client *cl)
     }
     if (--cl->replies_due == 0)
         replay_finish(cl);
+}
+
+/* The pub/sub connection is back after being lost at lost_ms: every live stream replays from its
+ * newest id (everything up to it reached the loop, in order, before the loss), or from a little
+ * before the loss when that is later. */
+static void resume_all(struct hub *h, uint64_t lost_ms)
+{
+    struct ldg_event_id floor_id = {lost_ms > 2000 ? lost_ms - 2000 : 0, 0};
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
+        {
+            struct acct *a = ldg_container_of(it, struct acct, node);
+            struct ldg_list_node *ci, *ctmp;
+            ldg_list_foreach_safe(&a->clients, ci, ctmp)
+            {
+                struct client *cl = ldg_container_of(ci, struct client, acct_node);
+                if (!cl->conn || cl->state != CL_LIVE || !cl->nmembers)
+                    continue;
+                struct ldg_event_id from = floor_id;
+                for (size_t i = 0; i < cl->nmembers; i++)
+                    if (ldg_event_id_cmp(&cl->members[i].last, &from) > 0)
+                        from = cl->members[i].last;
+                cl->resume_from = from;
+                replay_start(cl);
+            }
+        }
+    }
 }
 
 /* ---- the handler ----------------------------------------------------------------------------------- */
