@@ -474,7 +474,7 @@ static void on_load_rows(PGresult *res, void *ud)
         ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (database)", job->n);
     for (int i = 0; i < rows; i++) {
         struct acct *a = acct_find(h, strtoll(PQgetvalue(res, i, 0), NULL, 10));
-        if (!a || a->loaded)
+        if (!a || !a->reloading) /* gone, or (after a failed send) read elsewhere */
             continue;
         if (!PQgetisnull(res, i, 1))
             (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
@@ -540,11 +540,17 @@ static void on_loader(uv_timer_t *t)
     }
 }
 
-/* Queue a's first read (its waiters are answered when it ends). */
-static void load_later(struct hub *h, struct acct *a)
+/* Queue a read of a's preferences (its waiters are answered when it ends). While one is queued
+ * or in flight, nothing more is done, unless `again` (a change may have landed after that read
+ * started): then one more read follows it. */
+static void load_later(struct hub *h, struct acct *a, bool again)
 {
-    if (a->reloading || h->draining)
+    if (h->draining)
         return;
+    if (a->reloading) {
+        a->reload_again |= again;
+        return;
+    }
     a->reloading = true;
     ldg_list_push_back(&h->load_queue, &a->load_node);
     if (!uv_is_active((uv_handle_t *)&h->loader))
@@ -557,7 +563,7 @@ static void reload_all(struct hub *h)
         struct ldg_list_node *it, *tmp;
         ldg_list_foreach_safe(&h->accounts[b], it, tmp)
         {
-            prefs_reload(h, ldg_container_of(it, struct acct, node));
+            load_later(h, ldg_container_of(it, struct acct, node), true);
         }
     }
 }
@@ -1192,7 +1198,7 @@ static void stream_handler(struct ldg_req *req)
         if (a->loaded)
             flush_waiters(h, a, 0);
         else
-            load_later(h, a); /* no-op while a read is queued or in flight */
+            load_later(h, a, false); /* no-op while a read is queued or in flight */
         return;
     }
     char id[24];
