@@ -1,7 +1,9 @@
 /*
  * notify.c: see notify.h. A stream's life:
  *
- *   handler -> one PostgreSQL query (the account's preferences and projects)
+ *   handler -> session: one PostgreSQL query (the account's preferences and projects);
+ *              API key: the account's preferences if the loop has them, else a batched read
+ *              shared by every stream of the account arriving meanwhile (load_later)
  *           -> lease script (per-account stream cap, one Redis round trip) -> 429 | start
  *   start   -> subscribe the projects' channels -> head + `connected`
  *           -> resume? one XRANGE per project (pipelined); live events wait in `pending`
