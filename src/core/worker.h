@@ -34,6 +34,7 @@ enum ldg_conn_state {
     LDG_CONN_WRITTEN, /* response written at once; finished by the worker's `written` check */
     LDG_CONN_IDLE,
     LDG_CONN_CLOSING,
+    LDG_CONN_STREAM, /* long-lived streamed response (http/conn.h); no deadline */
     LDG_CONN_NSTATES,
 };
 

@@ -25,6 +25,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "http/chunk.h"
 #include "http/request.h"
 #include "settings.h"
 
@@ -52,6 +53,8 @@ static uint64_t timeout_for(const struct ldg_conn *c, enum ldg_conn_state st)
         return (uint64_t)s->idle_timeout_ms;
     case LDG_CONN_CLOSING:
         return LINGER_MS;
+    case LDG_CONN_STREAM:
+        return UINT64_MAX; /* see set_state */
     default:
         return 0;
     }
@@ -64,7 +67,8 @@ static void set_state(struct ldg_conn *c, enum ldg_conn_state st)
     struct ldg_worker *w = c->w;
     ldg_list_remove(&w->conns[c->state], &c->link);
     c->state = st;
-    c->deadline_ms = ldg_worker_now(w) + timeout_for(c, st);
+    /* A stream has no deadline: its list is never expired (the sweeper stops at its head). */
+    c->deadline_ms = st == LDG_CONN_STREAM ? UINT64_MAX : ldg_worker_now(w) + timeout_for(c, st);
     ldg_list_push_back(&w->conns[st], &c->link);
 }
 
@@ -77,10 +81,14 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = LDG_WORKER_READ_BUF;
 }
 
+static void stream_free(struct ldg_conn *c);
+
 static void on_close(uv_handle_t *h)
 {
     struct ldg_conn *c = (struct ldg_conn *)h;
     struct ldg_worker *w = c->w;
+    if (c->stream)
+        stream_free(c);
     ldg_list_remove(&w->conns[c->state], &c->link);
     w->nconns--;
     ldg_stat_sub(&w->stats.conns_open, 1);
@@ -371,6 +379,8 @@ static void dispatch(struct ldg_conn *c)
 
 static void process_input(struct ldg_conn *c, const char *data, size_t len)
 {
+    if (c->state == LDG_CONN_STREAM)
+        return; /* a stream's client has nothing more to say: discard */
     while (len > 0 && !c->handle_closing) {
         if (c->state == LDG_CONN_CLOSING)
             return;
@@ -557,4 +567,210 @@ void ldg_conn_close_all(struct ldg_worker *w)
             conn_close(ldg_container_of(it, struct ldg_conn, link));
         }
     }
+}
+
+/* ---- streamed responses ------------------------------------------------------------------------ */
+
+/* A chunk (or what is left of it) waiting for the kernel. Allocated only when a write could not
+ * complete at once, so a stream that keeps up holds no queue at all. */
+struct qitem {
+    struct ldg_list_node node;
+    struct ldg_chunk *ch; /* owned reference */
+    size_t off;           /* bytes of the chunk's written part already sent */
+};
+
+#define STREAM_IOV_MAX 16
+
+struct ldg_conn_stream {
+    struct ldg_list queue; /* of qitem, in send order; the first `inflight` are in the uv_write */
+    size_t queued;         /* bytes in the queue not yet written */
+    size_t max_queued;
+    unsigned inflight;
+    bool writing; /* c->wreq in flight */
+    bool chunked; /* HTTP/1.1: chunk framing; HTTP/1.0: body only, delimited by the close */
+    bool ending;  /* ldg_conn_stream_end called: close once the queue is empty */
+    ldg_conn_stream_closed_cb on_closed;
+    void *ud;
+};
+
+static size_t item_left(const struct ldg_conn_stream *s, const struct qitem *q, const char **p)
+{
+    size_t n;
+    const char *b = ldg_chunk_bytes(q->ch, s->chunked, &n);
+    if (p)
+        *p = b + q->off;
+    return n - q->off;
+}
+
+static void stream_free(struct ldg_conn *c)
+{
+    struct ldg_conn_stream *s = c->stream;
+    c->stream = NULL;
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&s->queue))) {
+        struct qitem *q = ldg_container_of(n, struct qitem, node);
+        ldg_chunk_unref(q->ch);
+        free(q);
+    }
+    ldg_conn_stream_closed_cb cb = s->on_closed;
+    void *ud = s->ud;
+    free(s);
+    if (cb)
+        cb(c, ud);
+}
+
+static void stream_flush(struct ldg_conn *c);
+
+static void on_stream_written(uv_write_t *wr, int status)
+{
+    struct ldg_conn *c = ldg_container_of(wr, struct ldg_conn, wreq);
+    struct ldg_conn_stream *s = c->stream;
+    s->writing = false;
+    /* uv_write finishes every buffer or fails: the in-flight items are done either way. */
+    for (; s->inflight; s->inflight--) {
+        struct qitem *q = ldg_container_of(ldg_list_pop_front(&s->queue), struct qitem, node);
+        size_t left = item_left(s, q, NULL);
+        s->queued -= left;
+        if (status == 0)
+            ldg_stat_add(&c->w->stats.bytes_out, left);
+        ldg_chunk_unref(q->ch);
+        free(q);
+    }
+    if (c->handle_closing)
+        return;
+    if (status < 0) {
+        ldg_log_debug(c->ctx, "stream write failed: %s", uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    if (!ldg_list_empty(&s->queue))
+        stream_flush(c);
+    else if (s->ending)
+        linger_close(c);
+}
+
+static void stream_flush(struct ldg_conn *c)
+{
+    struct ldg_conn_stream *s = c->stream;
+    if (s->writing || ldg_list_empty(&s->queue) || c->handle_closing)
+        return;
+    uv_buf_t iov[STREAM_IOV_MAX];
+    unsigned n = 0;
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&s->queue, it, tmp)
+    {
+        if (n == STREAM_IOV_MAX)
+            break;
+        const char *p;
+        size_t left = item_left(s, ldg_container_of(it, struct qitem, node), &p);
+        iov[n++] = uv_buf_init((char *)p, (unsigned)left);
+    }
+    s->inflight = n;
+    s->writing = true;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, n, on_stream_written) < 0) {
+        s->writing = false;
+        s->inflight = 0;
+        conn_close(c);
+    }
+}
+
+int ldg_conn_stream_send(struct ldg_conn *c, struct ldg_chunk *ch)
+{
+    struct ldg_conn_stream *s = c->stream;
+    if (!s || s->ending || c->handle_closing || c->state != LDG_CONN_STREAM)
+        return -ENOTCONN;
+    size_t n;
+    const char *p = ldg_chunk_bytes(ch, s->chunked, &n);
+    size_t off = 0;
+    if (!s->writing && ldg_list_empty(&s->queue)) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (rc == (int)n) {
+            ldg_stat_add(&c->w->stats.bytes_out, n);
+            return 0;
+        }
+        if (rc < 0 && rc != UV_EAGAIN) {
+            ldg_log_debug(c->ctx, "stream write failed: %s", uv_strerror(rc));
+            conn_close(c);
+            return -ENOTCONN;
+        }
+        if (rc > 0) {
+            off = (size_t)rc;
+            ldg_stat_add(&c->w->stats.bytes_out, off);
+        }
+    }
+    if (s->queued + (n - off) > s->max_queued) {
+        ldg_log_info(c->ctx, "slow stream reader: %zu bytes queued (limit %zu), disconnecting",
+                     s->queued + (n - off), s->max_queued);
+        conn_close(c);
+        return -ENOBUFS;
+    }
+    struct qitem *q = ldg_malloc(sizeof *q);
+    q->ch = ldg_chunk_ref(ch);
+    q->off = off;
+    ldg_list_push_back(&s->queue, &q->node);
+    s->queued += n - off;
+    stream_flush(c);
+    return 0;
+}
+
+struct ldg_conn *ldg_conn_stream_begin(struct ldg_req *req, const char *content_type, size_t max_queued,
+                                       ldg_conn_stream_closed_cb on_closed, void *ud)
+{
+    struct ldg_conn *c = req->conn;
+    if (!c || req->responded || c->handle_closing)
+        return NULL;
+    LDG_ASSERT(c->req == req && !c->writing && !c->stream);
+    bool chunked = req->http_major > 1 || (req->http_major == 1 && req->http_minor >= 1);
+    ldg__req_stream_head(req, content_type, chunked);
+    struct ldg_worker *w = c->w;
+    uint64_t lat_us = (uv_hrtime() - req->start_hr_ns) / 1000;
+    size_t route = req->match.route ? req->match.route->index : w->stats.nroutes;
+    ldg_stats_request(&w->stats, route, 200, lat_us);
+    if (w->cfg->log.access_log)
+        access_log(c, req, lat_us);
+    struct ldg_conn_stream *s = ldg_calloc(1, sizeof *s);
+    ldg_list_init(&s->queue);
+    s->max_queued = max_queued;
+    s->chunked = chunked;
+    s->on_closed = on_closed;
+    s->ud = ud;
+    c->stream = s;
+    struct ldg_chunk *head = ldg_chunk_raw(ldg_buf_head(&req->out), ldg_buf_size(&req->out));
+    detach_request(c);
+    set_state(c, LDG_CONN_STREAM);
+    ldg_buf_free(&c->in); /* anything pipelined behind a stream request is never answered */
+    ldg_parser_shrink(&c->parser);
+    c->close_after = true;
+    if (c->read_stopped)
+        start_reading(c); /* to notice the client's close */
+    /* The head is bigger than nothing queued, so it only fails on a dead socket. */
+    (void)ldg_conn_stream_send(c, head);
+    ldg_chunk_unref(head);
+    return c;
+}
+
+void ldg_conn_stream_end(struct ldg_conn *c, struct ldg_chunk *last)
+{
+    struct ldg_conn_stream *s = c->stream;
+    if (!s || s->ending || c->handle_closing)
+        return;
+    if (last && ldg_conn_stream_send(c, last) < 0)
+        return;
+    if (s->chunked) {
+        static const char end[] = "0\r\n\r\n";
+        struct ldg_chunk *t = ldg_chunk_raw(end, sizeof end - 1);
+        int rc = ldg_conn_stream_send(c, t);
+        ldg_chunk_unref(t);
+        if (rc < 0)
+            return;
+    }
+    s->ending = true;
+    if (!s->writing && ldg_list_empty(&s->queue))
+        linger_close(c);
+}
+
+size_t ldg_conn_stream_queued(const struct ldg_conn *c)
+{
+    return c->stream ? c->stream->queued : 0;
 }

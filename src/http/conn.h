@@ -20,6 +20,10 @@
 #include "core/worker.h"
 #include "http/parse.h"
 
+struct ldg_req;
+struct ldg_chunk;
+struct ldg_conn_stream;
+
 struct ldg_conn {
     uv_tcp_t tcp;         /* first member: (struct ldg_conn *)handle */
     struct ldg_worker *w; /* borrowed: owning worker */
@@ -36,7 +40,8 @@ struct ldg_conn {
     bool close_after;    /* close once the current response is written */
     bool handle_closing; /* uv_close called */
     bool read_stopped;
-    char ctx[32]; /* "conn=<id>" for log lines */
+    struct ldg_conn_stream *stream; /* owned: streaming state (LDG_CONN_STREAM only), else NULL */
+    char ctx[32];                   /* "conn=<id>" for log lines */
 };
 
 /* Worker thread: the listener's connection callback. */
@@ -50,6 +55,40 @@ void ldg_conn_drain(struct ldg_worker *w);
 
 /* Worker thread: close every connection now (drain deadline passed). */
 void ldg_conn_close_all(struct ldg_worker *w);
+
+/*
+ * Streamed responses (Server-Sent Events). A handler turns its request's connection into a stream:
+ * the head goes out at once (no Content-Length; chunked for HTTP/1.1, close-delimited for
+ * HTTP/1.0), the request is released, and the connection leaves every deadline list (a stream has
+ * no request, header or idle deadline). Chunks (http/chunk.h) are then written as they come: one
+ * uv_try_write when nothing is queued, otherwise queued (a reference each) behind the write in
+ * flight. The queue is bounded by `max_queued` bytes (what the kernel did not take): a chunk that
+ * would pass it closes the connection, so a slow reader never grows memory.
+ *
+ * `on_closed(c, ud)` runs exactly once, from the connection's close callback (peer closed, write
+ * error, queue bound, ldg_conn_stream_end finished, or the drain deadline): `c` must not be used
+ * afterwards. Input from the client is read and discarded (EOF closes the stream).
+ */
+typedef void (*ldg_conn_stream_closed_cb)(struct ldg_conn *c, void *ud);
+
+/* Worker thread: answer `req` (still unanswered, its connection alive) with 200 and a streaming head
+ * (content_type, the headers added with ldg_req_add_header, CORS, X-Request-ID). The request is
+ * released (its connection reference dropped); the caller's own reference, if any, is still its
+ * to drop. Returns the connection, or NULL when req->conn is gone (nothing is sent). */
+struct ldg_conn *ldg_conn_stream_begin(struct ldg_req *req, const char *content_type, size_t max_queued,
+                                       ldg_conn_stream_closed_cb on_closed, void *ud);
+
+/* Worker thread: write (or queue) one chunk; the stream takes its own reference. Returns 0, or
+ * -ENOTCONN (closing or ending: nothing sent) or -ENOBUFS (the queue bound was passed: the
+ * connection is closing, on_closed follows). */
+int ldg_conn_stream_send(struct ldg_conn *c, struct ldg_chunk *ch);
+
+/* Worker thread: send `last` (nullable) and the end of the body, then close gracefully once
+ * everything queued is written (lingering close). Later sends answer -ENOTCONN. */
+void ldg_conn_stream_end(struct ldg_conn *c, struct ldg_chunk *last);
+
+/* Bytes queued on a stream (not yet taken by the kernel). */
+size_t ldg_conn_stream_queued(const struct ldg_conn *c);
 
 /* Internal to http/: a response is ready in req->out. */
 void ldg__conn_send_response(struct ldg_conn *c, struct ldg_req *req);

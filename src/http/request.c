@@ -215,6 +215,71 @@ const char *ldg_http_reason(int status)
     }
 }
 
+/* Connection, X-Request-ID, CORS and the added headers (everything after Content-*). */
+static void put_head_tail(struct ldg_req *req, struct ldg_buf *o)
+{
+    ldg_buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    if (!req->request_id[0]) /* rejected before the head was complete */
+        ldg_worker_request_id(req->w, req->request_id);
+    ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
+    if (req->origin.n) {
+        ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
+        ldg_buf_put(o, req->origin.p, req->origin.n);
+        ldg_buf_puts(o, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
+    }
+    if (ldg_buf_size(&req->extra))
+        ldg_buf_put(o, ldg_buf_head(&req->extra), ldg_buf_size(&req->extra));
+}
+
+void ldg__req_stream_head(struct ldg_req *req, const char *content_type, bool chunked)
+{
+    struct ldg_buf *o = &req->out;
+    req->responded = true;
+    req->status = 200;
+    /* HTTP/1.1 streams say keep-alive (reference §3.8): the chunked body has an end. HTTP/1.0 ones
+     * are delimited by the close. */
+    req->keep_alive = chunked;
+    ldg_buf_reset(o);
+    ldg_buf_printf(o, "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: %s\r\n", ldg_worker_date(req->w),
+                   content_type);
+    if (chunked)
+        ldg_buf_puts(o, "Transfer-Encoding: chunked\r\n");
+    put_head_tail(req, o);
+    ldg_buf_put(o, "\r\n", 2);
+}
+
+struct ldg_str ldg_req_cookie(const struct ldg_req *req, const char *name)
+{
+    struct ldg_str h = ldg_req_header(req, "Cookie");
+    size_t nlen = strlen(name), i = 0;
+    while (h.p && i < h.n) {
+        while (i < h.n && (h.p[i] == ' ' || h.p[i] == '\t' || h.p[i] == ';'))
+            i++;
+        size_t start = i;
+        while (i < h.n && h.p[i] != ';')
+            i++;
+        size_t end = i;
+        while (end > start && (h.p[end - 1] == ' ' || h.p[end - 1] == '\t'))
+            end--;
+        const char *eq = memchr(h.p + start, '=', end - start);
+        if (!eq)
+            continue;
+        size_t klen = (size_t)(eq - (h.p + start));
+        while (klen && (h.p[start + klen - 1] == ' ' || h.p[start + klen - 1] == '\t'))
+            klen--;
+        if (klen != nlen || memcmp(h.p + start, name, nlen) != 0)
+            continue;
+        const char *v = eq + 1;
+        size_t vlen = (size_t)(h.p + end - v);
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+            v++, vlen -= 2;
+        return ldg_str_make(v, vlen);
+    }
+    return ldg_str_make(NULL, 0);
+}
+
 void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, const void *body, size_t len)
 {
     if (req->responded || !req->conn)
@@ -233,17 +298,7 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
             ldg_buf_printf(o, "Content-Type: %s\r\n", content_type);
         ldg_buf_printf(o, "Content-Length: %zu\r\n", len);
     }
-    ldg_buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-    if (!req->request_id[0]) /* rejected before the head was complete */
-        ldg_worker_request_id(req->w, req->request_id);
-    ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
-    if (req->origin.n) {
-        ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
-        ldg_buf_put(o, req->origin.p, req->origin.n);
-        ldg_buf_puts(o, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
-    }
-    if (ldg_buf_size(&req->extra))
-        ldg_buf_put(o, ldg_buf_head(&req->extra), ldg_buf_size(&req->extra));
+    put_head_tail(req, o);
     ldg_buf_put(o, "\r\n", 2);
     req->resp_body_bytes = 0;
     if (!no_body && !req->head_only && len) {

@@ -101,6 +101,14 @@ void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap);
 /* Append one response header (NUL-terminated name and value; no CR/LF allowed: they are dropped). */
 void ldg_req_add_header(struct ldg_req *req, const char *name, const char *value);
 
+/* Internal to http/: serialise a 200 streaming head into req->out (Transfer-Encoding: chunked when
+ * `chunked`, no Content-Length) and mark the request responded. */
+void ldg__req_stream_head(struct ldg_req *req, const char *content_type, bool chunked);
+
+/* The value of cookie `name` (first match) in the Cookie header, or an empty slice; borrowed from
+ * the request's headers. Surrounding double quotes are removed. */
+struct ldg_str ldg_req_cookie(const struct ldg_req *req, const char *name);
+
 void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, const void *body, size_t len);
 static inline void ldg_req_json(struct ldg_req *req, int status, const char *json, size_t len)
 {

@@ -29,6 +29,9 @@ typedef void (*ldg_handler_fn)(struct ldg_req *req);
 #define LDG_ROUTE_OWN_LIMITS                                                                                 \
     0x20u /* API-key principals: the handler counts rate limits and quota in its own Redis round             \
            * trip (ldg_gateway_ratelimit_*), or asks the gateway to (ldg_gateway_limits_then) */
+#define LDG_ROUTE_TOKEN_QUERY                                                                                \
+    0x40u /* credentials may also come from ?token= or the access_token cookie (a browser's                  \
+           * EventSource cannot set headers); headers still win */
 
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */

@@ -61,7 +61,7 @@ def test_health_deep_reports_services_and_roles(srv):
     assert body["status"] in ("healthy", "degraded")
     assert r.status == (200 if body["status"] == "healthy" else 503)
     assert set(body["services"]) == {"redis", "postgres_auth", "postgres_logs"}
-    assert set(body["roles"]) == {"auth", "ingest", "query", "storage", "analytics"}  # srv: gateway off
+    assert set(body["roles"]) == {"auth", "ingest", "notifications", "query", "storage", "analytics"}  # srv: gateway off
     assert r.header("x-request-id")
 
 

@@ -19,6 +19,7 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "roles/notify/notify.h"
 
 #define TIMEOUT_TEXT "Service timeout, please try again"
 #define PANEL_BODY_MAX (16 * 1024)
@@ -698,6 +699,7 @@ static void on_prefs_stored(struct ldg_req *req, PGresult *res, void *ud)
         ldg_req_error(req, 404, "Account not found");
         return;
     }
+    ldg_notify_prefs_changed(req->w, ldg_principal(req)->account_id); /* open streams re-read them */
     respond_prefs_text(req, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 

@@ -792,6 +792,15 @@ static void on_filter(struct ldg_req *req)
         return;
     }
     struct ldg_str a = ldg_req_header(req, "Authorization");
+    if ((!a.p || a.n == 0) && req->match.route && (req->match.route->flags & LDG_ROUTE_TOKEN_QUERY)) {
+        /* A browser's EventSource cannot set headers (decisions D7): ?token=<access token or API
+         * key>, else the access_token cookie set at login. Treated as a bearer token. */
+        struct ldg_str q;
+        if (ldg_req_query(req, "token", &q) && q.n)
+            a = q;
+        else
+            a = ldg_req_cookie(req, "access_token");
+    }
     if (!a.p || a.n == 0) {
         deny_401(req, "Missing authentication header (X-API-Key or Authorization)");
         return;

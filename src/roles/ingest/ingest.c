@@ -26,6 +26,7 @@
 #include "ingest/logcodec.h"
 #include "ingest/logentry.h"
 #include "roles/gateway/gateway.h"
+#include "roles/notify/notify.h"
 
 #define CFG(f) offsetof(struct ldg_ingest_cfg, f)
 #define MB (1024LL * 1024)
@@ -215,23 +216,11 @@ static void respond_accepted(struct enqueue *e)
     respond_buf(e->req, 202, &b);
 }
 
-static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud)
-{
-    (void)r, (void)reply, (void)ud;
-}
-
+/* One round trip for all of the request's notifications: replay stream, SSE channel and the §5.2
+ * channel (roles/notify/notify.h). */
 static void publish_notes(struct enqueue *e)
 {
-    if (!e->nnotes)
-        return;
-    char channel[64];
-    snprintf(channel, sizeof channel, "notifications:errors:%" PRId64, e->project_id);
-    for (size_t i = 0; i < e->nnotes; i++) {
-        const char *argv[3] = {"PUBLISH", channel, ldg_buf_head(&e->notes) + e->note_off[i]};
-        size_t argl[3] = {7, strlen(channel), e->note_off[i + 1] - e->note_off[i]};
-        if (ldg_redis_commandargv(e->req->w->redis, on_published, NULL, 3, argv, argl) < 0)
-            break; /* fire-and-forget: bounded by max_pending */
-    }
+    ldg_notify_publish(e->req->w, e->project_id, ldg_buf_head(&e->notes), e->note_off, e->nnotes);
 }
 
 static int send_script(struct enqueue *e, bool eval);

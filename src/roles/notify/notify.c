@@ -1,0 +1,1581 @@
+/*
+ * notify.c: see notify.h. A stream's life:
+ *
+ *   handler -> session: one PostgreSQL query (the account's preferences and projects);
+ *              API key: the account's preferences if the loop has them, else a batched read
+ *              shared by every stream of the account arriving meanwhile (load_later)
+ *           -> lease script (per-account stream cap, one Redis round trip) -> 429 | start
+ *   start   -> subscribe the projects' channels -> head + `connected`
+ *           -> resume? one XRANGE per project (pipelined); live events wait in `pending`
+ *           -> LIVE: heartbeats and pings from the loop's tick, events from the fan-out
+ *   end     -> peer closed, slow reader, drain (final `shutdown` event): the connection's close
+ *              callback unlinks the client, drops its channel references and its lease.
+ *
+ * Duplicates and order: every (stream, project) pair remembers the last id it sent and skips
+ * anything not after it, so replayed and live copies of one event go out once, in id order.
+ */
+#include "roles/notify/notify.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <openssl/rand.h>
+
+#include "auth/principal.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pgpool.h"
+#include "db/redis.h"
+#include "http/chunk.h"
+#include "http/conn.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "notify/event.h"
+#include "notify/prefs.h"
+#include "settings.h"
+
+#define CFG(f) offsetof(struct ldg_notify_cfg, f)
+#define KB 1024LL
+
+const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
+    {"enabled", LDG_CFG_BOOL, CFG(enabled), "on", 0, 0, NULL, 0,
+     "Serve GET /api/v1/notifications/stream and publish notifications (off: 503)"},
+    {"heartbeat_ms", LDG_CFG_MS, CFG(heartbeat_ms), "30000", 50, 3600000, NULL, 0,
+     "Period of the `heartbeat` event on each stream"},
+    {"ping_ms", LDG_CFG_MS, CFG(ping_ms), "15000", 0, 3600000, NULL, 0,
+     "Period of the `: ping` comment on each stream; 0 = none"},
+    {"max_streams_per_account", LDG_CFG_INT, CFG(max_streams_per_account), "5", 1, 1000000, NULL, 0,
+     "Concurrent streams per account across every process sharing the Redis; one more gets 429"},
+    {"stream_lease_ms", LDG_CFG_MS, CFG(stream_lease_ms), "60000", 1000, 3600000, NULL, 0,
+     "A stream's slot in the per-account count expires unless renewed (frees slots of a crashed process)"},
+    {"send_buffer_bytes", LDG_CFG_SIZE, CFG(send_buffer_bytes), "262144", 1024, 64 * KB *KB, NULL, 0,
+     "Bytes queued for one stream beyond what the kernel took; more disconnects the slow reader"},
+    {"replay_events", LDG_CFG_INT, CFG(replay_events), "500", 0, 100000, NULL, 0,
+     "Notifications kept per project for Last-Event-ID resume (approximate cap), and replayed at most"},
+    {"replay_window_ms", LDG_CFG_MS, CFG(replay_window_ms), "300000", 1000, 86400000, NULL, 0,
+     "A resume replays notifications at most this old; an idle project's replay stream expires after it"},
+    {"replay_pending_max", LDG_CFG_INT, CFG(replay_pending_max), "1024", 1, 1000000, NULL, 0,
+     "Live notifications held for a stream while its resume replays; more disconnects it"},
+    {"shutdown_retry_ms", LDG_CFG_MS, CFG(shutdown_retry_ms), "1000", 0, 600000, NULL, 0,
+     "Reconnection delay advised (SSE retry field) by the final event sent on shutdown"},
+    {0},
+};
+
+#define EVENTS_PREFIX "notifications:events:"
+#define ERRORS_PREFIX "notifications:errors:"
+#define REPLAY_PREFIX "notifications:replay:"
+#define PREFS_CHANNEL "notifications:prefs"
+#define LEASE_PREFIX "notifications:streams:"
+#define SEQ_KEY "notifications:seq"
+#define CLOCK_KEY "notifications:clock"
+#define NBUCKETS 1024 /* per-loop hash buckets for projects and accounts */
+#define LEASE_BATCH 256
+#define LOAD_BATCH 500 /* accounts per batched preferences read */
+
+/*
+ * KEYS: replay stream, id sequence, id clock. ARGV: maxlen, events channel, errors channel,
+ * ttl ms, notes... Returns the number published.
+ *
+ * Ids are "<ms>-<seq>" with seq from one counter shared by every project and ms never going
+ * back (the clock key), so ids are unique across projects and ordered as published: one
+ * Last-Event-ID is an exact cursor over all of a stream's projects.
+ */
+static const char publish_lua[] = "local t = redis.call('TIME')\n"
+                                  "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                  "local last = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+                                  "if ms < last then ms = last end\n"
+                                  "local n = 0\n"
+                                  "for i = 5, #ARGV do\n"
+                                  "  local id = string.format('%d-%d', ms, redis.call('INCR', KEYS[2]))\n"
+                                  "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'd', ARGV[i])\n"
+                                  "  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])\n"
+                                  "  redis.call('PUBLISH', ARGV[3], ARGV[i])\n"
+                                  "  n = n + 1\n"
+                                  "end\n"
+                                  "redis.call('SET', KEYS[3], ms)\n"
+                                  "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+                                  "return n\n";
+
+/*
+ * KEYS[1] the account's lease set. ARGV: now ms, max, expiry ms, member, key ttl ms.
+ * Returns 1 (slot taken) or 0 (the account is at its cap).
+ */
+static const char lease_lua[] = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])\n"
+                                "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n"
+                                "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])\n"
+                                "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+                                "return 1\n";
+
+static struct {
+    const struct ldg_notify_cfg *cfg; /* NULL until init_global (role enabled) */
+    struct ldg_redis_script publish, lease;
+    char instance[17]; /* random per process: lease members are "<instance>:<worker>:<seq>" */
+    int index;
+} G = {.index = -1};
+
+static uv_once_t scripts_once = UV_ONCE_INIT;
+
+static void init_scripts(void)
+{
+    ldg_redis_script_init(&G.publish, publish_lua);
+    ldg_redis_script_init(&G.lease, lease_lua);
+}
+
+/* ---- per-loop state ------------------------------------------------------------------------------ */
+
+struct hub;
+struct client;
+
+struct proj {
+    struct ldg_list_node node; /* on hub->projects[bucket] */
+    int64_t id;
+    struct ldg_list members; /* of struct member; the channel is subscribed while non-empty */
+};
+
+struct acct {
+    struct ldg_list_node node; /* on hub->accounts[bucket] */
+    int64_t id;
+    struct ldg_list clients; /* of client.acct_node */
+    struct ldg_list waiters; /* of setup.wnode: API-key streams waiting for the first read */
+    unsigned leasing;        /* setups between the read and their lease reply */
+    struct ldg_prefs prefs;
+    bool loaded;                    /* prefs read at least once */
+    struct ldg_list_node load_node; /* on hub->load_queue while its first read waits */
+    bool reloading, reload_again;
+    uint64_t memo_seq; /* message the memo is for */
+    bool memo_ok;
+};
+
+struct member {
+    struct ldg_list_node node; /* on proj->members */
+    struct client *cl;
+    struct proj *proj;
+    struct ldg_event_id last; /* last id sent to this stream for this project */
+};
+
+enum client_state { CL_REPLAYING, CL_LIVE };
+
+/* A live event held while the stream's resume replays. */
+struct pend {
+    struct ldg_list_node node;
+    struct member *m;
+    struct ldg_event_id id;
+    struct ldg_chunk *ch; /* owned reference */
+    bool ok;              /* the preferences' verdict when it arrived */
+};
+
+/* A replayed event, until every XRANGE of the resume has answered. */
+struct rep {
+    struct ldg_event_id id;
+    struct member *m;
+    char *json; /* owned */
+    size_t len;
+    char idtext[LDG_EVENT_ID_MAX + 1];
+};
+
+struct client {
+    struct hub *hub;
+    struct ldg_conn *conn; /* borrowed; NULL once its close callback ran */
+    struct acct *acct;
+    struct ldg_list_node acct_node, hb_node, ping_node;
+    uint64_t hb_due, ping_due; /* loop ms */
+    uint64_t seq;
+    enum client_state state;
+    struct ldg_list pending; /* of struct pend (CL_REPLAYING only) */
+    unsigned replies_due;    /* XRANGE replies still to come */
+    struct rep *reps;        /* owned */
+    size_t nreps, reps_cap;
+    struct ldg_event_id resume_from;
+    size_t nmembers;
+    struct member members[];
+};
+
+struct hub {
+    struct ldg_worker *w;
+    struct ldg_redis_sub *sub; /* NULL once closing */
+    bool sub_closed;
+    uint64_t sub_errors_seen;
+    uint64_t sub_lost_ms;       /* wall ms when the pub/sub connection was seen lost; 0 = not lost */
+    uv_timer_t tick;            /* heartbeats and pings */
+    uv_timer_t renew;           /* lease renewal */
+    uv_timer_t loader;          /* first reads of preferences, batched (see load_later) */
+    struct ldg_list load_queue; /* of acct.load_node */
+    unsigned timers_open;
+    struct ldg_list projects[NBUCKETS];
+    struct ldg_list accounts[NBUCKETS];
+    struct ldg_list hb_list, ping_list; /* clients, ordered by due time */
+    size_t nclients;
+    uint64_t next_seq;
+    uint64_t msg_seq;
+    bool draining;
+    bool dead;    /* free_worker ran: freed when the last operation below ends */
+    unsigned ops; /* PostgreSQL and Redis operations in flight whose callbacks use the hub */
+    struct ldg_buf scratch;
+};
+
+static void hub_free(struct hub *h);
+
+/* Every callback counted in `ops` calls this first (or last, see on_xrange); true when the hub is
+ * dead: the callback then only releases what it holds. */
+static bool op_end(struct hub *h)
+{
+    LDG_ASSERT(h->ops > 0);
+    h->ops--;
+    if (!h->dead)
+        return false;
+    if (h->ops == 0)
+        hub_free(h);
+    return true;
+}
+
+static struct hub *hub_of(struct ldg_worker *w)
+{
+    return G.index >= 0 ? w->role_state[G.index] : NULL;
+}
+
+static size_t bucket(int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 54) & (NBUCKETS - 1);
+}
+
+static struct proj *proj_find(struct hub *h, int64_t id)
+{
+    struct ldg_list *l = &h->projects[bucket(id)];
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(l, it, tmp)
+    {
+        struct proj *p = ldg_container_of(it, struct proj, node);
+        if (p->id == id)
+            return p;
+    }
+    return NULL;
+}
+
+static struct acct *acct_find(struct hub *h, int64_t id)
+{
+    struct ldg_list *l = &h->accounts[bucket(id)];
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(l, it, tmp)
+    {
+        struct acct *a = ldg_container_of(it, struct acct, node);
+        if (a->id == id)
+            return a;
+    }
+    return NULL;
+}
+
+static struct acct *acct_new(struct hub *h, int64_t id)
+{
+    struct acct *a = ldg_calloc(1, sizeof *a);
+    a->id = id;
+    ldg_list_init(&a->clients);
+    ldg_list_init(&a->waiters);
+    ldg_list_node_init(&a->load_node);
+    ldg_prefs_init(&a->prefs);
+    ldg_list_push_back(&h->accounts[bucket(id)], &a->node);
+    return a;
+}
+
+/* An account leaves the loop once nothing refers to it (a read in flight finds it by id). */
+static void acct_maybe_free(struct hub *h, struct acct *a)
+{
+    if (!ldg_list_empty(&a->clients) || !ldg_list_empty(&a->waiters) || a->reloading || a->leasing)
+        return;
+    ldg_list_remove(&h->accounts[bucket(a->id)], &a->node);
+    ldg_prefs_free(&a->prefs);
+    free(a);
+}
+
+static void channel_name(char *out, size_t cap, const char *prefix, int64_t pid)
+{
+    snprintf(out, cap, "%s%" PRId64, prefix, pid);
+}
+
+/* ---- chunks -------------------------------------------------------------------------------------- */
+
+static struct ldg_chunk *event_chunk(struct hub *h, const char *id, size_t idlen, const char *name,
+                                     const char *data, size_t n)
+{
+    ldg_buf_reset(&h->scratch);
+    ldg_event_format(&h->scratch, id, idlen, name, data, n);
+    return ldg_chunk_new(ldg_buf_head(&h->scratch), ldg_buf_size(&h->scratch));
+}
+
+static struct ldg_chunk *timestamp_chunk(struct hub *h, const char *name)
+{
+    char ts[40], data[64];
+    ldg_event_time(ldg_wall_us(), true, ts);
+    int n = snprintf(data, sizeof data, "{\"timestamp\": \"%s\"}", ts);
+    return event_chunk(h, NULL, 0, name, data, (size_t)n);
+}
+
+/* ---- leases (per-account stream cap) ---------------------------------------------------------- */
+
+static void lease_key(char *out, size_t cap, int64_t account_id)
+{
+    snprintf(out, cap, LEASE_PREFIX "%" PRId64, account_id);
+}
+
+static void lease_member(char *out, size_t cap, unsigned worker, uint64_t seq)
+{
+    snprintf(out, cap, "%s:%u:%" PRIu64, G.instance, worker, seq);
+}
+
+static void on_fire_and_forget(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    (void)r, (void)reply, (void)ud;
+}
+
+static void lease_release(struct ldg_worker *w, int64_t account_id, uint64_t seq)
+{
+    char key[64], member[64];
+    lease_key(key, sizeof key, account_id);
+    lease_member(member, sizeof member, w->id, seq);
+    const char *argv[] = {"ZREM", key, member};
+    if (ldg_redis_commandargv(w->redis, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
+        ldg_log_debug(NULL, "notifications: lease release not sent (it expires)");
+}
+
+/* Renew every lease of the loop: one ZADD per account (LEASE_BATCH members at most each). */
+static void on_renew(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    char exp[24], ttl[24], key[64];
+    uint64_t now = ldg_wall_ms();
+    snprintf(exp, sizeof exp, "%" PRIu64, now + (uint64_t)G.cfg->stream_lease_ms);
+    snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
+    const char *argv[2 + 2 * LEASE_BATCH];
+    char(*members)[48] = ldg_malloc(LEASE_BATCH * sizeof *members);
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
+        {
+            struct acct *a = ldg_container_of(it, struct acct, node);
+            lease_key(key, sizeof key, a->id);
+            int argc = 2;
+            argv[0] = "ZADD";
+            argv[1] = key;
+            struct ldg_list_node *ci, *ctmp;
+            size_t k = 0;
+            ldg_list_foreach_safe(&a->clients, ci, ctmp)
+            {
+                struct client *cl = ldg_container_of(ci, struct client, acct_node);
+                lease_member(members[k], sizeof members[k], h->w->id, cl->seq);
+                argv[argc++] = exp;
+                argv[argc++] = members[k++];
+                if (k == LEASE_BATCH || ci->next == &a->clients.head) {
+                    if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, argc, argv, NULL) < 0)
+                        ldg_log_debug(NULL, "notifications: lease renewal not sent");
+                    argc = 2;
+                    k = 0;
+                }
+            }
+            const char *pe[] = {"PEXPIRE", key, ttl};
+            if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
+                ldg_log_debug(NULL, "notifications: lease key expiry not sent");
+        }
+    }
+    free(members);
+}
+
+/* ---- preferences --------------------------------------------------------------------------------- */
+
+struct reload {
+    struct hub *hub;
+    int64_t account_id;
+};
+
+static void prefs_reload(struct hub *h, struct acct *a);
+static void flush_waiters(struct hub *h, struct acct *a, int status);
+
+static void on_prefs_row(PGresult *res, void *ud)
+{
+    struct reload *job = ud;
+    struct hub *h = job->hub;
+    int64_t account_id = job->account_id;
+    free(job);
+    if (op_end(h))
+        return;
+    struct acct *a = acct_find(h, account_id);
+    if (!a)
+        return;
+    a->reloading = false;
+    int status = 0;
+    if (!res) {
+        ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not read (database)", a->id);
+        status = 503;
+    } else if (PQntuples(res) != 1) {
+        status = 404;
+    } else {
+        if (!PQgetisnull(res, 0, 0))
+            (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        a->memo_seq = 0;
+        a->loaded = true;
+    }
+    flush_waiters(h, a, status);
+    if (a->reload_again && !h->draining) {
+        a->reload_again = false;
+        prefs_reload(h, a);
+    }
+    acct_maybe_free(h, a);
+}
+
+static void prefs_reload(struct hub *h, struct acct *a)
+{
+    if (a->reloading) {
+        a->reload_again = true; /* the change may have landed after our read started */
+        return;
+    }
+    struct reload *job = ldg_malloc(sizeof *job);
+    job->hub = h;
+    job->account_id = a->id;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    const char *params[] = {id};
+    int rc = ldg_pgpool_query_prepared(h->w->pg_auth, "notify_prefs",
+                                       "SELECT notification_preferences::text FROM accounts WHERE id = $1", 1,
+                                       params, on_prefs_row, job);
+    if (rc == 0)
+        h->ops++;
+    if (rc < 0) {
+        free(job);
+        ldg_log_warn(NULL, "notifications: preferences of account=%" PRId64 " not read (%s)", a->id,
+                     strerror(-rc));
+        flush_waiters(h, a, 503);
+        return;
+    }
+    a->reloading = true;
+}
+
+/*
+ * First reads are batched: a burst of new streams (a deploy, a gateway restart) brings thousands
+ * of accounts at once, and one query per account would queue them all behind the pool's few
+ * connections. Accounts needing a first read wait on load_queue; a 0 ms timer (the next loop
+ * iteration) sends one query per LOAD_BATCH accounts.
+ */
+struct load {
+    struct hub *hub;
+    int64_t *ids; /* owned */
+    size_t n;
+};
+
+static void on_load_rows(PGresult *res, void *ud)
+{
+    struct load *job = ud;
+    struct hub *h = job->hub;
+    if (op_end(h)) {
+        free(job->ids);
+        free(job);
+        return;
+    }
+    int rows = res ? PQntuples(res) : 0;
+    if (!res)
+        ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (database)", job->n);
+    for (int i = 0; i < rows; i++) {
+        struct acct *a = acct_find(h, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        if (!a || !a->reloading) /* gone, or (after a failed send) read elsewhere */
+            continue;
+        if (!PQgetisnull(res, i, 1))
+            (void)ldg_prefs_parse(&a->prefs, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+        a->memo_seq = 0;
+        a->loaded = true;
+    }
+    for (size_t i = 0; i < job->n; i++) {
+        struct acct *a = acct_find(h, job->ids[i]);
+        if (!a || !a->reloading)
+            continue;
+        a->reloading = false;
+        flush_waiters(h, a, a->loaded ? 0 : res ? 404 : 503);
+        if (a->reload_again && !h->draining) {
+            a->reload_again = false;
+            prefs_reload(h, a);
+        }
+        acct_maybe_free(h, a);
+    }
+    free(job->ids);
+    free(job);
+}
+
+static void on_loader(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    while (!ldg_list_empty(&h->load_queue)) {
+        struct load *job = ldg_malloc(sizeof *job);
+        job->hub = h;
+        job->ids = ldg_malloc(LOAD_BATCH * sizeof *job->ids);
+        job->n = 0;
+        struct ldg_buf arr;
+        ldg_buf_init(&arr);
+        ldg_buf_put(&arr, "{", 1);
+        struct ldg_list_node *n;
+        while (job->n < LOAD_BATCH && (n = ldg_list_pop_front(&h->load_queue))) {
+            struct acct *a = ldg_container_of(n, struct acct, load_node);
+            ldg_list_node_init(&a->load_node);
+            ldg_buf_printf(&arr, "%s%" PRId64, job->n ? "," : "", a->id);
+            job->ids[job->n++] = a->id;
+        }
+        ldg_buf_put(&arr, "}", 2); /* with the NUL */
+        const char *params[] = {ldg_buf_head(&arr)};
+        int rc = ldg_pgpool_query_prepared(h->w->pg_auth, "notify_prefs_many",
+                                           "SELECT id, notification_preferences::text FROM accounts "
+                                           "WHERE id = ANY($1::bigint[])",
+                                           1, params, on_load_rows, job);
+        ldg_buf_free(&arr);
+        if (rc == 0) {
+            h->ops++;
+            continue;
+        }
+        ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (%s)", job->n, strerror(-rc));
+        for (size_t i = 0; i < job->n; i++) {
+            struct acct *a = acct_find(h, job->ids[i]);
+            if (!a)
+                continue;
+            a->reloading = false;
+            flush_waiters(h, a, 503);
+            acct_maybe_free(h, a);
+        }
+        free(job->ids);
+        free(job);
+    }
+}
+
+/* Queue a read of a's preferences (its waiters are answered when it ends). While one is queued
+ * or in flight, nothing more is done, unless `again` (a change may have landed after that read
+ * started): then one more read follows it. */
+static void load_later(struct hub *h, struct acct *a, bool again)
+{
+    if (h->draining)
+        return;
+    if (a->reloading) {
+        a->reload_again |= again;
+        return;
+    }
+    a->reloading = true;
+    ldg_list_push_back(&h->load_queue, &a->load_node);
+    if (!uv_is_active((uv_handle_t *)&h->loader))
+        uv_timer_start(&h->loader, on_loader, 0, 0);
+}
+
+static void reload_all(struct hub *h)
+{
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
+        {
+            load_later(h, ldg_container_of(it, struct acct, node), true);
+        }
+    }
+}
+
+/* ---- delivery ------------------------------------------------------------------------------------ */
+
+static bool verdict(struct hub *h, struct acct *a, int64_t pid, struct ldg_str level, struct ldg_str type)
+{
+    if (a->memo_seq != h->msg_seq) {
+        a->memo_seq = h->msg_seq;
+        a->memo_ok = ldg_prefs_allow(&a->prefs, pid, level.p, level.n, type.p, type.n);
+    }
+    return a->memo_ok;
+}
+
+/* Send ch to m's stream unless it already has this id (or a later one) for the project. */
+static void deliver(struct member *m, const struct ldg_event_id *id, struct ldg_chunk *ch, bool ok)
+{
+    struct client *cl = m->cl;
+    if (!cl->conn || ldg_event_id_cmp(id, &m->last) <= 0)
+        return;
+    m->last = *id;
+    if (ok)
+        (void)ldg_conn_stream_send(cl->conn, ch); /* a failure closes the stream; its callback cleans up */
+}
+
+static void client_close_stream(struct client *cl)
+{
+    /* Closing a stream whose ending is already on its way is a no-op. */
+    if (cl->conn)
+        ldg_conn_stream_end(cl->conn, NULL);
+}
+
+static void hold(struct client *cl, struct member *m, const struct ldg_event_id *id, struct ldg_chunk *ch,
+                 bool ok)
+{
+    if (cl->pending.count >= (size_t)G.cfg->replay_pending_max) {
+        ldg_log_info(NULL, "notifications: stream too far behind while resuming, closing");
+        client_close_stream(cl);
+        return;
+    }
+    struct pend *p = ldg_malloc(sizeof *p);
+    p->m = m;
+    p->id = *id;
+    p->ch = ldg_chunk_ref(ch);
+    p->ok = ok;
+    ldg_list_push_back(&cl->pending, &p->node);
+}
+
+static bool json_string_member(const cJSON *root, const char *name, struct ldg_str *out)
+{
+    const cJSON *v = ldg_json_member(root, name);
+    if (!cJSON_IsString(v)) {
+        *out = ldg_str_make("", 0);
+        return false;
+    }
+    *out = ldg_str_make(v->valuestring, strlen(v->valuestring));
+    return true;
+}
+
+static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t n)
+{
+    struct proj *p = proj_find(h, pid);
+    if (!p)
+        return; /* unsubscribed meanwhile */
+    struct ldg_str idtext, json;
+    struct ldg_event_id id;
+    if (!ldg_event_split(msg, n, &idtext, &id, &json)) {
+        ldg_log_warn(NULL, "notifications: malformed message on " EVENTS_PREFIX "%" PRId64 " ignored", pid);
+        return;
+    }
+    cJSON *root = ldg_json_parse(json.p, json.n);
+    struct ldg_str level, type;
+    json_string_member(root, "level", &level);
+    json_string_member(root, "log_type", &type);
+    h->msg_seq++;
+    struct ldg_chunk *ch = event_chunk(h, idtext.p, idtext.n, "error_notification", json.p, json.n);
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&p->members, it, tmp)
+    {
+        struct member *m = ldg_container_of(it, struct member, node);
+        bool ok = verdict(h, m->cl->acct, pid, level, type);
+        if (m->cl->state == CL_REPLAYING)
+            hold(m->cl, m, &id, ch, ok);
+        else
+            deliver(m, &id, ch, ok);
+    }
+    ldg_chunk_unref(ch);
+    cJSON_Delete(root);
+}
+
+static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chlen, const char *msg,
+                       size_t msglen, void *ud)
+{
+    struct hub *h = ud;
+    if (h->draining)
+        return;
+    size_t plen = sizeof EVENTS_PREFIX - 1;
+    char num[24];
+    if (chlen > plen && memcmp(channel, EVENTS_PREFIX, plen) == 0 && chlen - plen < sizeof num) {
+        memcpy(num, channel + plen, chlen - plen);
+        num[chlen - plen] = 0;
+        on_event_message(h, strtoll(num, NULL, 10), msg, msglen);
+        return;
+    }
+    if (chlen == sizeof PREFS_CHANNEL - 1 && memcmp(channel, PREFS_CHANNEL, chlen) == 0 &&
+        msglen < sizeof num) {
+        memcpy(num, msg, msglen);
+        num[msglen] = 0;
+        struct acct *a = acct_find(h, strtoll(num, NULL, 10));
+        if (a)
+            prefs_reload(h, a);
+    }
+}
+
+/* ---- heartbeats and pings ------------------------------------------------------------------------ */
+
+static void resume_all(struct hub *h, uint64_t lost_ms);
+
+static void on_tick(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    uint64_t now = ldg_worker_now(h->w);
+    /* Invalidations and notifications may have been missed while the pub/sub connection was
+     * down: re-read the preferences now, and once it is back, replay to every live stream what
+     * was published meanwhile. */
+    uint64_t errs = h->sub ? ldg_redis_sub_errors(h->sub) : 0;
+    if (errs != h->sub_errors_seen) {
+        h->sub_errors_seen = errs;
+        if (!h->sub_lost_ms)
+            h->sub_lost_ms = ldg_wall_ms();
+        reload_all(h);
+    }
+    if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
+        resume_all(h, h->sub_lost_ms);
+        h->sub_lost_ms = 0;
+    }
+    struct ldg_chunk *hb = NULL, *ping = NULL;
+    struct ldg_list_node *it;
+    /* Both lists are ordered by due time: a client moves to the tail when served. */
+    while ((it = ldg_list_first(&h->hb_list))) {
+        struct client *cl = ldg_container_of(it, struct client, hb_node);
+        if (cl->hb_due > now)
+            break;
+        if (!hb)
+            hb = timestamp_chunk(h, "heartbeat");
+        ldg_list_remove(&h->hb_list, it);
+        cl->hb_due = now + (uint64_t)G.cfg->heartbeat_ms;
+        ldg_list_push_back(&h->hb_list, it);
+        if (cl->conn)
+            (void)ldg_conn_stream_send(cl->conn, hb);
+    }
+    while ((it = ldg_list_first(&h->ping_list))) {
+        struct client *cl = ldg_container_of(it, struct client, ping_node);
+        if (cl->ping_due > now)
+            break;
+        if (!ping) {
+            char ts[40], text[64];
+            ldg_event_time(ldg_wall_us(), false, ts);
+            snprintf(text, sizeof text, "ping - %s", ts);
+            ldg_buf_reset(&h->scratch);
+            ldg_event_comment(&h->scratch, text);
+            ping = ldg_chunk_new(ldg_buf_head(&h->scratch), ldg_buf_size(&h->scratch));
+        }
+        ldg_list_remove(&h->ping_list, it);
+        cl->ping_due = now + (uint64_t)G.cfg->ping_ms;
+        ldg_list_push_back(&h->ping_list, it);
+        if (cl->conn)
+            (void)ldg_conn_stream_send(cl->conn, ping);
+    }
+    if (hb)
+        ldg_chunk_unref(hb);
+    if (ping)
+        ldg_chunk_unref(ping);
+}
+
+static uint64_t tick_ms(void)
+{
+    uint64_t m = (uint64_t)G.cfg->heartbeat_ms;
+    if (G.cfg->ping_ms && (uint64_t)G.cfg->ping_ms < m)
+        m = (uint64_t)G.cfg->ping_ms;
+    m /= 20; /* heartbeats and pings go out at most 5% late */
+    return m < 10 ? 10 : m > 1000 ? 1000 : m;
+}
+
+/* ---- client lifecycle ---------------------------------------------------------------------------- */
+
+static void free_replay(struct client *cl)
+{
+    for (size_t i = 0; i < cl->nreps; i++)
+        free(cl->reps[i].json);
+    free(cl->reps);
+    cl->reps = NULL;
+    cl->nreps = cl->reps_cap = 0;
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&cl->pending))) {
+        struct pend *p = ldg_container_of(n, struct pend, node);
+        ldg_chunk_unref(p->ch);
+        free(p);
+    }
+}
+
+/* Drop the client's channel and account references; free it unless replies are still due (the
+ * last one frees it). */
+static void client_unlink(struct client *cl)
+{
+    struct hub *h = cl->hub;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        struct member *m = &cl->members[i];
+        struct proj *p = m->proj;
+        if (!p)
+            continue;
+        ldg_list_remove(&p->members, &m->node);
+        m->proj = NULL;
+        if (ldg_list_empty(&p->members)) {
+            char ch[64];
+            channel_name(ch, sizeof ch, EVENTS_PREFIX, p->id);
+            if (h->sub && ldg_redis_sub_unsubscribe(h->sub, ch) < 0)
+                ldg_log_debug(NULL, "notifications: %s was not subscribed", ch);
+            ldg_list_remove(&h->projects[bucket(p->id)], &p->node);
+            free(p);
+        }
+    }
+    struct acct *a = cl->acct;
+    if (a) {
+        ldg_list_remove(&a->clients, &cl->acct_node);
+        if (!h->draining)
+            lease_release(h->w, a->id, cl->seq);
+        cl->acct = NULL;
+        acct_maybe_free(h, a);
+    }
+    if (ldg_list_node_linked(&cl->hb_node))
+        ldg_list_remove(&h->hb_list, &cl->hb_node);
+    if (ldg_list_node_linked(&cl->ping_node))
+        ldg_list_remove(&h->ping_list, &cl->ping_node);
+    free_replay(cl);
+}
+
+static void client_maybe_free(struct client *cl)
+{
+    if (cl->conn || cl->replies_due)
+        return;
+    cl->hub->nclients--;
+    free(cl);
+}
+
+static void on_stream_closed(struct ldg_conn *c, void *ud)
+{
+    struct client *cl = ud;
+    cl->conn = NULL;
+    client_unlink(cl);
+    client_maybe_free(cl);
+}
+
+/* ---- resume -------------------------------------------------------------------------------------- */
+
+static int rep_cmp(const void *a, const void *b)
+{
+    return ldg_event_id_cmp(&((const struct rep *)a)->id, &((const struct rep *)b)->id);
+}
+
+static void replay_finish(struct client *cl)
+{
+    struct hub *h = cl->hub;
+    if (!cl->conn) {
+        free_replay(cl);
+        return;
+    }
+    if (cl->nreps)
+        qsort(cl->reps, cl->nreps, sizeof *cl->reps, rep_cmp);
+    size_t first = cl->nreps > (size_t)G.cfg->replay_events ? cl->nreps - (size_t)G.cfg->replay_events : 0;
+    for (size_t i = first; i < cl->nreps && cl->conn; i++) {
+        struct rep *r = &cl->reps[i];
+        cJSON *root = ldg_json_parse(r->json, r->len);
+        struct ldg_str level, type;
+        json_string_member(root, "level", &level);
+        json_string_member(root, "log_type", &type);
+        bool ok = ldg_prefs_allow(&cl->acct->prefs, r->m->proj->id, level.p, level.n, type.p, type.n);
+        cJSON_Delete(root);
+        struct ldg_chunk *ch =
+            event_chunk(h, r->idtext, strlen(r->idtext), "error_notification", r->json, r->len);
+        deliver(r->m, &r->id, ch, ok);
+        ldg_chunk_unref(ch);
+    }
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&cl->pending))) {
+        struct pend *p = ldg_container_of(n, struct pend, node);
+        deliver(p->m, &p->id, p->ch, p->ok);
+        ldg_chunk_unref(p->ch);
+        free(p);
+    }
+    free_replay(cl);
+    cl->state = CL_LIVE;
+}
+
+struct xrange {
+    struct client *cl;
+    struct member *m;
+};
+
+static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct xrange *x = ud;
+    struct client *cl = x->cl;
+    struct member *m = x->m;
+    struct hub *h = cl->hub;
+    free(x);
+    cl->replies_due--;
+    if (cl->conn && reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY ||
+                e->element[1]->elements != 2)
+                continue;
+            const redisReply *f = e->element[1];
+            struct ldg_event_id id;
+            if (f->element[1]->type != REDIS_REPLY_STRING ||
+                !ldg_event_id_parse(e->element[0]->str, e->element[0]->len, &id) ||
+                e->element[0]->len > LDG_EVENT_ID_MAX)
+                continue;
+            if (cl->nreps == cl->reps_cap) {
+                cl->reps_cap = cl->reps_cap ? cl->reps_cap * 2 : 16;
+                cl->reps = ldg_realloc(cl->reps, cl->reps_cap * sizeof *cl->reps);
+            }
+            struct rep *rp = &cl->reps[cl->nreps++];
+            rp->id = id;
+            rp->m = m;
+            rp->len = f->element[1]->len;
+            rp->json = ldg_malloc(rp->len + 1);
+            memcpy(rp->json, f->element[1]->str, rp->len);
+            rp->json[rp->len] = 0;
+            memcpy(rp->idtext, e->element[0]->str, e->element[0]->len);
+            rp->idtext[e->element[0]->len] = 0;
+        }
+    } else if (cl->conn && !reply) {
+        ldg_log_warn(NULL, "notifications: replay read failed; resuming without it");
+    }
+    if (cl->replies_due == 0) {
+        if (cl->conn)
+            replay_finish(cl);
+        else
+            free_replay(cl);
+        client_maybe_free(cl);
+    }
+    (void)op_end(h); /* last: the client (freed above at the latest) needed the hub */
+}
+
+static void replay_start(struct client *cl)
+{
+    struct hub *h = cl->hub;
+    uint64_t floor_ms = ldg_wall_ms() - (uint64_t)G.cfg->replay_window_ms;
+    struct ldg_event_id from = cl->resume_from;
+    char start[LDG_EVENT_ID_MAX + 2], count[24];
+    if (from.ms < floor_ms) {
+        /* Older than the window: replay the whole window (inclusive start). */
+        struct ldg_event_id floor_id = {floor_ms, 0};
+        ldg_event_id_format(&floor_id, start);
+    } else {
+        start[0] = '(';
+        ldg_event_id_format(&from, start + 1);
+    }
+    snprintf(count, sizeof count, "%" PRId64, G.cfg->replay_events);
+    cl->state = CL_REPLAYING;
+    cl->replies_due = 1; /* held while issuing */
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        struct member *m = &cl->members[i];
+        m->last = cl->resume_from; /* nothing at or before the client's id goes out again */
+        if (G.cfg->replay_events == 0)
+            continue;
+        char key[64];
+        channel_name(key, sizeof key, REPLAY_PREFIX, m->proj->id);
+        const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
+        struct xrange *x = ldg_malloc(sizeof *x);
+        x->cl = cl;
+        x->m = m;
+        if (ldg_redis_commandargv(h->w->redis, on_xrange, x, 6, argv, NULL) == 0) {
+            cl->replies_due++;
+            h->ops++;
+        } else
+            free(x);
+    }
+    if (--cl->replies_due == 0)
+        replay_finish(cl);
+}
+
+/* The pub/sub connection is back after being lost at lost_ms: every live stream replays from its
+ * newest id (everything up to it reached the loop, in order, before the loss), or from a little
+ * before the loss when that is later. */
+static void resume_all(struct hub *h, uint64_t lost_ms)
+{
+    struct ldg_event_id floor_id = {lost_ms > 2000 ? lost_ms - 2000 : 0, 0};
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
+        {
+            struct acct *a = ldg_container_of(it, struct acct, node);
+            struct ldg_list_node *ci, *ctmp;
+            ldg_list_foreach_safe(&a->clients, ci, ctmp)
+            {
+                struct client *cl = ldg_container_of(ci, struct client, acct_node);
+                if (!cl->conn || cl->state != CL_LIVE || !cl->nmembers)
+                    continue;
+                struct ldg_event_id from = floor_id;
+                for (size_t i = 0; i < cl->nmembers; i++)
+                    if (ldg_event_id_cmp(&cl->members[i].last, &from) > 0)
+                        from = cl->members[i].last;
+                cl->resume_from = from;
+                replay_start(cl);
+            }
+        }
+    }
+}
+
+/* ---- the handler ----------------------------------------------------------------------------------- */
+
+struct setup {
+    struct ldg_req *req;
+    struct hub *hub;
+    int64_t account_id;
+    int64_t *projects; /* arena */
+    size_t nprojects;
+    char *prefs;                /* arena, NUL-terminated; NULL = defaults */
+    bool have_prefs;            /* prefs was read (else the account was on the loop when the stream began) */
+    bool leasing;               /* counted in its account's `leasing` */
+    struct ldg_list_node wnode; /* on acct->waiters */
+    bool resume;
+    struct ldg_event_id last_id;
+    uint64_t seq;
+    bool retried;
+};
+
+static void answer_503(struct ldg_req *req, const char *detail)
+{
+    ldg_req_add_header(req, "Retry-After", "1");
+    ldg_req_error(req, 503, detail);
+}
+
+static void start_stream(struct setup *st);
+static int send_lease(struct setup *st, bool eval);
+
+static void on_lease(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct setup *st = ud;
+    struct ldg_req *req = st->req;
+    struct hub *h = st->hub;
+    if (op_end(h)) {
+        ldg_req_unref(req);
+        return;
+    }
+    if (reply && !st->retried && ldg_redis_noscript(reply)) {
+        st->retried = true;
+        if (send_lease(st, true) == 0)
+            return;
+        reply = NULL;
+    }
+    struct acct *a = h && st->leasing ? acct_find(h, st->account_id) : NULL;
+    if (a)
+        a->leasing--;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        ldg_log_warn(NULL, "notifications: stream lease failed (%s)",
+                     reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
+        answer_503(req, "Service temporarily unavailable");
+    } else if (reply->integer == 0) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "Too many notification streams for this account (limit %" PRId64 ")",
+                 G.cfg->max_streams_per_account);
+        ldg_req_add_header(req, "Retry-After", "5");
+        ldg_req_error(req, 429, detail);
+    } else if (!req->conn || !h || h->draining) {
+        lease_release(req->w, st->account_id, st->seq);
+        if (req->conn)
+            answer_503(req, "Service is shutting down");
+    } else {
+        start_stream(st);
+    }
+    if (a && (a = acct_find(h, st->account_id)) != NULL) /* start_stream may have dropped it */
+        acct_maybe_free(h, a);
+    ldg_req_unref(req);
+}
+
+static int send_lease(struct setup *st, bool eval)
+{
+    struct ldg_req *req = st->req;
+    char key[64], member[64], now[24], max[24], exp[24], ttl[24];
+    uint64_t t = ldg_wall_ms();
+    lease_key(key, sizeof key, st->account_id);
+    lease_member(member, sizeof member, req->w->id, st->seq);
+    snprintf(now, sizeof now, "%" PRIu64, t);
+    snprintf(max, sizeof max, "%" PRId64, G.cfg->max_streams_per_account);
+    snprintf(exp, sizeof exp, "%" PRIu64, t + (uint64_t)G.cfg->stream_lease_ms);
+    snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
+    const char *argv[9];
+    size_t argl[9];
+    ldg_redis_script_head(&G.lease, eval, argv, argl);
+    const char *rest[] = {"1", key, now, max, exp, member, ttl};
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(rest); i++) {
+        argv[2 + i] = rest[i];
+        argl[2 + i] = strlen(rest[i]);
+    }
+    int rc = ldg_redis_commandargv(req->w->redis, on_lease, st, 9, argv, argl);
+    if (rc == 0)
+        st->hub->ops++;
+    return rc;
+}
+
+/* "{1,2,3}" (PostgreSQL array text) into the arena. */
+static void parse_id_array(struct ldg_req *req, const char *s, int64_t **out, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    int64_t *ids = ldg_arena_alloc(&req->arena, cap * sizeof *ids);
+    size_t k = 0;
+    for (const char *p = s; *p && k < cap;) {
+        if (*p >= '0' && *p <= '9') {
+            char *end;
+            ids[k++] = strtoll(p, &end, 10);
+            p = end;
+        } else {
+            p++;
+        }
+    }
+    *out = ids;
+    *n = k;
+}
+
+static void on_setup_row(PGresult *res, void *ud)
+{
+    struct setup *st = ud;
+    struct ldg_req *req = st->req;
+    if (op_end(st->hub) || !req->conn) {
+        ldg_req_unref(req);
+        return;
+    }
+    if (!res) {
+        ldg_log_warn(NULL, "notifications: stream setup query failed (code=%d)", ldg_pg_failure()->code);
+        answer_503(req, "Service temporarily unavailable");
+        ldg_req_unref(req);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        ldg_req_error(req, 404, "Account not found");
+        ldg_req_unref(req);
+        return;
+    }
+    st->have_prefs = true;
+    if (!PQgetisnull(res, 0, 0))
+        st->prefs = ldg_arena_strndup(&req->arena, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    const struct ldg_principal *p = ldg_principal(req);
+    if (p->kind == LDG_PRINCIPAL_API_KEY) {
+        st->projects = ldg_arena_alloc(&req->arena, sizeof *st->projects);
+        st->projects[0] = p->project_id;
+        st->nprojects = 1;
+    } else {
+        parse_id_array(req, PQgetvalue(res, 0, 1), &st->projects, &st->nprojects);
+    }
+    if (send_lease(st, false) < 0) {
+        answer_503(req, "Service temporarily unavailable");
+        ldg_req_unref(req);
+    }
+}
+
+/* The account's first read finished (status 0) or failed (404, 503): start or answer every
+ * stream waiting for it. */
+static void flush_waiters(struct hub *h, struct acct *a, int status)
+{
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&a->waiters))) {
+        struct setup *st = ldg_container_of(n, struct setup, wnode);
+        struct ldg_req *req = st->req;
+        if (!req->conn) {
+            ldg_req_unref(req);
+            continue;
+        }
+        if (status == 404)
+            ldg_req_error(req, 404, "Account not found");
+        else if (status || h->draining)
+            answer_503(req, h->draining ? "Service is shutting down" : "Service temporarily unavailable");
+        if (status || h->draining) {
+            ldg_req_unref(req);
+            continue;
+        }
+        st->have_prefs = true; /* the account's, on the loop */
+        st->leasing = true;
+        a->leasing++;
+        if (send_lease(st, false) < 0) {
+            st->leasing = false;
+            a->leasing--;
+            answer_503(req, "Service temporarily unavailable");
+            ldg_req_unref(req);
+        }
+    }
+}
+
+static void stream_handler(struct ldg_req *req)
+{
+    const struct ldg_principal *p = ldg_principal(req);
+    struct hub *h = hub_of(req->w);
+    if (!G.cfg->enabled) {
+        ldg_req_error(req, 503, "Notifications are currently disabled");
+        return;
+    }
+    if (!p || !h || h->draining) {
+        answer_503(req, "Service is shutting down");
+        return;
+    }
+    if (!ldg_redis_connected(req->w->redis)) {
+        answer_503(req, "Service temporarily unavailable");
+        return;
+    }
+    struct setup *st = ldg_arena_alloc(&req->arena, sizeof *st);
+    memset(st, 0, sizeof *st);
+    st->req = req;
+    st->hub = h;
+    st->account_id = p->account_id;
+    st->seq = ++h->next_seq;
+    struct ldg_str last = ldg_req_header(req, "Last-Event-ID");
+    if (last.n && ldg_event_id_parse(last.p, last.n, &st->last_id))
+        st->resume = true;
+    ldg_req_ref(req);
+    if (p->kind == LDG_PRINCIPAL_API_KEY) {
+        /* A key's project is known; the account's preferences are read once per loop (streams
+         * arriving meanwhile wait for that read) and then kept current by invalidations. */
+        st->projects = ldg_arena_alloc(&req->arena, sizeof *st->projects);
+        st->projects[0] = p->project_id;
+        st->nprojects = 1;
+        struct acct *a = acct_find(h, p->account_id);
+        if (!a)
+            a = acct_new(h, p->account_id);
+        ldg_list_push_back(&a->waiters, &st->wnode);
+        if (a->loaded)
+            flush_waiters(h, a, 0);
+        else
+            load_later(h, a, false); /* no-op while a read is queued or in flight */
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, p->account_id);
+    const char *params[] = {id};
+    int rc = ldg_pgpool_query_prepared(req->w->pg_auth, "notify_setup",
+                                       "SELECT a.notification_preferences::text, "
+                                       "ARRAY(SELECT id FROM projects WHERE account_id = a.id ORDER BY "
+                                       "id)::text FROM accounts a WHERE a.id = $1",
+                                       1, params, on_setup_row, st);
+    if (rc == 0)
+        h->ops++;
+    if (rc < 0) {
+        ldg_req_unref(req);
+        answer_503(req, "Service temporarily unavailable");
+    }
+}
+
+static void start_stream(struct setup *st)
+{
+    struct ldg_req *req = st->req;
+    struct hub *h = hub_of(req->w);
+    struct client *cl = ldg_calloc(1, sizeof *cl + st->nprojects * sizeof cl->members[0]);
+    cl->hub = h;
+    cl->seq = st->seq;
+    cl->state = CL_LIVE;
+    ldg_list_init(&cl->pending);
+    ldg_list_node_init(&cl->acct_node);
+    ldg_list_node_init(&cl->hb_node);
+    ldg_list_node_init(&cl->ping_node);
+    h->nclients++;
+
+    /* Channels first: a failure still answers an error, not a stream. */
+    size_t k = 0;
+    for (size_t i = 0; i < st->nprojects; i++) {
+        int64_t pid = st->projects[i];
+        struct proj *p = proj_find(h, pid);
+        if (!p) {
+            char ch[64];
+            channel_name(ch, sizeof ch, EVENTS_PREFIX, pid);
+            if (ldg_redis_sub_subscribe(h->sub, ch) < 0) {
+                ldg_log_warn(NULL, "notifications: cannot subscribe %s (channel limit)", ch);
+                client_unlink(cl);
+                h->nclients--;
+                free(cl);
+                lease_release(req->w, st->account_id, st->seq);
+                answer_503(req, "Service temporarily unavailable");
+                return;
+            }
+            p = ldg_calloc(1, sizeof *p);
+            p->id = pid;
+            ldg_list_init(&p->members);
+            ldg_list_push_back(&h->projects[bucket(pid)], &p->node);
+        }
+        struct member *m = &cl->members[k++];
+        m->cl = cl;
+        m->proj = p;
+        ldg_list_push_back(&p->members, &m->node);
+        cl->nmembers = k;
+    }
+
+    struct acct *a = acct_find(h, st->account_id);
+    if (!a)
+        a = acct_new(h, st->account_id);
+    if (!a->loaded && st->have_prefs && !st->leasing) { /* a session's own read */
+        if (st->prefs)
+            (void)ldg_prefs_parse(&a->prefs, st->prefs, strlen(st->prefs));
+        a->loaded = true;
+    } else if (!a->loaded && !a->reloading) {
+        prefs_reload(h, a);
+    }
+    cl->acct = a;
+    ldg_list_push_back(&a->clients, &cl->acct_node);
+
+    ldg_req_add_header(req, "Cache-Control", "no-cache");
+    ldg_req_add_header(req, "X-Accel-Buffering", "no");
+    cl->conn = ldg_conn_stream_begin(req, "text/event-stream; charset=utf-8",
+                                     (size_t)G.cfg->send_buffer_bytes, on_stream_closed, cl);
+    if (!cl->conn) {
+        client_unlink(cl);
+        client_maybe_free(cl);
+        return;
+    }
+
+    /* connected: {"timestamp": "...", "projects": [1, 2]} (Python's json.dumps spacing). */
+    char ts[40];
+    ldg_event_time(ldg_wall_us(), true, ts);
+    struct ldg_buf d;
+    ldg_buf_init(&d);
+    ldg_buf_printf(&d, "{\"timestamp\": \"%s\", \"projects\": [", ts);
+    for (size_t i = 0; i < st->nprojects; i++)
+        ldg_buf_printf(&d, "%s%" PRId64, i ? ", " : "", st->projects[i]);
+    ldg_buf_puts(&d, "]}");
+    struct ldg_chunk *ch = event_chunk(h, NULL, 0, "connected", ldg_buf_head(&d), ldg_buf_size(&d));
+    ldg_buf_free(&d);
+    (void)ldg_conn_stream_send(cl->conn, ch);
+    ldg_chunk_unref(ch);
+
+    uint64_t now = ldg_worker_now(h->w);
+    cl->hb_due = now + (uint64_t)G.cfg->heartbeat_ms;
+    ldg_list_push_back(&h->hb_list, &cl->hb_node);
+    if (G.cfg->ping_ms) {
+        cl->ping_due = now + (uint64_t)G.cfg->ping_ms;
+        ldg_list_push_back(&h->ping_list, &cl->ping_node);
+    }
+    if (st->resume && cl->nmembers) {
+        cl->resume_from = st->last_id;
+        replay_start(cl);
+    }
+}
+
+/* ---- publishing ------------------------------------------------------------------------------------ */
+
+struct publish {
+    struct ldg_worker *w;
+    int argc;
+    bool retried;
+    const char **argv; /* into `text` and the fixed strings below */
+    size_t *argl;
+    char key[64], events[64], errors[64], maxlen[24], ttl[24];
+    char *text; /* owned: the notes */
+};
+
+static void publish_free(struct publish *p)
+{
+    free(p->argv);
+    free(p->argl);
+    free(p->text);
+    free(p);
+}
+
+static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct publish *p = ud;
+    if (reply && !p->retried && ldg_redis_noscript(reply)) {
+        p->retried = true;
+        ldg_redis_script_head(&G.publish, true, p->argv, p->argl);
+        if (ldg_redis_commandargv(r, on_published, p, p->argc, p->argv, p->argl) == 0)
+            return;
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ldg_log_warn(NULL, "notifications: publish failed: %s", reply->str);
+    }
+    publish_free(p);
+}
+
+static const struct ldg_notify_cfg *cfg_of(const struct ldg_config *c)
+{
+    int i = ldg_role_index("notifications");
+    return i >= 0 ? c->role_cfg[i] : NULL;
+}
+
+void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *notes, const size_t *off,
+                        size_t n)
+{
+    const struct ldg_notify_cfg *cfg = cfg_of(w->cfg);
+    if (!n || !cfg || !cfg->enabled)
+        return;
+    uv_once(&scripts_once, init_scripts);
+    struct publish *p = ldg_calloc(1, sizeof *p);
+    p->w = w;
+    p->argc = 10 + (int)n; /* EVALSHA sha numkeys, 3 keys, 4 fixed arguments, the notes */
+    p->argv = ldg_calloc((size_t)p->argc, sizeof *p->argv);
+    p->argl = ldg_calloc((size_t)p->argc, sizeof *p->argl);
+    p->text = ldg_malloc(off[n] - off[0] + 1);
+    memcpy(p->text, notes + off[0], off[n] - off[0]);
+    channel_name(p->key, sizeof p->key, REPLAY_PREFIX, project_id);
+    channel_name(p->events, sizeof p->events, EVENTS_PREFIX, project_id);
+    channel_name(p->errors, sizeof p->errors, ERRORS_PREFIX, project_id);
+    snprintf(p->maxlen, sizeof p->maxlen, "%" PRId64, cfg->replay_events ? cfg->replay_events : 1);
+    snprintf(p->ttl, sizeof p->ttl, "%" PRId64, cfg->replay_window_ms);
+    ldg_redis_script_head(&G.publish, false, p->argv, p->argl);
+    const char *fixed[] = {"3", p->key, SEQ_KEY, CLOCK_KEY, p->maxlen, p->events, p->errors, p->ttl};
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(fixed); i++) {
+        p->argv[2 + i] = fixed[i];
+        p->argl[2 + i] = strlen(fixed[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        p->argv[10 + i] = p->text + (off[i] - off[0]);
+        p->argl[10 + i] = off[i + 1] - off[i];
+    }
+    if (ldg_redis_commandargv(w->redis, on_published, p, p->argc, p->argv, p->argl) < 0) {
+        ldg_log_debug(NULL, "notifications: publish not sent (Redis unavailable or busy)");
+        publish_free(p);
+    }
+}
+
+void ldg_notify_prefs_changed(struct ldg_worker *w, int64_t account_id)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account_id);
+    const char *argv[] = {"PUBLISH", PREFS_CHANNEL, id};
+    if (ldg_redis_commandargv(w->redis, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
+        ldg_log_warn(NULL, "notifications: preference change of account=%" PRId64 " not announced",
+                     account_id);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------------- */
+
+static int notify_validate(const void *cfg, struct ldg_cfg_err *err)
+{
+    const struct ldg_notify_cfg *c = cfg;
+    if (c->ping_ms && c->ping_ms < 50) {
+        snprintf(err->msg, sizeof err->msg, "[notifications] ping_ms must be 0 or at least 50");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int notify_init_global(const struct ldg_config *c, const void *cfg)
+{
+    G.cfg = cfg;
+    G.index = ldg_role_index("notifications");
+    uv_once(&scripts_once, init_scripts);
+    unsigned char r[8];
+    if (RAND_bytes(r, sizeof r) != 1)
+        return -EIO;
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(G.instance + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+static void notify_routes(struct ldg_router *r, const void *cfg)
+{
+    struct ldg_route_opts o = {.flags = LDG_ROUTE_TOKEN_QUERY};
+    int rc = ldg_router_add(r, "GET", "/api/v1/notifications/stream", stream_handler, &o);
+    LDG_ASSERT(rc == 0);
+}
+
+static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **state)
+{
+    struct hub *h = ldg_calloc(1, sizeof *h);
+    h->w = w;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        ldg_list_init(&h->projects[i]);
+        ldg_list_init(&h->accounts[i]);
+    }
+    ldg_list_init(&h->hb_list);
+    ldg_list_init(&h->ping_list);
+    ldg_buf_init(&h->scratch);
+    const struct ldg_config *c = w->cfg;
+    char name[32];
+    snprintf(name, sizeof name, "notify-sub-%u", w->id);
+    h->sub = ldg_redis_sub_new(&w->loop, &c->redis, c->redis_password, name, on_message, h);
+    int rc = ldg_redis_sub_subscribe(h->sub, PREFS_CHANNEL);
+    LDG_ASSERT(rc == 0);
+    uv_timer_init(&w->loop, &h->tick);
+    uv_timer_init(&w->loop, &h->renew);
+    uv_timer_init(&w->loop, &h->loader);
+    ldg_list_init(&h->load_queue);
+    h->tick.data = h->renew.data = h->loader.data = h;
+    h->timers_open = 3;
+    uint64_t t = tick_ms();
+    uv_timer_start(&h->tick, on_tick, t, t);
+    uint64_t rn = (uint64_t)G.cfg->stream_lease_ms / 3;
+    uv_timer_start(&h->renew, on_renew, rn, rn);
+    *state = h;
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    struct hub *h = t->data;
+    h->timers_open--;
+}
+
+static void on_sub_closed(void *ud)
+{
+    struct hub *h = ud;
+    h->sub_closed = true;
+}
+
+/* Drain: every stream gets a final `shutdown` event (with an SSE retry hint) and ends; its lease
+ * is released now, while the Redis connection is still up. */
+static void notify_stop_worker(struct ldg_worker *w, void *state)
+{
+    struct hub *h = state;
+    if (h->draining)
+        return;
+    h->draining = true;
+    struct ldg_chunk *last = NULL;
+    char ts[40];
+    ldg_event_time(ldg_wall_us(), true, ts);
+    ldg_buf_reset(&h->scratch);
+    ldg_buf_printf(&h->scratch, "retry: %" PRId64 "\r\n", G.cfg->shutdown_retry_ms);
+    struct ldg_buf data;
+    ldg_buf_init(&data);
+    ldg_buf_printf(&data, "{\"timestamp\": \"%s\", \"reason\": \"server shutting down\"}", ts);
+    ldg_event_format(&h->scratch, NULL, 0, "shutdown", ldg_buf_head(&data), ldg_buf_size(&data));
+    ldg_buf_free(&data);
+    last = ldg_chunk_new(ldg_buf_head(&h->scratch), ldg_buf_size(&h->scratch));
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *it, *tmp;
+        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
+        {
+            struct acct *a = ldg_container_of(it, struct acct, node);
+            struct ldg_list_node *ci, *ctmp;
+            ldg_list_foreach_safe(&a->clients, ci, ctmp)
+            {
+                struct client *cl = ldg_container_of(ci, struct client, acct_node);
+                lease_release(w, a->id, cl->seq);
+                if (cl->conn)
+                    ldg_conn_stream_end(cl->conn, last);
+            }
+        }
+    }
+    ldg_chunk_unref(last);
+    uv_close((uv_handle_t *)&h->tick, on_timer_closed);
+    uv_close((uv_handle_t *)&h->renew, on_timer_closed);
+    uv_close((uv_handle_t *)&h->loader, on_timer_closed);
+    /* First reads still queued will not be sent: answer their streams now. */
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&h->load_queue))) {
+        struct acct *a = ldg_container_of(n, struct acct, load_node);
+        ldg_list_node_init(&a->load_node);
+        a->reloading = false;
+        flush_waiters(h, a, 503);
+        acct_maybe_free(h, a);
+    }
+    if (h->sub) {
+        struct ldg_redis_sub *s = h->sub;
+        h->sub = NULL;
+        ldg_redis_sub_close(s, on_sub_closed, h);
+    }
+}
+
+static bool notify_drained(const struct ldg_worker *w, const void *state)
+{
+    const struct hub *h = state;
+    return h->sub_closed && h->timers_open == 0 && h->nclients == 0 && h->ops == 0;
+}
+
+static void hub_free(struct hub *h)
+{
+    ldg_buf_free(&h->scratch);
+    free(h);
+}
+
+static void notify_free_worker(struct ldg_worker *w, void *state)
+{
+    struct hub *h = state;
+    h->dead = true;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct ldg_list_node *n;
+        while ((n = ldg_list_pop_front(&h->accounts[b]))) {
+            struct acct *a = ldg_container_of(n, struct acct, node);
+            struct ldg_list_node *wn;
+            while ((wn = ldg_list_pop_front(&a->waiters))) /* their read's callback will not look */
+                ldg_req_unref(ldg_container_of(wn, struct setup, wnode)->req);
+            ldg_prefs_free(&a->prefs);
+            free(a);
+        }
+    }
+    if (h->ops == 0)
+        hub_free(h); /* else the last callback does (the Redis and PostgreSQL clients close later) */
+}
+
+static void notify_health(const struct ldg_worker *w, const void *state, struct ldg_buf *out)
+{
+    const struct hub *h = state;
+    size_t channels = h->sub ? ldg_redis_sub_channels(h->sub) : 0;
+    bool sub = h->sub && ldg_redis_sub_connected(h->sub);
+    ldg_buf_printf(out, "{\"status\":\"running\",\"streams\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
+                   h->nclients, channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
+}
+
+const struct ldg_role ldg_role_notify = {
+    .name = "notifications",
+    .keys = ldg_notify_cfg_keys,
+    .cfg_size = sizeof(struct ldg_notify_cfg),
+    .validate = notify_validate,
+    .init_global = notify_init_global,
+    .routes = notify_routes,
+    .init_worker = notify_init_worker,
+    .stop_worker = notify_stop_worker,
+    .drained = notify_drained,
+    .free_worker = notify_free_worker,
+    .health = notify_health,
+};
