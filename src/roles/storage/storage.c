@@ -14,6 +14,7 @@
 #include "core/worker.h"
 #include "roles/ingest/ingest.h"
 #include "roles/storage/consumer.h"
+#include "server.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_storage_cfg, f)
@@ -128,7 +129,7 @@ static int storage_init_worker(struct ldg_worker *w, const void *cfg, void **sta
     struct state *s = ldg_calloc(1, sizeof *s);
     /* [storage] consumers per process, spread over the workers (worker 0 first): concurrent COPY
      * streams cost PostgreSQL CPU per row, so the default is one stream per process. */
-    size_t total = (size_t)ldg__storage.cfg->consumers, nw = ldg_settings_workers(w->cfg);
+    size_t total = (size_t)ldg__storage.cfg->consumers, nw = w->srv->nworkers;
     s->n = total / nw + (w->id < total % nw);
     LDG_ASSERT(s->n <= LDG_ARRAY_SIZE(s->consumer));
     for (size_t i = 0; i < s->n; i++)
