@@ -14,7 +14,6 @@
 #include "core/worker.h"
 #include "roles/ingest/ingest.h"
 #include "roles/storage/consumer.h"
-#include "server.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_storage_cfg, f)
@@ -24,8 +23,8 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"group", LDG_CFG_STR, CFG(group), "ledger:storage", 0, 0, NULL, 0,
      "Consumer group of the storage consumers on the ingest stream ([ingest] stream)"},
     {"consumers", LDG_CFG_INT, CFG(consumers), "1", 1, 16, NULL, 0,
-     "Consumers of this process, spread over its workers: batches read, written and acknowledged at "
-     "the same time (each holds one [pg_logs] connection while writing)"},
+     "Consumers per worker: batches read, written and acknowledged at the same time (each holds one "
+     "[pg_logs] connection while writing)"},
     {"batch_max_logs", LDG_CFG_INT, CFG(batch_max_logs), "1000", 1, 10000, NULL, 0,
      "Logs written per PostgreSQL transaction (one COPY)"},
     {"batch_max_bytes", LDG_CFG_SIZE, CFG(batch_max_bytes), "16777216", 65536, 1024 * MB, NULL, 0,
@@ -127,11 +126,7 @@ static int storage_init_worker(struct ldg_worker *w, const void *cfg, void **sta
 {
     (void)cfg;
     struct state *s = ldg_calloc(1, sizeof *s);
-    /* [storage] consumers per process, spread over the workers (worker 0 first): concurrent COPY
-     * streams cost PostgreSQL CPU per row, so the default is one stream per process. */
-    size_t total = (size_t)ldg__storage.cfg->consumers, nw = w->srv->nworkers;
-    s->n = total / nw + (w->id < total % nw);
-    LDG_ASSERT(s->n <= LDG_ARRAY_SIZE(s->consumer));
+    s->n = (size_t)ldg__storage.cfg->consumers;
     for (size_t i = 0; i < s->n; i++)
         s->consumer[i] = ldg__storage_consumer_new(w, (unsigned)i);
     s->maint = ldg__storage_maint_new(w);

@@ -2,8 +2,7 @@
  * storage.h: the storage role: the ingest queue (a Redis Stream, [ingest] stream) into PostgreSQL
  * (reference §7.2, §7.3; decisions D5).
  *
- * A process with this role runs [storage] consumers consumers (spread over its workers, worker 0
- * first) of the consumer group
+ * Every worker of a process with this role runs [storage] consumers consumers of the consumer group
  * [storage] group, named <host>:<pid>:<worker>[.<k>], each on its own Redis connection (its reads
  * block) and, while writing, its own PostgreSQL connection: while one waits for PostgreSQL another
  * reads or acknowledges. A consumer loops:
@@ -40,7 +39,7 @@
 /* The [storage] section. */
 struct ldg_storage_cfg {
     char *group;                     /* consumer group name */
-    int64_t consumers;               /* consumers per process (batches in flight at once) */
+    int64_t consumers;               /* consumers per worker (batches in flight at once) */
     int64_t batch_max_logs;          /* entries per transaction */
     int64_t batch_max_bytes;         /* payload bytes per transaction (checked after each read) */
     int64_t batch_wait_ms;           /* how long a batch may wait to fill after its first entry */
