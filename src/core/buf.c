@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "core/alloc.h"
+#include "core/str.h"
 
 char *ldg_buf_reserve(struct ldg_buf *b, size_t n, size_t limit)
 {
@@ -53,15 +54,8 @@ void ldg__buf_put_grow(struct ldg_buf *b, const void *p, size_t n)
 
 void ldg_buf_put_i64(struct ldg_buf *b, int64_t v)
 {
-    char tmp[24], *e = tmp + sizeof tmp, *p = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    ldg_buf_put(b, p, (size_t)(e - p));
+    char tmp[24];
+    ldg_buf_put(b, tmp, ldg_str_i64(tmp, v));
 }
 
 void ldg_buf_puts(struct ldg_buf *b, const char *s)

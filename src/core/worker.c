@@ -34,8 +34,13 @@ const char *ldg_worker_date(struct ldg_worker *w)
 
 void ldg_worker_request_id(struct ldg_worker *w, char *out)
 {
-    uint64_t n = ++w->rid_counter;
-    snprintf(out, 17, "%08x%02x%06llx", w->srv->rid_seed, w->id & 0xff, (unsigned long long)(n & 0xffffff));
+    /* %08x%02x%06x of seed, worker, counter, without printf (one per request) */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v =
+        (uint64_t)w->srv->rid_seed << 32 | (uint64_t)(w->id & 0xff) << 24 | (++w->rid_counter & 0xffffff);
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 0xf];
+    out[16] = '\0';
 }
 
 void ldg_worker_post(struct ldg_worker *w, void (*fn)(struct ldg_worker *w, void *arg), void *arg)

@@ -221,7 +221,9 @@ static void put_head_tail(struct ldg_req *req, struct ldg_buf *o)
     ldg_buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     if (!req->request_id[0]) /* rejected before the head was complete */
         ldg_worker_request_id(req->w, req->request_id);
-    ldg_buf_printf(o, "X-Request-ID: %s\r\n", req->request_id);
+    ldg_buf_puts(o, "X-Request-ID: ");
+    ldg_buf_puts(o, req->request_id);
+    ldg_buf_put(o, "\r\n", 2);
     if (req->origin.n) {
         ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
         ldg_buf_put(o, req->origin.p, req->origin.n);
@@ -291,12 +293,23 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
     bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
     if (req->w->state != LDG_WORKER_RUNNING)
         req->keep_alive = false;
-    ldg_buf_printf(o, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, ldg_http_reason(status),
-                   ldg_worker_date(req->w));
+    /* The head of every response: no printf on this path. */
+    ldg_buf_puts(o, "HTTP/1.1 ");
+    ldg_buf_put_i64(o, status);
+    ldg_buf_put(o, " ", 1);
+    ldg_buf_puts(o, ldg_http_reason(status));
+    ldg_buf_puts(o, "\r\nDate: ");
+    ldg_buf_puts(o, ldg_worker_date(req->w));
+    ldg_buf_put(o, "\r\n", 2);
     if (!no_body) {
-        if (content_type && len)
-            ldg_buf_printf(o, "Content-Type: %s\r\n", content_type);
-        ldg_buf_printf(o, "Content-Length: %zu\r\n", len);
+        if (content_type && len) {
+            ldg_buf_puts(o, "Content-Type: ");
+            ldg_buf_puts(o, content_type);
+            ldg_buf_put(o, "\r\n", 2);
+        }
+        ldg_buf_puts(o, "Content-Length: ");
+        ldg_buf_put_i64(o, (int64_t)len);
+        ldg_buf_put(o, "\r\n", 2);
     }
     put_head_tail(req, o);
     ldg_buf_put(o, "\r\n", 2);

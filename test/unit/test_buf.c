@@ -3,7 +3,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "core/buf.h"
+#include "core/str.h"
 
 static void test_append_limit(void **state)
 {
@@ -50,12 +54,33 @@ static void test_printf_and_escape(void **state)
     ldg_buf_free(&b);
 }
 
+/* Decimal integers without printf: every width and both ends of int64, against snprintf. */
+static void test_put_i64(void **state)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    int64_t vals[] = {0, 1, -1, 9, 10, -10, 99, 100, 123456789, -987654321012, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(vals); i++) {
+        char want[32], got[24];
+        int n = snprintf(want, sizeof want, "%" PRId64, vals[i]);
+        ldg_buf_reset(&b);
+        ldg_buf_put(&b, "x", 1);
+        ldg_buf_put_i64(&b, vals[i]);
+        assert_int_equal(ldg_buf_size(&b), (size_t)n + 1);
+        assert_memory_equal(ldg_buf_head(&b) + 1, want, (size_t)n);
+        assert_int_equal(ldg_str_i64(got, vals[i]), (size_t)n);
+        assert_string_equal(got, want);
+    }
+    ldg_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_limit),
         cmocka_unit_test(test_consume_compacts),
         cmocka_unit_test(test_printf_and_escape),
+        cmocka_unit_test(test_put_i64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

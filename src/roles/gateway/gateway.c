@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
 #include "db/redis.h"
@@ -281,7 +282,7 @@ static void limits_run(struct ldg_req *req, struct ldg_principal *p, ldg_gateway
 static void add_int_header(struct ldg_req *req, const char *name, long long v)
 {
     char s[24];
-    snprintf(s, sizeof s, "%lld", v);
+    ldg_str_i64(s, v);
     ldg_req_add_header(req, name, s);
 }
 

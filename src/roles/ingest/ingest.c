@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/worker.h"
 #include "db/redis.h"
 #include "http/request.h"
@@ -323,13 +324,13 @@ static void enqueue_start(struct enqueue *e)
     snprintf(e->depth_key, sizeof e->depth_key, "queue_depth:%" PRId64, e->project_id);
     snprintf(e->usage_key, sizeof e->usage_key, "usage:%" PRId64 ":%04d%02d%02d", e->project_id,
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    snprintf(e->pid, sizeof e->pid, "%" PRId64, e->project_id);
-    snprintf(e->n_s, sizeof e->n_s, "%zu", e->accepted);
-    snprintf(e->max_s, sizeof e->max_s, "%" PRId64, G.cfg->queue_max_depth);
-    snprintf(e->quota_s, sizeof e->quota_s, "%" PRId64, e->quota);
+    ldg_str_i64(e->pid, e->project_id);
+    ldg_str_i64(e->n_s, (int64_t)e->accepted);
+    ldg_str_i64(e->max_s, G.cfg->queue_max_depth);
+    ldg_str_i64(e->quota_s, e->quota);
     ldg_gateway_ratelimit_keys(req, &e->rl);
-    snprintf(e->min_s, sizeof e->min_s, "%lld", e->rl.min_limit);
-    snprintf(e->hour_s, sizeof e->hour_s, "%lld", e->rl.hour_limit);
+    ldg_str_i64(e->min_s, e->rl.min_limit);
+    ldg_str_i64(e->hour_s, e->rl.hour_limit);
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable", 1);
