@@ -39,8 +39,10 @@ STORAGE_ONLY = {r: False for r in ("gateway", "auth", "ingest", "query", "analyt
 
 # A storage process meant to be killed while it holds a batch at a debug pause (10 s); the lease
 # (claim_idle_ms) is long enough that it never renews during the pause. One consumer, so that the
-# one batch held is the whole of what the process has in hand.
-HOLDING = {"store_timeout_ms": 15000, "claim_idle_ms": 30000, "retry_max_ms": 300, "consumers": 1}
+# one batch held is the whole of what the process has in hand, and batches of 1000, so that it holds
+# part of the 2000 logs the tests post.
+HOLDING = {"store_timeout_ms": 15000, "claim_idle_ms": 30000, "retry_max_ms": 300, "consumers": 1,
+           "batch_max_logs": 1000}
 # A storage process that takes over quickly: entries idle for 2 s are claimed.
 QUICK = {"store_timeout_ms": 1000, "claim_idle_ms": 2000, "claim_interval_ms": 200, "retry_min_ms": 50,
          "retry_max_ms": 300}

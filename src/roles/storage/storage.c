@@ -25,7 +25,7 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"consumers", LDG_CFG_INT, CFG(consumers), "1", 1, 16, NULL, 0,
      "Consumers per worker: batches read, written and acknowledged at the same time (each holds one "
      "[pg_logs] connection while writing)"},
-    {"batch_max_logs", LDG_CFG_INT, CFG(batch_max_logs), "1000", 1, 10000, NULL, 0,
+    {"batch_max_logs", LDG_CFG_INT, CFG(batch_max_logs), "2000", 1, 10000, NULL, 0,
      "Logs written per PostgreSQL transaction (one COPY)"},
     {"batch_max_bytes", LDG_CFG_SIZE, CFG(batch_max_bytes), "16777216", 65536, 1024 * MB, NULL, 0,
      "Queued payload bytes per transaction; a batch stops growing past this (checked after each read of up "
