@@ -445,39 +445,6 @@ static void set_cookie(struct ldg_req *req, const char *token, int64_t max_age)
     ldg_req_add_header(req, "Set-Cookie", v);
 }
 
-/* The value of cookie `name` in the Cookie header, or an empty slice. */
-static struct ldg_str cookie_value(const struct ldg_req *req, const char *name)
-{
-    struct ldg_str h = ldg_req_header(req, "Cookie");
-    size_t nlen = strlen(name), i = 0;
-    while (h.p && i < h.n) {
-        while (i < h.n && (h.p[i] == ' ' || h.p[i] == '\t' || h.p[i] == ';'))
-            i++;
-        size_t start = i;
-        while (i < h.n && h.p[i] != ';')
-            i++;
-        size_t end = i;
-        while (end > start && (h.p[end - 1] == ' ' || h.p[end - 1] == '\t'))
-            end--;
-        const char *eq = memchr(h.p + start, '=', end - start);
-        if (!eq)
-            continue;
-        size_t klen = (size_t)(eq - (h.p + start));
-        while (klen && (h.p[start + klen - 1] == ' ' || h.p[start + klen - 1] == '\t'))
-            klen--;
-        if (klen != nlen || memcmp(h.p + start, name, nlen) != 0)
-            continue;
-        const char *v = eq + 1;
-        size_t vlen = (size_t)(h.p + end - v);
-        while (vlen && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
-            v++, vlen -= 2;
-        return ldg_str_make(v, vlen);
-    }
-    return ldg_str_make(NULL, 0);
-}
-
 /* Answer with a fresh access token for a->{account_id, email, sid} and a->refresh:
  * register (201, with name and message) or login/refresh (200); sets the refresh cookie. */
 static void answer_tokens(struct acct *a, bool reg, const char *failed)
@@ -897,7 +864,7 @@ static void refresh_session(struct ldg_req *req)
         cJSON_Delete(body);
     }
     if (!tok.n) /* no token in the body: the httpOnly cookie */
-        tok = cookie_value(req, COOKIE_NAME);
+        tok = ldg_req_cookie(req, COOKIE_NAME);
     if (!refresh_looks_valid(tok.p, tok.n)) {
         ldg_req_error(req, 401, MSG_BAD_REFRESH);
         return;
