@@ -89,6 +89,14 @@ def refresh(url, token):
     return post(url, ACC + "/refresh", json={"refresh_token": token})
 
 
+def set_cookie(r, name):
+    """The Set-Cookie header of `name` among those of response r, as cookie_attrs gives it."""
+    for h in r.raw.headers.getlist("Set-Cookie"):
+        if h.startswith(name + "="):
+            return cookie_attrs(h)
+    raise AssertionError(f"no Set-Cookie for {name}: {r.raw.headers.getlist('Set-Cookie')}")
+
+
 def cookie_attrs(header):
     """Set-Cookie value -> (name, value, {attribute lower: value or True})."""
     parts = [p.strip() for p in header.split(";")]
@@ -193,12 +201,17 @@ def test_register_creates_account_session_and_tokens(server, sql, rds, secret):
     assert rds.get("session:" + sid) == str(body["account_id"])
     assert 7 * 86400 - 60 < rds.ttl("session:" + sid) <= 7 * 86400
 
-    name_, value, attrs = cookie_attrs(r.headers["Set-Cookie"])
+    name_, value, attrs = set_cookie(r, "refresh_token")
     assert (name_, value) == ("refresh_token", body["refresh_token"])
     assert attrs["httponly"] is True
     assert attrs["path"] == "/api/v1/accounts"
     assert attrs["samesite"] == "Strict"
     assert attrs["max-age"] == str(7 * 86400)
+    assert "secure" not in attrs
+    # the access token again, only for the notification stream (a browser's EventSource)
+    name_, value, attrs = set_cookie(r, "access_token")
+    assert value == body["access_token"] and attrs["path"] == "/api/v1/notifications"
+    assert attrs["httponly"] is True and attrs["samesite"] == "Strict" and attrs["max-age"] == "900"
     assert "secure" not in attrs
 
 
@@ -295,7 +308,7 @@ def test_login_success(server, sql, rds):
     assert rds.get("session:" + claims["sid"]) == str(reg["account_id"])
     assert sql("SELECT device_info FROM sessions WHERE id = %s", claims["sid"]) == [("UA-two",)]
     assert body["refresh_token"] != reg["refresh_token"]
-    _, value, attrs = cookie_attrs(r.headers["Set-Cookie"])
+    _, value, attrs = set_cookie(r, "refresh_token")
     assert value == body["refresh_token"] and attrs["httponly"] is True
 
 
@@ -470,7 +483,7 @@ def test_refresh_rotates_and_reuse_revokes_the_session(server, sql, rds, secret)
     assert TOKEN_RE.match(b1["refresh_token"]) and b1["refresh_token"] != reg["refresh_token"]
     _, c1 = jwt_decode(b1["access_token"])
     assert c1["sid"] == sid and c1["type"] == "access" and c1["exp"] - c1["iat"] == 900
-    _, value, _ = cookie_attrs(r.headers["Set-Cookie"])
+    _, value, _ = set_cookie(r, "refresh_token")
     assert value == b1["refresh_token"]
     old = hmac.new(secret, reg["refresh_token"].encode(), hashlib.sha256).hexdigest()
     assert sql("SELECT used_at IS NOT NULL FROM refresh_tokens WHERE token_digest = %s", old) == [(True,)]
@@ -498,7 +511,7 @@ def test_refresh_from_cookie(ledgerd, rds):
     r = post(srv.url, ACC + "/refresh", cookies={"refresh_token": reg["refresh_token"]})
     assert r.status_code == 200, r.text
     new = r.json()["refresh_token"]
-    _, value, attrs = cookie_attrs(r.headers["Set-Cookie"])
+    _, value, attrs = set_cookie(r, "refresh_token")
     assert value == new and attrs["secure"] is True and attrs["httponly"] is True
     # Among other cookies, with an empty JSON object as body, the cookie is used as well.
     r = post(srv.url, ACC + "/refresh", json={}, headers={"Cookie": f"theme=dark; refresh_token={new}; x=1"})
@@ -589,8 +602,10 @@ def test_logout_revokes_the_session_at_once(server, sql, rds):
     r = alice.post(ACC + "/logout")
     assert r.status_code == 204, r.text
     assert r.content == b""
-    name, value, attrs = cookie_attrs(r.headers["Set-Cookie"])
+    name, value, attrs = set_cookie(r, "refresh_token")
     assert (name, value, attrs["max-age"], attrs["path"]) == ("refresh_token", "", "0", "/api/v1/accounts")
+    name, value, attrs = set_cookie(r, "access_token")
+    assert (name, value, attrs["max-age"], attrs["path"]) == ("access_token", "", "0", "/api/v1/notifications")
     assert rds.exists("session:" + c["sid"]) == 0
     assert sql("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = %s", c["sid"]) == [(True,)]
     assert me_status(server.url, alice.access_token) == 401

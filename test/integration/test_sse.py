@@ -8,6 +8,7 @@ can be checked exactly. Accounts, projects and keys are written straight into th
 
 import datetime
 import json
+import os
 import re
 import signal
 import socket
@@ -323,6 +324,28 @@ def test_auth_methods(world):
     # ?token= is only for the stream.
     r = requests.get(w.srv.url + PREFS + "?token=" + w.jwt, timeout=scaled(10))
     assert r.status_code == 401
+
+
+def test_login_sets_the_cookie_the_stream_reads(world):
+    """A browser's EventSource sends cookies, not headers: login's access_token cookie (scoped to
+    /api/v1/notifications) opens the stream; logout clears it."""
+    w = world()
+    email = "cookie-" + os.urandom(4).hex() + "@example.com"
+    sess = requests.Session()
+    r = sess.post(w.srv.url + "/api/v1/accounts/register",
+                  json={"email": email, "password": "Cookie-Passw0rd", "name": "C"}, timeout=scaled(30))
+    assert r.status_code == 201, r.text
+    jar = {c.name: c for c in sess.cookies}
+    assert jar["access_token"].path == "/api/v1/notifications"
+    assert jar["access_token"].value == r.json()["access_token"]
+    s = Sse(w.srv.port, {"Cookie": f"access_token={jar['access_token'].value}"})
+    assert s.status == 200, s.body
+    assert connected(s)["data"]["projects"] == []
+    s.close()
+    r = sess.post(w.srv.url + "/api/v1/accounts/logout",
+                  headers={"Authorization": "Bearer " + jar["access_token"].value}, timeout=scaled(10))
+    assert r.status_code == 204
+    assert "access_token" not in {c.name for c in sess.cookies}
 
 
 def test_disabled(world):

@@ -66,6 +66,10 @@
 #define FAIL_KEY_ADDR "login_fail:addr:"
 #define COOKIE_NAME "refresh_token"
 #define COOKIE_ATTRS "; HttpOnly; Path=/api/v1/accounts; SameSite=Strict"
+/* The access token again, for the one route a browser cannot send it to in a header: the
+ * notification stream's native EventSource (decisions D7). */
+#define STREAM_COOKIE_NAME "access_token"
+#define STREAM_COOKIE_ATTRS "; HttpOnly; Path=/api/v1/notifications; SameSite=Strict"
 
 #define MSG_BUSY "Service busy, please try again"
 #define MSG_BAD_LOGIN "Invalid email or password"
@@ -445,6 +449,16 @@ static void set_cookie(struct ldg_req *req, const char *token, int64_t max_age)
     ldg_req_add_header(req, "Set-Cookie", v);
 }
 
+/* access_token cookie for the notification stream (value empty and max_age 0: clear it). */
+static void set_stream_cookie(struct ldg_req *req, const char *token, size_t len, int64_t max_age)
+{
+    char v[1024];
+    int n = snprintf(v, sizeof v, STREAM_COOKIE_NAME "=%.*s" STREAM_COOKIE_ATTRS "; Max-Age=%" PRId64 "%s",
+                     (int)len, token, max_age, ldg__auth.cfg->cookie_secure ? "; Secure" : "");
+    if (n > 0 && (size_t)n < sizeof v)
+        ldg_req_add_header(req, "Set-Cookie", v);
+}
+
 /* Answer with a fresh access token for a->{account_id, email, sid} and a->refresh:
  * register (201, with name and message) or login/refresh (200); sets the refresh cookie. */
 static void answer_tokens(struct acct *a, bool reg, const char *failed)
@@ -499,6 +513,7 @@ static void answer_tokens(struct acct *a, bool reg, const char *failed)
     }
     ldg_json_obj_end(&jw);
     set_cookie(req, a->refresh, refresh_ttl_s());
+    set_stream_cookie(req, ldg_buf_head(&tok), ldg_buf_size(&tok), access_ttl_s());
     ldg__auth_respond_buf(req, reg ? 201 : 200, &b);
     ldg_buf_free(&tok);
 }
@@ -886,6 +901,7 @@ static void on_logout_revoked(struct ldg_req *req, PGresult *res, void *ud)
 {
     (void)res, (void)ud;
     set_cookie(req, "", 0);
+    set_stream_cookie(req, "", 0, 0);
     ldg_req_respond(req, 204, NULL, NULL, 0);
 }
 
