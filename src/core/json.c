@@ -369,8 +369,10 @@ const cJSON *ldg_json_member(const cJSON *obj, const char *name)
     if (!cJSON_IsObject(obj))
         return NULL;
     const cJSON *found = NULL;
-    for (const cJSON *it = obj->child; it; it = it->next) /* first byte inline: most keys differ there */
-        if (it->string && it->string[0] == name[0] && strcmp(it->string, name) == 0)
+    /* The first two bytes inline: most keys differ there (if name[0] is its end, so is theirs). */
+    for (const cJSON *it = obj->child; it; it = it->next)
+        if (it->string && it->string[0] == name[0] &&
+            (!name[0] || (it->string[1] == name[1] && strcmp(it->string, name) == 0)))
             found = it;
     return found;
 }

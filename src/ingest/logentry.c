@@ -266,9 +266,11 @@ static size_t pynum_len(double d)
     }
     if (d == trunc(d) && fabs(d) < 1e21)
         return (size_t)snprintf(buf, sizeof buf, "%.0f", d);
-    /* Python's float repr: the shortest %.<p>g that reads back (its exponent form matches C's). */
+    /* Python's float repr: the shortest %.<p>g that reads back (its exponent form matches C's).
+     * A value that is not integral is below 2^53, so every p up to 15 prints the same digits as
+     * the shortest form (%g drops trailing zeros): start there. */
     int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
+    for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
