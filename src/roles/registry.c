@@ -14,12 +14,12 @@
 
 #include "roles/gateway/gateway.h"
 #include "roles/ingest/ingest.h"
+#include "roles/query/query.h"
 #include "roles/storage/storage.h"
-PLACEHOLDER_ROLE(role_query, "query");
 PLACEHOLDER_ROLE(role_analytics, "analytics");
 
 const struct ldg_role *const ldg_roles[] = {
-    &ldg_role_gateway, &ldg_role_auth, &ldg_role_ingest, &role_query, &ldg_role_storage, &role_analytics,
+    &ldg_role_gateway, &ldg_role_auth, &ldg_role_ingest, &ldg_role_query, &ldg_role_storage, &role_analytics,
 };
 const size_t ldg_roles_count = LDG_ARRAY_SIZE(ldg_roles);
 
