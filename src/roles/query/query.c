@@ -19,6 +19,7 @@
  * the exact size again.
  */
 #include "roles/query/query.h"
+#include "roles/query/query_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -67,16 +68,17 @@ const struct ldg_cfg_key ldg_query_cfg_keys[] = {
      "answers 400"},
     {"max_offset", LDG_CFG_INT, CFG(max_offset), "100000", 0, 10000000, NULL, 0,
      "Largest offset accepted by list and search; deeper pages use the keyset cursor"},
+    {"cache_ttl_ms", LDG_CFG_MS, CFG(cache_ttl_ms), "60000", 1000, 3600000, NULL, 0,
+     "Metrics answers are cached in Redis this long (identical dashboard questions cost one statement)"},
     {0},
 };
 
-static struct {
-    const struct ldg_query_cfg *cfg;
-} G;
+struct ldg_query_global ldg__query;
+#define G ldg__query
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
-static const char *itoa_arena(struct ldg_req *req, int64_t v)
+const char *ldg__query_itoa(struct ldg_req *req, int64_t v)
 {
     char *s = ldg_arena_alloc(&req->arena, 24);
     snprintf(s, 24, "%" PRId64, v);
@@ -114,8 +116,8 @@ static void write_ts(struct ldg_json_writer *jw, int64_t us)
 }
 
 /* FastAPI's 422 for one query or path parameter. input NULL: the parameter was absent. */
-static void answer_422(struct ldg_req *req, const char *where, const char *name, const char *type,
-                       const char *msg, const char *input)
+void ldg__query_422(struct ldg_req *req, const char *where, const char *name, const char *type,
+                    const char *msg, const char *input)
 {
     struct ldg_buf b;
     ldg_buf_init(&b);
@@ -144,7 +146,7 @@ static void answer_422(struct ldg_req *req, const char *where, const char *name,
 }
 
 /* A query parameter as a NUL-terminated arena string; NULL when absent. */
-static const char *qparam(struct ldg_req *req, const char *name)
+const char *ldg__query_param(struct ldg_req *req, const char *name)
 {
     struct ldg_str v;
     if (!ldg_req_query(req, name, &v))
@@ -154,8 +156,8 @@ static const char *qparam(struct ldg_req *req, const char *name)
 
 /* Decimal integer text in [min, max]. Returns 1 (set), 0 (absent: *out untouched) or -EINVAL after
  * answering 422. */
-static int int_param(struct ldg_req *req, const char *where, const char *name, const char *text, int64_t min,
-                     int64_t max, int64_t *out)
+int ldg__query_int(struct ldg_req *req, const char *where, const char *name, const char *text, int64_t min,
+                   int64_t max, int64_t *out)
 {
     if (!text)
         return 0;
@@ -172,8 +174,8 @@ static int int_param(struct ldg_req *req, const char *where, const char *name, c
             v = v * 10 + (*s - '0');
     }
     if (!ok) {
-        answer_422(req, where, name, "int_parsing",
-                   "Input should be a valid integer, unable to parse string as an integer", text);
+        ldg__query_422(req, where, name, "int_parsing",
+                       "Input should be a valid integer, unable to parse string as an integer", text);
         return -EINVAL;
     }
     if (neg)
@@ -181,12 +183,12 @@ static int int_param(struct ldg_req *req, const char *where, const char *name, c
     char msg[96];
     if (v < min) {
         snprintf(msg, sizeof msg, "Input should be greater than or equal to %" PRId64, min);
-        answer_422(req, where, name, "greater_than_equal", msg, text);
+        ldg__query_422(req, where, name, "greater_than_equal", msg, text);
         return -EINVAL;
     }
     if (v > max) {
         snprintf(msg, sizeof msg, "Input should be less than or equal to %" PRId64, max);
-        answer_422(req, where, name, "less_than_equal", msg, text);
+        ldg__query_422(req, where, name, "less_than_equal", msg, text);
         return -EINVAL;
     }
     *out = v;
@@ -203,8 +205,8 @@ static void log_failure(struct ldg_req *req, const char *what, const struct ldg_
 
 /* Answer a failed statement: bad input the server found (an invalid regex, a value out of range)
  * is 400, a timeout or an unreachable database 503, anything else 500 (logged). */
-static void answer_pg_failure(struct ldg_req *req, const char *what, const struct ldg_pg_error *e,
-                              const char *failed_text)
+void ldg__query_pg_failure(struct ldg_req *req, const char *what, const struct ldg_pg_error *e,
+                           const char *failed_text)
 {
     if (e->code == -EIO && strcmp(e->sqlstate, "2201B") == 0) {
         ldg_req_error(req, 400, "Invalid regular expression");
@@ -231,11 +233,9 @@ static void answer_pg_failure(struct ldg_req *req, const char *what, const struc
 
 /* ---- ownership ------------------------------------------------------------------------------------ */
 
-typedef void (*owned_fn)(struct ldg_req *req, void *ud);
-
 struct owner_check {
     struct ldg_req *req;
-    owned_fn next;
+    ldg_query_owned_fn next;
     void *ud;
 };
 
@@ -245,7 +245,7 @@ static void on_owner(PGresult *res, void *ud)
     struct ldg_req *req = oc->req;
     if (req->conn) {
         if (!res) {
-            answer_pg_failure(req, "project ownership", ldg_pg_failure(), "Failed to check the project");
+            ldg__query_pg_failure(req, "project ownership", ldg_pg_failure(), "Failed to check the project");
         } else if (PQntuples(res) == 0) {
             ldg_req_error(req, 404, "Project not found");
         } else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != ldg_principal(req)->account_id) {
@@ -258,7 +258,7 @@ static void on_owner(PGresult *res, void *ud)
 }
 
 /* Continue with next(req, ud) once project_id is known to be readable by the caller. */
-static void with_project(struct ldg_req *req, int64_t project_id, owned_fn next, void *ud)
+void ldg__query_with_project(struct ldg_req *req, int64_t project_id, ldg_query_owned_fn next, void *ud)
 {
     const struct ldg_principal *pr = ldg_principal(req);
     if (!pr) {
@@ -276,7 +276,7 @@ static void with_project(struct ldg_req *req, int64_t project_id, owned_fn next,
     }
     struct owner_check *oc = ldg_arena_alloc(&req->arena, sizeof *oc);
     *oc = (struct owner_check){req, next, ud};
-    const char *params[] = {itoa_arena(req, project_id)};
+    const char *params[] = {ldg__query_itoa(req, project_id)};
     ldg_req_ref(req);
     int rc =
         ldg_pgpool_query_prepared(req->w->pg_auth, "qry_owner",
@@ -289,24 +289,22 @@ static void with_project(struct ldg_req *req, int64_t project_id, owned_fn next,
 
 /* The project of a request: project_id (required for sessions, defaulting to the key's project for
  * API keys). Returns false after answering. */
-static bool project_param(struct ldg_req *req, int64_t *out)
+bool ldg__query_project(struct ldg_req *req, int64_t *out)
 {
-    const char *text = qparam(req, "project_id");
+    const char *text = ldg__query_param(req, "project_id");
     const struct ldg_principal *pr = ldg_principal(req);
     if (!text && pr && pr->kind == LDG_PRINCIPAL_API_KEY) {
         *out = pr->project_id;
         return true;
     }
     if (!text) {
-        answer_422(req, "query", "project_id", "missing", "Field required", NULL);
+        ldg__query_422(req, "query", "project_id", "missing", "Field required", NULL);
         return false;
     }
-    return int_param(req, "query", "project_id", text, 1, INT64_MAX / 10, out) == 1;
+    return ldg__query_int(req, "query", "project_id", text, 1, INT64_MAX / 10, out) == 1;
 }
 
 /* ---- one pipeline on the logs database ---------------------------------------------------------- */
-
-typedef void (*run_done_fn)(struct ldg_req *req, PGresult *page, PGresult *count, void *ud);
 
 struct run {
     struct ldg_req *req;
@@ -319,7 +317,7 @@ struct run {
     struct ldg_pg_error fail; /* message in the arena */
     bool failed;
     struct ldg_pg *conn;
-    run_done_fn done;
+    ldg_query_done_fn done;
     void *ud;
 };
 
@@ -332,7 +330,7 @@ static void run_finish(struct run *r)
     }
     if (req->conn) {
         if (r->failed)
-            answer_pg_failure(req, r->what, &r->fail, r->failed_text);
+            ldg__query_pg_failure(req, r->what, &r->fail, r->failed_text);
         else
             r->done(req, r->page, r->count, r->ud);
     }
@@ -419,16 +417,16 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
 
 /* Run sql (and count_sql when non-NULL, with the first ncount_params parameters) under the
  * statement timeout; done gets both results. */
-static void run(struct ldg_req *req, const char *what, const char *failed_text, const char *sql,
-                const char *count_sql, const struct ldg_qparams *p, int ncount_params, run_done_fn done,
-                void *ud)
+void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_text, const char *sql,
+                    const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                    ldg_query_done_fn done, void *ud)
 {
     struct run *r = ldg_arena_alloc(&req->arena, sizeof *r);
     memset(r, 0, sizeof *r);
     r->req = req;
     r->what = what;
     r->failed_text = failed_text;
-    r->timeout = itoa_arena(req, G.cfg->statement_timeout_ms);
+    r->timeout = ldg__query_itoa(req, G.cfg->statement_timeout_ms);
     r->sql = sql;
     r->count_sql = count_sql;
     r->params = p->v;
@@ -538,9 +536,9 @@ static void get_log_owned(struct ldg_req *req, void *ud)
     memset(p, 0, sizeof *p);
     ldg_qparams_add(p, &req->arena, o->id);
     ldg_qparams_add(p, &req->arena, o->project);
-    run(req, "get log", "Failed to retrieve log",
-        "SELECT " LOG_COLS " FROM logs WHERE id = $1::bigint AND project_id = $2::bigint LIMIT 1", NULL, p, 0,
-        on_one_log, o);
+    ldg__query_run(req, "get log", "Failed to retrieve log",
+                   "SELECT " LOG_COLS " FROM logs WHERE id = $1::bigint AND project_id = $2::bigint LIMIT 1",
+                   NULL, p, 0, on_one_log, o);
 }
 
 static void handle_get_log(struct ldg_req *req)
@@ -548,19 +546,19 @@ static void handle_get_log(struct ldg_req *req)
     struct ldg_str raw = ldg_req_param(req, "log_id");
     const char *id_text = ldg_arena_strndup(&req->arena, raw.p, raw.n);
     int64_t log_id = 0, project_id = 0;
-    if (int_param(req, "path", "log_id", id_text, INT64_MIN / 10, INT64_MAX / 10, &log_id) < 0)
+    if (ldg__query_int(req, "path", "log_id", id_text, INT64_MIN / 10, INT64_MAX / 10, &log_id) < 0)
         return;
-    const char *ptext = qparam(req, "project_id");
+    const char *ptext = ldg__query_param(req, "project_id");
     if (!ptext) {
-        answer_422(req, "query", "project_id", "missing", "Field required", NULL);
+        ldg__query_422(req, "query", "project_id", "missing", "Field required", NULL);
         return;
     }
-    if (int_param(req, "query", "project_id", ptext, 1, INT64_MAX / 10, &project_id) < 0)
+    if (ldg__query_int(req, "query", "project_id", ptext, 1, INT64_MAX / 10, &project_id) < 0)
         return;
     struct one_log *o = ldg_arena_alloc(&req->arena, sizeof *o);
-    o->id = itoa_arena(req, log_id);
-    o->project = itoa_arena(req, project_id);
-    with_project(req, project_id, get_log_owned, o);
+    o->id = ldg__query_itoa(req, log_id);
+    o->project = ldg__query_itoa(req, project_id);
+    ldg__query_with_project(req, project_id, get_log_owned, o);
 }
 
 /* ---- list and search: shared parameters ------------------------------------------------------------ */
@@ -653,15 +651,15 @@ static const char *encode_cursor(struct ldg_req *req, int64_t us, int64_t id)
 
 static bool bool_param(struct ldg_req *req, const char *name, bool *out)
 {
-    const char *t = qparam(req, name);
+    const char *t = ldg__query_param(req, name);
     *out = false;
     if (!t)
         return true;
     if (!strcmp(t, "true") || !strcmp(t, "1") || !strcmp(t, "yes") || !strcmp(t, "on"))
         *out = true;
     else if (strcmp(t, "false") && strcmp(t, "0") && strcmp(t, "no") && strcmp(t, "off")) {
-        answer_422(req, "query", name, "bool_parsing",
-                   "Input should be a valid boolean, unable to interpret input", t);
+        ldg__query_422(req, "query", name, "bool_parsing",
+                       "Input should be a valid boolean, unable to interpret input", t);
         return false;
     }
     return true;
@@ -671,11 +669,11 @@ static bool bool_param(struct ldg_req *req, const char *name, bool *out)
  * with project and time. Returns false after answering. */
 static bool page_common(struct ldg_req *req, struct page_req *pr)
 {
-    if (!project_param(req, &pr->project_id))
+    if (!ldg__query_project(req, &pr->project_id))
         return false;
-    const char *period = qparam(req, "period");
-    const char *start = qparam(req, "start_time");
-    const char *end = qparam(req, "end_time");
+    const char *period = ldg__query_param(req, "period");
+    const char *start = ldg__query_param(req, "start_time");
+    const char *end = ldg__query_param(req, "end_time");
     if (period && (start || end)) {
         ldg_req_error(req, 400, "Cannot use both 'period' and 'start_time'/'end_time' parameters");
         return false;
@@ -683,7 +681,7 @@ static bool page_common(struct ldg_req *req, struct page_req *pr)
     pr->now_us = ldg_wall_us();
     if (period) {
         if (!period_range(period, pr->now_us, &pr->from_us)) {
-            answer_422(
+            ldg__query_422(
                 req, "query", "period", "enum",
                 "Input should be 'last1h', 'last24h', 'today', 'last7days', 'last30days', 'currentWeek', "
                 "'currentMonth' or 'currentYear'",
@@ -707,10 +705,11 @@ static bool page_common(struct ldg_req *req, struct page_req *pr)
         return false;
     }
     pr->limit = LIMIT_DEFAULT;
-    if (int_param(req, "query", "limit", qparam(req, "limit"), 1, LIMIT_MAX, &pr->limit) < 0 ||
-        int_param(req, "query", "offset", qparam(req, "offset"), 0, G.cfg->max_offset, &pr->offset) < 0)
+    if (ldg__query_int(req, "query", "limit", ldg__query_param(req, "limit"), 1, LIMIT_MAX, &pr->limit) < 0 ||
+        ldg__query_int(req, "query", "offset", ldg__query_param(req, "offset"), 0, G.cfg->max_offset,
+                       &pr->offset) < 0)
         return false;
-    const char *cursor = qparam(req, "cursor");
+    const char *cursor = ldg__query_param(req, "cursor");
     if (cursor && *cursor) {
         if (!decode_cursor(cursor, &pr->cursor_us, &pr->cursor_id)) {
             ldg_req_error(req, 400, "Invalid cursor");
@@ -721,7 +720,7 @@ static bool page_common(struct ldg_req *req, struct page_req *pr)
     if (!bool_param(req, "include_total", &pr->include_total))
         return false;
     struct ldg_arena *a = &req->arena;
-    int k = ldg_qparams_add(&pr->params, a, itoa_arena(req, pr->project_id));
+    int k = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->project_id));
     ldg_buf_printf(&pr->where, "project_id = $%d::bigint", k);
     if (pr->has_from) {
         k = ldg_qparams_add(&pr->params, a, ts_text(req, pr->from_us));
@@ -798,15 +797,15 @@ static void run_page(struct ldg_req *req, void *ud)
         where);
     if (pr->has_cursor) {
         int kt = ldg_qparams_add(&pr->params, a, ts_text(req, pr->cursor_us));
-        int ki = ldg_qparams_add(&pr->params, a, itoa_arena(req, pr->cursor_id));
+        int ki = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->cursor_id));
         ldg_buf_printf(&sql,
                        " AND \"timestamp\" <= $%d::timestamptz AND (\"timestamp\" < $%d::timestamptz OR id < "
                        "$%d::bigint)",
                        kt, kt, ki);
     }
-    int kl = ldg_qparams_add(&pr->params, a, itoa_arena(req, pr->limit + 1));
-    int ko = ldg_qparams_add(&pr->params, a, itoa_arena(req, pr->offset));
-    int kc = ldg_qparams_add(&pr->params, a, itoa_arena(req, G.cfg->max_response_bytes));
+    int kl = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->limit + 1));
+    int ko = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->offset));
+    int kc = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, G.cfg->max_response_bytes));
     ldg_buf_printf(
         &sql,
         " ORDER BY \"timestamp\" DESC, id DESC LIMIT $%d::int OFFSET $%d::int) s) t WHERE t.before < "
@@ -819,8 +818,8 @@ static void run_page(struct ldg_req *req, void *ud)
         count_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
     }
     ldg_buf_free(&sql);
-    run(req, pr->what, pr->what[0] == 's' ? "Failed to search logs" : "Failed to query logs", page_sql,
-        count_sql, &pr->params, nfilter, respond_page, pr);
+    ldg__query_run(req, pr->what, pr->what[0] == 's' ? "Failed to search logs" : "Failed to query logs",
+                   page_sql, count_sql, &pr->params, nfilter, respond_page, pr);
 }
 
 /* The filter is complete: move it into the arena (nothing to free on any later path). */
@@ -850,7 +849,7 @@ static const char *const importances[] = {"critical", "high", "standard", "low",
 static bool enum_filter(struct ldg_req *req, struct page_req *pr, const char *name, const char *column,
                         const char *const *choices)
 {
-    const char *text = qparam(req, name);
+    const char *text = ldg__query_param(req, name);
     if (!text)
         return true;
     struct ldg_buf arr;
@@ -869,7 +868,7 @@ static bool enum_filter(struct ldg_req *req, struct page_req *pr, const char *na
             char msg[160];
             snprintf(msg, sizeof msg, "Input should be one of the %s values (comma-separated, at most %d)",
                      name, MAX_LIST_VALUES);
-            answer_422(req, "query", name, "enum", msg, text);
+            ldg__query_422(req, "query", name, "enum", msg, text);
             return false;
         }
         ldg_buf_printf(&arr, "%s%.*s", count > 1 ? "," : "", (int)len, s);
@@ -887,12 +886,13 @@ static bool enum_filter(struct ldg_req *req, struct page_req *pr, const char *na
 
 static bool text_filter(struct ldg_req *req, struct page_req *pr, const char *name, const char *column)
 {
-    const char *text = qparam(req, name);
+    const char *text = ldg__query_param(req, name);
     if (!text)
         return true;
     size_t chars;
     if (strlen(text) > FIELD_MAX || ldg_utf8_count(text, strlen(text), &chars) < 0) {
-        answer_422(req, "query", name, "string_too_long", "String should have at most 255 characters", NULL);
+        ldg__query_422(req, "query", name, "string_too_long", "String should have at most 255 characters",
+                       NULL);
         return false;
     }
     int k = ldg_qparams_add(&pr->params, &req->arena, text);
@@ -959,7 +959,7 @@ static void handle_list(struct ldg_req *req)
         return;
     }
     where_done(req, pr);
-    with_project(req, pr->project_id, run_page, pr);
+    ldg__query_with_project(req, pr->project_id, run_page, pr);
 }
 
 /* ---- GET /api/v1/logs/search ------------------------------------------------------------------------ */
@@ -967,9 +967,9 @@ static void handle_list(struct ldg_req *req)
 static void handle_search(struct ldg_req *req)
 {
     struct page_req *pr = page_new(req, "search logs");
-    const char *q = qparam(req, "q");
+    const char *q = ldg__query_param(req, "q");
     if (!q) {
-        answer_422(req, "query", "q", "missing", "Field required", NULL);
+        ldg__query_422(req, "query", "q", "missing", "Field required", NULL);
         return;
     }
     if (!page_common(req, pr)) {
@@ -1004,7 +1004,7 @@ static void handle_search(struct ldg_req *req)
         }
     }
     where_done(req, pr);
-    with_project(req, pr->project_id, run_page, pr);
+    ldg__query_with_project(req, pr->project_id, run_page, pr);
 }
 
 /* ---- role -----------------------------------------------------------------------------------------------
@@ -1030,6 +1030,7 @@ static void query_routes(struct ldg_router *r, const void *cfg)
     add_route(r, "/api/v1/logs", handle_list);
     add_route(r, "/api/v1/logs/search", handle_search);
     add_route(r, "/api/v1/logs/{log_id}", handle_get_log);
+    ldg__query_metrics_routes(r);
 }
 
 const struct ldg_role ldg_role_query = {

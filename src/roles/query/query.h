@@ -4,6 +4,7 @@
  *   GET /api/v1/logs/{log_id}?project_id=   one log (LogEntryResponse)
  *   GET /api/v1/logs                        list with filters, offset or keyset cursor
  *   GET /api/v1/logs/search?q=              the search language of query/qlang.h
+ *   GET /api/v1/metrics/aggregated, /error-rate, /log-volume, /top-errors, /usage-stats (metrics.c)
  *
  * Ownership (D2): a session principal reads projects of its account (missing → 404, someone
  * else's → 403); an API-key principal reads only its own project (another → 403).
@@ -30,6 +31,7 @@ struct ldg_query_cfg {
     int64_t max_response_bytes;   /* JSON bytes of logs in one answer (at least one log is sent) */
     int64_t regex_max_range_ms;   /* longest time range a message:/re/ search may cover */
     int64_t max_offset;           /* largest offset accepted (deeper pages: use the cursor) */
+    int64_t cache_ttl_ms;         /* metrics answers cached in Redis (identical dashboard questions) */
 };
 
 extern const struct ldg_cfg_key ldg_query_cfg_keys[];
