@@ -50,8 +50,9 @@
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
 #define MAX_ATTR_FILTERS 10
-#define MAX_LIST_VALUES 8 /* level=error,critical */
-#define FIELD_MAX 255     /* longest free-text filter value (release is VARCHAR(100)) */
+#define MAX_LIST_VALUES 8                   /* level=error,critical */
+#define FIELD_MAX 255                       /* longest free-text filter value (release is VARCHAR(100)) */
+#define FUTURE_MAX_US (10LL * 60 * 1000000) /* implicit end of a range: now + 10 min (ingest allows 5) */
 
 #define FORBIDDEN_TEXT "You don't have permission to access this project"
 #define TIMEOUT_TEXT "Service timeout, please try again"
@@ -68,6 +69,9 @@ const struct ldg_cfg_key ldg_query_cfg_keys[] = {
      "answers 400"},
     {"max_offset", LDG_CFG_INT, CFG(max_offset), "100000", 0, 10000000, NULL, 0,
      "Largest offset accepted by list and search; deeper pages use the keyset cursor"},
+    {"probe_window_ms", LDG_CFG_MS, CFG(probe_window_ms), "86400000", 60000, 31 * DAY_MS, NULL, 0,
+     "A list without start_time first looks this far back (one or two daily partitions) and asks again "
+     "without the bound only when that window holds less than a page"},
     {"cache_ttl_ms", LDG_CFG_MS, CFG(cache_ttl_ms), "60000", 1000, 3600000, NULL, 0,
      "Metrics answers are cached in Redis this long (identical dashboard questions cost one statement)"},
     {0},
@@ -574,6 +578,11 @@ struct page_req {
     int64_t now_us;        /* wall clock when the request was read (period, regex range) */
     struct ldg_buf where;  /* the filter while it is built (freed by where_done) */
     const char *where_sql; /* arena: the finished filter */
+    const char *page_sql;  /* arena: the page statement without the probe's bound */
+    bool probe;            /* list: try the newest window first (run_page) */
+    bool probing;          /* the probe is running */
+    int nfilter;
+    struct ldg_qparams probe_params;
     struct ldg_qparams params;
     const char *what;
 };
@@ -726,10 +735,10 @@ static bool page_common(struct ldg_req *req, struct page_req *pr)
         k = ldg_qparams_add(&pr->params, a, ts_text(req, pr->from_us));
         ldg_buf_printf(&pr->where, " AND \"timestamp\" >= $%d::timestamptz", k);
     }
-    if (pr->has_to) {
-        k = ldg_qparams_add(&pr->params, a, ts_text(req, pr->to_us));
-        ldg_buf_printf(&pr->where, " AND \"timestamp\" <= $%d::timestamptz", k);
-    }
+    /* Without end_time the range still ends shortly after now: ingest refuses logs more than
+     * 5 minutes ahead, and a literal bound lets the planner skip the partitions made ahead. */
+    k = ldg_qparams_add(&pr->params, a, ts_text(req, pr->has_to ? pr->to_us : pr->now_us + FUTURE_MAX_US));
+    ldg_buf_printf(&pr->where, " AND \"timestamp\" <= $%d::timestamptz", k);
     return true;
 }
 
@@ -780,6 +789,16 @@ static void respond_page(struct ldg_req *req, PGresult *page, PGresult *count, v
 }
 
 /* Run the page (and the count) for pr, whose where/params hold every filter. */
+static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, void *ud);
+
+/* Run the page (and the count) for pr, whose where/params hold every filter.
+ *
+ * The newest page of a list without a lower time bound is asked in two steps: first within
+ * [query] probe_window_ms before its upper reference (the cursor, end_time or now), which touches
+ * one or two daily partitions; only when that window holds fewer than offset + limit + 1 rows is
+ * the unbounded question asked. Both answers are the same page (every row of the window is newer
+ * than every row outside it); the probe saves planning and opening every partition of the
+ * retention period for the common case, an active project. */
 static void run_page(struct ldg_req *req, void *ud)
 {
     struct page_req *pr = ud;
@@ -806,20 +825,56 @@ static void run_page(struct ldg_req *req, void *ud)
     int kl = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->limit + 1));
     int ko = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->offset));
     int kc = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, G.cfg->max_response_bytes));
-    ldg_buf_printf(
-        &sql,
-        " ORDER BY \"timestamp\" DESC, id DESC LIMIT $%d::int OFFSET $%d::int) s) t WHERE t.before < "
-        "$%d::bigint ORDER BY t.ts_us DESC, t.id DESC",
-        kl, ko, kc);
-    const char *page_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
+    char tail[256];
+    snprintf(tail, sizeof tail,
+             " ORDER BY \"timestamp\" DESC, id DESC LIMIT $%d::int OFFSET $%d::int) s) t WHERE t.before < "
+             "$%d::bigint ORDER BY t.ts_us DESC, t.id DESC",
+             kl, ko, kc);
+    size_t head_len = ldg_buf_size(&sql);
+    ldg_buf_puts(&sql, tail);
+    pr->page_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
+    int64_t ref = pr->has_cursor ? pr->cursor_us : pr->has_to ? pr->to_us : pr->now_us;
+    int64_t lower = ref - G.cfg->probe_window_ms * 1000;
+    if (pr->probe && !pr->include_total && (!pr->has_from || pr->from_us < lower)) {
+        /* the probe: the same statement with one more lower bound, parameters shared plus one */
+        pr->probe_params = pr->params;
+        pr->probe_params.v = ldg_arena_alloc(a, (pr->params.n + 1) * sizeof *pr->probe_params.v);
+        memcpy(pr->probe_params.v, pr->params.v, pr->params.n * sizeof *pr->params.v);
+        pr->probe_params.cap = pr->params.n + 1;
+        int kp = ldg_qparams_add(&pr->probe_params, a, ts_text(req, lower));
+        sql.len = sql.off + head_len;
+        ldg_buf_printf(&sql, " AND \"timestamp\" >= $%d::timestamptz%s", kp, tail);
+        const char *probe_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
+        ldg_buf_free(&sql);
+        pr->probing = true;
+        ldg__query_run(req, pr->what, "Failed to query logs", probe_sql, NULL, &pr->probe_params, 0,
+                       on_page_done, pr);
+        return;
+    }
     ldg_buf_reset(&sql);
     if (pr->include_total) {
         ldg_buf_printf(&sql, "SELECT count(*) FROM logs WHERE %s", where);
         count_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
     }
     ldg_buf_free(&sql);
+    pr->nfilter = nfilter;
     ldg__query_run(req, pr->what, pr->what[0] == 's' ? "Failed to search logs" : "Failed to query logs",
-                   page_sql, count_sql, &pr->params, nfilter, respond_page, pr);
+                   pr->page_sql, count_sql, &pr->params, nfilter, on_page_done, pr);
+}
+
+static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, void *ud)
+{
+    struct page_req *pr = ud;
+    if (pr->probing) {
+        pr->probing = false;
+        int64_t fetched = PQntuples(page) ? strtoll(PQgetvalue(page, 0, NCOLS + 1), NULL, 10) : 0;
+        if (fetched < pr->limit + 1) { /* the window did not hold the page: ask without it */
+            ldg__query_run(req, pr->what, "Failed to query logs", pr->page_sql, NULL, &pr->params, 0,
+                           on_page_done, pr);
+            return;
+        }
+    }
+    respond_page(req, page, count, ud);
 }
 
 /* The filter is complete: move it into the arena (nothing to free on any later path). */
@@ -946,6 +1001,7 @@ static bool attr_filters(struct ldg_req *req, struct page_req *pr)
 static void handle_list(struct ldg_req *req)
 {
     struct page_req *pr = page_new(req, "list logs");
+    pr->probe = true;
     bool ok = page_common(req, pr) && enum_filter(req, pr, "level", "level", levels) &&
               enum_filter(req, pr, "log_type", "log_type", log_types) &&
               enum_filter(req, pr, "importance", "importance", importances) &&

@@ -31,6 +31,7 @@ struct ldg_query_cfg {
     int64_t max_response_bytes;   /* JSON bytes of logs in one answer (at least one log is sent) */
     int64_t regex_max_range_ms;   /* longest time range a message:/re/ search may cover */
     int64_t max_offset;           /* largest offset accepted (deeper pages: use the cursor) */
+    int64_t probe_window_ms;      /* list: newest window tried before the unbounded question */
     int64_t cache_ttl_ms;         /* metrics answers cached in Redis (identical dashboard questions) */
 };
 
