@@ -4,7 +4,7 @@
 #      last 30 days with one INSERT ... SELECT generate_series per million rows (deterministic:
 #      every value is a function of the row number): ~100-byte messages, 5 attributes, 10%
 #      exceptions, 20% endpoint logs, 3% error/critical; the word "zanzibar" in 0.1% of messages.
-#   2. Let ledgerd's analytics role build the search indexes of every closed day (search_index job,
+#   2. Let ledgerd's analytics role build the search indexes of every closed 6-hour partition (search_index job,
 #      the same code as in production) and report how long that took; ANALYZE.
 #   3. Measure, with wrk (1 ledgerd worker pinned to one core, wrk on the other, BENCH_CONNECTIONS
 #      connections, BENCH_ROUNDS rounds of BENCH_DURATION), p50 and p99 of (targets are p95; wrk
@@ -112,14 +112,14 @@ psql_db ledger_logs "ANALYZE logs" >/dev/null
 bench_say "loaded $ROWS logs ($PROJECTS projects, 30 days) in ${load_s}s: $(awk -v n="$ROWS" -v s="$load_s" \
     'BEGIN { printf "%.0f", n / s }') rows/s with INSERT ... SELECT (only the btree and BRIN indexes on the way)"
 
-# ---- 2. search indexes on the closed days ------------------------------------------------------------
+# ---- 2. search indexes on the closed partitions ------------------------------------------------------
 bench_stop_ledgerd
 INI_STORAGE=off INI_ANALYTICS_EXTRA="${QUIET/search_index_interval_ms = 3600000/search_index_interval_ms = 2000}
 index_max_per_run = 10000
 index_grace_ms = 0" bench_start_ledgerd
 t=$(now_s)
 for ((i = 0; i < INDEX_TIMEOUT; i += 2)); do
-    left=$(psql_db ledger_logs "SELECT count(*) FROM logs_search_index_todo(date_trunc('day', now()))")
+    left=$(psql_db ledger_logs "SELECT count(*) FROM logs_search_index_todo(now())")
     running=$(curl -fsS "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c \
         'import json,sys; print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["search_index"]["running"])')
     [[ $left == 0 && $running == False ]] && break
@@ -127,15 +127,16 @@ for ((i = 0; i < INDEX_TIMEOUT; i += 2)); do
 done
 [[ $left == 0 ]] || die "search indexes still missing after ${INDEX_TIMEOUT}s: $left"
 index_s=$(elapsed "$t" "$(now_s)")
-days=$(psql_db ledger_logs "SELECT count(*) FROM pg_class WHERE relname ~ '^logs_[0-9_]+_fts$'")
-data_days=$(psql_db ledger_logs "SELECT count(DISTINCT tableoid) FROM logs WHERE \"timestamp\" < date_trunc('day', now())")
+leaves=$(psql_db ledger_logs "SELECT count(*) FROM pg_class WHERE relname ~ '^logs_[0-9_]+_fts$'")
+data_leaves=$(psql_db ledger_logs "SELECT count(DISTINCT tableoid) FROM logs")
 idx_mb=$(psql_db ledger_logs "SELECT round(sum(pg_relation_size(oid)) / 1048576.0) FROM pg_class
     WHERE relname ~ '^logs_[0-9_]+_(fts|trgm|attrs)$'")
-bench_say "search indexes (fts, trgm, attrs) built on $days closed days ($data_days holding logs) in ${index_s}s \
-($(awk -v s="$index_s" -v d="$data_days" 'BEGIN { printf "%.1f", d ? s / d : 0 }') s per day of about \
-$((ROWS / 30)) rows), ${idx_mb} MiB"
-open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >= date_trunc('day', now())")
-bench_say "open day (scanned, not indexed): $open_rows rows of the measured project so far today"
+bench_say "search indexes (fts, trgm, attrs) built on $leaves closed partitions ($data_leaves holding logs, \
+the open one included) in ${index_s}s ($(awk -v s="$index_s" -v d="$data_leaves" \
+'BEGIN { printf "%.1f", d > 1 ? s / (d - 1) : 0 }') s per 6-hour partition of about $((ROWS / 120)) rows), ${idx_mb} MiB"
+open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >=
+    date_trunc('day', now()) + make_interval(hours => extract(hour FROM now() AT TIME ZONE 'UTC')::int / 6 * 6)")
+bench_say "open partition (scanned, not indexed): $open_rows rows of the measured project so far"
 
 # ---- 3. endpoints --------------------------------------------------------------------------------
 fts_matches=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND message LIKE '%zanzibar%'

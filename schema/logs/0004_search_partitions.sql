@@ -1,11 +1,13 @@
--- 0004_search_partitions: daily partitions, so search indexes can be built once per closed day
--- instead of being maintained row by row on the ingest path (docs/query.md).
---   * A month logs_YYYY_MM is now itself partitioned by range of timestamp into daily leaves
---     logs_YYYY_MM_DD. logs_ensure_partition(ts) creates the month and all its days at once, so
---     the storage role (which ensures a partition per month it writes) and retention (which drops
---     whole months, logs_drop_partitions_before) keep working unchanged.
+-- 0004_search_partitions: 6-hour partitions, so search indexes can be built once per closed
+-- partition instead of being maintained row by row on the ingest path (docs/query.md).
+--   * A month logs_YYYY_MM is now itself partitioned by range of timestamp into leaves of 6 hours
+--     (UTC) logs_YYYY_MM_DD_HH (HH = 00, 06, 12, 18). logs_ensure_partition(ts) creates the month
+--     and all its leaves at once, so the storage role (which ensures a partition per month it
+--     writes) and retention (which drops whole months, logs_drop_partitions_before) keep working
+--     unchanged. 6 hours: the open leaf, which searches scan, holds at most a quarter of a day,
+--     while a week is still only 28 leaves to plan.
 --   * Monthly partitions created as plain tables by 0001 are replaced when they are empty: from last
---     month to next month by daily-partitioned ones, later ones are dropped (the storage role's
+--     month to next month by partitioned ones, later ones are dropped (the storage role's
 --     maintenance creates months ahead, and any month on demand); older empty ones are left alone.
 --     A plain month that holds rows stays plain: it is indexed once it is closed.
 --   * logs_search_index_todo() lists the search indexes missing on closed leaves (the analytics
@@ -13,7 +15,7 @@
 --       <leaf>_fts    GIN over the full-text document (query/qlang.h LDG_QLANG_FTS_DOC)
 --       <leaf>_trgm   GIN trigram over message (regular expressions)
 --       <leaf>_attrs  GIN jsonb_path_ops over attributes (containment: attribute equality)
---     The open day carries only the btree and BRIN indexes of 0001.
+--     The open leaf carries only the btree and BRIN indexes of 0001.
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
@@ -23,19 +25,20 @@ DECLARE
     month_start date := date_trunc('month', ts AT TIME ZONE 'UTC')::date;
     month_end date := (month_start + interval '1 month')::date;
     part text := 'logs_' || to_char(month_start, 'YYYY_MM');
-    d date;
+    t timestamp; -- UTC
 BEGIN
     IF to_regclass(part) IS NULL THEN
         BEGIN
             EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF logs FOR VALUES FROM (%L) TO (%L) '
                            'PARTITION BY RANGE ("timestamp")',
                            part, month_start::text || ' 00:00:00+00', month_end::text || ' 00:00:00+00');
-            d := month_start;
-            WHILE d < month_end LOOP
+            t := month_start;
+            WHILE t < month_end LOOP
                 EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                               'logs_' || to_char(d, 'YYYY_MM_DD'), part, d::text || ' 00:00:00+00',
-                               (d + 1)::text || ' 00:00:00+00');
-                d := d + 1;
+                               'logs_' || to_char(t, 'YYYY_MM_DD_HH24'), part,
+                               to_char(t, 'YYYY-MM-DD HH24:MI:SS') || '+00',
+                               to_char(t + interval '6 hours', 'YYYY-MM-DD HH24:MI:SS') || '+00');
+                t := t + interval '6 hours';
             END LOOP;
         EXCEPTION WHEN duplicate_table OR unique_violation THEN
             NULL; -- created concurrently by another session
@@ -45,7 +48,7 @@ BEGIN
 END
 $fn$;
 
--- Replace the empty plain months from last month on by daily-partitioned ones.
+-- Replace the empty plain months from last month on by partitioned ones.
 DO $$
 DECLARE
     part text;
@@ -69,8 +72,9 @@ BEGIN
 END
 $$;
 
--- Search indexes still to build on leaves whose range ended before closed_before: one row per
--- missing (or invalid, after a failed concurrent build) index with its CREATE statement.
+-- Search indexes still to build on leaves whose range ended by closed_before: one row per missing
+-- (or invalid, after a failed concurrent build) index with its CREATE statement. A leaf's end is
+-- read from its partition bound, so plain months of 0001 and 6-hour leaves are handled alike.
 CREATE FUNCTION logs_search_index_todo(closed_before timestamptz)
 RETURNS TABLE (leaf text, index_name text, invalid boolean, create_sql text)
 LANGUAGE sql STABLE AS $fn$
@@ -80,12 +84,9 @@ LANGUAGE sql STABLE AS $fn$
         SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
     ), leaves AS (
         SELECT c.relname::text AS leaf,
-               CASE WHEN c.relname ~ '^logs_[0-9]{4}_[0-9]{2}_[0-9]{2}$'
-                    THEN (to_date(substr(c.relname, 6), 'YYYY_MM_DD') + 1)::text
-                    ELSE (to_date(substr(c.relname, 6), 'YYYY_MM') + interval '1 month')::date::text
-               END AS ends
+               substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz AS ends
         FROM tree t JOIN pg_class c ON c.oid = t.oid
-        WHERE c.relkind = 'r' AND c.relname ~ '^logs_[0-9]{4}_[0-9]{2}(_[0-9]{2})?$'
+        WHERE c.relkind = 'r' AND c.relname ~ '^logs_[0-9]{4}_[0-9]{2}(_[0-9]{2}_[0-9]{2})?$'
     ), wanted AS (
         SELECT l.leaf, l.leaf || s.suffix AS index_name, s.def
         FROM leaves l CROSS JOIN (VALUES
@@ -93,7 +94,7 @@ LANGUAGE sql STABLE AS $fn$
                      'coalesce(error_message, '''') || '' '' || coalesce(error_type, '''')))'),
             ('_trgm', 'gin (message gin_trgm_ops)'),
             ('_attrs', 'gin (attributes jsonb_path_ops)')) AS s(suffix, def)
-        WHERE (l.ends || ' 00:00:00+00')::timestamptz <= closed_before
+        WHERE l.ends <= closed_before
     )
     SELECT w.leaf, w.index_name, coalesce(NOT x.indisvalid, false),
            format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %I USING ', w.index_name, w.leaf) || w.def

@@ -1,4 +1,4 @@
-"""The analytics role (reference §8; decisions D8): search indexes of closed days, hourly aggregated
+"""The analytics role (reference §8; decisions D8): search indexes of closed partitions, hourly aggregated
 metrics with backfill, available routes, usage persistence and the Redis metric caches; every job
 once per schedule slot across processes, idempotent, with health in /health/deep."""
 
@@ -80,35 +80,44 @@ def indexes_of(conn, leaf):
         (leaf, [leaf + s for s in ("_fts", "_trgm", "_attrs")])))
 
 
-def test_partitions_are_daily_under_monthly(pg, ledgerd):
+def leaf_of(ts):
+    return f"logs_{ts:%Y_%m_%d}_{ts.hour // 6 * 6:02d}"
+
+
+def test_partitions_are_six_hours_under_monthly(pg, ledgerd):
     ledgerd(extra_ini={"analytics": SLOW})
     with psycopg.connect(pg.dsn("ledger_logs"), autocommit=True) as c:
         month = f"logs_{NOW:%Y_%m}"
         kids = [r[0] for r in c.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass ORDER BY 1", (month,))]
-        first = NOW.replace(day=1)
+        first = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         nxt = (first + datetime.timedelta(days=32)).replace(day=1)
-        assert kids == [f"logs_{(first + datetime.timedelta(days=k)):%Y_%m_%d}" for k in range((nxt - first).days)]
-        # a row lands in its day
+        want = []
+        t = first
+        while t < nxt:
+            want.append(leaf_of(t))
+            t += datetime.timedelta(hours=6)
+        assert kids == want
+        # a row lands in its leaf
         c.execute("INSERT INTO logs (project_id, timestamp, level, log_type) VALUES (-1, %s, 'info', 'console')", (NOW,))
         part = c.execute("SELECT tableoid::regclass::text FROM logs WHERE project_id = -1").fetchone()[0]
-        assert part == f"logs_{NOW:%Y_%m_%d}"
+        assert part == leaf_of(NOW)
         c.execute("DELETE FROM logs WHERE project_id = -1")
 
 
-def test_search_indexes_on_closed_days_only(env):
+def test_search_indexes_on_closed_partitions_only(env):
     e = env({**SLOW, "search_index_interval_ms": 1000, "index_grace_ms": 0})
-    past = NOW - datetime.timedelta(days=2)
+    past = (NOW - datetime.timedelta(days=2)).replace(hour=(NOW.hour // 6) * 6 + 1, minute=0)
     e.insert([{"timestamp": past + datetime.timedelta(seconds=i), "message": f"needle{i % 3} haystack",
                "attributes": {"k": i % 5}} for i in range(300)] +
              [{"timestamp": NOW - datetime.timedelta(seconds=5), "message": "needle0 today"}])
-    closed, today = f"logs_{past:%Y_%m_%d}", f"logs_{NOW:%Y_%m_%d}"
+    closed, today = leaf_of(past), leaf_of(NOW)
     wait_runs(e.srv, "search_index", 1)
     wait_until(lambda: len(indexes_of(e.logs, closed)) >= 3, 30, interval=0.2, what="indexes built")
     assert indexes_of(e.logs, closed) == [closed + "_attrs", closed + "_fts", closed + "_trgm"]
-    assert indexes_of(e.logs, today) == [], "the open day must not carry GIN indexes"
-    # the planner uses them for a search over the closed day
+    assert indexes_of(e.logs, today) == [], "the open partition must not carry GIN indexes"
+    # the planner uses them for a search over the closed partition
     fts = ("to_tsvector('simple'::regconfig, coalesce(message, '') || ' ' || coalesce(error_message, '') || ' ' "
            "|| coalesce(error_type, ''))")
     e.logs.execute("SET enable_seqscan = off")
@@ -118,7 +127,7 @@ def test_search_indexes_on_closed_days_only(env):
     plan = "\n".join(r[0] for r in e.logs.execute(
         f"EXPLAIN SELECT id FROM {closed} WHERE attributes @> '{{\"k\": 3}}'").fetchall())
     assert closed + "_attrs" in plan, plan
-    # idempotent: the next runs find nothing to do on that day
+    # idempotent: the next runs find nothing to do on that partition
     wait_runs(e.srv, "search_index", 3)
     assert indexes_of(e.logs, closed) == [closed + "_attrs", closed + "_fts", closed + "_trgm"]
 

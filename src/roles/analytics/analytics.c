@@ -39,13 +39,13 @@
 
 const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
     {"search_index_interval_ms", LDG_CFG_MS, CFG(search_index_interval_ms), "300000", 1000, DAY_MS, NULL, 0,
-     "How often closed daily partitions are checked for missing search indexes (built then, one pass each)"},
+     "How often closed 6-hour partitions are checked for missing search indexes (built then, one pass each)"},
     {"index_grace_ms", LDG_CFG_MS, CFG(index_grace_ms), "900000", 0, DAY_MS, NULL, 0,
-     "A day's partition counts as closed (and gets its search indexes) this long after the day ended"},
+     "A partition counts as closed (and gets its search indexes) this long after its 6 hours ended"},
     {"index_timeout_ms", LDG_CFG_MS, CFG(index_timeout_ms), "3600000", 1000, DAY_MS, NULL, 0,
      "Statement timeout of one search index build (on its own connection)"},
     {"index_max_per_run", LDG_CFG_INT, CFG(index_max_per_run), "30", 1, 10000, NULL, 0,
-     "Search indexes built by one run of the search_index job (newest days first)"},
+     "Search indexes built by one run of the search_index job (newest partitions first)"},
     {"hourly_metrics_interval_ms", LDG_CFG_MS, CFG(hourly_metrics_interval_ms), "3600000", 1000, DAY_MS, NULL,
      0, "How often aggregated_metrics is computed for the full hours not done yet (and the last hour again)"},
     {"backfill_max_hours", LDG_CFG_INT, CFG(backfill_max_hours), "48", 1, 24 * 366, NULL, 0,
@@ -573,7 +573,7 @@ static void index_step(struct job *j)
         index_next(j);
         return;
     }
-    char sql[512];
+    char sql[1024]; /* the longest, the full-text CREATE, is about 300 bytes */
     if (j->n == 0)
         snprintf(sql, sizeof sql, "DROP INDEX CONCURRENTLY IF EXISTS %s", name);
     else if (j->n == 1)

@@ -1,7 +1,7 @@
 /*
  * analytics.h: the analytics role: scheduled jobs over the logs (reference §8; decisions D8).
  *
- *   search_index      builds the search indexes of closed daily partitions (docs/query.md)
+ *   search_index      builds the search indexes of closed 6-hour partitions (docs/query.md)
  *   hourly_metrics    aggregated_metrics for each full UTC hour (endpoint, exception, log_volume),
  *                     backfilling up to backfill_max_hours missed hours, the last hour redone
  *   available_routes  projects.available_routes from the aggregated endpoint paths
@@ -36,7 +36,7 @@
 /* The [analytics] section. */
 struct ldg_analytics_cfg {
     int64_t search_index_interval_ms;
-    int64_t index_grace_ms;   /* a day's partition is closed this long after its end */
+    int64_t index_grace_ms;   /* a partition is closed this long after its range ended */
     int64_t index_timeout_ms; /* statement timeout of one index build */
     int64_t index_max_per_run;
     int64_t hourly_metrics_interval_ms;

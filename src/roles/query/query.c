@@ -70,7 +70,7 @@ const struct ldg_cfg_key ldg_query_cfg_keys[] = {
     {"max_offset", LDG_CFG_INT, CFG(max_offset), "100000", 0, 10000000, NULL, 0,
      "Largest offset accepted by list and search; deeper pages use the keyset cursor"},
     {"probe_window_ms", LDG_CFG_MS, CFG(probe_window_ms), "86400000", 60000, 31 * DAY_MS, NULL, 0,
-     "A list without start_time first looks this far back (one or two daily partitions) and asks again "
+     "A list without start_time first looks this far back (a few 6-hour partitions) and asks again "
      "without the bound only when that window holds less than a page"},
     {"cache_ttl_ms", LDG_CFG_MS, CFG(cache_ttl_ms), "60000", 1000, 3600000, NULL, 0,
      "Metrics answers are cached in Redis this long (identical dashboard questions cost one statement)"},
@@ -795,7 +795,7 @@ static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, v
  *
  * The newest page of a list without a lower time bound is asked in two steps: first within
  * [query] probe_window_ms before its upper reference (the cursor, end_time or now), which touches
- * one or two daily partitions; only when that window holds fewer than offset + limit + 1 rows is
+ * a few 6-hour partitions; only when that window holds fewer than offset + limit + 1 rows is
  * the unbounded question asked. Both answers are the same page (every row of the window is newer
  * than every row outside it); the probe saves planning and opening every partition of the
  * retention period for the common case, an active project. */
