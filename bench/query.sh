@@ -133,7 +133,7 @@ idx_mb=$(psql_db ledger_logs "SELECT round(sum(pg_relation_size(oid)) / 1048576.
     WHERE relname ~ '^logs_[0-9_]+_(fts|trgm|attrs)$'")
 bench_say "search indexes (fts, trgm, attrs) built on $leaves closed partitions ($data_leaves holding logs, \
 the open one included) in ${index_s}s ($(awk -v s="$index_s" -v d="$data_leaves" \
-'BEGIN { printf "%.1f", d > 1 ? s / (d - 1) : 0 }') s per 6-hour partition of about $((ROWS / 120)) rows), ${idx_mb} MiB"
+'BEGIN { printf "%.1f", (d > 1) ? s / (d - 1) : 0 }') s per 6-hour partition of about $((ROWS / 120)) rows), ${idx_mb} MiB"
 open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >=
     date_trunc('day', now()) + make_interval(hours => extract(hour FROM now() AT TIME ZONE 'UTC')::int / 6 * 6)")
 bench_say "open partition (scanned, not indexed): $open_rows rows of the measured project so far"
