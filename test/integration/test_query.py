@@ -398,3 +398,29 @@ def test_search_values_are_never_sql(data):
         assert r.status_code == 200, (q, r.text)
         assert r.json()["logs"] == []
     assert data.logs.execute("SELECT count(*) FROM logs").fetchone()[0] == before
+
+
+def test_list_probe_windows_widen(ledgerd, db, rc, pg, jwt_secret_file):
+    """A one-minute first window: the page comes from windows 8, 64, 512... times wider, or from
+    the unbounded question; always the same page as plain SQL."""
+    d = Data(ledgerd, db, rc, pg, jwt_secret_file, query_ini={"probe_window_ms": 60000})
+    try:
+        p = d.p1
+        for params, where in (({}, "true"), ({"level": "error"}, "level = 'error'"),
+                              ({"attributes.region": "ap"}, "attributes->>'region' = 'ap'")):
+            for limit in (1, 7, 100, 1000):
+                body = d.get(LOGS, {"project_id": p, "limit": limit, **params}).json()
+                assert page_ids(body) == d.ids(f"project_id = %s AND {where}", (p,), limit=limit), (params, limit)
+            for offset in (0, 30):
+                body = d.get(LOGS, {"project_id": p, "limit": 20, "offset": offset, **params}).json()
+                assert page_ids(body) == d.ids(f"project_id = %s AND {where}", (p,), limit=20, offset=offset)
+        seen, cursor = [], None
+        while True:
+            body = d.get(LOGS, {"project_id": p, "limit": 45, **({"cursor": cursor} if cursor else {})}).json()
+            seen += page_ids(body)
+            if not body["has_more"]:
+                break
+            cursor = body["next_cursor"]
+        assert seen == d.ids("project_id = %s", (p,))
+    finally:
+        d.logs.close()

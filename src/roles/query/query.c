@@ -50,9 +50,10 @@
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
 #define MAX_ATTR_FILTERS 10
-#define MAX_LIST_VALUES 8                   /* level=error,critical */
-#define FIELD_MAX 255                       /* longest free-text filter value (release is VARCHAR(100)) */
-#define FUTURE_MAX_US (10LL * 60 * 1000000) /* implicit end of a range: now + 10 min (ingest allows 5) */
+#define MAX_LIST_VALUES 8 /* level=error,critical */
+#define FIELD_MAX 255     /* longest free-text filter value (release is VARCHAR(100)) */
+#define PROBE_WIDEST_US (64LL * 86400 * 1000000) /* widest probe window before asking unbounded */
+#define FUTURE_MAX_US (10LL * 60 * 1000000)      /* implicit end of a range: now + 10 min (ingest allows 5) */
 
 #define FORBIDDEN_TEXT "You don't have permission to access this project"
 #define TIMEOUT_TEXT "Service timeout, please try again"
@@ -579,8 +580,10 @@ struct page_req {
     struct ldg_buf where;  /* the filter while it is built (freed by where_done) */
     const char *where_sql; /* arena: the finished filter */
     const char *page_sql;  /* arena: the page statement without the probe's bound */
-    bool probe;            /* list: try the newest window first (run_page) */
-    bool probing;          /* the probe is running */
+    const char *probe_sql; /* arena: the page statement with a lower bound (its last parameter) */
+    int64_t probe_ref_us, probe_window_us;
+    bool probe;   /* list: try the newest window first (run_page) */
+    bool probing; /* the probe is running */
     int nfilter;
     struct ldg_qparams probe_params;
     struct ldg_qparams params;
@@ -795,8 +798,9 @@ static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, v
  *
  * The newest page of a list without a lower time bound is asked in two steps: first within
  * [query] probe_window_ms before its upper reference (the cursor, end_time or now), which touches
- * a few 6-hour partitions; only when that window holds fewer than offset + limit + 1 rows is
- * the unbounded question asked. Both answers are the same page (every row of the window is newer
+ * a few 6-hour partitions; when that window holds fewer than offset + limit + 1 rows it grows 8
+ * times (twice at most with the default 24 h), and only past 64 days is the unbounded question
+ * asked. Both answers are the same page (every row of the window is newer
  * than every row outside it); the probe saves planning and opening every partition of the
  * retention period for the common case, an active project. */
 static void run_page(struct ldg_req *req, void *ud)
@@ -844,10 +848,12 @@ static void run_page(struct ldg_req *req, void *ud)
         int kp = ldg_qparams_add(&pr->probe_params, a, ts_text(req, lower));
         sql.len = sql.off + head_len;
         ldg_buf_printf(&sql, " AND \"timestamp\" >= $%d::timestamptz%s", kp, tail);
-        const char *probe_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
+        pr->probe_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
         ldg_buf_free(&sql);
         pr->probing = true;
-        ldg__query_run(req, pr->what, "Failed to query logs", probe_sql, NULL, &pr->probe_params, 0,
+        pr->probe_ref_us = ref;
+        pr->probe_window_us = G.cfg->probe_window_ms * 1000;
+        ldg__query_run(req, pr->what, "Failed to query logs", pr->probe_sql, NULL, &pr->probe_params, 0,
                        on_page_done, pr);
         return;
     }
@@ -868,7 +874,18 @@ static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, v
     if (pr->probing) {
         pr->probing = false;
         int64_t fetched = PQntuples(page) ? strtoll(PQgetvalue(page, 0, NCOLS + 1), NULL, 10) : 0;
-        if (fetched < pr->limit + 1) { /* the window did not hold the page: ask without it */
+        if (fetched < pr->limit + 1) {
+            /* the window did not hold the page (a sparse filter, a quiet project): a window 8 times
+             * wider, and past PROBE_WIDEST_US the question without any bound */
+            pr->probe_window_us *= 8;
+            int64_t lower = pr->probe_ref_us - pr->probe_window_us;
+            if (pr->probe_window_us <= PROBE_WIDEST_US && (!pr->has_from || pr->from_us < lower)) {
+                pr->probing = true;
+                pr->probe_params.v[pr->probe_params.n - 1] = ts_text(req, lower);
+                ldg__query_run(req, pr->what, "Failed to query logs", pr->probe_sql, NULL, &pr->probe_params,
+                               0, on_page_done, pr);
+                return;
+            }
             ldg__query_run(req, pr->what, "Failed to query logs", pr->page_sql, NULL, &pr->params, 0,
                            on_page_done, pr);
             return;
