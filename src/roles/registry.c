@@ -2,26 +2,21 @@
  * registry.c: every compiled-in role, in start order (stop order is the reverse).
  *
  * gateway first (it owns the public edge), then the services it dispatches to, then the
- * background roles. Roles whose product code has not landed yet are registered with their
- * section and no hooks, so `[roles]` and their sections already parse and validate.
+ * background roles.
  */
 #include "roles/role.h"
 #include "roles/auth/auth.h"
 
-#define PLACEHOLDER_ROLE(ident, section)                                                                     \
-    static const struct ldg_cfg_key ident##_keys[] = {{0}};                                                  \
-    static const struct ldg_role ident = {.name = section, .keys = ident##_keys, .cfg_size = 0}
-
 #include "roles/gateway/gateway.h"
 #include "roles/ingest/ingest.h"
 #include "roles/notify/notify.h"
+#include "roles/query/query.h"
+#include "roles/analytics/analytics.h"
 #include "roles/storage/storage.h"
-PLACEHOLDER_ROLE(role_query, "query");
-PLACEHOLDER_ROLE(role_analytics, "analytics");
 
 const struct ldg_role *const ldg_roles[] = {
-    &ldg_role_gateway, &ldg_role_auth,    &ldg_role_ingest, &ldg_role_notify,
-    &role_query,       &ldg_role_storage, &role_analytics,
+    &ldg_role_gateway, &ldg_role_auth,    &ldg_role_ingest,   &ldg_role_notify,
+    &ldg_role_query,   &ldg_role_storage, &ldg_role_analytics,
 };
 const size_t ldg_roles_count = LDG_ARRAY_SIZE(ldg_roles);
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# bench/query.sh: the query endpoints (issue 5 targets) on a generated data set.
+#   1. Load BENCH_QUERY_ROWS logs (10 million by default) for BENCH_QUERY_PROJECTS projects over the
+#      last 30 days with one INSERT ... SELECT generate_series per million rows (deterministic:
+#      every value is a function of the row number): ~100-byte messages, 5 attributes, 10%
+#      exceptions, 20% endpoint logs, 3% error/critical; the word "zanzibar" in 0.1% of messages.
+#   2. Let ledgerd's analytics role build the search indexes of every closed 6-hour partition (search_index job,
+#      the same code as in production) and report how long that took; ANALYZE.
+#   3. Measure, with wrk (1 ledgerd worker pinned to one core, wrk on the other, BENCH_CONNECTIONS
+#      connections, BENCH_ROUNDS rounds of BENCH_DURATION), p50 and p99 of (targets are p95; wrk
+#      reports p99, which bounds it from above):
+#        newest page of a project, with and without level=error          target p95 < 20 ms
+#        full-text search for "zanzibar" (0.1% of rows) over 7 days      target p95 < 200 ms
+#        attribute equality over 24 h                                     target p95 < 50 ms
+#        cached metrics (/metrics/aggregated, /metrics/error-rate)       target p95 < 5 ms
+#   4. The hourly aggregation job over one hour holding BENCH_QUERY_HOUR_ROWS (1 million) logs of
+#      another project: its duration as /health/deep reports it (target < 5 s).
+#
+#   ./scripts/ledger bench query   (knobs: see bench/lib.sh; BENCH_QUERY_ROWS 10000000,
+#                                   BENCH_QUERY_PROJECTS 5, BENCH_QUERY_HOUR_ROWS 1000000,
+#                                   BENCH_QUERY_INDEX_TIMEOUT 3600)
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
+
+ROWS=${BENCH_QUERY_ROWS:-10000000}
+PROJECTS=${BENCH_QUERY_PROJECTS:-5}
+HOUR_ROWS=${BENCH_QUERY_HOUR_ROWS:-1000000}
+INDEX_TIMEOUT=${BENCH_QUERY_INDEX_TIMEOUT:-3600}
+BENCH_CONNECTIONS=${BENCH_QUERY_CONNECTIONS:-4}
+
+bench_init query
+bench_start_pg
+bench_start_redis
+# Jobs stay quiet while loading (hour-long intervals); search_index is switched on in step 2.
+QUIET="search_index_interval_ms = 3600000
+hourly_metrics_interval_ms = 3600000
+available_routes_interval_ms = 3600000
+usage_stats_interval_ms = 3600000
+error_rate_interval_ms = 3600000
+log_volume_interval_ms = 3600000
+top_errors_interval_ms = 3600000"
+INI_STORAGE=off INI_ANALYTICS_EXTRA=$QUIET bench_start_ledgerd
+bench_account
+KEY=$BENCH_KEY
+PID=$BENCH_PID
+
+psql_db() { # psql_db DB SQL
+    PGOPTIONS='-c client_min_messages=warning' psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d "$1" \
+        -v ON_ERROR_STOP=1 -qAtX -c "$2"
+}
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", b - a }'; }
+
+# The other projects belong to the same account; the measured one is the key's.
+acct=$(psql_db ledger_auth "SELECT account_id FROM projects WHERE id = $PID")
+pids=$PID
+for ((i = 1; i < PROJECTS; i++)); do
+    pids+=,$(psql_db ledger_auth "INSERT INTO projects (account_id, name, slug) VALUES ($acct, 'Bench $i',
+        'bench-$i') RETURNING id")
+done
+hour_pid=$(psql_db ledger_auth "INSERT INTO projects (account_id, name, slug) VALUES ($acct, 'Bench hour',
+    'bench-hour') RETURNING id")
+
+# ---- 1. load --------------------------------------------------------------------------------------
+T0=$(psql_db ledger_logs "SELECT extract(epoch FROM date_trunc('second', now()))::bigint")
+psql_db ledger_logs "SELECT logs_ensure_partition(to_timestamp($T0) - make_interval(days => d))
+    FROM generate_series(0, 31) d" >/dev/null
+gen_sql() { # gen_sql FROM TO: rows FROM..TO of the data set
+    cat <<EOF
+INSERT INTO logs (project_id, "timestamp", ingested_at, level, log_type, importance, environment, release,
+                  message, error_type, error_message, stack_trace, attributes, sdk_version, platform,
+                  platform_version, error_fingerprint)
+SELECT p[1 + g % $PROJECTS], ts, ts + interval '2 seconds',
+       CASE WHEN g % 100 < 2 THEN 'error' WHEN g % 100 < 3 THEN 'critical' WHEN g % 100 < 15 THEN 'warning'
+            WHEN g % 100 < 30 THEN 'debug' ELSE 'info' END,
+       CASE WHEN g % 10 = 0 THEN 'exception' WHEN g % 10 < 3 THEN 'endpoint' ELSE 'logger' END,
+       (ARRAY['standard', 'standard', 'high', 'low'])[1 + g % 4],
+       (ARRAY['production', 'staging'])[1 + g % 2], '1.' || (g % 7) || '.0',
+       w[1 + (g * 7) % 40] || ' ' || w[1 + (g * 13) % 40] || ' ' || v[1 + (g * 3) % 15] || ' for ' ||
+           w[1 + (g * 17) % 40] || ' id=' || g || ' after ' || (g % 997) || ' ms on worker ' || (g % 31) ||
+           CASE WHEN (g / 5) % 1000 = 7 THEN ' zanzibar' ELSE '' END,
+       CASE WHEN g % 10 = 0 THEN (ARRAY['ValueError', 'KeyError', 'TimeoutError'])[1 + g % 3] END,
+       CASE WHEN g % 10 = 0 THEN 'invalid ' || w[1 + g % 40] || ' ' || (g % 100) END,
+       CASE WHEN g % 10 = 0 THEN 'Traceback (most recent call last):' || repeat(E'\n  File "/app/' ||
+           w[1 + g % 40] || '.py", line ' || (g % 300) || ', in handler', 6) END,
+       jsonb_build_object('user_id', g % 20011, 'region', (ARRAY['eu', 'us', 'ap', 'sa'])[1 + g % 4],
+           'request_id', md5(g::text), 'tenant', 't' || (g % 97),
+           'endpoint', CASE WHEN g % 10 IN (1, 2) THEN jsonb_build_object('method',
+               (ARRAY['GET', 'POST', 'PUT'])[1 + g % 3], 'path', '/api/v1/' || w[1 + g % 12],
+               'status_code', CASE WHEN g % 50 = 1 THEN 500 ELSE 200 END, 'duration_ms', (g % 500) / 3.0) END),
+       '1.2.2', 'python', '3.11',
+       CASE WHEN g % 10 = 0 THEN lpad(to_hex(g % 64), 64, '0') END
+FROM (SELECT g, to_timestamp($T0) - make_interval(secs => (g::float8 * 2592000 / $ROWS)) AS ts
+      FROM generate_series($1, $2) AS g) s,
+     (SELECT ARRAY[$pids]::bigint[] AS p,
+             string_to_array('user session order payment invoice cache request upstream worker queue retry token '
+                 'account profile export report search index shard replica timeout latency checkout cart coupon '
+                 'email webhook scheduler job batch refund ledger balance transfer audit login signup billing '
+                 'tax price', ' ') AS w,
+             string_to_array('created updated deleted fetched processed rejected scheduled completed failed '
+                 'retried validated enqueued flushed expired refreshed', ' ') AS v) c
+EOF
+}
+t=$(now_s)
+for ((from = 1; from <= ROWS; from += 1000000)); do
+    to=$((from + 999999 < ROWS ? from + 999999 : ROWS))
+    psql_db ledger_logs "$(gen_sql "$from" "$to")"
+done
+load_s=$(elapsed "$t" "$(now_s)")
+psql_db ledger_logs "ANALYZE logs" >/dev/null
+bench_say "loaded $ROWS logs ($PROJECTS projects, 30 days) in ${load_s}s: $(awk -v n="$ROWS" -v s="$load_s" \
+    'BEGIN { printf "%.0f", n / s }') rows/s with INSERT ... SELECT (only the btree and BRIN indexes on the way)"
+
+# ---- 2. search indexes on the closed partitions ------------------------------------------------------
+bench_stop_ledgerd
+INI_STORAGE=off INI_ANALYTICS_EXTRA="${QUIET/search_index_interval_ms = 3600000/search_index_interval_ms = 2000}
+index_max_per_run = 10000
+index_grace_ms = 0" bench_start_ledgerd
+t=$(now_s)
+for ((i = 0; i < INDEX_TIMEOUT; i += 2)); do
+    left=$(psql_db ledger_logs "SELECT count(*) FROM logs_search_index_todo(now())")
+    running=$(curl -fsS "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c \
+        'import json,sys; print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["search_index"]["running"])')
+    [[ $left == 0 && $running == False ]] && break
+    sleep 2
+done
+[[ $left == 0 ]] || die "search indexes still missing after ${INDEX_TIMEOUT}s: $left"
+index_s=$(elapsed "$t" "$(now_s)")
+leaves=$(psql_db ledger_logs "SELECT count(*) FROM pg_class WHERE relname ~ '^logs_[0-9_]+_fts$'")
+data_leaves=$(psql_db ledger_logs "SELECT count(DISTINCT tableoid) FROM logs")
+idx_mb=$(psql_db ledger_logs "SELECT round(sum(pg_relation_size(oid)) / 1048576.0) FROM pg_class
+    WHERE relname ~ '^logs_[0-9_]+_(fts|trgm|attrs)$'")
+bench_say "search indexes (fts, trgm, attrs) built on $leaves closed partitions ($data_leaves holding logs, \
+the open one included) in ${index_s}s ($(awk -v s="$index_s" -v d="$data_leaves" \
+'BEGIN { printf "%.1f", (d > 1) ? s / (d - 1) : 0 }') s per 6-hour partition of about $((ROWS / 120)) rows), ${idx_mb} MiB"
+open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >=
+    date_trunc('day', now()) + make_interval(hours => extract(hour FROM now() AT TIME ZONE 'UTC')::int / 6 * 6)")
+bench_say "open partition (scanned, not indexed): $open_rows rows of the measured project so far"
+
+# ---- 3. endpoints --------------------------------------------------------------------------------
+fts_matches=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND message LIKE '%zanzibar%'
+    AND \"timestamp\" >= now() - interval '7 days'")
+proj_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID")
+bench_say "measured project: $proj_rows rows; 'zanzibar' in $fts_matches of them within 7 days"
+psql_db ledger_logs "INSERT INTO aggregated_metrics (project_id, date, hour, metric_type, log_level, log_type,
+    log_count, error_count) SELECT $PID, to_char(now() - make_interval(days => d), 'YYYYMMDD'), h, 'log_volume',
+    'info', 'logger', 100 + d + h, 0 FROM generate_series(0, 29) d, generate_series(0, 23) h
+    ON CONFLICT DO NOTHING" >/dev/null
+
+declare -A URLS=(
+    [newest]="/api/v1/logs?limit=100"
+    [newest_err]="/api/v1/logs?limit=100&level=error"
+    [fts_7d]="/api/v1/logs/search?q=zanzibar&period=last7days"
+    [attr_24h]="/api/v1/logs?attributes.user_id=1234&period=last24h"
+    [m_aggr]="/api/v1/metrics/aggregated?project_id=$PID&type=log_volume&period=last30days"
+    [m_errrate]="/api/v1/metrics/error-rate"
+)
+ORDER=(newest newest_err fts_7d attr_24h m_aggr m_errrate)
+for name in "${ORDER[@]}"; do
+    code=$(curl -s -o "$BENCH_TMP/$name.json" -w '%{http_code}' -H "X-API-Key: $KEY" "$BENCH_LEDGERD_URL${URLS[$name]}")
+    [[ $code == 200 ]] || die "GET ${URLS[$name]} answered $code: $(head -c 300 "$BENCH_TMP/$name.json")"
+    n=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d.get("logs", d.get("data", []))))' \
+        "$BENCH_TMP/$name.json")
+    bench_say "$(printf '%-10s %s -> %s items' "$name" "${URLS[$name]}" "$n")"
+done
+for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+    for name in "${ORDER[@]}"; do
+        bench_round "$name" "$round" "$(bench_wrk "$BENCH_LEDGERD_URL${URLS[$name]}" "$BENCH_DURATION" \
+            -H "X-API-Key: $KEY")"
+    done
+done
+bench_medians "${ORDER[@]}"
+
+# ---- 4. hourly aggregation over an hour of HOUR_ROWS logs ------------------------------------------------
+hour_start=$(psql_db ledger_logs "SELECT extract(epoch FROM date_trunc('hour', now()) - interval '1 hour')::bigint")
+psql_db ledger_logs "INSERT INTO logs (project_id, \"timestamp\", level, log_type, message, attributes)
+    SELECT $hour_pid, to_timestamp($hour_start) + make_interval(secs => g * 3599.0 / $HOUR_ROWS),
+        (ARRAY['info', 'info', 'warning', 'error'])[1 + g % 4],
+        CASE WHEN g % 2 = 0 THEN 'endpoint' WHEN g % 10 = 1 THEN 'exception' ELSE 'logger' END, 'm' || g,
+        CASE WHEN g % 2 = 0 THEN jsonb_build_object('endpoint', jsonb_build_object('method', 'GET',
+            'path', '/p/' || (g % 40), 'status_code', CASE WHEN g % 20 = 0 THEN 500 ELSE 200 END,
+            'duration_ms', g % 1000)) END
+    FROM generate_series(1, $HOUR_ROWS) g" >/dev/null
+psql_db ledger_logs "ANALYZE logs" >/dev/null
+redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" SET ledger:analytics:hourly_metrics:done $((hour_start / 3600)) >/dev/null
+bench_stop_ledgerd
+INI_STORAGE=off INI_ANALYTICS_EXTRA="${QUIET/hourly_metrics_interval_ms = 3600000/hourly_metrics_interval_ms = 600000}" \
+    bench_start_ledgerd
+for ((i = 0; i < 600; i++)); do
+    job=$(curl -fsS "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c \
+        'import json,sys; j=json.load(sys.stdin)["roles"]["analytics"]["jobs"]["hourly_metrics"]; print(j["runs"], j["running"], j["last_duration_ms"], j["last_error"])')
+    read -r runs running dur err <<<"$job"
+    [[ $runs -ge 1 && $running == False ]] && break
+    sleep 1
+done
+[[ $err == None ]] || die "hourly_metrics failed: $err"
+bench_say "hourly_metrics over one hour of $HOUR_ROWS logs (plus that hour of the data set): ${dur} ms"
+bench_finish

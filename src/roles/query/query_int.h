@@ -1,0 +1,64 @@
+/*
+ * query_int.h: what query.c (logs endpoints, shared helpers) and metrics.c (metrics endpoints) of
+ * the query role share. Not for other modules. Same threading as query.h: the worker thread of
+ * the request; every string returned lives in the request arena.
+ */
+#ifndef LDG_ROLES_QUERY_INT_H
+#define LDG_ROLES_QUERY_INT_H
+
+#include <libpq-fe.h>
+
+#include "db/pg.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "query/qlang.h"
+#include "roles/query/query.h"
+
+struct ldg_query_global {
+    const struct ldg_query_cfg *cfg; /* set by init_global / routes, read-only afterwards */
+};
+extern struct ldg_query_global ldg__query;
+
+/* Decimal text of v in the arena. */
+const char *ldg__query_itoa(struct ldg_req *req, int64_t v);
+
+/* FastAPI's 422 for one parameter: where "query" or "path"; input NULL when absent. */
+void ldg__query_422(struct ldg_req *req, const char *where, const char *name, const char *type,
+                    const char *msg, const char *input);
+
+/* A percent-decoded query parameter (NUL-terminated, arena) or NULL when absent. */
+const char *ldg__query_param(struct ldg_req *req, const char *name);
+
+/* Decimal integer parameter within [min, max]: 1 (set), 0 (text NULL), -EINVAL after a 422. */
+int ldg__query_int(struct ldg_req *req, const char *where, const char *name, const char *text, int64_t min,
+                   int64_t max, int64_t *out) LDG_MUSTCHECK;
+
+/* project_id of a request (API keys default to their project); false after answering 422. */
+bool ldg__query_project(struct ldg_req *req, int64_t *out);
+
+/* Answer a failed statement (400 for bad input the server found, 503 for timeouts and outages,
+ * 500 otherwise; unexpected failures are logged with `what`). */
+void ldg__query_pg_failure(struct ldg_req *req, const char *what, const struct ldg_pg_error *e,
+                           const char *failed_text);
+
+typedef void (*ldg_query_owned_fn)(struct ldg_req *req, void *ud);
+
+/* Continue with next(req, ud) once the caller may read project_id (D2); answers 401/403/404/503
+ * otherwise. next may run from inside this call (API keys) or later. */
+void ldg__query_with_project(struct ldg_req *req, int64_t project_id, ldg_query_owned_fn next, void *ud);
+
+/* Results of ldg__query_run: page (and count, or NULL), borrowed for the call. Runs only while the
+ * client is still there. */
+typedef void (*ldg_query_done_fn)(struct ldg_req *req, PGresult *page, PGresult *count, void *ud);
+
+/* Run sql (and count_sql when non-NULL, with the first ncount_params parameters of p) on the logs
+ * database under [query] statement_timeout_ms; failures are answered here. sql, count_sql and the
+ * parameters must live in the request arena (or be static). */
+void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_text, const char *sql,
+                    const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                    ldg_query_done_fn done, void *ud);
+
+/* metrics.c: its routes. */
+void ldg__query_metrics_routes(struct ldg_router *r);
+
+#endif
