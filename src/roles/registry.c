@@ -15,7 +15,7 @@
 #include "roles/storage/storage.h"
 
 const struct ldg_role *const ldg_roles[] = {
-    &ldg_role_gateway, &ldg_role_auth,    &ldg_role_ingest,   &ldg_role_notify,
+    &ldg_role_gateway, &ldg_role_auth,    &ldg_role_ingest,    &ldg_role_notify,
     &ldg_role_query,   &ldg_role_storage, &ldg_role_analytics,
 };
 const size_t ldg_roles_count = LDG_ARRAY_SIZE(ldg_roles);
