@@ -182,8 +182,15 @@ half_p99=n/a
 if phase single; then
 SINGLE_URL=$BENCH_LEDGERD_URL/api/v1/ingest/single
 NGINX_URL=$BENCH_NGINX_URL/api/v1/ingest/single
+# The worker under test gets the server core to itself, as nginx does: Redis (a separate service,
+# on another host in a fleet) runs on the client core for this phase instead of wherever the
+# scheduler puts it (BENCH_SINGLE_REDIS_PIN=0 leaves it unpinned).
+redis_pin=unpinned
+if ((${#BENCH_CLIENT_PIN[@]})) && [[ ${BENCH_SINGLE_REDIS_PIN:-1} == 1 ]]; then
+    taskset -a -p -c 0 "$(cat "$BENCH_TMP/redis/redis.pid")" >/dev/null && redis_pin="on cpu 0 with wrk"
+fi
 bench_say "single: wrk -t1 -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency, 8 bodies cycled, $BENCH_ROUNDS rounds" \
-    "alternating after a $BENCH_WARMUP warm-up each; ledgerd storage off, queue emptied before each round"
+    "alternating after a $BENCH_WARMUP warm-up each; ledgerd storage off, queue emptied before each round; Redis $redis_pin"
 bench_wrk "$SINGLE_URL" "$BENCH_WARMUP" -s "$BENCH_TMP/single.lua" >/dev/null
 bench_wrk "$NGINX_URL" "$BENCH_WARMUP" -s "$BENCH_TMP/single.lua" >/dev/null
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
@@ -233,6 +240,8 @@ queue_reset
 fi
 
 # ---- 4. End to end (storage on) vs psql \copy ------------------------------------------------
+# Redis back on every core: this phase, like its reference, uses the whole machine.
+taskset -a -p -c "0-$(($(nproc) - 1))" "$(cat "$BENCH_TMP/redis/redis.pid")" >/dev/null || true
 bench_stop_ledgerd
 INI_WORKERS=$E2E_WORKERS BENCH_LEDGERD_WHOLE=1 INI_STORAGE=on INI_INGEST_EXTRA=$INGEST_INI bench_start_ledgerd
 has_storage=0
