@@ -34,6 +34,7 @@
 #include "http/router.h"
 #include "notify/event.h"
 #include "notify/prefs.h"
+#include "roles/notify/keys.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_notify_cfg, f)
@@ -63,40 +64,9 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
     {0},
 };
 
-#define EVENTS_PREFIX "notifications:events:"
-#define ERRORS_PREFIX "notifications:errors:"
-#define REPLAY_PREFIX "notifications:replay:"
-#define PREFS_CHANNEL "notifications:prefs"
-#define LEASE_PREFIX "notifications:streams:"
-#define SEQ_KEY "notifications:seq"
-#define CLOCK_KEY "notifications:clock"
 #define NBUCKETS 1024 /* per-loop hash buckets for projects and accounts */
 #define LEASE_BATCH 256
 #define LOAD_BATCH 500 /* accounts per batched preferences read */
-
-/*
- * KEYS: replay stream, id sequence, id clock. ARGV: maxlen, events channel, errors channel,
- * ttl ms, notes... Returns the number published.
- *
- * Ids are "<ms>-<seq>" with seq from one counter shared by every project and ms never going
- * back (the clock key), so ids are unique across projects and ordered as published: one
- * Last-Event-ID is an exact cursor over all of a stream's projects.
- */
-static const char publish_lua[] = "local t = redis.call('TIME')\n"
-                                  "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-                                  "local last = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-                                  "if ms < last then ms = last end\n"
-                                  "local n = 0\n"
-                                  "for i = 5, #ARGV do\n"
-                                  "  local id = string.format('%d-%d', ms, redis.call('INCR', KEYS[2]))\n"
-                                  "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'd', ARGV[i])\n"
-                                  "  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])\n"
-                                  "  redis.call('PUBLISH', ARGV[3], ARGV[i])\n"
-                                  "  n = n + 1\n"
-                                  "end\n"
-                                  "redis.call('SET', KEYS[3], ms)\n"
-                                  "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-                                  "return n\n";
 
 /*
  * KEYS[1] the account's lease set. ARGV: now ms, max, expiry ms, member, key ttl ms.
@@ -110,7 +80,7 @@ static const char lease_lua[] = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf',
 
 static struct {
     const struct ldg_notify_cfg *cfg; /* NULL until init_global (role enabled) */
-    struct ldg_redis_script publish, lease;
+    struct ldg_redis_script lease;
     char instance[17]; /* random per process: lease members are "<instance>:<worker>:<seq>" */
     int index;
 } G = {.index = -1};
@@ -119,7 +89,6 @@ static uv_once_t scripts_once = UV_ONCE_INIT;
 
 static void init_scripts(void)
 {
-    ldg_redis_script_init(&G.publish, publish_lua);
     ldg_redis_script_init(&G.lease, lease_lua);
 }
 
@@ -289,7 +258,7 @@ static void acct_maybe_free(struct hub *h, struct acct *a)
     free(a);
 }
 
-static void channel_name(char *out, size_t cap, const char *prefix, int64_t pid)
+void ldg__notify_channel(char *out, size_t cap, const char *prefix, int64_t pid)
 {
     snprintf(out, cap, "%s%" PRId64, prefix, pid);
 }
@@ -782,7 +751,7 @@ static void client_unlink(struct client *cl)
         m->proj = NULL;
         if (ldg_list_empty(&p->members)) {
             char ch[64];
-            channel_name(ch, sizeof ch, EVENTS_PREFIX, p->id);
+            ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, p->id);
             if (h->sub && ldg_redis_sub_unsubscribe(h->sub, ch) < 0)
                 ldg_log_debug(NULL, "notifications: %s was not subscribed", ch);
             ldg_list_remove(&h->projects[bucket(p->id)], &p->node);
@@ -937,7 +906,7 @@ static void replay_start(struct client *cl)
         if (G.cfg->replay_events == 0)
             continue;
         char key[64];
-        channel_name(key, sizeof key, REPLAY_PREFIX, m->proj->id);
+        ldg__notify_channel(key, sizeof key, REPLAY_PREFIX, m->proj->id);
         const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
         struct xrange *x = ldg_malloc(sizeof *x);
         x->cl = cl;
@@ -1240,7 +1209,7 @@ static void start_stream(struct setup *st)
         struct proj *p = proj_find(h, pid);
         if (!p) {
             char ch[64];
-            channel_name(ch, sizeof ch, EVENTS_PREFIX, pid);
+            ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, pid);
             if (ldg_redis_sub_subscribe(h->sub, ch) < 0) {
                 ldg_log_warn(NULL, "notifications: cannot subscribe %s (channel limit)", ch);
                 client_unlink(cl);
@@ -1310,91 +1279,6 @@ static void start_stream(struct setup *st)
         cl->resume_from = st->last_id;
         replay_start(cl);
     }
-}
-
-/* ---- publishing ------------------------------------------------------------------------------------ */
-
-struct publish {
-    struct ldg_worker *w;
-    int argc;
-    bool retried;
-    const char **argv; /* into `text` and the fixed strings below */
-    size_t *argl;
-    char key[64], events[64], errors[64], maxlen[24], ttl[24];
-    char *text; /* owned: the notes */
-};
-
-static void publish_free(struct publish *p)
-{
-    free(p->argv);
-    free(p->argl);
-    free(p->text);
-    free(p);
-}
-
-static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud)
-{
-    struct publish *p = ud;
-    if (reply && !p->retried && ldg_redis_noscript(reply)) {
-        p->retried = true;
-        ldg_redis_script_head(&G.publish, true, p->argv, p->argl);
-        if (ldg_redis_commandargv(r, on_published, p, p->argc, p->argv, p->argl) == 0)
-            return;
-    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ldg_log_warn(NULL, "notifications: publish failed: %s", reply->str);
-    }
-    publish_free(p);
-}
-
-static const struct ldg_notify_cfg *cfg_of(const struct ldg_config *c)
-{
-    int i = ldg_role_index("notifications");
-    return i >= 0 ? c->role_cfg[i] : NULL;
-}
-
-void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *notes, const size_t *off,
-                        size_t n)
-{
-    const struct ldg_notify_cfg *cfg = cfg_of(w->cfg);
-    if (!n || !cfg || !cfg->enabled)
-        return;
-    uv_once(&scripts_once, init_scripts);
-    struct publish *p = ldg_calloc(1, sizeof *p);
-    p->w = w;
-    p->argc = 10 + (int)n; /* EVALSHA sha numkeys, 3 keys, 4 fixed arguments, the notes */
-    p->argv = ldg_calloc((size_t)p->argc, sizeof *p->argv);
-    p->argl = ldg_calloc((size_t)p->argc, sizeof *p->argl);
-    p->text = ldg_malloc(off[n] - off[0] + 1);
-    memcpy(p->text, notes + off[0], off[n] - off[0]);
-    channel_name(p->key, sizeof p->key, REPLAY_PREFIX, project_id);
-    channel_name(p->events, sizeof p->events, EVENTS_PREFIX, project_id);
-    channel_name(p->errors, sizeof p->errors, ERRORS_PREFIX, project_id);
-    snprintf(p->maxlen, sizeof p->maxlen, "%" PRId64, cfg->replay_events ? cfg->replay_events : 1);
-    snprintf(p->ttl, sizeof p->ttl, "%" PRId64, cfg->replay_window_ms);
-    ldg_redis_script_head(&G.publish, false, p->argv, p->argl);
-    const char *fixed[] = {"3", p->key, SEQ_KEY, CLOCK_KEY, p->maxlen, p->events, p->errors, p->ttl};
-    for (size_t i = 0; i < LDG_ARRAY_SIZE(fixed); i++) {
-        p->argv[2 + i] = fixed[i];
-        p->argl[2 + i] = strlen(fixed[i]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        p->argv[10 + i] = p->text + (off[i] - off[0]);
-        p->argl[10 + i] = off[i + 1] - off[i];
-    }
-    if (ldg_redis_commandargv(w->redis, on_published, p, p->argc, p->argv, p->argl) < 0) {
-        ldg_log_debug(NULL, "notifications: publish not sent (Redis unavailable or busy)");
-        publish_free(p);
-    }
-}
-
-void ldg_notify_prefs_changed(struct ldg_worker *w, int64_t account_id)
-{
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, account_id);
-    const char *argv[] = {"PUBLISH", PREFS_CHANNEL, id};
-    if (ldg_redis_commandargv(w->redis, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
-        ldg_log_warn(NULL, "notifications: preference change of account=%" PRId64 " not announced",
-                     account_id);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------------------- */
