@@ -10,6 +10,8 @@ import datetime
 import gzip
 import json
 import os
+import signal
+import socket
 import time
 
 import pytest
@@ -72,7 +74,9 @@ def entries(rc, stream):
 
 
 def check_entry(fields, pid, messages):
-    """One stream entry per request: p, n and the n logs back to back, in the order posted."""
+    """A request's stream entry: p, n and the n logs back to back, in the order posted. (Requests
+    that reach the server in the same loop iteration share one entry per project; these tests send
+    one at a time.)"""
     if isinstance(messages, str):
         messages = [messages]
     assert fields[b"p"] == str(pid).encode()
@@ -229,6 +233,75 @@ def test_quota_402_is_exact(ledgerd, db, rc):
     r = t.post(SINGLE, log())
     assert r.status_code == 402 and r.json() == {"detail": "Daily quota exceeded: 100/100"}
     assert len(queued_logs(rc, t.stream)) == 2
+
+
+def send_at_once(srv, bodies_and_keys):
+    """POST each (body, key) as a single log on its own connection while ledgerd is stopped
+    (SIGSTOP), so that it reads them all in one loop iteration once it continues. Returns the
+    statuses in order."""
+    socks = []
+    for body, key in bodies_and_keys:
+        data = json.dumps(body).encode()
+        req = (f"POST {SINGLE} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
+        socks.append((socket.create_connection(("127.0.0.1", srv.port), timeout=scaled(10)), req))
+    time.sleep(0.2)  # every connection accepted
+    srv.proc.send_signal(signal.SIGSTOP)
+    try:
+        for s, req in socks:
+            s.sendall(req)
+    finally:
+        srv.proc.send_signal(signal.SIGCONT)
+    statuses = []
+    for s, _ in socks:
+        got = bytearray()
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        statuses.append(int(got.split(b" ", 2)[1]))
+    return statuses
+
+
+def test_concurrent_singles_share_script_calls_and_stay_exact(ledgerd, db, rc):
+    """Requests read in the same loop iteration share one script call (coalescing); the verdicts
+    are still those of one call per request: the depth bound, the usage and the rate-limit counts
+    are exact, and each project's accepted logs are queued once."""
+    t = start(ledgerd, db, ingest={"queue_max_depth": 30})
+    d = db()
+    pid2 = d.project(d.account(), daily_quota=1000000)
+    key2, _ = d.key(pid2, rpm=1000, rph=50000)
+    for k in (t.key, key2):  # keys looked up and cached (that request counts in the minute window)
+        assert t.depth({"X-API-Key": k}).json()["queue_depth"] == 0
+    clear_of_minute_edge()
+    minute = int(time.time()) // 60
+    counted = {p: int(rc.get(f"ratelimit:{p}:min:{minute}") or 0) for p in (t.pid, pid2)}
+    rc.config_resetstat()
+    reqs = [(log(message=f"a{i}"), t.key) if i % 3 else (log(message=f"b{i}"), key2) for i in range(90)]
+    statuses = send_at_once(t.srv, reqs)
+    a = [s for s, (_, k) in zip(statuses, reqs) if k == t.key]
+    b = [s for s, (_, k) in zip(statuses, reqs) if k == key2]
+    assert sorted(set(a)) == [202, 503] and a.count(202) == 30, statuses  # 60 posted, depth bound 30
+    assert b == [202] * 30, statuses
+    calls = rc.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0) + \
+        rc.info("commandstats").get("cmdstat_eval", {}).get("calls", 0)
+    assert 1 <= calls <= 10, calls  # shared: far fewer calls than requests
+    per_project = {}
+    for _, f in entries(rc, t.stream):
+        logs = split_logs(f[b"m"])
+        assert int(f[b"n"]) == len(logs) >= 1
+        per_project.setdefault(int(f[b"p"]), []).extend(logs)
+    assert len(per_project[t.pid]) == 30 and len(per_project[pid2]) == 30
+    assert len(set(per_project[t.pid])) == 30  # each log once
+    for pid in (t.pid, pid2):
+        assert int(rc.get(f"queue_depth:{pid}")) == 30
+        assert int(rc.get(f"usage:{pid}:{today()}")) == 30
+        assert 0 < rc.ttl(f"usage:{pid}:{today()}") <= 172800
+    assert int(rc.get(f"ratelimit:{t.pid}:min:{minute}")) == counted[t.pid] + 60  # refused ones count too
+    assert int(rc.get(f"ratelimit:{pid2}:min:{minute}")) == counted[pid2] + 30
+    assert 0 < rc.ttl(f"ratelimit:{pid2}:min:{minute}") <= 60
 
 
 # ---- rate limits: counted by the enqueue script (LDG_ROUTE_OWN_LIMITS) --------------------------

@@ -1,10 +1,10 @@
 /*
  * ingest.c: [ingest] keys, registration and the three ingest endpoints (see ingest.h).
  *
- * One request = one EVALSHA round trip (EVAL again when Redis answers NOSCRIPT, e.g. after a
- * restart or SCRIPT FLUSH). The encoded entries and the notification texts live in heap buffers
- * owned by a per-request struct in req->arena until the reply arrives; the JSON tree is freed as
- * soon as everything is encoded.
+ * The requests a worker reads in one loop iteration share one EVALSHA round trip (EVAL again
+ * when Redis answers NOSCRIPT, e.g. after a restart or SCRIPT FLUSH; see "coalescing"). The
+ * encoded entries and the notification texts live in heap buffers owned by a per-request struct
+ * in req->arena until the reply arrives; the JSON tree is freed as soon as everything is encoded.
  */
 #include "roles/ingest/ingest.h"
 
@@ -16,8 +16,9 @@
 #include <time.h>
 
 #include "auth/principal.h"
-#include "core/json.h"
+#include "core/alloc.h"
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/worker.h"
@@ -51,34 +52,83 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
 };
 
 /*
- * KEYS: queue_depth:<pid>, usage:<pid>:<day>, stream, and the gateway's two rate-limit windows
- * (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>, see LDG_ROUTE_OWN_LIMITS).
- * ARGV: n, max_depth, quota, pid, the n logs (MessagePack, back to back), minute limit, hour limit.
- * One stream entry per request: fields p, n, m. The checks run in the gateway's order: rate
- * limits (every request counts), daily quota, then queue depth.
- * Returns {code, value, minute count, hour count}: code -3 (rate limited), -2 (quota; value =
- * usage), -1 (queue full; value = depth) or n (queued).
+ * The enqueue script, for k requests at once (the requests one loop iteration read, see
+ * "coalescing" below). It runs them in arrival order with exactly the checks and counts of k
+ * separate calls: the counters are read once, kept in Lua and written back once per key, and the
+ * accepted logs of one project go into ONE stream entry (fields p, n, m: n MessagePack logs back
+ * to back).
+ * KEYS: stream, then per request queue_depth:<pid>, usage:<pid>:<day> and the gateway's two
+ * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS).
+ * ARGV: k, then per request n, max_depth, quota, pid, the n logs, minute limit, hour limit.
+ * Checks per request in the gateway's order: rate limits (every request counts), daily quota,
+ * then queue depth. Returns 4 integers per request: code, value, minute count, hour count; code
+ * -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth) or n (queued).
  */
 static const char enqueue_lua[] =
-    "local mc = redis.call('INCR', KEYS[4])\n"
-    "if mc == 1 then redis.call('EXPIRE', KEYS[4], 60) end\n"
-    "local hc = redis.call('INCR', KEYS[5])\n"
-    "if hc == 1 then redis.call('EXPIRE', KEYS[5], 3600) end\n"
-    "if mc > tonumber(ARGV[6]) or hc > tonumber(ARGV[7]) then return {-3, 0, mc, hc} end\n"
-    "local n = tonumber(ARGV[1])\n"
-    "local usage = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "local quota = tonumber(ARGV[3])\n"
-    "if quota > 0 and usage + n > quota then return {-2, usage, mc, hc} end\n"
-    "local depth = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if depth + n > tonumber(ARGV[2]) then return {-1, depth, mc, hc} end\n"
-    "redis.call('XADD', KEYS[3], '*', 'p', ARGV[4], 'n', ARGV[1], 'm', ARGV[5])\n"
-    "redis.call('INCRBY', KEYS[1], n)\n"
-    "redis.call('INCRBY', KEYS[2], n)\n"
-    "if usage == 0 then redis.call('EXPIRE', KEYS[2], " USAGE_TTL_S ") end\n"
-    "return {n, 0, mc, hc}\n";
+    "local k = tonumber(ARGV[1])\n"
+    "local val, base, add, ttl = {}, {}, {}, {}\n"
+    "local function cur(key, t)\n"
+    "  local v = val[key]\n"
+    "  if v == nil then\n"
+    "    v = tonumber(redis.call('GET', key) or '0')\n"
+    "    val[key], base[key], add[key], ttl[key] = v, v, 0, t\n"
+    "  end\n"
+    "  return v\n"
+    "end\n"
+    "local function bump(key, n) val[key] = val[key] + n; add[key] = add[key] + n end\n"
+    "local out, ent, order = {}, {}, {}\n"
+    "for i = 0, k - 1 do\n"
+    "  local a, q = 2 + 7 * i, 2 + 4 * i\n"
+    "  local mk, hk = KEYS[q + 2], KEYS[q + 3]\n"
+    "  local mc = cur(mk, 60) + 1\n"
+    "  bump(mk, 1)\n"
+    "  local hc = cur(hk, 3600) + 1\n"
+    "  bump(hk, 1)\n"
+    "  local n = tonumber(ARGV[a])\n"
+    "  local code, v = n, 0\n"
+    "  if mc > tonumber(ARGV[a + 5]) or hc > tonumber(ARGV[a + 6]) then\n"
+    "    code = -3\n"
+    "  else\n"
+    "    local uk, dk = KEYS[q + 1], KEYS[q]\n"
+    "    local usage, quota = cur(uk, " USAGE_TTL_S "), tonumber(ARGV[a + 2])\n"
+    "    local depth = cur(dk, 0)\n"
+    "    if quota > 0 and usage + n > quota then\n"
+    "      code, v = -2, usage\n"
+    "    elseif depth + n > tonumber(ARGV[a + 1]) then\n"
+    "      code, v = -1, depth\n"
+    "    else\n"
+    "      bump(uk, n)\n"
+    "      bump(dk, n)\n"
+    "      local pid = ARGV[a + 3]\n"
+    "      local e = ent[pid]\n"
+    "      if e == nil then\n"
+    "        e = {0, {}}\n"
+    "        ent[pid] = e\n"
+    "        order[#order + 1] = pid\n"
+    "      end\n"
+    "      e[1] = e[1] + n\n"
+    "      e[2][#e[2] + 1] = ARGV[a + 4]\n"
+    "    end\n"
+    "  end\n"
+    "  local o = #out\n"
+    "  out[o + 1], out[o + 2], out[o + 3], out[o + 4] = code, v, mc, hc\n"
+    "end\n"
+    "for _, pid in ipairs(order) do\n"
+    "  local e = ent[pid]\n"
+    "  redis.call('XADD', KEYS[1], '*', 'p', pid, 'n', e[1], 'm', table.concat(e[2]))\n"
+    "end\n"
+    "for key, d in pairs(add) do\n"
+    "  if d > 0 then\n"
+    "    redis.call('INCRBY', key, d)\n"
+    "    if base[key] == 0 and ttl[key] > 0 then redis.call('EXPIRE', key, ttl[key]) end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 
 static struct {
     const struct ldg_ingest_cfg *cfg;
+    size_t stream_len;
+    int index; /* in ldg_roles: role_state of each worker */
     struct ldg_redis_script enqueue;
 } G;
 
@@ -169,7 +219,19 @@ static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
 
 /* ---- enqueue ----------------------------------------------------------------------------------- */
 
+/*
+ * Coalescing: an accepted request does not call Redis at once. It joins its worker's pending
+ * list, and a check handle (after the poll phase, so after every request that iteration read)
+ * sends the whole list as ONE script call, a flight; a full list (COALESCE_MAX requests or
+ * COALESCE_BYTES of logs) is sent at once. Redis then runs one script per loop iteration instead
+ * of one per request, which is most of its cost per single-log request. Nothing waits longer:
+ * the requests of an iteration were all going to be written to Redis at the end of it anyway.
+ */
+#define COALESCE_MAX 64
+#define COALESCE_BYTES (1024 * 1024)
+
 struct enqueue {
+    struct ldg_list_node link; /* in iw.pending */
     struct ldg_req *req;
     int64_t project_id, quota;
     bool batch;
@@ -181,7 +243,29 @@ struct enqueue {
     size_t nnotes;
     char depth_key[48], usage_key[64], pid[24], n_s[24], max_s[24], quota_s[24], min_s[24], hour_s[24];
     struct ldg_ratelimit rl;
+};
+
+/* Per-worker state (role_state). */
+struct iw {
+    struct ldg_worker *w;
+    uv_check_t flush; /* active while pending is not empty */
+    struct ldg_list pending;
+    size_t npending, pending_bytes;
+    bool stopping, closed;
+    int64_t day;    /* UTC day number of day_s */
+    char day_s[32]; /* "YYYYMMDD" of the usage key */
+};
+
+/* One script call for n requests; heap, owned by the call until its reply. */
+struct flight {
+    struct iw *iw;
+    size_t n;
     bool retried; /* EVAL sent after NOSCRIPT */
+    int argc;
+    const char **argv; /* into the same block; point into the enqueues */
+    size_t *argl;
+    char k_s[24], numkeys_s[24];
+    struct enqueue *e[];
 };
 
 static void enqueue_free(struct enqueue *e)
@@ -224,107 +308,187 @@ static void publish_notes(struct enqueue *e)
     ldg_notify_publish(e->req->w, e->project_id, ldg_buf_head(&e->notes), e->note_off, e->nnotes);
 }
 
-static int send_script(struct enqueue *e, bool eval);
+static int send_flight(struct flight *f, bool eval);
 
-static void log_redis_problem(struct ldg_req *req, const char *what)
+/* Logged once per flight, with its first request's id. */
+static void log_redis_problem(const struct ldg_req *req, size_t n, const char *what)
 {
-    char ctx[96];
-    snprintf(ctx, sizeof ctx, "rid=%s", req->request_id);
-    ldg_log_error(ctx, "ingest enqueue failed: %s", what);
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "rid=%s requests=%zu", req->request_id, n);
+    ldg_log_error(ctx, "ingest Redis call failed: %s", what);
 }
 
-static void on_enqueued(struct ldg_redis *r, struct redisReply *reply, void *ud)
+/* The script's verdict for one request of a flight. */
+static void finish_one(struct enqueue *e, long long code, long long v, long long mc, long long hc)
 {
-    (void)r;
-    struct enqueue *e = ud;
     struct ldg_req *req = e->req;
-    bool done = true;
-    if (!reply) {
-        log_redis_problem(req, "no reply (connection lost or timed out)");
-        answer_503(req, "Service temporarily unavailable", 1);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        if (!e->retried && ldg_redis_noscript(reply)) {
-            e->retried = true;
-            if (send_script(e, true) == 0)
-                done = false; /* the EVAL's callback finishes */
-            else
-                answer_503(req, "Service temporarily unavailable", 1);
-        } else {
-            log_redis_problem(req, reply->str);
-            answer_503(req, "Service temporarily unavailable", 1);
-        }
-    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-               reply->element[0]->type != REDIS_REPLY_INTEGER) {
-        log_redis_problem(req, "unexpected script reply");
-        answer_503(req, "Service temporarily unavailable", 1);
+    if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
+        /* 429 answered: nothing queued */
+    } else if (code == -1) {
+        answer_503(req, "Service temporarily unavailable - queue full", 5);
+    } else if (code == -2) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
+        ldg_req_error(req, 402, detail);
     } else {
-        long long code = reply->element[0]->integer;
-        long long v = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_INTEGER
-                          ? reply->element[1]->integer
-                          : 0;
-        long long mc = reply->elements > 3 && reply->element[2]->type == REDIS_REPLY_INTEGER
-                           ? reply->element[2]->integer
-                           : 0;
-        long long hc = reply->elements > 3 && reply->element[3]->type == REDIS_REPLY_INTEGER
-                           ? reply->element[3]->integer
-                           : 0;
-        if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
-            /* 429 answered: nothing queued */
-        } else if (code == -1) {
-            answer_503(req, "Service temporarily unavailable - queue full", 5);
-        } else if (code == -2) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
-            ldg_req_error(req, 402, detail);
-        } else {
-            if (req->conn)
-                respond_accepted(e);
-            publish_notes(e); /* the logs are queued even if the client went away */
-        }
+        if (req->conn)
+            respond_accepted(e);
+        publish_notes(e); /* the logs are queued even if the client went away */
     }
-    if (done) {
-        enqueue_free(e);
+}
+
+static bool integers(const struct redisReply *reply, size_t n)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+            return false;
+    return true;
+}
+
+static void flight_end(struct flight *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        struct ldg_req *req = f->e[i]->req;
+        enqueue_free(f->e[i]);
         ldg_req_unref(req);
     }
+    free(f);
 }
 
-static int send_script(struct enqueue *e, bool eval)
+static void flight_fail(struct flight *f)
 {
-    struct ldg_req *req = e->req;
-    const char *argv[3 + 5 + 7];
-    size_t argl[3 + 5 + 7];
-    int i = 0;
-#define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
-    ldg_redis_script_head(&G.enqueue, eval, argv, argl);
-    i = 2;
-    ARG("5", 1u);
-    ARG(e->depth_key, strlen(e->depth_key));
-    ARG(e->usage_key, strlen(e->usage_key));
-    ARG(G.cfg->stream, strlen(G.cfg->stream));
-    ARG(e->rl.min_key, strlen(e->rl.min_key));
-    ARG(e->rl.hour_key, strlen(e->rl.hour_key));
-    ARG(e->n_s, strlen(e->n_s));
-    ARG(e->max_s, strlen(e->max_s));
-    ARG(e->quota_s, strlen(e->quota_s));
-    ARG(e->pid, strlen(e->pid));
-    ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
-    ARG(e->min_s, strlen(e->min_s));
-    ARG(e->hour_s, strlen(e->hour_s));
-#undef ARG
-    return ldg_redis_commandargv(req->w->redis, on_enqueued, e, i, argv, argl);
+    for (size_t i = 0; i < f->n; i++)
+        answer_503(f->e[i]->req, "Service temporarily unavailable", 1);
+    flight_end(f);
 }
 
-/* Start the enqueue of e->accepted entries (> 0). Takes over e's buffers. */
+static void on_flight_reply(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    struct flight *f = ud;
+    if (!reply) {
+        log_redis_problem(f->e[0]->req, f->n, "no reply (connection lost or timed out)");
+        flight_fail(f);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        if (!f->retried && ldg_redis_noscript(reply)) {
+            f->retried = true;
+            if (send_flight(f, true) < 0)
+                flight_fail(f);
+            /* else the EVAL's callback finishes */
+        } else {
+            log_redis_problem(f->e[0]->req, f->n, reply->str);
+            flight_fail(f);
+        }
+    } else if (!integers(reply, 4 * f->n)) {
+        log_redis_problem(f->e[0]->req, f->n, "unexpected script reply");
+        flight_fail(f);
+    } else {
+        for (size_t i = 0; i < f->n; i++) {
+            struct redisReply **v = reply->element + 4 * i;
+            finish_one(f->e[i], v[0]->integer, v[1]->integer, v[2]->integer, v[3]->integer);
+        }
+        flight_end(f);
+    }
+}
+
+static int send_flight(struct flight *f, bool eval)
+{
+    ldg_redis_script_head(&G.enqueue, eval, f->argv, f->argl);
+    return ldg_redis_commandargv(f->iw->w->redis, on_flight_reply, f, f->argc, f->argv, f->argl);
+}
+
+/* Send every pending request as one flight (none pending: nothing). */
+static void flush_pending(struct iw *iw)
+{
+    size_t n = iw->npending;
+    if (!n)
+        return;
+    if (!iw->stopping)
+        uv_check_stop(&iw->flush);
+    int argc = 3 + 1 + 4 * (int)n + 1 + 7 * (int)n;
+    struct flight *f =
+        ldg_malloc(sizeof *f + n * sizeof f->e[0] + (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
+    f->iw = iw;
+    f->n = n;
+    f->retried = false;
+    f->argc = argc;
+    f->argv = (const char **)(f->e + n);
+    f->argl = (size_t *)(f->argv + argc);
+    ldg_str_i64(f->k_s, (int64_t)n);
+    ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)n);
+    const char **argv = f->argv;
+    size_t *argl = f->argl;
+    int i = 2;
+#define ARG(s, l) (argv[i] = (s), argl[i] = (l), i++)
+#define SARG(s) ARG(s, strlen(s))
+    SARG(f->numkeys_s);
+    ARG(G.cfg->stream, G.stream_len);
+    size_t j = 0;
+    struct ldg_list_node *it;
+    while ((it = ldg_list_pop_front(&iw->pending))) {
+        struct enqueue *e = ldg_container_of(it, struct enqueue, link);
+        f->e[j++] = e;
+        SARG(e->depth_key);
+        SARG(e->usage_key);
+        SARG(e->rl.min_key);
+        SARG(e->rl.hour_key);
+    }
+    SARG(f->k_s);
+    for (j = 0; j < n; j++) {
+        struct enqueue *e = f->e[j];
+        SARG(e->n_s);
+        SARG(e->max_s);
+        SARG(e->quota_s);
+        SARG(e->pid);
+        ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
+        SARG(e->min_s);
+        SARG(e->hour_s);
+    }
+#undef SARG
+#undef ARG
+    LDG_ASSERT(i == argc);
+    iw->npending = 0;
+    iw->pending_bytes = 0;
+    if (send_flight(f, false) < 0) {
+        log_redis_problem(f->e[0]->req, n, "not connected, or too many commands in flight");
+        flight_fail(f);
+    }
+}
+
+static void on_flush(uv_check_t *h)
+{
+    flush_pending(h->data);
+}
+
+static struct iw *iw_of(const struct ldg_req *req)
+{
+    return req->w->role_state[G.index];
+}
+
+/* Queue e (e->accepted > 0) for the next flight. Takes over e's buffers. */
 static void enqueue_start(struct enqueue *e)
 {
     struct ldg_req *req = e->req;
-    time_t t = (time_t)(ldg_wall_us() / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(e->depth_key, sizeof e->depth_key, "queue_depth:%" PRId64, e->project_id);
-    snprintf(e->usage_key, sizeof e->usage_key, "usage:%" PRId64 ":%04d%02d%02d", e->project_id,
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    ldg_str_i64(e->pid, e->project_id);
+    struct iw *iw = iw_of(req);
+    int64_t day = (int64_t)(ldg_wall_us() / 1000000 / 86400);
+    if (day != iw->day) {
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(iw->day_s, sizeof iw->day_s, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        iw->day = day;
+    }
+    char *p = e->depth_key;
+    memcpy(p, "queue_depth:", 12);
+    ldg_str_i64(p + 12, e->project_id);
+    size_t plen = ldg_str_i64(e->pid, e->project_id);
+    p = e->usage_key;
+    memcpy(p, "usage:", 6);
+    memcpy(p + 6, e->pid, plen);
+    p[6 + plen] = ':';
+    memcpy(p + 7 + plen, iw->day_s, strlen(iw->day_s) + 1);
     ldg_str_i64(e->n_s, (int64_t)e->accepted);
     ldg_str_i64(e->max_s, G.cfg->queue_max_depth);
     ldg_str_i64(e->quota_s, e->quota);
@@ -337,12 +501,13 @@ static void enqueue_start(struct enqueue *e)
         return;
     }
     ldg_req_ref(req);
-    int rc = send_script(e, false);
-    if (rc < 0) {
-        ldg_req_unref(req);
-        enqueue_free(e);
-        answer_503(req, "Service temporarily unavailable", 1);
-    }
+    ldg_list_push_back(&iw->pending, &e->link);
+    iw->npending++;
+    iw->pending_bytes += ldg_buf_size(&e->mp);
+    if (iw->stopping || iw->npending >= COALESCE_MAX || iw->pending_bytes >= COALESCE_BYTES)
+        flush_pending(iw);
+    else if (iw->npending == 1)
+        uv_check_start(&iw->flush, on_flush);
 }
 
 static struct enqueue *enqueue_new(struct ldg_req *req, const struct ldg_principal *p, size_t max_logs,
@@ -473,7 +638,8 @@ static void on_depth(struct ldg_redis *r, struct redisReply *reply, void *ud)
             depth = -1;
     }
     if (depth < 0) {
-        log_redis_problem(req, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "queue depth read");
+        log_redis_problem(req, 1,
+                          reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "queue depth read");
         answer_503(req, "Service temporarily unavailable", 1);
     } else {
         char body[96];
@@ -516,8 +682,61 @@ static int ingest_init_global(const struct ldg_config *c, const void *cfg)
 {
     (void)c;
     G.cfg = cfg;
+    G.stream_len = strlen(G.cfg->stream);
+    G.index = ldg_role_index("ingest");
+    LDG_ASSERT(G.index >= 0);
     ldg_redis_script_init(&G.enqueue, enqueue_lua);
     return 0;
+}
+
+static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **state)
+{
+    (void)cfg;
+    struct iw *iw = ldg_calloc(1, sizeof *iw);
+    iw->w = w;
+    iw->day = -1;
+    ldg_list_init(&iw->pending);
+    uv_check_init(&w->loop, &iw->flush);
+    iw->flush.data = iw;
+    *state = iw;
+    return 0;
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    struct iw *iw = h->data;
+    iw->closed = true;
+}
+
+/* Pending requests leave now; later ones (connections finishing while the worker drains) are
+ * sent one by one. */
+static void ingest_stop_worker(struct ldg_worker *w, void *state)
+{
+    (void)w;
+    struct iw *iw = state;
+    if (iw->stopping)
+        return;
+    flush_pending(iw);
+    iw->stopping = true;
+    uv_close((uv_handle_t *)&iw->flush, on_flush_closed);
+}
+
+static bool ingest_drained(const struct ldg_worker *w, const void *state)
+{
+    (void)w;
+    const struct iw *iw = state;
+    return iw->closed;
+}
+
+static void ingest_free_worker(struct ldg_worker *w, void *state)
+{
+    (void)w;
+    struct iw *iw = state;
+    if (!iw->closed) {
+        ldg_log_error("role=ingest", "flush handle still open at exit; its state is left");
+        return;
+    }
+    free(iw);
 }
 
 static void add_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
@@ -547,4 +766,8 @@ const struct ldg_role ldg_role_ingest = {
     .validate = ingest_validate,
     .init_global = ingest_init_global,
     .routes = ingest_routes,
+    .init_worker = ingest_init_worker,
+    .stop_worker = ingest_stop_worker,
+    .drained = ingest_drained,
+    .free_worker = ingest_free_worker,
 };

@@ -7,14 +7,16 @@
  *
  * API-key principals only (sessions get 403). Every accepted log is validated and enriched by
  * ingest/logentry.c, encoded by ingest/logcodec.c and appended to ONE Redis Stream ([ingest]
- * stream) as fields `p` (project id) and `m` (MessagePack). One Lua script per request does the
+ * stream) as fields `p` (project id), `n` and `m` (MessagePack). One Lua script call, shared by
+ * the requests the worker read in the same loop iteration and run for each in turn, does the
  * backpressure check (queue_depth:<pid> + n > queue_max_depth → 503), the quota check
  * (usage:<pid>:<YYYYMMDD> + n > daily quota → 402), the XADDs and both counter increments
  * atomically (D4), so 202 means queued (D5). Redis unavailable → 503, never 202. Qualifying logs
  * are then published on notifications:errors:<pid> (§5.2), fire-and-forget.
  *
- * Threading: handlers run on the worker that accepted the request; the config and the script
- * digest are immutable after init_global.
+ * Threading: handlers run on the worker that accepted the request, which also owns the list of
+ * requests waiting for the next script call; the config and the script digest are immutable
+ * after init_global.
  */
 #ifndef LDG_ROLES_INGEST_H
 #define LDG_ROLES_INGEST_H
