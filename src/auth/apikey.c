@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
 static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -111,12 +112,30 @@ void ldg_apikey_prefix(const char *key, char out[LDG_APIKEY_PREFIX_LEN + 1])
     out[n] = '\0';
 }
 
+/* EVP_sha256() makes every digest fetch the implementation again (OpenSSL 3): a lock, a name
+ * lookup and two mallocs, more than hashing an API key costs. Fetched once instead; never freed
+ * (it lives as long as the process, like OpenSSL's own cache). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    LDG_ASSERT(sha256_md != NULL);
+}
+
+const struct evp_md_st *ldg_sha256_md(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md;
+}
+
 void ldg_hex_sha256(const void *data, size_t len, char out[LDG_SHA256_HEX_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    int ok = EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    int ok = EVP_Digest(data, len, md, &mdlen, ldg_sha256_md(), NULL);
     LDG_ASSERT(ok == 1 && mdlen == 32);
     for (unsigned i = 0; i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];

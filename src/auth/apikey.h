@@ -49,6 +49,11 @@ int ldg_random_token(char *out, size_t nbytes_random) LDG_MUSTCHECK;
 /* Lowercase hex SHA-256 of data[0..len) into out (65 bytes, NUL-terminated). */
 void ldg_hex_sha256(const void *data, size_t len, char out[LDG_SHA256_HEX_LEN + 1]);
 
+/* OpenSSL's SHA-256 (an EVP_MD), fetched once per process: pass it wherever EVP_sha256() would
+ * go on a per-request path. Any thread. */
+struct evp_md_st;
+const struct evp_md_st *ldg_sha256_md(void);
+
 /* Encode n bytes as base64url without padding into out (LDG_B64URL_LEN(n) + 1 bytes);
  * NUL-terminated. Returns the number of characters written (without NUL). */
 size_t ldg_base64url_encode(const void *in, size_t n, char *out);

@@ -41,7 +41,7 @@ static bool hmac_sha256(const unsigned char *key, size_t klen, const void *data,
     unsigned int len = 0;
     if (klen > INT32_MAX)
         return false;
-    return HMAC(EVP_sha256(), key, (int)klen, data, n, out, &len) && len == SIG_LEN;
+    return HMAC(ldg_sha256_md(), key, (int)klen, data, n, out, &len) && len == SIG_LEN;
 }
 
 static void put_b64url(struct ldg_buf *b, const void *data, size_t n)

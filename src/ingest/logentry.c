@@ -28,6 +28,7 @@
 
 #include <openssl/evp.h>
 
+#include "auth/apikey.h"
 #include "core/civil.h"
 #include "core/json.h"
 
@@ -445,7 +446,7 @@ void ldg_logentry_fingerprint(const char *error_type, const char *stack_trace, s
     const char *pl = platform && *platform ? platform : "unknown";
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     LDG_ASSERT(ctx != NULL);
-    LDG_ASSERT(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1);
+    LDG_ASSERT(EVP_DigestInit_ex(ctx, ldg_sha256_md(), NULL) == 1);
     digest_update(ctx, et, strlen(et));
     digest_update(ctx, ":", 1);
     for (int i = 0; i < f.n; i++) {

@@ -413,8 +413,8 @@ static void refresh_digest(const char *token, size_t n, char out[LDG_SHA256_HEX_
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!HMAC(EVP_sha256(), ldg__auth.secret, (int)ldg__auth.secret_len, (const unsigned char *)token, n, md,
-              &mdlen) ||
+    if (!HMAC(ldg_sha256_md(), ldg__auth.secret, (int)ldg__auth.secret_len, (const unsigned char *)token, n,
+              md, &mdlen) ||
         mdlen != 32)
         ldg_panic("HMAC-SHA256 failed");
     hex_encode(md, 32, out);

@@ -195,10 +195,16 @@ void ldg_gateway_ratelimit_keys(struct ldg_req *req, struct ldg_ratelimit *rl)
     rl->now_s = ldg_wall_ms() / 1000u;
     rl->min_limit = p->rate_limit_per_minute;
     rl->hour_limit = p->rate_limit_per_hour;
-    snprintf(rl->min_key, sizeof rl->min_key, "ratelimit:%" PRId64 ":min:%" PRIu64, p->project_id,
-             rl->now_s / 60);
-    snprintf(rl->hour_key, sizeof rl->hour_key, "ratelimit:%" PRId64 ":hour:%" PRIu64, p->project_id,
-             rl->now_s / 3600);
+    /* ratelimit:<pid>:min:<minute> and ratelimit:<pid>:hour:<hour>, without printf (per request) */
+    char pid[24];
+    size_t n = ldg_str_i64(pid, p->project_id);
+    memcpy(rl->min_key, "ratelimit:", 10);
+    memcpy(rl->min_key + 10, pid, n);
+    memcpy(rl->hour_key, rl->min_key, 10 + n);
+    memcpy(rl->min_key + 10 + n, ":min:", 5);
+    memcpy(rl->hour_key + 10 + n, ":hour:", 6);
+    ldg_str_i64(rl->min_key + 15 + n, (int64_t)(rl->now_s / 60));
+    ldg_str_i64(rl->hour_key + 16 + n, (int64_t)(rl->now_s / 3600));
 }
 
 static void limits_run(struct ldg_req *req, struct ldg_principal *p, ldg_gateway_then_fn then, void *ud)
@@ -458,7 +464,8 @@ static struct ldg_principal *principal_from_entry(struct ldg_req *req, const str
     p->rate_limit_per_minute = e->rate_limit_per_minute;
     p->rate_limit_per_hour = e->rate_limit_per_hour;
     p->daily_quota = e->daily_quota;
-    snprintf(p->key_digest, sizeof p->key_digest, "%s", e->digest);
+    _Static_assert(sizeof p->key_digest == sizeof e->digest, "digest sizes");
+    memcpy(p->key_digest, e->digest, sizeof p->key_digest);
     req->principal = p;
     return p;
 }

@@ -278,8 +278,13 @@ static void enqueue_free(struct enqueue *e)
 /* The 202 body for e, into b (initialised here). */
 static void accepted_body(const struct enqueue *e, struct ldg_buf *b)
 {
+    char num[24];
     ldg_buf_init(b);
-    ldg_buf_printf(b, "{\"accepted\": %zu, \"rejected\": %zu, \"message\": ", e->accepted, e->rejected);
+    ldg_buf_puts(b, "{\"accepted\": ");
+    ldg_buf_put(b, num, ldg_str_i64(num, (int64_t)e->accepted));
+    ldg_buf_puts(b, ", \"rejected\": ");
+    ldg_buf_put(b, num, ldg_str_i64(num, (int64_t)e->rejected));
+    ldg_buf_puts(b, ", \"message\": ");
     if (e->batch)
         ldg_buf_puts(b, "null");
     else
