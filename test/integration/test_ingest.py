@@ -268,20 +268,23 @@ def send_at_once(srv, bodies_and_keys):
 def test_concurrent_singles_share_script_calls_and_stay_exact(ledgerd, db, rc):
     """Requests read in the same loop iteration share one script call (coalescing); the verdicts
     are still those of one call per request: the depth bound, the usage and the rate-limit counts
-    are exact, and each project's accepted logs are queued once."""
+    are exact, also across two keys of one project with different limits (two groups of the call
+    sharing counters), and each project's accepted logs are queued once."""
     t = start(ledgerd, db, ingest={"queue_max_depth": 30})
     d = db()
     pid2 = d.project(d.account(), daily_quota=1000000)
     key2, _ = d.key(pid2, rpm=1000, rph=50000)
-    for k in (t.key, key2):  # keys looked up and cached (that request counts in the minute window)
+    key1b, _ = d.key(t.pid, rpm=999, rph=50000)  # same project, other limits: another group, same counters
+    for k in (t.key, key1b, key2):  # keys looked up and cached (that request counts in the minute window)
         assert t.depth({"X-API-Key": k}).json()["queue_depth"] == 0
     clear_of_minute_edge()
     minute = int(time.time()) // 60
     counted = {p: int(rc.get(f"ratelimit:{p}:min:{minute}") or 0) for p in (t.pid, pid2)}
     rc.config_resetstat()
-    reqs = [(log(message=f"a{i}"), t.key) if i % 3 else (log(message=f"b{i}"), key2) for i in range(90)]
+    reqs = [(log(message=f"a{i}"), (t.key, key1b)[i % 2]) if i % 3 else (log(message=f"b{i}"), key2)
+            for i in range(90)]
     statuses = send_at_once(t.srv, reqs)
-    a = [s for s, (_, k) in zip(statuses, reqs) if k == t.key]
+    a = [s for s, (_, k) in zip(statuses, reqs) if k != key2]
     b = [s for s, (_, k) in zip(statuses, reqs) if k == key2]
     assert sorted(set(a)) == [202, 503] and a.count(202) == 30, statuses  # 60 posted, depth bound 30
     assert b == [202] * 30, statuses

@@ -52,76 +52,68 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
 };
 
 /*
- * The enqueue script, for k requests at once (the requests one loop iteration read, see
- * "coalescing" below). It runs them in arrival order with exactly the checks and counts of k
- * separate calls: the counters are read once, kept in Lua and written back once per key, and the
- * accepted logs of one project go into ONE stream entry (fields p, n, m: n MessagePack logs back
- * to back).
- * KEYS: stream, then per request queue_depth:<pid>, usage:<pid>:<day> and the gateway's two
+ * The enqueue script, for the requests of one flight (the requests one loop iteration read, see
+ * "coalescing" below), in groups: requests with the same counters and limits (same project, key
+ * limits, quota and windows). It runs them with exactly the checks and counts of separate calls:
+ * a group reads its counters once, counts in Lua, and writes each back once, before the next
+ * group reads (two groups of one project, keys with different limits, still count exactly); the
+ * accepted logs of a group become ONE stream entry (fields p, n, m: n MessagePack logs back to
+ * back). Per group, what is the same for all its requests is sent once.
+ * KEYS: stream, then per group queue_depth:<pid>, usage:<pid>:<day> and the gateway's two
  * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS).
- * ARGV: k, then per request n, max_depth, quota, pid, the n logs, minute limit, hour limit.
+ * ARGV: number of groups, then per group: its number of requests c, max_depth, quota, pid, minute
+ * limit, hour limit, then c pairs (n, the n logs).
  * Checks per request in the gateway's order: rate limits (every request counts), daily quota,
- * then queue depth. Returns 4 integers per request: code, value, minute count, hour count; code
- * -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth) or n (queued).
+ * then queue depth. Returns 4 integers per request, groups in order: code, value, minute count,
+ * hour count; code -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth)
+ * or n (queued).
  */
 static const char enqueue_lua[] =
-    "local k = tonumber(ARGV[1])\n"
-    "local val, base, add, ttl = {}, {}, {}, {}\n"
-    "local function cur(key, t)\n"
-    "  local v = val[key]\n"
-    "  if v == nil then\n"
-    "    v = tonumber(redis.call('GET', key) or '0')\n"
-    "    val[key], base[key], add[key], ttl[key] = v, v, 0, t\n"
-    "  end\n"
-    "  return v\n"
-    "end\n"
-    "local function bump(key, n) val[key] = val[key] + n; add[key] = add[key] + n end\n"
-    "local out, ent, order = {}, {}, {}\n"
-    "for i = 0, k - 1 do\n"
-    "  local a, q = 2 + 7 * i, 2 + 4 * i\n"
-    "  local mk, hk = KEYS[q + 2], KEYS[q + 3]\n"
-    "  local mc = cur(mk, 60) + 1\n"
-    "  bump(mk, 1)\n"
-    "  local hc = cur(hk, 3600) + 1\n"
-    "  bump(hk, 1)\n"
-    "  local n = tonumber(ARGV[a])\n"
-    "  local code, v = n, 0\n"
-    "  if mc > tonumber(ARGV[a + 5]) or hc > tonumber(ARGV[a + 6]) then\n"
-    "    code = -3\n"
-    "  else\n"
-    "    local uk, dk = KEYS[q + 1], KEYS[q]\n"
-    "    local usage, quota = cur(uk, " USAGE_TTL_S "), tonumber(ARGV[a + 2])\n"
-    "    local depth = cur(dk, 0)\n"
-    "    if quota > 0 and usage + n > quota then\n"
-    "      code, v = -2, usage\n"
-    "    elseif depth + n > tonumber(ARGV[a + 1]) then\n"
-    "      code, v = -1, depth\n"
+    "local out, o, a = {}, 0, 2\n"
+    "for g = 0, tonumber(ARGV[1]) - 1 do\n"
+    "  local q = 2 + 4 * g\n"
+    "  local dk, uk, mk, hk = KEYS[q], KEYS[q + 1], KEYS[q + 2], KEYS[q + 3]\n"
+    "  local c, maxd, quota, pid = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + "
+    "3]\n"
+    "  local ml, hl = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
+    "  a = a + 6\n"
+    "  local mc0 = tonumber(redis.call('GET', mk) or '0')\n"
+    "  local hc0 = tonumber(redis.call('GET', hk) or '0')\n"
+    "  local mc, hc, acc, m = mc0, hc0, 0, {}\n"
+    "  local usage0, usage, depth\n"
+    "  for i = 1, c do\n"
+    "    local n = tonumber(ARGV[a])\n"
+    "    mc, hc = mc + 1, hc + 1\n"
+    "    local code, v = n, 0\n"
+    "    if mc > ml or hc > hl then\n"
+    "      code = -3\n"
     "    else\n"
-    "      bump(uk, n)\n"
-    "      bump(dk, n)\n"
-    "      local pid = ARGV[a + 3]\n"
-    "      local e = ent[pid]\n"
-    "      if e == nil then\n"
-    "        e = {0, {}}\n"
-    "        ent[pid] = e\n"
-    "        order[#order + 1] = pid\n"
+    "      if usage == nil then\n"
+    "        usage0 = tonumber(redis.call('GET', uk) or '0')\n"
+    "        usage, depth = usage0, tonumber(redis.call('GET', dk) or '0')\n"
     "      end\n"
-    "      e[1] = e[1] + n\n"
-    "      e[2][#e[2] + 1] = ARGV[a + 4]\n"
+    "      if quota > 0 and usage + n > quota then\n"
+    "        code, v = -2, usage\n"
+    "      elseif depth + n > maxd then\n"
+    "        code, v = -1, depth\n"
+    "      else\n"
+    "        usage, depth, acc = usage + n, depth + n, acc + n\n"
+    "        m[#m + 1] = ARGV[a + 1]\n"
+    "      end\n"
     "    end\n"
+    "    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = code, v, mc, hc\n"
+    "    o, a = o + 4, a + 2\n"
     "  end\n"
-    "  local o = #out\n"
-    "  out[o + 1], out[o + 2], out[o + 3], out[o + 4] = code, v, mc, hc\n"
-    "end\n"
-    "for _, pid in ipairs(order) do\n"
-    "  local e = ent[pid]\n"
-    "  redis.call('XADD', KEYS[1], '*', 'p', pid, 'n', e[1], 'm', table.concat(e[2]))\n"
-    "end\n"
-    "for key, d in pairs(add) do\n"
-    "  if d > 0 then\n"
-    "    redis.call('INCRBY', key, d)\n"
-    "    if base[key] == 0 and ttl[key] > 0 then redis.call('EXPIRE', key, ttl[key]) end\n"
+    "  if acc > 0 then\n"
+    "    redis.call('XADD', KEYS[1], '*', 'p', pid, 'n', acc, 'm', table.concat(m))\n"
+    "    redis.call('INCRBY', dk, acc)\n"
+    "    redis.call('INCRBY', uk, acc)\n"
+    "    if usage0 == 0 then redis.call('EXPIRE', uk, " USAGE_TTL_S ") end\n"
     "  end\n"
+    "  redis.call('INCRBY', mk, c)\n"
+    "  if mc0 == 0 then redis.call('EXPIRE', mk, 60) end\n"
+    "  redis.call('INCRBY', hk, c)\n"
+    "  if hc0 == 0 then redis.call('EXPIRE', hk, 3600) end\n"
     "end\n"
     "return out\n";
 
@@ -265,7 +257,8 @@ struct flight {
     const char **argv; /* into the same block; point into the enqueues */
     size_t *argl;
     char k_s[24], numkeys_s[24];
-    struct enqueue *e[];
+    char (*count_s)[24]; /* per group: its number of requests; into the same block */
+    struct enqueue *e[]; /* in the order of the script's answers */
 };
 
 static void enqueue_free(struct enqueue *e)
@@ -405,6 +398,15 @@ static int send_flight(struct flight *f, bool eval)
 }
 
 /* Send every pending request as one flight (none pending: nothing). */
+/* Same counters and limits: such requests form one group of the script call. */
+static bool same_group(const struct enqueue *a, const struct enqueue *b)
+{
+    return a->project_id == b->project_id && a->quota == b->quota && a->rl.min_limit == b->rl.min_limit &&
+           a->rl.hour_limit == b->rl.hour_limit && strcmp(a->usage_key, b->usage_key) == 0 &&
+           strcmp(a->rl.min_key, b->rl.min_key) == 0 && strcmp(a->rl.hour_key, b->rl.hour_key) == 0;
+}
+
+/* Send every pending request as one flight (none pending: nothing), grouped as the script wants. */
 static void flush_pending(struct iw *iw)
 {
     size_t n = iw->npending;
@@ -412,17 +414,40 @@ static void flush_pending(struct iw *iw)
         return;
     if (!iw->stopping)
         uv_check_stop(&iw->flush);
-    int argc = 3 + 1 + 4 * (int)n + 1 + 7 * (int)n;
-    struct flight *f =
-        ldg_malloc(sizeof *f + n * sizeof f->e[0] + (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
+    LDG_ASSERT(n <= COALESCE_MAX);
+    /* group-major order: groups by first arrival, requests in arrival order within a group */
+    struct enqueue *arrived[COALESCE_MAX], *lead[COALESCE_MAX];
+    size_t group_of[COALESCE_MAX], count[COALESCE_MAX], ngroups = 0, j = 0;
+    struct ldg_list_node *it;
+    while ((it = ldg_list_pop_front(&iw->pending))) {
+        struct enqueue *e = ldg_container_of(it, struct enqueue, link);
+        size_t g = 0;
+        while (g < ngroups && !same_group(lead[g], e))
+            g++;
+        if (g == ngroups) {
+            lead[g] = e;
+            count[g] = 0;
+            ngroups++;
+        }
+        count[g]++;
+        group_of[j] = g;
+        arrived[j++] = e;
+    }
+    LDG_ASSERT(j == n);
+    int argc = 3 + 1 + 4 * (int)ngroups + 1 + 6 * (int)ngroups + 2 * (int)n;
+    struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->count_s[0] +
+                                  (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
+    iw->npending = 0;
+    iw->pending_bytes = 0;
     f->iw = iw;
     f->n = n;
     f->retried = false;
     f->argc = argc;
-    f->argv = (const char **)(f->e + n);
+    f->count_s = (char(*)[24])(f->e + n);
+    f->argv = (const char **)(f->count_s + ngroups);
     f->argl = (size_t *)(f->argv + argc);
-    ldg_str_i64(f->k_s, (int64_t)n);
-    ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)n);
+    ldg_str_i64(f->k_s, (int64_t)ngroups);
+    ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)ngroups);
     const char **argv = f->argv;
     size_t *argl = f->argl;
     int i = 2;
@@ -430,32 +455,35 @@ static void flush_pending(struct iw *iw)
 #define SARG(s) ARG(s, strlen(s))
     SARG(f->numkeys_s);
     ARG(G.cfg->stream, G.stream_len);
-    size_t j = 0;
-    struct ldg_list_node *it;
-    while ((it = ldg_list_pop_front(&iw->pending))) {
-        struct enqueue *e = ldg_container_of(it, struct enqueue, link);
-        f->e[j++] = e;
-        SARG(e->depth_key);
-        SARG(e->usage_key);
-        SARG(e->rl.min_key);
-        SARG(e->rl.hour_key);
+    for (size_t g = 0; g < ngroups; g++) {
+        SARG(lead[g]->depth_key);
+        SARG(lead[g]->usage_key);
+        SARG(lead[g]->rl.min_key);
+        SARG(lead[g]->rl.hour_key);
     }
     SARG(f->k_s);
-    for (j = 0; j < n; j++) {
-        struct enqueue *e = f->e[j];
-        SARG(e->n_s);
-        SARG(e->max_s);
-        SARG(e->quota_s);
-        SARG(e->pid);
-        ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
-        SARG(e->min_s);
-        SARG(e->hour_s);
+    size_t k = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        const struct enqueue *l = lead[g];
+        ldg_str_i64(f->count_s[g], (int64_t)count[g]);
+        SARG(f->count_s[g]);
+        SARG(l->max_s);
+        SARG(l->quota_s);
+        SARG(l->pid);
+        SARG(l->min_s);
+        SARG(l->hour_s);
+        for (j = 0; j < n; j++) {
+            if (group_of[j] != g)
+                continue;
+            struct enqueue *e = arrived[j];
+            f->e[k++] = e;
+            SARG(e->n_s);
+            ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
+        }
     }
 #undef SARG
 #undef ARG
-    LDG_ASSERT(i == argc);
-    iw->npending = 0;
-    iw->pending_bytes = 0;
+    LDG_ASSERT(i == argc && k == n);
     if (send_flight(f, false) < 0) {
         log_redis_problem(f->e[0]->req, n, "not connected, or too many commands in flight");
         flight_fail(f);
@@ -532,6 +560,13 @@ static struct enqueue *enqueue_new(struct ldg_req *req, const struct ldg_princip
     return e;
 }
 
+/* The MessagePack of the request's logs is about as long as their JSON, often shorter: one
+ * allocation of that size instead of a chain of doublings and copies. */
+static void reserve_mp(struct enqueue *e)
+{
+    (void)ldg_buf_reserve(&e->mp, ldg_buf_size(&e->req->body) + 64, 0);
+}
+
 /* Validate one log object; on success encode it into e. Returns 0 or -EINVAL with err filled. */
 static int add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *err, size_t errlen)
 {
@@ -562,6 +597,7 @@ static void handle_single(struct ldg_req *req)
     if (!root)
         return;
     struct enqueue *e = enqueue_new(req, p, 1, false);
+    reserve_mp(e);
     char err[512], detail[600];
     int rc = add_log(e, root, ldg_wall_us(), err, sizeof err);
     ldg_arena_free(&tree.arena); /* the JSON tree */
@@ -598,6 +634,7 @@ static void handle_batch(struct ldg_req *req)
         return;
     }
     struct enqueue *e = enqueue_new(req, p, n, true);
+    reserve_mp(e);
     int64_t now = ldg_wall_us();
     char err[512];
     size_t i = 0;
