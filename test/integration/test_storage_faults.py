@@ -520,7 +520,7 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
         assert "maintenance done" not in srv.log_text()  # the lock held it off
         f.rc.delete(MAINT_LOCK)
 
-        done = wait_log(srv, r"maintenance (done|stopped).*", timeout=10).group(0)
+        done = wait_log(srv, r"maintenance (done|stopped).*", timeout=30).group(0)
         m = re.match(r"maintenance done: partitions_dropped=(\d+) rows_deleted=(\d+)", done)
         assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= 3, done
         assert regclass() is None, f"{part} not dropped"
