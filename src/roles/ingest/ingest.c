@@ -120,6 +120,8 @@ static const char enqueue_lua[] =
 static struct {
     const struct ldg_ingest_cfg *cfg;
     size_t stream_len;
+    char max_s[24]; /* queue_max_depth, as the script's argument */
+    size_t max_len;
     int index; /* in ldg_roles: role_state of each worker */
     struct ldg_redis_script enqueue;
 } G;
@@ -233,7 +235,8 @@ struct enqueue {
     struct ldg_buf notes;  /* notification JSON texts back to back */
     size_t *note_off;      /* arena: nnotes + 1 offsets into notes */
     size_t nnotes;
-    char depth_key[48], usage_key[64], pid[24], n_s[24], max_s[24], quota_s[24], min_s[24], hour_s[24];
+    int64_t day; /* UTC day number of the usage counter */
+    char n_s[24];
     struct ldg_ratelimit rl;
 };
 
@@ -244,8 +247,11 @@ struct iw {
     struct ldg_list pending;
     size_t npending, pending_bytes;
     bool stopping, closed;
-    int64_t day;    /* UTC day number of day_s */
-    char day_s[32]; /* "YYYYMMDD" of the usage key */
+};
+
+/* What a group of a flight sends once for all its requests (its lead's values). */
+struct group_args {
+    char depth_key[48], usage_key[64], count[24], quota[24], pid[24], min[24], hour[24];
 };
 
 /* One script call for n requests; heap, owned by the call until its reply. */
@@ -254,11 +260,11 @@ struct flight {
     size_t n;
     bool retried; /* EVAL sent after NOSCRIPT */
     int argc;
-    const char **argv; /* into the same block; point into the enqueues */
+    const char **argv; /* into the same block; point into the enqueues, ga and G */
     size_t *argl;
     char k_s[24], numkeys_s[24];
-    char (*count_s)[24]; /* per group: its number of requests; into the same block */
-    struct enqueue *e[]; /* in the order of the script's answers */
+    struct group_args *ga; /* per group; into the same block */
+    struct enqueue *e[];   /* in the order of the script's answers */
 };
 
 static void enqueue_free(struct enqueue *e)
@@ -397,13 +403,28 @@ static int send_flight(struct flight *f, bool eval)
     return ldg_redis_commandargv(f->iw->w->redis, on_flight_reply, f, f->argc, f->argv, f->argl);
 }
 
-/* Send every pending request as one flight (none pending: nothing). */
 /* Same counters and limits: such requests form one group of the script call. */
 static bool same_group(const struct enqueue *a, const struct enqueue *b)
 {
-    return a->project_id == b->project_id && a->quota == b->quota && a->rl.min_limit == b->rl.min_limit &&
-           a->rl.hour_limit == b->rl.hour_limit && strcmp(a->usage_key, b->usage_key) == 0 &&
+    return a->project_id == b->project_id && a->quota == b->quota && a->day == b->day &&
+           a->rl.min_limit == b->rl.min_limit && a->rl.hour_limit == b->rl.hour_limit &&
            strcmp(a->rl.min_key, b->rl.min_key) == 0 && strcmp(a->rl.hour_key, b->rl.hour_key) == 0;
+}
+
+static void group_args_fill(struct group_args *ga, const struct enqueue *lead, size_t count)
+{
+    size_t plen = ldg_str_i64(ga->pid, lead->project_id);
+    memcpy(ga->depth_key, "queue_depth:", 12);
+    memcpy(ga->depth_key + 12, ga->pid, plen + 1);
+    time_t t = (time_t)(lead->day * 86400);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(ga->usage_key, sizeof ga->usage_key, "usage:%s:%04d%02d%02d", ga->pid, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday);
+    ldg_str_i64(ga->count, (int64_t)count);
+    ldg_str_i64(ga->quota, lead->quota);
+    ldg_str_i64(ga->min, lead->rl.min_limit);
+    ldg_str_i64(ga->hour, lead->rl.hour_limit);
 }
 
 /* Send every pending request as one flight (none pending: nothing), grouped as the script wants. */
@@ -435,7 +456,7 @@ static void flush_pending(struct iw *iw)
     }
     LDG_ASSERT(j == n);
     int argc = 3 + 1 + 4 * (int)ngroups + 1 + 6 * (int)ngroups + 2 * (int)n;
-    struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->count_s[0] +
+    struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->ga[0] +
                                   (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
     iw->npending = 0;
     iw->pending_bytes = 0;
@@ -443,8 +464,8 @@ static void flush_pending(struct iw *iw)
     f->n = n;
     f->retried = false;
     f->argc = argc;
-    f->count_s = (char(*)[24])(f->e + n);
-    f->argv = (const char **)(f->count_s + ngroups);
+    f->ga = (struct group_args *)(f->e + n);
+    f->argv = (const char **)(f->ga + ngroups);
     f->argl = (size_t *)(f->argv + argc);
     ldg_str_i64(f->k_s, (int64_t)ngroups);
     ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)ngroups);
@@ -456,22 +477,22 @@ static void flush_pending(struct iw *iw)
     SARG(f->numkeys_s);
     ARG(G.cfg->stream, G.stream_len);
     for (size_t g = 0; g < ngroups; g++) {
-        SARG(lead[g]->depth_key);
-        SARG(lead[g]->usage_key);
+        group_args_fill(&f->ga[g], lead[g], count[g]);
+        SARG(f->ga[g].depth_key);
+        SARG(f->ga[g].usage_key);
         SARG(lead[g]->rl.min_key);
         SARG(lead[g]->rl.hour_key);
     }
     SARG(f->k_s);
     size_t k = 0;
     for (size_t g = 0; g < ngroups; g++) {
-        const struct enqueue *l = lead[g];
-        ldg_str_i64(f->count_s[g], (int64_t)count[g]);
-        SARG(f->count_s[g]);
-        SARG(l->max_s);
-        SARG(l->quota_s);
-        SARG(l->pid);
-        SARG(l->min_s);
-        SARG(l->hour_s);
+        const struct group_args *ga = &f->ga[g];
+        SARG(ga->count);
+        ARG(G.max_s, G.max_len);
+        SARG(ga->quota);
+        SARG(ga->pid);
+        SARG(ga->min);
+        SARG(ga->hour);
         for (j = 0; j < n; j++) {
             if (group_of[j] != g)
                 continue;
@@ -505,29 +526,9 @@ static void enqueue_start(struct enqueue *e)
 {
     struct ldg_req *req = e->req;
     struct iw *iw = iw_of(req);
-    int64_t day = (int64_t)(ldg_wall_us() / 1000000 / 86400);
-    if (day != iw->day) {
-        time_t t = (time_t)(day * 86400);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        snprintf(iw->day_s, sizeof iw->day_s, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-        iw->day = day;
-    }
-    char *p = e->depth_key;
-    memcpy(p, "queue_depth:", 12);
-    ldg_str_i64(p + 12, e->project_id);
-    size_t plen = ldg_str_i64(e->pid, e->project_id);
-    p = e->usage_key;
-    memcpy(p, "usage:", 6);
-    memcpy(p + 6, e->pid, plen);
-    p[6 + plen] = ':';
-    memcpy(p + 7 + plen, iw->day_s, strlen(iw->day_s) + 1);
+    e->day = (int64_t)(ldg_wall_us() / 1000000 / 86400);
     ldg_str_i64(e->n_s, (int64_t)e->accepted);
-    ldg_str_i64(e->max_s, G.cfg->queue_max_depth);
-    ldg_str_i64(e->quota_s, e->quota);
     ldg_gateway_ratelimit_keys(req, &e->rl);
-    ldg_str_i64(e->min_s, e->rl.min_limit);
-    ldg_str_i64(e->hour_s, e->rl.hour_limit);
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable", 1);
@@ -725,6 +726,7 @@ static int ingest_init_global(const struct ldg_config *c, const void *cfg)
     (void)c;
     G.cfg = cfg;
     G.stream_len = strlen(G.cfg->stream);
+    G.max_len = ldg_str_i64(G.max_s, G.cfg->queue_max_depth);
     G.index = ldg_role_index("ingest");
     LDG_ASSERT(G.index >= 0);
     ldg_redis_script_init(&G.enqueue, enqueue_lua);
@@ -736,7 +738,6 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     (void)cfg;
     struct iw *iw = ldg_calloc(1, sizeof *iw);
     iw->w = w;
-    iw->day = -1;
     ldg_list_init(&iw->pending);
     uv_check_init(&w->loop, &iw->flush);
     iw->flush.data = iw;
