@@ -1,0 +1,280 @@
+// The one HTTP client of the dashboard. Every request to ledgerd goes through `request`.
+//
+// - The access token lives in memory only (never in storage). The refresh token is an httpOnly
+//   cookie scoped to /api/v1/accounts, so a page load starts signed out in memory and
+//   `restoreSession()` asks for a new access token with that cookie.
+// - A 401 on an authenticated request triggers one silent refresh (shared by concurrent callers)
+//   and one retry; if that fails the session is over and `onSessionExpired` listeners run.
+// - Failures are values (`Result`), never exceptions: 429 carries Retry-After seconds, a network
+//   failure is `unreachable`.
+
+export type ApiError =
+  | { kind: "unreachable"; status: 0; detail: string }
+  | { kind: "unauthorized"; status: 401; detail: string }
+  | { kind: "rate_limited"; status: 429; detail: string; retryAfter: number }
+  | { kind: "validation"; status: 422; detail: string; field: string | null }
+  | { kind: "http"; status: number; detail: string };
+
+export type Result<T> = { ok: true; value: T; status: number } | { ok: false; error: ApiError };
+
+export type Query = Record<string, string | number | boolean | null | undefined | string[]>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** Send the access token and refresh on 401 (default true). */
+  auth?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  refresh_token: string;
+  token_type: string;
+  account_id: number;
+  email: string;
+  name?: string;
+  expires_in: number;
+}
+
+export interface SessionInfo {
+  accountId: number;
+  email: string;
+}
+
+// ---- session (the only module-level mutable state of the app) ----
+
+let accessToken: string | null = null;
+let session: SessionInfo | null = null;
+let refreshing: Promise<boolean> | null = null;
+const sessionListeners = new Set<(s: SessionInfo | null, expired: boolean) => void>();
+const reachabilityListeners = new Set<(reachable: boolean) => void>();
+let lastReachable = true;
+
+/** The current access token, for transports that cannot set headers (EventSource `?token=`). */
+export function currentAccessToken(): string | null {
+  return accessToken;
+}
+
+export function currentSession(): SessionInfo | null {
+  return session;
+}
+
+/** Runs `fn` when the session starts or ends (`expired` = ended without the user signing out). */
+export function onSessionChange(fn: (s: SessionInfo | null, expired: boolean) => void): () => void {
+  sessionListeners.add(fn);
+  return () => sessionListeners.delete(fn);
+}
+
+/** Runs `fn` when the server becomes unreachable or reachable again. */
+export function onReachabilityChange(fn: (reachable: boolean) => void): () => void {
+  reachabilityListeners.add(fn);
+  return () => reachabilityListeners.delete(fn);
+}
+
+function setReachable(reachable: boolean): void {
+  if (reachable === lastReachable) return;
+  lastReachable = reachable;
+  for (const fn of reachabilityListeners) fn(reachable);
+}
+
+function setSession(tokens: TokenResponse | null, expired = false): void {
+  const before = session;
+  accessToken = tokens ? tokens.access_token : null;
+  session = tokens ? { accountId: tokens.account_id, email: tokens.email } : null;
+  const changed = (before === null) !== (session === null) || before?.accountId !== session?.accountId;
+  if (changed) for (const fn of sessionListeners) fn(session, expired);
+}
+
+// ---- helpers ----
+
+export function buildUrl(path: string, query?: Query): string {
+  const params = new URLSearchParams();
+  if (query) {
+    for (const [k, v] of Object.entries(query)) {
+      if (v === undefined || v === null || v === "") continue;
+      params.set(k, Array.isArray(v) ? v.join(",") : String(v));
+    }
+  }
+  const qs = params.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The human text of an error body: `{"detail": "..."}` or FastAPI's 422 list. */
+function describe(body: unknown, status: number): { detail: string; field: string | null } {
+  if (isRecord(body)) {
+    const d = body.detail;
+    if (typeof d === "string") return { detail: d, field: null };
+    if (Array.isArray(d) && d.length > 0 && isRecord(d[0])) {
+      const first = d[0];
+      const msg = typeof first.msg === "string" ? first.msg : "Invalid input";
+      const loc = Array.isArray(first.loc) ? first.loc : [];
+      const last = loc.length > 0 ? loc[loc.length - 1] : null;
+      const field = typeof last === "string" ? last : null;
+      return { detail: field ? `${field}: ${msg.replace(/^Value error, /, "")}` : msg, field };
+    }
+  }
+  return { detail: `Request failed (HTTP ${status})`, field: null };
+}
+
+function retryAfterSeconds(res: Response): number {
+  const h = res.headers.get("Retry-After");
+  if (!h) return 60;
+  const n = Number(h);
+  if (Number.isFinite(n)) return Math.max(0, Math.ceil(n));
+  const date = Date.parse(h);
+  return Number.isNaN(date) ? 60 : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+async function send(method: string, url: string, opts: RequestOptions): Promise<Response | null> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+  if (opts.auth !== false && accessToken) headers.Authorization = `Bearer ${accessToken}`;
+  try {
+    const res = await fetch(url, {
+      method,
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      credentials: "same-origin",
+      signal: opts.signal,
+    });
+    setReachable(res.status !== 502 && res.status !== 504);
+    return res;
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    setReachable(false);
+    return null;
+  }
+}
+
+async function toResult<T>(res: Response): Promise<Result<T>> {
+  const text = await res.text();
+  let body: unknown = null;
+  if (text) {
+    try {
+      body = JSON.parse(text) as unknown;
+    } catch {
+      body = text;
+    }
+  }
+  if (res.ok) return { ok: true, value: body as T, status: res.status };
+  const { detail, field } = describe(body, res.status);
+  switch (res.status) {
+    case 401:
+      return { ok: false, error: { kind: "unauthorized", status: 401, detail } };
+    case 429:
+      return {
+        ok: false,
+        error: { kind: "rate_limited", status: 429, detail, retryAfter: retryAfterSeconds(res) },
+      };
+    case 422:
+      return { ok: false, error: { kind: "validation", status: 422, detail, field } };
+    default:
+      return { ok: false, error: { kind: "http", status: res.status, detail } };
+  }
+}
+
+const UNREACHABLE: ApiError = {
+  kind: "unreachable",
+  status: 0,
+  detail: "Server unreachable. Check your connection; retrying when you act again.",
+};
+
+/** One refresh at a time; concurrent 401s wait for the same one. */
+function refreshOnce(): Promise<boolean> {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const res = await send("POST", "/api/v1/accounts/refresh", { auth: false });
+      if (!res) return false;
+      const r = await toResult<TokenResponse>(res);
+      if (r.ok) {
+        setSession(r.value);
+        return true;
+      }
+      if (r.error.kind === "unauthorized") setSession(null, session !== null);
+      return false;
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/** Sends one API request. Never throws except for an aborted `signal`. */
+export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<Result<T>> {
+  const url = buildUrl(path, opts.query);
+  const authed = opts.auth !== false;
+  if (authed && !accessToken && session === null) {
+    // A page load: try the refresh cookie before the first authenticated call.
+    await refreshOnce();
+  }
+  let res = await send(method, url, opts);
+  if (!res) return { ok: false, error: UNREACHABLE };
+  if (res.status === 401 && authed) {
+    const refreshed = await refreshOnce();
+    if (!refreshed) {
+      if (session !== null) setSession(null, true);
+      return toResult<T>(res);
+    }
+    res = await send(method, url, opts);
+    if (!res) return { ok: false, error: UNREACHABLE };
+    if (res.status === 401) setSession(null, true);
+  }
+  return toResult<T>(res);
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>("GET", path, { query, signal }),
+  post: <T>(path: string, body?: unknown, query?: Query) => request<T>("POST", path, { body, query }),
+  patch: <T>(path: string, body?: unknown, query?: Query) => request<T>("PATCH", path, { body, query }),
+  put: <T>(path: string, body?: unknown, query?: Query) => request<T>("PUT", path, { body, query }),
+  del: <T>(path: string, query?: Query) => request<T>("DELETE", path, { query }),
+};
+
+// ---- account flows ----
+
+/** On page load: turns the refresh cookie into a session, if there is one. */
+export async function restoreSession(): Promise<boolean> {
+  if (session) return true;
+  return refreshOnce();
+}
+
+export async function signIn(email: string, password: string): Promise<Result<TokenResponse>> {
+  const r = await request<TokenResponse>("POST", "/api/v1/accounts/login", {
+    body: { email, password },
+    auth: false,
+  });
+  if (r.ok) setSession(r.value);
+  return r;
+}
+
+export async function register(name: string, email: string, password: string): Promise<Result<TokenResponse>> {
+  const r = await request<TokenResponse>("POST", "/api/v1/accounts/register", {
+    body: { name, email, password },
+    auth: false,
+  });
+  if (r.ok) setSession(r.value);
+  return r;
+}
+
+export async function signOut(): Promise<void> {
+  if (accessToken) await request<null>("POST", "/api/v1/accounts/logout");
+  setSession(null, false);
+}
+
+/** Ends the session locally after the server revoked it (e.g. "revoke all"). */
+export function forgetSession(): void {
+  setSession(null, false);
+}
+
+/** A one-line message for an error value, for banners and inline errors. */
+export function errorText(e: ApiError): string {
+  if (e.kind === "rate_limited") {
+    return `Too many requests: ${e.detail}. Try again in ${e.retryAfter} s.`;
+  }
+  return e.detail;
+}

@@ -1,0 +1,7 @@
+export function ErrorDetail() {
+  return (
+    <section class="page">
+      <h1>ErrorDetail</h1>
+    </section>
+  );
+}

@@ -1,0 +1,7 @@
+export function NotFound() {
+  return (
+    <section class="page">
+      <h1>NotFound</h1>
+    </section>
+  );
+}

@@ -1,0 +1,7 @@
+export function Notifications() {
+  return (
+    <section class="page">
+      <h1>Notifications</h1>
+    </section>
+  );
+}

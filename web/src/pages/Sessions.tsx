@@ -1,0 +1,7 @@
+export function Sessions() {
+  return (
+    <section class="page">
+      <h1>Sessions</h1>
+    </section>
+  );
+}
