@@ -3,16 +3,8 @@
 // time range live in the URL (components/explorer/state.ts); this page only turns URL changes into
 // requests and their answers into components.
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import {
-  errorText,
-  fetchFacets,
-  fetchHistogram,
-  fetchLog,
-  fetchLogPage,
-  type FacetsResponse,
-  type HistogramResponse,
-  type LogEntry,
-} from "../api/client";
+import { errorText, fetchFacets, fetchHistogram, fetchLog, fetchLogPage } from "../api/client";
+import type { Facets as FacetsData, Histogram as HistogramData, LogEntry } from "../api/types";
 import { href, navigate, useLocation } from "../state/url";
 import { Facets } from "../components/explorer/Facets";
 import { Histogram } from "../components/explorer/Histogram";
@@ -69,9 +61,9 @@ export function Explorer() {
 
   // ---- rows, histogram and facets of the current selection ----
   const [rows, setRows] = useState<Rows>(EMPTY_ROWS);
-  const [histogram, setHistogram] = useState<HistogramResponse | null>(null);
+  const [histogram, setHistogram] = useState<HistogramData | null>(null);
   const [histLoading, setHistLoading] = useState(false);
-  const [facets, setFacets] = useState<FacetsResponse | null>(null);
+  const [facets, setFacets] = useState<FacetsData | null>(null);
   const [queryError, setQueryError] = useState<string | null>(null);
   const bounds = useRef<TimeBounds>(timeBounds(state));
   const ctrl = useRef<AbortController | null>(null);

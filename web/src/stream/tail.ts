@@ -9,7 +9,7 @@
 //
 // Threading: browser main thread only. Ownership: the caller owns the stream and must close() it.
 
-import type { LogEntry } from '../api/client';
+import type { LogEntry } from "../api/types";
 
 export const TAIL_CAPACITY = 5000;
 
@@ -130,7 +130,7 @@ export class TailStream {
       this.queue = [];
       let next = fresh.concat(this.logs);
       if (next.length > this.capacity) {
-        for (let i = this.capacity; i < next.length; i++) this.seen.delete(next[i].id);
+        for (let i = this.capacity; i < next.length; i++) this.seen.delete(next[i]!.id);
         this.dropped += next.length - this.capacity;
         next = next.slice(0, this.capacity);
       }

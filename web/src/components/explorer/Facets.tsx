@@ -1,10 +1,10 @@
 // Level and type facets with counts over the current query and range; a click toggles the filter.
-import type { FacetsResponse } from '../../api/client';
+import type { Facets as FacetsData } from "../../api/types";
 import { LEVELS, LOG_TYPES } from './state';
 import { formatCount } from './format';
 
 interface Props {
-  facets: FacetsResponse | null;
+  facets: FacetsData | null;
   levels: string[];
   types: string[];
   onToggleLevel: (v: string) => void;

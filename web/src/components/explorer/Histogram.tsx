@@ -4,11 +4,11 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { HistogramResponse } from '../../api/client';
+import type { Histogram as HistogramData } from "../../api/types";
 import { LEVELS } from './state';
 
 interface Props {
-  data: HistogramResponse | null;
+  data: HistogramData | null;
   loading: boolean;
   onZoom: (fromIso: string, toIso: string) => void;
 }
@@ -17,11 +17,11 @@ interface Props {
 const ORDER = [...LEVELS].reverse(); // critical, error, warning, info, debug
 
 function cssColor(level: string): string {
-  const v = getComputedStyle(document.documentElement).getPropertyValue(`--level-${level}`).trim();
+  const v = getComputedStyle(document.documentElement).getPropertyValue(`--lvl-${level}`).trim();
   return v || { debug: '#8a94a6', info: '#3b82f6', warning: '#f59e0b', error: '#ef4444', critical: '#a21caf' }[level] || '#888';
 }
 
-function toColumns(h: HistogramResponse): uPlot.AlignedData {
+function toColumns(h: HistogramData): uPlot.AlignedData {
   const n = h.buckets.length;
   const xs = new Array<number>(n);
   const cum: number[][] = LEVELS.map(() => new Array<number>(n));
@@ -31,11 +31,11 @@ function toColumns(h: HistogramResponse): uPlot.AlignedData {
     let acc = 0;
     LEVELS.forEach((l, j) => {
       acc += Number(b[l] ?? 0);
-      cum[j][i] = acc;
+      cum[j]![i] = acc;
     });
   }
   // cum[j] = levels 0..j stacked; series in ORDER need cum of (4 - k).
-  return [xs, ...ORDER.map((_, k) => cum[LEVELS.length - 1 - k])];
+  return [xs, ...ORDER.map((_, k) => cum[LEVELS.length - 1 - k]!)];
 }
 
 export function Histogram({ data, loading, onZoom }: Props) {

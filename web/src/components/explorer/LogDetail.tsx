@@ -2,7 +2,7 @@
 // Attributes as formatted JSON, the stack trace monospace with its line breaks; copy-link puts the
 // explorer URL with log=<id> on the clipboard.
 import { useState } from 'preact/hooks';
-import type { LogEntry } from '../../api/client';
+import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
 
 interface Props {
@@ -55,7 +55,7 @@ export function LogDetail({ log, loading, error, link, onClose }: Props) {
         <h2>{log ? `Log ${log.id}` : 'Log'}</h2>
         <button
           type="button"
-          class="btn"
+         
           disabled={!log}
           onClick={async () => {
             setCopied(await copy(link));
@@ -64,7 +64,7 @@ export function LogDetail({ log, loading, error, link, onClose }: Props) {
         >
           {copied ? 'Link copied' : 'Copy link'}
         </button>
-        <button type="button" class="btn" aria-label="Close details" onClick={onClose}>
+        <button type="button" aria-label="Close details" onClick={onClose}>
           ×
         </button>
       </header>

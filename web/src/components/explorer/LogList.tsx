@@ -3,7 +3,7 @@
 // spacer whose height (rows × ROW_HEIGHT) is set from JS (CSSOM, allowed by the CSP); the visible
 // window is absolutely positioned inside it. Scrolling near the end asks for the next page.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import type { LogEntry } from '../../api/client';
+import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
 
 export const ROW_HEIGHT = 28;

@@ -36,7 +36,7 @@ export function QueryBox({ value, error, onSubmit }: Props) {
         onInput={(e) => setText((e.target as HTMLInputElement).value)}
         data-shortcut-search=""
       />
-      <button type="submit" class="btn">
+      <button type="submit">
         Search
       </button>
       {error && (
@@ -53,7 +53,7 @@ export function QueryBox({ value, error, onSubmit }: Props) {
               </pre>
               <button
                 type="button"
-                class="btn-link"
+                class="link"
                 onClick={() => {
                   const el = input.current;
                   if (!el) return;

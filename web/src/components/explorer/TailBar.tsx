@@ -25,7 +25,7 @@ export function TailBar({ on, paused, snapshot, onToggle, onPause, onClear }: Pr
     <div class="tail-bar" data-testid="tail-bar">
       <button
         type="button"
-        class={"btn tail-toggle" + (on ? " active" : "")}
+        class={"tail-toggle" + (on ? " active" : "")}
         aria-label="Live tail"
         aria-pressed={on}
         aria-keyshortcuts="t"
@@ -37,7 +37,7 @@ export function TailBar({ on, paused, snapshot, onToggle, onPause, onClear }: Pr
       </button>
       {on && (
         <>
-          <button type="button" class="btn" aria-label={paused ? "Resume live tail" : "Pause live tail"} onClick={onPause}>
+          <button type="button" aria-label={paused ? "Resume live tail" : "Pause live tail"} onClick={onPause}>
             {paused ? "Resume" : "Pause"}
           </button>
           <span class={`tail-status tail-${snapshot?.status ?? "connecting"}`} role="status" data-testid="tail-status">
@@ -50,7 +50,7 @@ export function TailBar({ on, paused, snapshot, onToggle, onPause, onClear }: Pr
               {snapshot.dropped.toLocaleString()} dropped
             </span>
           )}
-          <button type="button" class="btn-link" onClick={onClear}>
+          <button type="button" class="link" onClick={onClear}>
             Clear
           </button>
           {snapshot?.error && (

@@ -59,7 +59,7 @@ export function TimeRange({ range, from, to, onRange, onAbsolute }: Props) {
           <label>
             To <input type="datetime-local" aria-label="To" value={t} onInput={(e) => setT((e.target as HTMLInputElement).value)} />
           </label>
-          <button type="submit" class="btn">
+          <button type="submit">
             Apply
           </button>
         </form>

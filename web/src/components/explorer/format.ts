@@ -37,5 +37,5 @@ export function formatCount(n: number): string {
 /** Position (1-based) and reason of the server's "Invalid query at position N: reason". */
 export function parseQueryError(detail: string): { position: number; reason: string } | null {
   const m = /^Invalid query at position (\d+): (.*)$/s.exec(detail);
-  return m ? { position: Number(m[1]), reason: m[2] } : null;
+  return m ? { position: Number(m[1]), reason: m[2] ?? "" } : null;
 }

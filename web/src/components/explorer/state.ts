@@ -3,10 +3,9 @@
 // type (comma lists), log (the id of the log shown in the detail panel).
 // Pure functions only: the page reads location.search and writes through the app's URL helpers.
 
-export const LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
-export const LOG_TYPES = ['console', 'logger', 'exception', 'network', 'database', 'endpoint', 'custom'] as const;
+import { LEVELS, LOG_TYPES } from "../../api/types";
 
-export type Level = (typeof LEVELS)[number];
+export { LEVELS, LOG_TYPES };
 
 /** Relative ranges offered by the picker, in seconds. */
 export const RANGES: ReadonlyArray<{ key: string; label: string; seconds: number }> = [
