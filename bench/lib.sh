@@ -288,13 +288,14 @@ bench_release_conns() {
     tail -n 1 "$BENCH_TMP/$name.holder.out"
 }
 
-# bench_finish: append the report, with commit and machine, to bench/results/<date>-<commit>.txt.
+# bench_finish: append the report, with commit and machine, to bench/results/<date>-<commit>.txt
+# (<date>-<commit><BENCH_RESULT_SUFFIX>.txt when the bench sets that, e.g. -web).
 bench_finish() {
     local commit dirty='' file
     commit=$(git -C "$LEDGER_ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)
     [[ $commit != nogit ]] && ! git -C "$LEDGER_ROOT" diff --quiet HEAD -- 2>/dev/null && dirty=+dirty
     mkdir -p "$LEDGER_ROOT/bench/results"
-    file=$LEDGER_ROOT/bench/results/$(date -u +%Y-%m-%d)-$commit.txt
+    file=$LEDGER_ROOT/bench/results/$(date -u +%Y-%m-%d)-$commit${BENCH_RESULT_SUFFIX:-}.txt
     {
         printf '=== bench %s  %s  commit %s%s\n' "$BENCH_NAME" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$dirty"
         printf 'machine: nproc %s, cpu "%s", kernel %s, memory %s MiB\n' "$(nproc)" \

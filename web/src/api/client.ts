@@ -8,6 +8,8 @@
 // - Failures are values (`Result`), never exceptions: 429 carries Retry-After seconds, a network
 //   failure is `unreachable`.
 
+import type { Facets, Histogram, LogEntry, LogPage } from "./types";
+
 export type ApiError =
   | { kind: "unreachable"; status: 0; detail: string }
   | { kind: "unauthorized"; status: 401; detail: string }
@@ -278,3 +280,46 @@ export function errorText(e: ApiError): string {
   }
   return e.detail;
 }
+
+// ---- logs explorer: list, search, one log, histogram, facets (docs/api.md "Logs and search") ----
+// Shapes in types.ts (LogEntry, LogPage, Histogram, Facets).
+
+/** Filters shared by the explorer's requests: project_id, start_time, end_time, level, log_type. */
+export type LogFilters = Record<string, string>;
+
+/** A page of logs, newest first: `/logs/search?q=` when `q` is set, else `/logs`. */
+export function fetchLogPage(
+  filters: LogFilters,
+  q: string,
+  limit: number,
+  cursor: string | null,
+  signal?: AbortSignal,
+): Promise<Result<LogPage>> {
+  const query: Query = { ...filters, limit, cursor };
+  if (q) {
+    // The search endpoint takes no level/log_type parameters: the caller folds them into q.
+    delete query.level;
+    delete query.log_type;
+    return api.get<LogPage>("/api/v1/logs/search", { ...query, q }, signal);
+  }
+  return api.get<LogPage>("/api/v1/logs", query, signal);
+}
+
+export function fetchLog(projectId: number, id: number, signal?: AbortSignal): Promise<Result<LogEntry>> {
+  return api.get<LogEntry>(`/api/v1/logs/${id}`, { project_id: projectId }, signal);
+}
+
+export function fetchHistogram(
+  filters: LogFilters,
+  q: string,
+  buckets: number,
+  signal?: AbortSignal,
+): Promise<Result<Histogram>> {
+  return api.get<Histogram>("/api/v1/logs/histogram", { ...filters, q, buckets }, signal);
+}
+
+export function fetchFacets(filters: LogFilters, q: string, signal?: AbortSignal): Promise<Result<Facets>> {
+  return api.get<Facets>("/api/v1/logs/facets", { ...filters, q }, signal);
+}
+
+// ---- end of logs explorer ----

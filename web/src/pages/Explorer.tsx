@@ -1,9 +1,304 @@
-// Log explorer (placeholder; the explorer itself is developed separately).
+// The log explorer (/logs): query box, time range, facets, volume histogram, the virtualised list
+// of logs loaded by cursor, the detail panel of one log, and the live tail. Every filter and the
+// time range live in the URL (components/explorer/state.ts); this page only turns URL changes into
+// requests and their answers into components.
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { errorText, fetchFacets, fetchHistogram, fetchLog, fetchLogPage } from "../api/client";
+import type { Facets as FacetsData, Histogram as HistogramData, LogEntry } from "../api/types";
+import { href, navigate, useLocation } from "../state/url";
+import { Facets } from "../components/explorer/Facets";
+import { Histogram } from "../components/explorer/Histogram";
+import { LogDetail } from "../components/explorer/LogDetail";
+import { LogList } from "../components/explorer/LogList";
+import { QueryBox } from "../components/explorer/QueryBox";
+import { TailBar } from "../components/explorer/TailBar";
+import { TimeRange } from "../components/explorer/TimeRange";
+import {
+  filterParams,
+  parseState,
+  searchQuery,
+  stateToSearch,
+  timeBounds,
+  toggle,
+  type ExplorerState,
+  type TimeBounds,
+} from "../components/explorer/state";
+import { registerLiveTailToggle, TailStream, type TailSnapshot } from "../stream/tail";
+import "../components/explorer/explorer.css";
+
+const FIRST_PAGE = 100;
+const NEXT_PAGE = 1000;
+const HISTOGRAM_BUCKETS = 60;
+
+interface Rows {
+  logs: LogEntry[];
+  cursor: string | null;
+  hasMore: boolean;
+  loading: boolean;
+  error: string | null;
+}
+
+const EMPTY_ROWS: Rows = { logs: [], cursor: null, hasMore: false, loading: true, error: null };
+
+/** The part of the state that selects logs (everything but the open log). */
+function selectionKey(s: ExplorerState): string {
+  return stateToSearch({ ...s, log: null });
+}
+
+function isAbort(e: unknown): boolean {
+  return e instanceof DOMException && e.name === "AbortError";
+}
+
 export function Explorer() {
+  const loc = useLocation();
+  const state = useMemo(() => parseState(loc.params), [loc.params.toString()]);
+  const key = selectionKey(state);
+
+  const go = useCallback((next: ExplorerState, replace = false) => {
+    const qs = stateToSearch(next);
+    navigate(`/logs${qs ? `?${qs}` : ""}`, { replace });
+  }, []);
+
+  // ---- rows, histogram and facets of the current selection ----
+  const [rows, setRows] = useState<Rows>(EMPTY_ROWS);
+  const [histogram, setHistogram] = useState<HistogramData | null>(null);
+  const [histLoading, setHistLoading] = useState(false);
+  const [facets, setFacets] = useState<FacetsData | null>(null);
+  const [queryError, setQueryError] = useState<string | null>(null);
+  const bounds = useRef<TimeBounds>(timeBounds(state));
+  const ctrl = useRef<AbortController | null>(null);
+  const rowsRef = useRef(rows);
+  rowsRef.current = rows;
+
+  useEffect(() => {
+    ctrl.current?.abort();
+    const ac = new AbortController();
+    ctrl.current = ac;
+    setRows(EMPTY_ROWS);
+    setQueryError(null);
+    if (!state.project) {
+      setRows({ ...EMPTY_ROWS, loading: false });
+      return;
+    }
+    const b = timeBounds(state);
+    bounds.current = b;
+    const filters = filterParams(state, b);
+    const closed = filterParams(state, b, true);
+    const q = searchQuery(state);
+    let facetsQueryError = false;
+
+    // The list first: it is what the first paint waits for.
+    fetchLogPage(filters, q, FIRST_PAGE, null, ac.signal)
+      .then((r) => {
+        if (ac.signal.aborted) return;
+        if (r.ok) {
+          setRows({ logs: r.value.logs, cursor: r.value.next_cursor, hasMore: r.value.has_more, loading: false, error: null });
+        } else {
+          setRows({ ...EMPTY_ROWS, loading: false, error: errorText(r.error) });
+          // With facet filters folded into q the positions are those of the combined text; the
+          // facets request (raw q) reports the user's own positions, so it wins when it has one.
+          if (r.error.status === 400 && !facetsQueryError) setQueryError(r.error.detail);
+        }
+      })
+      .catch((e) => {
+        if (!isAbort(e)) throw e;
+      });
+
+    setHistLoading(true);
+    fetchHistogram(closed, state.q.trim(), HISTOGRAM_BUCKETS, ac.signal)
+      .then((r) => {
+        if (ac.signal.aborted) return;
+        setHistLoading(false);
+        setHistogram(r.ok ? r.value : null);
+      })
+      .catch((e) => {
+        if (!isAbort(e)) throw e;
+      });
+    fetchFacets(closed, state.q.trim(), ac.signal)
+      .then((r) => {
+        if (ac.signal.aborted) return;
+        setFacets(r.ok ? r.value : null);
+        if (!r.ok && r.error.status === 400 && /^Invalid query at position/.test(r.error.detail)) {
+          facetsQueryError = true;
+          setQueryError(r.error.detail);
+        }
+      })
+      .catch((e) => {
+        if (!isAbort(e)) throw e;
+      });
+    return () => ac.abort();
+  }, [key]);
+
+  const loadMore = useCallback(() => {
+    const cur = rowsRef.current;
+    if (cur.loading || !cur.hasMore || !cur.cursor || !state.project) return;
+    const ac = ctrl.current;
+    if (!ac) return;
+    setRows({ ...cur, loading: true });
+    fetchLogPage(filterParams(state, bounds.current), searchQuery(state), NEXT_PAGE, cur.cursor, ac.signal)
+      .then((r) => {
+        if (ac.signal.aborted) return;
+        setRows((prev) =>
+          r.ok
+            ? { logs: prev.logs.concat(r.value.logs), cursor: r.value.next_cursor, hasMore: r.value.has_more, loading: false, error: null }
+            : { ...prev, loading: false, hasMore: false, error: errorText(r.error) },
+        );
+      })
+      .catch((e) => {
+        if (!isAbort(e)) throw e;
+      });
+  }, [key]);
+
+  // ---- live tail ----
+  const [tailOn, setTailOn] = useState(false);
+  const [paused, setPaused] = useState(false);
+  const [tail, setTail] = useState<TailSnapshot | null>(null);
+  const stream = useRef<TailStream | null>(null);
+
+  useEffect(() => {
+    if (!tailOn || !state.project) {
+      setTail(null);
+      return;
+    }
+    const s = new TailStream({
+      projectId: state.project,
+      q: state.q.trim(),
+      levels: state.levels,
+      types: state.types,
+      onChange: setTail,
+    });
+    stream.current = s;
+    s.setPaused(paused);
+    return () => {
+      s.close();
+      stream.current = null;
+    };
+  }, [tailOn, key]);
+
+  useEffect(() => stream.current?.setPaused(paused), [paused]);
+
+  const toggleTail = useCallback(() => {
+    setTailOn((on) => !on);
+    setPaused(false);
+  }, []);
+  useEffect(() => {
+    registerLiveTailToggle(toggleTail);
+    return () => registerLiveTailToggle(null);
+  }, [toggleTail]);
+
+  // Tail logs above the loaded pages; a log both streamed and loaded shows once.
+  const shown = useMemo(() => {
+    const t = tail?.logs ?? [];
+    if (!t.length) return rows.logs;
+    const ids = new Set<number>();
+    for (let i = 0; i < Math.min(rows.logs.length, t.length + 100); i++) ids.add(rows.logs[i]!.id);
+    const fresh = ids.size ? t.filter((l) => !ids.has(l.id)) : t;
+    return fresh.concat(rows.logs);
+  }, [tail?.logs, rows.logs]);
+
+  // ---- the open log (row click or a shared link's log=<id>) ----
+  const [detail, setDetail] = useState<{ log: LogEntry | null; loading: boolean; error: string | null }>({
+    log: null,
+    loading: false,
+    error: null,
+  });
+  useEffect(() => {
+    if (!state.log) {
+      setDetail({ log: null, loading: false, error: null });
+      return;
+    }
+    const known = shown.find((l) => l.id === state.log);
+    if (known) {
+      setDetail({ log: known, loading: false, error: null });
+      return;
+    }
+    if (!state.project) return;
+    const ac = new AbortController();
+    setDetail({ log: null, loading: true, error: null });
+    fetchLog(state.project, state.log, ac.signal)
+      .then((r) => {
+        if (ac.signal.aborted) return;
+        setDetail(r.ok ? { log: r.value, loading: false, error: null } : { log: null, loading: false, error: errorText(r.error) });
+      })
+      .catch((e) => {
+        if (!isAbort(e)) throw e;
+      });
+    return () => ac.abort();
+  }, [state.log, state.project]);
+
+  const link = state.log ? `${location.origin}${href("/logs", { log: state.log })}` : "";
+
+  if (!state.project) {
+    return (
+      <section class="explorer-empty">
+        <h1>Logs</h1>
+        <p>
+          Choose a project to see its logs: <a href={href("/projects")}>Projects</a>.
+        </p>
+      </section>
+    );
+  }
+
   return (
-    <section class="page">
-      <h1>Logs</h1>
-      <p class="muted">The log explorer is coming.</p>
+    <section class={"explorer" + (state.log ? " with-detail" : "")} data-testid="explorer">
+      <h1 class="visually-hidden">Logs</h1>
+      <div class="explorer-bar">
+        <QueryBox value={state.q} error={queryError} onSubmit={(q) => go({ ...state, q, log: null })} />
+        <TimeRange
+          range={state.range}
+          from={state.from}
+          to={state.to}
+          onRange={(range) => go({ ...state, range, from: null, to: null })}
+          onAbsolute={(from, to) => go({ ...state, range: null, from, to })}
+        />
+        <TailBar
+          on={tailOn}
+          paused={paused}
+          snapshot={tail}
+          onToggle={toggleTail}
+          onPause={() => setPaused((p) => !p)}
+          onClear={() => stream.current?.clear()}
+        />
+      </div>
+      <Facets
+        facets={facets}
+        levels={state.levels}
+        types={state.types}
+        onToggleLevel={(v) => go({ ...state, levels: toggle(state.levels, v) })}
+        onToggleType={(v) => go({ ...state, types: toggle(state.types, v) })}
+      />
+      <div class="explorer-main">
+        <Histogram data={histogram} loading={histLoading} onZoom={(from, to) => go({ ...state, range: null, from, to })} />
+        {rows.error && !queryError && (
+          <p class="error" role="alert">
+            {rows.error}
+          </p>
+        )}
+        {!rows.loading && !rows.error && shown.length === 0 && (
+          <p class="explorer-none" data-testid="no-logs">
+            No logs match this query in this time range.
+          </p>
+        )}
+        <LogList
+          logs={shown}
+          selectedId={state.log}
+          onSelect={(l) => go({ ...state, log: state.log === l.id ? null : l.id }, true)}
+          hasMore={rows.hasMore}
+          loading={rows.loading}
+          onNeedMore={loadMore}
+        />
+      </div>
+      {state.log && (
+        <LogDetail
+          log={detail.log}
+          loading={detail.loading}
+          error={detail.error}
+          link={link}
+          onClose={() => go({ ...state, log: null }, true)}
+        />
+      )}
     </section>
   );
 }
+
+export default Explorer;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2034 # BENCH_RESULT_SUFFIX is read by bench_finish (lib.sh)
+# bench/web.sh: the dashboard's log explorer in a real browser (issue 15 targets).
+#   1. Build web/dist (npm ci + vite build) when it is missing or older than web/src.
+#   2. Start PostgreSQL, Redis and ledgerd (all roles, storage on, serving web/dist), make the bench
+#      account, and load the query bench's data set: BENCH_WEB_LOGS logs (10 million by default)
+#      of BENCH_WEB_PROJECTS projects over 30 days (bench/dataset.sh).
+#   3. bench/web.mjs drives Debian's chromium (headless, playwright-core) against it and measures:
+#        first paint of /logs with rows after navigation, median of 5        target < 500 ms
+#        JS shipped on the first load, bytes on the wire (gzip)               target < 150 kB
+#        live tail: a log posted to ingest shows in the open explorer, p95   target < 1 s
+#          over 100 posts
+#        scrolling through 50,000 loaded rows: longest main-thread task     target < 50 ms
+#   Results go to bench/results/<date>-<commit>-web.txt.
+#
+#   ./scripts/ledger bench web   (knobs: BENCH_WEB_LOGS 10000000, BENCH_WEB_PROJECTS 5,
+#                                 BENCH_WEB_RUNS 5, BENCH_WEB_TAIL_POSTS 100, BENCH_WEB_SCROLL_ROWS
+#                                 50000, BENCH_WEB_DEADLINE_S 900 for the browser part)
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
+# shellcheck source=dataset.sh
+source "$LEDGER_ROOT/bench/dataset.sh"
+
+ROWS=${BENCH_WEB_LOGS:-10000000}
+PROJECTS=${BENCH_WEB_PROJECTS:-5}
+BROWSER_DEADLINE=${BENCH_WEB_DEADLINE_S:-900}
+WEB=$LEDGER_ROOT/web
+
+bench_init web
+BENCH_RESULT_SUFFIX=-web # read by bench_finish
+command -v chromium >/dev/null || die "chromium is not installed (apt-get install chromium)"
+command -v node >/dev/null || die "node is not installed (apt-get install nodejs npm)"
+
+# ---- 1. the app -------------------------------------------------------------------------------------
+if [[ ! -d $WEB/node_modules/playwright-core ]]; then
+    (cd "$WEB" && timeout 600 npm ci --no-audit --no-fund >"$BENCH_TMP/npm-ci.log" 2>&1) ||
+        { tail -20 "$BENCH_TMP/npm-ci.log" >&2; die "npm ci failed"; }
+fi
+if [[ ! -f $WEB/dist/index.html ]] || [[ -n $(find "$WEB/src" "$WEB/index.html" -newer "$WEB/dist/index.html" -print -quit) ]]; then
+    (cd "$WEB" && timeout 600 npm run build >"$BENCH_TMP/vite.log" 2>&1) ||
+        { tail -20 "$BENCH_TMP/vite.log" >&2; die "web build failed"; }
+fi
+js_gz=$(find "$WEB/dist/assets" -name '*.js.gz' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+bench_say "web/dist: $(find "$WEB/dist/assets" -name '*.js' | wc -l) JS files, $js_gz bytes gzipped in all (every route)"
+
+# ---- 2. servers and data ------------------------------------------------------------------------------
+bench_start_pg
+bench_start_redis
+INI_WORKERS=2 INI_GATEWAY_EXTRA="web_enabled = on
+web_dir = $WEB/dist" BENCH_LEDGERD_WHOLE=1 bench_start_ledgerd
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BENCH_LEDGERD_URL/logs")
+[[ $code == 200 ]] || die "ledgerd does not serve the app at /logs (HTTP $code): is [gateway] web_enabled supported?"
+bench_account
+acct=$(bench_psql ledger_auth "SELECT account_id FROM projects WHERE id = $BENCH_PID")
+pids=$BENCH_PID
+for ((i = 1; i < PROJECTS; i++)); do
+    pids+=,$(bench_psql ledger_auth "INSERT INTO projects (account_id, name, slug) VALUES ($acct, 'Bench $i',
+        'bench-$i') RETURNING id")
+done
+t=$(date +%s.%N)
+bench_load_logs "$ROWS" "$PROJECTS" "$pids" >/dev/null
+bench_psql ledger_logs "ANALYZE logs" >/dev/null
+load_s=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+proj_rows=$(bench_psql ledger_logs "SELECT count(*) FROM logs WHERE project_id = $BENCH_PID")
+day_rows=$(bench_psql ledger_logs "SELECT count(*) FROM logs WHERE project_id = $BENCH_PID
+    AND \"timestamp\" >= now() - interval '24 hours'")
+bench_say "data set: $ROWS logs of $PROJECTS projects over 30 days, loaded in ${load_s}s; measured project: \
+$proj_rows logs, $day_rows in the last 24 h"
+bench_say "ledgerd: 2 workers, all roles (storage on), unpinned; chromium $(chromium --version 2>/dev/null |
+    awk '{ print $2 }') headless on the same 2 cores"
+
+# ---- 3. the browser ---------------------------------------------------------------------------------
+out=$BENCH_TMP/web.out
+BENCH_WEB_DEADLINE_S=$BROWSER_DEADLINE timeout $((BROWSER_DEADLINE + 60)) node "$LEDGER_ROOT/bench/web.mjs" \
+    "$BENCH_LEDGERD_URL" "$BENCH_EMAIL" "$BENCH_PASSWORD" "$BENCH_PID" "$BENCH_KEY" >"$out" 2>"$BENCH_TMP/web.err" || {
+    cat "$out" "$BENCH_TMP/web.err" >&2
+    die "the browser part failed"
+}
+declare -A R=()
+while read -r k v; do R[$k]=$v; done <"$out"
+grep '^warning' "$out" | while read -r line; do bench_say "$line"; done
+verdict() { # verdict VALUE LIMIT: "ok" when VALUE < LIMIT
+    awk -v v="$1" -v l="$2" 'BEGIN { print (v != "" && v + 0 < l + 0) ? "ok" : "MISSED" }'
+}
+fp=${R[first_paint_rows_ms_median]:-}
+bench_say "first paint with rows:  median $fp ms (runs: ${R[first_paint_rows_ms_runs]:-}) target < 500 ms: $(verdict "$fp" 500)"
+js=${R[js_first_load_bytes_wire]:-}
+bench_say "JS on first load:       $js bytes on the wire in ${R[js_first_load_files]:-?} files \
+($(awk -v b="$js" 'BEGIN { printf "%.1f", b / 1024 }') KiB) target < 150 kB: $(verdict "$js" 150000)"
+tl=${R[tail_latency_ms_p95]:-}
+bench_say "live tail latency:      p95 $tl ms, p50 ${R[tail_latency_ms_p50]:-} ms, max ${R[tail_latency_ms_max]:-} ms over \
+${R[tail_posts]:-} posts (${R[tail_not_seen_within_5s]:-?} not seen within 5 s; marker ${R[tail_dropped_marker]:-}) \
+target p95 < 1000 ms: $(verdict "$tl" 1000)"
+bench_say "scroll: ${R[scroll_rows_loaded]:-} rows loaded by cursor while scrolling in ${R[scroll_load_seconds]:-} s \
+(longest task while loading ${R[load_longest_task_ms]:-?} ms)"
+lt=${R[scroll_longest_task_ms]:-}
+[[ $lt == none* ]] && lt_v=0 || lt_v=$lt
+bench_say "scroll through them:    ${R[scroll_seconds]:-} s, ${R[scroll_frames]:-} frames (p95 ${R[scroll_frame_ms_p95]:-} ms, \
+max ${R[scroll_frame_ms_max]:-} ms), long tasks ${R[scroll_long_tasks]:-}, longest $lt ms, at most \
+${R[scroll_max_rows_in_dom]:-} rows in the DOM; target longest task < 50 ms: $(verdict "$lt_v" 50)"
+bench_finish
