@@ -311,13 +311,14 @@ static void publish_regressions(struct ldg__storage_consumer *c)
         ldg_json_int(&jw, pid);
         ldg_json_key(&jw, "group_id");
         ldg_json_int(&jw, gid);
-        static const char *const text[] = {"fingerprint", "error_type", "error_message"};
+        static const char *const text[] = {"error_type", "error_message", "fingerprint"};
+        static const int col[] = {3, 4, 2};
         for (int k = 0; k < 3; k++) {
             ldg_json_key(&jw, text[k]);
-            if (PQgetisnull(r, i, 2 + k))
+            if (PQgetisnull(r, i, col[k]))
                 ldg_json_null(&jw);
             else
-                ldg_json_strn(&jw, PQgetvalue(r, i, 2 + k), (size_t)PQgetlength(r, i, 2 + k));
+                ldg_json_strn(&jw, PQgetvalue(r, i, col[k]), (size_t)PQgetlength(r, i, col[k]));
         }
         ldg_json_key(&jw, "timestamp");
         ldg_json_str(&jw, ts);
