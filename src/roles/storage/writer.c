@@ -25,6 +25,7 @@
 #include "db/pgpool.h"
 #include "roles/storage/consumer.h"
 #include "roles/storage/storage.h"
+#include "roles/storage/tailpub.h"
 
 #define MAX_ATTEMPTS 3
 
@@ -279,6 +280,7 @@ static void on_committed(PGresult *res, void *ud)
     }
     c->in_tx = false;
     ldg_batch_set(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_STORED, NULL);
+    ldg__storage_tail_committed(c, c->cur.lo, c->cur.hi);
     next_range(c);
 }
 
