@@ -237,6 +237,12 @@ export const api = {
   del: <T>(path: string, query?: Query) => request<T>("DELETE", path, { query }),
 };
 
+/** Asks `/health` whether ledgerd answers again (updates the reachability listeners). */
+export async function pingServer(): Promise<boolean> {
+  const r = await request<unknown>("GET", "/health", { auth: false });
+  return r.ok;
+}
+
 // ---- account flows ----
 
 /** On page load: turns the refresh cookie into a session, if there is one. */
