@@ -52,7 +52,7 @@ function fill<R extends { timestamp: string }>(rows: R[], step: number, since: n
   return { x, cols };
 }
 
-const ms = (v: number) => `${Math.round(v * 10) / 10} ms`;
+const ms = (v: number) => (v >= 1000 ? `${Math.round(v / 100) / 10} s` : `${Math.round(v * 10) / 10} ms`);
 const perMin = (v: number) => `${Math.round(v * 100) / 100}/min`;
 
 function ErrorRateChart({ data, since }: { data: ErrorRate; since: number }) {
