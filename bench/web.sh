@@ -47,10 +47,9 @@ bench_say "web/dist: $(find "$WEB/dist/assets" -name '*.js' | wc -l) JS files, $
 # ---- 2. servers and data ------------------------------------------------------------------------------
 bench_start_pg
 bench_start_redis
-INI_WORKERS=2 INI_GATEWAY_EXTRA="web_enabled = on
-web_dir = $WEB/dist" BENCH_LEDGERD_WHOLE=1 bench_start_ledgerd
+INI_WORKERS=2 BENCH_LEDGERD_WHOLE=1 bench_start_ledgerd
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BENCH_LEDGERD_URL/logs")
-[[ $code == 200 ]] || die "ledgerd does not serve the app at /logs (HTTP $code): is [gateway] web_enabled supported?"
+[[ $code == 200 ]] || die "ledgerd does not serve the app at /logs (HTTP $code)"
 bench_account
 acct=$(bench_psql ledger_auth "SELECT account_id FROM projects WHERE id = $BENCH_PID")
 pids=$BENCH_PID
