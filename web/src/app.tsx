@@ -28,7 +28,11 @@ function ProjectPicker() {
   const current = params.get("project");
   useEffect(() => {
     // Pages that show one project get the first one when the URL names none (or a stale one).
-    if (!projects || projects.length === 0) return;
+    if (!projects) return;
+    if (projects.length === 0) {
+      if (!["/projects", "/sessions", "/notifications"].includes(path)) navigate("/projects", { replace: true });
+      return;
+    }
     const known = projects.some((p) => String(p.project_id) === current);
     if (!known && path !== "/projects") setParams({ project: projects[0]?.project_id }, { replace: true });
   }, [projects, current, path]);

@@ -104,7 +104,7 @@ static const char *ts_text(struct ldg_req *req, int64_t us)
 }
 
 /* The reference's Z form: 2025-11-21T14:30:00.123456Z, fraction only when non-zero. */
-static void write_ts(struct ldg_json_writer *jw, int64_t us)
+void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us)
 {
     int64_t s = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
     int64_t frac = us - s * 1000000;
@@ -449,15 +449,11 @@ void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_te
 
 /* ---- log rows ------------------------------------------------------------------------------------- */
 
-/* Columns of a log row, in the order write_log reads them. */
-#define LOG_COLS                                                                                             \
-    "id, project_id, (extract(epoch FROM \"timestamp\") * 1000000)::bigint AS ts_us, "                       \
-    "(extract(epoch FROM ingested_at) * 1000000)::bigint AS ing_us, level, log_type, importance, "           \
-    "environment, release, message, error_type, error_message, stack_trace, attributes::text, sdk_version, " \
-    "platform, platform_version, processing_time_ms, error_fingerprint"
+/* Columns of a log row, in the order write_log reads them (query_int.h). */
+#define LOG_COLS LDG_QUERY_LOG_COLS
 #define COL_ID 0
 #define COL_TS 2
-#define NCOLS 19
+#define NCOLS LDG_QUERY_LOG_NCOLS
 
 /* Approximate bytes of a row in the answer (lengths of stored values, not decompressed). */
 #define ROW_SIZE                                                                                             \
@@ -480,6 +476,11 @@ static int64_t col_i64(const PGresult *res, int row, int col)
 /* LogEntryResponse of row `row`. */
 static void write_log(struct ldg_json_writer *jw, const PGresult *res, int row)
 {
+    ldg__query_write_log(jw, res, row, 0);
+}
+
+void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base)
+{
     static const char *const names[NCOLS] = {
         "id",         "project_id",       "timestamp",          "ingested_at",      "level",
         "log_type",   "importance",       "environment",        "release",          "message",
@@ -487,27 +488,28 @@ static void write_log(struct ldg_json_writer *jw, const PGresult *res, int row)
         "platform",   "platform_version", "processing_time_ms", "error_fingerprint"};
     ldg_json_obj_begin(jw);
     for (int c = 0; c < NCOLS; c++) {
+        int k = base + c; /* the result's column */
         ldg_json_key(jw, names[c]);
         if (c == 0 || c == 1) {
-            ldg_json_int(jw, col_i64(res, row, c));
+            ldg_json_int(jw, col_i64(res, row, k));
         } else if (c == 2 || c == 3) {
-            if (PQgetisnull(res, row, c))
+            if (PQgetisnull(res, row, k))
                 ldg_json_null(jw);
             else
-                write_ts(jw, col_i64(res, row, c));
+                ldg__query_write_ts(jw, col_i64(res, row, k));
         } else if (c == 13) {
-            const char *v = PQgetvalue(res, row, c);
-            if (PQgetisnull(res, row, c) || strcmp(v, "{}") == 0 || strcmp(v, "null") == 0)
+            const char *v = PQgetvalue(res, row, k);
+            if (PQgetisnull(res, row, k) || strcmp(v, "{}") == 0 || strcmp(v, "null") == 0)
                 ldg_json_null(jw); /* {} comes back as null (reference Q1) */
             else
-                ldg_json_raw(jw, v, (size_t)PQgetlength(res, row, c));
+                ldg_json_raw(jw, v, (size_t)PQgetlength(res, row, k));
         } else if (c == 17) {
-            if (PQgetisnull(res, row, c))
+            if (PQgetisnull(res, row, k))
                 ldg_json_null(jw);
             else
-                ldg_json_int(jw, col_i64(res, row, c));
+                ldg_json_int(jw, col_i64(res, row, k));
         } else {
-            write_text_col(jw, res, row, c);
+            write_text_col(jw, res, row, k);
         }
     }
     ldg_json_obj_end(jw);
@@ -1104,6 +1106,7 @@ static void query_routes(struct ldg_router *r, const void *cfg)
     add_route(r, "/api/v1/logs/search", handle_search);
     add_route(r, "/api/v1/logs/{log_id}", handle_get_log);
     ldg__query_metrics_routes(r);
+    ldg__query_errgroups_routes(r);
 }
 
 const struct ldg_role ldg_role_query = {

@@ -61,4 +61,23 @@ void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_te
 /* metrics.c: its routes. */
 void ldg__query_metrics_routes(struct ldg_router *r);
 
+/* errgroups.c: its routes. */
+void ldg__query_errgroups_routes(struct ldg_router *r);
+
+/* A log row (LogEntryResponse) as SELECT columns, unqualified, and their number. */
+#define LDG_QUERY_LOG_COLS                                                                                   \
+    "id, project_id, (extract(epoch FROM \"timestamp\") * 1000000)::bigint AS ts_us, "                       \
+    "(extract(epoch FROM ingested_at) * 1000000)::bigint AS ing_us, level, log_type, importance, "           \
+    "environment, release, message, error_type, error_message, stack_trace, attributes::text, sdk_version, " \
+    "platform, platform_version, processing_time_ms, error_fingerprint"
+#define LDG_QUERY_LOG_NCOLS 19
+
+struct ldg_json_writer;
+
+/* Write the LogEntryResponse of a row whose LDG_QUERY_LOG_COLS start at column `base`. */
+void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base);
+
+/* Write Unix microseconds as a UTC ISO 8601 string with 'Z' (fraction only when non-zero). */
+void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us);
+
 #endif

@@ -1,7 +1,4 @@
+// "/" sends signed-in users to the logs (see app.tsx); this renders only for a moment.
 export function Home() {
-  return (
-    <section class="page">
-      <h1>Home</h1>
-    </section>
-  );
+  return <p class="muted">Loading…</p>;
 }

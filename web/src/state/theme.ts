@@ -18,6 +18,8 @@ export function applyTheme(choice: ThemeChoice): void {
     root.setAttribute("data-theme", choice);
     localStorage.setItem(KEY, choice);
   }
+  // Charts read concrete colours from the theme and rebuild on this event.
+  window.dispatchEvent(new Event("ledger-theme-change"));
 }
 
 export function nextTheme(choice: ThemeChoice): ThemeChoice {
