@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2034 # BENCH_RESULT_SUFFIX is read by bench_finish (lib.sh)
 # bench/web.sh: the dashboard's log explorer in a real browser (issue 15 targets).
-#   1. Build web/dist (npm ci + vite build) when it is missing or older than web/src.
+#   1. Build web/dist (npm ci when the lock changed, vite build), as ./scripts/ledger up does.
 #   2. Start PostgreSQL, Redis and ledgerd (all roles, storage on, serving web/dist), make the bench
 #      account, and load the query bench's data set: BENCH_WEB_LOGS logs (10 million by default)
 #      of BENCH_WEB_PROJECTS projects over 30 days (bench/dataset.sh).
@@ -29,18 +29,10 @@ WEB=$LEDGER_ROOT/web
 
 bench_init web
 BENCH_RESULT_SUFFIX=-web # read by bench_finish
-command -v chromium >/dev/null || die "chromium is not installed (apt-get install chromium)"
-command -v node >/dev/null || die "node is not installed (apt-get install nodejs npm)"
+ensure_web_tools chromium
 
 # ---- 1. the app -------------------------------------------------------------------------------------
-if [[ ! -d $WEB/node_modules/playwright-core ]]; then
-    (cd "$WEB" && timeout 600 npm ci --no-audit --no-fund >"$BENCH_TMP/npm-ci.log" 2>&1) ||
-        { tail -20 "$BENCH_TMP/npm-ci.log" >&2; die "npm ci failed"; }
-fi
-if [[ ! -f $WEB/dist/index.html ]] || [[ -n $(find "$WEB/src" "$WEB/index.html" -newer "$WEB/dist/index.html" -print -quit) ]]; then
-    (cd "$WEB" && timeout 600 npm run build >"$BENCH_TMP/vite.log" 2>&1) ||
-        { tail -20 "$BENCH_TMP/vite.log" >&2; die "web build failed"; }
-fi
+web_build
 js_gz=$(find "$WEB/dist/assets" -name '*.js.gz' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 bench_say "web/dist: $(find "$WEB/dist/assets" -name '*.js' | wc -l) JS files, $js_gz bytes gzipped in all (every route)"
 

@@ -6,6 +6,8 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import { errorText, fetchFacets, fetchHistogram, fetchLog, fetchLogPage } from "../api/client";
 import type { Facets as FacetsData, Histogram as HistogramData, LogEntry } from "../api/types";
 import { href, navigate, useLocation } from "../state/url";
+import { FirstLog } from "../components/FirstLog";
+import { NeedProject } from "../components/NeedProject";
 import { Facets } from "../components/explorer/Facets";
 import { Histogram } from "../components/explorer/Histogram";
 import { LogDetail } from "../components/explorer/LogDetail";
@@ -269,9 +271,7 @@ export function Explorer() {
     return (
       <section class="explorer-empty">
         <h1>Logs</h1>
-        <p>
-          Choose a project to see its logs: <a href={href("/projects")}>Projects</a>.
-        </p>
+        <NeedProject />
       </section>
     );
   }
@@ -311,7 +311,7 @@ export function Explorer() {
             {rows.error}
           </p>
         )}
-        {emptyProject && shown.length === 0 && <EmptyProject projectId={state.project} />}
+        {emptyProject && shown.length === 0 && <FirstLog projectId={state.project} />}
         {!emptyProject && !rows.loading && !rows.error && shown.length === 0 && (
           <p class="explorer-none" data-testid="no-logs">
             No logs match this query in this time range.
@@ -336,20 +336,6 @@ export function Explorer() {
         />
       )}
     </section>
-  );
-}
-
-/** A project without any log yet: how to send the first one. */
-function EmptyProject({ projectId }: { projectId: number }) {
-  return (
-    <div class="empty" data-testid="empty-project">
-      <p>This project has no logs yet.</p>
-      <p>
-        Create an API key on <a href={href("/keys", { project: projectId })}>API keys</a> and send your first log to{" "}
-        <code>{location.origin}/api/v1/ingest/single</code>; it shows here as soon as it is stored (switch on live tail to
-        watch it arrive).
-      </p>
-    </div>
   );
 }
 
