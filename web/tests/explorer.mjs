@@ -171,7 +171,7 @@ try {
   const text = `explorer tail check ${Date.now()}`;
   const res = await page.request.post(`${url}/api/v1/ingest/single`, {
     headers: { "X-API-Key": apiKey },
-    data: { level: "warning", log_type: "logger", message: text },
+    data: { timestamp: new Date().toISOString(), level: "warning", log_type: "logger", message: text },
   });
   check(res.status() === 202, `ingest answered ${res.status()}`);
   await page.waitForFunction(
