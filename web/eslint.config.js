@@ -27,7 +27,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ["*.{js,mjs,ts}", "tests/**/*.{js,mjs}", "scripts/**/*.{js,mjs}"],
+    files: ["*.{js,mjs,ts}", "scripts/**/*.{js,mjs}"],
     languageOptions: { globals: globals.node },
+  },
+  {
+    // Browser tests: Node scripts whose page.evaluate() callbacks run in the page.
+    files: ["tests/**/*.{js,mjs}"],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 );

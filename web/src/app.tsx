@@ -17,7 +17,7 @@ type PageComponent = ComponentType<{ params: Record<string, string> }>;
 const NAV: { path: string; label: string }[] = [
   { path: "/logs", label: "Logs" },
   { path: "/errors", label: "Errors" },
-  { path: "/metrics", label: "Metrics" },
+  { path: "/analytics", label: "Metrics" },
   { path: "/projects", label: "Projects" },
   { path: "/keys", label: "API keys" },
 ];

@@ -27,7 +27,8 @@ const ROUTES: Route[] = [
   { pattern: "/logs", title: "Logs", page: () => Promise.resolve(Explorer) },
   { pattern: "/errors", title: "Errors", page: () => import("./pages/Errors").then((m) => m.Errors) },
   { pattern: "/errors/:id", title: "Error", page: () => import("./pages/ErrorDetail").then((m) => m.ErrorDetail) },
-  { pattern: "/metrics", title: "Metrics", page: () => import("./pages/Metrics").then((m) => m.Metrics) },
+  // Not /metrics: that path is the server's Prometheus endpoint.
+  { pattern: "/analytics", title: "Metrics", page: () => import("./pages/Metrics").then((m) => m.Metrics) },
   { pattern: "/projects", title: "Projects", page: () => import("./pages/Projects").then((m) => m.Projects) },
   { pattern: "/keys", title: "API keys", page: () => import("./pages/Keys").then((m) => m.Keys) },
   { pattern: "/sessions", title: "Sessions", page: () => import("./pages/Sessions").then((m) => m.Sessions) },

@@ -18,7 +18,7 @@ export const SHORTCUTS: [string, string][] = [
   ["Esc", "Close dialogs, leave a field"],
 ];
 
-const GO: Record<string, string> = { e: "/errors", l: "/logs", m: "/metrics", p: "/projects", k: "/keys" };
+const GO: Record<string, string> = { e: "/errors", l: "/logs", m: "/analytics", p: "/projects", k: "/keys" };
 
 function typing(target: EventTarget | null): boolean {
   if (!(target instanceof HTMLElement)) return false;

@@ -75,7 +75,7 @@ export function Errors() {
     <section class="page">
       <div class="page-head">
         <h1>Errors · {project.name}</h1>
-        {list.data ? <span class="muted">{count(list.data.total)} groups</span> : null}
+        {list.data ? <span class="muted">{count(list.data.total)} {list.data.total === 1 ? "group" : "groups"}</span> : null}
       </div>
       <form
         class="toolbar"
