@@ -144,7 +144,7 @@ try {
           const res = await fetch("/api/v1/ingest/single", {
             method: "POST",
             headers: { "Content-Type": "application/json", "X-API-Key": key },
-            body: JSON.stringify({ level: "info", log_type: "logger", message: text }),
+            body: JSON.stringify({ timestamp: new Date().toISOString(), level: "info", log_type: "logger", message: text }),
           });
           if (res.status !== 202) return { error: res.status };
           const t1 = await seen;

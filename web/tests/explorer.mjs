@@ -9,6 +9,7 @@
 // through the URL (reload restores them); a row opens every field and its link opens that log;
 // live tail shows a log posted to ingest. Prints "ok <check>" per check and exits non-zero on the
 // first failure (with a screenshot of the page in SCREENSHOT_DIR).
+/* global document, location */ // used inside page.evaluate callbacks, which run in the browser
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -170,7 +171,7 @@ try {
   const text = `explorer tail check ${Date.now()}`;
   const res = await page.request.post(`${url}/api/v1/ingest/single`, {
     headers: { "X-API-Key": apiKey },
-    data: { level: "warning", log_type: "logger", message: text },
+    data: { timestamp: new Date().toISOString(), level: "warning", log_type: "logger", message: text },
   });
   check(res.status() === 202, `ingest answered ${res.status()}`);
   await page.waitForFunction(

@@ -6,6 +6,8 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import { errorText, fetchFacets, fetchHistogram, fetchLog, fetchLogPage } from "../api/client";
 import type { Facets as FacetsData, Histogram as HistogramData, LogEntry } from "../api/types";
 import { href, navigate, useLocation } from "../state/url";
+import { FirstLog } from "../components/FirstLog";
+import { NeedProject } from "../components/NeedProject";
 import { Facets } from "../components/explorer/Facets";
 import { Histogram } from "../components/explorer/Histogram";
 import { LogDetail } from "../components/explorer/LogDetail";
@@ -65,6 +67,7 @@ export function Explorer() {
   const [histLoading, setHistLoading] = useState(false);
   const [facets, setFacets] = useState<FacetsData | null>(null);
   const [queryError, setQueryError] = useState<string | null>(null);
+  const [emptyProject, setEmptyProject] = useState(false);
   const bounds = useRef<TimeBounds>(timeBounds(state));
   const ctrl = useRef<AbortController | null>(null);
   const rowsRef = useRef(rows);
@@ -76,6 +79,7 @@ export function Explorer() {
     ctrl.current = ac;
     setRows(EMPTY_ROWS);
     setQueryError(null);
+    setEmptyProject(false);
     if (!state.project) {
       setRows({ ...EMPTY_ROWS, loading: false });
       return;
@@ -93,11 +97,34 @@ export function Explorer() {
         if (ac.signal.aborted) return;
         if (r.ok) {
           setRows({ logs: r.value.logs, cursor: r.value.next_cursor, hasMore: r.value.has_more, loading: false, error: null });
+          if (r.value.logs.length === 0 && !q && !state.levels.length && !state.types.length) {
+            // Nothing in this range: is there anything at all (any time)?
+            fetchLogPage({ project_id: String(state.project) }, "", 1, null, ac.signal)
+              .then((all) => {
+                if (!ac.signal.aborted) setEmptyProject(all.ok && all.value.logs.length === 0);
+              })
+              .catch((e) => {
+                if (!isAbort(e)) throw e;
+              });
+          }
         } else {
           setRows({ ...EMPTY_ROWS, loading: false, error: errorText(r.error) });
-          // With facet filters folded into q the positions are those of the combined text; the
-          // facets request (raw q) reports the user's own positions, so it wins when it has one.
-          if (r.error.status === 400 && !facetsQueryError) setQueryError(r.error.detail);
+          if (r.error.status !== 400) return;
+          const raw = state.q.trim();
+          if (q === raw) {
+            setQueryError(r.error.detail);
+            return;
+          }
+          // With facet filters folded into q the positions are those of the combined text: ask
+          // again with the user's own text for the position in it.
+          fetchLogPage({ ...filters, level: "", log_type: "" }, raw, 1, null, ac.signal)
+            .then((again) => {
+              if (ac.signal.aborted || facetsQueryError) return;
+              setQueryError(!again.ok && again.error.status === 400 ? again.error.detail : r.error.detail);
+            })
+            .catch((e) => {
+              if (!isAbort(e)) throw e;
+            });
         }
       })
       .catch((e) => {
@@ -114,14 +141,26 @@ export function Explorer() {
       .catch((e) => {
         if (!isAbort(e)) throw e;
       });
-    fetchFacets(closed, state.q.trim(), ac.signal)
-      .then((r) => {
-        if (ac.signal.aborted) return;
-        setFacets(r.ok ? r.value : null);
-        if (!r.ok && r.error.status === 400 && /^Invalid query at position/.test(r.error.detail)) {
-          facetsQueryError = true;
-          setQueryError(r.error.detail);
+    // Facet counts: each dimension counted under the other one's filter (not its own), so the
+    // values one could add to the selection keep their counts.
+    const facetsFor = (drop: "level" | "log_type") => {
+      const f = { ...closed };
+      delete f[drop];
+      return fetchFacets(f, state.q.trim(), ac.signal);
+    };
+    const both = state.levels.length || state.types.length;
+    Promise.all(both ? [facetsFor("level"), facetsFor("log_type")] : [fetchFacets(closed, state.q.trim(), ac.signal)])
+      .then(([a, b]) => {
+        if (ac.signal.aborted || !a) return;
+        if (!a.ok) {
+          setFacets(null);
+          if (a.error.status === 400 && /^Invalid query at position/.test(a.error.detail)) {
+            facetsQueryError = true;
+            setQueryError(a.error.detail);
+          }
+          return;
         }
+        setFacets(b && b.ok ? { ...a.value, log_types: b.value.log_types } : a.value);
       })
       .catch((e) => {
         if (!isAbort(e)) throw e;
@@ -232,9 +271,7 @@ export function Explorer() {
     return (
       <section class="explorer-empty">
         <h1>Logs</h1>
-        <p>
-          Choose a project to see its logs: <a href={href("/projects")}>Projects</a>.
-        </p>
+        <NeedProject />
       </section>
     );
   }
@@ -274,7 +311,8 @@ export function Explorer() {
             {rows.error}
           </p>
         )}
-        {!rows.loading && !rows.error && shown.length === 0 && (
+        {emptyProject && shown.length === 0 && <FirstLog projectId={state.project} />}
+        {!emptyProject && !rows.loading && !rows.error && shown.length === 0 && (
           <p class="explorer-none" data-testid="no-logs">
             No logs match this query in this time range.
           </p>

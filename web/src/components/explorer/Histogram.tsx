@@ -115,7 +115,8 @@ export function Histogram({ data, loading, onZoom }: Props) {
           ))}
         </ul>
       </figcaption>
-      <div class="histogram-plot" ref={box} role="img" aria-label="Log volume by level over the time range; drag to zoom" />
+      {!data && !loading && <p class="histogram-none muted">No volume data for this range.</p>}
+      <div class={"histogram-plot" + (data ? "" : " hidden")} ref={box} role="img" aria-label="Log volume by level over the time range; drag to zoom" />
     </figure>
   );
 }
