@@ -259,7 +259,9 @@ void ldg__tail_message(struct hub *h, int64_t pid, const char *msg, size_t n)
                 continue;
             if (!ch)
                 ch = ldg__notify_event_chunk(h, NULL, 0, "log", one.p, one.n);
-            if (ldg_conn_stream_queued(t->cl->conn) + ch->len > bound || !take_token(t, now)) {
+            /* An idle stream takes any one log (the hard bound, send_buffer_bytes, still applies). */
+            size_t queued = ldg_conn_stream_queued(t->cl->conn);
+            if ((queued && queued + ch->len > bound) || !take_token(t, now)) {
                 t->dropped++;
                 continue;
             }
