@@ -113,6 +113,16 @@ static void publish(struct ldg_worker *w, int64_t pid, const struct ldg_buf *msg
         ldg_log_debug("role=storage", "tail publish not sent (Redis unavailable or busy)");
 }
 
+/* Logs that will not be published are still counted: the tails report them as dropped. */
+static void publish_dropped(struct ldg_worker *w, int64_t pid, uint64_t n)
+{
+    struct ldg_buf msg;
+    ldg_buf_init(&msg);
+    ldg_tailmsg_begin(&msg, n);
+    publish(w, pid, &msg);
+    ldg_buf_free(&msg);
+}
+
 static void on_readback(PGresult *res, void *ud)
 {
     struct job *j = ud;
@@ -121,6 +131,7 @@ static void on_readback(PGresult *res, void *ud)
         if (f->code != -ECANCELED)
             ldg_log_warn("role=storage", "tail read back of %zu logs failed: %s", j->n,
                          f->message ? f->message : strerror(-f->code));
+        publish_dropped(j->w, j->pid, j->n);
         job_free(j);
         return;
     }
@@ -169,6 +180,7 @@ static void read_back(struct job *j)
     if (ldg_pgpool_query_prepared(j->w->pg_logs, "ldg_storage_tail", readback_sql, 3, params, on_readback, j) <
         0) {
         ldg_log_debug("role=storage", "tail read back not sent (pool busy or closed)");
+        publish_dropped(j->w, j->pid, j->n);
         job_free(j);
     }
 }
@@ -199,10 +211,6 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     bool fresh = s->pid == pid && now - s->checked_ms < (uint64_t)cfg()->tail_viewers_refresh_ms;
     if (fresh && !s->viewers)
         return;
-    if (t->jobs >= MAX_JOBS) {
-        ldg_log_debug(c->ctx, "tail: too many read backs in flight, project=%" PRId64 " skipped", pid);
-        return;
-    }
     struct ldg_buf ts, ids;
     ldg_buf_init(&ts);
     ldg_buf_init(&ids);
@@ -219,6 +227,13 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     }
     ldg_buf_put(&ts, "}", 2);
     ldg_buf_put(&ids, "}", 2);
+    if (t->jobs >= MAX_JOBS) {
+        ldg_log_debug(c->ctx, "tail: too many read backs in flight, project=%" PRId64 " logs=%zu dropped", pid, n);
+        ldg_buf_free(&ts);
+        ldg_buf_free(&ids);
+        publish_dropped(c->w, pid, n);
+        return;
+    }
     struct job *j = ldg_calloc(1, sizeof *j);
     j->t = t;
     t->refs++;
