@@ -300,8 +300,13 @@ void ldg__tail_tick(struct hub *h, uint64_t now)
 void ldg__tail_flush(struct client *cl)
 {
     struct ldg__tail *t = cl->tail;
-    if (t && t->dropped && cl->conn)
+    if (!t)
+        return;
+    if (t->dropped && cl->conn)
         report_dropped(t, ldg_worker_now(cl->hub->w));
+    /* Now, while the Redis connection is certainly up (the stream may close after it). */
+    if (t->proj)
+        viewer_remove(cl->hub, t->proj->id, cl->seq);
 }
 
 /* ---- stream lifecycle ------------------------------------------------------------------------------ */
@@ -314,7 +319,8 @@ void ldg__tail_unlink(struct client *cl)
     if (t->proj) {
         struct tproj *p = t->proj;
         ldg_list_remove(&p->tails, &t->node);
-        viewer_remove(h, p->id, cl->seq);
+        if (!h->draining) /* else done by ldg__tail_flush */
+            viewer_remove(h, p->id, cl->seq);
         if (ldg_list_empty(&p->tails)) {
             char ch[LDG_TAILMSG_NAME_MAX];
             ldg_tailmsg_channel(ch, sizeof ch, p->id);

@@ -105,6 +105,8 @@ static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud
 
 static void publish(struct ldg_worker *w, int64_t pid, const struct ldg_buf *msg)
 {
+    if (!w->redis)
+        return; /* the worker is closing its clients (a read back cancelled at exit) */
     char ch[LDG_TAILMSG_NAME_MAX];
     ldg_tailmsg_channel(ch, sizeof ch, pid);
     const char *argv[] = {"PUBLISH", ch, ldg_buf_head(msg)};
@@ -177,6 +179,10 @@ static void on_readback(PGresult *res, void *ud)
 static void read_back(struct job *j)
 {
     const char *params[] = {j->ts, j->ids, j->pidtext};
+    if (!j->w->pg_logs) {
+        job_free(j);
+        return;
+    }
     if (ldg_pgpool_query_prepared(j->w->pg_logs, "ldg_storage_tail", readback_sql, 3, params, on_readback, j) <
         0) {
         ldg_log_debug("role=storage", "tail read back not sent (pool busy or closed)");
