@@ -86,6 +86,11 @@ void ldg__tail_hub_init(struct hub *h)
     ldg_list_init(&h->tails->all);
 }
 
+size_t ldg__tail_count(const struct hub *h)
+{
+    return h->tails ? h->tails->all.count : 0;
+}
+
 void ldg__tail_hub_free(struct hub *h)
 {
     free(h->tails);
