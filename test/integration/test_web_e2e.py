@@ -110,7 +110,12 @@ def test_dashboard_user_story(ledgerd, pg):
     skips = re.findall(r"^skip .*$", stdout, re.M)
     for s in skips:
         print(f"NOTE: {s}")
-    for page in ("signin", "register", "explorer-search", "errors" if not skips else "projects", "projects", "keys",
-                 "metrics", "notifications", "sessions", "help"):
+    pages = ["signin", "register", "keys-created", "explorer-search", "toast", "projects", "keys", "metrics",
+             "notifications", "sessions", "help", "not-found", "unreachable", "expired"]
+    if not any("error groups" in s for s in skips):
+        pages += ["errors", "error-detail", "error-regression"]
+    if not any("live tail" in s for s in skips):
+        pages.append("explorer-tail")
+    for page in pages:
         for scheme in ("light", "dark"):
             assert (SHOTS / f"{page}-{scheme}.png").is_file(), f"{page}-{scheme}.png"

@@ -327,6 +327,7 @@ try {
   await page.keyboard.press("Escape");
   await page.goto(`${base}/no/such/page?project=${projectId}`);
   await page.waitForSelector("h1:text('Page not found')");
+  await capture("not-found");
   ok("keys, metrics, sessions, help and not-found pages render");
 
   // ---- error states ----

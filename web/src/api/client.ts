@@ -282,7 +282,7 @@ export function forgetSession(): void {
 /** A one-line message for an error value, for banners and inline errors. */
 export function errorText(e: ApiError): string {
   if (e.kind === "rate_limited") {
-    return `Too many requests: ${e.detail}. Try again in ${e.retryAfter} s.`;
+    return `Too many requests: ${e.detail.replace(/\.$/, "")}. Try again in ${e.retryAfter} s.`;
   }
   return e.detail;
 }
