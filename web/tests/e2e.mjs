@@ -24,10 +24,12 @@ if (!shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
+// Slower servers (sanitizer builds) scale every wait, as the pytest suite does.
+const MULT = Number(process.env.LDG_TEST_TIMEOUT_MULT ?? "1") || 1;
 const hardStop = setTimeout(() => {
-  console.error("e2e.mjs: gave up after 280 s");
+  console.error(`e2e.mjs: gave up after ${280 * MULT} s`);
   process.exit(3);
-}, 280000);
+}, 280000 * MULT);
 
 const run = Math.random().toString(36).slice(2, 8);
 const email = `e2e-${run}@example.com`;
@@ -109,7 +111,7 @@ async function capture(name) {
 
 /** Reloads `url` until `selector` shows (the write path is asynchronous: queue, then storage). */
 async function reloadUntil(url, selector, what, seconds = 30) {
-  const until = Date.now() + seconds * 1000;
+  const until = Date.now() + seconds * 1000 * MULT;
   for (;;) {
     await page.goto(url);
     try {
@@ -123,7 +125,7 @@ async function reloadUntil(url, selector, what, seconds = 30) {
 
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  context.setDefaultTimeout(15000);
+  context.setDefaultTimeout(15000 * MULT);
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   page = await context.newPage();
   page.on("console", (m) => {
@@ -202,7 +204,7 @@ try {
       return rows.length === 5 && rows.every((r) => r.textContent.includes(m));
     },
     marker,
-    { timeout: 15000 },
+    { timeout: 15000 * MULT },
   );
   await page.waitForSelector('[data-testid="facets"]');
   const histProbe = await probe(`/api/v1/logs/histogram?project_id=${projectId}&period=last1h`, key);
@@ -230,7 +232,7 @@ try {
     const tailMarker = `tail${run}`;
     const t0 = Date.now();
     await ingest(key, [{ timestamp: now(), level: "info", log_type: "logger", message: `${tailMarker} arrived live` }]);
-    await page.waitForSelector(`[data-testid="log-row"]:has-text("${tailMarker}")`, { timeout: 15000 });
+    await page.waitForSelector(`[data-testid="log-row"]:has-text("${tailMarker}")`, { timeout: 15000 * MULT });
     await capture("explorer-tail");
     await page.click('button[aria-label="Live tail"]');
     ok(`live tail shows a new log (${Date.now() - t0} ms)`);
@@ -242,7 +244,7 @@ try {
   await page.waitForSelector('[data-testid="project-row"]');
   await sleep(800); // the notification stream connects
   await ingest(key, [errorLog(1)]);
-  await page.waitForSelector('[data-testid="toast"]:has-text("PaymentDeclined")', { timeout: 15000 });
+  await page.waitForSelector('[data-testid="toast"]:has-text("PaymentDeclined")', { timeout: 15000 * MULT });
   await capture("toast");
   ok("an error log raises a toast");
 
@@ -272,7 +274,7 @@ try {
     const detailUrl = page.url();
     await ingest(key, [errorLog(2)]);
     // The regression comes as a live notification, and the group is unresolved again.
-    await page.waitForSelector('[data-testid="toast"]:has-text("Regression")', { timeout: 15000 });
+    await page.waitForSelector('[data-testid="toast"]:has-text("Regression")', { timeout: 15000 * MULT });
     await reloadUntil(detailUrl, '[data-testid="group-status"] [data-testid="regression-badge"]', "regression badge");
     check(await page.isVisible('[data-testid="group-status"] .badge-unresolved'), "a regression is unresolved");
     await capture("error-regression");
