@@ -297,7 +297,24 @@ try {
 
   await page.goto(`${base}/keys?project=${projectId}`);
   await page.waitForSelector('[data-testid="key-row"]');
+  await page.fill("#key-name", "temporary");
+  await page.click("button:text('Create key')");
+  const temp = (await page.textContent('[data-testid="full-key"]')).trim();
+  page.once("dialog", (d) => d.accept());
+  await page.click('button[aria-label="Revoke key temporary"]');
+  await page.waitForSelector('[data-testid="key-row"]:has-text("temporary") .badge-revoked');
+  let refused = false;
+  for (const until = Date.now() + 5000 * MULT; !refused && Date.now() < until; await sleep(200)) {
+    const r = await fetch(`${base}/api/v1/ingest/batch`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${temp}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ logs: [{ timestamp: now(), level: "info", message: "after revocation" }] }),
+    });
+    refused = r.status === 401;
+  }
+  check(refused, "a revoked key is refused by ingest");
   await capture("keys");
+  ok("a key revoked in the dashboard stops working");
   await page.goto(`${base}/analytics?project=${projectId}`);
   await page.waitForSelector("h2:text('Endpoints')");
   await page.waitForSelector("#m-errors ~ .chart canvas");
