@@ -13,6 +13,8 @@ struct ldg_router {
     struct ldg_route **routes; /* owned */
     size_t n, cap;
     ldg_filter_fn filter;
+    const struct ldg_route *fallback; /* borrowed from routes[]; NULL when none */
+    ldg_fallback_claims_fn claims;
 };
 
 void ldg_router_set_filter(struct ldg_router *r, ldg_filter_fn fn)
@@ -143,7 +145,7 @@ static size_t split_path(struct ldg_str path, struct ldg_str *segs)
 static bool path_matches(const struct ldg_route *rt, const struct ldg_str *segs, size_t nsegs,
                          struct ldg_route_match *m)
 {
-    if (rt->nsegs != nsegs)
+    if (rt->nsegs != nsegs || (rt->flags & LDG_ROUTE_FALLBACK))
         return false;
     size_t np = 0;
     for (size_t i = 0; i < nsegs; i++) {
@@ -180,8 +182,9 @@ enum ldg_route_result ldg_router_match(const struct ldg_router *r, int method, s
     m->route = NULL;
     m->nparams = 0;
     m->allow[0] = '\0';
-    if (nsegs == 0)
+    if (nsegs == 0 && (path.n == 0 || path.p[0] != '/'))
         return LDG_ROUTE_NOT_FOUND;
+    /* nsegs == 0 past here: a path deeper than any route; only the fallback may take it. */
     int want = method == HTTP_HEAD ? HTTP_GET : method;
     for (size_t i = 0; i < r->n; i++) {
         const struct ldg_route *rt = r->routes[i];
@@ -199,9 +202,32 @@ enum ldg_route_result ldg_router_match(const struct ldg_router *r, int method, s
                 append_method(m->allow, sizeof m->allow, HTTP_HEAD);
         }
     }
-    if (path_seen)
+    if (path_seen) {
         append_method(m->allow, sizeof m->allow, HTTP_OPTIONS);
-    return path_seen ? LDG_ROUTE_BAD_METHOD : LDG_ROUTE_NOT_FOUND;
+        return LDG_ROUTE_BAD_METHOD;
+    }
+    if (r->fallback && want == HTTP_GET && r->claims(path)) {
+        m->route = r->fallback;
+        return LDG_ROUTE_FOUND;
+    }
+    return LDG_ROUTE_NOT_FOUND;
+}
+
+int ldg_router_set_fallback(struct ldg_router *r, const char *name, ldg_fallback_claims_fn claims,
+                            ldg_handler_fn fn)
+{
+    if (!claims || !fn || !name || name[0] != '/')
+        return -EINVAL;
+    if (r->fallback)
+        return -EEXIST;
+    /* A table entry like any other (stats row, metrics label), which the path scan skips. */
+    struct ldg_route_opts o = {.flags = LDG_ROUTE_PUBLIC | LDG_ROUTE_FALLBACK, .name = NULL};
+    int rc = ldg_router_add(r, "GET", name, fn, &o);
+    if (rc < 0)
+        return rc;
+    r->fallback = r->routes[r->n - 1];
+    r->claims = claims;
+    return 0;
 }
 
 bool ldg_router_allowed(const struct ldg_router *r, struct ldg_str path, char *out, size_t cap)

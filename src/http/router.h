@@ -14,6 +14,7 @@
 
 struct ldg_req;
 typedef void (*ldg_handler_fn)(struct ldg_req *req);
+struct ldg_router;
 
 #define LDG_ROUTE_MAX_PARAMS 4
 #define LDG_ROUTE_MAX_SEGS 12
@@ -32,6 +33,7 @@ typedef void (*ldg_handler_fn)(struct ldg_req *req);
 #define LDG_ROUTE_TOKEN_QUERY                                                                                \
     0x40u /* credentials may also come from ?token= or the access_token cookie (a browser's                  \
            * EventSource cannot set headers); headers still win */
+#define LDG_ROUTE_FALLBACK 0x80u /* set by ldg_router_set_fallback: never matched by its pattern */
 
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */
@@ -70,6 +72,18 @@ struct ldg_route_match {
  * paths, as v1 authenticates first). It must eventually call ldg_req_run_handler(req) or
  * answer the request itself. Set by the gateway role; NULL = no filter. */
 typedef void (*ldg_filter_fn)(struct ldg_req *req);
+
+/*
+ * The fallback route answers GET and HEAD requests whose path matches no route at all (not even
+ * with another method) and that `claims(path)` accepts: the gateway serves the web app's files
+ * and its client-side routes this way. It is public (no filter runs) and gets its own stats row
+ * named `name`. `claims` runs on worker threads for every unmatched GET/HEAD and must only read
+ * immutable state. At most one fallback; main thread, before workers start.
+ * Returns 0, -EEXIST (one is already set) or -EINVAL.
+ */
+typedef bool (*ldg_fallback_claims_fn)(struct ldg_str path);
+int ldg_router_set_fallback(struct ldg_router *r, const char *name, ldg_fallback_claims_fn claims,
+                            ldg_handler_fn fn) LDG_MUSTCHECK;
 
 struct ldg_router *ldg_router_new(void);
 /* Main thread, before workers start. */

@@ -101,6 +101,23 @@ bool ldg_event_split(const char *msg, size_t n, struct ldg_str *id, struct ldg_e
     return true;
 }
 
+bool ldg_event_note(const char *note, size_t n, struct ldg_str *name, struct ldg_str *data)
+{
+    if (n > 0 && note[0] == '{') {
+        *name = ldg_str_make(LDG_EVENT_DEFAULT_NAME, sizeof LDG_EVENT_DEFAULT_NAME - 1);
+        *data = ldg_str_make(note, n);
+        return true;
+    }
+    size_t k = 0;
+    while (k < n && k <= 32 && ((note[k] >= 'a' && note[k] <= 'z') || note[k] == '_'))
+        k++;
+    if (k == 0 || k > 32 || k >= n || note[k] != '\n' || k + 1 == n)
+        return false;
+    *name = ldg_str_make(note, k);
+    *data = ldg_str_make(note + k + 1, n - k - 1);
+    return true;
+}
+
 void ldg_event_time(int64_t wall_us, bool iso, char *out)
 {
     time_t t = (time_t)(wall_us / 1000000);

@@ -51,6 +51,12 @@ int ldg_event_id_cmp(const struct ldg_event_id *a, const struct ldg_event_id *b)
 bool ldg_event_split(const char *msg, size_t n, struct ldg_str *id, struct ldg_event_id *parsed,
                      struct ldg_str *json);
 
+/* A published note is either the JSON of an error notification ("{...}": event error_notification)
+ * or a typed event "<name>\n<json>" (name: 1..32 of [a-z_], e.g. "error_regression"). Sets the
+ * event name and its data (slices of note). Returns false for anything else. */
+#define LDG_EVENT_DEFAULT_NAME "error_notification"
+bool ldg_event_note(const char *note, size_t n, struct ldg_str *name, struct ldg_str *data);
+
 /* A UTC wall-clock time (microseconds since the epoch) the way Python prints datetimes:
  * iso (true):  "2025-11-30T12:00:00.123456Z" (isoformat() + "Z"),
  * iso (false): "2025-11-30 12:00:00.123456" (str()).

@@ -110,6 +110,8 @@ bool ldg_prefs_allow(const struct ldg_prefs *p, int64_t project_id, const char *
         return true;
     if (!pp->enabled)
         return false;
+    if (!level)
+        return true; /* not about one log (a regression): the lists do not apply */
     if (pp->nlevels) {
         bool found = false;
         for (size_t i = 0; i < pp->nlevels && !found; i++)

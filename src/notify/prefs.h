@@ -40,7 +40,8 @@ int ldg_prefs_parse(struct ldg_prefs *p, const char *json, size_t n);
 
 void ldg_prefs_free(struct ldg_prefs *p);
 
-/* Should a notification of project_id with this level and log_type be sent? */
+/* Should a notification of project_id with this level and log_type be sent? level NULL: an event
+ * that is not about one log (error_regression): only `enabled` and the project's entry decide. */
 bool ldg_prefs_allow(const struct ldg_prefs *p, int64_t project_id, const char *level, size_t level_len,
                      const char *type, size_t type_len);
 

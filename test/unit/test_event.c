@@ -91,6 +91,35 @@ static void test_time(void **state)
     assert_string_equal(out, "2025-11-30 12:00:00.000001");
 }
 
+static bool note(const char *text, const char *want_name, const char *want_data)
+{
+    struct ldg_str name, data;
+    if (!ldg_event_note(text, strlen(text), &name, &data))
+        return false;
+    assert_int_equal(name.n, strlen(want_name));
+    assert_memory_equal(name.p, want_name, name.n);
+    assert_int_equal(data.n, strlen(want_data));
+    assert_memory_equal(data.p, want_data, data.n);
+    return true;
+}
+
+/* Published notes: bare JSON is an error notification, "<name>\n<json>" a typed event. */
+static void test_note(void **state)
+{
+    (void)state;
+    assert_true(note("{\"level\":\"error\"}", "error_notification", "{\"level\":\"error\"}"));
+    assert_true(note("error_regression\n{\"group_id\":7}", "error_regression", "{\"group_id\":7}"));
+    assert_true(note("x\n{}", "x", "{}"));
+    assert_false(note("", "", ""));
+    assert_false(note("error_regression", "", ""));         /* no data */
+    assert_false(note("error_regression\n", "", ""));       /* empty data */
+    assert_false(note("\n{}", "", ""));                     /* empty name */
+    assert_false(note("Error\n{}", "", ""));                /* not [a-z_] */
+    assert_false(note("a b\n{}", "", ""));
+    assert_false(note("abcdefghijklmnopqrstuvwxyzabcdefg\n{}", "", "")); /* 33 characters */
+    assert_true(note("abcdefghijklmnopqrstuvwxyzabcdef\n{}", "abcdefghijklmnopqrstuvwxyzabcdef", "{}"));
+}
+
 static void test_chunk(void **state)
 {
     (void)state;
@@ -129,7 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_event),    cmocka_unit_test(test_ids),
         cmocka_unit_test(test_split_published), cmocka_unit_test(test_time),
-        cmocka_unit_test(test_chunk),
+        cmocka_unit_test(test_chunk),           cmocka_unit_test(test_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

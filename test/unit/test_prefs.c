@@ -64,11 +64,28 @@ static void test_filter(void **state)
     assert_true(allow(&p, 1, "error", "console"));
 }
 
+/* Events not about one log (level NULL): only enabled and the project's switch apply. */
+static void test_not_a_log(void **state)
+{
+    (void)state;
+    struct ldg_prefs p;
+    ldg_prefs_init(&p);
+    parse(&p, "{\"enabled\": true, \"projects\": {\"1\": {\"enabled\": false},"
+              "\"4\": {\"levels\": [\"critical\"], \"types\": [\"console\"]}}}");
+    assert_false(ldg_prefs_allow(&p, 1, NULL, 0, NULL, 0));
+    assert_true(ldg_prefs_allow(&p, 4, NULL, 0, NULL, 0));
+    assert_true(ldg_prefs_allow(&p, 9, NULL, 0, NULL, 0));
+    parse(&p, "{\"enabled\": false}");
+    assert_false(ldg_prefs_allow(&p, 9, NULL, 0, NULL, 0));
+    ldg_prefs_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_not_a_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <cmocka.h>
 #include <llhttp.h>
 
@@ -82,6 +83,37 @@ static void test_bad_routes(void **state)
     ldg_router_free(r);
 }
 
+static bool claims_not_api(struct ldg_str path)
+{
+    return !(path.n >= 4 && memcmp(path.p, "/api", 4) == 0);
+}
+
+static void test_fallback(void **state)
+{
+    struct ldg_router *r = make();
+    struct ldg_route_match m;
+    assert_int_equal(ldg_router_set_fallback(r, "/{static}", claims_not_api, h2), 0);
+    assert_int_equal(ldg_router_set_fallback(r, "/{other}", claims_not_api, h2), -EEXIST);
+    /* Real routes win; the fallback never matches by its pattern. */
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/health"), &m), LDG_ROUTE_FOUND);
+    assert_ptr_equal(m.route->fn, h1);
+    /* Unmatched GET/HEAD paths it claims (even deeper than any route). */
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/logs"), &m), LDG_ROUTE_FOUND);
+    assert_true(m.route->flags & LDG_ROUTE_FALLBACK);
+    assert_true(m.route->flags & LDG_ROUTE_PUBLIC);
+    assert_int_equal(ldg_router_match(r, HTTP_HEAD, LDG_STR_LIT("/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o"), &m),
+                     LDG_ROUTE_FOUND);
+    assert_true(m.route->flags & LDG_ROUTE_FALLBACK);
+    /* Not claimed, other methods, and paths with routes of other methods: unchanged. */
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/nope"), &m), LDG_ROUTE_NOT_FOUND);
+    assert_int_equal(ldg_router_match(r, HTTP_POST, LDG_STR_LIT("/logs"), &m), LDG_ROUTE_NOT_FOUND);
+    assert_int_equal(ldg_router_match(r, HTTP_DELETE, LDG_STR_LIT("/health"), &m), LDG_ROUTE_BAD_METHOD);
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("/api/v1/api-keys/7"), &m),
+                     LDG_ROUTE_BAD_METHOD);
+    assert_int_equal(ldg_router_match(r, HTTP_GET, LDG_STR_LIT("relative"), &m), LDG_ROUTE_NOT_FOUND);
+    ldg_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -89,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_not_found_and_405),
         cmocka_unit_test(test_head_uses_get),
         cmocka_unit_test(test_bad_routes),
+        cmocka_unit_test(test_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "roles/gateway/keytable.h"
+#include "roles/gateway/web.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_gateway_cfg, f)
@@ -58,6 +59,10 @@ const struct ldg_cfg_key ldg_gateway_cfg_keys[] = {
      "Requests per hour per dashboard account"},
     {"last_used_interval_ms", LDG_CFG_MS, CFG(last_used_interval_ms), "60000", 1000, 3600000, NULL, 0,
      "api_keys.last_used_at is written at most this often per key (off the request path)"},
+    {"web_enabled", LDG_CFG_BOOL, CFG(web_enabled), "on", 0, 0, NULL, 0,
+     "Serve the web app from web_dir at / (API paths are never affected)"},
+    {"web_dir", LDG_CFG_PATH, CFG(web_dir), "web/dist", 0, 0, NULL, 0,
+     "The built web app, read into memory at start; relative to the working directory"},
     {0},
 };
 
@@ -871,12 +876,20 @@ static int gateway_init_global(const struct ldg_config *c, const void *cfg)
     G.secret = (const unsigned char *)c->jwt_secret;
     G.secret_len = strlen(c->jwt_secret);
     gateway_index = ldg_role_index("gateway");
-    return 0;
+    return ldg__gateway_web_init(cfg);
+}
+
+static void gateway_free_global(void)
+{
+    ldg__gateway_web_free();
 }
 
 static void gateway_routes(struct ldg_router *r, const void *cfg)
 {
     ldg_router_set_filter(r, on_filter);
+    int rc = ldg__gateway_web_routes(r, cfg);
+    if (rc < 0)
+        ldg_log_error(NULL, "gateway: cannot install the web app route: %s", strerror(-rc));
 }
 
 static int gateway_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -946,5 +959,6 @@ const struct ldg_role ldg_role_gateway = {
     .stop_worker = gateway_stop_worker,
     .drained = gateway_drained,
     .free_worker = gateway_free_worker,
+    .free_global = gateway_free_global,
     .health = gateway_health,
 };

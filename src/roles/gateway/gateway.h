@@ -41,6 +41,8 @@ struct ldg_gateway_cfg {
     int64_t session_rate_per_minute;
     int64_t session_rate_per_hour;
     int64_t last_used_interval_ms; /* api_keys.last_used_at written at most this often per key */
+    bool web_enabled;              /* serve the web app (web.h) */
+    char *web_dir;                 /* its built files; relative: to the working directory */
 };
 
 /*

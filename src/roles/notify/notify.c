@@ -520,12 +520,22 @@ static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t
         ldg_log_warn(NULL, "notifications: malformed message on " EVENTS_PREFIX "%" PRId64 " ignored", pid);
         return;
     }
-    cJSON *root = ldg_json_parse(json.p, json.n);
+    struct ldg_str name, data;
+    if (!ldg_event_note(json.p, json.n, &name, &data)) {
+        ldg_log_warn(NULL, "notifications: malformed note on " EVENTS_PREFIX "%" PRId64 " ignored", pid);
+        return;
+    }
+    bool is_log = json.p[0] == '{'; /* an error notification: the level and type lists filter it */
+    cJSON *root = is_log ? ldg_json_parse(data.p, data.n) : NULL;
     struct ldg_str level, type;
     json_string_member(root, "level", &level);
     json_string_member(root, "log_type", &type);
+    if (!is_log)
+        level.p = NULL;
     h->msg_seq++;
-    struct ldg_chunk *ch = ldg__notify_event_chunk(h, idtext.p, idtext.n, "error_notification", json.p, json.n);
+    char ename[40];
+    snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
+    struct ldg_chunk *ch = ldg__notify_event_chunk(h, idtext.p, idtext.n, ename, data.p, data.n);
     struct ldg_list_node *it, *tmp;
     ldg_list_foreach_safe(&p->members, it, tmp)
     {
@@ -730,14 +740,20 @@ static void replay_finish(struct client *cl)
     size_t first = cl->nreps > (size_t)G.cfg->replay_events ? cl->nreps - (size_t)G.cfg->replay_events : 0;
     for (size_t i = first; i < cl->nreps && cl->conn; i++) {
         struct rep *r = &cl->reps[i];
-        cJSON *root = ldg_json_parse(r->json, r->len);
+        struct ldg_str name, data;
+        if (!ldg_event_note(r->json, r->len, &name, &data))
+            continue;
+        bool is_log = r->json[0] == '{';
+        cJSON *root = is_log ? ldg_json_parse(data.p, data.n) : NULL;
         struct ldg_str level, type;
         json_string_member(root, "level", &level);
         json_string_member(root, "log_type", &type);
-        bool ok = ldg_prefs_allow(&cl->acct->prefs, r->m->proj->id, level.p, level.n, type.p, type.n);
+        bool ok = ldg_prefs_allow(&cl->acct->prefs, r->m->proj->id, is_log ? level.p : NULL, level.n, type.p,
+                                  type.n);
         cJSON_Delete(root);
-        struct ldg_chunk *ch =
-            ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), "error_notification", r->json, r->len);
+        char ename[40];
+        snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
+        struct ldg_chunk *ch = ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
         deliver(r->m, &r->id, ch, ok);
         ldg_chunk_unref(ch);
     }

@@ -56,6 +56,13 @@ extern const struct ldg_role ldg_role_notify;
 void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *notes, const size_t *off,
                         size_t n);
 
+/* Worker thread: publish one typed event `name` ([a-z_], at most 32 characters, e.g.
+ * "error_regression") with its JSON data, the same way: it gets an id, is kept in the replay
+ * stream and is sent to the project's streams as `event: <name>` (not on the errors channel).
+ * Preferences filter it by `enabled` and the project's switch only. */
+void ldg_notify_publish_event(struct ldg_worker *w, int64_t project_id, const char *name, const char *json,
+                              size_t len);
+
 /* Worker thread: announce that account_id's preferences changed (PUBLISH on notifications:prefs),
  * so every loop with a stream of the account re-reads them. Fire-and-forget. */
 void ldg_notify_prefs_changed(struct ldg_worker *w, int64_t account_id);

@@ -20,7 +20,8 @@
 
 /*
  * KEYS: replay stream, id sequence, id clock. ARGV: maxlen, events channel, errors channel,
- * ttl ms, notes... Returns the number published.
+ * ttl ms, notes... Returns the number published. Only error notifications (bare JSON, "{...}") go
+ * to the errors channel: typed events ("<name>\n<json>") are for the streams.
  *
  * Ids are "<ms>-<seq>" with seq from one counter shared by every project and ms never going
  * back (the clock key), so ids are unique across projects and ordered as published: one
@@ -35,7 +36,7 @@ static const char publish_lua[] = "local t = redis.call('TIME')\n"
                                   "  local id = string.format('%d-%d', ms, redis.call('INCR', KEYS[2]))\n"
                                   "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'd', ARGV[i])\n"
                                   "  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])\n"
-                                  "  redis.call('PUBLISH', ARGV[3], ARGV[i])\n"
+                                  "  if string.byte(ARGV[i], 1) == 123 then redis.call('PUBLISH', ARGV[3], ARGV[i]) end\n"
                                   "  n = n + 1\n"
                                   "end\n"
                                   "redis.call('SET', KEYS[3], ms)\n"
@@ -128,6 +129,19 @@ void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *no
         ldg_log_debug(NULL, "notifications: publish not sent (Redis unavailable or busy)");
         publish_free(p);
     }
+}
+
+void ldg_notify_publish_event(struct ldg_worker *w, int64_t project_id, const char *name, const char *json,
+                              size_t len)
+{
+    size_t nlen = strlen(name);
+    char *note = ldg_malloc(nlen + 1 + len);
+    memcpy(note, name, nlen);
+    note[nlen] = '\n';
+    memcpy(note + nlen + 1, json, len);
+    size_t off[2] = {0, nlen + 1 + len};
+    ldg_notify_publish(w, project_id, note, off, 1);
+    free(note);
 }
 
 void ldg_notify_prefs_changed(struct ldg_worker *w, int64_t account_id)

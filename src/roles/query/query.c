@@ -104,6 +104,11 @@ static const char *ts_text(struct ldg_req *req, int64_t us)
     return out;
 }
 
+/* The reference's Z form: 2025-11-21T14:30:00.123456Z, fraction only when non-zero. */
+void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us)
+{
+    ldg_logrow_write_ts(jw, us);
+}
 
 /* FastAPI's 422 for one query or path parameter. input NULL: the parameter was absent. */
 void ldg__query_422(struct ldg_req *req, const char *where, const char *name, const char *type,
@@ -456,6 +461,12 @@ static void write_log(struct ldg_json_writer *jw, const PGresult *res, int row)
     ldg_logrow_write(jw, res, row, 0);
 }
 
+/* One renderer for every answer holding logs (db/logrow.h; the live tail uses it too). */
+void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base)
+{
+    ldg_logrow_write(jw, res, row, base);
+}
+
 /* ---- GET /api/v1/logs/{log_id} ------------------------------------------------------------------------ */
 
 struct one_log {
@@ -620,12 +631,9 @@ static bool bool_param(struct ldg_req *req, const char *name, bool *out)
     return true;
 }
 
-/* Time range, paging and total: the parameters list and search share. Starts the WHERE clause
- * with project and time. Returns false after answering. */
-static bool page_common(struct ldg_req *req, struct page_req *pr)
+/* period or start_time/end_time into pr (has_from, has_to, now_us). Returns false after answering. */
+static bool parse_range(struct ldg_req *req, struct page_req *pr)
 {
-    if (!ldg__query_project(req, &pr->project_id))
-        return false;
     const char *period = ldg__query_param(req, "period");
     const char *start = ldg__query_param(req, "start_time");
     const char *end = ldg__query_param(req, "end_time");
@@ -659,6 +667,15 @@ static bool page_common(struct ldg_req *req, struct page_req *pr)
         ldg_req_error(req, 400, "start_time must be before or equal to end_time");
         return false;
     }
+    return true;
+}
+
+/* Time range, paging and total: the parameters list and search share. Starts the WHERE clause
+ * with project and time. Returns false after answering. */
+static bool page_common(struct ldg_req *req, struct page_req *pr)
+{
+    if (!ldg__query_project(req, &pr->project_id) || !parse_range(req, pr))
+        return false;
     pr->limit = LIMIT_DEFAULT;
     if (ldg__query_int(req, "query", "limit", ldg__query_param(req, "limit"), 1, LIMIT_MAX, &pr->limit) < 0 ||
         ldg__query_int(req, "query", "offset", ldg__query_param(req, "offset"), 0, G.cfg->max_offset,
@@ -855,9 +872,9 @@ static struct page_req *page_new(struct ldg_req *req, const char *what)
 
 /* ---- GET /api/v1/logs ------------------------------------------------------------------------------ */
 
-static const char *const levels[] = {"debug", "info", "warning", "error", "critical", NULL};
-static const char *const log_types[] = {"console",  "logger",   "exception", "network",
-                                        "database", "endpoint", "custom",    NULL};
+const char *const ldg__query_levels[] = {"debug", "info", "warning", "error", "critical", NULL};
+const char *const ldg__query_log_types[] = {"console",  "logger",   "exception", "network",
+                                            "database", "endpoint", "custom",    NULL};
 static const char *const importances[] = {"critical", "high", "standard", "low", NULL};
 
 /* An enumerated filter: one value or a comma-separated list of them (level=error,critical). */
@@ -962,8 +979,8 @@ static void handle_list(struct ldg_req *req)
 {
     struct page_req *pr = page_new(req, "list logs");
     pr->probe = true;
-    bool ok = page_common(req, pr) && enum_filter(req, pr, "level", "level", levels) &&
-              enum_filter(req, pr, "log_type", "log_type", log_types) &&
+    bool ok = page_common(req, pr) && enum_filter(req, pr, "level", "level", ldg__query_levels) &&
+              enum_filter(req, pr, "log_type", "log_type", ldg__query_log_types) &&
               enum_filter(req, pr, "importance", "importance", importances) &&
               text_filter(req, pr, "environment", "environment") &&
               text_filter(req, pr, "release", "release") &&
@@ -1023,6 +1040,95 @@ static void handle_search(struct ldg_req *req)
     ldg__query_with_project(req, pr->project_id, run_page, pr);
 }
 
+/* ---- the explorer's scope (histogram and facets, explore.c) --------------------------------------- */
+
+/* Move what enum_filter appended to pr->where since `mark` into an arena string. */
+static const char *cut_where(struct ldg_req *req, struct page_req *pr, size_t mark)
+{
+    size_t n = ldg_buf_size(&pr->where) - mark;
+    const char *out = ldg_arena_strndup(&req->arena, ldg_buf_head(&pr->where) + mark, n);
+    pr->where.len -= n;
+    return out;
+}
+
+static bool scope_parse(struct ldg_req *req, struct page_req *pr, struct ldg_query_scope *sc)
+{
+    if (!ldg__query_project(req, &pr->project_id) || !parse_range(req, pr))
+        return false;
+    if (!pr->has_from) {
+        ldg__query_422(req, "query", "start_time", "missing",
+                       "Field required: a time range (start_time, with an optional end_time) or period", NULL);
+        return false;
+    }
+    if (!pr->has_to)
+        pr->to_us = pr->now_us;
+    if (pr->from_us > pr->to_us) {
+        ldg_req_error(req, 400, "start_time must be before or equal to end_time");
+        return false;
+    }
+    struct ldg_arena *a = &req->arena;
+    int kp = ldg_qparams_add(&pr->params, a, ldg__query_itoa(req, pr->project_id));
+    int kf = ldg_qparams_add(&pr->params, a, ts_text(req, pr->from_us));
+    int kt = ldg_qparams_add(&pr->params, a, ts_text(req, pr->to_us));
+    ldg_buf_printf(&pr->where,
+                   "project_id = $%d::bigint AND \"timestamp\" >= $%d::timestamptz AND \"timestamp\" < "
+                   "$%d::timestamptz",
+                   kp, kf, kt);
+    struct ldg_str raw = ldg_str_make(NULL, 0);
+    size_t qn = 0;
+    if (!ldg_req_query(req, "q", &raw))
+        raw = ldg_str_make(NULL, 0);
+    if (raw.p) {
+        while (raw.n && (raw.p[raw.n - 1] == ' ' || raw.p[raw.n - 1] == '\t'))
+            raw.n--;
+        while (qn < raw.n && (raw.p[qn] == ' ' || raw.p[qn] == '\t'))
+            qn++;
+    }
+    if (raw.p && qn < raw.n) {
+        struct ldg_qnode *root;
+        struct ldg_qerror err;
+        if (ldg_qlang_parse(raw.p, raw.n, a, &root, &err) < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "Invalid query at position %zu: %s", err.pos, err.msg);
+            ldg_req_error(req, 400, msg);
+            return false;
+        }
+        ldg_buf_puts(&pr->where, " AND ");
+        unsigned uses = ldg_qlang_compile(root, a, &pr->where, &pr->params);
+        if ((uses & LDG_QLANG_USES_REGEX) && pr->to_us - pr->from_us > G.cfg->regex_max_range_ms * 1000) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "A regular expression search needs a time range of at most %" PRId64
+                     " minutes: set period or start_time/end_time",
+                     G.cfg->regex_max_range_ms / 60000);
+            ldg_req_error(req, 400, msg);
+            return false;
+        }
+    }
+    sc->where_sql = ldg_arena_strndup(a, ldg_buf_head(&pr->where), ldg_buf_size(&pr->where));
+    size_t mark = ldg_buf_size(&pr->where);
+    if (!enum_filter(req, pr, "level", "level", ldg__query_levels))
+        return false;
+    sc->level_sql = cut_where(req, pr, mark);
+    if (!enum_filter(req, pr, "log_type", "log_type", ldg__query_log_types))
+        return false;
+    sc->log_type_sql = cut_where(req, pr, mark);
+    sc->project_id = pr->project_id;
+    sc->from_us = pr->from_us;
+    sc->to_us = pr->to_us;
+    sc->params = pr->params;
+    return true;
+}
+
+bool ldg__query_scope(struct ldg_req *req, struct ldg_query_scope *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    struct page_req *pr = page_new(req, "explore");
+    bool ok = scope_parse(req, pr, sc);
+    ldg_buf_free(&pr->where);
+    return ok;
+}
+
 /* ---- role -----------------------------------------------------------------------------------------------
  */
 
@@ -1045,8 +1151,10 @@ static void query_routes(struct ldg_router *r, const void *cfg)
     G.cfg = cfg;
     add_route(r, "/api/v1/logs", handle_list);
     add_route(r, "/api/v1/logs/search", handle_search);
+    ldg__query_explore_routes(r); /* before /api/v1/logs/{log_id}, which would take their paths */
     add_route(r, "/api/v1/logs/{log_id}", handle_get_log);
     ldg__query_metrics_routes(r);
+    ldg__query_errgroups_routes(r);
 }
 
 const struct ldg_role ldg_role_query = {

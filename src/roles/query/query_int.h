@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "db/logrow.h"
 #include "db/pg.h"
 #include "http/request.h"
 #include "http/router.h"
@@ -58,7 +59,49 @@ void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_te
                     const char *count_sql, const struct ldg_qparams *p, int ncount_params,
                     ldg_query_done_fn done, void *ud);
 
+/* The scope of the explorer endpoints (explore.c): project_id (API keys default to theirs), a
+ * required time range [from, to) (period, or start_time with end_time defaulting to now), the
+ * optional search language `q`, and the level and log_type filters (comma lists) kept apart so a
+ * facet can leave its own filter out. Every string lives in the request arena. */
+struct ldg_query_scope {
+    int64_t project_id;
+    int64_t from_us, to_us;   /* Unix µs, half-open */
+    const char *where_sql;    /* project, range and q: "project_id = $1::bigint AND ..." */
+    const char *level_sql;    /* " AND level = ANY($k::text[])" or "" */
+    const char *log_type_sql; /* " AND log_type = ANY($k::text[])" or "" */
+    struct ldg_qparams params; /* values of every placeholder of the three */
+};
+
+/* Parse the scope; false after answering (422, 400). Ownership is not checked here. */
+bool ldg__query_scope(struct ldg_req *req, struct ldg_query_scope *sc);
+
+/* A timestamp in the answers' form (UTC, "Z", fraction only when non-zero). */
+struct ldg_json_writer;
+void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us);
+
+/* The known levels and log types, in answer order; NULL-terminated. */
+extern const char *const ldg__query_levels[];
+extern const char *const ldg__query_log_types[];
+
+/* explore.c: its routes. */
+void ldg__query_explore_routes(struct ldg_router *r);
+
 /* metrics.c: its routes. */
 void ldg__query_metrics_routes(struct ldg_router *r);
+
+/* errgroups.c: its routes. */
+void ldg__query_errgroups_routes(struct ldg_router *r);
+
+/* A log row (LogEntryResponse) as SELECT columns, unqualified, and their number. */
+#define LDG_QUERY_LOG_COLS LDG_LOGROW_COLS /* db/logrow.h */
+#define LDG_QUERY_LOG_NCOLS LDG_LOGROW_NCOLS
+
+struct ldg_json_writer;
+
+/* Write the LogEntryResponse of a row whose LDG_QUERY_LOG_COLS start at column `base`. */
+void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base);
+
+/* Write Unix microseconds as a UTC ISO 8601 string with 'Z' (fraction only when non-zero). */
+void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us);
 
 #endif

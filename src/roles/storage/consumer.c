@@ -845,6 +845,7 @@ void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
     ldg_batch_free(&c->batch);
     ldg_buf_free(&c->copy);
     ldg_buf_free(&c->groups);
+    ldg__storage_regressed_clear(c);
     ldg_buf_free(&c->p_pids);
     ldg_buf_free(&c->p_ts);
     ldg_buf_free(&c->p_ids);

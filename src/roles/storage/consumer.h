@@ -98,6 +98,8 @@ struct ldg__storage_consumer {
     bool acquiring;        /* a pool acquire is pending */
     bool acquire_orphaned; /* ... for an attempt given up on: release what it brings */
     bool groups_failed;    /* the upsert failed; COMMIT's callback handles it (fail below) */
+    struct pg_result *regressed; /* owned: groups the open transaction flipped back to unresolved
+                                    (published after its COMMIT), or NULL */
     struct {
         int code;
         char sqlstate[6];
@@ -135,6 +137,8 @@ bool ldg__storage_lease_stale(const struct ldg__storage_consumer *c);
 void ldg__storage_write(struct ldg__storage_consumer *c);
 /* writer.c: give the connection back at once (deadline, stop); the batch stays PENDING. */
 void ldg__storage_write_abandon(struct ldg__storage_consumer *c);
+/* writer.c: forget the regressions of a transaction that did not commit. */
+void ldg__storage_regressed_clear(struct ldg__storage_consumer *c);
 
 /* Record a failure for logs and health. */
 void ldg__storage_fail(struct ldg__storage_consumer *c, const char *fmt, ...) LDG_PRINTF(2, 3);

@@ -18,11 +18,15 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
+#include "notify/event.h"
+#include "roles/notify/notify.h"
 #include "roles/storage/consumer.h"
 #include "roles/storage/storage.h"
 #include "roles/storage/tailpub.h"
@@ -49,6 +53,21 @@ static const char groups_sql[] =
     "first_seen = least(g.first_seen, EXCLUDED.first_seen), "
     "last_seen = greatest(g.last_seen, EXCLUDED.last_seen), "
     "occurrence_count = g.occurrence_count + EXCLUDED.occurrence_count, updated_at = now()";
+
+/* Regression detection (docs/ingest.md "Error groups and regressions"): before the upsert, in the
+ * same pipeline, the batch's groups that are `resolved` are flipped back to `unresolved` and
+ * returned. Rows are locked in (project, fingerprint) order like the upsert's; the status test is
+ * re-checked on the newest row version when another transaction changed it meanwhile (READ
+ * COMMITTED), so a group regresses exactly once however many consumers store its occurrences.
+ * With nothing resolved the statement writes nothing and returns no row. */
+static const char regress_sql[] =
+    "UPDATE error_groups g SET status = 'unresolved', is_regression = true, regressed_at = now(), "
+    "updated_at = now() "
+    "FROM (SELECT r.id, x.first FROM json_to_recordset($1::json) AS x(p bigint, f text, first bigint) "
+    "JOIN error_groups r ON r.project_id = x.p AND r.fingerprint = x.f::bpchar WHERE r.status = 'resolved' "
+    "ORDER BY r.project_id, r.fingerprint FOR UPDATE OF r) AS o "
+    "WHERE g.id = o.id AND g.status = 'resolved' "
+    "RETURNING g.id, g.project_id, g.fingerprint, g.error_type, g.error_message, o.first";
 
 static const struct ldg_storage_cfg *cfg(void)
 {
@@ -266,6 +285,51 @@ static void ensure_next(struct ldg__storage_consumer *c)
 
 /* ---- the transaction ------------------------------------------------------------------------------- */
 
+void ldg__storage_regressed_clear(struct ldg__storage_consumer *c)
+{
+    if (c->regressed) {
+        PQclear(c->regressed);
+        c->regressed = NULL;
+    }
+}
+
+/* One error_regression notification per group the committed transaction flipped. */
+static void publish_regressions(struct ldg__storage_consumer *c)
+{
+    PGresult *r = c->regressed;
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t gid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        int64_t pid = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        char ts[40];
+        ldg_event_time(strtoll(PQgetvalue(r, i, 5), NULL, 10), true, ts);
+        ldg_buf_reset(&b);
+        struct ldg_json_writer jw;
+        ldg_json_writer_init(&jw, &b);
+        ldg_json_obj_begin(&jw);
+        ldg_json_key(&jw, "project_id");
+        ldg_json_int(&jw, pid);
+        ldg_json_key(&jw, "group_id");
+        ldg_json_int(&jw, gid);
+        static const char *const text[] = {"error_type", "error_message", "fingerprint"};
+        static const int col[] = {3, 4, 2};
+        for (int k = 0; k < 3; k++) {
+            ldg_json_key(&jw, text[k]);
+            if (PQgetisnull(r, i, col[k]))
+                ldg_json_null(&jw);
+            else
+                ldg_json_strn(&jw, PQgetvalue(r, i, col[k]), (size_t)PQgetlength(r, i, col[k]));
+        }
+        ldg_json_key(&jw, "timestamp");
+        ldg_json_str(&jw, ts);
+        ldg_json_obj_end(&jw);
+        ldg_log_info(c->ctx, "error group regressed project=%" PRId64 " group=%" PRId64, pid, gid);
+        ldg_notify_publish_event(c->w, pid, "error_regression", ldg_buf_head(&b), ldg_buf_size(&b));
+    }
+    ldg_buf_free(&b);
+}
+
 static void on_committed(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
@@ -275,10 +339,15 @@ static void on_committed(PGresult *res, void *ud)
         if (!c->groups_failed)
             capture(c);
         c->groups_failed = false;
+        ldg__storage_regressed_clear(c);
         tx_failed(c, "error_groups upsert or COMMIT");
         return;
     }
     c->in_tx = false;
+    if (c->regressed) {
+        publish_regressions(c);
+        ldg__storage_regressed_clear(c);
+    }
     ldg_batch_set(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_STORED, NULL);
     ldg__storage_tail_committed(c, c->cur.lo, c->cur.hi);
     next_range(c);
@@ -287,10 +356,27 @@ static void on_committed(PGresult *res, void *ud)
 static void on_groups(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
-    if (stale(c) || res)
-        return;
+    if (stale(c) || res || c->groups_failed)
+        return; /* after a failed regression statement this one is only cancelled: keep the cause */
     capture(c); /* COMMIT's callback (-ECANCELED, the pipeline's last) handles it */
     c->groups_failed = true;
+}
+
+static void on_regressed(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c))
+        return;
+    if (!res) {
+        capture(c); /* COMMIT's callback handles it */
+        c->groups_failed = true;
+        return;
+    }
+    ldg__storage_regressed_clear(c);
+    if (PQntuples(res) > 0) {
+        ldg_pg_keep(res);
+        c->regressed = res;
+    }
 }
 
 static void commit(struct ldg__storage_consumer *c)
@@ -299,8 +385,16 @@ static void commit(struct ldg__storage_consumer *c)
     size_t ng = ldg_batch_groups_json(&c->batch, c->cur.lo, c->cur.hi, &c->groups);
     ldg_buf_put(&c->groups, "", 1);
     const char *gparams[] = {ldg_buf_head(&c->groups)};
-    struct ldg_pg_stmt st[2];
+    struct ldg_pg_stmt st[3];
     size_t n = 0;
+    ldg__storage_regressed_clear(c);
+    if (ng > 0)
+        st[n++] = (struct ldg_pg_stmt){.sql = regress_sql,
+                                       .name = "ldg_storage_regress",
+                                       .nparams = 1,
+                                       .params = gparams,
+                                       .cb = on_regressed,
+                                       .ud = c};
     if (ng > 0)
         st[n++] = (struct ldg_pg_stmt){.sql = groups_sql,
                                        .name = "ldg_storage_groups",
@@ -538,6 +632,7 @@ void ldg__storage_write_abandon(struct ldg__storage_consumer *c)
     uv_timer_stop(&c->deadline);
     c->renew_cb = NULL; /* a renewal in flight: its reply is ignored */
     c->groups_failed = false;
+    ldg__storage_regressed_clear(c);
     if (c->acquiring)
         c->acquire_orphaned = true;
     if (c->conn)
