@@ -85,6 +85,6 @@ def test_explorer_in_browser(explorer_server, pg):
     out = p.stdout + p.stderr
     assert p.returncode == 0, f"explorer.mjs failed:\n{out}\n--- ledgerd log\n{tail(srv.log_text(), 30)}"
     for check in ("rows visible", "virtualisation", "facets", "400 position shown", "URL round trip",
-                  "detail and link", "live tail"):
+                  "detail and link", "zoom", "live tail"):
         assert f"ok {check}" in p.stdout, out
     assert (shots / "explorer.png").is_file()
