@@ -9,7 +9,6 @@
 // through the URL (reload restores them); a row opens every field and its link opens that log;
 // dragging across the histogram zooms; live tail shows a log posted to ingest. Prints "ok <check>" per check and exits non-zero on the
 // first failure (with a screenshot of the page in SCREENSHOT_DIR).
-/* global document, location */ // used inside page.evaluate callbacks, which run in the browser
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
