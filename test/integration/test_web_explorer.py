@@ -48,15 +48,15 @@ def _load_logs(pg, project_id, n):
             """INSERT INTO logs (project_id, "timestamp", ingested_at, level, log_type, message, error_type,
                                  error_message, stack_trace, attributes)
                SELECT %s, now() - make_interval(secs => g * 1.0), now(),
-                      CASE WHEN g % 100 < 2 THEN 'error' WHEN g % 100 < 3 THEN 'critical'
-                           WHEN g % 100 < 15 THEN 'warning' ELSE 'info' END,
-                      CASE WHEN g % 10 = 0 THEN 'exception' ELSE 'logger' END,
-                      'request ' || g || ' handled on worker ' || (g % 7),
-                      CASE WHEN g % 10 = 0 THEN 'KeyError' END,
-                      CASE WHEN g % 10 = 0 THEN 'missing key ' || g END,
-                      CASE WHEN g % 10 = 0 THEN E'Traceback (most recent call last):\\n  File "/app/h.py", line '
+                      CASE WHEN g %% 100 < 2 THEN 'error' WHEN g %% 100 < 3 THEN 'critical'
+                           WHEN g %% 100 < 15 THEN 'warning' ELSE 'info' END,
+                      CASE WHEN g %% 10 = 0 THEN 'exception' ELSE 'logger' END,
+                      'request ' || g || ' handled on worker ' || (g %% 7),
+                      CASE WHEN g %% 10 = 0 THEN 'KeyError' END,
+                      CASE WHEN g %% 10 = 0 THEN 'missing key ' || g END,
+                      CASE WHEN g %% 10 = 0 THEN E'Traceback (most recent call last):\\n  File "/app/h.py", line '
                            || g || E', in handler\\nKeyError: ''k''' END,
-                      jsonb_build_object('user_id', g % 97, 'region', 'eu', 'request', jsonb_build_object('n', g))
+                      jsonb_build_object('user_id', g %% 97, 'region', 'eu', 'request', jsonb_build_object('n', g))
                FROM generate_series(1, %s) g""",
             (project_id, n),
         )
@@ -85,6 +85,6 @@ def test_explorer_in_browser(explorer_server, pg):
     out = p.stdout + p.stderr
     assert p.returncode == 0, f"explorer.mjs failed:\n{out}\n--- ledgerd log\n{tail(srv.log_text(), 30)}"
     for check in ("rows visible", "virtualisation", "facets", "400 position shown", "URL round trip",
-                  "detail and link", "live tail"):
+                  "detail and link", "zoom", "live tail"):
         assert f"ok {check}" in p.stdout, out
     assert (shots / "explorer.png").is_file()

@@ -7,9 +7,8 @@
 // virtualisation (all LOADED_LOGS loaded by scrolling, few rows in the DOM); facets and histogram;
 // the server's 400 with its position under the query box; search and facet filters round-trip
 // through the URL (reload restores them); a row opens every field and its link opens that log;
-// live tail shows a log posted to ingest. Prints "ok <check>" per check and exits non-zero on the
+// dragging across the histogram zooms; live tail shows a log posted to ingest. Prints "ok <check>" per check and exits non-zero on the
 // first failure (with a screenshot of the page in SCREENSHOT_DIR).
-/* global document, location */ // used inside page.evaluate callbacks, which run in the browser
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -155,6 +154,25 @@ try {
   );
   await fresh.close();
   console.log("ok detail and link");
+
+  // ---- drag across the histogram: the range becomes from/to ----
+  step = "zoom";
+  await page.goto(`${url}/logs?project=${projectId}&range=1h`);
+  await page.waitForSelector('[data-testid="histogram"] canvas');
+  const over = await page.locator('[data-testid="histogram"] .u-over').boundingBox();
+  await page.mouse.move(over.x + over.width * 0.3, over.y + over.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.7, over.y + over.height / 2, { steps: 8 });
+  await page.mouse.up();
+  await page.waitForFunction(() => {
+    const p = new URLSearchParams(location.search);
+    return p.get("from") && p.get("to") && !p.get("range");
+  });
+  const zoom = new URL(page.url()).searchParams;
+  const span = (Date.parse(zoom.get("to")) - Date.parse(zoom.get("from"))) / 60000;
+  check(span > 10 && span < 40, `a drag over 40% of an hour selects about 24 minutes (got ${span.toFixed(1)})`);
+  await page.waitForSelector(rows);
+  console.log(`ok zoom (${span.toFixed(1)} min)`);
 
   // ---- live tail ----
   step = "live tail";

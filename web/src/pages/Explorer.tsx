@@ -195,10 +195,8 @@ export function Explorer() {
   const stream = useRef<TailStream | null>(null);
 
   useEffect(() => {
-    if (!tailOn || !state.project) {
-      setTail(null);
-      return;
-    }
+    setTail(null); // a new selection starts an empty stream
+    if (!tailOn || !state.project) return;
     const s = new TailStream({
       projectId: state.project,
       q: state.q.trim(),
