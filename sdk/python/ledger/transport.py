@@ -360,6 +360,7 @@ class Transport:
 
     def shutdown(self, timeout=10.0) -> bool:
         """Send what is buffered (within ``timeout``), then stop the thread. Idempotent."""
+        failed = self.counters["failed_batches"]
         self._deadline = self.clock() + max(0.0, timeout)
         self._closing = True
         self._stop.set()
@@ -371,12 +372,12 @@ class Transport:
                 self._run()
             finally:
                 self._thread = None
-            return not self.buffer
+            return not self.buffer and self.counters["failed_batches"] == failed
         self._wake.set()
         if t is not None and t is not threading.current_thread():
             t.join(max(0.0, self._deadline - self.clock()) + 0.2)
         self.pool.close()
-        return not self.buffer
+        return not self.buffer and not self.disabled and self.counters["failed_batches"] == failed
 
     # --- the transport thread ------------------------------------------------------------------
 
