@@ -11,7 +11,8 @@
 #      max_buffer_size (10,000), memory flat, the rest counted as dropped.
 #
 #   ./scripts/ledger bench sdk   (knobs: BENCH_SDK_RATE, BENCH_SDK_SECONDS, BENCH_SDK_DEAD_SECONDS,
-#                                 BENCH_SDK_ROUNDS (middleware rounds, 5); see bench/lib.sh)
+#                                 BENCH_SDK_ROUNDS (middleware rounds, 5), BENCH_SDK_PHASES
+#                                 "call middleware throughput dead"; see bench/lib.sh)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -20,6 +21,8 @@ RATE=${BENCH_SDK_RATE:-50000}
 SECONDS_RUN=${BENCH_SDK_SECONDS:-5}
 DEAD_SECONDS=${BENCH_SDK_DEAD_SECONDS:-5}
 SDKPY=$LEDGER_ROOT/bench/sdk_bench.py
+PHASES=" ${BENCH_SDK_PHASES:-call middleware throughput dead} "
+phase() { [[ $PHASES == *" $1 "* ]]; }
 
 bench_init sdk
 bench_start_pg
@@ -34,14 +37,22 @@ run_phase() {
     while IFS= read -r line; do bench_say "$line"; done <<<"$out"
 }
 
-bench_say "== sdk: log_info in the calling thread (target < 5 us median)"
-run_phase call "$BENCH_LEDGERD_URL" "$BENCH_KEY"
-bench_say "== sdk: middleware overhead per request (target < 50 us median)"
-run_phase middleware
-bench_say "== sdk: one process at $RATE logs/s for ${SECONDS_RUN}s into ledgerd"
-run_phase throughput "$BENCH_LEDGERD_URL" "$BENCH_KEY" "$RATE" "$SECONDS_RUN"
-bench_say "== sdk: dead server for ${DEAD_SECONDS}s (max_buffer_size 10000)"
-run_phase dead "$DEAD_SECONDS"
+if phase call; then
+    bench_say "== sdk: log_info in the calling thread (target < 5 us median)"
+    run_phase call "$BENCH_LEDGERD_URL" "$BENCH_KEY"
+fi
+if phase middleware; then
+    bench_say "== sdk: middleware overhead per request (target < 50 us median)"
+    run_phase middleware
+fi
+if phase throughput; then
+    bench_say "== sdk: one process at $RATE logs/s for ${SECONDS_RUN}s into ledgerd (target: buffer flat)"
+    run_phase throughput "$BENCH_LEDGERD_URL" "$BENCH_KEY" "$RATE" "$SECONDS_RUN"
+fi
+if phase dead; then
+    bench_say "== sdk: dead server for ${DEAD_SECONDS}s (max_buffer_size 10000)"
+    run_phase dead "$DEAD_SECONDS"
+fi
 bench_say "ledgerd: $(grep -c 'level=error' "$BENCH_TMP/ledgerd.log" || true) error lines in its log"
 
 # Like bench_finish, but in its own file: bench/results/<date>-<commit>-sdk.txt.

@@ -173,7 +173,7 @@ def phase_throughput(url, key, rate, seconds):
     def sampler():
         while not stop.is_set():
             samples.append(len(c._transport.buffer))
-            stop.wait(0.05)
+            stop.wait(0.05)  # 20 samples per second
 
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
@@ -209,6 +209,8 @@ def phase_throughput(url, key, rate, seconds):
           f"(first half {first}, second half {second}, p99 {p99}); sent {m['flusher']['total_logs_sent']} in "
           f"{m['flusher']['successful_flushes']} batches, failed {m['flusher']['failed_flushes']}, "
           f"dropped {m['buffer']['dropped_overflow']}, rejected {m['errors']['rejected_logs']}, flush ok {ok}")
+    per_s = [max(samples[i:i + 20]) for i in range(0, len(samples), 20)]
+    print(f"# buffer max per second: {per_s}")
     print(f"produced={produced} rate={rate_got:.0f} buffer_max={max(s)} buffer_p99={p99} buffer_max_first_half={first} "
           f"buffer_max_second_half={second} sent={m['flusher']['total_logs_sent']} "
           f"failed={m['flusher']['failed_flushes']} dropped={m['buffer']['dropped_overflow']} "

@@ -209,7 +209,7 @@ def test_dead_server_memory_stays_bounded(make_client):
     m = c.get_metrics()
     assert m["buffer"]["size"] <= 500
     accounted = m["buffer"]["dropped_overflow"] + m["flusher"]["total_logs_failed"] + m["buffer"]["size"]
-    assert 20000 - 50 <= accounted <= 20000  # at most one batch in flight
+    assert 20000 - 2 * 50 <= accounted <= 20000  # at most one batch in flight and the next encoded
 
 
 def test_client_side_rate_limit(fake, make_client):
