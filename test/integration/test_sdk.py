@@ -97,6 +97,9 @@ def test_sdk_client_calls_and_logging_handler(project):
     assert c.flush(scaled(10))
     m = c.get_metrics()
     assert m["flusher"]["total_logs_sent"] == 10 and m["errors"]["rejected_logs"] == 0
+    # the key's limits (1000/min, 50000/h by default) read from GET /api/v1/settings, times 0.9
+    assert m["rate_limiter"]["from_server"] is True
+    assert (m["rate_limiter"]["requests_per_minute"], m["rate_limiter"]["requests_per_hour"]) == (900, 45000)
     assert c.is_healthy()
     assert c.shutdown_sync(scaled(5))
 

@@ -252,6 +252,7 @@ class _RateLimiter:
         self.factor = factor
         self.time_fn = time_fn
         self.set_limits(per_minute, per_hour)
+        self.from_server = False  # limits read from GET /api/v1/settings
         self._min_window = self._hour_window = None
         self._min_count = self._hour_count = 0
         self.waits = 0
@@ -284,6 +285,7 @@ class _RateLimiter:
 
     def snapshot(self):
         return {"requests_per_minute": self.per_minute, "requests_per_hour": self.per_hour,
+                "from_server": self.from_server,
                 "used_this_minute": self._min_count, "used_this_hour": self._hour_count, "waits": self.waits}
 
 
@@ -662,6 +664,7 @@ class Transport:
             for k, v in (s.get("constraints") or {}).items():
                 if k in self.constraints and isinstance(v, int) and v > 0:
                     self.constraints[k] = v
+            self.limiter.from_server = True
             self.counters["settings_loaded"] += 1
         except Exception:
             self.errors["settings"] += 1

@@ -151,6 +151,7 @@ def test_health_and_metrics_shapes(fake, make_client):
     assert m["flusher"]["total_logs_sent"] == 1 and m["flusher"]["failed_flushes"] == 0
     assert m["buffer"]["max_size"] == 10000
     assert m["rate_limiter"]["requests_per_minute"] == 90000  # 100000 from settings x 0.9
+    assert m["rate_limiter"]["from_server"] is True
     assert set(m["errors"]) >= {"network", "timeout", "server", "rate_limited", "unauthorized", "rejected_logs"}
 
 
