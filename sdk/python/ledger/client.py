@@ -311,10 +311,13 @@ def get_ledger_client() -> Optional[LedgerClient]:
                     config = getattr(settings, "LEDGER_CONFIG", None)
             except Exception:
                 config = None
-    if config:
-        return LedgerClient(**dict(config))
-    if os.environ.get("LEDGER_API_KEY"):
-        return LedgerClient()
+    try:
+        if config:
+            return LedgerClient(**dict(config))
+        if os.environ.get("LEDGER_API_KEY"):
+            return LedgerClient()
+    except Exception as e:  # e.g. an unknown key in LEDGER_CONFIG: say it, do not break requests
+        _say(f"could not create the client from the configuration: {type(e).__name__}: {e}")
     return None
 
 

@@ -217,3 +217,12 @@ def test_path_normalisation():
     for p in ("/robots.txt", "/favicon.ico", "/.env.local", "/wp-admin/x", "/x.php", "/apple-touch-icon-1.png"):
         assert is_scanner_noise(p), p
     assert not is_scanner_noise("/users/1")
+
+
+def test_bad_django_style_config_does_not_raise(capsys, monkeypatch):
+    import types
+    conf = types.ModuleType("django.conf")
+    conf.settings = types.SimpleNamespace(configured=True, LEDGER_CONFIG={"api_key": "k", "no_such_option": 1})
+    monkeypatch.setitem(sys.modules, "django.conf", conf)
+    assert ledger.get_ledger_client() is None
+    assert "no_such_option" in capsys.readouterr().err
