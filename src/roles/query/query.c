@@ -1177,11 +1177,6 @@ bool ldg__query_scope(struct ldg_req *req, struct ldg_query_scope *sc)
     return ok;
 }
 
-void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us)
-{
-    write_ts(jw, us);
-}
-
 /* ---- role -----------------------------------------------------------------------------------------------
  */
 

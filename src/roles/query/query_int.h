@@ -104,7 +104,4 @@ struct ldg_json_writer;
 /* Write the LogEntryResponse of a row whose LDG_QUERY_LOG_COLS start at column `base`. */
 void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base);
 
-/* Write Unix microseconds as a UTC ISO 8601 string with 'Z' (fraction only when non-zero). */
-void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us);
-
 #endif
