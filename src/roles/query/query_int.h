@@ -101,5 +101,4 @@ struct ldg_json_writer;
 /* Write the LogEntryResponse of a row whose LDG_QUERY_LOG_COLS start at column `base`. */
 void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base);
 
-
 #endif
