@@ -195,8 +195,12 @@ try {
   step = "explorer";
   const logsUrl = `${base}/logs?project=${projectId}&range=1h`;
   await reloadUntil(logsUrl, `[data-testid="log-row"]:has-text("${marker} item 4")`, "ingested logs in the explorer");
-  await page.fill('input[aria-label="Query"]', marker);
-  await page.press('input[aria-label="Query"]', "Enter");
+  // `/` focuses the query box; typing then Enter searches.
+  await page.locator("body").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("/");
+  check(await page.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Query"), "/ focuses the query box");
+  await page.keyboard.type(marker);
+  await page.keyboard.press("Enter");
   await page.waitForFunction((m) => new URLSearchParams(location.search).get("q") === m, marker);
   await page.waitForFunction(
     (m) => {
