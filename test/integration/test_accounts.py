@@ -208,9 +208,10 @@ def test_register_creates_account_session_and_tokens(server, sql, rds, secret):
     assert attrs["samesite"] == "Strict"
     assert attrs["max-age"] == str(7 * 86400)
     assert "secure" not in attrs
-    # the access token again, only for the notification stream (a browser's EventSource)
+    # the access token again, for the event streams only (a browser's EventSource); its path covers
+    # /api/v1/notifications/stream and /api/v1/logs/tail, and the gateway reads it only there
     name_, value, attrs = set_cookie(r, "access_token")
-    assert value == body["access_token"] and attrs["path"] == "/api/v1/notifications"
+    assert value == body["access_token"] and attrs["path"] == "/api/v1"
     assert attrs["httponly"] is True and attrs["samesite"] == "Strict" and attrs["max-age"] == "900"
     assert "secure" not in attrs
 
@@ -605,7 +606,7 @@ def test_logout_revokes_the_session_at_once(server, sql, rds):
     name, value, attrs = set_cookie(r, "refresh_token")
     assert (name, value, attrs["max-age"], attrs["path"]) == ("refresh_token", "", "0", "/api/v1/accounts")
     name, value, attrs = set_cookie(r, "access_token")
-    assert (name, value, attrs["max-age"], attrs["path"]) == ("access_token", "", "0", "/api/v1/notifications")
+    assert (name, value, attrs["max-age"], attrs["path"]) == ("access_token", "", "0", "/api/v1")
     assert rds.exists("session:" + c["sid"]) == 0
     assert sql("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = %s", c["sid"]) == [(True,)]
     assert me_status(server.url, alice.access_token) == 401

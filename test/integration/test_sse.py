@@ -328,7 +328,7 @@ def test_auth_methods(world):
 
 def test_login_sets_the_cookie_the_stream_reads(world):
     """A browser's EventSource sends cookies, not headers: login's access_token cookie (scoped to
-    /api/v1/notifications) opens the stream; logout clears it."""
+    /api/v1, read only by the event streams) opens the stream; logout clears it."""
     w = world()
     email = "cookie-" + os.urandom(4).hex() + "@example.com"
     sess = requests.Session()
@@ -336,7 +336,7 @@ def test_login_sets_the_cookie_the_stream_reads(world):
                   json={"email": email, "password": "Cookie-Passw0rd", "name": "C"}, timeout=scaled(30))
     assert r.status_code == 201, r.text
     jar = {c.name: c for c in sess.cookies}
-    assert jar["access_token"].path == "/api/v1/notifications"
+    assert jar["access_token"].path == "/api/v1"
     assert jar["access_token"].value == r.json()["access_token"]
     s = Sse(w.srv.port, {"Cookie": f"access_token={jar['access_token'].value}"})
     assert s.status == 200, s.body

@@ -66,10 +66,12 @@
 #define FAIL_KEY_ADDR "login_fail:addr:"
 #define COOKIE_NAME "refresh_token"
 #define COOKIE_ATTRS "; HttpOnly; Path=/api/v1/accounts; SameSite=Strict"
-/* The access token again, for the one route a browser cannot send it to in a header: the
- * notification stream's native EventSource (decisions D7). */
+/* The access token again, for the routes a browser cannot send it to in a header: the streams
+ * read by a native EventSource (decisions D7): /api/v1/notifications/stream and /api/v1/logs/tail.
+ * The path covers both; the gateway accepts the cookie only on routes flagged
+ * LDG_ROUTE_TOKEN_QUERY (those two), never as a credential of any other API route. */
 #define STREAM_COOKIE_NAME "access_token"
-#define STREAM_COOKIE_ATTRS "; HttpOnly; Path=/api/v1/notifications; SameSite=Strict"
+#define STREAM_COOKIE_ATTRS "; HttpOnly; Path=/api/v1; SameSite=Strict"
 
 #define MSG_BUSY "Service busy, please try again"
 #define MSG_BAD_LOGIN "Invalid email or password"
@@ -449,7 +451,7 @@ static void set_cookie(struct ldg_req *req, const char *token, int64_t max_age)
     ldg_req_add_header(req, "Set-Cookie", v);
 }
 
-/* access_token cookie for the notification stream (value empty and max_age 0: clear it). */
+/* access_token cookie for the event streams (value empty and max_age 0: clear it). */
 static void set_stream_cookie(struct ldg_req *req, const char *token, size_t len, int64_t max_age)
 {
     char v[1024];

@@ -34,6 +34,8 @@
 #include "http/router.h"
 #include "notify/event.h"
 #include "notify/prefs.h"
+#include "notify/tailmsg.h"
+#include "roles/notify/hub.h"
 #include "roles/notify/keys.h"
 #include "settings.h"
 
@@ -61,10 +63,15 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
      "Live notifications held for a stream while its resume replays; more disconnects it"},
     {"shutdown_retry_ms", LDG_CFG_MS, CFG(shutdown_retry_ms), "1000", 0, 600000, NULL, 0,
      "Reconnection delay advised (SSE retry field) by the final event sent on shutdown"},
+    {"tail_max_logs_per_s", LDG_CFG_INT, CFG(tail_max_logs_per_s), "200", 1, 1000000, NULL, 0,
+     "Live tail: logs sent per stream and second (bursts up to one second's worth); the excess is counted "
+     "and reported by a `dropped` event"},
+    {"tail_send_buffer_bytes", LDG_CFG_SIZE, CFG(tail_send_buffer_bytes), "131072", 1024, 64 * KB *KB, NULL, 0,
+     "Live tail: bytes queued for a stream past which new logs are dropped (and counted) instead of sent; "
+     "at most half of send_buffer_bytes is used"},
     {0},
 };
 
-#define NBUCKETS 1024 /* per-loop hash buckets for projects and accounts */
 #define LEASE_BATCH 256
 #define LOAD_BATCH 500 /* accounts per batched preferences read */
 
@@ -78,12 +85,8 @@ static const char lease_lua[] = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf',
                                 "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
                                 "return 1\n";
 
-static struct {
-    const struct ldg_notify_cfg *cfg; /* NULL until init_global (role enabled) */
-    struct ldg_redis_script lease;
-    char instance[17]; /* random per process: lease members are "<instance>:<worker>:<seq>" */
-    int index;
-} G = {.index = -1};
+struct ldg__notify_global ldg__notify = {.index = -1};
+#define G ldg__notify
 
 static uv_once_t scripts_once = UV_ONCE_INIT;
 
@@ -94,101 +97,11 @@ static void init_scripts(void)
 
 /* ---- per-loop state ------------------------------------------------------------------------------ */
 
-struct hub;
-struct client;
-
-struct proj {
-    struct ldg_list_node node; /* on hub->projects[bucket] */
-    int64_t id;
-    struct ldg_list members; /* of struct member; the channel is subscribed while non-empty */
-};
-
-struct acct {
-    struct ldg_list_node node; /* on hub->accounts[bucket] */
-    int64_t id;
-    struct ldg_list clients; /* of client.acct_node */
-    struct ldg_list waiters; /* of setup.wnode: API-key streams waiting for the first read */
-    unsigned leasing;        /* setups between the read and their lease reply */
-    struct ldg_prefs prefs;
-    bool loaded;                    /* prefs read at least once */
-    struct ldg_list_node load_node; /* on hub->load_queue while its first read waits */
-    bool reloading, reload_again;
-    uint64_t memo_seq; /* message the memo is for */
-    bool memo_ok;
-};
-
-struct member {
-    struct ldg_list_node node; /* on proj->members */
-    struct client *cl;
-    struct proj *proj;
-    struct ldg_event_id last; /* last id sent to this stream for this project */
-};
-
-enum client_state { CL_REPLAYING, CL_LIVE };
-
-/* A live event held while the stream's resume replays. */
-struct pend {
-    struct ldg_list_node node;
-    struct member *m;
-    struct ldg_event_id id;
-    struct ldg_chunk *ch; /* owned reference */
-    bool ok;              /* the preferences' verdict when it arrived */
-};
-
-/* A replayed event, until every XRANGE of the resume has answered. */
-struct rep {
-    struct ldg_event_id id;
-    struct member *m;
-    char *json; /* owned */
-    size_t len;
-    char idtext[LDG_EVENT_ID_MAX + 1];
-};
-
-struct client {
-    struct hub *hub;
-    struct ldg_conn *conn; /* borrowed; NULL once its close callback ran */
-    struct acct *acct;
-    struct ldg_list_node acct_node, hb_node, ping_node;
-    uint64_t hb_due, ping_due; /* loop ms */
-    uint64_t seq;
-    enum client_state state;
-    struct ldg_list pending; /* of struct pend (CL_REPLAYING only) */
-    unsigned replies_due;    /* XRANGE replies still to come */
-    struct rep *reps;        /* owned */
-    size_t nreps, reps_cap;
-    struct ldg_event_id resume_from;
-    size_t nmembers;
-    struct member members[];
-};
-
-struct hub {
-    struct ldg_worker *w;
-    struct ldg_redis_sub *sub; /* NULL once closing */
-    bool sub_closed;
-    uint64_t sub_errors_seen;
-    uint64_t sub_lost_ms;       /* wall ms when the pub/sub connection was seen lost; 0 = not lost */
-    uv_timer_t tick;            /* heartbeats and pings */
-    uv_timer_t renew;           /* lease renewal */
-    uv_timer_t loader;          /* first reads of preferences, batched (see load_later) */
-    struct ldg_list load_queue; /* of acct.load_node */
-    unsigned timers_open;
-    struct ldg_list projects[NBUCKETS];
-    struct ldg_list accounts[NBUCKETS];
-    struct ldg_list hb_list, ping_list; /* clients, ordered by due time */
-    size_t nclients;
-    uint64_t next_seq;
-    uint64_t msg_seq;
-    bool draining;
-    bool dead;    /* free_worker ran: freed when the last operation below ends */
-    unsigned ops; /* PostgreSQL and Redis operations in flight whose callbacks use the hub */
-    struct ldg_buf scratch;
-};
-
 static void hub_free(struct hub *h);
 
 /* Every callback counted in `ops` calls this first (or last, see on_xrange); true when the hub is
  * dead: the callback then only releases what it holds. */
-static bool op_end(struct hub *h)
+bool ldg__notify_op_end(struct hub *h)
 {
     LDG_ASSERT(h->ops > 0);
     h->ops--;
@@ -199,12 +112,12 @@ static bool op_end(struct hub *h)
     return true;
 }
 
-static struct hub *hub_of(struct ldg_worker *w)
+struct hub *ldg__notify_hub(struct ldg_worker *w)
 {
     return G.index >= 0 ? w->role_state[G.index] : NULL;
 }
 
-static size_t bucket(int64_t id)
+size_t ldg__notify_bucket(int64_t id)
 {
     uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
     return (size_t)(h >> 54) & (NBUCKETS - 1);
@@ -212,7 +125,7 @@ static size_t bucket(int64_t id)
 
 static struct proj *proj_find(struct hub *h, int64_t id)
 {
-    struct ldg_list *l = &h->projects[bucket(id)];
+    struct ldg_list *l = &h->projects[ldg__notify_bucket(id)];
     struct ldg_list_node *it, *tmp;
     ldg_list_foreach_safe(l, it, tmp)
     {
@@ -223,9 +136,9 @@ static struct proj *proj_find(struct hub *h, int64_t id)
     return NULL;
 }
 
-static struct acct *acct_find(struct hub *h, int64_t id)
+struct acct *ldg__notify_acct_find(struct hub *h, int64_t id)
 {
-    struct ldg_list *l = &h->accounts[bucket(id)];
+    struct ldg_list *l = &h->accounts[ldg__notify_bucket(id)];
     struct ldg_list_node *it, *tmp;
     ldg_list_foreach_safe(l, it, tmp)
     {
@@ -236,7 +149,7 @@ static struct acct *acct_find(struct hub *h, int64_t id)
     return NULL;
 }
 
-static struct acct *acct_new(struct hub *h, int64_t id)
+struct acct *ldg__notify_acct_new(struct hub *h, int64_t id)
 {
     struct acct *a = ldg_calloc(1, sizeof *a);
     a->id = id;
@@ -244,16 +157,16 @@ static struct acct *acct_new(struct hub *h, int64_t id)
     ldg_list_init(&a->waiters);
     ldg_list_node_init(&a->load_node);
     ldg_prefs_init(&a->prefs);
-    ldg_list_push_back(&h->accounts[bucket(id)], &a->node);
+    ldg_list_push_back(&h->accounts[ldg__notify_bucket(id)], &a->node);
     return a;
 }
 
 /* An account leaves the loop once nothing refers to it (a read in flight finds it by id). */
-static void acct_maybe_free(struct hub *h, struct acct *a)
+void ldg__notify_acct_maybe_free(struct hub *h, struct acct *a)
 {
     if (!ldg_list_empty(&a->clients) || !ldg_list_empty(&a->waiters) || a->reloading || a->leasing)
         return;
-    ldg_list_remove(&h->accounts[bucket(a->id)], &a->node);
+    ldg_list_remove(&h->accounts[ldg__notify_bucket(a->id)], &a->node);
     ldg_prefs_free(&a->prefs);
     free(a);
 }
@@ -265,7 +178,7 @@ void ldg__notify_channel(char *out, size_t cap, const char *prefix, int64_t pid)
 
 /* ---- chunks -------------------------------------------------------------------------------------- */
 
-static struct ldg_chunk *event_chunk(struct hub *h, const char *id, size_t idlen, const char *name,
+struct ldg_chunk *ldg__notify_event_chunk(struct hub *h, const char *id, size_t idlen, const char *name,
                                      const char *data, size_t n)
 {
     ldg_buf_reset(&h->scratch);
@@ -278,7 +191,7 @@ static struct ldg_chunk *timestamp_chunk(struct hub *h, const char *name)
     char ts[40], data[64];
     ldg_event_time(ldg_wall_us(), true, ts);
     int n = snprintf(data, sizeof data, "{\"timestamp\": \"%s\"}", ts);
-    return event_chunk(h, NULL, 0, name, data, (size_t)n);
+    return ldg__notify_event_chunk(h, NULL, 0, name, data, (size_t)n);
 }
 
 /* ---- leases (per-account stream cap) ---------------------------------------------------------- */
@@ -288,7 +201,7 @@ static void lease_key(char *out, size_t cap, int64_t account_id)
     snprintf(out, cap, LEASE_PREFIX "%" PRId64, account_id);
 }
 
-static void lease_member(char *out, size_t cap, unsigned worker, uint64_t seq)
+void ldg__notify_lease_member(char *out, size_t cap, unsigned worker, uint64_t seq)
 {
     snprintf(out, cap, "%s:%u:%" PRIu64, G.instance, worker, seq);
 }
@@ -298,11 +211,11 @@ static void on_fire_and_forget(struct ldg_redis *r, struct redisReply *reply, vo
     (void)r, (void)reply, (void)ud;
 }
 
-static void lease_release(struct ldg_worker *w, int64_t account_id, uint64_t seq)
+void ldg__notify_lease_release(struct ldg_worker *w, int64_t account_id, uint64_t seq)
 {
     char key[64], member[64];
     lease_key(key, sizeof key, account_id);
-    lease_member(member, sizeof member, w->id, seq);
+    ldg__notify_lease_member(member, sizeof member, w->id, seq);
     const char *argv[] = {"ZREM", key, member};
     if (ldg_redis_commandargv(w->redis, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
         ldg_log_debug(NULL, "notifications: lease release not sent (it expires)");
@@ -332,7 +245,7 @@ static void on_renew(uv_timer_t *t)
             ldg_list_foreach_safe(&a->clients, ci, ctmp)
             {
                 struct client *cl = ldg_container_of(ci, struct client, acct_node);
-                lease_member(members[k], sizeof members[k], h->w->id, cl->seq);
+                ldg__notify_lease_member(members[k], sizeof members[k], h->w->id, cl->seq);
                 argv[argc++] = exp;
                 argv[argc++] = members[k++];
                 if (k == LEASE_BATCH || ci->next == &a->clients.head) {
@@ -348,6 +261,7 @@ static void on_renew(uv_timer_t *t)
         }
     }
     free(members);
+    ldg__tail_renew(h);
 }
 
 /* ---- preferences --------------------------------------------------------------------------------- */
@@ -366,9 +280,9 @@ static void on_prefs_row(PGresult *res, void *ud)
     struct hub *h = job->hub;
     int64_t account_id = job->account_id;
     free(job);
-    if (op_end(h))
+    if (ldg__notify_op_end(h))
         return;
-    struct acct *a = acct_find(h, account_id);
+    struct acct *a = ldg__notify_acct_find(h, account_id);
     if (!a)
         return;
     a->reloading = false;
@@ -389,7 +303,7 @@ static void on_prefs_row(PGresult *res, void *ud)
         a->reload_again = false;
         prefs_reload(h, a);
     }
-    acct_maybe_free(h, a);
+    ldg__notify_acct_maybe_free(h, a);
 }
 
 static void prefs_reload(struct hub *h, struct acct *a)
@@ -435,7 +349,7 @@ static void on_load_rows(PGresult *res, void *ud)
 {
     struct load *job = ud;
     struct hub *h = job->hub;
-    if (op_end(h)) {
+    if (ldg__notify_op_end(h)) {
         free(job->ids);
         free(job);
         return;
@@ -444,7 +358,7 @@ static void on_load_rows(PGresult *res, void *ud)
     if (!res)
         ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (database)", job->n);
     for (int i = 0; i < rows; i++) {
-        struct acct *a = acct_find(h, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        struct acct *a = ldg__notify_acct_find(h, strtoll(PQgetvalue(res, i, 0), NULL, 10));
         if (!a || !a->reloading) /* gone, or (after a failed send) read elsewhere */
             continue;
         if (!PQgetisnull(res, i, 1))
@@ -453,7 +367,7 @@ static void on_load_rows(PGresult *res, void *ud)
         a->loaded = true;
     }
     for (size_t i = 0; i < job->n; i++) {
-        struct acct *a = acct_find(h, job->ids[i]);
+        struct acct *a = ldg__notify_acct_find(h, job->ids[i]);
         if (!a || !a->reloading)
             continue;
         a->reloading = false;
@@ -462,7 +376,7 @@ static void on_load_rows(PGresult *res, void *ud)
             a->reload_again = false;
             prefs_reload(h, a);
         }
-        acct_maybe_free(h, a);
+        ldg__notify_acct_maybe_free(h, a);
     }
     free(job->ids);
     free(job);
@@ -499,12 +413,12 @@ static void on_loader(uv_timer_t *t)
         }
         ldg_log_warn(NULL, "notifications: preferences of %zu accounts not read (%s)", job->n, strerror(-rc));
         for (size_t i = 0; i < job->n; i++) {
-            struct acct *a = acct_find(h, job->ids[i]);
+            struct acct *a = ldg__notify_acct_find(h, job->ids[i]);
             if (!a)
                 continue;
             a->reloading = false;
             flush_waiters(h, a, 503);
-            acct_maybe_free(h, a);
+            ldg__notify_acct_maybe_free(h, a);
         }
         free(job->ids);
         free(job);
@@ -621,7 +535,7 @@ static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t
     h->msg_seq++;
     char ename[40];
     snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
-    struct ldg_chunk *ch = event_chunk(h, idtext.p, idtext.n, ename, data.p, data.n);
+    struct ldg_chunk *ch = ldg__notify_event_chunk(h, idtext.p, idtext.n, ename, data.p, data.n);
     struct ldg_list_node *it, *tmp;
     ldg_list_foreach_safe(&p->members, it, tmp)
     {
@@ -642,6 +556,11 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
     struct hub *h = ud;
     if (h->draining)
         return;
+    int64_t tail_pid = ldg_tailmsg_channel_project(channel, chlen);
+    if (tail_pid > 0) {
+        ldg__tail_message(h, tail_pid, msg, msglen);
+        return;
+    }
     size_t plen = sizeof EVENTS_PREFIX - 1;
     char num[24];
     if (chlen > plen && memcmp(channel, EVENTS_PREFIX, plen) == 0 && chlen - plen < sizeof num) {
@@ -654,7 +573,7 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
         msglen < sizeof num) {
         memcpy(num, msg, msglen);
         num[msglen] = 0;
-        struct acct *a = acct_find(h, strtoll(num, NULL, 10));
+        struct acct *a = ldg__notify_acct_find(h, strtoll(num, NULL, 10));
         if (a)
             prefs_reload(h, a);
     }
@@ -719,6 +638,7 @@ static void on_tick(uv_timer_t *t)
         ldg_chunk_unref(hb);
     if (ping)
         ldg_chunk_unref(ping);
+    ldg__tail_tick(h, now);
 }
 
 static uint64_t tick_ms(void)
@@ -749,9 +669,11 @@ static void free_replay(struct client *cl)
 
 /* Drop the client's channel and account references; free it unless replies are still due (the
  * last one frees it). */
-static void client_unlink(struct client *cl)
+void ldg__notify_client_unlink(struct client *cl)
 {
     struct hub *h = cl->hub;
+    if (cl->tail)
+        ldg__tail_unlink(cl);
     for (size_t i = 0; i < cl->nmembers; i++) {
         struct member *m = &cl->members[i];
         struct proj *p = m->proj;
@@ -764,7 +686,7 @@ static void client_unlink(struct client *cl)
             ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, p->id);
             if (h->sub && ldg_redis_sub_unsubscribe(h->sub, ch) < 0)
                 ldg_log_debug(NULL, "notifications: %s was not subscribed", ch);
-            ldg_list_remove(&h->projects[bucket(p->id)], &p->node);
+            ldg_list_remove(&h->projects[ldg__notify_bucket(p->id)], &p->node);
             free(p);
         }
     }
@@ -772,9 +694,9 @@ static void client_unlink(struct client *cl)
     if (a) {
         ldg_list_remove(&a->clients, &cl->acct_node);
         if (!h->draining)
-            lease_release(h->w, a->id, cl->seq);
+            ldg__notify_lease_release(h->w, a->id, cl->seq);
         cl->acct = NULL;
-        acct_maybe_free(h, a);
+        ldg__notify_acct_maybe_free(h, a);
     }
     if (ldg_list_node_linked(&cl->hb_node))
         ldg_list_remove(&h->hb_list, &cl->hb_node);
@@ -783,7 +705,7 @@ static void client_unlink(struct client *cl)
     free_replay(cl);
 }
 
-static void client_maybe_free(struct client *cl)
+void ldg__notify_client_maybe_free(struct client *cl)
 {
     if (cl->conn || cl->replies_due)
         return;
@@ -791,12 +713,12 @@ static void client_maybe_free(struct client *cl)
     free(cl);
 }
 
-static void on_stream_closed(struct ldg_conn *c, void *ud)
+void ldg__notify_on_stream_closed(struct ldg_conn *c, void *ud)
 {
     struct client *cl = ud;
     cl->conn = NULL;
-    client_unlink(cl);
-    client_maybe_free(cl);
+    ldg__notify_client_unlink(cl);
+    ldg__notify_client_maybe_free(cl);
 }
 
 /* ---- resume -------------------------------------------------------------------------------------- */
@@ -831,7 +753,7 @@ static void replay_finish(struct client *cl)
         cJSON_Delete(root);
         char ename[40];
         snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
-        struct ldg_chunk *ch = event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
+        struct ldg_chunk *ch = ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
         deliver(r->m, &r->id, ch, ok);
         ldg_chunk_unref(ch);
     }
@@ -894,9 +816,9 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
             replay_finish(cl);
         else
             free_replay(cl);
-        client_maybe_free(cl);
+        ldg__notify_client_maybe_free(cl);
     }
-    (void)op_end(h); /* last: the client (freed above at the latest) needed the hub */
+    (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
 }
 
 static void replay_start(struct client *cl)
@@ -967,78 +889,65 @@ static void resume_all(struct hub *h, uint64_t lost_ms)
 
 /* ---- the handler ----------------------------------------------------------------------------------- */
 
-struct setup {
-    struct ldg_req *req;
-    struct hub *hub;
-    int64_t account_id;
-    int64_t *projects; /* arena */
-    size_t nprojects;
-    char *prefs;                /* arena, NUL-terminated; NULL = defaults */
-    bool have_prefs;            /* prefs was read (else the account was on the loop when the stream began) */
-    bool leasing;               /* counted in its account's `leasing` */
-    struct ldg_list_node wnode; /* on acct->waiters */
-    bool resume;
-    struct ldg_event_id last_id;
-    uint64_t seq;
-    bool retried;
-};
 
-static void answer_503(struct ldg_req *req, const char *detail)
+void ldg__notify_503(struct ldg_req *req, const char *detail)
 {
     ldg_req_add_header(req, "Retry-After", "1");
     ldg_req_error(req, 503, detail);
 }
 
 static void start_stream(struct setup *st);
-static int send_lease(struct setup *st, bool eval);
+int ldg__notify_send_lease(struct setup *st, bool eval);
 
 static void on_lease(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
     struct setup *st = ud;
     struct ldg_req *req = st->req;
     struct hub *h = st->hub;
-    if (op_end(h)) {
+    if (ldg__notify_op_end(h)) {
         ldg_req_unref(req);
         return;
     }
     if (reply && !st->retried && ldg_redis_noscript(reply)) {
         st->retried = true;
-        if (send_lease(st, true) == 0)
+        if (ldg__notify_send_lease(st, true) == 0)
             return;
         reply = NULL;
     }
-    struct acct *a = h && st->leasing ? acct_find(h, st->account_id) : NULL;
+    struct acct *a = h && st->leasing ? ldg__notify_acct_find(h, st->account_id) : NULL;
     if (a)
         a->leasing--;
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         ldg_log_warn(NULL, "notifications: stream lease failed (%s)",
                      reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
-        answer_503(req, "Service temporarily unavailable");
+        ldg__notify_503(req, "Service temporarily unavailable");
     } else if (reply->integer == 0) {
         char detail[96];
-        snprintf(detail, sizeof detail, "Too many notification streams for this account (limit %" PRId64 ")",
-                 G.cfg->max_streams_per_account);
+        snprintf(detail, sizeof detail, "Too many %s streams for this account (limit %" PRId64 ")",
+                 st->tail ? "live" : "notification", G.cfg->max_streams_per_account);
         ldg_req_add_header(req, "Retry-After", "5");
         ldg_req_error(req, 429, detail);
     } else if (!req->conn || !h || h->draining) {
-        lease_release(req->w, st->account_id, st->seq);
+        ldg__notify_lease_release(req->w, st->account_id, st->seq);
         if (req->conn)
-            answer_503(req, "Service is shutting down");
+            ldg__notify_503(req, "Service is shutting down");
+    } else if (st->tail) {
+        ldg__tail_start(st);
     } else {
         start_stream(st);
     }
-    if (a && (a = acct_find(h, st->account_id)) != NULL) /* start_stream may have dropped it */
-        acct_maybe_free(h, a);
+    if (a && (a = ldg__notify_acct_find(h, st->account_id)) != NULL) /* start_stream may have dropped it */
+        ldg__notify_acct_maybe_free(h, a);
     ldg_req_unref(req);
 }
 
-static int send_lease(struct setup *st, bool eval)
+int ldg__notify_send_lease(struct setup *st, bool eval)
 {
     struct ldg_req *req = st->req;
     char key[64], member[64], now[24], max[24], exp[24], ttl[24];
     uint64_t t = ldg_wall_ms();
     lease_key(key, sizeof key, st->account_id);
-    lease_member(member, sizeof member, req->w->id, st->seq);
+    ldg__notify_lease_member(member, sizeof member, req->w->id, st->seq);
     snprintf(now, sizeof now, "%" PRIu64, t);
     snprintf(max, sizeof max, "%" PRId64, G.cfg->max_streams_per_account);
     snprintf(exp, sizeof exp, "%" PRIu64, t + (uint64_t)G.cfg->stream_lease_ms);
@@ -1082,13 +991,13 @@ static void on_setup_row(PGresult *res, void *ud)
 {
     struct setup *st = ud;
     struct ldg_req *req = st->req;
-    if (op_end(st->hub) || !req->conn) {
+    if (ldg__notify_op_end(st->hub) || !req->conn) {
         ldg_req_unref(req);
         return;
     }
     if (!res) {
         ldg_log_warn(NULL, "notifications: stream setup query failed (code=%d)", ldg_pg_failure()->code);
-        answer_503(req, "Service temporarily unavailable");
+        ldg__notify_503(req, "Service temporarily unavailable");
         ldg_req_unref(req);
         return;
     }
@@ -1108,8 +1017,8 @@ static void on_setup_row(PGresult *res, void *ud)
     } else {
         parse_id_array(req, PQgetvalue(res, 0, 1), &st->projects, &st->nprojects);
     }
-    if (send_lease(st, false) < 0) {
-        answer_503(req, "Service temporarily unavailable");
+    if (ldg__notify_send_lease(st, false) < 0) {
+        ldg__notify_503(req, "Service temporarily unavailable");
         ldg_req_unref(req);
     }
 }
@@ -1129,7 +1038,7 @@ static void flush_waiters(struct hub *h, struct acct *a, int status)
         if (status == 404)
             ldg_req_error(req, 404, "Account not found");
         else if (status || h->draining)
-            answer_503(req, h->draining ? "Service is shutting down" : "Service temporarily unavailable");
+            ldg__notify_503(req, h->draining ? "Service is shutting down" : "Service temporarily unavailable");
         if (status || h->draining) {
             ldg_req_unref(req);
             continue;
@@ -1137,10 +1046,10 @@ static void flush_waiters(struct hub *h, struct acct *a, int status)
         st->have_prefs = true; /* the account's, on the loop */
         st->leasing = true;
         a->leasing++;
-        if (send_lease(st, false) < 0) {
+        if (ldg__notify_send_lease(st, false) < 0) {
             st->leasing = false;
             a->leasing--;
-            answer_503(req, "Service temporarily unavailable");
+            ldg__notify_503(req, "Service temporarily unavailable");
             ldg_req_unref(req);
         }
     }
@@ -1149,17 +1058,17 @@ static void flush_waiters(struct hub *h, struct acct *a, int status)
 static void stream_handler(struct ldg_req *req)
 {
     const struct ldg_principal *p = ldg_principal(req);
-    struct hub *h = hub_of(req->w);
+    struct hub *h = ldg__notify_hub(req->w);
     if (!G.cfg->enabled) {
         ldg_req_error(req, 503, "Notifications are currently disabled");
         return;
     }
     if (!p || !h || h->draining) {
-        answer_503(req, "Service is shutting down");
+        ldg__notify_503(req, "Service is shutting down");
         return;
     }
     if (!ldg_redis_connected(req->w->redis)) {
-        answer_503(req, "Service temporarily unavailable");
+        ldg__notify_503(req, "Service temporarily unavailable");
         return;
     }
     struct setup *st = ldg_arena_alloc(&req->arena, sizeof *st);
@@ -1178,9 +1087,9 @@ static void stream_handler(struct ldg_req *req)
         st->projects = ldg_arena_alloc(&req->arena, sizeof *st->projects);
         st->projects[0] = p->project_id;
         st->nprojects = 1;
-        struct acct *a = acct_find(h, p->account_id);
+        struct acct *a = ldg__notify_acct_find(h, p->account_id);
         if (!a)
-            a = acct_new(h, p->account_id);
+            a = ldg__notify_acct_new(h, p->account_id);
         ldg_list_push_back(&a->waiters, &st->wnode);
         if (a->loaded)
             flush_waiters(h, a, 0);
@@ -1200,14 +1109,14 @@ static void stream_handler(struct ldg_req *req)
         h->ops++;
     if (rc < 0) {
         ldg_req_unref(req);
-        answer_503(req, "Service temporarily unavailable");
+        ldg__notify_503(req, "Service temporarily unavailable");
     }
 }
 
 static void start_stream(struct setup *st)
 {
     struct ldg_req *req = st->req;
-    struct hub *h = hub_of(req->w);
+    struct hub *h = ldg__notify_hub(req->w);
     struct client *cl = ldg_calloc(1, sizeof *cl + st->nprojects * sizeof cl->members[0]);
     cl->hub = h;
     cl->seq = st->seq;
@@ -1228,17 +1137,17 @@ static void start_stream(struct setup *st)
             ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, pid);
             if (ldg_redis_sub_subscribe(h->sub, ch) < 0) {
                 ldg_log_warn(NULL, "notifications: cannot subscribe %s (channel limit)", ch);
-                client_unlink(cl);
+                ldg__notify_client_unlink(cl);
                 h->nclients--;
                 free(cl);
-                lease_release(req->w, st->account_id, st->seq);
-                answer_503(req, "Service temporarily unavailable");
+                ldg__notify_lease_release(req->w, st->account_id, st->seq);
+                ldg__notify_503(req, "Service temporarily unavailable");
                 return;
             }
             p = ldg_calloc(1, sizeof *p);
             p->id = pid;
             ldg_list_init(&p->members);
-            ldg_list_push_back(&h->projects[bucket(pid)], &p->node);
+            ldg_list_push_back(&h->projects[ldg__notify_bucket(pid)], &p->node);
         }
         struct member *m = &cl->members[k++];
         m->cl = cl;
@@ -1247,9 +1156,9 @@ static void start_stream(struct setup *st)
         cl->nmembers = k;
     }
 
-    struct acct *a = acct_find(h, st->account_id);
+    struct acct *a = ldg__notify_acct_find(h, st->account_id);
     if (!a)
-        a = acct_new(h, st->account_id);
+        a = ldg__notify_acct_new(h, st->account_id);
     if (!a->loaded && st->have_prefs && !st->leasing) { /* a session's own read */
         if (st->prefs)
             (void)ldg_prefs_parse(&a->prefs, st->prefs, strlen(st->prefs));
@@ -1263,10 +1172,10 @@ static void start_stream(struct setup *st)
     ldg_req_add_header(req, "Cache-Control", "no-cache");
     ldg_req_add_header(req, "X-Accel-Buffering", "no");
     cl->conn = ldg_conn_stream_begin(req, "text/event-stream; charset=utf-8",
-                                     (size_t)G.cfg->send_buffer_bytes, on_stream_closed, cl);
+                                     (size_t)G.cfg->send_buffer_bytes, ldg__notify_on_stream_closed, cl);
     if (!cl->conn) {
-        client_unlink(cl);
-        client_maybe_free(cl);
+        ldg__notify_client_unlink(cl);
+        ldg__notify_client_maybe_free(cl);
         return;
     }
 
@@ -1279,7 +1188,7 @@ static void start_stream(struct setup *st)
     for (size_t i = 0; i < st->nprojects; i++)
         ldg_buf_printf(&d, "%s%" PRId64, i ? ", " : "", st->projects[i]);
     ldg_buf_puts(&d, "]}");
-    struct ldg_chunk *ch = event_chunk(h, NULL, 0, "connected", ldg_buf_head(&d), ldg_buf_size(&d));
+    struct ldg_chunk *ch = ldg__notify_event_chunk(h, NULL, 0, "connected", ldg_buf_head(&d), ldg_buf_size(&d));
     ldg_buf_free(&d);
     (void)ldg_conn_stream_send(cl->conn, ch);
     ldg_chunk_unref(ch);
@@ -1327,6 +1236,8 @@ static void notify_routes(struct ldg_router *r, const void *cfg)
     struct ldg_route_opts o = {.flags = LDG_ROUTE_TOKEN_QUERY};
     int rc = ldg_router_add(r, "GET", "/api/v1/notifications/stream", stream_handler, &o);
     LDG_ASSERT(rc == 0);
+    rc = ldg_router_add(r, "GET", "/api/v1/logs/tail", ldg__tail_handler, &o);
+    LDG_ASSERT(rc == 0);
 }
 
 static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -1340,6 +1251,7 @@ static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     ldg_list_init(&h->hb_list);
     ldg_list_init(&h->ping_list);
     ldg_buf_init(&h->scratch);
+    ldg__tail_hub_init(h);
     const struct ldg_config *c = w->cfg;
     char name[32];
     snprintf(name, sizeof name, "notify-sub-%u", w->id);
@@ -1400,7 +1312,9 @@ static void notify_stop_worker(struct ldg_worker *w, void *state)
             ldg_list_foreach_safe(&a->clients, ci, ctmp)
             {
                 struct client *cl = ldg_container_of(ci, struct client, acct_node);
-                lease_release(w, a->id, cl->seq);
+                ldg__notify_lease_release(w, a->id, cl->seq);
+                if (cl->tail)
+                    ldg__tail_flush(cl);
                 if (cl->conn)
                     ldg_conn_stream_end(cl->conn, last);
             }
@@ -1417,7 +1331,7 @@ static void notify_stop_worker(struct ldg_worker *w, void *state)
         ldg_list_node_init(&a->load_node);
         a->reloading = false;
         flush_waiters(h, a, 503);
-        acct_maybe_free(h, a);
+        ldg__notify_acct_maybe_free(h, a);
     }
     if (h->sub) {
         struct ldg_redis_sub *s = h->sub;
@@ -1434,6 +1348,7 @@ static bool notify_drained(const struct ldg_worker *w, const void *state)
 
 static void hub_free(struct hub *h)
 {
+    ldg__tail_hub_free(h);
     ldg_buf_free(&h->scratch);
     free(h);
 }
@@ -1462,8 +1377,9 @@ static void notify_health(const struct ldg_worker *w, const void *state, struct 
     const struct hub *h = state;
     size_t channels = h->sub ? ldg_redis_sub_channels(h->sub) : 0;
     bool sub = h->sub && ldg_redis_sub_connected(h->sub);
-    ldg_buf_printf(out, "{\"status\":\"running\",\"streams\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
-                   h->nclients, channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
+    ldg_buf_printf(out,
+                   "{\"status\":\"running\",\"streams\":%zu,\"tails\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
+                   h->nclients, ldg__tail_count(h), channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
 }
 
 const struct ldg_role ldg_role_notify = {

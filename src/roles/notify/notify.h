@@ -43,6 +43,8 @@ struct ldg_notify_cfg {
     int64_t replay_window_ms;        /* a resume replays events at most this old */
     int64_t replay_pending_max;      /* live events held per stream while its resume replays */
     int64_t shutdown_retry_ms;       /* `retry:` advised to clients in the final event */
+    int64_t tail_max_logs_per_s;     /* live tail: logs sent per stream and second (token bucket) */
+    int64_t tail_send_buffer_bytes;  /* live tail: queued bytes past which logs are dropped, not sent */
 };
 
 extern const struct ldg_cfg_key ldg_notify_cfg_keys[];

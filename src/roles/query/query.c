@@ -35,6 +35,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "db/logrow.h"
 #include "db/pg.h"
 #include "db/pgpool.h"
 #include "http/request.h"
@@ -106,18 +107,7 @@ static const char *ts_text(struct ldg_req *req, int64_t us)
 /* The reference's Z form: 2025-11-21T14:30:00.123456Z, fraction only when non-zero. */
 void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us)
 {
-    int64_t s = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    int64_t frac = us - s * 1000000;
-    struct ldg_civil c;
-    ldg_civil_from_unix(s, &c);
-    char out[48];
-    if (frac)
-        snprintf(out, sizeof out, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%06" PRId64 "Z", c.year, c.mon,
-                 c.day, c.hour, c.min, c.sec, frac);
-    else
-        snprintf(out, sizeof out, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02uZ", c.year, c.mon, c.day, c.hour,
-                 c.min, c.sec);
-    ldg_json_str(jw, out);
+    ldg_logrow_write_ts(jw, us);
 }
 
 /* FastAPI's 422 for one query or path parameter. input NULL: the parameter was absent. */
@@ -449,24 +439,16 @@ void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_te
 
 /* ---- log rows ------------------------------------------------------------------------------------- */
 
-/* Columns of a log row, in the order write_log reads them (query_int.h). */
-#define LOG_COLS LDG_QUERY_LOG_COLS
-#define COL_ID 0
-#define COL_TS 2
-#define NCOLS LDG_QUERY_LOG_NCOLS
+/* Columns of a log row (db/logrow.h), in the order ldg_logrow_write reads them. */
+#define LOG_COLS LDG_LOGROW_COLS
+#define COL_ID LDG_LOGROW_COL_ID
+#define COL_TS LDG_LOGROW_COL_TS
+#define NCOLS LDG_LOGROW_NCOLS
 
 /* Approximate bytes of a row in the answer (lengths of stored values, not decompressed). */
 #define ROW_SIZE                                                                                             \
     "(300 + coalesce(octet_length(message), 0) + coalesce(octet_length(error_message), 0) + "                \
     "coalesce(octet_length(stack_trace), 0) + coalesce(pg_column_size(attributes), 0))"
-
-static void write_text_col(struct ldg_json_writer *jw, const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) == 0)
-        ldg_json_null(jw); /* empty strings come back as null (reference Q1) */
-    else
-        ldg_json_strn(jw, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-}
 
 static int64_t col_i64(const PGresult *res, int row, int col)
 {
@@ -476,43 +458,13 @@ static int64_t col_i64(const PGresult *res, int row, int col)
 /* LogEntryResponse of row `row`. */
 static void write_log(struct ldg_json_writer *jw, const PGresult *res, int row)
 {
-    ldg__query_write_log(jw, res, row, 0);
+    ldg_logrow_write(jw, res, row, 0);
 }
 
+/* One renderer for every answer holding logs (db/logrow.h; the live tail uses it too). */
 void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base)
 {
-    static const char *const names[NCOLS] = {
-        "id",         "project_id",       "timestamp",          "ingested_at",      "level",
-        "log_type",   "importance",       "environment",        "release",          "message",
-        "error_type", "error_message",    "stack_trace",        "attributes",       "sdk_version",
-        "platform",   "platform_version", "processing_time_ms", "error_fingerprint"};
-    ldg_json_obj_begin(jw);
-    for (int c = 0; c < NCOLS; c++) {
-        int k = base + c; /* the result's column */
-        ldg_json_key(jw, names[c]);
-        if (c == 0 || c == 1) {
-            ldg_json_int(jw, col_i64(res, row, k));
-        } else if (c == 2 || c == 3) {
-            if (PQgetisnull(res, row, k))
-                ldg_json_null(jw);
-            else
-                ldg__query_write_ts(jw, col_i64(res, row, k));
-        } else if (c == 13) {
-            const char *v = PQgetvalue(res, row, k);
-            if (PQgetisnull(res, row, k) || strcmp(v, "{}") == 0 || strcmp(v, "null") == 0)
-                ldg_json_null(jw); /* {} comes back as null (reference Q1) */
-            else
-                ldg_json_raw(jw, v, (size_t)PQgetlength(res, row, k));
-        } else if (c == 17) {
-            if (PQgetisnull(res, row, k))
-                ldg_json_null(jw);
-            else
-                ldg_json_int(jw, col_i64(res, row, k));
-        } else {
-            write_text_col(jw, res, row, k);
-        }
-    }
-    ldg_json_obj_end(jw);
+    ldg_logrow_write(jw, res, row, base);
 }
 
 /* ---- GET /api/v1/logs/{log_id} ------------------------------------------------------------------------ */

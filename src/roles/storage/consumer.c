@@ -28,6 +28,7 @@
 #include "core/worker.h"
 #include "db/redis.h"
 #include "roles/storage/storage.h"
+#include "roles/storage/tailpub.h"
 #include "settings.h"
 
 /* Entries per XREADGROUP / XAUTOCLAIM: with rows_per_entry, bounds what one reply can add beyond
@@ -789,6 +790,7 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
     ldg_buf_init(&c->p_pids);
     ldg_buf_init(&c->p_ts);
     ldg_buf_init(&c->p_ids);
+    c->tail = ldg__storage_tail_new();
     ldg_backoff_init(&c->backoff, cfg()->retry_min_ms, cfg()->retry_max_ms,
                      (uint64_t)getpid() * 7919u + w->id * 104729u + uv_hrtime());
     snprintf(c->own_cursor, sizeof c->own_cursor, "0");
@@ -847,6 +849,7 @@ void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
     ldg_buf_free(&c->p_pids);
     ldg_buf_free(&c->p_ts);
     ldg_buf_free(&c->p_ids);
+    ldg__storage_tail_release(c->tail);
     ldg_buf_free(&c->args);
     free(c);
 }

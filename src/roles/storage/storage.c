@@ -61,6 +61,12 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
      "Rows removed per DELETE statement of the retention job"},
     {"retention_pause_ms", LDG_CFG_MS, CFG(retention_pause_ms), "50", 0, 60000, NULL, 0,
      "Pause between two retention DELETE statements"},
+    {"tail_publish_max_bytes", LDG_CFG_SIZE, CFG(tail_publish_max_bytes), "262144", 4096, 64 * MB, NULL, 0,
+     "Bytes of one live-tail message of committed logs (a larger commit is split; a single larger log is "
+     "counted as dropped)"},
+    {"tail_viewers_refresh_ms", LDG_CFG_MS, CFG(tail_viewers_refresh_ms), "1000", 10, 60000, NULL, 0,
+     "How long a consumer reuses its answer to whether a project has live tails (a new tail waits up to "
+     "this long for its first logs)"},
     {"debug_pause_before_commit_ms", LDG_CFG_MS, CFG(debug_pause_before_commit_ms), "0", 0, 600000, NULL, 0,
      "Tests only, with [server] debug_endpoints: hold each batch this long before COMMIT"},
     {"debug_pause_before_ack_ms", LDG_CFG_MS, CFG(debug_pause_before_ack_ms), "0", 0, 600000, NULL, 0,

@@ -56,6 +56,8 @@ struct ldg_storage_cfg {
     int64_t maintenance_interval_ms; /* partitions ahead, retention, stale consumers */
     int64_t retention_batch_rows;    /* rows per DELETE statement */
     int64_t retention_pause_ms;      /* pause between two DELETE statements */
+    int64_t tail_publish_max_bytes;  /* one live-tail message (PUBLISH) at most; larger logs dropped */
+    int64_t tail_viewers_refresh_ms; /* how long a project's "has live tails" answer is reused */
     /* Tests only (need [server] debug_endpoints): hold a batch before COMMIT / before the ack. */
     int64_t debug_pause_before_commit_ms;
     int64_t debug_pause_before_ack_ms;

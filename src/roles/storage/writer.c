@@ -29,6 +29,7 @@
 #include "roles/notify/notify.h"
 #include "roles/storage/consumer.h"
 #include "roles/storage/storage.h"
+#include "roles/storage/tailpub.h"
 
 #define MAX_ATTEMPTS 3
 
@@ -348,6 +349,7 @@ static void on_committed(PGresult *res, void *ud)
         ldg__storage_regressed_clear(c);
     }
     ldg_batch_set(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_STORED, NULL);
+    ldg__storage_tail_committed(c, c->cur.lo, c->cur.hi);
     next_range(c);
 }
 
