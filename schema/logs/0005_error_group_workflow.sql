@@ -12,8 +12,9 @@
 --     (project_id, error_fingerprint, timestamp). The hourly counts of a group (sparklines, detail)
 --     and a group's latest log are range scans of it; without it they read every log of the
 --     project's last 24 hours. Only fingerprinted rows pay for it on the ingest path. Created on the
---     parent, so every existing leaf gets it now (this takes a while on a large logs table) and
---     every leaf created later inherits it.
+--     parent, so every existing leaf gets it now (on a large logs table this takes a while, and
+--     writes to logs wait for it: run the migration when storage may pause) and every leaf created
+--     later inherits it.
 
 ALTER TABLE error_groups
     ADD COLUMN resolved_at TIMESTAMPTZ,

@@ -414,12 +414,14 @@ def test_regression_flips_group_and_notifies(world):
     listed = w.get(GROUPS, {"project_id": w.p1, "status": "unresolved"}).json()["groups"]
     assert [x["id"] for x in listed if x["is_regression"]] == [gid]
 
-    regressions = []
+    regressions, before = [], None
     deadline = time.monotonic() + scaled(10)
     while time.monotonic() < deadline and not regressions:
         ev = s.next(timeout=1)
         if ev and ev["event"] == "error_regression":
             regressions.append(ev)
+        elif ev and ev["event"] == "error_notification":
+            before = ev["id"]
     assert len(regressions) == 1, "no error_regression event"
     ev = regressions[0]
     assert ev["id"]  # resumable like error notifications
@@ -429,6 +431,13 @@ def test_regression_flips_group_and_notifies(world):
     assert data["error_type"] == "RegressionError" and data["error_message"] == "it came back"
     ts = datetime.datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00"))
     assert abs((utcnow() - ts).total_seconds()) < 60
+    # a stream resuming from the notification before it gets it again from the replay stream
+    assert before
+    s2 = Sse(w.srv.port, {"X-API-Key": w.key1, "Last-Event-ID": before})
+    assert s2.status == 200
+    replayed = [e for e in s2.events(3, timeout=3) if e["event"] == "error_regression"]
+    assert [(e["id"], e["data"]) for e in replayed] == [(ev["id"], data)]
+    s2.close()
     # exactly one: neither the ignored group nor another occurrence of the now unresolved group
     ingest(exception_log("RegressionError", "it came back", "regress"))
     wait_until(lambda: group_of("RegressionError")[1] == 3, 20, 0.1, "third occurrence stored")

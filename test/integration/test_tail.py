@@ -25,9 +25,9 @@ def tail_path(**params):
     return TAIL + ("?" + urllib.parse.urlencode(params) if params else "")
 
 
-def open_tail(w, headers=None, **params):
-    s = Sse(w.srv.port, {"X-API-Key": w.keys[0]} if headers is None else headers, path=tail_path(**params))
-    return s
+def open_tail(w, headers=None, rcvbuf=None, **params):
+    return Sse(w.srv.port, {"X-API-Key": w.keys[0]} if headers is None else headers, path=tail_path(**params),
+               rcvbuf=rcvbuf)
 
 
 def connected(s):
@@ -190,6 +190,34 @@ def test_rate_bound_reports_dropped_exactly(world):
     assert 5 <= sent < n and dropped > 0
     assert s.quiet(1.5)  # nothing left over: every matching log was sent or counted once
     s.close()
+
+
+def test_full_send_buffer_drops_instead_of_queueing(world):
+    # A reader that does not read: once the kernel holds what it can, logs are counted, not queued
+    # (the stream stays open, unlike a notification stream past its buffer), and every log is
+    # finally either received or reported as dropped.
+    w = world(ini={"notifications": {"tail_send_buffer_bytes": 8192, "heartbeat_ms": 500}})
+    slow = open_tail(w, rcvbuf=4096)
+    big = {"blob": "x" * 60000}
+    n = 0
+    for i in range(4):
+        post_batch(w, [log(message=f"big {i}-{k}", attributes=big) for k in range(20)])
+        n += 20
+    time.sleep(scaled(3))  # let storage commit and the server fill the socket
+    sent, dropped = 0, 0
+    deadline = time.monotonic() + scaled(20)
+    while sent + dropped < n and time.monotonic() < deadline:
+        ev = slow.next(1)
+        if ev is None:
+            continue
+        if ev["event"] == "log":
+            sent += 1
+        elif ev["event"] == "dropped":
+            dropped += ev["data"]["dropped"]
+    assert sent + dropped == n and dropped > 0 and sent > 0, (sent, dropped)
+    assert not slow.closed
+    assert "slow stream reader" not in w.srv.log_text()
+    slow.close()
 
 
 def test_no_viewer_no_publish(world, rc):

@@ -1,8 +1,8 @@
 // The application shell: session gate, navigation, project picker, banners, toasts, keyboard
 // shortcuts and the current page.
 import type { ComponentChildren, ComponentType } from "preact";
-import { useEffect, useState } from "preact/hooks";
-import { currentSession, onReachabilityChange, onSessionChange, restoreSession, signOut, type SessionInfo } from "./api/client";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { currentSession, onReachabilityChange, onSessionChange, pingServer, restoreSession, signOut, type SessionInfo } from "./api/client";
 import { matchRoute } from "./router";
 import { href, navigate, useLocation, setParams } from "./state/url";
 import { ProjectsProvider, useProjects } from "./state/projects";
@@ -78,7 +78,12 @@ function ThemeToggle() {
 function Shell({ session, children }: { session: SessionInfo; children: ComponentChildren }) {
   const { path } = useLocation();
   const [helpOpen, setHelpOpen] = useState(false);
-  useShortcuts({ onHelp: () => setHelpOpen(true) });
+  const menu = useRef<HTMLDetailsElement>(null);
+  const openHelp = useCallback(() => setHelpOpen(true), []);
+  useShortcuts({ onHelp: openHelp });
+  useEffect(() => {
+    if (menu.current) menu.current.open = false; // the account menu closes on navigation
+  }, [path]);
   return (
     <div class="shell">
       <a class="skip-link" href="#main">
@@ -105,7 +110,7 @@ function Shell({ session, children }: { session: SessionInfo; children: Componen
           <button type="button" class="ghost" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" onClick={() => setHelpOpen(true)}>
             ?
           </button>
-          <details class="account-menu">
+          <details class="account-menu" ref={menu}>
             <summary aria-label="Account menu">{session.email}</summary>
             <ul>
               <li>
@@ -142,6 +147,12 @@ function Shell({ session, children }: { session: SessionInfo; children: Componen
 function UnreachableBanner() {
   const [down, setDown] = useState(false);
   useEffect(() => onReachabilityChange((ok) => setDown(!ok)), []);
+  useEffect(() => {
+    if (!down) return;
+    // While the server is away, look for it every 5 s so the banner goes when it is back.
+    const t = window.setInterval(() => void pingServer(), 5000);
+    return () => window.clearInterval(t);
+  }, [down]);
   if (!down) return null;
   return (
     <div class="banner banner-error" role="alert">

@@ -209,7 +209,8 @@ int ldg_webdir_load(struct ldg_webdir *d, const char *dir, char *why, size_t cap
         ldg_webdir_free(d);
         return rc;
     }
-    qsort(d->files, d->n, sizeof *d->files, cmp_files);
+    if (d->n) /* qsort must not see a NULL base, even for no elements */
+        qsort(d->files, d->n, sizeof *d->files, cmp_files);
     attach_gzip(d);
     for (size_t i = 0; i < d->n; i++) {
         struct ldg_webfile *f = &d->files[i];

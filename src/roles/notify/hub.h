@@ -195,7 +195,10 @@ void ldg__tail_unlink(struct client *cl);
 void ldg__tail_renew(struct hub *h);
 /* The hub's tick: `dropped` reports due. */
 void ldg__tail_tick(struct hub *h, uint64_t now);
-/* Drain: report what is still counted as dropped, before the `shutdown` event. */
+/* Live tails open on the loop (health). */
+size_t ldg__tail_count(const struct hub *h);
+/* Drain: report what is still counted as dropped, before the `shutdown` event, and leave the
+ * project's viewer set. */
 void ldg__tail_flush(struct client *cl);
 
 #endif

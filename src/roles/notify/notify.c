@@ -1377,8 +1377,9 @@ static void notify_health(const struct ldg_worker *w, const void *state, struct 
     const struct hub *h = state;
     size_t channels = h->sub ? ldg_redis_sub_channels(h->sub) : 0;
     bool sub = h->sub && ldg_redis_sub_connected(h->sub);
-    ldg_buf_printf(out, "{\"status\":\"running\",\"streams\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
-                   h->nclients, channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
+    ldg_buf_printf(out,
+                   "{\"status\":\"running\",\"streams\":%zu,\"tails\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
+                   h->nclients, ldg__tail_count(h), channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
 }
 
 const struct ldg_role ldg_role_notify = {

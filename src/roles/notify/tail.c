@@ -86,6 +86,11 @@ void ldg__tail_hub_init(struct hub *h)
     ldg_list_init(&h->tails->all);
 }
 
+size_t ldg__tail_count(const struct hub *h)
+{
+    return h->tails ? h->tails->all.count : 0;
+}
+
 void ldg__tail_hub_free(struct hub *h)
 {
     free(h->tails);
@@ -259,7 +264,9 @@ void ldg__tail_message(struct hub *h, int64_t pid, const char *msg, size_t n)
                 continue;
             if (!ch)
                 ch = ldg__notify_event_chunk(h, NULL, 0, "log", one.p, one.n);
-            if (ldg_conn_stream_queued(t->cl->conn) + ch->len > bound || !take_token(t, now)) {
+            /* An idle stream takes any one log (the hard bound, send_buffer_bytes, still applies). */
+            size_t queued = ldg_conn_stream_queued(t->cl->conn);
+            if ((queued && queued + ch->len > bound) || !take_token(t, now)) {
                 t->dropped++;
                 continue;
             }
@@ -298,8 +305,13 @@ void ldg__tail_tick(struct hub *h, uint64_t now)
 void ldg__tail_flush(struct client *cl)
 {
     struct ldg__tail *t = cl->tail;
-    if (t && t->dropped && cl->conn)
+    if (!t)
+        return;
+    if (t->dropped && cl->conn)
         report_dropped(t, ldg_worker_now(cl->hub->w));
+    /* Now, while the Redis connection is certainly up (the stream may close after it). */
+    if (t->proj)
+        viewer_remove(cl->hub, t->proj->id, cl->seq);
 }
 
 /* ---- stream lifecycle ------------------------------------------------------------------------------ */
@@ -312,7 +324,8 @@ void ldg__tail_unlink(struct client *cl)
     if (t->proj) {
         struct tproj *p = t->proj;
         ldg_list_remove(&p->tails, &t->node);
-        viewer_remove(h, p->id, cl->seq);
+        if (!h->draining) /* else done by ldg__tail_flush */
+            viewer_remove(h, p->id, cl->seq);
         if (ldg_list_empty(&p->tails)) {
             char ch[LDG_TAILMSG_NAME_MAX];
             ldg_tailmsg_channel(ch, sizeof ch, p->id);

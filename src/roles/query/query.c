@@ -104,7 +104,7 @@ static const char *ts_text(struct ldg_req *req, int64_t us)
     return out;
 }
 
-/* The reference's Z form: 2025-11-21T14:30:00.123456Z, fraction only when non-zero (db/logrow). */
+/* The reference's Z form: 2025-11-21T14:30:00.123456Z, fraction only when non-zero. */
 void ldg__query_write_ts(struct ldg_json_writer *jw, int64_t us)
 {
     ldg_logrow_write_ts(jw, us);
@@ -461,6 +461,7 @@ static void write_log(struct ldg_json_writer *jw, const PGresult *res, int row)
     ldg_logrow_write(jw, res, row, 0);
 }
 
+/* One renderer for every answer holding logs (db/logrow.h; the live tail uses it too). */
 void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base)
 {
     ldg_logrow_write(jw, res, row, base);

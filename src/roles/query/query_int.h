@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "db/logrow.h"
 #include "db/pg.h"
 #include "http/request.h"
 #include "http/router.h"
@@ -92,17 +93,12 @@ void ldg__query_metrics_routes(struct ldg_router *r);
 void ldg__query_errgroups_routes(struct ldg_router *r);
 
 /* A log row (LogEntryResponse) as SELECT columns, unqualified, and their number. */
-#define LDG_QUERY_LOG_COLS                                                                                   \
-    "id, project_id, (extract(epoch FROM \"timestamp\") * 1000000)::bigint AS ts_us, "                       \
-    "(extract(epoch FROM ingested_at) * 1000000)::bigint AS ing_us, level, log_type, importance, "           \
-    "environment, release, message, error_type, error_message, stack_trace, attributes::text, sdk_version, " \
-    "platform, platform_version, processing_time_ms, error_fingerprint"
-#define LDG_QUERY_LOG_NCOLS 19
+#define LDG_QUERY_LOG_COLS LDG_LOGROW_COLS /* db/logrow.h */
+#define LDG_QUERY_LOG_NCOLS LDG_LOGROW_NCOLS
 
 struct ldg_json_writer;
 
 /* Write the LogEntryResponse of a row whose LDG_QUERY_LOG_COLS start at column `base`. */
 void ldg__query_write_log(struct ldg_json_writer *jw, const PGresult *res, int row, int base);
-
 
 #endif

@@ -46,6 +46,11 @@ struct ldg__storage_maint {
     bool active; /* this worker runs the schedule */
     bool stopping, closed;
     bool running; /* a run is in progress (a callback is due) */
+    /* Commands sent with this struct as their callback data and not answered yet. The worker frees
+     * the roles before it closes its database and Redis clients, whose close then fails the commands
+     * still pending: the struct outlives ldg__storage_maint_free (orphan) until the last answer. */
+    unsigned pending;
+    bool orphan;
     struct project *projects;
     size_t nprojects, cur;
     uint64_t deleted, run_started_ms;
@@ -74,10 +79,26 @@ static void run_end(struct ldg__storage_maint *m, const char *failure)
     schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
 }
 
-/* The common start of a statement callback of the job: false when the run ends here (stopping,
- * or the statement failed: logged with the server's reason). */
+/* The first thing every callback of a command sent by the job does: false when the struct was freed
+ * meanwhile (then the last such callback frees it for real). */
+static bool answered(struct ldg__storage_maint *m)
+{
+    m->pending--;
+    if (!m->orphan)
+        return true;
+    if (m->pending == 0) {
+        free(m->projects);
+        free(m);
+    }
+    return false;
+}
+
+/* The common start of a statement callback of the job: false when the run ends here (freed,
+ * stopping, or the statement failed: logged with the server's reason). */
 static bool step_ok(struct ldg__storage_maint *m, const PGresult *res, const char *what)
 {
+    if (!answered(m))
+        return false;
     if (m->stopping) {
         m->running = false;
         return false;
@@ -98,6 +119,8 @@ static bool step_ok(struct ldg__storage_maint *m, const PGresult *res, const cha
 static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     struct ldg__storage_maint *m = ud;
+    if (!answered(m))
+        return;
     if (m->stopping) {
         m->running = false;
         return;
@@ -142,8 +165,11 @@ static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
 static void consumers(struct ldg__storage_maint *m)
 {
     const char *argv[] = {"XINFO", "CONSUMERS", ldg__storage.stream, cfg()->group};
-    if (ldg_redis_commandargv(m->w->redis, on_consumers, m, 4, argv, NULL) < 0)
+    m->pending++;
+    if (ldg_redis_commandargv(m->w->redis, on_consumers, m, 4, argv, NULL) < 0) {
+        m->pending--;
         run_end(m, "Redis unavailable");
+    }
 }
 
 /* ---- 2. retention -------------------------------------------------------------------------- */
@@ -184,8 +210,11 @@ static void delete_next(struct ldg__storage_maint *m)
         "WITH d AS (SELECT id, \"timestamp\" FROM logs WHERE project_id = $1::bigint "
         "AND \"timestamp\" < now() - make_interval(days => $2::int) LIMIT $3::int) "
         "DELETE FROM logs l USING d WHERE l.id = d.id AND l.\"timestamp\" = d.\"timestamp\"";
-    if (ldg_pgpool_query_prepared(m->w->pg_logs, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0)
+    m->pending++;
+    if (ldg_pgpool_query_prepared(m->w->pg_logs, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0) {
+        m->pending--;
         run_end(m, "logs database unavailable");
+    }
 }
 
 static void on_dropped(PGresult *res, void *ud)
@@ -226,10 +255,13 @@ static void on_projects(PGresult *res, void *ud)
     char days[24];
     snprintf(days, sizeof days, "%" PRId64, longest);
     const char *params[] = {days};
+    m->pending++;
     if (ldg_pgpool_query(m->w->pg_logs,
                          "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int))", 1,
-                         params, on_dropped, m) < 0)
+                         params, on_dropped, m) < 0) {
+        m->pending--;
         run_end(m, "logs database unavailable");
+    }
 }
 
 /* ---- 1. partitions ahead --------------------------------------------------------------------- */
@@ -243,15 +275,20 @@ static void on_ahead(PGresult *res, void *ud)
         consumers(m);
         return;
     }
+    m->pending++;
     if (ldg_pgpool_query(m->w->pg_auth, "SELECT id, retention_days FROM projects ORDER BY id", 0, NULL,
-                         on_projects, m) < 0)
+                         on_projects, m) < 0) {
+        m->pending--;
         run_end(m, "auth database unavailable");
+    }
 }
 
 static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     (void)r;
     struct ldg__storage_maint *m = ud;
+    if (!answered(m))
+        return;
     if (m->stopping) {
         m->running = false;
         return;
@@ -268,11 +305,14 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     char ahead[24];
     snprintf(ahead, sizeof ahead, "%" PRId64, cfg()->partition_months_ahead);
     const char *params[] = {ahead};
+    m->pending++;
     if (ldg_pgpool_query(m->w->pg_logs,
                          "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
                          "FROM generate_series(0, $1::int) AS k",
-                         1, params, on_ahead, m) < 0)
+                         1, params, on_ahead, m) < 0) {
+        m->pending--;
         run_end(m, "logs database unavailable");
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -286,7 +326,9 @@ static void on_tick(uv_timer_t *t)
     snprintf(token, sizeof token, "%s:%ld", ldg__storage.host, (long)getpid());
     const char *argv[] = {"SET", LOCK_KEY, token, "NX", "PX", px};
     m->running = true;
+    m->pending++;
     if (ldg_redis_commandargv(m->w->redis, on_lock, m, 6, argv, NULL) < 0) {
+        m->pending--;
         m->running = false;
         schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
     }
@@ -333,6 +375,10 @@ bool ldg__storage_maint_closed(const struct ldg__storage_maint *m)
 
 void ldg__storage_maint_free(struct ldg__storage_maint *m)
 {
+    if (m->pending) {
+        m->orphan = true; /* the last answer frees it (see answered) */
+        return;
+    }
     free(m->projects);
     free(m);
 }

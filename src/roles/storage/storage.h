@@ -84,6 +84,8 @@ extern struct ldg__storage_global ldg__storage;
 struct ldg__storage_maint *ldg__storage_maint_new(struct ldg_worker *w);
 void ldg__storage_maint_stop(struct ldg__storage_maint *m); /* begin closing */
 bool ldg__storage_maint_closed(const struct ldg__storage_maint *m);
+/* Frees m, or, while a command it sent is still unanswered (the worker frees roles before it closes
+ * its clients), leaves that to the answer: the clients' close fails every pending command. */
 void ldg__storage_maint_free(struct ldg__storage_maint *m);
 
 #endif

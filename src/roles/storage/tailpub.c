@@ -105,12 +105,24 @@ static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud
 
 static void publish(struct ldg_worker *w, int64_t pid, const struct ldg_buf *msg)
 {
+    if (!w->redis)
+        return; /* the worker is closing its clients (a read back cancelled at exit) */
     char ch[LDG_TAILMSG_NAME_MAX];
     ldg_tailmsg_channel(ch, sizeof ch, pid);
     const char *argv[] = {"PUBLISH", ch, ldg_buf_head(msg)};
     size_t argl[] = {7, strlen(ch), ldg_buf_size(msg)};
     if (ldg_redis_commandargv(w->redis, on_published, NULL, 3, argv, argl) < 0)
         ldg_log_debug("role=storage", "tail publish not sent (Redis unavailable or busy)");
+}
+
+/* Logs that will not be published are still counted: the tails report them as dropped. */
+static void publish_dropped(struct ldg_worker *w, int64_t pid, uint64_t n)
+{
+    struct ldg_buf msg;
+    ldg_buf_init(&msg);
+    ldg_tailmsg_begin(&msg, n);
+    publish(w, pid, &msg);
+    ldg_buf_free(&msg);
 }
 
 static void on_readback(PGresult *res, void *ud)
@@ -121,6 +133,7 @@ static void on_readback(PGresult *res, void *ud)
         if (f->code != -ECANCELED)
             ldg_log_warn("role=storage", "tail read back of %zu logs failed: %s", j->n,
                          f->message ? f->message : strerror(-f->code));
+        publish_dropped(j->w, j->pid, j->n);
         job_free(j);
         return;
     }
@@ -166,9 +179,14 @@ static void on_readback(PGresult *res, void *ud)
 static void read_back(struct job *j)
 {
     const char *params[] = {j->ts, j->ids, j->pidtext};
+    if (!j->w->pg_logs) {
+        job_free(j);
+        return;
+    }
     if (ldg_pgpool_query_prepared(j->w->pg_logs, "ldg_storage_tail", readback_sql, 3, params, on_readback, j) <
         0) {
         ldg_log_debug("role=storage", "tail read back not sent (pool busy or closed)");
+        publish_dropped(j->w, j->pid, j->n);
         job_free(j);
     }
 }
@@ -199,10 +217,6 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     bool fresh = s->pid == pid && now - s->checked_ms < (uint64_t)cfg()->tail_viewers_refresh_ms;
     if (fresh && !s->viewers)
         return;
-    if (t->jobs >= MAX_JOBS) {
-        ldg_log_debug(c->ctx, "tail: too many read backs in flight, project=%" PRId64 " skipped", pid);
-        return;
-    }
     struct ldg_buf ts, ids;
     ldg_buf_init(&ts);
     ldg_buf_init(&ids);
@@ -219,6 +233,13 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     }
     ldg_buf_put(&ts, "}", 2);
     ldg_buf_put(&ids, "}", 2);
+    if (t->jobs >= MAX_JOBS) {
+        ldg_log_debug(c->ctx, "tail: too many read backs in flight, project=%" PRId64 " logs=%zu dropped", pid, n);
+        ldg_buf_free(&ts);
+        ldg_buf_free(&ids);
+        publish_dropped(c->w, pid, n);
+        return;
+    }
     struct job *j = ldg_calloc(1, sizeof *j);
     j->t = t;
     t->refs++;

@@ -9,7 +9,8 @@
  * most one ZCOUNT per consumer and refresh period, nothing per log.
  *
  * Threading: the consumer's loop. A job (one project of one committed range) holds copies of what
- * it needs and a reference to the cache, so it may outlive its consumer.
+ * it needs and a reference to the cache, so it may outlive its consumer; it uses the worker's
+ * Redis and pg_logs clients only while they exist (the worker clears them when closing).
  */
 #ifndef LDG_ROLES_STORAGE_TAILPUB_H
 #define LDG_ROLES_STORAGE_TAILPUB_H

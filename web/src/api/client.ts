@@ -237,6 +237,12 @@ export const api = {
   del: <T>(path: string, query?: Query) => request<T>("DELETE", path, { query }),
 };
 
+/** Asks `/health` whether ledgerd answers again (updates the reachability listeners). */
+export async function pingServer(): Promise<boolean> {
+  const r = await request<unknown>("GET", "/health", { auth: false });
+  return r.ok;
+}
+
 // ---- account flows ----
 
 /** On page load: turns the refresh cookie into a session, if there is one. */
@@ -276,7 +282,7 @@ export function forgetSession(): void {
 /** A one-line message for an error value, for banners and inline errors. */
 export function errorText(e: ApiError): string {
   if (e.kind === "rate_limited") {
-    return `Too many requests: ${e.detail}. Try again in ${e.retryAfter} s.`;
+    return `Too many requests: ${e.detail.replace(/\.$/, "")}. Try again in ${e.retryAfter} s.`;
   }
   return e.detail;
 }

@@ -48,13 +48,23 @@ export function Chart({ x, series, height = 220, label, yLabel, valueFormat }: P
         height,
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
+        scales: {
+          x: {
+            time: true,
+            // Bars are centred on their bucket: leave half a bucket on each side.
+            range: (_u: uPlot, min: number, max: number): uPlot.Range.MinMax => {
+              if (!series.some((sr) => sr.spec.bars) || x.length < 2) return [min, max];
+              const half = ((x[1] as number) - (x[0] as number)) / 2;
+              return [min - half, max + half];
+            },
+          },
+        },
         axes: [
           axis,
           {
             ...axis,
             label: yLabel,
-            size: 60,
+            size: 72,
             values: valueFormat ? (_u: uPlot, vals: number[]) => vals.map((v) => valueFormat(v)) : undefined,
           },
         ],

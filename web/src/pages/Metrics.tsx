@@ -34,33 +34,49 @@ function bucketSeconds(g: Aggregated["granularity"]): number {
   return g === "hourly" ? 3600 : g === "daily" ? 86400 : g === "weekly" ? 7 * 86400 : 30 * 86400;
 }
 
-const ms = (v: number) => `${Math.round(v * 10) / 10} ms`;
+/**
+ * Every bucket of width `step` from `since` to now, oldest first, with the rows' values where the
+ * API has a row (the caches omit empty buckets) and zeros elsewhere, so the x axis is the range.
+ */
+function fill<R extends { timestamp: string }>(rows: R[], step: number, since: number, get: (r: R) => number[], width: number) {
+  const byBucket = new Map<number, number[]>();
+  for (const r of rows) byBucket.set(Math.floor(ts(r.timestamp) / step) * step, get(r));
+  const x: number[] = [];
+  const cols: number[][] = Array.from({ length: width }, () => []);
+  const end = Math.floor(Date.now() / 1000);
+  for (let t = Math.floor(since / step) * step; t <= end; t += step) {
+    x.push(t);
+    const v = byBucket.get(t);
+    for (let i = 0; i < width; i++) (cols[i] as number[]).push(v ? (v[i] ?? 0) : 0);
+  }
+  return { x, cols };
+}
+
+const ms = (v: number) => (v >= 1000 ? `${Math.round(v / 100) / 10} s` : `${Math.round(v * 10) / 10} ms`);
 const perMin = (v: number) => `${Math.round(v * 100) / 100}/min`;
 
 function ErrorRateChart({ data, since }: { data: ErrorRate; since: number }) {
   const { x, series } = useMemo(() => {
-    const rows = data.data.filter((r) => ts(r.timestamp) >= since).sort((a, b) => ts(a.timestamp) - ts(b.timestamp));
+    const { x, cols } = fill(data.data, 300, Math.max(since, Date.now() / 1000 - 86400), (r) => [r.error_count, r.critical_count], 2);
     return {
-      x: rows.map((r) => ts(r.timestamp)),
+      x,
       series: [
-        { spec: { label: "Errors", color: "--lvl-error", fill: true } as SeriesSpec, values: rows.map((r) => r.error_count) },
-        { spec: { label: "Critical", color: "--lvl-critical" } as SeriesSpec, values: rows.map((r) => r.critical_count) },
+        { spec: { label: "Errors", color: "--lvl-error", fill: true } as SeriesSpec, values: cols[0] ?? [] },
+        { spec: { label: "Critical", color: "--lvl-critical" } as SeriesSpec, values: cols[1] ?? [] },
       ],
     };
   }, [data, since]);
-  if (x.length === 0) return <p class="empty">No errors in this range.</p>;
   return <Chart x={x} series={series} label="Errors and critical logs per 5 minutes" />;
 }
 
 function VolumeChart({ data, since }: { data: LogVolume; since: number }) {
   const { x, series } = useMemo(() => {
-    const rows = data.data.filter((r) => ts(r.timestamp) >= since).sort((a, b) => ts(a.timestamp) - ts(b.timestamp));
+    const { x, cols } = fill(data.data, 3600, Math.max(since, Date.now() / 1000 - 7 * 86400), (r) => LEVELS.map((l) => r[l] ?? 0), LEVELS.length);
     return {
-      x: rows.map((r) => ts(r.timestamp)),
-      series: LEVELS.map((l) => ({ spec: { label: l, color: `--lvl-${l}` } as SeriesSpec, values: rows.map((r) => r[l] ?? 0) })),
+      x,
+      series: LEVELS.map((l, i) => ({ spec: { label: l, color: `--lvl-${l}` } as SeriesSpec, values: cols[i] ?? [] })),
     };
   }, [data, since]);
-  if (x.length === 0) return <p class="empty">No logs in this range.</p>;
   return <Chart x={x} series={series} label="Logs per hour by level" />;
 }
 
@@ -122,7 +138,8 @@ export function Metrics() {
   const { params } = useLocation();
   const range = RANGES.find((r) => r.id === params.get("range")) ?? RANGES[0];
   const endpoint = params.get("endpoint");
-  const since = Math.floor(Date.now() / 1000) - range.seconds;
+  // Rounded to the minute so the charts' memoised data does not change on every render.
+  const since = Math.floor(Date.now() / 60000) * 60 - range.seconds;
   const errorRate = useApi(pid === null ? null : () => api.get<ErrorRate>("/api/v1/metrics/error-rate", { project_id: pid }), [pid]);
   const volume = useApi(pid === null ? null : () => api.get<LogVolume>("/api/v1/metrics/log-volume", { project_id: pid }), [pid]);
   const top = useApi(pid === null ? null : () => api.get<TopErrors>("/api/v1/metrics/top-errors", { project_id: pid, limit: 10 }), [pid]);
