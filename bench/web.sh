@@ -11,11 +11,13 @@
 #        live tail: a log posted to ingest shows in the open explorer, p95   target < 1 s
 #          over 100 posts
 #        scrolling through 50,000 loaded rows: longest main-thread task     target < 50 ms
+#          (3 passes top to bottom, each reported; the verdict on their median)
 #   Results go to bench/results/<date>-<commit>-web.txt.
 #
 #   ./scripts/ledger bench web   (knobs: BENCH_WEB_LOGS 10000000, BENCH_WEB_PROJECTS 5,
 #                                 BENCH_WEB_RUNS 5, BENCH_WEB_TAIL_POSTS 100, BENCH_WEB_SCROLL_ROWS
-#                                 50000, BENCH_WEB_DEADLINE_S 900 for the browser part)
+#                                 50000, BENCH_WEB_SCROLL_PASSES 3, BENCH_WEB_DEADLINE_S 900 for the
+#                                 browser part)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -72,6 +74,7 @@ day_rows=$(bench_psql ledger_logs "SELECT count(*) FROM logs WHERE project_id = 
     AND \"timestamp\" >= now() - interval '24 hours'")
 bench_say "data set: $ROWS logs of $PROJECTS projects over 30 days, loaded in ${load_s}s; measured project: \
 $proj_rows logs, $day_rows in the last 24 h"
+bench_say "load average before the browser part: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_say "ledgerd: 2 workers, all roles (storage on), unpinned; chromium $(chromium --version 2>/dev/null |
     awk '{ print $2 }') headless on the same 2 cores"
 
@@ -84,7 +87,7 @@ BENCH_WEB_DEADLINE_S=$BROWSER_DEADLINE timeout $((BROWSER_DEADLINE + 60)) node "
 }
 declare -A R=()
 while read -r k v; do R[$k]=$v; done <"$out"
-grep '^warning' "$out" | while read -r line; do bench_say "$line"; done
+while read -r line; do bench_say "$line"; done < <(grep '^warning' "$out" || true)
 verdict() { # verdict VALUE LIMIT: "ok" when VALUE < LIMIT
     awk -v v="$1" -v l="$2" 'BEGIN { print (v != "" && v + 0 < l + 0) ? "ok" : "MISSED" }'
 }
@@ -99,9 +102,12 @@ ${R[tail_posts]:-} posts (${R[tail_not_seen_within_5s]:-?} not seen within 5 s; 
 target p95 < 1000 ms: $(verdict "$tl" 1000)"
 bench_say "scroll: ${R[scroll_rows_loaded]:-} rows loaded by cursor while scrolling in ${R[scroll_load_seconds]:-} s \
 (longest task while loading ${R[load_longest_task_ms]:-?} ms)"
-lt=${R[scroll_longest_task_ms]:-}
-[[ $lt == none* ]] && lt_v=0 || lt_v=$lt
-bench_say "scroll through them:    ${R[scroll_seconds]:-} s, ${R[scroll_frames]:-} frames (p95 ${R[scroll_frame_ms_p95]:-} ms, \
-max ${R[scroll_frame_ms_max]:-} ms), long tasks ${R[scroll_long_tasks]:-}, longest $lt ms, at most \
-${R[scroll_max_rows_in_dom]:-} rows in the DOM; target longest task < 50 ms: $(verdict "$lt_v" 50)"
+for ((p = 1; p <= ${R[scroll_passes]:-0}; p++)); do
+    bench_say "scroll pass $p (top to bottom, 150 rows a frame): ${R[scroll_pass$p]:-}"
+done
+lt=${R[scroll_longest_task_ms_median]:-}
+bench_say "scroll through them:    longest main-thread task per pass ${R[scroll_longest_task_ms_per_pass]:-} ms \
+(0 = none over 50 ms), median $lt ms; at most ${R[scroll_max_rows_in_dom]:-} rows in the DOM; target < 50 ms: $(verdict "$lt" 50)"
+bench_say "load average after the browser part: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with other work: \
+long tasks and first paint move with it)"
 bench_finish

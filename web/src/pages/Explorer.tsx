@@ -29,7 +29,7 @@ import { registerLiveTailToggle, TailStream, type TailSnapshot } from "../stream
 import "../components/explorer/explorer.css";
 
 const FIRST_PAGE = 100;
-const NEXT_PAGE = 1000;
+const NEXT_PAGE = 500;
 const HISTOGRAM_BUCKETS = 60;
 
 interface Rows {

@@ -7,7 +7,7 @@ import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
 
 export const ROW_HEIGHT = 28;
-const OVERSCAN = 10;
+const OVERSCAN = 6;
 /** Ask for the next page when fewer than this many rows are left below the viewport. */
 const PREFETCH_ROWS = 200;
 
@@ -28,23 +28,23 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   const [viewport, setViewport] = useState(600);
 
   // Keep the row the reader is looking at in place when the live tail adds rows above it (at the
-  // very top the list follows the newest instead). The anchor is the top row after each commit.
-  const anchor = useRef<{ id: number; index: number } | null>(null);
+  // very top the list follows the newest instead). Only state is read here, never the DOM: a
+  // read of scrollTop after rendering would force a synchronous layout in every frame.
+  const shownLogs = useRef(logs);
   useLayoutEffect(() => {
+    const prev = shownLogs.current;
+    shownLogs.current = logs;
     const el = scroller.current;
-    if (!el) return;
-    const a = anchor.current;
-    if (a && el.scrollTop > 0 && logs[a.index]?.id !== a.id) {
-      const at = logs.findIndex((l) => l.id === a.id);
-      if (at >= 0) {
-        el.scrollTop += (at - a.index) * ROW_HEIGHT;
-        setScrollTop(el.scrollTop);
-      }
-    }
-    const top = Math.floor(el.scrollTop / ROW_HEIGHT);
-    const row = logs[top];
-    anchor.current = row ? { id: row.id, index: top } : null;
-  });
+    if (!el || prev === logs || scrollTop === 0) return;
+    const top = Math.floor(scrollTop / ROW_HEIGHT);
+    const was = prev[top];
+    if (!was || logs[top]?.id === was.id) return;
+    const at = logs.findIndex((l) => l.id === was.id);
+    if (at < 0) return;
+    const next = scrollTop + (at - top) * ROW_HEIGHT;
+    el.scrollTop = next;
+    setScrollTop(next);
+  }, [logs]);
 
   useLayoutEffect(() => {
     if (spacer.current) spacer.current.style.height = `${logs.length * ROW_HEIGHT}px`;
@@ -103,12 +103,15 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   };
 
   const rows = [];
+  const slots = Math.max(1, last - first);
   for (let i = first; i < last; i++) {
     const l = logs[i]!;
     const selected = l.id === selectedId;
     rows.push(
+      // Keyed by slot (index modulo the window), not by log: scrolling re-fills the same few row
+      // elements with other logs instead of creating and dropping DOM nodes every frame.
       <div
-        key={l.id}
+        key={i % slots}
         class={'log-row' + (selected ? ' selected' : '')}
         data-testid="log-row"
         data-index={i}
