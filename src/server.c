@@ -11,6 +11,8 @@
 
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,8 @@
 #include "core/log.h"
 #include "http/admin.h"
 #include "http/router.h"
+
+static int run(const struct ldg_config *cfg);
 
 int ldg_server_build_router(const struct ldg_config *cfg, struct ldg_router **out)
 {
@@ -96,7 +100,60 @@ static void free_globals(const struct ldg_config *cfg, size_t upto)
             ldg_roles[i]->free_global();
 }
 
+/*
+ * The address lock. Workers listen with SO_REUSEPORT, so a second ledgerd on the same address
+ * would bind without error and the kernel would split connections between the two processes.
+ * Each process therefore first binds an abstract unix socket named after its listen address
+ * ("ledgerd:<host>:<port>"): the kernel refuses a second bind of the name while the first process
+ * lives, and frees it when that process exits, even on a crash (no stale lock file). Abstract
+ * names are per network namespace, as the TCP ports they guard. `[server] share_listener = on`
+ * skips the lock (two processes sharing a port on purpose, e.g. a binary upgrade).
+ * Returns the lock's fd, -1 when sharing, or -2 (logged) when the address is taken.
+ */
+static int lock_address(const struct ldg_server_cfg *s)
+{
+    if (s->share_listener)
+        return -1;
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    int n = snprintf(un.sun_path + 1, sizeof un.sun_path - 1, "ledgerd:%s:%lld", s->host, (long long)s->port);
+    if (n < 0 || (size_t)n >= sizeof un.sun_path - 1)
+        n = (int)sizeof un.sun_path - 2;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ldg_log_error(NULL, "cannot create the address lock socket: %s", strerror(errno));
+        return -2;
+    }
+    if (bind(fd, (const struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
+        0) {
+        int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            ldg_log_error(NULL,
+                          "another ledgerd is already listening on %s:%lld; stop it first, or set "
+                          "[server] share_listener = on to share the address on purpose",
+                          s->host, (long long)s->port);
+        else
+            ldg_log_error(NULL, "cannot take the address lock for %s:%lld: %s", s->host, (long long)s->port,
+                          strerror(e));
+        return -2;
+    }
+    return fd;
+}
+
 int ldg_server_run(const struct ldg_config *cfg)
+{
+    int lock_fd = lock_address(&cfg->server);
+    if (lock_fd == -2)
+        return 1;
+    int rc = run(cfg);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
+}
+
+static int run(const struct ldg_config *cfg)
 {
     struct ldg_server srv;
     memset(&srv, 0, sizeof srv);

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from conftest import scaled
+from conftest import NO_GATEWAY_ROLES, scaled
 from ldg_http import HEX16, Closed, RawConn, chunked, exchange, metric, parse_metrics, request, wait_until
 
 GET_HEALTH = request("GET", "/health")
@@ -60,8 +60,8 @@ def test_health_deep_reports_services_and_roles(srv):
     body = r.json()
     assert body["status"] in ("healthy", "degraded")
     assert r.status == (200 if body["status"] == "healthy" else 503)
-    assert set(body["services"]) == {"redis", "postgres_auth", "postgres_logs"}
-    assert set(body["roles"]) == {"auth", "ingest", "notifications", "query", "storage", "analytics"}  # srv: gateway off
+    assert set(body["services"]) == {"redis", "postgres_auth", "postgres_logs", "queue"}  # queue: storage runs
+    assert set(body["roles"]) == {"storage", "analytics"}  # srv: gateway and the API roles off
     assert r.header("x-request-id")
 
 
@@ -99,7 +99,7 @@ def test_debug_sleep_post_accepts_a_large_body(srv):
 
 
 def test_debug_endpoints_are_off_by_default(ledgerd):
-    s = ledgerd(extra_ini={"roles": {"gateway": False}})  # with it, an unknown path is 401 first
+    s = ledgerd(extra_ini={"roles": NO_GATEWAY_ROLES})  # with the gateway, an unknown path is 401 first
     r = exchange(s.port, request("GET", "/_debug/sleep?ms=0"))
     assert_error(r, 404, "Not Found")
 
