@@ -123,3 +123,19 @@ def test_search_finds_words_inside_paths_dotted_names_and_snake_case(ledgerd, db
     assert search("failed") == ["payment_failed for 42"]
     assert search("payment_failed") == ["payment_failed for 42"]
     assert search("order") == []  # whole words, no stemming
+
+
+def test_usage_stats_count_today_as_settings_does(ledgerd, db):
+    # analytics off: no job has copied anything into daily_usage; today is computed on demand
+    s, pid, key = start(ledgerd, db, roles={"analytics": False})
+    logs = [{"timestamp": now_iso(), "level": "info", "message": f"m{i}"} for i in range(7)]
+    r = requests.post(s.url + "/api/v1/ingest/batch", headers={"X-API-Key": key}, json={"logs": logs},
+                      timeout=scaled(10))
+    assert r.status_code == 202, r.text
+    h = {"X-API-Key": key}
+    settings = requests.get(s.url + "/api/v1/settings", headers=h, timeout=scaled(10)).json()
+    usage = requests.get(s.url + "/api/v1/metrics/usage-stats", headers=h, timeout=scaled(10)).json()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert settings["quotas"]["daily_usage"] == 7
+    assert usage["usage"][0] == {"date": today, "log_count": 7, "daily_quota": settings["quotas"]["daily_quota"],
+                                 "quota_used_percent": 0.0}, usage

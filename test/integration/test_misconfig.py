@@ -25,6 +25,7 @@ import requests
 
 from conftest import ROOT, make_ini, render_ini, scaled
 from ldg_http import wait_until
+from ldg_servers import free_port
 
 
 def run(binary, *args, cwd=None):
@@ -280,3 +281,75 @@ def test_health_deep_is_healthy_while_storage_keeps_up(ledgerd, db):
                ["queued"] == 0, 15, what="storage to drain the queue")
     r = requests.get(s.url + "/health/deep", timeout=scaled(10))
     assert r.status_code == 200, r.text
+
+
+# ---------------------------------------------------------------------------------------------
+# The fleet guide's worked example (docs/operations.md#fleet): the shipped configs, edited as the
+# guide says, as a gateway and a worker on one machine.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fleet_worked_example_with_the_shipped_configs(tmp_path, pg, redis, ledgerd_bin, db):
+    root = tmp_path / "checkout"
+    (root / "conf").mkdir(parents=True)
+    os.symlink(ROOT / "schema", root / "schema")
+    fleet = root / "fleet"
+    fleet.mkdir()
+    (fleet / "secrets").mkdir(mode=0o700)
+    gw_port, wk_port = free_port(), free_port()
+    for name in ("gateway.ini", "worker.ini"):
+        text = (ROOT / "conf" / name).read_text()
+        text = re.sub(r"(?m)^port = 8020$", f"port = {gw_port}", text)
+        text = re.sub(r"(?m)^port = 8021$", f"port = {wk_port}", text)
+        text = re.sub(r"(?m)^port = 6379$", f"port = {redis.port}", text)
+        text = re.sub(r"(?m)^port = 5432$", f"port = {pg.port}", text)
+        text = re.sub(r"(?m)^user = ledger$", "user = postgres", text)
+        (fleet / name).write_text(text)
+    subprocess.run(["bash", "-c", "(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > "
+                    "fleet/secrets/jwt.secret)"], cwd=root, check=True, timeout=10)
+    for name in ("worker.ini", "gateway.ini"):
+        r = run(ledgerd_bin, "-c", f"fleet/{name}", "--check-config", cwd=root)
+        assert r.returncode == 0 and "does not exist" not in r.stderr, (name, r.stderr)
+    r = run(ledgerd_bin, "-c", str(fleet / "worker.ini"), "--migrate", cwd="/")  # schema_dir: the file's ../schema
+    assert r.returncode == 0, r.stdout + r.stderr
+    procs = []
+    try:
+        for name in ("worker.ini", "gateway.ini"):
+            log = open(fleet / (name + ".log"), "wb")
+            procs.append(subprocess.Popen([ledgerd_bin, "-c", str(fleet / name)], stdin=subprocess.DEVNULL,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        gw = f"http://127.0.0.1:{gw_port}"
+        wait_until(lambda: _up(gw) and _up(f"http://127.0.0.1:{wk_port}"), 15, what="gateway and worker")
+        d = db()
+        pid = d.project(d.account())
+        key, _ = d.key(pid)
+        r = requests.post(gw + "/api/v1/ingest/single", headers={"X-API-Key": key}, timeout=scaled(10),
+                          json={"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                                "level": "error", "message": "GET /api/orders failed"})
+        assert r.status_code == 202, r.text
+
+        def found():
+            r = requests.get(gw + "/api/v1/logs/search", params={"q": "orders", "period": "last1h"},
+                             headers={"X-API-Key": key}, timeout=scaled(10))
+            return r.status_code == 200 and len(r.json()["logs"]) == 1
+        wait_until(found, 20, what="the worker to store the log")
+        deep = requests.get(gw + "/health/deep", timeout=scaled(10))
+        assert deep.status_code == 200, deep.text
+        assert set(deep.json()["roles"]) == {"gateway", "auth", "ingest", "notifications", "query"}
+        wdeep = requests.get(f"http://127.0.0.1:{wk_port}/health/deep", timeout=scaled(10)).json()
+        assert set(wdeep["roles"]) == {"storage", "analytics"}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            assert p.wait(scaled(20)) == 0
+    for name in ("worker.ini", "gateway.ini"):
+        text = (fleet / (name + ".log")).read_text()
+        assert "level=error" not in text, text[-2000:]
+
+
+def _up(url):
+    try:
+        return requests.get(url + "/health", timeout=scaled(1)).status_code == 200
+    except requests.RequestException:
+        return False
