@@ -125,8 +125,8 @@ static int lock_address(const struct ldg_server_cfg *s)
         ldg_log_error(NULL, "cannot create the address lock socket: %s", strerror(errno));
         return -2;
     }
-    if (bind(fd, (const struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
-        0) {
+    if (bind(fd, (const struct sockaddr *)&un,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
         int e = errno;
         close(fd);
         if (e == EADDRINUSE)

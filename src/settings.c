@@ -54,7 +54,8 @@ static const struct ldg_cfg_key server_keys[] = {
     {"cors_origins", LDG_CFG_LIST, SRV(cors_origins), "", 0, 0, NULL, 0,
      "Origins allowed by CORS (comma-separated, * for any); empty = CORS off"},
     {"schema_dir", LDG_CFG_PATH, SRV(schema_dir), "schema", 0, 0, NULL, 0,
-     "Directory with auth/ and logs/ migrations, used by --migrate"},
+     "Directory with auth/ and logs/ migrations, used by --migrate; relative to the config file's "
+     "directory"},
     {"metrics_token_file", LDG_CFG_PATH, SRV(metrics_token_file), "", 0, 0, NULL, 0,
      "File with a bearer token that allows /metrics from non-loopback addresses"},
     {"share_listener", LDG_CFG_BOOL, SRV(share_listener), "off", 0, 0, NULL, 0,
@@ -139,9 +140,10 @@ static int validate_roles(const struct ldg_config *c, struct ldg_cfg_err *err)
     for (size_t i = 0; i < ldg_roles_count; i++)
         any = any || c->roles.enabled[i];
     if (!any) {
-        snprintf(err->msg, sizeof err->msg,
-                 "%s: [roles] every role is off: this process would serve nothing (see docs/operations.md#fleet)",
-                 c->path ? c->path : "<string>");
+        snprintf(
+            err->msg, sizeof err->msg,
+            "%s: [roles] every role is off: this process would serve nothing (see docs/operations.md#fleet)",
+            c->path ? c->path : "<string>");
         return -EINVAL;
     }
     for (size_t j = 0; j < LDG_ARRAY_SIZE(need_gateway); j++) {

@@ -212,8 +212,8 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             char why[256];
             if (strchr(value, ';')) {
                 /* libinih starts a comment only at a ';' after whitespace: "on;" would keep it. */
-                set_err(p->err, "[%s] %s: ';' in the value \"%s\" (a comment needs a space before ';')", section,
-                        name, value);
+                set_err(p->err, "[%s] %s: ';' in the value \"%s\" (a comment needs a space before ';')",
+                        section, name, value);
                 p->failed = -EINVAL;
                 return 0;
             }
@@ -275,7 +275,8 @@ static int check_sections(const struct ldg_cfg_section *secs, size_t n, const ch
                 for (size_t i = 0; i < n && !known; i++)
                     known = strlen(secs[i].name) == nl && memcmp(secs[i].name, q + 1, nl) == 0;
                 if (!known) {
-                    set_err(err, "%s:%d: unknown section [%.*s]", name, line, (int)LDG_MIN(nl, (size_t)64), q + 1);
+                    set_err(err, "%s:%d: unknown section [%.*s]", name, line, (int)LDG_MIN(nl, (size_t)64),
+                            q + 1);
                     return -EINVAL;
                 }
             }

@@ -84,7 +84,8 @@ static void deep_finish(struct deep *d)
                            d->oldest_age_ms);
             if (d->consumers >= -1)
                 ldg_buf_printf(&b, ",\"consumers\":%lld", d->consumers < 0 ? 0 : d->consumers);
-            ldg_buf_printf(&b, ",\"max_age_ms\":%lld}", (long long)req->w->cfg->server.health_queue_max_age_ms);
+            ldg_buf_printf(&b, ",\"max_age_ms\":%lld}",
+                           (long long)req->w->cfg->server.health_queue_max_age_ms);
             continue;
         }
         if (d->ok[i])

@@ -17,7 +17,8 @@ static struct ldg_parser *P(llhttp_t *ll)
 
 static int too_large(struct ldg_parser *p)
 {
-    snprintf(p->detail_buf, sizeof p->detail_buf, "Request body too large (limit %zu bytes)", p->req->body_limit);
+    snprintf(p->detail_buf, sizeof p->detail_buf, "Request body too large (limit %zu bytes)",
+             p->req->body_limit);
     p->status = 413;
     p->detail = p->detail_buf;
     return HPE_USER;

@@ -46,7 +46,7 @@
 /* The full-text document of a log. Search indexes are built on exactly this expression (see
  * docs/query.md), so the planner can match it. */
 #define LDG_QLANG_FTS_DOC                                                                                    \
-    "to_tsvector('simple'::regconfig, ledger_search_words(coalesce(message, '') || ' ' || "                   \
+    "to_tsvector('simple'::regconfig, ledger_search_words(coalesce(message, '') || ' ' || "                  \
     "coalesce(error_message, '') || ' ' || coalesce(error_type, '')))"
 
 enum ldg_qnode_kind {

@@ -205,7 +205,9 @@ static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
     char bad_json[128];
     snprintf(bad_json, sizeof bad_json,
              "Request body must be valid JSON (UTF-8, no NUL characters): invalid at byte %zu", pos);
-    const char *problem = !root ? bad_json : !cJSON_IsObject(root) ? "Request body must be a JSON object" : NULL;
+    const char *problem = !root                   ? bad_json
+                          : !cJSON_IsObject(root) ? "Request body must be a JSON object"
+                                                  : NULL;
     if (!problem)
         return root;
     ldg_arena_free(&t->arena);

@@ -224,8 +224,8 @@ static void respond_cached(struct ldg_req *req, const char *value, size_t len, v
     int ai = ldg_role_index("analytics");
     const struct ldg_analytics_cfg *ac = ai >= 0 ? req->w->cfg->role_cfg[ai] : NULL;
     if (ac) {
-        const int64_t every[] = {ac->error_rate_interval_ms, ac->log_volume_interval_ms, ac->top_errors_interval_ms,
-                                 ac->usage_stats_interval_ms};
+        const int64_t every[] = {ac->error_rate_interval_ms, ac->log_volume_interval_ms,
+                                 ac->top_errors_interval_ms, ac->usage_stats_interval_ms};
         ldg_json_key(&jw, "updated_every_s");
         ldg_json_int(&jw, (every[c->kind] + 999) / 1000);
     }
