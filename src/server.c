@@ -110,6 +110,47 @@ static void free_globals(const struct ldg_config *cfg, size_t upto)
  * skips the lock (two processes sharing a port on purpose, e.g. a binary upgrade).
  * Returns the lock's fd, -1 when sharing, or -2 (logged) when the address is taken.
  */
+static bool is_wildcard(const char *host, size_t n)
+{
+    return (n == 7 && memcmp(host, "0.0.0.0", 7) == 0) || (n == 2 && memcmp(host, "::", 2) == 0);
+}
+
+/* A wildcard listener (0.0.0.0, ::) and one on a specific address of the same port also share
+ * connections under SO_REUSEPORT, yet hold different lock names: after taking its own, a process
+ * looks for the other kind among the bound abstract names (/proc/net/unix). Returns the other's
+ * "host:port" (static buffer) or NULL. Two such processes starting at the same instant may both
+ * refuse, which is loud rather than silent. */
+static const char *overlapping_lock(const struct ldg_server_cfg *s)
+{
+    static char found[128];
+    FILE *f = fopen("/proc/net/unix", "r");
+    if (!f)
+        return NULL;
+    char line[512], port[24];
+    snprintf(port, sizeof port, ":%lld", (long long)s->port);
+    size_t plen = strlen(port), hlen = strlen(s->host);
+    const char *hit = NULL;
+    while (!hit && fgets(line, sizeof line, f)) {
+        char *name = strstr(line, " @ledgerd:");
+        if (!name)
+            continue;
+        name += 10;
+        size_t n = strcspn(name, "\n");
+        if (n <= plen || memcmp(name + n - plen, port, plen) != 0)
+            continue;
+        const char *host = name;
+        size_t hn = n - plen;
+        if (hn == hlen && memcmp(host, s->host, hlen) == 0)
+            continue; /* our own name: nobody else can hold it */
+        if (is_wildcard(host, hn) || is_wildcard(s->host, hlen)) {
+            snprintf(found, sizeof found, "%.*s", (int)n, name);
+            hit = found;
+        }
+    }
+    fclose(f);
+    return hit;
+}
+
 static int lock_address(const struct ldg_server_cfg *s)
 {
     if (s->share_listener)
@@ -137,6 +178,15 @@ static int lock_address(const struct ldg_server_cfg *s)
         else
             ldg_log_error(NULL, "cannot take the address lock for %s:%lld: %s", s->host, (long long)s->port,
                           strerror(e));
+        return -2;
+    }
+    const char *other = overlapping_lock(s);
+    if (other) {
+        ldg_log_error(NULL,
+                      "another ledgerd is already listening on %s, which overlaps %s:%lld; stop it first, or "
+                      "set [server] share_listener = on to share the port on purpose",
+                      other, s->host, (long long)s->port);
+        close(fd);
         return -2;
     }
     return fd;

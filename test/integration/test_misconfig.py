@@ -87,6 +87,17 @@ def test_second_ledgerd_on_a_busy_address_refuses_to_start(ledgerd, ledgerd_bin,
     assert requests.get(first.url + "/health", timeout=scaled(5)).status_code == 200
 
 
+def test_a_wildcard_listener_overlapping_a_busy_address_refuses_to_start(ledgerd, ledgerd_bin, tmp_path):
+    first = ledgerd()  # 127.0.0.1:<port>
+    ini = tmp_path / "wild.ini"
+    ini.write_text(first.ini_path.read_text().replace("host = 127.0.0.1", "host = 0.0.0.0", 1))
+    r = subprocess.run([ledgerd_bin, "-c", str(ini)], capture_output=True, text=True, timeout=scaled(20),
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"another ledgerd is already listening on 127.0.0.1:{first.port}, which overlaps 0.0.0.0:{first.port}" \
+        in r.stdout + r.stderr, r.stdout + r.stderr
+
+
 def test_share_listener_lets_a_second_ledgerd_start(ledgerd, ledgerd_bin, tmp_path):
     first = ledgerd(extra_ini={"server": {"share_listener": True}})
     proc, log = _second(ledgerd_bin, first, tmp_path)  # the copy has share_listener = on too
