@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     ldg_json_init();
     struct ldg_config cfg;
     struct ldg_cfg_err err = {{0}};
-    if (ldg_settings_load(&cfg, path, &err) < 0) {
+    if (ldg_settings_load_mode(&cfg, path, mode == 't' || mode == 'p', &err) < 0) {
         fprintf(stderr, "ledgerd: configuration error: %s\n", err.msg);
         ldg_settings_free(&cfg);
         return EXIT_CONFIG;

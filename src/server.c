@@ -11,6 +11,8 @@
 
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,8 @@
 #include "core/log.h"
 #include "http/admin.h"
 #include "http/router.h"
+
+static int run(const struct ldg_config *cfg);
 
 int ldg_server_build_router(const struct ldg_config *cfg, struct ldg_router **out)
 {
@@ -96,7 +100,110 @@ static void free_globals(const struct ldg_config *cfg, size_t upto)
             ldg_roles[i]->free_global();
 }
 
+/*
+ * The address lock. Workers listen with SO_REUSEPORT, so a second ledgerd on the same address
+ * would bind without error and the kernel would split connections between the two processes.
+ * Each process therefore first binds an abstract unix socket named after its listen address
+ * ("ledgerd:<host>:<port>"): the kernel refuses a second bind of the name while the first process
+ * lives, and frees it when that process exits, even on a crash (no stale lock file). Abstract
+ * names are per network namespace, as the TCP ports they guard. `[server] share_listener = on`
+ * skips the lock (two processes sharing a port on purpose, e.g. a binary upgrade).
+ * Returns the lock's fd, -1 when sharing, or -2 (logged) when the address is taken.
+ */
+static bool is_wildcard(const char *host, size_t n)
+{
+    return (n == 7 && memcmp(host, "0.0.0.0", 7) == 0) || (n == 2 && memcmp(host, "::", 2) == 0);
+}
+
+/* A wildcard listener (0.0.0.0, ::) and one on a specific address of the same port also share
+ * connections under SO_REUSEPORT, yet hold different lock names: after taking its own, a process
+ * looks for the other kind among the bound abstract names (/proc/net/unix). Returns the other's
+ * "host:port" (static buffer) or NULL. Two such processes starting at the same instant may both
+ * refuse, which is loud rather than silent. */
+static const char *overlapping_lock(const struct ldg_server_cfg *s)
+{
+    static char found[128];
+    FILE *f = fopen("/proc/net/unix", "r");
+    if (!f)
+        return NULL;
+    char line[512], port[24];
+    snprintf(port, sizeof port, ":%lld", (long long)s->port);
+    size_t plen = strlen(port), hlen = strlen(s->host);
+    const char *hit = NULL;
+    while (!hit && fgets(line, sizeof line, f)) {
+        char *name = strstr(line, " @ledgerd:");
+        if (!name)
+            continue;
+        name += 10;
+        size_t n = strcspn(name, "\n");
+        if (n <= plen || memcmp(name + n - plen, port, plen) != 0)
+            continue;
+        const char *host = name;
+        size_t hn = n - plen;
+        if (hn == hlen && memcmp(host, s->host, hlen) == 0)
+            continue; /* our own name: nobody else can hold it */
+        if (is_wildcard(host, hn) || is_wildcard(s->host, hlen)) {
+            snprintf(found, sizeof found, "%.*s", (int)n, name);
+            hit = found;
+        }
+    }
+    fclose(f);
+    return hit;
+}
+
+static int lock_address(const struct ldg_server_cfg *s)
+{
+    if (s->share_listener)
+        return -1;
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    int n = snprintf(un.sun_path + 1, sizeof un.sun_path - 1, "ledgerd:%s:%lld", s->host, (long long)s->port);
+    if (n < 0 || (size_t)n >= sizeof un.sun_path - 1)
+        n = (int)sizeof un.sun_path - 2;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ldg_log_error(NULL, "cannot create the address lock socket: %s", strerror(errno));
+        return -2;
+    }
+    if (bind(fd, (const struct sockaddr *)&un,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            ldg_log_error(NULL,
+                          "another ledgerd is already listening on %s:%lld; stop it first, or set "
+                          "[server] share_listener = on to share the address on purpose",
+                          s->host, (long long)s->port);
+        else
+            ldg_log_error(NULL, "cannot take the address lock for %s:%lld: %s", s->host, (long long)s->port,
+                          strerror(e));
+        return -2;
+    }
+    const char *other = overlapping_lock(s);
+    if (other) {
+        ldg_log_error(NULL,
+                      "another ledgerd is already listening on %s, which overlaps %s:%lld; stop it first, or "
+                      "set [server] share_listener = on to share the port on purpose",
+                      other, s->host, (long long)s->port);
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
 int ldg_server_run(const struct ldg_config *cfg)
+{
+    int lock_fd = lock_address(&cfg->server);
+    if (lock_fd == -2)
+        return 1;
+    int rc = run(cfg);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
+}
+
+static int run(const struct ldg_config *cfg)
 {
     struct ldg_server srv;
     memset(&srv, 0, sizeof srv);

@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "auth/apikey.h"
@@ -53,9 +54,14 @@ static const struct ldg_cfg_key server_keys[] = {
     {"cors_origins", LDG_CFG_LIST, SRV(cors_origins), "", 0, 0, NULL, 0,
      "Origins allowed by CORS (comma-separated, * for any); empty = CORS off"},
     {"schema_dir", LDG_CFG_PATH, SRV(schema_dir), "schema", 0, 0, NULL, 0,
-     "Directory with auth/ and logs/ migrations, used by --migrate"},
+     "Directory with auth/ and logs/ migrations, used by --migrate; relative to the config file's "
+     "directory"},
     {"metrics_token_file", LDG_CFG_PATH, SRV(metrics_token_file), "", 0, 0, NULL, 0,
      "File with a bearer token that allows /metrics from non-loopback addresses"},
+    {"share_listener", LDG_CFG_BOOL, SRV(share_listener), "off", 0, 0, NULL, 0,
+     "Let another ledgerd listen on the same host:port (off: a second one refuses to start)"},
+    {"health_queue_max_age_ms", LDG_CFG_MS, SRV(health_queue_max_age_ms), "60000", 1000, 86400000, NULL, 0,
+     "/health/deep degrades when the oldest queued log waits longer than this for storage"},
     {"debug_endpoints", LDG_CFG_BOOL, SRV(debug_endpoints), "off", 0, 0, NULL, 0,
      "Serve /_debug/sleep (for tests of timeouts and draining); keep off in production"},
     {0},
@@ -124,8 +130,40 @@ static int prepare(struct ldg_config *c, struct ldg_cfg_err *err)
     return ldg_cfg_defaults(c->sections, c->nsections, err);
 }
 
+/* Roles that answer authenticated API routes rely on the gateway in the same process to check
+ * credentials; without it every request would get 403. A process with no role serves nothing. */
+static int validate_roles(const struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    static const char *const need_gateway[] = {"auth", "ingest", "query", "notifications"};
+    int gw = ldg_role_index("gateway");
+    bool any = false;
+    for (size_t i = 0; i < ldg_roles_count; i++)
+        any = any || c->roles.enabled[i];
+    if (!any) {
+        snprintf(
+            err->msg, sizeof err->msg,
+            "%s: [roles] every role is off: this process would serve nothing (see docs/operations.md#fleet)",
+            c->path ? c->path : "<string>");
+        return -EINVAL;
+    }
+    for (size_t j = 0; j < LDG_ARRAY_SIZE(need_gateway); j++) {
+        int i = ldg_role_index(need_gateway[j]);
+        if (i >= 0 && gw >= 0 && c->roles.enabled[i] && !c->roles.enabled[gw]) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: [roles] %s = on needs gateway = on in the same process (the gateway checks the "
+                     "credentials of its routes); switch gateway on or %s off",
+                     c->path ? c->path : "<string>", need_gateway[j], need_gateway[j]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
 {
+    int rrc = validate_roles(c, err);
+    if (rrc < 0)
+        return rrc;
     for (size_t i = 0; i < ldg_roles_count; i++) {
         const struct ldg_role *r = ldg_roles[i];
         if (r->validate) {
@@ -137,10 +175,22 @@ static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
     return 0;
 }
 
+/* Set while checking (--check-config, --print-config): a secret file that does not exist yet is
+ * reported on stderr instead of failing, so a config can be checked before its secrets are made
+ * (a start still needs them). Main thread only. */
+static bool secrets_may_be_missing;
+
 static int read_secret(const char *path, char **out, struct ldg_cfg_err *err)
 {
     if (!path || !*path)
         return 0;
+    if (secrets_may_be_missing && access(path, F_OK) != 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "ledgerd: note: secret file %s does not exist yet; ledgerd will not start without it. "
+                "Make one with:\n  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > %s)\n",
+                path, path);
+        return 0;
+    }
     *out = ldg_cfg_read_secret(path, err);
     return *out ? 0 : -EINVAL;
 }
@@ -155,6 +205,8 @@ static int load_jwt_secret(struct ldg_config *c, struct ldg_cfg_err *err)
         int rc = read_secret(ac->jwt_secret_file, &c->jwt_secret, err);
         if (rc < 0)
             return rc;
+        if (!c->jwt_secret) /* missing while checking: reported by read_secret */
+            return 0;
         if (strlen(c->jwt_secret) < 32) {
             snprintf(err->msg, sizeof err->msg, "%s: the JWT secret must be at least 32 bytes",
                      ac->jwt_secret_file);
@@ -174,11 +226,38 @@ static int load_jwt_secret(struct ldg_config *c, struct ldg_cfg_err *err)
     return 0;
 }
 
+/* The directory of the config file, absolute: relative paths in the file are resolved against it. */
+static char *config_dir(const char *path)
+{
+    char *copy = ldg_strdup(path);
+    char *slash = strrchr(copy, '/');
+    const char *dir = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
+    char *real = realpath(dir, NULL);
+    char *out = real ? ldg_strdup(real) : ldg_strdup(dir);
+    free(real);
+    free(copy);
+    return out;
+}
+
+int ldg_settings_load_mode(struct ldg_config *c, const char *path, bool checking, struct ldg_cfg_err *err)
+{
+    secrets_may_be_missing = checking;
+    int rc = ldg_settings_load(c, path, err);
+    secrets_may_be_missing = false;
+    return rc;
+}
+
 int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err)
 {
     int rc = prepare(c, err);
     if (rc == 0)
         rc = ldg_cfg_load_file(c->sections, c->nsections, path, err);
+    c->path = ldg_strdup(path);
+    if (rc == 0) {
+        char *dir = config_dir(path);
+        rc = ldg_cfg_resolve_paths(c->sections, c->nsections, dir);
+        free(dir);
+    }
     if (rc == 0)
         rc = validate(c, err);
     if (rc == 0)
@@ -191,7 +270,6 @@ int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err
         rc = read_secret(c->server.metrics_token_file, &c->metrics_token, err);
     if (rc == 0)
         rc = load_jwt_secret(c, err);
-    c->path = ldg_strdup(path);
     return rc;
 }
 

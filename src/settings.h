@@ -36,6 +36,8 @@ struct ldg_server_cfg {
     char *schema_dir;
     char *metrics_token_file;
     bool debug_endpoints;
+    bool share_listener;
+    int64_t health_queue_max_age_ms;
 };
 
 enum ldg_log_level;
@@ -71,9 +73,15 @@ struct ldg_config {
     char *path; /* owned: the file it came from */
 };
 
-/* Defaults, parse `path`, run every role's validate hook (enabled or not), read secret files.
+/* Defaults, parse `path`, make relative paths absolute against the file's directory, check that
+ * the enabled roles can serve together, run every role's validate hook (enabled or not), read secret files.
  * Returns 0 or a negative code with err filled (file:line where it applies). Main thread. */
 int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err) LDG_MUSTCHECK;
+
+/* As ldg_settings_load; with `checking` (--check-config, --print-config) a secret file that does
+ * not exist yet is a note on stderr rather than an error. */
+int ldg_settings_load_mode(struct ldg_config *c, const char *path, bool checking,
+                           struct ldg_cfg_err *err) LDG_MUSTCHECK;
 
 /* Only defaults and parse of a string (unit tests); no secrets are read. */
 int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_cfg_err *err) LDG_MUSTCHECK;

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 
 struct parse_ctx {
     const struct ldg_cfg_section *secs;
@@ -209,6 +210,13 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             }
             p->seen[i] |= bit;
             char why[256];
+            if (strchr(value, ';')) {
+                /* libinih starts a comment only at a ';' after whitespace: "on;" would keep it. */
+                set_err(p->err, "[%s] %s: ';' in the value \"%s\" (a comment needs a space before ';')",
+                        section, name, value);
+                p->failed = -EINVAL;
+                return 0;
+            }
             int rc = apply_value(k, p->secs[i].base, normalise(k, value), dup, why, sizeof why);
             if (rc < 0) {
                 set_err(p->err, "[%s] %s: %s", section, name, why);
@@ -247,26 +255,113 @@ static int finish(struct parse_ctx *p, int rc)
     return 0;
 }
 
+/* Every section header must name a known section, even one without keys: libinih calls the
+ * handler only for keys, so a misspelt empty section ("[storge]") would pass unnoticed. */
+static int check_sections(const struct ldg_cfg_section *secs, size_t n, const char *name, const char *text,
+                          struct ldg_cfg_err *err)
+{
+    int line = 1;
+    for (const char *l = text; *l; line++) {
+        const char *eol = strchr(l, '\n');
+        size_t len = eol ? (size_t)(eol - l) : strlen(l);
+        const char *q = l;
+        while (q < l + len && (*q == ' ' || *q == '\t'))
+            q++;
+        if (q < l + len && *q == '[') {
+            const char *end = memchr(q, ']', (size_t)(l + len - q));
+            if (end) {
+                size_t nl = (size_t)(end - q - 1);
+                bool known = false;
+                for (size_t i = 0; i < n && !known; i++)
+                    known = strlen(secs[i].name) == nl && memcmp(secs[i].name, q + 1, nl) == 0;
+                if (!known) {
+                    set_err(err, "%s:%d: unknown section [%.*s]", name, line, (int)LDG_MIN(nl, (size_t)64),
+                            q + 1);
+                    return -EINVAL;
+                }
+            }
+        }
+        if (!eol)
+            break;
+        l = eol + 1;
+    }
+    return 0;
+}
+
 int ldg_cfg_load_string(const struct ldg_cfg_section *secs, size_t n, const char *name, const char *text,
                         struct ldg_cfg_err *err)
 {
+    int rc = check_sections(secs, n, name, text, err);
+    if (rc < 0)
+        return rc;
     struct parse_ctx p = {secs, n, name, err, 0, ldg_calloc(n ? n : 1, sizeof(uint64_t))};
-    int rc = ini_parse_string(text, on_ini, &p);
+    rc = ini_parse_string(text, on_ini, &p);
     return finish(&p, rc);
 }
 
 int ldg_cfg_load_file(const struct ldg_cfg_section *secs, size_t n, const char *path, struct ldg_cfg_err *err)
 {
-    struct parse_ctx p = {secs, n, path, err, 0, ldg_calloc(n ? n : 1, sizeof(uint64_t))};
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_err(err, "%s: cannot open: %s", path, strerror(errno));
-        free(p.seen);
-        return -errno;
+        int e = errno;
+        set_err(err, "%s: cannot open: %s", path, strerror(e));
+        return -e;
     }
-    int rc = ini_parse_file(f, on_ini, &p);
+    /* Read it whole (config files are small; bounded at 4 MiB) so the sections can be checked first. */
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    char chunk[4096];
+    size_t got;
+    int rc = 0;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (ldg_buf_append(&b, chunk, got, 4u << 20) < 0) {
+            set_err(err, "%s: larger than 4 MiB", path);
+            rc = -EFBIG;
+            break;
+        }
+    if (rc == 0 && ferror(f)) {
+        set_err(err, "%s: cannot read file: %s", path, strerror(errno ? errno : EIO));
+        rc = -EIO;
+    }
     fclose(f);
-    return finish(&p, rc);
+    if (rc == 0 && memchr(ldg_buf_head(&b), '\0', ldg_buf_size(&b))) {
+        set_err(err, "%s: not a text file (NUL byte)", path);
+        rc = -EINVAL;
+    }
+    if (rc == 0) {
+        char *text = ldg_malloc(ldg_buf_size(&b) + 1);
+        memcpy(text, ldg_buf_head(&b), ldg_buf_size(&b));
+        text[ldg_buf_size(&b)] = '\0';
+        rc = ldg_cfg_load_string(secs, n, path, text, err);
+        free(text);
+    }
+    ldg_buf_free(&b);
+    return rc;
+}
+
+/* An INT key whose minimum is 0 and whose default is "auto" prints 0 as auto (see normalise). */
+static bool is_auto(const struct ldg_cfg_key *k, int64_t v)
+{
+    return k->type == LDG_CFG_INT && k->min == 0 && v == 0 && k->def && strcasecmp(k->def, "auto") == 0;
+}
+
+int ldg_cfg_resolve_paths(const struct ldg_cfg_section *secs, size_t n, const char *base_dir)
+{
+    for (size_t i = 0; i < n; i++)
+        for (const struct ldg_cfg_key *k = secs[i].keys; k->name; k++) {
+            if (k->type != LDG_CFG_PATH)
+                continue;
+            char **s = (char **)((char *)secs[i].base + k->offset);
+            if (!*s || !**s || **s == '/')
+                continue;
+            const char *rel = *s;
+            while (rel[0] == '.' && rel[1] == '/')
+                rel += 2;
+            char *abs = ldg_asprintf("%s/%s", base_dir, *rel ? rel : ".");
+            free(*s);
+            *s = abs;
+        }
+    return 0;
 }
 
 void ldg_cfg_dump(const struct ldg_cfg_section *secs, size_t n, FILE *out)
@@ -278,7 +373,8 @@ void ldg_cfg_dump(const struct ldg_cfg_section *secs, size_t n, FILE *out)
             if (k->desc)
                 fprintf(out, "; %s\n", k->desc);
             fprintf(out, "%s = ", k->name);
-            if (k->flags & LDG_CFG_SECRET) {
+            /* A PATH flagged secret names where the secret is, which is not itself secret. */
+            if ((k->flags & LDG_CFG_SECRET) && k->type != LDG_CFG_PATH) {
                 const char *s = (k->type >= LDG_CFG_STR) ? *(char *const *)field : NULL;
                 fputs((k->type >= LDG_CFG_STR && (!s || !*s)) ? "" : "********", out);
                 fputc('\n', out);
@@ -291,7 +387,10 @@ void ldg_cfg_dump(const struct ldg_cfg_section *secs, size_t n, FILE *out)
             case LDG_CFG_INT:
             case LDG_CFG_SIZE:
             case LDG_CFG_MS:
-                fprintf(out, "%lld", (long long)*(const int64_t *)field);
+                if (is_auto(k, *(const int64_t *)field))
+                    fputs("auto", out);
+                else
+                    fprintf(out, "%lld", (long long)*(const int64_t *)field);
                 break;
             case LDG_CFG_ENUM:
                 for (const struct ldg_cfg_enum *c = k->choices; c && c->name; c++)

@@ -72,7 +72,12 @@ int ldg_cfg_load_file(const struct ldg_cfg_section *secs, size_t n, const char *
 int ldg_cfg_load_string(const struct ldg_cfg_section *secs, size_t n, const char *name, const char *text,
                         struct ldg_cfg_err *err) LDG_MUSTCHECK;
 
-/* Print the effective values as INI, secrets masked. */
+/* Make every non-empty relative PATH value absolute by prefixing base_dir (the config file's
+ * directory): paths in a config file mean the same whatever the working directory. */
+int ldg_cfg_resolve_paths(const struct ldg_cfg_section *secs, size_t n, const char *base_dir);
+
+/* Print the effective values as INI: secret values masked (the paths of secret files are shown),
+ * `auto` for INT keys whose default is auto and whose value is 0. The output parses again. */
 void ldg_cfg_dump(const struct ldg_cfg_section *secs, size_t n, FILE *out);
 
 /* Release owned strings. */

@@ -285,12 +285,13 @@ static bool is_ws(char c)
  * from left to right finds every \u0000 without tracking string state: in "\\u0000" the first
  * pair is "\\" and the rest is plain text.
  */
-static bool raw_text_ok(const char *data, size_t len)
+static bool raw_text_ok(const char *data, size_t len, size_t *bad)
 {
     const unsigned char *p = (const unsigned char *)data;
     size_t i = 0;
     while (i < len) {
         unsigned char c = p[i];
+        *bad = i;
         if (c == 0)
             return false;
         if (c >= 0x80) {
@@ -338,26 +339,40 @@ void ldg_json_init(void)
     pthread_once(&hooks_once, install_hooks);
 }
 
-cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena)
+cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena, size_t *err_pos)
 {
     ldg_json_init();
     parse_arena = arena;
-    cJSON *root = ldg_json_parse(data, len);
+    size_t pos;
+    cJSON *root = ldg_json_parse_at(data, len, err_pos ? err_pos : &pos);
     parse_arena = NULL;
     return root;
 }
 
 cJSON *ldg_json_parse(const char *data, size_t len)
 {
-    if (!data || !len || !raw_text_ok(data, len))
+    size_t pos;
+    return ldg_json_parse_at(data, len, &pos);
+}
+
+cJSON *ldg_json_parse_at(const char *data, size_t len, size_t *err_pos)
+{
+    *err_pos = 0;
+    if (!data || !len)
+        return NULL;
+    if (!raw_text_ok(data, len, err_pos))
         return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    if (!root)
+    if (!root) {
+        /* cJSON points return_parse_end at the failing byte (the last one when the text ended early). */
+        *err_pos = end && end >= data && end <= data + len ? (size_t)(end - data) : 0;
         return NULL;
+    }
     for (const char *p = end; p < data + len; p++) {
         if (!is_ws(*p)) {
             cJSON_Delete(root);
+            *err_pos = (size_t)(p - data);
             return NULL;
         }
     }

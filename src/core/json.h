@@ -72,6 +72,10 @@ int ldg_utf8_count(const char *s, size_t n, size_t *out) LDG_MUSTCHECK;
  * Every string in a returned tree is therefore valid, NUL-free UTF-8. Duplicate member names are
  * kept by cJSON; the getters below use the last one, as Python's json module does. */
 cJSON *ldg_json_parse(const char *data, size_t len);
+/* The same; on failure *err_pos is the byte offset where the text stops being valid JSON (the
+ * first bad byte: invalid UTF-8, an escaped NUL, a syntax error, or trailing text; 0 for an empty
+ * text). Clients see it in error answers so they can find the problem. */
+cJSON *ldg_json_parse_at(const char *data, size_t len, size_t *err_pos);
 
 /* Install the allocation hooks. Call once in the main thread before any other thread uses cJSON
  * (ldg_json_parse_in also does, once, for programs that do not). */
@@ -80,7 +84,7 @@ void ldg_json_init(void);
 /* ldg_json_parse with every node and string allocated in `arena`. The tree lives until the arena
  * is reset and must never be given to cJSON_Delete or to anything that frees or adds nodes. */
 struct ldg_arena;
-cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena);
+cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena, size_t *err_pos);
 
 /* Write a client-facing message into err (NUL-terminated, truncated to errlen; err may be NULL
  * when errlen is 0) and return -EINVAL: the failure path of the getters below and of validators

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "db/pg.h"
 
 #define MIGRATE_LOCK_KEY "7237359823162500973" /* arbitrary constant: "ledgerd migrations" */
 #define MIGRATE_MAX_FILE (16u << 20)
@@ -79,8 +80,8 @@ static PGconn *connect_db(const struct ldg_pg_cfg *cfg, const char *password, co
         ldg_panic("PQconnectdbParams: out of memory");
     if (PQstatus(conn) != CONNECTION_OK) {
         if (!quiet)
-            ldg_log_error(m->log, "cannot connect to database %s: %s", dbname,
-                          oneline(PQerrorMessage(conn)).s);
+            ldg_log_error(m->log, "cannot connect to database %s: %s: %s", dbname,
+                          ldg_pg_connect_cause(PQerrorMessage(conn)), oneline(PQerrorMessage(conn)).s);
         PQfinish(conn);
         return NULL;
     }

@@ -1010,3 +1010,19 @@ void ldg_pg_close(struct ldg_pg *c, ldg_pg_closed_cb on_closed, void *ud)
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     fail_op(c, &op, -ECANCELED, "connection closed");
 }
+
+const char *ldg_pg_connect_cause(const char *m)
+{
+    if (!m)
+        return "server unreachable";
+    if (strstr(m, "authentication failed") || (strstr(m, "role \"") && strstr(m, "does not exist")) ||
+        strstr(m, "no pg_hba.conf entry") || strstr(m, "no password supplied") ||
+        strstr(m, "password is too long") || strstr(m, "is not permitted to log in"))
+        return "authentication failed";
+    if (strstr(m, "database \"") && strstr(m, "does not exist"))
+        return "database missing";
+    if (strstr(m, "too many clients") || strstr(m, "starting up") || strstr(m, "shutting down") ||
+        strstr(m, "in recovery mode") || strstr(m, "remaining connection slots"))
+        return "server refused the connection";
+    return "server unreachable";
+}

@@ -184,6 +184,12 @@ uint64_t ldg_pg_errors(const struct ldg_pg *c);
 /* The last connection-level error text (for logs), "" if none. Borrowed until the next call. */
 const char *ldg_pg_last_error(const struct ldg_pg *c);
 
+/* What a failed connection attempt's libpq message means, in words an operator acts on:
+ * "authentication failed" (wrong password, unknown role, no pg_hba.conf entry), "database missing",
+ * "server refused the connection" (too many clients, starting up, shutting down) or "server
+ * unreachable" (refused, timed out, unknown host). Static text. Pure; any thread. */
+const char *ldg_pg_connect_cause(const char *libpq_message);
+
 /* Close: pending statement, put and end callbacks get -ECANCELED (from inside this call), the
  * poll handle is stopped before PQfinish closes the socket, every handle is closed and the memory
  * freed in the close callbacks, then on_closed(ud) (nullable) runs. `c` must not be used after

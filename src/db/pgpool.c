@@ -136,7 +136,8 @@ static void on_conn_state(struct ldg_pg *c, enum ldg_pg_state from, enum ldg_pg_
         p->down = true;
         p->retry_at = uv_now(p->loop) + delay;
         if (is_pow2(p->backoff.failures))
-            ldg_log_warn(p->ctx, "server unreachable (attempt %u, next in %llu ms): %s", p->backoff.failures,
+            ldg_log_warn(p->ctx, "cannot connect: %s (attempt %u, next in %llu ms): %s",
+                         ldg_pg_connect_cause(ldg_pg_last_error(c)), p->backoff.failures,
                          (unsigned long long)delay, ldg_pg_last_error(c));
         discard(s);
         schedule_pump(p);

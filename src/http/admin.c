@@ -13,6 +13,8 @@
 #include "db/redis.h"
 #include "http/conn.h"
 #include "http/request.h"
+#include "roles/ingest/ingest.h"
+#include "roles/storage/storage.h"
 #include "server.h"
 
 static void on_health(struct ldg_req *req)
@@ -23,16 +25,45 @@ static void on_health(struct ldg_req *req)
 
 /* ---- /health/deep ---------------------------------------------------------------------------- */
 
-enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, NCHECKS };
-static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs"};
+enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, CHECK_QUEUE, NCHECKS };
+static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs", "queue"};
+
+/* The ingest queue, in one round trip: its length, the age of its oldest entry (the storage role
+ * deletes entries once stored, so the oldest entry is the oldest log accepted but not stored) by
+ * Redis's own clock, and the consumers of the storage group (-1: no such group). */
+static const char queue_lua[] =
+    "local n = redis.call('XLEN', KEYS[1])\n"
+    "if n == 0 then return {0, 0, -2} end\n"
+    "local e = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
+    "local t = redis.call('TIME')\n"
+    "local age = 0\n"
+    "if #e > 0 then\n"
+    "  local ms = tonumber(string.match(e[1][1], '^(%d+)'))\n"
+    "  age = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - ms\n"
+    "  if age < 0 then age = 0 end\n"
+    "end\n"
+    "local consumers = -1\n"
+    "local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])\n"
+    "if ok then\n"
+    "  for _, g in ipairs(groups) do\n"
+    "    local name, c\n"
+    "    for i = 1, #g, 2 do\n"
+    "      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'consumers' then c = g[i + 1] end\n"
+    "    end\n"
+    "    if name == ARGV[1] then consumers = c end\n"
+    "  end\n"
+    "end\n"
+    "return {n, age, consumers}\n";
 
 struct deep {
     struct ldg_req *req; /* reference held until every check answered */
     unsigned pending;
+    bool checked[NCHECKS]; /* the queue is checked only where ingest or storage runs */
     bool ok[NCHECKS];
     const char *why[NCHECKS]; /* static text; never server error strings */
     uint64_t started_ns;
     uint64_t took_us[NCHECKS];
+    long long queued, oldest_age_ms, consumers;
 };
 
 static void deep_finish(struct deep *d)
@@ -42,9 +73,21 @@ static void deep_finish(struct deep *d)
     struct ldg_buf b;
     ldg_buf_init(&b);
     for (int i = 0; i < NCHECKS; i++)
-        all = all && d->ok[i];
+        all = all && (d->ok[i] || !d->checked[i]);
     ldg_buf_printf(&b, "{\"status\":\"%s\",\"services\":{", all ? "healthy" : "degraded");
     for (int i = 0; i < NCHECKS; i++) {
+        if (!d->checked[i])
+            continue;
+        if (i == CHECK_QUEUE && d->queued >= 0) {
+            ldg_buf_printf(&b, ",\"queue\":{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld",
+                           d->ok[i] ? "healthy" : "unhealthy: ", d->ok[i] ? "" : d->why[i], d->queued,
+                           d->oldest_age_ms);
+            if (d->consumers >= -1)
+                ldg_buf_printf(&b, ",\"consumers\":%lld", d->consumers < 0 ? 0 : d->consumers);
+            ldg_buf_printf(&b, ",\"max_age_ms\":%lld}",
+                           (long long)req->w->cfg->server.health_queue_max_age_ms);
+            continue;
+        }
         if (d->ok[i])
             ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"healthy\",\"latency_ms\":%.3f}", i ? "," : "",
                            check_names[i], (double)d->took_us[i] / 1000.0);
@@ -91,6 +134,27 @@ static bool pg_ok(const PGresult *res)
     return res && PQresultStatus(res) == PGRES_TUPLES_OK;
 }
 
+static void on_queue(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct deep *d = ud;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        deep_done(d, CHECK_QUEUE, false, reply ? "unexpected reply" : "no reply");
+        return;
+    }
+    d->queued = reply->element[0]->integer;
+    d->oldest_age_ms = reply->element[1]->integer;
+    d->consumers = reply->element[2]->integer;
+    int64_t bound = d->req->w->cfg->server.health_queue_max_age_ms;
+    if (d->queued > 0 && d->consumers <= 0)
+        deep_done(d, CHECK_QUEUE, false, "no consumer");
+    else if (d->queued > 0 && d->oldest_age_ms > bound)
+        deep_done(d, CHECK_QUEUE, false, "logs not consumed in time");
+    else
+        deep_done(d, CHECK_QUEUE, true, NULL);
+}
+
 static void on_pg_auth(PGresult *res, void *ud)
 {
     deep_done(ud, CHECK_PG_AUTH, pg_ok(res), "query failed");
@@ -107,7 +171,13 @@ static void on_health_deep(struct ldg_req *req)
     struct deep *d = ldg_calloc(1, sizeof *d);
     d->req = req;
     d->started_ns = uv_hrtime();
-    d->pending = NCHECKS + 1; /* +1 held while starting, so synchronous failures cannot finish early */
+    d->queued = -1;
+    const struct ldg_config *c = w->cfg;
+    int ii = ldg_role_index("ingest"), si = ldg_role_index("storage");
+    bool queue = ii >= 0 && si >= 0 && (c->roles.enabled[ii] || c->roles.enabled[si]);
+    for (int i = 0; i < NCHECKS; i++)
+        d->checked[i] = i != CHECK_QUEUE || queue;
+    d->pending = (queue ? NCHECKS : NCHECKS - 1) + 1; /* +1 held while starting (synchronous failures) */
     ldg_req_ref(req);
     if (!w->redis || ldg_redis_command(w->redis, on_redis_ping, d, "PING") < 0)
         deep_done(d, CHECK_REDIS, false, "not connected");
@@ -115,6 +185,13 @@ static void on_health_deep(struct ldg_req *req)
         deep_done(d, CHECK_PG_AUTH, false, "not connected");
     if (!w->pg_logs || ldg_pgpool_query(w->pg_logs, "SELECT 1", 0, NULL, on_pg_logs, d) < 0)
         deep_done(d, CHECK_PG_LOGS, false, "not connected");
+    if (queue) {
+        const struct ldg_ingest_cfg *ic = c->role_cfg[ii];
+        const struct ldg_storage_cfg *sc = c->role_cfg[si];
+        const char *argv[] = {"EVAL", queue_lua, "1", ic->stream, sc->group};
+        if (!w->redis || ldg_redis_commandargv(w->redis, on_queue, d, 5, argv, NULL) < 0)
+            deep_done(d, CHECK_QUEUE, false, "not connected");
+    }
     if (--d->pending == 0)
         deep_finish(d);
 }

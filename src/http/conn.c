@@ -356,7 +356,10 @@ static void dispatch(struct ldg_conn *c)
     if (req->gzip && ldg_buf_size(&req->body)) { /* an empty body has nothing to inflate */
         int rc = ldg_req_inflate(&req->body, (size_t)s->max_inflated_bytes);
         if (rc == -E2BIG) {
-            ldg_req_error(req, 413, "Decompressed request body too large");
+            char msg[96];
+            snprintf(msg, sizeof msg, "Decompressed request body too large (limit %lld bytes)",
+                     (long long)s->max_inflated_bytes);
+            ldg_req_error(req, 413, msg);
             return;
         }
         if (rc < 0) {

@@ -15,6 +15,15 @@ static struct ldg_parser *P(llhttp_t *ll)
     return ldg_container_of(ll, struct ldg_parser, ll);
 }
 
+static int too_large(struct ldg_parser *p)
+{
+    snprintf(p->detail_buf, sizeof p->detail_buf, "Request body too large (limit %zu bytes)",
+             p->req->body_limit);
+    p->status = 413;
+    p->detail = p->detail_buf;
+    return HPE_USER;
+}
+
 static int fail(struct ldg_parser *p, int status, const char *detail)
 {
     p->status = status;
@@ -107,6 +116,10 @@ static int on_header_value_complete(llhttp_t *ll)
         req->headers_cap = cap;
     }
     size_t n = ldg_buf_size(&p->tok);
+    /* A field value excludes surrounding whitespace (RFC 9110 5.5); llhttp skips the leading
+     * part only. "X-API-Key: ledger_... " is the key. */
+    while (n > 0 && (ldg_buf_head(&p->tok)[n - 1] == ' ' || ldg_buf_head(&p->tok)[n - 1] == '\t'))
+        n--;
     struct ldg_str v = ldg_str_make(ldg_arena_strndup(&req->arena, ldg_buf_head(&p->tok), n), n);
     ldg_buf_reset(&p->tok);
     req->headers[req->nheaders].name = p->field;
@@ -145,13 +158,15 @@ static int on_headers_complete(llhttp_t *ll)
         int status = p->on_head(p, req);
         if (status) {
             p->status = status;
-            if (!p->detail)
-                p->detail = status == 413 ? "Request body too large" : "Request rejected";
+            if (!p->detail && status == 413)
+                too_large(p);
+            else if (!p->detail)
+                p->detail = "Request rejected";
             return -1;
         }
     }
     if (req->content_length > 0 && (uint64_t)req->content_length > req->body_limit) {
-        fail(p, 413, "Request body too large");
+        too_large(p);
         return -1;
     }
     return 0;
@@ -161,7 +176,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
 {
     struct ldg_parser *p = P(ll);
     if (ldg_buf_append(&p->req->body, at, n, p->req->body_limit) < 0)
-        return fail(p, 413, "Request body too large");
+        return too_large(p);
     return 0;
 }
 

@@ -35,7 +35,8 @@ struct ldg_parser {
     bool done;          /* message complete; paused */
     bool started;       /* at least one byte of this message seen */
     int status;         /* on error: the HTTP status to answer (400, 413, 431...) */
-    const char *detail; /* on error: static client-facing message */
+    const char *detail; /* on error: client-facing message (static, or detail_buf) */
+    char detail_buf[80];
     struct ldg_parser_limits limits;
     ldg_parser_head_cb on_head;
     void *ud; /* borrowed: the owner (connection) */

@@ -622,7 +622,7 @@ static unsigned compile(const struct ldg_qnode *nd, struct ldg_arena *a, struct 
             ldg_buf_printf(sql, "(message ILIKE $%d OR error_message ILIKE $%d OR error_type ILIKE $%d) AND ",
                            kp, kp, kp);
         }
-        ldg_buf_printf(sql, LDG_QLANG_FTS_DOC " @@ %s('simple'::regconfig, $%d::text))",
+        ldg_buf_printf(sql, LDG_QLANG_FTS_DOC " @@ %s('simple'::regconfig, ledger_search_words($%d::text)))",
                        nd->kind == LDG_QNODE_WORD ? "plainto_tsquery" : "phraseto_tsquery", k);
         return LDG_QLANG_USES_TEXT;
     }

@@ -46,8 +46,8 @@
 /* The full-text document of a log. Search indexes are built on exactly this expression (see
  * docs/query.md), so the planner can match it. */
 #define LDG_QLANG_FTS_DOC                                                                                    \
-    "to_tsvector('simple'::regconfig, coalesce(message, '') || ' ' || coalesce(error_message, '') || ' ' "   \
-    "|| coalesce(error_type, ''))"
+    "to_tsvector('simple'::regconfig, ledger_search_words(coalesce(message, '') || ' ' || "                  \
+    "coalesce(error_message, '') || ' ' || coalesce(error_type, '')))"
 
 enum ldg_qnode_kind {
     LDG_QNODE_WORD,   /* value: one full-text word */

@@ -196,6 +196,10 @@ def _ini_value(v):
     return str(v)
 
 
+# [roles] for a process without the gateway: the roles that answer API routes need it.
+NO_GATEWAY_ROLES = {"gateway": False, "auth": False, "ingest": False, "notifications": False, "query": False}
+
+
 def make_ini(port, pg, redis, workers=1, extra=None, jwt_secret_file=None):
     """The base config as {section: {key: value}} with ``extra`` merged in (a None value drops a key)."""
     cfg = {
@@ -433,11 +437,12 @@ def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate, jwt_secret_f
 @pytest.fixture
 def srv(ledgerd):
     """start(server={...}, log={...}, workers=1): ledgerd with debug endpoints and a 50 ms sweeper,
-    for tests of the HTTP layer itself: the gateway role is off, so no route needs credentials."""
+    for tests of the HTTP layer itself: the gateway role is off, so no route needs credentials
+    (and so are the API roles, which cannot serve without it)."""
 
     def start(server=None, log=None, **kw):
         extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50, **(server or {})},
-                 "roles": {"gateway": False}}
+                 "roles": NO_GATEWAY_ROLES}
         if log:
             extra["log"] = log
         return ledgerd(extra_ini=extra, **kw)

@@ -118,8 +118,8 @@ def test_search_indexes_on_closed_partitions_only(env):
     assert indexes_of(e.logs, closed) == [closed + "_attrs", closed + "_fts", closed + "_trgm"]
     assert indexes_of(e.logs, today) == [], "the open partition must not carry GIN indexes"
     # the planner uses them for a search over the closed partition
-    fts = ("to_tsvector('simple'::regconfig, coalesce(message, '') || ' ' || coalesce(error_message, '') || ' ' "
-           "|| coalesce(error_type, ''))")
+    fts = ("to_tsvector('simple'::regconfig, ledger_search_words(coalesce(message, '') || ' ' || "
+           "coalesce(error_message, '') || ' ' || coalesce(error_type, '')))")
     e.logs.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in e.logs.execute(
         f"EXPLAIN SELECT id FROM {closed} WHERE {fts} @@ plainto_tsquery('simple', 'needle1')").fetchall())

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from conftest import scaled
+from conftest import NO_GATEWAY_ROLES, scaled
 from ldg_http import HEX16, Closed, RawConn, chunked, exchange, metric, parse_metrics, request, wait_until
 
 GET_HEALTH = request("GET", "/health")
@@ -60,8 +60,8 @@ def test_health_deep_reports_services_and_roles(srv):
     body = r.json()
     assert body["status"] in ("healthy", "degraded")
     assert r.status == (200 if body["status"] == "healthy" else 503)
-    assert set(body["services"]) == {"redis", "postgres_auth", "postgres_logs"}
-    assert set(body["roles"]) == {"auth", "ingest", "notifications", "query", "storage", "analytics"}  # srv: gateway off
+    assert set(body["services"]) == {"redis", "postgres_auth", "postgres_logs", "queue"}  # queue: storage runs
+    assert set(body["roles"]) == {"storage", "analytics"}  # srv: gateway and the API roles off
     assert r.header("x-request-id")
 
 
@@ -99,7 +99,7 @@ def test_debug_sleep_post_accepts_a_large_body(srv):
 
 
 def test_debug_endpoints_are_off_by_default(ledgerd):
-    s = ledgerd(extra_ini={"roles": {"gateway": False}})  # with it, an unknown path is 401 first
+    s = ledgerd(extra_ini={"roles": NO_GATEWAY_ROLES})  # with the gateway, an unknown path is 401 first
     r = exchange(s.port, request("GET", "/_debug/sleep?ms=0"))
     assert_error(r, 404, "Not Found")
 
@@ -377,7 +377,7 @@ def test_gzip_over_the_inflated_cap_is_413(srv):
         bomb = gzip.compress(b"a" * (65536 + 1))
         assert len(bomb) < 1024
         c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Encoding": "gzip"}, body=bomb))
-        assert_error(c.response(), 413, "Decompressed request body too large")
+        assert_error(c.response(), 413, "Decompressed request body too large (limit 65536 bytes)")
 
 
 def test_invalid_gzip_is_400(srv):
@@ -441,7 +441,7 @@ def test_content_length_over_the_limit_is_413_before_the_body(srv):
     with RawConn(s.port) as c:
         c.send(request("GET", "/health", {"Content-Length": str(10 * 1024 * 1024)}))  # no body sent
         r = c.response(timeout=2)
-        assert_error(r, 413, "Request body too large")
+        assert_error(r, 413, "Request body too large (limit 1024 bytes)")
         assert r.header("connection") == "close"
         assert_closes(c)
 

@@ -403,9 +403,11 @@ def test_check_config_accepts_a_valid_file(ledgerd_bin, tmp_path):
     ("[server]\nmax_connections = lots\n", 2, ["max_connections"]),
     ("[log]\nlevel = loud\n", 2, ["level"]),
     ("[server]\ndebug_endpoints = maybe\n", 2, ["debug_endpoints"]),
-    ("[server]\nport = 1\n[nosuch]\nx = 1\n", 4, ["nosuch"]),
+    ("[server]\nport = 1\n[nosuch]\nx = 1\n", 3, ["nosuch"]),
+    ("[server]\nport = 1\n\n[storge]\n", 4, ["unknown section", "storge"]),
+    ("[server]\nport = 8080;\n", 2, ["port", "';'"]),
 ], ids=["unknown-key", "duplicate-key", "out-of-range", "below-minimum", "not-a-number", "bad-enum",
-        "bad-bool", "unknown-section"])
+        "bad-bool", "unknown-section", "empty-unknown-section", "semicolon-in-value"])
 def test_config_errors_exit_3_with_file_and_line(ledgerd_bin, tmp_path, text, line, words):
     ini = write(tmp_path, text)
     r = run(ledgerd_bin, "-c", str(ini), "--check-config")

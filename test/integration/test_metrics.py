@@ -232,7 +232,8 @@ def test_cached_metric_endpoints(env, rc):
     r = e.get("/api/v1/metrics/error-rate", {"project_id": p})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert list(body) == ["project_id", "interval", "data"] and body["interval"] == "5min"
+    assert list(body) == ["project_id", "interval", "data", "updated_every_s"] and body["interval"] == "5min"
+    assert body["updated_every_s"] == 3600  # [analytics] error_rate_interval_ms: when newer logs show
     want = e.logs.execute("SELECT count(*) FILTER (WHERE level = 'error'), count(*) FILTER (WHERE level = 'critical') "
                           "FROM logs WHERE project_id = %s", (p,)).fetchone()
     assert (sum(d["error_count"] for d in body["data"]), sum(d["critical_count"] for d in body["data"])) == want
@@ -240,17 +241,21 @@ def test_cached_metric_endpoints(env, rc):
     body = e.get("/api/v1/metrics/log-volume", {"project_id": p}).json()
     assert body["interval"] == "1hour" and sum(d["info"] for d in body["data"]) == 30
     body = e.get("/api/v1/metrics/top-errors", {"project_id": p}).json()
-    assert list(body) == ["project_id", "errors"]
+    assert list(body) == ["project_id", "errors", "updated_every_s"]
     assert [t["occurrence_count"] for t in body["errors"]] == list(range(15, 5, -1))  # limit 10
     body = e.get("/api/v1/metrics/top-errors", {"project_id": p, "limit": 3}).json()
     assert [t["occurrence_count"] for t in body["errors"]] == [15, 14, 13]
     assert e.get("/api/v1/metrics/top-errors", {"project_id": p, "limit": 0}).status_code == 422
     body = e.get("/api/v1/metrics/usage-stats", {"project_id": p}).json()
-    assert body == {"project_id": p, "usage": []}
-    # a cache written by the analytics role (or wrapped as v1's query service accepted) is served as is
+    # today's entry is always computed from the live counter (nothing counted here: 0)
+    today = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "log_count": 0,
+             "daily_quota": body["usage"][0]["daily_quota"], "quota_used_percent": 0}
+    assert body == {"project_id": p, "usage": [today], "updated_every_s": 3600}
+    # a cache written by the analytics role (or wrapped as v1's query service accepted) is served as is,
+    # today's entry first
     rc.set(f"metrics:usage_stats:{p}", json.dumps({"usage": [{"date": "2026-01-01", "log_count": 3}]}))
     assert e.get("/api/v1/metrics/usage-stats", {"project_id": p}).json()["usage"] == [
-        {"date": "2026-01-01", "log_count": 3}]
+        today, {"date": "2026-01-01", "log_count": 3}]
     # ownership before any cache
     for path in ("error-rate", "log-volume", "top-errors", "usage-stats"):
         r = e.get(f"/api/v1/metrics/{path}", {"project_id": e.pid_other})

@@ -7,6 +7,7 @@ state is checked directly where the API cannot show it (hashes, cache entries, c
 import datetime
 import hashlib
 import re
+import subprocess
 import threading
 
 import pytest
@@ -477,8 +478,9 @@ def test_revoke_with_redis_down_still_revokes(ledgerd, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_settings(ledgerd, rc, sql):
+def test_settings(ledgerd, rc, sql, ledgerd_bin):
     srv = ledgerd()
+    version = subprocess.run([ledgerd_bin, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[1]
     api = Api(srv.url)
     s = api.register()
     p = s.create_project(environment="dev")
@@ -505,8 +507,8 @@ def test_settings(ledgerd, rc, sql):
             "supported_log_levels": ["debug", "info", "warning", "error", "critical"],
             "supported_log_types": ["console", "logger", "exception", "database", "endpoint", "custom"],
             "supported_importance_levels": ["low", "standard", "high", "critical"]},
-        "features": {"batch_ingestion": True, "compression": False, "streaming": False, "endpoint_monitoring": True},
-        "server_info": {"version": "1.0.0"},
+        "features": {"batch_ingestion": True, "compression": True, "streaming": False, "endpoint_monitoring": True},
+        "server_info": {"version": version},  # the one version of ledgerd --version
     }
     assert list(body) == ["project_id", "project_name", "project_slug", "environment", "rate_limits", "quotas",
                           "constraints", "features", "server_info"]

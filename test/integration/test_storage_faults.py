@@ -35,7 +35,7 @@ BATCH = "/api/v1/ingest/batch"
 MAINT_LOCK = "ledger:storage:maintenance"
 
 INGEST_ONLY = {"storage": False}
-STORAGE_ONLY = {r: False for r in ("gateway", "auth", "ingest", "query", "analytics")}
+STORAGE_ONLY = {r: False for r in ("gateway", "auth", "ingest", "notifications", "query", "analytics")}
 
 # A storage process meant to be killed while it holds a batch at a debug pause (10 s); the lease
 # (claim_idle_ms) is long enough that it never renews during the pause. One consumer, so that the

@@ -87,7 +87,13 @@ static void test_errors_name_file_and_line(void **state)
     assert_string_equal(err.msg, "test.ini:2: [demo] size_bytes: expected size in bytes, got \"12k\"");
     release(&d);
     assert_int_not_equal(load(&d, "[other]\nx = 1\n", &err), 0);
-    assert_string_equal(err.msg, "test.ini:2: unknown section [other]");
+    assert_string_equal(err.msg, "test.ini:1: unknown section [other]");
+    release(&d);
+    assert_int_not_equal(load(&d, "[demo]\nflag = on\n\n[demoo]\n", &err), 0); /* empty, misspelt */
+    assert_string_equal(err.msg, "test.ini:4: unknown section [demoo]");
+    release(&d);
+    assert_int_not_equal(load(&d, "[demo]\nflag = on;\n", &err), 0);
+    assert_non_null(strstr(err.msg, "test.ini:2: [demo] flag: ';' in the value"));
     release(&d);
     assert_int_not_equal(load(&d, "[demo]\nthis line has no equals sign\n", &err), 0);
     assert_string_equal(err.msg, "test.ini:2: syntax error (or line longer than 200 bytes)");
@@ -108,6 +114,7 @@ static void test_dump_masks_secrets(void **state)
     assert_null(strstr(text, "hunter2"));
     assert_non_null(strstr(text, "name = ********"));
     assert_non_null(strstr(text, "mode = safe"));
+    assert_non_null(strstr(text, "n = auto"));
     free(text);
     release(&d);
 }

@@ -259,17 +259,17 @@ static void test_compile(void **state)
     compiles_as("NOT env:prod", 1, "((environment = $1::text) IS NOT TRUE) | prod", 0);
     compiles_as("a OR b", 1,
                 "(((message ILIKE $2 OR error_message ILIKE $2 OR error_type ILIKE $2) AND " FTS
-                " @@ plainto_tsquery('simple'::regconfig, $1::text)) OR ((message ILIKE $4 OR error_message "
+                " @@ plainto_tsquery('simple'::regconfig, ledger_search_words($1::text))) OR ((message ILIKE $4 OR error_message "
                 "ILIKE $4 OR error_type ILIKE $4) AND " FTS
-                " @@ plainto_tsquery('simple'::regconfig, $3::text))) | a | %a% | b | %b%",
+                " @@ plainto_tsquery('simple'::regconfig, ledger_search_words($3::text)))) | a | %a% | b | %b%",
                 LDG_QLANG_USES_TEXT);
     /* no prefilter when the term is not plain ASCII letters and digits */
     compiles_as("user@example.com", 1,
-                "(" FTS " @@ plainto_tsquery('simple'::regconfig, $1::text)) | user@example.com",
+                "(" FTS " @@ plainto_tsquery('simple'::regconfig, ledger_search_words($1::text))) | user@example.com",
                 LDG_QLANG_USES_TEXT);
     compiles_as("\"connection refused\"", 1,
                 "((message ILIKE $2 OR error_message ILIKE $2 OR error_type ILIKE $2) AND " FTS
-                " @@ phraseto_tsquery('simple'::regconfig, $1::text)) | connection refused | %connection%",
+                " @@ phraseto_tsquery('simple'::regconfig, ledger_search_words($1::text))) | connection refused | %connection%",
                 LDG_QLANG_USES_TEXT);
     compiles_as("message:/x'; DROP TABLE logs; --/i", 1, "(message ~* $1::text) | x'; DROP TABLE logs; --",
                 LDG_QLANG_USES_REGEX);
@@ -291,7 +291,7 @@ static void test_compile(void **state)
         "level:error message:/boom/ timeout", 1,
         "(((level = $1::text) AND (message ~ $2::text)) AND ((message ILIKE $4 OR error_message ILIKE $4 "
         "OR error_type ILIKE $4) AND " FTS
-        " @@ plainto_tsquery('simple'::regconfig, $3::text))) | error | boom | timeout | %timeout%",
+        " @@ plainto_tsquery('simple'::regconfig, ledger_search_words($3::text)))) | error | boom | timeout | %timeout%",
         LDG_QLANG_USES_TEXT | LDG_QLANG_USES_REGEX);
 }
 

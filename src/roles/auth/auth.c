@@ -194,7 +194,56 @@ void ldg__auth_sql(struct ldg_req *req, const char *name, const char *sql, int n
 
 /* ---- request parsing --------------------------------------------------------------------------- */
 
-/* FastAPI's 422 body; `absent` (raw JSON) stands for a NULL `input`. */
+/* Fields whose values a 422 never echoes (passwords, tokens, secrets, codes), at any depth. */
+static bool secret_field(const char *name)
+{
+    return name && (strstr(name, "password") || strstr(name, "token") || strstr(name, "secret") ||
+                    strcmp(name, "code") == 0 || strcmp(name, "totp") == 0);
+}
+
+static const char redacted[] = "\"[redacted]\"";
+
+/* A copy of v with the value of every secret member replaced by "[redacted]". */
+static cJSON *redact(const cJSON *v)
+{
+    cJSON *copy = cJSON_Duplicate(v, true);
+    if (!copy)
+        ldg_panic("cJSON_Duplicate: out of memory");
+    cJSON *stack[32];
+    size_t n = 0;
+    stack[n++] = copy;
+    while (n) {
+        cJSON *node = stack[--n];
+        for (cJSON *it = node->child; it; it = it->next) {
+            if (cJSON_IsObject(node) && secret_field(it->string)) {
+                cJSON *r = cJSON_CreateString("[redacted]");
+                if (!r)
+                    ldg_panic("cJSON_CreateString: out of memory");
+                r->string = it->string; /* the key moves to the replacement */
+                r->type |= it->type & cJSON_StringIsConst;
+                it->string = NULL;
+                cJSON_ReplaceItemViaPointer(node, it, r);
+                it = r;
+            } else if ((cJSON_IsObject(it) || cJSON_IsArray(it)) && n < LDG_ARRAY_SIZE(stack)) {
+                stack[n++] = it;
+            } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+                /* deeper than any body we validate: drop it rather than echo it unchecked */
+                cJSON *r = cJSON_CreateString("[redacted]");
+                if (!r)
+                    ldg_panic("cJSON_CreateString: out of memory");
+                r->string = it->string;
+                r->type |= it->type & cJSON_StringIsConst;
+                it->string = NULL;
+                cJSON_ReplaceItemViaPointer(node, it, r);
+                it = r;
+            }
+        }
+    }
+    return copy;
+}
+
+/* FastAPI's 422 body; `absent` (raw JSON) stands for a NULL `input`. The value of a secret field
+ * (see secret_field) is never echoed: as `input` itself, or inside an echoed object. */
 static void answer_422(struct ldg_req *req, const char *where, const struct ldg_auth_loc *loc, size_t n,
                        const char *type, const char *msg, const cJSON *input, const char *absent)
 {
@@ -221,14 +270,23 @@ static void answer_422(struct ldg_req *req, const char *where, const struct ldg_
     ldg_json_key(&jw, "msg");
     ldg_json_str(&jw, msg);
     ldg_json_key(&jw, "input");
-    char *text = input ? cJSON_PrintUnformatted(input) : NULL;
-    if (text)
-        ldg_json_raw(&jw, text, strlen(text));
-    else if (input)
-        ldg_json_null(&jw);
-    else
-        ldg_json_raw(&jw, absent, strlen(absent));
-    free(text);
+    const char *leaf = NULL;
+    for (size_t i = 0; i < n; i++)
+        leaf = loc[i].name ? loc[i].name : leaf;
+    if (input && secret_field(leaf)) {
+        ldg_json_raw(&jw, redacted, sizeof redacted - 1);
+    } else {
+        cJSON *safe = input && (cJSON_IsObject(input) || cJSON_IsArray(input)) ? redact(input) : NULL;
+        char *text = input ? cJSON_PrintUnformatted(safe ? safe : input) : NULL;
+        if (text)
+            ldg_json_raw(&jw, text, strlen(text));
+        else if (input)
+            ldg_json_null(&jw);
+        else
+            ldg_json_raw(&jw, absent, strlen(absent));
+        free(text);
+        cJSON_Delete(safe);
+    }
     ldg_json_obj_end(&jw);
     ldg_json_arr_end(&jw);
     ldg_json_obj_end(&jw);
@@ -250,9 +308,12 @@ void ldg__auth_422_at(struct ldg_req *req, const char *where, const struct ldg_a
 
 cJSON *ldg__auth_body(struct ldg_req *req)
 {
-    cJSON *root = ldg_json_parse(ldg_buf_head(&req->body), ldg_buf_size(&req->body));
+    size_t pos = 0;
+    cJSON *root = ldg_json_parse_at(ldg_buf_head(&req->body), ldg_buf_size(&req->body), &pos);
     if (!root) {
-        ldg__auth_422(req, "body", NULL, "json_invalid", "JSON decode error", NULL);
+        /* FastAPI's shape: the byte offset of the problem follows "body" in loc. */
+        struct ldg_auth_loc at = {NULL, (int)LDG_MIN(pos, (size_t)INT_MAX)};
+        answer_422(req, "body", &at, 1, "json_invalid", "JSON decode error", NULL, "{}");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {

@@ -694,7 +694,7 @@ static const char settings_constraints[] =
     "\"supported_log_types\":[\"console\",\"logger\",\"exception\",\"database\",\"endpoint\",\"custom\"],"
     "\"supported_importance_levels\":[\"low\",\"standard\",\"high\",\"critical\"]}";
 static const char settings_features[] =
-    "{\"batch_ingestion\":true,\"compression\":false,\"streaming\":false,\"endpoint_monitoring\":true}";
+    "{\"batch_ingestion\":true,\"compression\":true,\"streaming\":false,\"endpoint_monitoring\":true}";
 
 static void write_settings(struct ldg_json_writer *jw, const struct usage_ctx *uc,
                            const struct ldg_principal *pr, int64_t usage)
@@ -735,7 +735,7 @@ static void write_settings(struct ldg_json_writer *jw, const struct usage_ctx *u
     ldg_json_key(jw, "server_info");
     ldg_json_obj_begin(jw);
     ldg_json_key(jw, "version");
-    ldg_json_str(jw, "1.0.0");
+    ldg_json_str(jw, LDG_VERSION); /* the one version: ledgerd --version, /metrics */
     ldg_json_key(jw, "timestamp");
     ldg_json_str(jw, now);
     ldg_json_obj_end(jw);

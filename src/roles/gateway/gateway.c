@@ -62,7 +62,7 @@ const struct ldg_cfg_key ldg_gateway_cfg_keys[] = {
     {"web_enabled", LDG_CFG_BOOL, CFG(web_enabled), "on", 0, 0, NULL, 0,
      "Serve the web app from web_dir at / (API paths are never affected)"},
     {"web_dir", LDG_CFG_PATH, CFG(web_dir), "web/dist", 0, 0, NULL, 0,
-     "The built web app, read into memory at start; relative to the working directory"},
+     "The built web app, read into memory at start; relative to the config file's directory"},
     {0},
 };
 

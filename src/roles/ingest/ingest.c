@@ -200,8 +200,12 @@ struct body_tree {
 static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
 {
     ldg_arena_init(&t->arena, t->first, sizeof t->first);
-    cJSON *root = ldg_json_parse_in(ldg_buf_head(&req->body), ldg_buf_size(&req->body), &t->arena);
-    const char *problem = !root ? "Request body must be valid JSON (UTF-8, no NUL characters)"
+    size_t pos = 0;
+    cJSON *root = ldg_json_parse_in(ldg_buf_head(&req->body), ldg_buf_size(&req->body), &t->arena, &pos);
+    char bad_json[128];
+    snprintf(bad_json, sizeof bad_json,
+             "Request body must be valid JSON (UTF-8, no NUL characters): invalid at byte %zu", pos);
+    const char *problem = !root                   ? bad_json
                           : !cJSON_IsObject(root) ? "Request body must be a JSON object"
                                                   : NULL;
     if (!problem)

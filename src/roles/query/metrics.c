@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <time.h>
 
 #include "auth/apikey.h"
 #include "core/civil.h"
@@ -31,7 +33,9 @@
 #include "core/worker.h"
 #include "db/pgpool.h"
 #include "db/redis.h"
+#include "roles/analytics/analytics.h"
 #include "roles/query/query_int.h"
+#include "settings.h"
 
 #define G ldg__query
 
@@ -104,6 +108,12 @@ struct cached {
     int64_t project_id;
     int64_t limit; /* top-errors */
     const char *key;
+    /* usage-stats: today's entry is computed on demand (below) */
+    bool today_done;
+    const char *list; /* the cached or computed list, in the request's arena */
+    size_t list_len;
+    bool have_count;
+    long long count; /* usage:<pid>:<today>, the live counter the gateway and /settings use */
 };
 
 /* Live equivalents of the analytics jobs' statements for one project ($1); one row, one JSON text. */
@@ -151,9 +161,17 @@ static const char live_usage[] =
     "FROM projects p LEFT JOIN daily_usage d ON d.project_id = p.id AND d.date >= current_date - 29 "
     "WHERE p.id = $1::bigint GROUP BY p.id";
 
+static void usage_today(struct ldg_req *req, struct cached *c);
+
 static void respond_cached(struct ldg_req *req, const char *value, size_t len, void *ud)
 {
     struct cached *c = ud;
+    if (c->kind == K_USAGE && !c->today_done) {
+        c->list = ldg_arena_strndup(&req->arena, value, len);
+        c->list_len = len;
+        usage_today(req, c);
+        return;
+    }
     struct ldg_buf b;
     ldg_buf_init(&b);
     struct ldg_json_writer jw;
@@ -200,6 +218,17 @@ static void respond_cached(struct ldg_req *req, const char *value, size_t len, v
         ldg_json_arr_end(&jw);
     }
     cJSON_Delete(arr);
+    /* How stale the list may be: the analytics job that refreshes it runs this often (its [analytics]
+     * interval; every process parses that section), so a client knows newer logs are pending the
+     * next run. usage-stats computes today's entry on demand (usage_today). */
+    int ai = ldg_role_index("analytics");
+    const struct ldg_analytics_cfg *ac = ai >= 0 ? req->w->cfg->role_cfg[ai] : NULL;
+    if (ac) {
+        const int64_t every[] = {ac->error_rate_interval_ms, ac->log_volume_interval_ms,
+                                 ac->top_errors_interval_ms, ac->usage_stats_interval_ms};
+        ldg_json_key(&jw, "updated_every_s");
+        ldg_json_int(&jw, (every[c->kind] + 999) / 1000);
+    }
     ldg_json_obj_end(&jw);
     respond(req, &b);
 }
@@ -229,6 +258,125 @@ static void on_live_usage(PGresult *res, void *ud)
             on_live(req, res, NULL, ac->c);
     }
     ldg_req_unref(req);
+}
+
+/* ---- usage-stats: today on demand ----------------------------------------------------------------
+ * The daily_usage rows come from the analytics role's usage job, which copies the live counters
+ * usage:<pid>:<YYYYMMDD> into PostgreSQL on its schedule; between two runs today's row would lag
+ * behind /settings and the quota check. So today's entry is always taken from the live counter
+ * (one GET) with the project's quota (one primary-key read), replacing the stored one. */
+
+static void usage_answer(struct ldg_req *req, struct cached *c, int64_t quota)
+{
+    char today[16];
+    struct ldg_civil cv;
+    ldg_civil_from_unix((int64_t)time(NULL), &cv);
+    snprintf(today, sizeof today, "%04lld-%02u-%02u", (long long)cv.year, cv.mon, cv.day);
+    cJSON *arr = ldg_json_parse(c->list, c->list_len);
+    if (cJSON_IsObject(arr)) { /* a wrapped list, as respond_cached accepts */
+        cJSON *inner = cJSON_DetachItemFromObjectCaseSensitive(arr, "usage");
+        cJSON_Delete(arr);
+        arr = inner;
+    }
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        arr = cJSON_CreateArray();
+    }
+    cJSON *found = NULL, *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(it, "date");
+        if (cJSON_IsString(d) && strcmp(d->valuestring, today) == 0) {
+            found = it;
+            break;
+        }
+    }
+    long long count = c->have_count ? c->count : 0;
+    if (found && !c->have_count) { /* no live counter (expired, or Redis answered nil): keep the row */
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(found, "log_count");
+        count = cJSON_IsNumber(n) ? (long long)n->valuedouble : 0;
+    }
+    cJSON *row = cJSON_CreateObject();
+    if (!arr || !row)
+        ldg_panic("cJSON: out of memory");
+    cJSON_AddStringToObject(row, "date", today);
+    cJSON_AddNumberToObject(row, "log_count", (double)count);
+    cJSON_AddNumberToObject(row, "daily_quota", (double)quota);
+    double pct = (double)count * 100.0 / (double)(quota > 1 ? quota : 1);
+    cJSON_AddNumberToObject(row, "quota_used_percent", (double)llround(pct * 100.0) / 100.0);
+    if (found)
+        cJSON_ReplaceItemViaPointer(arr, found, row);
+    else
+        cJSON_InsertItemInArray(arr, 0, row); /* newest first */
+    char *text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    if (!text)
+        ldg_panic("cJSON: out of memory");
+    c->today_done = true;
+    respond_cached(req, text, strlen(text), c);
+    free(text);
+}
+
+struct usage_call {
+    struct ldg_req *req;
+    struct cached *c;
+};
+
+static void on_usage_quota(PGresult *res, void *ud)
+{
+    struct usage_call *uc = ud;
+    struct ldg_req *req = uc->req;
+    if (req->conn) {
+        if (!res)
+            ldg__query_pg_failure(req, "usage stats", ldg_pg_failure(), "Failed to get usage stats");
+        else if (PQntuples(res) == 0)
+            ldg_req_error(req, 404, "Project not found");
+        else
+            usage_answer(req, uc->c, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    }
+    ldg_req_unref(req);
+}
+
+static void on_usage_count(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    struct usage_call *uc = ud;
+    struct ldg_req *req = uc->req;
+    struct cached *c = uc->c;
+    if (req->conn) {
+        if (reply && reply->type == REDIS_REPLY_STRING) {
+            c->have_count = true;
+            c->count = strtoll(reply->str, NULL, 10);
+        } else if (reply && reply->type == REDIS_REPLY_NIL) {
+            c->have_count = true; /* nothing counted today */
+            c->count = 0;
+        }
+        struct ldg_qparams *p = ldg_arena_alloc(&req->arena, sizeof *p);
+        memset(p, 0, sizeof *p);
+        ldg_qparams_add(p, &req->arena, ldg__query_itoa(req, c->project_id));
+        ldg_req_ref(req);
+        if (ldg_pgpool_query_prepared(req->w->pg_auth, "qry_usage_quota",
+                                      "SELECT daily_quota FROM projects WHERE id = $1::bigint", 1, p->v,
+                                      on_usage_quota, uc) < 0) {
+            ldg_req_unref(req);
+            ldg_req_error(req, 503, "Service timeout, please try again");
+        }
+    }
+    ldg_req_unref(req);
+}
+
+static void usage_today(struct ldg_req *req, struct cached *c)
+{
+    struct usage_call *uc = ldg_arena_alloc(&req->arena, sizeof *uc);
+    *uc = (struct usage_call){req, c};
+    struct ldg_civil cv;
+    ldg_civil_from_unix((int64_t)time(NULL), &cv);
+    char key[64];
+    snprintf(key, sizeof key, "usage:%" PRId64 ":%04lld%02u%02u", c->project_id, (long long)cv.year, cv.mon,
+             cv.day);
+    const char *argv[] = {"GET", key};
+    ldg_req_ref(req);
+    if (!req->w->redis || ldg_redis_commandargv(req->w->redis, on_usage_count, uc, 2, argv, NULL) < 0)
+        on_usage_count(req->w->redis, NULL, uc); /* no live counter: the stored row stands */
 }
 
 static void cached_miss(struct ldg_req *req, const char *value, size_t len, void *ud)
