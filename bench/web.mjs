@@ -81,6 +81,7 @@ try {
   // ---- 1. first paint with rows (median of RUNS) and JS shipped on the first load ----
   const explorerUrl = `${url}/logs?project=${projectId}&range=24h`;
   const paints = [];
+  const phases = {};
   let jsWire = 0;
   let jsFiles = 0;
   for (let run = 0; run < RUNS; run++) {
@@ -91,6 +92,13 @@ try {
     await page.waitForFunction(() => window.__bench && window.__bench.firstRowPaint, null, { timeout: 30000 });
     const t = await page.evaluate(() => window.__bench.firstRowPaint);
     paints.push(t);
+    // Where the time went: when the script, the session refresh and the first page of logs had
+    // arrived (Resource Timing, ms since navigation start).
+    const marks = await page.evaluate(() => {
+      const end = (re) => performance.getEntriesByType("resource").find((e) => re.test(e.name))?.responseEnd ?? NaN;
+      return { js: end(/\/assets\/.*\.js$/), refresh: end(/\/accounts\/refresh/), logs: end(/\/api\/v1\/logs(\?|\/search)/) };
+    });
+    for (const k of Object.keys(marks)) (phases[k] ??= []).push(marks[k]);
     if (run === 0) {
       await page.waitForLoadState("load");
       for (const r of scripts) {
@@ -104,6 +112,7 @@ try {
   }
   say("first_paint_rows_ms_runs", paints.map(ms).join(","));
   say("first_paint_rows_ms_median", ms(median(paints)));
+  say("first_paint_phases_ms_median", Object.entries(phases).map(([k, v]) => `${k}=${ms(median(v))}`).join(","));
   say("js_first_load_bytes_wire", jsWire);
   say("js_first_load_files", jsFiles);
 

@@ -93,6 +93,7 @@ verdict() { # verdict VALUE LIMIT: "ok" when VALUE < LIMIT
 }
 fp=${R[first_paint_rows_ms_median]:-}
 bench_say "first paint with rows:  median $fp ms (runs: ${R[first_paint_rows_ms_runs]:-}) target < 500 ms: $(verdict "$fp" 500)"
+bench_say "  arrived by then (median ms since navigation): ${R[first_paint_phases_ms_median]:-}"
 js=${R[js_first_load_bytes_wire]:-}
 bench_say "JS on first load:       $js bytes on the wire in ${R[js_first_load_files]:-?} files \
 ($(awk -v b="$js" 'BEGIN { printf "%.1f", b / 1024 }') KiB) target < 150 kB: $(verdict "$js" 150000)"
