@@ -109,6 +109,9 @@ done
 lt=${R[scroll_longest_task_ms_median]:-}
 bench_say "scroll through them:    longest main-thread task per pass ${R[scroll_longest_task_ms_per_pass]:-} ms \
 (0 = none over 50 ms), median $lt ms; at most ${R[scroll_max_rows_in_dom]:-} rows in the DOM; target < 50 ms: $(verdict "$lt" 50)"
+bench_say "traced pass (CPU time = thread time, without the waits for a core): longest main-thread task \
+${R[scroll_traced_longest_task_wall_ms]:-?} ms wall, ${R[scroll_traced_longest_task_cpu_ms]:-?} ms CPU; tasks over 50 ms: \
+${R[scroll_traced_tasks_over_50ms_wall]:-?} by wall time, ${R[scroll_traced_tasks_over_50ms_cpu]:-?} by CPU time"
 bench_say "load average after the browser part: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with other work: \
 long tasks and first paint move with it)"
 bench_finish
