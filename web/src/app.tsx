@@ -206,6 +206,9 @@ export function App() {
 
   useEffect(() => {
     if (!ready) return;
+    // Effects run after the render that scheduled them; the URL may have moved on since (a sign-out
+    // handler navigates right after ending the session), so decide on the current location.
+    if (matchRoute(location.pathname).public !== route.public) return;
     if (!session && !route.public) {
       const next = `${location.pathname}${location.search}`;
       navigate(`/signin?next=${encodeURIComponent(next)}${expired ? "&expired=1" : ""}`, { replace: true });

@@ -195,8 +195,12 @@ try {
   step = "explorer";
   const logsUrl = `${base}/logs?project=${projectId}&range=1h`;
   await reloadUntil(logsUrl, `[data-testid="log-row"]:has-text("${marker} item 4")`, "ingested logs in the explorer");
-  await page.fill('input[aria-label="Query"]', marker);
-  await page.press('input[aria-label="Query"]', "Enter");
+  // `/` focuses the query box; typing then Enter searches.
+  await page.locator("body").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("/");
+  check(await page.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Query"), "/ focuses the query box");
+  await page.keyboard.type(marker);
+  await page.keyboard.press("Enter");
   await page.waitForFunction((m) => new URLSearchParams(location.search).get("q") === m, marker);
   await page.waitForFunction(
     (m) => {
@@ -228,7 +232,7 @@ try {
     await page.locator("body").click({ position: { x: 5, y: 5 } });
     await page.keyboard.press("t");
     await page.waitForSelector('button[aria-label="Live tail"][aria-pressed="true"]');
-    await sleep(700); // the stream's connected event
+    await page.waitForSelector('[data-testid="tail-status"].tail-live');
     const tailMarker = `tail${run}`;
     const t0 = Date.now();
     await ingest(key, [{ timestamp: now(), level: "info", log_type: "logger", message: `${tailMarker} arrived live` }]);
@@ -242,7 +246,8 @@ try {
   step = "toast";
   await page.goto(`${base}/projects?project=${projectId}`);
   await page.waitForSelector('[data-testid="project-row"]');
-  await sleep(800); // the notification stream connects
+  await page.waitForSelector('section.toasts[data-stream="connected"]', { state: "attached" });
+  await sleep(300); // the server's channel subscription settles after `connected`
   await ingest(key, [errorLog(1)]);
   await page.waitForSelector('[data-testid="toast"]:has-text("PaymentDeclined")', { timeout: 15000 * MULT });
   await capture("toast");

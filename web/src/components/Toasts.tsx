@@ -13,6 +13,7 @@ const TOAST_MS = 10000;
 
 export function Toasts() {
   const [toasts, setToasts] = useState<Toast[]>([]);
+  const [connected, setConnected] = useState(false);
   const { projects } = useProjects();
   useEffect(() => {
     let seq = 0;
@@ -27,7 +28,7 @@ export function Toasts() {
         }, TOAST_MS);
         timers.add(t);
       },
-      () => {},
+      setConnected,
     );
     return () => {
       handle.close();
@@ -36,7 +37,7 @@ export function Toasts() {
   }, []);
   const projectName = (id: number) => projects?.find((p) => p.project_id === id)?.name ?? `project ${id}`;
   return (
-    <section class="toasts" aria-live="polite" aria-label="Live error notifications">
+    <section class="toasts" aria-live="polite" aria-label="Live error notifications" data-stream={connected ? "connected" : "down"}>
       {toasts.map((t) => (
         <div key={t.key} class={`toast toast-${t.kind}`} role="status" data-testid="toast">
           <div class="toast-head">

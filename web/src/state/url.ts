@@ -26,15 +26,6 @@ export function useLocation(): { path: string; params: URLSearchParams } {
   return { path: location.pathname, params: new URLSearchParams(location.search) };
 }
 
-/** The current query parameters (a fresh copy). */
-export function currentParams(): URLSearchParams {
-  return new URLSearchParams(location.search);
-}
-
-export function getParam(name: string): string | null {
-  return new URLSearchParams(location.search).get(name);
-}
-
 /** Reads a query parameter and re-renders when the URL changes. */
 export function useParam(name: string): string | null {
   return useLocation().params.get(name);
