@@ -64,6 +64,45 @@ const INIT = () => {
   }
 };
 
+// One pass through the loaded rows, top to bottom at 150 rows a frame (runs in the page).
+const SCROLL_PASS = async () => {
+  const list = document.querySelector('[data-testid="log-list"]');
+  list.scrollTop = 0;
+  await new Promise((r) => setTimeout(r, 500));
+  const from = performance.now();
+  const frames = [];
+  let maxRows = 0;
+  // The number of frames is fixed up front: reading scroll positions after each write would
+  // force a layout per frame that a user's scrolling does not cause.
+  const steps = Math.ceil((list.scrollHeight - list.clientHeight) / 4200);
+  await new Promise((resolve) => {
+    let prev = performance.now();
+    let n = 0;
+    const step = () => {
+      const now = performance.now();
+      frames.push(now - prev);
+      prev = now;
+      if (n % 20 === 0) maxRows = Math.max(maxRows, list.querySelectorAll('[data-testid="log-row"]').length);
+      if (n++ >= steps) return resolve();
+      list.scrollTop = n * 4200; // 150 rows a frame: a fast fling, 50,000 rows in ~330 frames
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  const tasks = (window.__bench.longTasks ?? []).filter((t) => t.start >= from);
+  return {
+    seconds: (performance.now() - from) / 1000,
+    frames: frames.length,
+    maxFrame: Math.max(...frames.slice(1)),
+    p95Frame: frames.slice(1).sort((a, b) => a - b)[Math.floor(frames.length * 0.95)],
+    longTasks: tasks.length,
+    longest: Math.max(0, ...tasks.map((t) => t.duration)),
+    maxRows,
+    supported: window.__bench.longTasks !== null,
+  };
+};
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
@@ -81,6 +120,7 @@ try {
   // ---- 1. first paint with rows (median of RUNS) and JS shipped on the first load ----
   const explorerUrl = `${url}/logs?project=${projectId}&range=24h`;
   const paints = [];
+  const phases = {};
   let jsWire = 0;
   let jsFiles = 0;
   for (let run = 0; run < RUNS; run++) {
@@ -91,6 +131,13 @@ try {
     await page.waitForFunction(() => window.__bench && window.__bench.firstRowPaint, null, { timeout: 30000 });
     const t = await page.evaluate(() => window.__bench.firstRowPaint);
     paints.push(t);
+    // Where the time went: when the script, the session refresh and the first page of logs had
+    // arrived (Resource Timing, ms since navigation start).
+    const marks = await page.evaluate(() => {
+      const end = (re) => performance.getEntriesByType("resource").find((e) => re.test(e.name))?.responseEnd ?? NaN;
+      return { js: end(/\/assets\/.*\.js$/), refresh: end(/\/accounts\/refresh/), logs: end(/\/api\/v1\/logs(\?|\/search)/) };
+    });
+    for (const k of Object.keys(marks)) (phases[k] ??= []).push(marks[k]);
     if (run === 0) {
       await page.waitForLoadState("load");
       for (const r of scripts) {
@@ -104,6 +151,7 @@ try {
   }
   say("first_paint_rows_ms_runs", paints.map(ms).join(","));
   say("first_paint_rows_ms_median", ms(median(paints)));
+  say("first_paint_phases_ms_median", Object.entries(phases).map(([k, v]) => `${k}=${ms(median(v))}`).join(","));
   say("js_first_load_bytes_wire", jsWire);
   say("js_first_load_files", jsFiles);
 
@@ -198,43 +246,7 @@ try {
 
     const passes = [];
     for (let pass = 0; pass < SCROLL_PASSES; pass++) {
-      const r = await page.evaluate(async () => {
-        const list = document.querySelector('[data-testid="log-list"]');
-        list.scrollTop = 0;
-        await new Promise((r) => setTimeout(r, 500));
-        const from = performance.now();
-        const frames = [];
-        let maxRows = 0;
-        // The number of frames is fixed up front: reading scroll positions after each write would
-        // force a layout per frame that a user's scrolling does not cause.
-        const steps = Math.ceil((list.scrollHeight - list.clientHeight) / 4200);
-        await new Promise((resolve) => {
-          let prev = performance.now();
-          let n = 0;
-          const step = () => {
-            const now = performance.now();
-            frames.push(now - prev);
-            prev = now;
-            if (n % 20 === 0) maxRows = Math.max(maxRows, list.querySelectorAll('[data-testid="log-row"]').length);
-            if (n++ >= steps) return resolve();
-            list.scrollTop = n * 4200; // 150 rows a frame: a fast fling, 50,000 rows in ~330 frames
-            requestAnimationFrame(step);
-          };
-          requestAnimationFrame(step);
-        });
-        await new Promise((r) => setTimeout(r, 300));
-        const tasks = (window.__bench.longTasks ?? []).filter((t) => t.start >= from);
-        return {
-          seconds: (performance.now() - from) / 1000,
-          frames: frames.length,
-          maxFrame: Math.max(...frames.slice(1)),
-          p95Frame: frames.slice(1).sort((a, b) => a - b)[Math.floor(frames.length * 0.95)],
-          longTasks: tasks.length,
-          longest: Math.max(0, ...tasks.map((t) => t.duration)),
-          maxRows,
-          supported: window.__bench.longTasks !== null,
-        };
-      });
+      const r = await page.evaluate(SCROLL_PASS);
       say(`scroll_pass${pass + 1}`, `${r.seconds.toFixed(1)}s ${r.frames} frames p95 ${ms(r.p95Frame)} ms max ${ms(r.maxFrame)} ms, long tasks ${r.supported ? r.longTasks : "unsupported"}, longest ${r.longTasks ? ms(r.longest) : "none over 50"} ms, at most ${r.maxRows} rows in the DOM`);
 
       passes.push(r);
@@ -246,6 +258,33 @@ try {
     say("scroll_long_tasks_per_pass", passes.map((r) => r.longTasks).join(","));
     say("scroll_frame_ms_p95_per_pass", passes.map((r) => ms(r.p95Frame)).join(","));
     say("scroll_max_rows_in_dom", Math.max(...passes.map((r) => r.maxRows)));
+
+    // One more pass under a trace: the main thread's tasks in wall time and in CPU time (thread
+    // time). On a shared machine the difference is time the renderer waited for a core.
+    const cdp = await context.newCDPSession(page);
+    const events = [];
+    cdp.on("Tracing.dataCollected", (d) => events.push(...d.value));
+    const complete = new Promise((r) => cdp.once("Tracing.tracingComplete", r));
+    await cdp.send("Tracing.start", {
+      categories: "devtools.timeline,disabled-by-default-devtools.timeline",
+      transferMode: "ReportEvents",
+    });
+    await page.evaluate(SCROLL_PASS);
+    await cdp.send("Tracing.end");
+    await complete;
+    const tasks = events.filter((e) => e.ph === "X" && e.name === "RunTask" && e.dur > 0);
+    const busy = {};
+    for (const t of tasks) busy[`${t.pid}:${t.tid}`] = (busy[`${t.pid}:${t.tid}`] ?? 0) + t.dur;
+    const main = Object.entries(busy).sort((x, y) => y[1] - x[1])[0]?.[0];
+    const mt = tasks.filter((t) => `${t.pid}:${t.tid}` === main);
+    if (mt.length) {
+      const longestWall = Math.max(...mt.map((t) => t.dur)) / 1000;
+      const longestCpu = Math.max(...mt.map((t) => t.tdur ?? 0)) / 1000;
+      say("scroll_traced_longest_task_wall_ms", ms(longestWall));
+      say("scroll_traced_longest_task_cpu_ms", ms(longestCpu));
+      say("scroll_traced_tasks_over_50ms_wall", mt.filter((t) => t.dur > 50000).length);
+      say("scroll_traced_tasks_over_50ms_cpu", mt.filter((t) => (t.tdur ?? 0) > 50000).length);
+    }
     await page.close();
   }
   say("browser_seconds", ((Date.now() - started) / 1000).toFixed(1));

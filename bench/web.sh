@@ -93,6 +93,7 @@ verdict() { # verdict VALUE LIMIT: "ok" when VALUE < LIMIT
 }
 fp=${R[first_paint_rows_ms_median]:-}
 bench_say "first paint with rows:  median $fp ms (runs: ${R[first_paint_rows_ms_runs]:-}) target < 500 ms: $(verdict "$fp" 500)"
+bench_say "  arrived by then (median ms since navigation): ${R[first_paint_phases_ms_median]:-}"
 js=${R[js_first_load_bytes_wire]:-}
 bench_say "JS on first load:       $js bytes on the wire in ${R[js_first_load_files]:-?} files \
 ($(awk -v b="$js" 'BEGIN { printf "%.1f", b / 1024 }') KiB) target < 150 kB: $(verdict "$js" 150000)"
@@ -108,6 +109,9 @@ done
 lt=${R[scroll_longest_task_ms_median]:-}
 bench_say "scroll through them:    longest main-thread task per pass ${R[scroll_longest_task_ms_per_pass]:-} ms \
 (0 = none over 50 ms), median $lt ms; at most ${R[scroll_max_rows_in_dom]:-} rows in the DOM; target < 50 ms: $(verdict "$lt" 50)"
+bench_say "traced pass (CPU time = thread time, without the waits for a core): longest main-thread task \
+${R[scroll_traced_longest_task_wall_ms]:-?} ms wall, ${R[scroll_traced_longest_task_cpu_ms]:-?} ms CPU; tasks over 50 ms: \
+${R[scroll_traced_tasks_over_50ms_wall]:-?} by wall time, ${R[scroll_traced_tasks_over_50ms_cpu]:-?} by CPU time"
 bench_say "load average after the browser part: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with other work: \
 long tasks and first paint move with it)"
 bench_finish

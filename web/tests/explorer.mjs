@@ -145,13 +145,20 @@ try {
   check(typeof attrs === "object" && attrs !== null, "attributes are formatted JSON");
   check(/Traceback/.test(await page.textContent('[data-testid="stack-trace"]')), "stack trace shown");
   await page.screenshot({ path: join(shots, "explorer-detail.png") });
-  const link = await page.getAttribute('[data-testid="log-detail"] a', "href");
+  const link = new URL(await page.getAttribute('[data-testid="log-detail"] a', "href"), url);
+  check(link.searchParams.get("log") === id, `the permalink names the log (${link})`);
+  // Opened where the list does not hold it (a query matching nothing), the log comes from
+  // GET /api/v1/logs/{id}.
+  link.searchParams.set("q", "nothingmatchesthisword");
   const fresh = await context.newPage();
-  await fresh.goto(new URL(link, url).toString());
+  const fetched = fresh.waitForResponse((r) => r.url().includes(`/api/v1/logs/${id}?`) && r.status() === 200);
+  await fresh.goto(link.toString());
+  await fetched;
   await fresh.waitForFunction(
     (id) => document.querySelector('[data-testid="log-detail"] h2')?.textContent === `Log ${id}`,
     id,
   );
+  await fresh.waitForSelector('[data-testid="no-logs"]');
   await fresh.close();
   console.log("ok detail and link");
 

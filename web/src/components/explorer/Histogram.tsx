@@ -41,6 +41,7 @@ function toColumns(h: HistogramData): uPlot.AlignedData {
 export function Histogram({ data, loading, onZoom }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const inkRef = useRef("");
   const zoom = useRef(onZoom);
   zoom.current = onZoom;
 
@@ -49,10 +50,15 @@ export function Histogram({ data, loading, onZoom }: Props) {
     if (!el || !data) return;
     const cols = toColumns(data);
     const width = el.clientWidth || 800;
-    if (plot.current) {
+    // Canvas text cannot use currentColor: the axes take the theme's colour when the plot is made,
+    // and the plot is made again when the theme changed since.
+    const ink = getComputedStyle(el).color || "#888";
+    if (plot.current && inkRef.current === ink) {
       plot.current.setData(cols);
       return;
     }
+    plot.current?.destroy();
+    inkRef.current = ink;
     const bars = uPlot.paths.bars!({ size: [0.9, 64], align: 1 });
     const opts: uPlot.Options = {
       width,
@@ -62,8 +68,8 @@ export function Histogram({ data, loading, onZoom }: Props) {
       select: { show: true, left: 0, top: 0, width: 0, height: 0 },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [
-        { stroke: 'currentColor', grid: { show: false }, ticks: { show: false } },
-        { stroke: 'currentColor', size: 44, grid: { stroke: 'rgba(128,128,128,0.2)' }, ticks: { show: false } },
+        { stroke: ink, grid: { show: false }, ticks: { show: false } },
+        { stroke: ink, size: 44, grid: { stroke: 'rgba(128,128,128,0.2)' }, ticks: { show: false } },
       ],
       series: [
         {},
