@@ -1,0 +1,431 @@
+"""OTLP/HTTP logs receiver (docs/otlp.md): POST /v1/logs with protobuf and OTLP/JSON bodies, gzip,
+every error status with its google.rpc.Status body, partial success, quota as partial success,
+rate limit and backpressure with Retry-After, and the mapping of every field read back through
+GET /api/v1/logs against a real ledgerd, PostgreSQL and Redis.
+
+Protobuf bodies are built by hand with the small wire-format encoder below (no protobuf package):
+the field numbers are those of the public OTLP definitions."""
+
+import gzip
+import json
+import os
+import struct
+import time
+
+import pytest
+import requests
+
+from conftest import scaled
+from ldg_http import wait_until
+
+LOGS_URL = "/v1/logs"
+PB = "application/x-protobuf"
+TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+SPAN = bytes.fromhex("eee19b7ec3c1b174")
+
+
+# ---- protobuf wire format -------------------------------------------------------------------------
+
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def f_bytes(num, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return varint(num << 3 | 2) + varint(len(b)) + b
+
+
+def f_fixed64(num, v):
+    return varint(num << 3 | 1) + struct.pack("<Q", v)
+
+
+def f_double(num, v):
+    return varint(num << 3 | 1) + struct.pack("<d", v)
+
+
+def any_value(v):
+    if isinstance(v, bool):
+        return f_varint(2, int(v))
+    if isinstance(v, int):
+        return f_varint(3, v)
+    if isinstance(v, float):
+        return f_double(4, v)
+    if isinstance(v, bytes):
+        return f_bytes(7, v)
+    if isinstance(v, list):
+        return f_bytes(5, b"".join(f_bytes(1, any_value(x)) for x in v))
+    if isinstance(v, dict):
+        return f_bytes(6, b"".join(f_bytes(1, kv(k, x)) for k, x in v.items()))
+    return f_bytes(1, v)
+
+
+def kv(key, value):
+    return f_bytes(1, key) + f_bytes(2, any_value(value))
+
+
+def pb_record(time_ns=None, severity=0, text="", body=None, attrs=None, trace=b"", span=b""):
+    out = b""
+    if time_ns:
+        out += f_fixed64(1, time_ns)
+    if severity:
+        out += f_varint(2, severity)
+    if text:
+        out += f_bytes(3, text)
+    if body is not None:
+        out += f_bytes(5, any_value(body))
+    for k, v in (attrs or {}).items():
+        out += f_bytes(6, kv(k, v))
+    if trace:
+        out += f_bytes(9, trace)
+    if span:
+        out += f_bytes(10, span)
+    out += f_bytes(99, b"an unknown field")  # skipped
+    return out
+
+
+def pb_request(records, resource=None, scope="test-scope"):
+    res = b"".join(f_bytes(1, kv(k, v)) for k, v in (resource or {}).items())
+    sl = f_bytes(1, f_bytes(1, scope)) + b"".join(f_bytes(2, r) for r in records)
+    rl = f_bytes(1, res) + f_bytes(2, sl)
+    return f_bytes(1, rl)
+
+
+def pb_fields(data):
+    """Decode one message level: {field: [values]} (varints as int, length-delimited as bytes)."""
+    out, i = {}, 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _read_varint(data, i)
+        elif wt == 2:
+            n, i = _read_varint(data, i)
+            v, i = data[i:i + n], i + n
+        elif wt == 1:
+            v, i = data[i:i + 8], i + 8
+        else:
+            v, i = data[i:i + 4], i + 4
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def _read_varint(data, i):
+    r = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        r |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return r, i
+
+
+def pb_status(data):
+    f = pb_fields(data)
+    return f.get(1, [0])[0], f.get(2, [b""])[0].decode()
+
+
+def pb_partial(data):
+    """ExportLogsServiceResponse → (rejected, message); (0, '') when empty."""
+    f = pb_fields(data)
+    if 1 not in f:
+        return 0, ""
+    ps = pb_fields(f[1][0])
+    return ps.get(1, [0])[0], ps.get(2, [b""])[0].decode()
+
+
+# ---- environment ------------------------------------------------------------------------------------
+
+
+class Env:
+    def __init__(self, ledgerd, db, ingest=None, storage=True, server=None, quota=1000000, rpm=100000):
+        tag = os.urandom(5).hex()
+        ini = {"ingest": {"stream": f"test:logs:{tag}", **(ingest or {})},
+               "storage": {"group": f"test:group:{tag}", "dead_letter_stream": f"test:dead:{tag}",
+                           "batch_wait_ms": 20}}
+        if not storage:
+            ini["roles"] = {"storage": False}
+        if server:
+            ini["server"] = server
+        self.srv = ledgerd(extra_ini=ini)
+        d = db()
+        self.pid = d.project(d.account(), daily_quota=quota)
+        self.key, _ = d.key(self.pid, rpm=rpm, rph=1000000)
+
+    def post(self, body, ctype=PB, headers=None, auth=True):
+        h = {"Content-Type": ctype, **(headers or {})}
+        if auth:
+            h["Authorization"] = "Bearer " + self.key
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        return requests.post(self.srv.url + LOGS_URL, data=body, headers=h, timeout=scaled(10))
+
+    def logs(self, **params):
+        r = requests.get(self.srv.url + "/api/v1/logs", params={"limit": 100, **params},
+                         headers={"X-API-Key": self.key}, timeout=scaled(10))
+        assert r.status_code == 200, r.text
+        return r.json()["logs"]
+
+    def wait_logs(self, n, **params):
+        got = []
+
+        def enough():
+            got[:] = self.logs(**params)
+            return len(got) >= n
+
+        wait_until(enough, scaled(15), what=f"{n} logs stored")
+        return got
+
+
+@pytest.fixture
+def env(ledgerd, db):
+    return lambda **kw: Env(ledgerd, db, **kw)
+
+
+RESOURCE = {"service.name": "checkout", "service.version": "2.4.1", "deployment.environment": "production",
+            "telemetry.sdk.language": "nodejs", "telemetry.sdk.version": "1.30.1",
+            "process.runtime.version": "20.1.0", "host.name": "not-kept"}
+
+
+def now_ns(delta_s=0):
+    return (int(time.time()) + delta_s) * 1_000_000_000 + 123_456_000
+
+
+# ---- mapping ----------------------------------------------------------------------------------------
+
+
+def test_protobuf_logs_mapped_field_by_field(env):
+    e = env()
+    t = now_ns(-5)
+    stack = 'Traceback (most recent call last):\n  File "/app/pay.py", line 12, in charge\nValueError: no'
+    records = [
+        pb_record(t, severity=9, text="INFO", body="user signed in", attrs={"user.id": 42, "plan": "pro"},
+                  trace=TRACE, span=SPAN),
+        pb_record(t + 1000, severity=17, body="payment failed",
+                  attrs={"exception.type": "ValueError", "exception.message": "no", "exception.stacktrace": stack}),
+        pb_record(t + 2000, severity=13, body="GET /orders",
+                  attrs={"http.request.method": "GET", "http.route": "/orders/{id}", "http.response.status_code": 404,
+                         "ledger.duration_ms": 12.5}),
+        pb_record(t + 3000, severity=5, body="select", attrs={"db.system": "postgresql"}),
+        pb_record(t + 4000, severity=21, body={"k": [1, True]}, attrs={"code.function": "main",
+                                                                         "ledger.importance": "low"}),
+        pb_record(0, severity=0, text="WARNING", body="no time", attrs={"ledger.log_type": "console"}),
+    ]
+    r = e.post(pb_request(records, RESOURCE))
+    assert r.status_code == 200, r.content
+    assert r.content == b""  # an empty ExportLogsServiceResponse (no Content-Type for no body)
+    logs = e.wait_logs(6)
+    by_msg = {lg["message"]: lg for lg in logs}
+
+    info = by_msg["user signed in"]
+    assert info["level"] == "info" and info["log_type"] == "custom" and info["importance"] == "standard"
+    assert info["environment"] == "production" and info["release"] == "2.4.1"
+    assert info["platform"] == "nodejs" and info["sdk_version"] == "1.30.1"
+    assert info["platform_version"] == "20.1.0"
+    assert info["timestamp"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)))
+    assert ".123456" in info["timestamp"]
+    a = info["attributes"]
+    assert a["service"] == {"name": "checkout", "version": "2.4.1"}
+    assert a["user"] == {"id": 42} and a["plan"] == "pro"
+    assert a["trace_id"] == TRACE.hex() and a["span_id"] == SPAN.hex()
+    assert "host" not in a
+
+    exc = by_msg["payment failed"]
+    assert exc["level"] == "error" and exc["log_type"] == "exception" and exc["importance"] == "high"
+    assert exc["error_type"] == "ValueError" and exc["error_message"] == "no" and exc["stack_trace"] == stack
+    assert len(exc["error_fingerprint"]) == 64
+    assert "exception" not in exc["attributes"]
+
+    ep = by_msg["GET /orders"]
+    assert ep["level"] == "warning" and ep["log_type"] == "endpoint"
+    assert ep["attributes"]["endpoint"] == {"method": "GET", "path": "/orders/{id}", "status_code": 404,
+                                            "duration_ms": 12.5}
+    assert ep["attributes"]["http"]["route"] == "/orders/{id}"
+    assert "ledger" not in ep["attributes"]
+
+    dbl = by_msg["select"]
+    assert dbl["level"] == "debug" and dbl["log_type"] == "database" and dbl["importance"] == "low"
+
+    crit = by_msg['{"k":[1,true]}']
+    assert crit["level"] == "critical" and crit["log_type"] == "logger" and crit["importance"] == "low"
+
+    warn = by_msg["no time"]
+    assert warn["level"] == "warning" and warn["log_type"] == "console"
+
+    # the service and the trace id are searchable with the attribute filters
+    assert len(e.logs(**{"attributes.service.name": "checkout"})) == 6
+    assert len(e.logs(**{"attributes.service.name": "other"})) == 0
+    found = e.logs(**{"attributes.trace_id": TRACE.hex()})
+    assert [lg["message"] for lg in found] == ["user signed in"]
+    # the exception formed an error group
+    groups = requests.get(e.srv.url + "/api/v1/error-groups", headers={"X-API-Key": e.key},
+                          params={"project_id": e.pid}, timeout=scaled(10))
+    if groups.status_code == 200:
+        assert exc["error_fingerprint"] in groups.text
+
+
+def test_json_gzip_logs(env):
+    e = env()
+    t = now_ns(-3)
+    body = {
+        "resourceLogs": [{
+            "resource": {"attributes": [
+                {"key": "service.name", "value": {"stringValue": "api"}},
+                {"key": "deployment.environment.name", "value": {"stringValue": "staging"}},
+            ], "droppedAttributesCount": 0},
+            "scopeLogs": [{
+                "scope": {"name": "s"},
+                "logRecords": [
+                    {"timeUnixNano": str(t), "severityNumber": "SEVERITY_NUMBER_ERROR", "severityText": "ERROR",
+                     "body": {"stringValue": "json error"}, "traceId": TRACE.hex().upper(), "spanId": SPAN.hex(),
+                     "attributes": [{"key": "n", "value": {"intValue": "7"}},
+                                    {"key": "f", "value": {"doubleValue": 1.5}},
+                                    {"key": "b", "value": {"boolValue": True}},
+                                    {"key": "l", "value": {"arrayValue": {"values": [{"stringValue": "x"}]}}},
+                                    {"key": "m", "value": {"kvlistValue": {"values": [
+                                        {"key": "inner", "value": {"intValue": 1}}]}}}],
+                     "someFutureField": {"x": 1}},
+                    {"timeUnixNano": t + 1000, "severityNumber": 1, "body": {"stringValue": "json trace"}},
+                ],
+            }],
+        }],
+    }
+    r = e.post(gzip.compress(json.dumps(body).encode()), ctype="application/json",
+               headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == {}
+    logs = {lg["message"]: lg for lg in e.wait_logs(2)}
+    err = logs["json error"]
+    assert err["level"] == "error" and err["environment"] == "staging" and err["log_type"] == "custom"
+    assert err["attributes"] == {"service": {"name": "api"}, "n": 7, "f": 1.5, "b": True, "l": ["x"],
+                                 "m": {"inner": 1}, "trace_id": TRACE.hex(), "span_id": SPAN.hex()}
+    assert logs["json trace"]["level"] == "debug"
+
+
+# ---- statuses ---------------------------------------------------------------------------------------
+
+
+def test_partial_success_both_encodings(env):
+    e = env()
+    good = pb_record(now_ns(), severity=9, body="kept")
+    bad_type = pb_record(now_ns(), severity=9, body="bad", attrs={"ledger.log_type": "bogus"})
+    future = pb_record(now_ns(3600), severity=9, body="future")
+    r = e.post(pb_request([good, bad_type, future]))
+    assert r.status_code == 200
+    rejected, msg = pb_partial(r.content)
+    assert rejected == 2
+    assert "Log record 1:" in msg and "log_type" in msg and "Log record 2:" in msg and "future" in msg
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "ok"}},
+        {"body": {"stringValue": "x"}, "attributes": [{"key": "ledger.importance", "value": {"stringValue": "?"}}]},
+    ]}]}]}
+    r = e.post(body, ctype="application/json")
+    assert r.status_code == 200
+    ps = r.json()["partialSuccess"]
+    assert ps["rejectedLogRecords"] in ("1", 1) and "Log record 1:" in ps["errorMessage"]
+    # every record rejected: still 200, nothing queued
+    r = e.post(pb_request([bad_type]))
+    assert r.status_code == 200 and pb_partial(r.content)[0] == 1
+    assert sorted(lg["message"] for lg in e.wait_logs(2)) == ["kept", "ok"]
+
+
+def test_error_statuses_have_status_bodies(env):
+    e = env(ingest={"max_batch_body_bytes": 2048}, server={"max_inflated_bytes": 4096})
+    one = pb_request([pb_record(now_ns(), severity=9, body="x")])
+    # 415: another content type (answered in JSON)
+    r = e.post(one, ctype="text/plain")
+    assert r.status_code == 415 and r.json()["code"] == 3 and "application/x-protobuf" in r.json()["message"]
+    # 400: undecodable protobuf → protobuf Status
+    r = e.post(b"\x0a\xff\xff\xff", ctype=PB)
+    assert r.status_code == 400 and r.headers["Content-Type"].startswith(PB)
+    code, msg = pb_status(r.content)
+    assert code == 3 and "ExportLogsServiceRequest" in msg
+    # 400: nesting beyond the limit
+    deep = "x"
+    for _ in range(40):
+        deep = [deep]
+    r = e.post(pb_request([pb_record(now_ns(), body=deep)]))
+    assert r.status_code == 400
+    # 400: bad JSON and bad hex ids → JSON Status
+    r = e.post("{not json", ctype="application/json")
+    assert r.status_code == 400 and r.json()["code"] == 3
+    r = e.post({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}, ctype="application/json")
+    assert r.status_code == 400 and "traceId" in r.json()["message"]
+    # 400: more than 1000 records
+    r = e.post({"resourceLogs": [{"scopeLogs": [{"logRecords": [{}] * 1001}]}]}, ctype="application/json")
+    assert r.status_code == 413 or (r.status_code == 400 and "1000" in r.json()["message"])
+    # 401: no credentials, 401 bad key — as Status in the request's encoding
+    r = e.post(one, auth=False)
+    assert r.status_code == 401 and pb_status(r.content)[0] == 16
+    r = e.post(one, auth=False, headers={"X-API-Key": "ledger_" + "A" * 43})
+    assert r.status_code == 401 and pb_status(r.content)[0] == 16
+    # X-API-Key works as well as Bearer
+    r = e.post(one, auth=False, headers={"X-API-Key": e.key})
+    assert r.status_code == 200
+    # 413: body over the route's limit; gzip inflating past the server's cap
+    r = e.post(b"\x00" * 4000)
+    assert r.status_code == 413 and pb_status(r.content)[0] == 3
+    big = pb_request([pb_record(now_ns(), body="a" * 8000)])
+    r = e.post(gzip.compress(big), headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 413 and r.headers["Content-Type"].startswith(PB)
+    # bad gzip → 400
+    r = e.post(b"not gzip", headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and pb_status(r.content)[0] == 3
+
+
+def test_rate_limit_429_with_retry_after(env):
+    e = env(rpm=2, storage=False)
+    one = pb_request([pb_record(now_ns(), severity=9, body="x")])
+    assert e.post(one).status_code == 200
+    assert e.post(one).status_code == 200
+    r = e.post(one)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    code, msg = pb_status(r.content)
+    assert code == 8 and "rate limit" in msg
+
+
+def test_backpressure_503_with_retry_after(env):
+    e = env(ingest={"queue_max_depth": 2}, storage=False)
+    two = pb_request([pb_record(now_ns(), severity=9, body="x"), pb_record(now_ns(), severity=9, body="y")])
+    assert e.post(two).status_code == 200
+    r = e.post(two)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert pb_status(r.content)[0] == 14
+
+
+def test_quota_overrun_is_partial_success(env):
+    e = env(quota=3, storage=False)
+    three = pb_request([pb_record(now_ns(), severity=9, body=str(i)) for i in range(3)])
+    r = e.post(three)
+    assert r.status_code == 200 and pb_partial(r.content) == (0, "")
+    r = e.post(three)
+    assert r.status_code == 200
+    rejected, msg = pb_partial(r.content)
+    assert rejected == 3 and "quota" in msg.lower()
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "q"}}]}]}]}
+    r = e.post(body, ctype="application/json")
+    assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedLogRecords"] in ("1", 1)
+
+
+def test_empty_request_is_success(env):
+    e = env(storage=False)
+    r = e.post(b"")
+    assert r.status_code == 200 and r.content == b""
+    r = e.post({}, ctype="application/json")
+    assert r.status_code == 200 and r.json() == {}
