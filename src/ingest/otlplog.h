@@ -48,6 +48,37 @@ int ldg_otlp_logs_decode(enum ldg_otlp_encoding enc, const char *body, size_t le
                          size_t max_records, struct ldg_arena *arena, struct ldg_otlp_logs *out, char *err,
                          size_t errlen) LDG_MUSTCHECK;
 
+/* Column list of the span COPY lines of ldg_otlp_spans_decode. */
+#define LDG_OTLP_SPAN_COPY_SQL                                                                               \
+    "COPY spans (project_id, trace_id, span_id, parent_span_id, name, kind, service, start_time, "            \
+    "duration_us, status_code, status_message, attributes, events) FROM STDIN"
+
+#define LDG_OTLP_MAX_MONTHS 8 /* distinct months of span start times in one request */
+
+struct ldg_otlp_spans {
+    size_t n;               /* spans in the request */
+    size_t rows;            /* COPY lines written (valid spans) */
+    size_t rejected;        /* spans refused (n - rows) */
+    struct ldg_buf message; /* the first problems, "Span <i>: <reason>; ..." (caller frees) */
+    cJSON **exc_logs;       /* log objects of the spans' `exception` events */
+    size_t nexc;
+    int64_t month_us[LDG_OTLP_MAX_MONTHS]; /* one start time per distinct month of the rows */
+    size_t nmonths;
+};
+
+/*
+ * Decode an ExportTraceServiceRequest and append one COPY text line per valid span to copy
+ * (columns LDG_OTLP_SPAN_COPY_SQL; project_id given). A span needs a 16-byte trace id and an 8-byte
+ * span id (not all zero), a start time, valid UTF-8; spans starting in more than
+ * LDG_OTLP_MAX_MONTHS distinct months are refused past the limit. Every event named `exception`
+ * also becomes a log object (mapped as a log record carrying the event's attributes, the span's
+ * ids and severity ERROR). Returns 0, -EINVAL (undecodable; err), -E2BIG (more than max_spans).
+ * out->message is initialised here in every case (ldg_buf_free it).
+ */
+int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
+                          int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
+                          struct ldg_otlp_spans *out, char *err, size_t errlen) LDG_MUSTCHECK;
+
 /* Append the Export<signal>ServiceResponse for `rejected` refused items (0: no partial_success, an
  * empty message) with `message` (NULL or "" when rejected is 0) to out. */
 void ldg_otlp_response(enum ldg_otlp_encoding enc, enum ldg_otlp_signal sig, int64_t rejected,

@@ -429,3 +429,136 @@ def test_empty_request_is_success(env):
     assert r.status_code == 200 and r.content == b""
     r = e.post({}, ctype="application/json")
     assert r.status_code == 200 and r.json() == {}
+
+
+# ---- traces -----------------------------------------------------------------------------------------
+
+
+def pb_span(trace, span, parent, name, kind, start_ns, dur_ns, attrs=None, events=(), status=None):
+    out = f_bytes(1, trace) + f_bytes(2, span)
+    if parent:
+        out += f_bytes(4, parent)
+    out += f_bytes(5, name) + f_varint(6, kind) + f_fixed64(7, start_ns) + f_fixed64(8, start_ns + dur_ns)
+    for k, v in (attrs or {}).items():
+        out += f_bytes(9, kv(k, v))
+    for ev_name, ev_ns, ev_attrs in events:
+        ev = f_fixed64(1, ev_ns) + f_bytes(2, ev_name) + b"".join(f_bytes(3, kv(k, v)) for k, v in ev_attrs.items())
+        out += f_bytes(11, ev)
+    if status:
+        out += f_bytes(15, f_bytes(2, status[1]) + f_varint(3, status[0]))
+    return out
+
+
+def pb_traces(spans, resource):
+    res = b"".join(f_bytes(1, kv(k, v)) for k, v in resource.items())
+    ss = f_bytes(1, f_bytes(1, "scope")) + b"".join(f_bytes(2, s) for s in spans)
+    return f_bytes(1, f_bytes(1, res) + f_bytes(2, ss))
+
+
+def post_traces(e, body, ctype=PB):
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    return requests.post(e.srv.url + "/v1/traces", data=body, timeout=scaled(10),
+                         headers={"Content-Type": ctype, "Authorization": "Bearer " + e.key})
+
+
+def api(e, path, **params):
+    return requests.get(e.srv.url + path, params=params, headers={"X-API-Key": e.key}, timeout=scaled(10))
+
+
+def test_traces_multi_service(env):
+    e = env()
+    trace = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    root, child, grand = bytes.fromhex("b7ad6b7169203331"), bytes.fromhex("00f067aa0ba902b7"), bytes.fromhex(
+        "1111111111111111")
+    t0 = now_ns(-10)
+    stack = "Error: db down\n    at q (/srv/db.js:1:1)"
+    front = pb_traces([
+        pb_span(trace, root, b"", "GET /checkout", 2, t0, 120_000_000, {"http.route": "/checkout"}),
+        pb_span(trace, child, root, "POST backend", 3, t0 + 10_000_000, 90_000_000),
+    ], {"service.name": "frontend", "deployment.environment": "prod"})
+    r = post_traces(e, front)
+    assert r.status_code == 200, r.content
+    assert pb_partial(r.content) == (0, "")
+    # the backend's part as OTLP/JSON, with an exception event, an error status and one bad span
+    back = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "backend"}}]},
+                               "scopeSpans": [{"spans": [
+                                   {"traceId": trace.hex(), "spanId": grand.hex(), "parentSpanId": child.hex(),
+                                    "name": "db query", "kind": "SPAN_KIND_INTERNAL",
+                                    "startTimeUnixNano": str(t0 + 20_000_000),
+                                    "endTimeUnixNano": str(t0 + 70_000_000),
+                                    "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+                                    "events": [{"name": "exception", "timeUnixNano": str(t0 + 60_000_000),
+                                                "attributes": [
+                                                    {"key": "exception.type", "value": {"stringValue": "Error"}},
+                                                    {"key": "exception.message", "value": {"stringValue": "db down"}},
+                                                    {"key": "exception.stacktrace", "value": {"stringValue": stack}}]}]},
+                                   {"traceId": trace.hex(), "spanId": "0000000000000000", "name": "bad",
+                                    "startTimeUnixNano": str(t0)},
+                               ]}]}]}
+    r = post_traces(e, back, ctype="application/json")
+    assert r.status_code == 200, r.text
+    ps = r.json()["partialSuccess"]
+    assert ps["rejectedSpans"] in ("1", 1) and "Span 1:" in ps["errorMessage"]
+
+    lst = api(e, "/api/v1/traces")
+    assert lst.status_code == 200, lst.text
+    traces = lst.json()["traces"]
+    assert len(traces) == 1
+    tr = traces[0]
+    assert tr["trace_id"] == trace.hex() and tr["root_name"] == "GET /checkout" and tr["service"] == "frontend"
+    assert tr["span_count"] == 3 and tr["error"] is True and abs(tr["duration_ms"] - 120) < 0.01
+    assert lst.json()["next_cursor"] is None
+    # filters
+    assert api(e, "/api/v1/traces", service="backend").json()["traces"] == []
+    assert len(api(e, "/api/v1/traces", operation="GET /checkout", errors_only="true").json()["traces"]) == 1
+    assert api(e, "/api/v1/traces", min_duration_ms=500).json()["traces"] == []
+
+    one = api(e, f"/api/v1/traces/{trace.hex()}")
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["span_count"] == 3 and sorted(body["services"]) == ["backend", "frontend"] and body["error"]
+    spans = body["spans"]
+    assert [s["name"] for s in spans] == ["GET /checkout", "POST backend", "db query"]
+    assert [s["depth"] for s in spans] == [0, 1, 2]
+    assert [s["offset_ms"] for s in spans] == [0, 10, 20]
+    assert spans[0]["parent_span_id"] is None and spans[1]["parent_span_id"] == root.hex()
+    assert spans[0]["kind"] == 2 and spans[0]["attributes"] == {"http": {"route": "/checkout"}}
+    assert spans[2]["status_code"] == 2 and spans[2]["status_message"] == "boom"
+    assert spans[2]["events"][0]["name"] == "exception"
+    assert api(e, "/api/v1/traces/" + "ab" * 16).status_code == 404
+    assert api(e, "/api/v1/traces/nothex").status_code == 404
+
+    lat = api(e, "/api/v1/metrics/span-latency").json()["operations"]
+    by_op = {o["operation"]: o for o in lat}
+    assert by_op["GET /checkout"]["count"] == 1 and by_op["GET /checkout"]["p50_ms"] == 120
+    assert by_op["db query"]["error_count"] == 1 and by_op["db query"]["service"] == "backend"
+
+    # the exception event became an exception log linked by trace id
+    logs = e.wait_logs(1, **{"attributes.trace_id": trace.hex()})
+    lg = logs[0]
+    assert lg["log_type"] == "exception" and lg["level"] == "error" and lg["error_type"] == "Error"
+    assert lg["error_message"] == "db down" and lg["stack_trace"] == stack and len(lg["error_fingerprint"]) == 64
+    assert lg["attributes"]["span_id"] == grand.hex() and lg["attributes"]["span"] == {"name": "db query"}
+    assert lg["attributes"]["service"] == {"name": "backend"}
+
+
+def test_traces_pagination_and_retries(env):
+    e = env()
+    t0 = now_ns(-60)
+    for i in range(3):
+        trace = bytes([i + 1]) * 16
+        body = pb_traces([pb_span(trace, bytes([9]) * 8, b"", f"op{i}", 1, t0 + i * 1_000_000_000, 5_000_000)],
+                         {"service.name": "svc"})
+        assert post_traces(e, body).status_code == 200
+        if i == 0:  # an exporter retrying: the same span twice is shown once
+            assert post_traces(e, body).status_code == 200
+    page1 = api(e, "/api/v1/traces", limit=2).json()
+    assert [t["root_name"] for t in page1["traces"]] == ["op2", "op1"] and page1["next_cursor"]
+    page2 = api(e, "/api/v1/traces", limit=2, cursor=page1["next_cursor"]).json()
+    assert [t["root_name"] for t in page2["traces"]] == ["op0"] and page2["next_cursor"] is None
+    assert page2["traces"][0]["span_count"] == 1
+    assert api(e, "/api/v1/traces", cursor="junk").status_code == 400
+    assert api(e, "/api/v1/traces", start_time="not a time").status_code in (400, 422)
+    assert post_traces(e, b"\x0a\xff").status_code == 400
+    assert post_traces(e, b"", ctype="text/plain").status_code == 415

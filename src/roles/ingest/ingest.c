@@ -313,8 +313,12 @@ static void finish_one(struct enqueue *e, long long code, long long v, long long
     struct ldg_req *req = e->req;
     if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
         /* 429 answered: nothing queued */
+        if (e->after)
+            e->after(e, false);
     } else if (code == -1) {
         answer_503(req, "Service temporarily unavailable - queue full", 5);
+        if (e->after)
+            e->after(e, false);
     } else if (code == -2 && e->otlp) {
         char detail[96];
         snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
@@ -322,13 +326,18 @@ static void finish_one(struct enqueue *e, long long code, long long v, long long
         e->accepted = 0;
         ldg_buf_reset(&e->errors);
         ldg_buf_puts(&e->errors, detail);
-        ldg__otlp_respond(e); /* a partial success, as OTLP receivers report quota */
+        if (e->after)
+            e->after(e, true);
+        else
+            ldg__otlp_respond(e); /* a partial success, as OTLP receivers report quota */
     } else if (code == -2) {
         char detail[96];
         snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
         ldg_req_error(req, 402, detail);
     } else {
-        if (req->conn && e->otlp)
+        if (e->after)
+            e->after(e, true);
+        else if (req->conn && e->otlp)
             ldg__otlp_respond(e);
         else if (req->conn)
             respond_accepted(e);
@@ -358,8 +367,11 @@ static void flight_end(struct flight *f)
 
 static void flight_fail(struct flight *f)
 {
-    for (size_t i = 0; i < f->n; i++)
+    for (size_t i = 0; i < f->n; i++) {
         answer_503(f->e[i]->req, "Service temporarily unavailable", 1);
+        if (f->e[i]->after)
+            f->e[i]->after(f->e[i], false);
+    }
     flight_end(f);
 }
 
@@ -527,6 +539,8 @@ static void enqueue_start(struct enqueue *e)
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable", 1);
+        if (e->after)
+            e->after(e, false);
         return;
     }
     ldg_req_ref(req);

@@ -36,6 +36,12 @@ struct enqueue {
     int64_t day; /* UTC day number of the usage counter */
     char n_s[24];
     struct ldg_ratelimit rl;
+    /* Set by OTLP handlers with more to do after the script (traces: store the spans). Called once
+     * with ok = false when the request was answered (429, 503: nothing queued), else with ok =
+     * true instead of the usual answer (the script queued e's logs, or refused them for the
+     * quota: then accepted is 0 and errors holds the message); publish_notes follows. */
+    void (*after)(struct enqueue *e, bool ok);
+    void *after_ud;
 };
 
 /* The API-key principal, or NULL after answering 403. */
@@ -44,7 +50,8 @@ const struct ldg_principal *ldg__ingest_principal(struct ldg_req *req);
 struct enqueue *ldg__ingest_enqueue_new(struct ldg_req *req, const struct ldg_principal *p, size_t max_logs);
 /* Validate one log object and encode it into e: 0, or -EINVAL with the reason in err. */
 int ldg__ingest_add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *err, size_t errlen);
-/* Queue e (e->accepted > 0); takes over its buffers. */
+/* Queue e (e->accepted may be 0 when e->after is set: then only the limits are checked and
+ * counted); takes over its buffers. */
 void ldg__ingest_enqueue_start(struct enqueue *e);
 void ldg__ingest_enqueue_free(struct enqueue *e);
 

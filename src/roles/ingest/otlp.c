@@ -16,8 +16,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "core/arena.h"
 #include "core/clock.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pg.h"
+#include "db/pgpool.h"
+#include "ingest/logcodec.h"
 #include "ingest/otlplog.h"
 #include "roles/ingest/ingest_int.h"
 
@@ -160,6 +167,195 @@ static void handle_logs(struct ldg_req *req)
     ldg__ingest_enqueue_start(e);
 }
 
+/* ---- POST /v1/traces -------------------------------------------------------------------------------
+ *
+ * The spans of a request are written by the receiving worker itself: one COPY into `spans` on a
+ * connection of its logs pool, and the answer is sent once it committed (200 = stored). The
+ * request first takes the enqueue script like a logs request, which checks and counts the rate
+ * limits and queues the log records made from the spans' `exception` events (possibly none); only
+ * when that succeeded are the spans copied. */
+
+struct spanwrite {
+    struct enqueue *e;
+    struct ldg_pg *conn;
+    struct ldg_buf copy; /* COPY lines; owned */
+    size_t n, rows, rejected;
+    char *message;  /* arena: the span problems */
+    char *quota;    /* arena: why the exception logs were refused, or NULL */
+    char *months;   /* arena: '{"ts",...}' for otel_ensure_partition */
+};
+
+static void span_answer(struct spanwrite *sw, int status, const char *problem)
+{
+    struct ldg_req *req = sw->e->req;
+    ldg_buf_free(&sw->copy);
+    if (sw->conn) {
+        ldg_pgpool_release(req->w->pg_logs, sw->conn);
+        sw->conn = NULL;
+    }
+    if (req->conn) {
+        if (status == 200) {
+            struct ldg_buf b, msg;
+            ldg_buf_init(&b);
+            ldg_buf_init(&msg);
+            ldg_buf_puts(&msg, sw->message);
+            if (sw->quota) { /* the quota refused the exception logs */
+                ldg_buf_puts(&msg, ldg_buf_size(&msg) ? "; exception logs: " : "Exception logs: ");
+                ldg_buf_puts(&msg, sw->quota);
+            }
+            ldg_buf_put(&msg, "", 1);
+            ldg_otlp_response((enum ldg_otlp_encoding)(sw->e->otlp - 1), LDG_OTLP_TRACES, (int64_t)sw->rejected,
+                              ldg_buf_head(&msg), &b);
+            ldg_buf_free(&msg);
+            respond(req, 200, (enum ldg_otlp_encoding)(sw->e->otlp - 1), &b);
+        } else {
+            char v[8];
+            snprintf(v, sizeof v, "%d", 1);
+            ldg_req_add_header(req, "Retry-After", v);
+            ldg_req_error(req, status, problem);
+        }
+    }
+    ldg_req_unref(req);
+}
+
+static void span_fail(struct spanwrite *sw, const char *what)
+{
+    const struct ldg_pg_error *pe = ldg_pg_failure();
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "rid=%s", sw->e->req->request_id);
+    ldg_log_error(ctx, "span write failed at %s: %s", what, pe && pe->message ? pe->message : "not sent");
+    span_answer(sw, 503, "Service temporarily unavailable");
+}
+
+static void on_span_copied(PGresult *res, void *ud)
+{
+    struct spanwrite *sw = ud;
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        span_fail(sw, "COPY");
+        return;
+    }
+    span_answer(sw, 200, NULL);
+}
+
+static void on_span_put(struct ldg_pg *conn, int status, void *ud)
+{
+    struct spanwrite *sw = ud;
+    if (status < 0 || ldg_pg_copy_end(conn, NULL, on_span_copied, sw) < 0)
+        span_fail(sw, "COPY data");
+}
+
+static void on_span_copy_in(PGresult *res, void *ud)
+{
+    struct spanwrite *sw = ud;
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN ||
+        ldg_pg_copy_put(sw->conn, ldg_buf_head(&sw->copy), ldg_buf_size(&sw->copy), on_span_put, sw) < 0) {
+        span_fail(sw, "COPY start");
+    }
+}
+
+static void on_span_partitions(PGresult *res, void *ud)
+{
+    struct spanwrite *sw = ud;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
+        ldg_pg_copy_start(sw->conn, LDG_OTLP_SPAN_COPY_SQL, on_span_copy_in, sw) < 0)
+        span_fail(sw, "partitions");
+}
+
+static void on_span_conn(struct ldg_pg *conn, int err, void *ud)
+{
+    struct spanwrite *sw = ud;
+    if (!conn) {
+        (void)err;
+        span_fail(sw, "connection");
+        return;
+    }
+    sw->conn = conn;
+    const char *params[1] = {sw->months};
+    if (ldg_pg_query_prepared(conn, "otlp_span_parts",
+                              "SELECT otel_ensure_partition('spans', t) FROM unnest($1::timestamptz[]) AS t", 1,
+                              params, on_span_partitions, sw) < 0)
+        span_fail(sw, "partitions");
+}
+
+/* The script's verdict (ingest.c): store the spans, or drop them when it answered. */
+static void on_traces_enqueued(struct enqueue *e, bool ok)
+{
+    struct spanwrite *sw = e->after_ud;
+    if (!ok) {
+        ldg_buf_free(&sw->copy);
+        return;
+    }
+    ldg_req_ref(e->req); /* past the flight: until the spans are written */
+    if (ldg_buf_size(&e->errors)) /* e's buffers go with the flight */
+        sw->quota = ldg_arena_strndup(&e->req->arena, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
+    if (!sw->rows) {
+        span_answer(sw, 200, NULL);
+        return;
+    }
+    if (ldg_pgpool_acquire(e->req->w->pg_logs, on_span_conn, sw) < 0)
+        span_fail(sw, "connection");
+}
+
+static void handle_traces(struct ldg_req *req)
+{
+    const struct ldg_principal *p = ldg__ingest_principal(req);
+    if (!p)
+        return;
+    struct ldg_str ct = ldg_req_header(req, "Content-Type");
+    int enc = ldg_otlp_content_type(ct.p, ct.n);
+    if (enc < 0) {
+        static const char msg[] = "Content-Type must be application/x-protobuf or application/json";
+        answer_early(req, 415, LDG_OTLP_JSON, msg, sizeof msg - 1);
+        return;
+    }
+    struct decode_arena d;
+    ldg_arena_init(&d.arena, d.first, sizeof d.first);
+    struct ldg_otlp_spans spans;
+    struct spanwrite *sw = ldg_arena_alloc(&req->arena, sizeof *sw);
+    memset(sw, 0, sizeof *sw);
+    ldg_buf_init(&sw->copy);
+    char err[512];
+    int64_t now = ldg_wall_us();
+    if (ldg_otlp_spans_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body), ldg_buf_size(&req->body), now,
+                              p->project_id, OTLP_MAX_RECORDS, &d.arena, &sw->copy, &spans, err, sizeof err) < 0) {
+        ldg_buf_free(&spans.message);
+        ldg_buf_free(&sw->copy);
+        ldg_arena_free(&d.arena);
+        answer_early(req, 400, (enum ldg_otlp_encoding)enc, err, strlen(err));
+        return;
+    }
+    sw->n = spans.n;
+    sw->rows = spans.rows;
+    sw->rejected = spans.rejected;
+    if (spans.rejected > MAX_REPORTED)
+        ldg_buf_printf(&spans.message, "; and %zu more", spans.rejected - MAX_REPORTED);
+    sw->message = ldg_arena_strndup(&req->arena, ldg_buf_size(&spans.message) ? ldg_buf_head(&spans.message) : "",
+                                    ldg_buf_size(&spans.message));
+    ldg_buf_free(&spans.message);
+    struct ldg_buf months;
+    ldg_buf_init(&months);
+    ldg_buf_puts(&months, "{");
+    for (size_t i = 0; i < spans.nmonths; i++) {
+        if (i)
+            ldg_buf_puts(&months, ",");
+        ldg_logcodec_isoformat(spans.month_us[i], 0, true, &months);
+    }
+    ldg_buf_puts(&months, "}");
+    sw->months = ldg_arena_strndup(&req->arena, ldg_buf_head(&months), ldg_buf_size(&months));
+    ldg_buf_free(&months);
+
+    struct enqueue *e = ldg__ingest_enqueue_new(req, p, spans.nexc ? spans.nexc : 1);
+    e->otlp = 1 + enc;
+    e->after = on_traces_enqueued;
+    e->after_ud = sw;
+    sw->e = e;
+    for (size_t i = 0; i < spans.nexc; i++)
+        if (ldg__ingest_add_log(e, spans.exc_logs[i], now, err, sizeof err) < 0)
+            e->rejected++; /* not reported: the spans are what the client sent */
+    ldg_arena_free(&d.arena);
+    ldg__ingest_enqueue_start(e);
+}
+
 void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
 {
     struct ldg_route_opts o = {
@@ -168,5 +364,7 @@ void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
         .error_fn = on_error,
     };
     int rc = ldg_router_add(r, "POST", "/v1/logs", handle_logs, &o);
+    LDG_ASSERT(rc == 0);
+    rc = ldg_router_add(r, "POST", "/v1/traces", handle_traces, &o);
     LDG_ASSERT(rc == 0);
 }
