@@ -13,6 +13,7 @@
 #include "ingest/otlplog.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +50,14 @@ enum pbmsg {
     M_SCOPESPANS,
     M_SPAN,
     M_EVENT,
+    M_METRICSREQ,
+    M_RESMETRICS,
+    M_SCOPEMETRICS,
+    M_METRIC,
+    M_NUMSERIES, /* Gauge, Sum */
+    M_HISTSERIES,
+    M_NUMPOINT,
+    M_HISTPOINT,
 };
 
 static enum pbmsg child_of(enum pbmsg m, uint32_t field)
@@ -84,6 +93,22 @@ static enum pbmsg child_of(enum pbmsg m, uint32_t field)
         return field == 9 ? M_KV : field == 11 ? M_EVENT : M_NONE;
     case M_EVENT:
         return field == 3 ? M_KV : M_NONE;
+    case M_METRICSREQ:
+        return field == 1 ? M_RESMETRICS : M_NONE;
+    case M_RESMETRICS:
+        return field == 1 ? M_RESOURCE : field == 2 ? M_SCOPEMETRICS : M_NONE;
+    case M_SCOPEMETRICS:
+        return field == 1 ? M_SCOPE : field == 2 ? M_METRIC : M_NONE;
+    case M_METRIC:
+        return field == 5 || field == 7 ? M_NUMSERIES : field == 9 ? M_HISTSERIES : M_NONE;
+    case M_NUMSERIES:
+        return field == 1 ? M_NUMPOINT : M_NONE;
+    case M_HISTSERIES:
+        return field == 1 ? M_HISTPOINT : M_NONE;
+    case M_NUMPOINT:
+        return field == 7 ? M_KV : M_NONE;
+    case M_HISTPOINT:
+        return field == 9 ? M_KV : M_NONE;
     default:
         return M_NONE;
     }
@@ -207,10 +232,10 @@ static char *jstr(struct jctx *jc, const cJSON *obj, const char *name, int *rc)
     return v->valuestring;
 }
 
-/* A 64-bit integer: JSON number or decimal string (the proto3 JSON mapping writes strings). */
-static int64_t jint(struct jctx *jc, const cJSON *obj, const char *name, int *rc)
+/* A 64-bit integer: JSON number or decimal string (the proto3 JSON mapping writes strings). v is the
+ * value of field `name` (for the message); absent or null is 0. */
+static int64_t jint_value(struct jctx *jc, const cJSON *v, const char *name, int *rc)
 {
-    const cJSON *v = ldg_json_member(obj, name);
     if (!v || cJSON_IsNull(v))
         return 0;
     if (cJSON_IsNumber(v)) {
@@ -227,6 +252,11 @@ static int64_t jint(struct jctx *jc, const cJSON *obj, const char *name, int *rc
     }
     *rc = ldg_json_fail(jc->err, jc->errlen, "Field '%s' must be an integer", name);
     return 0;
+}
+
+static int64_t jint(struct jctx *jc, const cJSON *obj, const char *name, int *rc)
+{
+    return jint_value(jc, ldg_json_member(obj, name), name, rc);
 }
 
 static int hexval(char c)
@@ -1070,14 +1100,14 @@ static void copy_json(struct ldg_buf *b, const cJSON *v)
     copy_text(b, cJSON_PrintUnformatted(v)); /* build mode: the text is in the arena */
 }
 
-static void span_problem(struct ldg_otlp_spans *out, size_t i, const char *why)
+static void span_problem(struct ldg_otlp_rows *out, size_t i, const char *why)
 {
     out->rejected++;
     if (out->rejected > 3)
         return;
     if (ldg_buf_size(&out->message))
         ldg_buf_puts(&out->message, "; ");
-    ldg_buf_printf(&out->message, "Span %zu: %s", i, why);
+    ldg_buf_printf(&out->message, "%s %zu: %s", out->what, i, why);
 }
 
 static bool valid_id(ProtobufCBinaryData d, size_t len)
@@ -1085,7 +1115,7 @@ static bool valid_id(ProtobufCBinaryData d, size_t len)
     return d.len == len && !all_zero(d);
 }
 
-static bool add_month(struct ldg_otlp_spans *out, int64_t us)
+static bool add_month(struct ldg_otlp_rows *out, int64_t us)
 {
     int64_t day = us / 86400000000LL; /* months differ only when days do: compare civil months */
     struct ldg_buf t;
@@ -1142,7 +1172,7 @@ static cJSON *exception_log(struct mapctx *mc, const struct resinfo *ri, const S
 }
 
 static void map_span(struct mapctx *mc, const struct resinfo *ri, const char *service, const Span *sp, size_t i,
-                     int64_t project_id, int64_t now_us, struct ldg_buf *copy, struct ldg_otlp_spans *out)
+                     int64_t project_id, int64_t now_us, struct ldg_buf *copy, struct ldg_otlp_rows *out)
 {
     mc->err = NULL;
     if (!valid_id(sp->trace_id, 16) || !valid_id(sp->span_id, 8)) {
@@ -1239,9 +1269,10 @@ static void map_span(struct mapctx *mc, const struct resinfo *ri, const char *se
 
 int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
                           int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
-                          struct ldg_otlp_spans *out, char *err, size_t errlen)
+                          struct ldg_otlp_rows *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    out->what = "Span";
     ldg_buf_init(&out->message);
     TraceRequest *req = NULL;
     if (enc == LDG_OTLP_PROTOBUF) {
@@ -1289,6 +1320,431 @@ int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t l
             const Ldg__Otlp__ScopeSpans *ss = rs->scope_spans[j];
             for (size_t k = 0; k < ss->n_spans; k++, idx++)
                 map_span(&mc, &ri, service, ss->spans[k], idx, project_id, now_us, copy, out);
+        }
+    }
+    ldg_json_build_end();
+    return 0;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------------- */
+
+typedef Ldg__Otlp__Metric Metric;
+typedef Ldg__Otlp__NumberDataPoint NumPoint;
+typedef Ldg__Otlp__HistogramDataPoint HistPoint;
+typedef Ldg__Otlp__ExportMetricsServiceRequest MetricsRequest;
+
+static const char *const temporality_names[] = {"AGGREGATION_TEMPORALITY_UNSPECIFIED", "AGGREGATION_TEMPORALITY_DELTA",
+                                                "AGGREGATION_TEMPORALITY_CUMULATIVE"};
+
+static double jdouble(struct jctx *jc, const cJSON *obj, const char *name, int *rc)
+{
+    const cJSON *v = ldg_json_member(obj, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsNumber(v))
+        return v->valuedouble;
+    if (cJSON_IsString(v)) /* "NaN", "Infinity", "-Infinity" */
+        return strtod(v->valuestring, NULL);
+    *rc = ldg_json_fail(jc->err, jc->errlen, "Field '%s' must be a number", name);
+    return 0;
+}
+
+static NumPoint **j_numpoints(struct jctx *jc, const cJSON *arr, size_t *n, int *rc)
+{
+    size_t cap = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
+    NumPoint **pts = ldg_arena_alloc(jc->a, (cap ? cap : 1) * sizeof *pts);
+    *n = 0;
+    for (const cJSON *it = arr ? arr->child : NULL; it && *rc == 0; it = it->next) {
+        if (!cJSON_IsObject(it)) {
+            *rc = ldg_json_fail(jc->err, jc->errlen, "A data point must be an object");
+            break;
+        }
+        NumPoint *p = NEW(jc, NumPoint, LDG__OTLP__NUMBER_DATA_POINT__INIT);
+        p->start_time_unix_nano = (uint64_t)jint(jc, it, "startTimeUnixNano", rc);
+        p->time_unix_nano = (uint64_t)jint(jc, it, "timeUnixNano", rc);
+        const cJSON *v;
+        if ((v = ldg_json_member(it, "asDouble")) && !cJSON_IsNull(v)) {
+            p->value_case = LDG__OTLP__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+            p->as_double = jdouble(jc, it, "asDouble", rc);
+        } else if ((v = ldg_json_member(it, "asInt")) && !cJSON_IsNull(v)) {
+            p->value_case = LDG__OTLP__NUMBER_DATA_POINT__VALUE_AS_INT;
+            p->as_int = jint(jc, it, "asInt", rc);
+        }
+        p->attributes = j_kvs(jc, jarr(jc, it, "attributes", rc), &p->n_attributes, LDG_OTLP_MAX_DEPTH, rc);
+        pts[(*n)++] = p;
+    }
+    return pts;
+}
+
+static HistPoint **j_histpoints(struct jctx *jc, const cJSON *arr, size_t *n, int *rc)
+{
+    size_t cap = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
+    HistPoint **pts = ldg_arena_alloc(jc->a, (cap ? cap : 1) * sizeof *pts);
+    *n = 0;
+    for (const cJSON *it = arr ? arr->child : NULL; it && *rc == 0; it = it->next) {
+        if (!cJSON_IsObject(it)) {
+            *rc = ldg_json_fail(jc->err, jc->errlen, "A data point must be an object");
+            break;
+        }
+        HistPoint *p = NEW(jc, HistPoint, LDG__OTLP__HISTOGRAM_DATA_POINT__INIT);
+        p->start_time_unix_nano = (uint64_t)jint(jc, it, "startTimeUnixNano", rc);
+        p->time_unix_nano = (uint64_t)jint(jc, it, "timeUnixNano", rc);
+        p->count = (uint64_t)jint(jc, it, "count", rc);
+        p->sum = jdouble(jc, it, "sum", rc);
+        p->min = jdouble(jc, it, "min", rc);
+        p->max = jdouble(jc, it, "max", rc);
+        const cJSON *bc = jarr(jc, it, "bucketCounts", rc), *eb = jarr(jc, it, "explicitBounds", rc);
+        size_t nb = bc ? (size_t)cJSON_GetArraySize(bc) : 0, ne = eb ? (size_t)cJSON_GetArraySize(eb) : 0;
+        p->bucket_counts = ldg_arena_alloc(jc->a, (nb ? nb : 1) * sizeof *p->bucket_counts);
+        p->explicit_bounds = ldg_arena_alloc(jc->a, (ne ? ne : 1) * sizeof *p->explicit_bounds);
+        for (const cJSON *x = bc ? bc->child : NULL; x && *rc == 0; x = x->next)
+            p->bucket_counts[p->n_bucket_counts++] = (uint64_t)jint_value(jc, x, "bucketCounts", rc);
+        for (const cJSON *x = eb ? eb->child : NULL; x && *rc == 0; x = x->next) {
+            if (!cJSON_IsNumber(x)) {
+                *rc = ldg_json_fail(jc->err, jc->errlen, "explicitBounds must hold numbers");
+                break;
+            }
+            p->explicit_bounds[p->n_explicit_bounds++] = x->valuedouble;
+        }
+        p->attributes = j_kvs(jc, jarr(jc, it, "attributes", rc), &p->n_attributes, LDG_OTLP_MAX_DEPTH, rc);
+        pts[(*n)++] = p;
+    }
+    return pts;
+}
+
+static Metric *j_metric(struct jctx *jc, const cJSON *o, int *rc)
+{
+    Metric *m = NEW(jc, Metric, LDG__OTLP__METRIC__INIT);
+    if (!cJSON_IsObject(o)) {
+        *rc = ldg_json_fail(jc->err, jc->errlen, "A metric must be an object");
+        return m;
+    }
+    m->name = jstr(jc, o, "name", rc);
+    m->unit = jstr(jc, o, "unit", rc);
+    const cJSON *d;
+    if ((d = jobj(jc, o, "gauge", rc))) {
+        m->data_case = LDG__OTLP__METRIC__DATA_GAUGE;
+        m->gauge = NEW(jc, Ldg__Otlp__Gauge, LDG__OTLP__GAUGE__INIT);
+        m->gauge->data_points = j_numpoints(jc, jarr(jc, d, "dataPoints", rc), &m->gauge->n_data_points, rc);
+    } else if ((d = jobj(jc, o, "sum", rc))) {
+        m->data_case = LDG__OTLP__METRIC__DATA_SUM;
+        m->sum = NEW(jc, Ldg__Otlp__Sum, LDG__OTLP__SUM__INIT);
+        m->sum->data_points = j_numpoints(jc, jarr(jc, d, "dataPoints", rc), &m->sum->n_data_points, rc);
+        m->sum->aggregation_temporality =
+            j_enum(jc, d, "aggregationTemporality", temporality_names, LDG_ARRAY_SIZE(temporality_names), rc);
+        const cJSON *mono = ldg_json_member(d, "isMonotonic");
+        m->sum->is_monotonic = cJSON_IsTrue(mono);
+    } else if ((d = jobj(jc, o, "histogram", rc))) {
+        m->data_case = LDG__OTLP__METRIC__DATA_HISTOGRAM;
+        m->histogram = NEW(jc, Ldg__Otlp__Histogram, LDG__OTLP__HISTOGRAM__INIT);
+        m->histogram->data_points =
+            j_histpoints(jc, jarr(jc, d, "dataPoints", rc), &m->histogram->n_data_points, rc);
+        m->histogram->aggregation_temporality =
+            j_enum(jc, d, "aggregationTemporality", temporality_names, LDG_ARRAY_SIZE(temporality_names), rc);
+    } else if ((d = jobj(jc, o, "exponentialHistogram", rc)) || (d = jobj(jc, o, "summary", rc))) {
+        bool exp = ldg_json_member(o, "exponentialHistogram") != NULL;
+        Ldg__Otlp__UnstoredPoints *u = NEW(jc, Ldg__Otlp__UnstoredPoints, LDG__OTLP__UNSTORED_POINTS__INIT);
+        const cJSON *pts = jarr(jc, d, "dataPoints", rc);
+        u->n_data_points = pts ? (size_t)cJSON_GetArraySize(pts) : 0;
+        m->data_case = exp ? LDG__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM : LDG__OTLP__METRIC__DATA_SUMMARY;
+        if (exp)
+            m->exponential_histogram = u;
+        else
+            m->summary = u;
+    }
+    return m;
+}
+
+static int json_to_metrics(struct jctx *jc, const cJSON *root, MetricsRequest **out)
+{
+    int rc = 0;
+    if (!cJSON_IsObject(root))
+        return ldg_json_fail(jc->err, jc->errlen, "Request body must be a JSON object");
+    MetricsRequest *req = NEW(jc, MetricsRequest, LDG__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT);
+    const cJSON *rms = jarr(jc, root, "resourceMetrics", &rc);
+    size_t nrm = rms ? (size_t)cJSON_GetArraySize(rms) : 0;
+    req->resource_metrics = ldg_arena_alloc(jc->a, (nrm ? nrm : 1) * sizeof *req->resource_metrics);
+    for (const cJSON *it = rms ? rms->child : NULL; it && rc == 0; it = it->next) {
+        if (!cJSON_IsObject(it))
+            return ldg_json_fail(jc->err, jc->errlen, "resourceMetrics items must be objects");
+        Ldg__Otlp__ResourceMetrics *rm = NEW(jc, Ldg__Otlp__ResourceMetrics, LDG__OTLP__RESOURCE_METRICS__INIT);
+        req->resource_metrics[req->n_resource_metrics++] = rm;
+        const cJSON *res = jobj(jc, it, "resource", &rc);
+        if (res) {
+            rm->resource = NEW(jc, Ldg__Otlp__Resource, LDG__OTLP__RESOURCE__INIT);
+            rm->resource->attributes = j_kvs(jc, jarr(jc, res, "attributes", &rc), &rm->resource->n_attributes,
+                                             LDG_OTLP_MAX_DEPTH, &rc);
+        }
+        const cJSON *sms = jarr(jc, it, "scopeMetrics", &rc);
+        size_t nsm = sms ? (size_t)cJSON_GetArraySize(sms) : 0;
+        rm->scope_metrics = ldg_arena_alloc(jc->a, (nsm ? nsm : 1) * sizeof *rm->scope_metrics);
+        for (const cJSON *s = sms ? sms->child : NULL; s && rc == 0; s = s->next) {
+            if (!cJSON_IsObject(s))
+                return ldg_json_fail(jc->err, jc->errlen, "scopeMetrics items must be objects");
+            Ldg__Otlp__ScopeMetrics *sm = NEW(jc, Ldg__Otlp__ScopeMetrics, LDG__OTLP__SCOPE_METRICS__INIT);
+            rm->scope_metrics[rm->n_scope_metrics++] = sm;
+            const cJSON *ms = jarr(jc, s, "metrics", &rc);
+            size_t n = ms ? (size_t)cJSON_GetArraySize(ms) : 0;
+            sm->metrics = ldg_arena_alloc(jc->a, (n ? n : 1) * sizeof *sm->metrics);
+            for (const cJSON *m = ms ? ms->child : NULL; m && rc == 0; m = m->next)
+                sm->metrics[sm->n_metrics++] = j_metric(jc, m, &rc);
+        }
+    }
+    *out = req;
+    return rc;
+}
+
+static void copy_double(struct ldg_buf *b, double v)
+{
+    if (isnan(v))
+        ldg_buf_puts(b, "NaN");
+    else if (isinf(v))
+        ldg_buf_puts(b, v > 0 ? "Infinity" : "-Infinity");
+    else
+        ldg_buf_printf(b, "%.17g", v);
+}
+
+static void copy_opt_ts(struct ldg_buf *b, uint64_t ns)
+{
+    if (ns)
+        copy_ts(b, (int64_t)(ns / 1000));
+    else
+        ldg_buf_puts(b, "\\N");
+}
+
+struct mrow {
+    const char *name, *type, *unit, *service;
+    int temporality;
+    bool monotonic;
+};
+
+/* The common head of a metric point's COPY line, through start_time; false when the point is
+ * refused. */
+static bool metric_head(struct mapctx *mc, struct ldg_buf *copy, const struct mrow *m, int64_t project_id,
+                        uint64_t time_ns, uint64_t start_ns, KeyValue **attrs, size_t nattrs, int64_t now_us,
+                        size_t idx, struct ldg_otlp_rows *out, const char **attrs_text)
+{
+    mc->err = NULL;
+    if (!time_ns) {
+        span_problem(out, idx, "time_unix_nano is required");
+        return false;
+    }
+    int64_t us = (int64_t)(time_ns / 1000);
+    if (us > now_us + 300 * 1000000LL) {
+        span_problem(out, idx, "Data point cannot be more than 5 minutes in the future");
+        return false;
+    }
+    cJSON *a = kvlist_json(mc, attrs, nattrs, LDG_OTLP_MAX_DEPTH);
+    if (mc->err) {
+        span_problem(out, idx, mc->err);
+        return false;
+    }
+    if (!add_month(out, us)) {
+        span_problem(out, idx, "data points of one request may lie in at most 8 different months");
+        return false;
+    }
+    *attrs_text = a->child ? cJSON_PrintUnformatted(a) : NULL;
+    ldg_buf_put_i64(copy, project_id);
+    ldg_buf_puts(copy, "\t");
+    copy_text(copy, m->name);
+    ldg_buf_printf(copy, "\t%s\t", m->type);
+    if (m->unit && *m->unit)
+        copy_text(copy, m->unit);
+    else
+        ldg_buf_puts(copy, "\\N");
+    ldg_buf_printf(copy, "\t%d\t%s\t", m->temporality, m->monotonic ? "t" : "f");
+    if (m->service)
+        copy_text(copy, m->service);
+    else
+        ldg_buf_puts(copy, "\\N");
+    ldg_buf_puts(copy, "\t");
+    copy_ts(copy, us);
+    ldg_buf_puts(copy, "\t");
+    copy_opt_ts(copy, start_ns);
+    return true;
+}
+
+static void metric_tail(struct ldg_buf *copy, const char *attrs_text, struct ldg_otlp_rows *out)
+{
+    ldg_buf_puts(copy, "\t");
+    if (attrs_text)
+        copy_text(copy, attrs_text);
+    else
+        ldg_buf_puts(copy, "\\N");
+    ldg_buf_puts(copy, "\n");
+    out->rows++;
+}
+
+static void map_metric(struct mapctx *mc, const char *service, const Metric *m, size_t *idx, int64_t project_id,
+                       int64_t now_us, struct ldg_buf *copy, struct ldg_otlp_rows *out)
+{
+    struct mrow r = {.name = m->name, .unit = m->unit, .service = service};
+    bool named = m->name && *m->name && utf8_ok(m->name) && utf8_ok(m->unit);
+    const char *attrs_text;
+    switch (m->data_case) {
+    case LDG__OTLP__METRIC__DATA_GAUGE:
+    case LDG__OTLP__METRIC__DATA_SUM: {
+        bool gauge = m->data_case == LDG__OTLP__METRIC__DATA_GAUGE;
+        size_t n = gauge ? m->gauge->n_data_points : m->sum->n_data_points;
+        NumPoint **pts = gauge ? m->gauge->data_points : m->sum->data_points;
+        r.type = gauge ? "gauge" : "sum";
+        if (!gauge) {
+            r.temporality = m->sum->aggregation_temporality >= 0 && m->sum->aggregation_temporality <= 2
+                                ? m->sum->aggregation_temporality
+                                : 0;
+            r.monotonic = m->sum->is_monotonic;
+        }
+        for (size_t i = 0; i < n; i++, (*idx)++) {
+            const NumPoint *p = pts[i];
+            if (!named) {
+                span_problem(out, *idx, "metric name must be non-empty UTF-8");
+                continue;
+            }
+            if (!metric_head(mc, copy, &r, project_id, p->time_unix_nano, p->start_time_unix_nano, p->attributes,
+                             p->n_attributes, now_us, *idx, out, &attrs_text))
+                continue;
+            ldg_buf_puts(copy, "\t");
+            if (p->value_case == LDG__OTLP__NUMBER_DATA_POINT__VALUE_AS_INT)
+                ldg_buf_put_i64(copy, p->as_int);
+            else if (p->value_case == LDG__OTLP__NUMBER_DATA_POINT__VALUE_AS_DOUBLE)
+                copy_double(copy, p->as_double);
+            else
+                ldg_buf_puts(copy, "\\N");
+            ldg_buf_puts(copy, "\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N");
+            metric_tail(copy, attrs_text, out);
+        }
+        break;
+    }
+    case LDG__OTLP__METRIC__DATA_HISTOGRAM: {
+        r.type = "histogram";
+        r.temporality = m->histogram->aggregation_temporality >= 0 && m->histogram->aggregation_temporality <= 2
+                            ? m->histogram->aggregation_temporality
+                            : 0;
+        for (size_t i = 0; i < m->histogram->n_data_points; i++, (*idx)++) {
+            const HistPoint *p = m->histogram->data_points[i];
+            if (!named) {
+                span_problem(out, *idx, "metric name must be non-empty UTF-8");
+                continue;
+            }
+            if (p->n_bucket_counts && p->n_bucket_counts != p->n_explicit_bounds + 1) {
+                span_problem(out, *idx, "a histogram needs one bucket count more than explicit bounds");
+                continue;
+            }
+            if (!metric_head(mc, copy, &r, project_id, p->time_unix_nano, p->start_time_unix_nano, p->attributes,
+                             p->n_attributes, now_us, *idx, out, &attrs_text))
+                continue;
+            ldg_buf_printf(copy, "\t\\N\t%llu\t", (unsigned long long)p->count);
+            copy_double(copy, p->sum);
+            bool minmax = p->min != 0 || p->max != 0; /* both 0: not sent (or truly 0) */
+            ldg_buf_puts(copy, "\t");
+            if (minmax)
+                copy_double(copy, p->min);
+            else
+                ldg_buf_puts(copy, "\\N");
+            ldg_buf_puts(copy, "\t");
+            if (minmax)
+                copy_double(copy, p->max);
+            else
+                ldg_buf_puts(copy, "\\N");
+            ldg_buf_puts(copy, "\t{");
+            for (size_t k = 0; k < p->n_explicit_bounds; k++) {
+                if (k)
+                    ldg_buf_puts(copy, ",");
+                copy_double(copy, p->explicit_bounds[k]);
+            }
+            ldg_buf_puts(copy, "}\t{");
+            for (size_t k = 0; k < p->n_bucket_counts; k++)
+                ldg_buf_printf(copy, "%s%llu", k ? "," : "", (unsigned long long)p->bucket_counts[k]);
+            ldg_buf_puts(copy, "}");
+            metric_tail(copy, attrs_text, out);
+        }
+        break;
+    }
+    case LDG__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+    case LDG__OTLP__METRIC__DATA_SUMMARY: {
+        const Ldg__Otlp__UnstoredPoints *u =
+            m->data_case == LDG__OTLP__METRIC__DATA_SUMMARY ? m->summary : m->exponential_histogram;
+        for (size_t i = 0; i < u->n_data_points; i++, (*idx)++)
+            span_problem(out, *idx,
+                         m->data_case == LDG__OTLP__METRIC__DATA_SUMMARY
+                             ? "summary metrics are not stored"
+                             : "exponential histograms are not stored (configure explicit bucket histograms)");
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static size_t metric_points(const Metric *m)
+{
+    switch (m->data_case) {
+    case LDG__OTLP__METRIC__DATA_GAUGE:
+        return m->gauge->n_data_points;
+    case LDG__OTLP__METRIC__DATA_SUM:
+        return m->sum->n_data_points;
+    case LDG__OTLP__METRIC__DATA_HISTOGRAM:
+        return m->histogram->n_data_points;
+    case LDG__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        return m->exponential_histogram->n_data_points;
+    case LDG__OTLP__METRIC__DATA_SUMMARY:
+        return m->summary->n_data_points;
+    default:
+        return 0;
+    }
+}
+
+int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
+                            int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
+                            struct ldg_otlp_rows *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->what = "Data point";
+    ldg_buf_init(&out->message);
+    MetricsRequest *req = NULL;
+    if (enc == LDG_OTLP_PROTOBUF) {
+        const uint8_t *p = (const uint8_t *)body;
+        if (len && scan_pb(p, p + len, M_METRICSREQ, LDG_OTLP_MAX_DEPTH) < 0)
+            return ldg_json_fail(err, errlen, "Request body is not a valid ExportMetricsServiceRequest protobuf");
+        ProtobufCAllocator al = {.alloc = on_pb_alloc, .free = on_pb_free, .allocator_data = arena};
+        req = ldg__otlp__export_metrics_service_request__unpack(&al, len, p);
+        if (!req)
+            return ldg_json_fail(err, errlen, "Request body is not a valid ExportMetricsServiceRequest protobuf");
+    } else {
+        cJSON *root = len ? ldg_json_parse_in(body, len, arena) : NULL;
+        if (!root)
+            return ldg_json_fail(err, errlen, "Request body must be valid JSON (UTF-8, no NUL characters)");
+        struct jctx jc = {arena, err, errlen};
+        if (json_to_metrics(&jc, root, &req) < 0)
+            return -EINVAL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_resource_metrics; i++)
+        for (size_t j = 0; j < req->resource_metrics[i]->n_scope_metrics; j++) {
+            const Ldg__Otlp__ScopeMetrics *sm = req->resource_metrics[i]->scope_metrics[j];
+            for (size_t k = 0; k < sm->n_metrics; k++)
+                n += metric_points(sm->metrics[k]);
+        }
+    if (n > max_points)
+        return ldg_json_fail(err, errlen, "At most %zu data points per request (got %zu)", max_points, n);
+    out->n = n;
+    struct mapctx mc = {.a = arena};
+    size_t idx = 0;
+    ldg_json_build_begin(arena);
+    for (size_t i = 0; i < req->n_resource_metrics; i++) {
+        const Ldg__Otlp__ResourceMetrics *rm = req->resource_metrics[i];
+        struct resinfo ri;
+        resinfo_fill(&mc, rm->resource, &ri);
+        const char *service = NULL;
+        for (size_t k = 0; k < ri.nservice; k++)
+            if (strcmp(ri.service[k]->key, "service.name") == 0)
+                service = any_str(ri.service[k]->value);
+        if (service && !utf8_ok(service))
+            service = NULL;
+        for (size_t j = 0; j < rm->n_scope_metrics; j++) {
+            const Ldg__Otlp__ScopeMetrics *sm = rm->scope_metrics[j];
+            for (size_t k = 0; k < sm->n_metrics; k++)
+                map_metric(&mc, service, sm->metrics[k], &idx, project_id, now_us, copy, out);
         }
     }
     ldg_json_build_end();

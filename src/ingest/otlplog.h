@@ -53,13 +53,20 @@ int ldg_otlp_logs_decode(enum ldg_otlp_encoding enc, const char *body, size_t le
     "COPY spans (project_id, trace_id, span_id, parent_span_id, name, kind, service, start_time, "            \
     "duration_us, status_code, status_message, attributes, events) FROM STDIN"
 
-#define LDG_OTLP_MAX_MONTHS 8 /* distinct months of span start times in one request */
+/* Column list of the metric point COPY lines of ldg_otlp_metrics_decode. */
+#define LDG_OTLP_METRIC_COPY_SQL                                                                             \
+    "COPY metric_points (project_id, name, type, unit, temporality, monotonic, service, \"time\", "           \
+    "start_time, value, count, sum, min, max, bounds, bucket_counts, attributes) FROM STDIN"
 
-struct ldg_otlp_spans {
-    size_t n;               /* spans in the request */
-    size_t rows;            /* COPY lines written (valid spans) */
-    size_t rejected;        /* spans refused (n - rows) */
+#define LDG_OTLP_MAX_MONTHS 8 /* distinct months of the rows of one request */
+
+/* What a traces or metrics request decoded into: COPY lines (in the caller's buffer) and counts. */
+struct ldg_otlp_rows {
+    size_t n;               /* spans (data points) in the request */
+    size_t rows;            /* COPY lines written */
+    size_t rejected;        /* refused (n - rows) */
     struct ldg_buf message; /* the first problems, "Span <i>: <reason>; ..." (caller frees) */
+    const char *what;       /* "Span" or "Data point" (static) */
     cJSON **exc_logs;       /* log objects of the spans' `exception` events */
     size_t nexc;
     int64_t month_us[LDG_OTLP_MAX_MONTHS]; /* one start time per distinct month of the rows */
@@ -77,7 +84,18 @@ struct ldg_otlp_spans {
  */
 int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
                           int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
-                          struct ldg_otlp_spans *out, char *err, size_t errlen) LDG_MUSTCHECK;
+                          struct ldg_otlp_rows *out, char *err, size_t errlen) LDG_MUSTCHECK;
+
+/*
+ * Decode an ExportMetricsServiceRequest and append one COPY line per stored data point to copy
+ * (columns LDG_OTLP_METRIC_COPY_SQL): gauge and sum points (value), histogram points (count, sum,
+ * min, max, bounds, bucket counts). Exponential histograms and summaries are refused (counted in
+ * rejected with a message), as are points without a name or time. Point attributes are kept flat
+ * (dotted keys as sent). Returns as ldg_otlp_spans_decode; out->exc_logs is empty.
+ */
+int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
+                            int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
+                            struct ldg_otlp_rows *out, char *err, size_t errlen) LDG_MUSTCHECK;
 
 /* Append the Export<signal>ServiceResponse for `rejected` refused items (0: no partial_success, an
  * empty message) with `message` (NULL or "" when rejected is 0) to out. */

@@ -562,3 +562,95 @@ def test_traces_pagination_and_retries(env):
     assert api(e, "/api/v1/traces", start_time="not a time").status_code in (400, 422)
     assert post_traces(e, b"\x0a\xff").status_code == 400
     assert post_traces(e, b"", ctype="text/plain").status_code == 415
+
+
+# ---- metrics ----------------------------------------------------------------------------------------
+
+
+def f_sfixed64(num, v):
+    return varint(num << 3 | 1) + struct.pack("<q", v)
+
+
+def num_point(t_ns, value, attrs=None, start_ns=0):
+    out = (f_fixed64(2, start_ns) if start_ns else b"") + f_fixed64(3, t_ns)
+    out += f_double(4, value) if isinstance(value, float) else f_sfixed64(6, value)
+    return out + b"".join(f_bytes(7, kv(k, v)) for k, v in (attrs or {}).items())
+
+
+def hist_point(t_ns, count, total, bounds, counts, mn, mx, attrs=None):
+    out = f_fixed64(3, t_ns) + f_fixed64(4, count) + f_double(5, total)
+    out += f_bytes(6, b"".join(struct.pack("<Q", c) for c in counts))
+    out += f_bytes(7, b"".join(struct.pack("<d", b) for b in bounds))
+    out += b"".join(f_bytes(9, kv(k, v)) for k, v in (attrs or {}).items())
+    return out + f_double(11, mn) + f_double(12, mx)
+
+
+def pb_metrics(metrics, resource):
+    res = b"".join(f_bytes(1, kv(k, v)) for k, v in resource.items())
+    sm = f_bytes(1, f_bytes(1, "scope")) + b"".join(f_bytes(2, m) for m in metrics)
+    return f_bytes(1, f_bytes(1, res) + f_bytes(2, sm))
+
+
+def post_metrics(e, body, ctype=PB):
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    return requests.post(e.srv.url + "/v1/metrics", data=body, timeout=scaled(10),
+                         headers={"Content-Type": ctype, "X-API-Key": e.key})
+
+
+def test_metrics_store_and_query(env):
+    e = env()
+    hour = (int(time.time()) // 3600 - 1) * 3600  # the previous full hour: one bucket of 1h
+    ns = lambda s: (hour + s) * 1_000_000_000  # noqa: E731
+    gauge = f_bytes(1, "cpu.temp") + f_bytes(3, "Cel") + f_bytes(5, b"".join(f_bytes(1, p) for p in [
+        num_point(ns(60), 10.0, {"host": "a"}), num_point(ns(120), 20.0, {"host": "a"}),
+        num_point(ns(60), 30.0, {"host": "b"}), num_point(ns(120), 40.0, {"host": "b"})]))
+    total = f_bytes(1, "http.requests") + f_bytes(3, "1") + f_bytes(7, b"".join(
+        f_bytes(1, p) for p in [num_point(ns(60), 100, {"http.route": "/a"}, start_ns=ns(0)),
+                                num_point(ns(1200), 160, {"http.route": "/a"}, start_ns=ns(0))]) + f_varint(2, 2) + f_varint(3, 1))
+    hist = f_bytes(1, "latency") + f_bytes(3, "ms") + f_bytes(9, f_bytes(1, hist_point(
+        ns(300), 10, 300.0, [10.0, 100.0], [5, 4, 1], 1.0, 250.0, {"http.route": "/a"})) + f_varint(2, 1))
+    expo = f_bytes(1, "expo") + f_bytes(10, f_bytes(1, f_bytes(1, b"")))  # one exponential point
+    r = post_metrics(e, pb_metrics([gauge, total, hist, expo], {"service.name": "api"}))
+    assert r.status_code == 200, r.content
+    rejected, msg = pb_partial(r.content)
+    assert rejected == 1 and "exponential" in msg
+    # OTLP/JSON: a gauge with an integer value given as a string
+    body = {"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+                                 "scopeMetrics": [{"metrics": [{"name": "queue.size", "unit": "{item}", "gauge": {
+                                     "dataPoints": [{"timeUnixNano": str(ns(30)), "asInt": "7"}]}}]}]}]}
+    r = post_metrics(e, body, ctype="application/json")
+    assert r.status_code == 200 and r.json() == {}, r.text
+
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - 3600))
+    series = api(e, "/api/v1/metrics/series", start_time=start).json()["series"]
+    by = {s["name"]: s for s in series}
+    assert sorted(by) == ["cpu.temp", "http.requests", "latency", "queue.size"]
+    assert by["cpu.temp"]["type"] == "gauge" and by["cpu.temp"]["unit"] == "Cel"
+    assert by["cpu.temp"]["attribute_keys"] == ["host"] and by["cpu.temp"]["points"] == 4
+    assert by["http.requests"]["type"] == "sum" and by["http.requests"]["temporality"] == "cumulative"
+    assert by["http.requests"]["monotonic"] is True and by["http.requests"]["attribute_keys"] == ["http.route"]
+    assert by["latency"]["type"] == "histogram" and by["latency"]["services"] == ["api"]
+    assert by["queue.size"]["services"] == ["web"]
+
+    def q(**kw):
+        r = api(e, "/api/v1/metrics/query", start_time=start, interval="1h", **kw)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    res = q(name="cpu.temp", aggregation="avg", group_by="host")
+    assert res["type"] == "gauge" and res["interval_s"] == 3600
+    assert [(d["group"], d["value"]) for d in res["data"]] == [("a", 15), ("b", 35)]
+    assert [d["value"] for d in q(name="cpu.temp", aggregation="max")["data"]] == [40]
+    assert [d["value"] for d in q(name="cpu.temp", aggregation="p50")["data"]] == [25]
+    rate = q(name="http.requests", aggregation="rate")["data"]
+    assert len(rate) == 1 and abs(rate[0]["value"] - 60 / 3600) < 1e-9
+    assert [d["value"] for d in q(name="latency", aggregation="avg")["data"]] == [30]
+    assert [d["value"] for d in q(name="latency", aggregation="p50")["data"]] == [10]
+    assert [d["value"] for d in q(name="latency", aggregation="p95")["data"]] == [250]
+    assert [d["value"] for d in q(name="queue.size", aggregation="sum")["data"]] == [7]
+    assert q(name="nothing")["data"] == []
+    assert api(e, "/api/v1/metrics/query", name="cpu.temp", aggregation="median").status_code == 422
+    assert api(e, "/api/v1/metrics/query", name="cpu.temp", interval="5y").status_code == 422
+    assert api(e, "/api/v1/metrics/query").status_code == 422
+    assert post_metrics(e, b"\x0a\x05\x12\x03\x12\x01\xff").status_code == 400

@@ -28,7 +28,8 @@
 #include "ingest/otlplog.h"
 #include "roles/ingest/ingest_int.h"
 
-#define OTLP_MAX_RECORDS 1000
+#define OTLP_MAX_RECORDS 1000 /* log records or spans per request */
+#define OTLP_MAX_POINTS 10000 /* metric data points per request */
 #define MAX_REPORTED 3 /* record problems quoted in a partial_success message */
 
 static const char *const content_types[] = {"application/x-protobuf", "application/json"};
@@ -167,16 +168,17 @@ static void handle_logs(struct ldg_req *req)
     ldg__ingest_enqueue_start(e);
 }
 
-/* ---- POST /v1/traces -------------------------------------------------------------------------------
+/* ---- POST /v1/traces and /v1/metrics ----------------------------------------------------------------
  *
- * The spans of a request are written by the receiving worker itself: one COPY into `spans` on a
- * connection of its logs pool, and the answer is sent once it committed (200 = stored). The
- * request first takes the enqueue script like a logs request, which checks and counts the rate
- * limits and queues the log records made from the spans' `exception` events (possibly none); only
- * when that succeeded are the spans copied. */
+ * The spans (data points) of a request are written by the receiving worker itself: one COPY into
+ * `spans` (`metric_points`) on a connection of its logs pool, and the answer is sent once it
+ * committed (200 = stored). The request first takes the enqueue script like a logs request, which
+ * checks and counts the rate limits and queues the log records made from the spans' `exception`
+ * events (possibly none); only when that succeeded are the rows copied. */
 
 struct spanwrite {
     struct enqueue *e;
+    enum ldg_otlp_signal sig; /* LDG_OTLP_TRACES or LDG_OTLP_METRICS */
     struct ldg_pg *conn;
     struct ldg_buf copy; /* COPY lines; owned */
     size_t n, rows, rejected;
@@ -204,7 +206,7 @@ static void span_answer(struct spanwrite *sw, int status, const char *problem)
                 ldg_buf_puts(&msg, sw->quota);
             }
             ldg_buf_put(&msg, "", 1);
-            ldg_otlp_response((enum ldg_otlp_encoding)(sw->e->otlp - 1), LDG_OTLP_TRACES, (int64_t)sw->rejected,
+            ldg_otlp_response((enum ldg_otlp_encoding)(sw->e->otlp - 1), sw->sig, (int64_t)sw->rejected,
                               ldg_buf_head(&msg), &b);
             ldg_buf_free(&msg);
             respond(req, 200, (enum ldg_otlp_encoding)(sw->e->otlp - 1), &b);
@@ -257,7 +259,8 @@ static void on_span_partitions(PGresult *res, void *ud)
 {
     struct spanwrite *sw = ud;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
-        ldg_pg_copy_start(sw->conn, LDG_OTLP_SPAN_COPY_SQL, on_span_copy_in, sw) < 0)
+        ldg_pg_copy_start(sw->conn, sw->sig == LDG_OTLP_TRACES ? LDG_OTLP_SPAN_COPY_SQL : LDG_OTLP_METRIC_COPY_SQL,
+                          on_span_copy_in, sw) < 0)
         span_fail(sw, "partitions");
 }
 
@@ -270,9 +273,9 @@ static void on_span_conn(struct ldg_pg *conn, int err, void *ud)
         return;
     }
     sw->conn = conn;
-    const char *params[1] = {sw->months};
-    if (ldg_pg_query_prepared(conn, "otlp_span_parts",
-                              "SELECT otel_ensure_partition('spans', t) FROM unnest($1::timestamptz[]) AS t", 1,
+    const char *params[2] = {sw->sig == LDG_OTLP_TRACES ? "spans" : "metric_points", sw->months};
+    if (ldg_pg_query_prepared(conn, "otlp_parts",
+                              "SELECT otel_ensure_partition($1::text, t) FROM unnest($2::timestamptz[]) AS t", 2,
                               params, on_span_partitions, sw) < 0)
         span_fail(sw, "partitions");
 }
@@ -296,7 +299,7 @@ static void on_traces_enqueued(struct enqueue *e, bool ok)
         span_fail(sw, "connection");
 }
 
-static void handle_traces(struct ldg_req *req)
+static void handle_rows(struct ldg_req *req, enum ldg_otlp_signal sig)
 {
     const struct ldg_principal *p = ldg__ingest_principal(req);
     if (!p)
@@ -310,14 +313,21 @@ static void handle_traces(struct ldg_req *req)
     }
     struct decode_arena d;
     ldg_arena_init(&d.arena, d.first, sizeof d.first);
-    struct ldg_otlp_spans spans;
+    struct ldg_otlp_rows spans;
     struct spanwrite *sw = ldg_arena_alloc(&req->arena, sizeof *sw);
     memset(sw, 0, sizeof *sw);
+    sw->sig = sig;
     ldg_buf_init(&sw->copy);
     char err[512];
     int64_t now = ldg_wall_us();
-    if (ldg_otlp_spans_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body), ldg_buf_size(&req->body), now,
-                              p->project_id, OTLP_MAX_RECORDS, &d.arena, &sw->copy, &spans, err, sizeof err) < 0) {
+    int rc = sig == LDG_OTLP_TRACES
+                 ? ldg_otlp_spans_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body),
+                                         ldg_buf_size(&req->body), now, p->project_id, OTLP_MAX_RECORDS, &d.arena,
+                                         &sw->copy, &spans, err, sizeof err)
+                 : ldg_otlp_metrics_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body),
+                                           ldg_buf_size(&req->body), now, p->project_id, OTLP_MAX_POINTS, &d.arena,
+                                           &sw->copy, &spans, err, sizeof err);
+    if (rc < 0) {
         ldg_buf_free(&spans.message);
         ldg_buf_free(&sw->copy);
         ldg_arena_free(&d.arena);
@@ -356,6 +366,16 @@ static void handle_traces(struct ldg_req *req)
     ldg__ingest_enqueue_start(e);
 }
 
+static void handle_traces(struct ldg_req *req)
+{
+    handle_rows(req, LDG_OTLP_TRACES);
+}
+
+static void handle_metrics(struct ldg_req *req)
+{
+    handle_rows(req, LDG_OTLP_METRICS);
+}
+
 void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
 {
     struct ldg_route_opts o = {
@@ -366,5 +386,7 @@ void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
     int rc = ldg_router_add(r, "POST", "/v1/logs", handle_logs, &o);
     LDG_ASSERT(rc == 0);
     rc = ldg_router_add(r, "POST", "/v1/traces", handle_traces, &o);
+    LDG_ASSERT(rc == 0);
+    rc = ldg_router_add(r, "POST", "/v1/metrics", handle_metrics, &o);
     LDG_ASSERT(rc == 0);
 }

@@ -92,7 +92,7 @@ void ldg__query_metrics_routes(struct ldg_router *r);
 /* errgroups.c: its routes. */
 void ldg__query_errgroups_routes(struct ldg_router *r);
 
-/* traces.c: its routes (tracing over the spans table). */
+/* otel.c: its routes (traces and metrics stored by OTLP ingestion). */
 void ldg__query_traces_routes(struct ldg_router *r);
 
 /* A log row (LogEntryResponse) as SELECT columns, unqualified, and their number. */

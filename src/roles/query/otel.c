@@ -1,6 +1,8 @@
 /*
- * traces.c: the query role's tracing endpoints over the `spans` table (docs/otlp.md, docs/api.md):
- * GET /api/v1/traces, GET /api/v1/traces/{trace_id}, GET /api/v1/metrics/span-latency.
+ * otel.c: the query role's endpoints over what OTLP ingestion stores (docs/otlp.md, docs/api.md):
+ * traces from `spans` (GET /api/v1/traces, GET /api/v1/traces/{trace_id},
+ * GET /api/v1/metrics/span-latency) and metrics from `metric_points` (GET /api/v1/metrics/series,
+ * GET /api/v1/metrics/query).
  *
  * Each answer is one JSON value built by PostgreSQL (json_build_object / json_agg) and passed
  * through. A span stored twice (an exporter retrying a request whose answer it lost) is counted
@@ -8,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -246,6 +249,170 @@ static void handle_latency(struct ldg_req *req)
     finish(req, q, &sql);
 }
 
+/* ---- GET /api/v1/metrics/series ----------------------------------------------------------------- */
+
+static void handle_series(struct ldg_req *req)
+{
+    struct tq *q = tq_new(req, "metric series", "Failed to list metric series");
+    if (!q)
+        return;
+    struct ldg_buf w;
+    ldg_buf_init(&w);
+    ldg_buf_puts(&w, "project_id = $1::bigint");
+    time_range(req, q, &w, "\"time\"");
+    text_filter(req, q, &w, "service", "service");
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "WITH m AS (SELECT name, type, unit, temporality, monotonic, service, \"time\", attributes "
+                   "FROM metric_points WHERE %.*s) "
+                   "SELECT json_build_object('series', coalesce(json_agg(json_build_object('name', s.name, "
+                   "'type', s.type, 'unit', s.unit, 'temporality', CASE s.temporality WHEN 1 THEN 'delta' "
+                   "WHEN 2 THEN 'cumulative' END, 'monotonic', s.monotonic, 'points', s.n, 'last_time', s.last, "
+                   "'services', s.services, 'attribute_keys', coalesce(k.keys, '[]'::json)) "
+                   "ORDER BY s.name, s.type), '[]')) "
+                   "FROM (SELECT name, type, max(unit) AS unit, max(temporality) AS temporality, "
+                   "bool_or(monotonic) AS monotonic, count(*) AS n, max(\"time\") AS last, "
+                   "coalesce(json_agg(DISTINCT service) FILTER (WHERE service IS NOT NULL), '[]') AS services "
+                   "FROM m GROUP BY name, type) s "
+                   "LEFT JOIN (SELECT name, type, json_agg(DISTINCT key ORDER BY key) AS keys "
+                   "FROM m, jsonb_object_keys(m.attributes) AS key GROUP BY name, type) k USING (name, type)",
+                   (int)ldg_buf_size(&w), ldg_buf_head(&w));
+    ldg_buf_free(&w);
+    finish(req, q, &sql);
+}
+
+/* ---- GET /api/v1/metrics/query ------------------------------------------------------------------ */
+
+/* interval: seconds, or a number with s, m, h or d; 1 s .. 31 days. 0 when invalid. */
+static int64_t parse_interval(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0)
+        return 0;
+    int64_t mul = *end == '\0' || strcmp(end, "s") == 0 ? 1
+                  : strcmp(end, "m") == 0                 ? 60
+                  : strcmp(end, "h") == 0                 ? 3600
+                  : strcmp(end, "d") == 0                 ? 86400
+                                                          : 0;
+    if (!mul || v > 31LL * 86400 / mul)
+        return 0;
+    return v * mul;
+}
+
+static void handle_query(struct ldg_req *req)
+{
+    static const char *const aggs[] = {"avg", "sum", "min", "max", "rate", "p50", "p95", "p99"};
+    struct tq *q = tq_new(req, "metric query", "Failed to query metric");
+    if (!q)
+        return;
+    const char *name = ldg__query_param(req, "name");
+    if (!name || !*name) {
+        ldg__query_422(req, "query", "name", "missing", "Field required", NULL);
+        return;
+    }
+    const char *agg = ldg__query_param(req, "aggregation");
+    if (!agg)
+        agg = "avg";
+    size_t ai = 0;
+    while (ai < LDG_ARRAY_SIZE(aggs) && strcmp(aggs[ai], agg) != 0)
+        ai++;
+    if (ai == LDG_ARRAY_SIZE(aggs)) {
+        ldg__query_422(req, "query", "aggregation", "enum",
+                       "Input should be 'avg', 'sum', 'min', 'max', 'rate', 'p50', 'p95' or 'p99'", agg);
+        return;
+    }
+    const char *ivs = ldg__query_param(req, "interval");
+    int64_t iv = ivs ? parse_interval(ivs) : 60;
+    if (!iv) {
+        ldg__query_422(req, "query", "interval", "value_error",
+                       "Interval must be seconds or a number with s, m, h or d, at most 31 days", ivs);
+        return;
+    }
+    const char *group_by = ldg__query_param(req, "group_by");
+    int pn = ldg_qparams_add(&q->p, &req->arena, name);
+    int pa = ldg_qparams_add(&q->p, &req->arena, agg);
+    int pi = ldg_qparams_add(&q->p, &req->arena, ldg__query_itoa(req, iv));
+    int pg = ldg_qparams_add(&q->p, &req->arena, group_by);
+    struct ldg_buf w;
+    ldg_buf_init(&w);
+    ldg_buf_printf(&w, "project_id = $1::bigint AND name = $%d::text", pn);
+    time_range(req, q, &w, "\"time\"");
+    text_filter(req, q, &w, "service", "service");
+    const char *value_expr = NULL;
+    double quant = 0;
+    switch (ai) {
+    case 0:
+        value_expr = "CASE WHEN max(type) = 'histogram' THEN sum(sum) / nullif(sum(count), 0) ELSE avg(value) END";
+        break;
+    case 1:
+        value_expr = "CASE WHEN max(type) = 'histogram' THEN sum(sum) ELSE sum(value) END";
+        break;
+    case 2:
+        value_expr = "CASE WHEN max(type) = 'histogram' THEN min(min) ELSE min(value) END";
+        break;
+    case 3:
+        value_expr = "CASE WHEN max(type) = 'histogram' THEN max(max) ELSE max(value) END";
+        break;
+    case 5:
+        quant = 0.5;
+        break;
+    case 6:
+        quant = 0.95;
+        break;
+    case 7:
+        quant = 0.99;
+        break;
+    default:
+        break;
+    }
+    struct ldg_buf rows;
+    ldg_buf_init(&rows);
+    if (value_expr) {
+        ldg_buf_printf(&rows, "SELECT b, g, (%s)::float8 AS v FROM p GROUP BY b, g", value_expr);
+    } else if (ai == 4) { /* rate: per series, the increase over the bucket (cumulative) or the sum (delta) */
+        ldg_buf_printf(&rows,
+                       "SELECT b, g, sum(inc) / $%d::float8 AS v FROM (SELECT b, g, "
+                       "CASE WHEN max(type) = 'histogram' THEN "
+                       "CASE WHEN max(temporality) = 2 THEN max(count) - min(count) ELSE sum(count) END "
+                       "ELSE CASE WHEN max(temporality) = 2 THEN max(value) - min(value) ELSE sum(value) END END "
+                       "AS inc FROM p GROUP BY b, g, attributes::text) s GROUP BY b, g",
+                       pi);
+    } else {
+        char qs[16];
+        snprintf(qs, sizeof qs, "%.2f", quant);
+        /* gauges and sums: over the values; histograms: the upper bound of the bucket where the
+         * merged counts reach the quantile (the largest value seen for the overflow bucket) */
+        ldg_buf_printf(&rows,
+                       "SELECT b, g, percentile_cont(%s) WITHIN GROUP (ORDER BY value) AS v FROM p "
+                       "WHERE type <> 'histogram' GROUP BY b, g "
+                       "UNION ALL SELECT b, g, min(bnd) FILTER (WHERE run >= %s * total AND total > 0) FROM "
+                       "(SELECT b, g, coalesce(bnd, mx) AS bnd, sum(c) OVER (PARTITION BY b, g ORDER BY i) AS run, "
+                       "sum(c) OVER (PARTITION BY b, g) AS total FROM "
+                       "(SELECT p.b, p.g, u.i, sum(u.c) AS c, max(p.bounds[u.i]) AS bnd, max(p.max) AS mx "
+                       "FROM p, unnest(p.bucket_counts) WITH ORDINALITY AS u(c, i) WHERE p.type = 'histogram' "
+                       "GROUP BY p.b, p.g, u.i) hb) cum GROUP BY b, g",
+                       qs, qs);
+    }
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "WITH p AS (SELECT *, to_timestamp(floor(extract(epoch FROM \"time\") / $%d::float8) * "
+                   "$%d::float8) AS b, CASE WHEN $%d::text IS NULL THEN NULL ELSE attributes ->> $%d::text END AS g "
+                   "FROM metric_points WHERE %.*s), "
+                   "r AS (%.*s ORDER BY 1, 2 LIMIT 10000) "
+                   "SELECT json_build_object('name', $%d::text, 'type', (SELECT max(type) FROM p), "
+                   "'unit', (SELECT max(unit) FROM p), 'aggregation', $%d::text, 'interval_s', $%d::bigint, "
+                   "'group_by', $%d::text, 'data', coalesce((SELECT json_agg(json_build_object('time', r.b, "
+                   "'group', r.g, 'value', r.v) ORDER BY r.b, r.g) FROM r), '[]'))",
+                   pi, pi, pg, pg, (int)ldg_buf_size(&w), ldg_buf_head(&w), (int)ldg_buf_size(&rows),
+                   ldg_buf_head(&rows), pn, pa, pi, pg);
+    ldg_buf_free(&w);
+    ldg_buf_free(&rows);
+    finish(req, q, &sql);
+}
+
 void ldg__query_traces_routes(struct ldg_router *r)
 {
     static const struct {
@@ -255,6 +422,8 @@ void ldg__query_traces_routes(struct ldg_router *r)
         {"/api/v1/traces", handle_list},
         {"/api/v1/traces/{trace_id}", handle_one},
         {"/api/v1/metrics/span-latency", handle_latency},
+        {"/api/v1/metrics/series", handle_series},
+        {"/api/v1/metrics/query", handle_query},
     };
     for (size_t i = 0; i < LDG_ARRAY_SIZE(routes); i++) {
         struct ldg_route_opts o = {0};
