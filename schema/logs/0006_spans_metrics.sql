@@ -76,3 +76,26 @@ $fn$;
 
 SELECT otel_ensure_partition(t, now() + make_interval(months => k))
 FROM generate_series(-1, 2) AS k, unnest(ARRAY['spans', 'metric_points']) AS t;
+
+-- Retention (the storage role's maintenance, with logs_drop_partitions_before): drop the months of
+-- both tables that end before cutoff, oldest first; returns the dropped names.
+CREATE FUNCTION otel_drop_partitions_before(cutoff timestamptz) RETURNS SETOF text
+LANGUAGE plpgsql SET lock_timeout = '5s' AS $fn$
+DECLARE
+    part text;
+    part_end timestamptz;
+BEGIN
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent IN ('spans'::regclass, 'metric_points'::regclass)
+          AND c.relname ~ '^(spans|metric_points)_[0-9]{4}_[0-9]{2}$'
+        ORDER BY right(c.relname, 7), c.relname
+    LOOP
+        part_end := ((to_date(right(part, 7), 'YYYY_MM') + interval '1 month')::date::text
+                     || ' 00:00:00+00')::timestamptz;
+        CONTINUE WHEN part_end > cutoff;
+        EXECUTE format('DROP TABLE %I', part);
+        RETURN NEXT part;
+    END LOOP;
+END
+$fn$;
