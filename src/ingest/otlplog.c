@@ -784,7 +784,10 @@ static cJSON *map_record(struct mapctx *mc, const struct resinfo *ri, const LogR
         put_dotted(mc, attrs, "span_id", cJSON_CreateString(hex(mc, r->span_id)));
     if (r->event_name && *r->event_name && utf8_ok(r->event_name))
         put_dotted(mc, attrs, "event.name", cJSON_CreateString(r->event_name));
-    if (strcmp(log_type, "endpoint") == 0) {
+    /* an endpoint log: the endpoint object from the HTTP attributes (unless the record has none
+     * and carries its own `endpoint` attribute, as a v1 log converted to OTLP does) */
+    if (strcmp(log_type, "endpoint") == 0 &&
+        (method || route || upath || status || !cJSON_GetObjectItemCaseSensitive(attrs, "endpoint"))) {
         cJSON *ep = cJSON_CreateObject();
         const char *m = any_str(method), *p = any_str(route);
         if (!p || !*p)
