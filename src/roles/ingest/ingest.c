@@ -43,8 +43,8 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
     {"stream", LDG_CFG_STR, CFG(stream), "ledger:logs", 0, 0, NULL, 0,
      "Redis Stream holding the ingest queue (read by the storage role's consumer group)"},
     {"max_batch_body_bytes", LDG_CFG_SIZE, CFG(max_batch_body_bytes), "10485760", 1024, 1024 * MB, NULL, 0,
-     "Largest request body of POST /api/v1/ingest/batch and /single (before gzip inflation); larger answers "
-     "413"},
+     "Largest request body of POST /api/v1/ingest/batch and /single and of the OTLP routes /v1/logs, "
+     "/v1/traces and /v1/metrics (before gzip inflation); larger answers 413"},
     {"notify_errors", LDG_CFG_BOOL, CFG(notify_errors), "on", 0, 0, NULL, 0,
      "Publish accepted error-level logs on notifications:errors:<project_id>"},
     {"notify_critical", LDG_CFG_BOOL, CFG(notify_critical), "on", 0, 0, NULL, 0,

@@ -80,7 +80,7 @@ static void answer_early(struct ldg_req *req, int status, enum ldg_otlp_encoding
     struct early *a = ldg_arena_alloc(&req->arena, sizeof *a);
     a->status = status;
     a->enc = enc;
-    a->body = ldg_arena_strndup(&req->arena, body, len);
+    a->body = ldg_arena_strndup(&req->arena, len ? body : "", len); /* an empty body may be NULL */
     a->len = len;
     ldg_gateway_limits_then(req, on_limits_passed, a);
 }
