@@ -210,6 +210,74 @@ static void test_responses(void **state)
     assert_int_equal(ldg_otlp_content_type(NULL, 0), -1);
 }
 
+static void test_spans(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":"
+        "\"api\"}}]},\"scopeSpans\":[{\"spans\":["
+        "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"1112131415161718\",\"name\":\"GET\\t/x\","
+        "\"kind\":\"SPAN_KIND_SERVER\",\"startTimeUnixNano\":\"1705314590000000000\",\"endTimeUnixNano\":"
+        "\"1705314590250000000\",\"status\":{\"code\":2,\"message\":\"bad\"},"
+        "\"attributes\":[{\"key\":\"http.route\",\"value\":{\"stringValue\":\"/x\"}}],"
+        "\"events\":[{\"name\":\"exception\",\"timeUnixNano\":\"1705314590100000000\",\"attributes\":["
+        "{\"key\":\"exception.type\",\"value\":{\"stringValue\":\"E\"}}]}]},"
+        "{\"traceId\":\"00000000000000000000000000000000\",\"spanId\":\"1112131415161718\",\"startTimeUnixNano\":1}"
+        "]}]}]}";
+    struct ldg_buf copy;
+    ldg_buf_init(&copy);
+    struct ldg_otlp_rows out;
+    assert_int_equal(ldg_otlp_spans_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 7, 1000, &arena, &copy, &out, err,
+                                           sizeof err),
+                     0);
+    assert_int_equal(out.n, 2);
+    assert_int_equal(out.rows, 1);
+    assert_int_equal(out.rejected, 1);
+    assert_non_null(strstr(text(&out.message), "Span 1: trace_id"));
+    assert_string_equal(text(&copy),
+                        "7\t0102030405060708090a0b0c0d0e0f10\t1112131415161718\t\\N\tGET\\t/x\t2\tapi\t"
+                        "2024-01-15T10:29:50Z\t250000\t2\tbad\t{\"http\":{\"route\":\"/x\"}}\t"
+                        "[{\"name\":\"exception\",\"time\":\"2024-01-15T10:29:50.100000Z\",\"attributes\":{\"exception.type\":"
+                        "\"E\"}}]\n");
+    assert_int_equal(out.nexc, 1);
+    assert_string_equal(str(out.exc_logs[0], "log_type"), "exception");
+    assert_string_equal(str(out.exc_logs[0], "error_type"), "E");
+    assert_string_equal(str(out.exc_logs[0], "message"), "GET\t/x");
+    assert_string_equal(path(out.exc_logs[0], "trace_id", NULL)->valuestring, "0102030405060708090a0b0c0d0e0f10");
+    ldg_buf_free(&out.message);
+    ldg_buf_free(&copy);
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":["
+        "{\"name\":\"g\",\"unit\":\"1\",\"gauge\":{\"dataPoints\":[{\"timeUnixNano\":\"1705314590000000000\","
+        "\"asDouble\":\"NaN\",\"attributes\":[{\"key\":\"a.b\",\"value\":{\"intValue\":3}}]}]}},"
+        "{\"name\":\"h\",\"histogram\":{\"aggregationTemporality\":\"AGGREGATION_TEMPORALITY_DELTA\",\"dataPoints\":["
+        "{\"timeUnixNano\":\"1705314590000000000\",\"count\":\"3\",\"sum\":6,\"bucketCounts\":[\"1\",2],"
+        "\"explicitBounds\":[2.5],\"min\":1,\"max\":3}]}},"
+        "{\"name\":\"e\",\"exponentialHistogram\":{\"dataPoints\":[{},{}]}}"
+        "]}]}]}";
+    struct ldg_buf copy;
+    ldg_buf_init(&copy);
+    struct ldg_otlp_rows out;
+    assert_int_equal(ldg_otlp_metrics_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 7, 1000, &arena, &copy, &out,
+                                             err, sizeof err),
+                     0);
+    assert_int_equal(out.n, 4);
+    assert_int_equal(out.rows, 2);
+    assert_int_equal(out.rejected, 2);
+    assert_non_null(strstr(text(&out.message), "Data point 2: exponential histograms are not stored"));
+    assert_string_equal(text(&copy),
+                        "7\tg\tgauge\t1\t0\tf\t\\N\t2024-01-15T10:29:50Z\t\\N\tNaN\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t"
+                        "{\"a.b\":3}\n"
+                        "7\th\thistogram\t\\N\t1\tf\t\\N\t2024-01-15T10:29:50Z\t\\N\t\\N\t3\t6\t1\t3\t{2.5}\t{1,2}\t\\N\n");
+    ldg_buf_free(&out.message);
+    ldg_buf_free(&copy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +285,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protobuf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_responses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
