@@ -349,6 +349,17 @@ cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena, 
     return root;
 }
 
+void ldg_json_build_begin(struct ldg_arena *arena)
+{
+    ldg_json_init();
+    parse_arena = arena;
+}
+
+void ldg_json_build_end(void)
+{
+    parse_arena = NULL;
+}
+
 cJSON *ldg_json_parse(const char *data, size_t len)
 {
     size_t pos;

@@ -86,6 +86,12 @@ void ldg_json_init(void);
 struct ldg_arena;
 cJSON *ldg_json_parse_in(const char *data, size_t len, struct ldg_arena *arena, size_t *err_pos);
 
+/* Between these two calls, cJSON nodes this thread creates (cJSON_Create*, cJSON_Add*) are
+ * allocated in `arena`, under the same rules as a tree of ldg_json_parse_in; so is the text of
+ * cJSON_Print* (never free it). No nesting. */
+void ldg_json_build_begin(struct ldg_arena *arena);
+void ldg_json_build_end(void);
+
 /* Write a client-facing message into err (NUL-terminated, truncated to errlen; err may be NULL
  * when errlen is 0) and return -EINVAL: the failure path of the getters below and of validators
  * built on them. */

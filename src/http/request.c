@@ -337,6 +337,10 @@ void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap)
 
 void ldg_req_error(struct ldg_req *req, int status, const char *detail)
 {
+    if (req->route_result == LDG_ROUTE_FOUND && req->match.route && req->match.route->error_fn) {
+        req->match.route->error_fn(req, status, detail);
+        return;
+    }
     struct ldg_buf b;
     ldg_buf_init(&b);
     ldg_buf_puts(&b, "{\"detail\":\"");

@@ -73,6 +73,7 @@ int ldg_router_add(struct ldg_router *r, const char *method, const char *pattern
     if (opts) {
         rt->ud = opts->ud;
         rt->max_body_bytes = opts->max_body_bytes;
+        rt->error_fn = opts->error_fn;
         rt->flags = opts->flags;
         rt->name = opts->name;
     }

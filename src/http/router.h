@@ -35,8 +35,14 @@ struct ldg_router;
            * EventSource cannot set headers); headers still win */
 #define LDG_ROUTE_FALLBACK 0x80u /* set by ldg_router_set_fallback: never matched by its pattern */
 
+/* Renders this route's error answers instead of {"detail": …} (ldg_req_error calls it, with the
+ * same arguments): for protocols with their own error bodies, e.g. OTLP's google.rpc.Status. It
+ * must answer with ldg_req_respond. */
+typedef void (*ldg_route_error_fn)(struct ldg_req *req, int status, const char *detail);
+
 struct ldg_route_opts {
     size_t max_body_bytes; /* 0: the server default */
+    ldg_route_error_fn error_fn; /* NULL: the default error body */
     unsigned flags;
     void *ud;         /* borrowed: handler context, e.g. the role's global state */
     const char *name; /* metrics label; defaults to the pattern */
@@ -48,6 +54,7 @@ struct ldg_route {
     const char *name;    /* borrowed or == pattern */
     ldg_handler_fn fn;
     void *ud;
+    ldg_route_error_fn error_fn;
     size_t max_body_bytes;
     unsigned flags;
     unsigned index; /* dense, 0..n-1: index into per-route stats */

@@ -516,6 +516,10 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
         f.wait_stored_exactly([l["message"] for l in old + new + anc])
         regclass = lambda: f.logs_db.execute("SELECT to_regclass(%s)", (part,)).fetchone()[0]
         assert regclass() is not None, f"{part} was not created for the old row"
+        # spans and metric points (OTLP) follow the same retention
+        otel = [f"spans_{ancient:%Y_%m}", f"metric_points_{ancient:%Y_%m}"]
+        for t in ("spans", "metric_points"):
+            f.logs_db.execute("SELECT otel_ensure_partition(%s, %s)", (t, ancient))
         time.sleep(1.5)
         assert "maintenance done" not in srv.log_text()  # the lock held it off
         f.rc.delete(MAINT_LOCK)
@@ -525,6 +529,9 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
         assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= 3, done
         assert regclass() is None, f"{part} not dropped"
         assert f"dropped partition {part}" in srv.log_text()
+        for p in otel:
+            assert f.logs_db.execute("SELECT to_regclass(%s)", (p,)).fetchone()[0] is None, f"{p} not dropped"
+            assert f"dropped partition {p}" in srv.log_text()
         assert sorted(m for m, in f.rows("message")) == sorted(l["message"] for l in new)
     finally:
         if f.rc.get(MAINT_LOCK) == b"test-hold":

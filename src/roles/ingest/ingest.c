@@ -7,6 +7,7 @@
  * in req->arena until the reply arrives; the JSON tree is freed as soon as everything is encoded.
  */
 #include "roles/ingest/ingest.h"
+#include "roles/ingest/ingest_int.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -42,8 +43,8 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
     {"stream", LDG_CFG_STR, CFG(stream), "ledger:logs", 0, 0, NULL, 0,
      "Redis Stream holding the ingest queue (read by the storage role's consumer group)"},
     {"max_batch_body_bytes", LDG_CFG_SIZE, CFG(max_batch_body_bytes), "10485760", 1024, 1024 * MB, NULL, 0,
-     "Largest request body of POST /api/v1/ingest/batch and /single (before gzip inflation); larger answers "
-     "413"},
+     "Largest request body of POST /api/v1/ingest/batch and /single and of the OTLP routes /v1/logs, "
+     "/v1/traces and /v1/metrics (before gzip inflation); larger answers 413"},
     {"notify_errors", LDG_CFG_BOOL, CFG(notify_errors), "on", 0, 0, NULL, 0,
      "Publish accepted error-level logs on notifications:errors:<project_id>"},
     {"notify_critical", LDG_CFG_BOOL, CFG(notify_critical), "on", 0, 0, NULL, 0,
@@ -228,22 +229,6 @@ static cJSON *body_object(struct ldg_req *req, struct body_tree *t)
 #define COALESCE_MAX 64
 #define COALESCE_BYTES (1024 * 1024)
 
-struct enqueue {
-    struct ldg_list_node link; /* in iw.pending */
-    struct ldg_req *req;
-    int64_t project_id, quota;
-    bool batch;
-    size_t accepted, rejected;
-    struct ldg_buf errors; /* JSON array items, already escaped and comma-joined */
-    struct ldg_buf mp;     /* the accepted logs' MessagePack maps, back to back */
-    struct ldg_buf notes;  /* notification JSON texts back to back */
-    size_t *note_off;      /* arena: nnotes + 1 offsets into notes */
-    size_t nnotes;
-    int64_t day; /* UTC day number of the usage counter */
-    char n_s[24];
-    struct ldg_ratelimit rl;
-};
-
 /* Per-worker state (role_state). */
 struct iw {
     struct ldg_worker *w;
@@ -332,14 +317,33 @@ static void finish_one(struct enqueue *e, long long code, long long v, long long
     struct ldg_req *req = e->req;
     if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
         /* 429 answered: nothing queued */
+        if (e->after)
+            e->after(e, false);
     } else if (code == -1) {
         answer_503(req, "Service temporarily unavailable - queue full", 5);
+        if (e->after)
+            e->after(e, false);
+    } else if (code == -2 && e->otlp) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
+        e->rejected += e->accepted;
+        e->accepted = 0;
+        ldg_buf_reset(&e->errors);
+        ldg_buf_puts(&e->errors, detail);
+        if (e->after)
+            e->after(e, true);
+        else
+            ldg__otlp_respond(e); /* a partial success, as OTLP receivers report quota */
     } else if (code == -2) {
         char detail[96];
         snprintf(detail, sizeof detail, "Daily quota exceeded: %lld/%" PRId64, v, e->quota);
         ldg_req_error(req, 402, detail);
     } else {
-        if (req->conn)
+        if (e->after)
+            e->after(e, true);
+        else if (req->conn && e->otlp)
+            ldg__otlp_respond(e);
+        else if (req->conn)
             respond_accepted(e);
         publish_notes(e); /* the logs are queued even if the client went away */
     }
@@ -367,8 +371,11 @@ static void flight_end(struct flight *f)
 
 static void flight_fail(struct flight *f)
 {
-    for (size_t i = 0; i < f->n; i++)
+    for (size_t i = 0; i < f->n; i++) {
         answer_503(f->e[i]->req, "Service temporarily unavailable", 1);
+        if (f->e[i]->after)
+            f->e[i]->after(f->e[i], false);
+    }
     flight_end(f);
 }
 
@@ -536,6 +543,8 @@ static void enqueue_start(struct enqueue *e)
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable", 1);
+        if (e->after)
+            e->after(e, false);
         return;
     }
     ldg_req_ref(req);
@@ -794,6 +803,35 @@ static void add_route(struct ldg_router *r, const char *method, const char *patt
     LDG_ASSERT(rc == 0);
 }
 
+/* ---- for the OTLP handlers (ingest_int.h) ------------------------------------------------------- */
+
+const struct ldg_principal *ldg__ingest_principal(struct ldg_req *req)
+{
+    return api_key_principal(req);
+}
+
+struct enqueue *ldg__ingest_enqueue_new(struct ldg_req *req, const struct ldg_principal *p, size_t max_logs)
+{
+    struct enqueue *e = enqueue_new(req, p, max_logs, true);
+    reserve_mp(e);
+    return e;
+}
+
+int ldg__ingest_add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *err, size_t errlen)
+{
+    return add_log(e, obj, now_us, err, errlen);
+}
+
+void ldg__ingest_enqueue_start(struct enqueue *e)
+{
+    enqueue_start(e);
+}
+
+void ldg__ingest_enqueue_free(struct enqueue *e)
+{
+    enqueue_free(e);
+}
+
 static void ingest_routes(struct ldg_router *r, const void *cfg)
 {
     const struct ldg_ingest_cfg *c = cfg;
@@ -804,6 +842,7 @@ static void ingest_routes(struct ldg_router *r, const void *cfg)
     add_route(r, "POST", "/api/v1/ingest/batch", handle_batch, LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS,
               (size_t)c->max_batch_body_bytes);
     add_route(r, "GET", "/api/v1/queue/depth", handle_depth, 0, 0);
+    ldg__otlp_routes(r, c);
 }
 
 const struct ldg_role ldg_role_ingest = {

@@ -1155,6 +1155,7 @@ static void query_routes(struct ldg_router *r, const void *cfg)
     add_route(r, "/api/v1/logs/{log_id}", handle_get_log);
     ldg__query_metrics_routes(r);
     ldg__query_errgroups_routes(r);
+    ldg__query_traces_routes(r);
 }
 
 const struct ldg_role ldg_role_query = {

@@ -92,6 +92,9 @@ void ldg__query_metrics_routes(struct ldg_router *r);
 /* errgroups.c: its routes. */
 void ldg__query_errgroups_routes(struct ldg_router *r);
 
+/* otel.c: its routes (traces and metrics stored by OTLP ingestion). */
+void ldg__query_traces_routes(struct ldg_router *r);
+
 /* A log row (LogEntryResponse) as SELECT columns, unqualified, and their number. */
 #define LDG_QUERY_LOG_COLS LDG_LOGROW_COLS /* db/logrow.h */
 #define LDG_QUERY_LOG_NCOLS LDG_LOGROW_NCOLS

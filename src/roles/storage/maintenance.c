@@ -257,7 +257,8 @@ static void on_projects(PGresult *res, void *ud)
     const char *params[] = {days};
     m->pending++;
     if (ldg_pgpool_query(m->w->pg_logs,
-                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int))", 1,
+                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int)) "
+                         "UNION ALL SELECT otel_drop_partitions_before(now() - make_interval(days => $1::int))", 1,
                          params, on_dropped, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
