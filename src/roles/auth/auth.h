@@ -38,6 +38,11 @@ struct ldg_auth_cfg {
     int64_t max_panels;           /* dashboard panels per account */
     int64_t max_projects;         /* projects per account */
     int64_t max_keys;             /* active API keys per project */
+    char *totp_key_file;          /* key sealing TOTP secrets at rest; empty = derived from the JWT secret */
+    int64_t totp_session_ttl_ms;  /* life of the token between password and second factor */
+    int64_t totp_max_attempts;    /* wrong codes per such token before it is dropped */
+    int64_t totp_fail_max;        /* wrong codes per account per login_fail_window_ms before 429 */
+    char *totp_issuer;            /* issuer shown by authenticator apps */
 };
 
 extern const struct ldg_cfg_key ldg_auth_cfg_keys[];
@@ -48,6 +53,7 @@ struct ldg_auth_global {
     const struct ldg_auth_cfg *cfg;
     const unsigned char *secret; /* borrowed from the config (jwt_secret) */
     size_t secret_len;
+    unsigned char totp_key[32]; /* AES-256-GCM key for TOTP secrets, HMAC key for backup codes */
 };
 extern struct ldg_auth_global ldg__auth;
 
