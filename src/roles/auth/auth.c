@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "alerts/dispatch.h"
 #include "auth/password.h"
 #include "core/alloc.h"
 #include "core/json.h"
@@ -111,6 +112,7 @@ static void auth_routes(struct ldg_router *r, const void *cfg)
     ldg__auth_accounts_routes(r);
     ldg__auth_projects_routes(r);
     ldg__auth_panels_routes(r);
+    ldg__auth_connectors_routes(r);
 }
 
 static int auth_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -132,6 +134,7 @@ static void on_pw_closed(void *ud)
 static void auth_stop_worker(struct ldg_worker *w, void *state)
 {
     struct ldg_auth_worker *aw = state;
+    ldg_dispatch_stop(w);
     if (aw->pw) {
         struct ldg_password_pool *p = aw->pw;
         aw->pw = NULL;
@@ -142,7 +145,7 @@ static void auth_stop_worker(struct ldg_worker *w, void *state)
 static bool auth_drained(const struct ldg_worker *w, const void *state)
 {
     const struct ldg_auth_worker *aw = state;
-    return aw->pw_closed;
+    return aw->pw_closed && ldg_dispatch_idle(w);
 }
 
 static void auth_free_worker(struct ldg_worker *w, void *state)

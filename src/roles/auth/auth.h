@@ -196,10 +196,40 @@ char *ldg__auth_strip(struct ldg_req *req, const char *s);
  * '?'), control characters dropped, cut to max_chars code points; NULL when empty. */
 const char *ldg__auth_clean_text(struct ldg_req *req, struct ldg_str v, size_t max_chars);
 
+/* ---- JSON-in-SQL answers (connectors.c; used by connectors.c and alerting.c) ---- */
+
+/* How ldg__auth_json answers. With `missing` set, row 0 column 0 is the owning account
+ * (ldg__auth_owned: no row → 404 missing, someone else's → 403 forbidden) and column 1 the JSON;
+ * a NULL column 1 (the write found nothing) → gone_status (404) `gone` (or missing). Without
+ * `missing`, column 0 is the JSON. status 204 answers without a body. */
+struct ldg_auth_json_answer {
+    int status;
+    const char *missing, *forbidden;
+    int gone_status;
+    const char *gone;
+};
+
+/* Run sql and answer its JSON text column as `a` says (a static or in the arena). */
+void ldg__auth_json(struct ldg_req *req, const char *name, const char *sql, int n, const char *const *params,
+                    const struct ldg_auth_errs *errs, const struct ldg_auth_json_answer *a);
+
+/* Integer query parameter within [min, max] (def when absent): 1 set, 0 absent, -EINVAL after 422. */
+int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
+                        int64_t *out) LDG_MUSTCHECK;
+
+/* Optional JSON boolean member: 1 set, 0 absent/null, -EINVAL after 422 (bool_type). */
+int ldg__auth_bool(struct ldg_req *req, const cJSON *obj, const char *field, bool *out) LDG_MUSTCHECK;
+
+/* Optional array of positive integer ids (at most 50) as PostgreSQL array text "{1,2}" in the
+ * arena: 1 set, 0 absent/null, -EINVAL after 422. */
+int ldg__auth_id_list(struct ldg_req *req, const cJSON *obj, const char *field, const char **out) LDG_MUSTCHECK;
+
 /* Route registration of each file (called by auth.c's routes hook). */
 void ldg__auth_accounts_routes(struct ldg_router *r);
 void ldg__auth_projects_routes(struct ldg_router *r);
 void ldg__auth_panels_routes(struct ldg_router *r);
+void ldg__auth_connectors_routes(struct ldg_router *r);
+void ldg__auth_alerting_routes(struct ldg_router *r);
 
 /* Add a route or abort startup (programming error). */
 void ldg__auth_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
