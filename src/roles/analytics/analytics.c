@@ -28,6 +28,8 @@
 #include "db/pg.h"
 #include "db/pgpool.h"
 #include "db/redis.h"
+#include "roles/analytics/alerting.h"
+#include "alerts/dispatch.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_analytics_cfg, f)
@@ -94,10 +96,22 @@ const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
     {0},
 };
 
-enum job_id { J_SEARCH_INDEX, J_HOURLY, J_ROUTES, J_USAGE, J_ERROR_RATE, J_LOG_VOLUME, J_TOP_ERRORS, NJOBS };
-static const char *const job_names[NJOBS] = {"search_index", "hourly_metrics", "available_routes",
-                                             "usage_stats",  "error_rate",     "log_volume",
-                                             "top_errors"};
+enum job_id {
+    J_SEARCH_INDEX,
+    J_HOURLY,
+    J_ROUTES,
+    J_USAGE,
+    J_ERROR_RATE,
+    J_LOG_VOLUME,
+    J_TOP_ERRORS,
+    J_ALERTS,
+    J_MONITORS,
+    J_ALERT_CLEANUP,
+    NJOBS
+};
+static const char *const job_names[NJOBS] = {"search_index", "hourly_metrics", "available_routes", "usage_stats",
+                                             "error_rate",   "log_volume",     "top_errors",       "alert_eval",
+                                             "monitor_check", "notification_cleanup"};
 
 /* Per-job health: written by the scheduling worker, read by any worker rendering /health/deep. */
 struct job_health {
@@ -163,6 +177,12 @@ static int64_t interval_of(enum job_id id)
         return c->log_volume_interval_ms;
     case J_TOP_ERRORS:
         return c->top_errors_interval_ms;
+    case J_ALERTS:
+        return c->alert_eval_interval_ms;
+    case J_MONITORS:
+        return c->monitor_check_interval_ms;
+    case J_ALERT_CLEANUP:
+        return c->notification_cleanup_interval_ms;
     case NJOBS:
         break;
     }
@@ -703,6 +723,11 @@ static void on_index_todo(PGresult *res, void *ud)
 /* ---- scheduler -------------------------------------------------------------------------------------------
  */
 
+static void on_alerting_done(void *ud, const char *error)
+{
+    job_end(ud, error);
+}
+
 static void job_start(struct job *j)
 {
     struct sched *s = j->s;
@@ -747,6 +772,15 @@ static void job_start(struct job *j)
     case J_TOP_ERRORS:
         sql_on(j, s->w->pg_logs, "ana_top_errors", top_errors_sql, 0, NULL, on_cache_rows,
                "computing the metrics");
+        return;
+    case J_ALERTS:
+        ldg__alerting_evaluate(s->w, G.cfg, &s->stopping, on_alerting_done, j);
+        return;
+    case J_MONITORS:
+        ldg__alerting_monitors(s->w, G.cfg, &s->stopping, on_alerting_done, j);
+        return;
+    case J_ALERT_CLEANUP:
+        ldg__alerting_cleanup(s->w, G.cfg, &s->stopping, on_alerting_done, j);
         return;
     case NJOBS:
         break;
@@ -877,6 +911,7 @@ static void analytics_stop_worker(struct ldg_worker *w, void *state)
     if (s->stopping)
         return;
     s->stopping = true;
+    ldg_dispatch_stop(w);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     /* a statement in flight on the index connection ends its job (-ECANCELED); a job waiting for
      * the connection to open ends here */
@@ -890,7 +925,7 @@ static void analytics_stop_worker(struct ldg_worker *w, void *state)
 static bool analytics_drained(const struct ldg_worker *w, const void *state)
 {
     const struct sched *s = state;
-    if (!s->timer_closed || s->conn_closing)
+    if (!s->timer_closed || s->conn_closing || !ldg_dispatch_idle(w))
         return false;
     for (int i = 0; i < NJOBS; i++)
         if (s->jobs[i].running)

@@ -207,6 +207,7 @@ struct ldg_auth_json_answer {
     const char *missing, *forbidden;
     int gone_status;
     const char *gone;
+    const char *invalid; /* with `missing`: column 2 false → 400 invalid */
 };
 
 /* Run sql and answer its JSON text column as `a` says (a static or in the arena). */

@@ -60,6 +60,10 @@ static void on_json_row(struct ldg_req *req, PGresult *res, void *ud)
         return;
     }
     int col = a->missing ? 1 : 0;
+    if (a->invalid && PQnfields(res) > 2 && strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        ldg_req_error(req, 400, a->invalid);
+        return;
+    }
     if (PQgetisnull(res, 0, col)) { /* owned, but the write found nothing (changed in between) */
         ldg_req_error(req, a->gone_status ? a->gone_status : 404, a->gone ? a->gone : a->missing);
         return;
