@@ -114,6 +114,7 @@ static void auth_routes(struct ldg_router *r, const void *cfg)
     ldg__auth_panels_routes(r);
     ldg__auth_connectors_routes(r);
     ldg__auth_alerting_routes(r);
+    ldg__auth_monitors_routes(r);
 }
 
 static int auth_init_worker(struct ldg_worker *w, const void *cfg, void **state)

@@ -231,6 +231,7 @@ void ldg__auth_projects_routes(struct ldg_router *r);
 void ldg__auth_panels_routes(struct ldg_router *r);
 void ldg__auth_connectors_routes(struct ldg_router *r);
 void ldg__auth_alerting_routes(struct ldg_router *r);
+void ldg__auth_monitors_routes(struct ldg_router *r);
 
 /* Add a route or abort startup (programming error). */
 void ldg__auth_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,
