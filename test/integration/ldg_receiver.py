@@ -67,3 +67,67 @@ class Receiver:
 
     def __exit__(self, *a):
         self.close()
+
+
+class SmtpSink:
+    """A minimal SMTP server that accepts every message: rx.messages = [(mail_from, [rcpt], data)]."""
+
+    def __init__(self):
+        import socketserver
+
+        self.messages = []
+        self.cond = threading.Condition()
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile
+                w.write(b"220 sink ESMTP\r\n")
+                frm, rcpt = None, []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode().strip()
+                    up = cmd.upper()
+                    if up.startswith("EHLO") or up.startswith("HELO"):
+                        w.write(b"250-sink\r\n250 8BITMIME\r\n")
+                    elif up.startswith("MAIL FROM:"):
+                        frm = cmd[10:].strip("<>")
+                        w.write(b"250 ok\r\n")
+                    elif up.startswith("RCPT TO:"):
+                        rcpt.append(cmd[8:].strip("<>"))
+                        w.write(b"250 ok\r\n")
+                    elif up == "DATA":
+                        w.write(b"354 go\r\n")
+                        data = []
+                        while True:
+                            d = self.rfile.readline()
+                            if not d or d == b".\r\n":
+                                break
+                            data.append(d)
+                        with sink.cond:
+                            sink.messages.append((frm, rcpt, b"".join(data).decode()))
+                            sink.cond.notify_all()
+                        w.write(b"250 queued\r\n")
+                    elif up == "QUIT":
+                        w.write(b"221 bye\r\n")
+                        return
+                    else:
+                        w.write(b"500 what\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout=10.0):
+        end = time.time() + timeout
+        with self.cond:
+            while len(self.messages) < n and time.time() < end:
+                self.cond.wait(max(0.01, end - time.time()))
+            return list(self.messages)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ldg_api import Api
-from ldg_receiver import Receiver
+from ldg_receiver import Receiver, SmtpSink
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -116,6 +116,25 @@ def test_email_without_relay_is_skipped(server):
     assert r.status_code == 200
     assert r.json()["skipped"] == 1 and r.json()["success"] is False
     assert "no SMTP relay" in r.json()["error"]
+
+
+def test_email_through_a_relay(ledgerd):
+    sink = SmtpSink()
+    try:
+        server = ledgerd(extra_ini={"analytics": {"smtp_host": "127.0.0.1", "smtp_port": sink.port,
+                                                  "smtp_from": "alerts@ledger.test"}})
+        user = Api(server.url).register()
+        c = user.post("/api/v1/connectors", json={"name": "mail", "kind": "email",
+                                                  "config": {"to": ["a@example.com", "b@example.com"]}}).json()
+        r = user.post(f"/api/v1/connectors/{c['id']}/test")
+        assert r.status_code == 200 and r.json()["success"] is True, r.text
+        frm, rcpt, data = sink.wait(1)[0]
+        assert frm == "alerts@ledger.test" and rcpt == ["a@example.com", "b@example.com"]
+        assert "Subject: [Ledger] Test notification" in data and "To: a@example.com,b@example.com" in data
+        d = user.get(f"/api/v1/connectors/{c['id']}/deliveries").json()["deliveries"]
+        assert d[0]["ok"] is True
+    finally:
+        sink.close()
 
 
 def test_inbox(server):
