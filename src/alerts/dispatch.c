@@ -142,13 +142,16 @@ static void note_error(struct dispatch *ds, const char *fmt, const char *a)
 
 /* ---- delivery log ---------------------------------------------------------------------------- */
 
+/* The dispatch is held until its log line is written, so `done` (a connector test's answer)
+ * comes after every attempt is visible in the delivery log. */
 static void on_logged(PGresult *res, void *ud)
 {
-    (void)ud;
+    struct dispatch *ds = ud;
     if (!res) {
         const struct ldg_pg_error *e = ldg_pg_failure();
         ldg_log_warn(CTX, "connector delivery not logged: code=%d err=%s", e->code, e->message ? e->message : "-");
     }
+    dispatch_release(ds);
 }
 
 static void log_attempt(struct dispatch *ds, int64_t connector_id, int attempt, bool ok, int status,
@@ -160,12 +163,15 @@ static void log_attempt(struct dispatch *ds, int64_t connector_id, int attempt, 
     snprintf(st, sizeof st, "%d", status);
     snprintf(ms, sizeof ms, "%" PRId64, took_ms);
     const char *params[] = {cid, ds->ev.kind, att, ok ? "t" : "f", status > 0 ? st : NULL, error, ms};
+    ds->pending++;
     if (ldg_pgpool_query_prepared(ds->d->w->pg_auth, "alr_delivery_log",
                                   "INSERT INTO connector_deliveries (connector_id, event_kind, attempt, ok, "
                                   "status_code, error, duration_ms) VALUES ($1::bigint, $2, $3::int, $4::bool, "
                                   "$5::int, left($6, 500), $7::int)",
-                                  7, params, on_logged, NULL) < 0)
+                                  7, params, on_logged, ds) < 0) {
         ldg_log_warn(CTX, "connector delivery not logged: database busy");
+        ds->pending--;
+    }
 }
 
 /* ---- in_app ---------------------------------------------------------------------------------- */
@@ -711,6 +717,28 @@ void ldg_dispatch_send(struct ldg_worker *w, const struct ldg_dispatch_event *ev
         note_error(ds, "%s", "database busy");
         dispatch_release(ds);
     }
+}
+
+static void on_owner_inbox(PGresult *res, void *ud)
+{
+    (void)ud;
+    if (!res) {
+        const struct ldg_pg_error *e = ldg_pg_failure();
+        ldg_log_warn(CTX, "inbox insert failed: code=%d err=%s", e->code, e->message ? e->message : "-");
+    }
+}
+
+void ldg_dispatch_inbox_owner(struct ldg_worker *w, int64_t project_id, const char *kind, const char *title,
+                              const char *data_json)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%" PRId64, project_id);
+    const char *params[] = {pid, kind, title, data_json ? data_json : "{}"};
+    if (ldg_pgpool_query_prepared(w->pg_auth, "alr_inbox_owner",
+                                  "INSERT INTO notifications (account_id, project_id, kind, title, data) SELECT "
+                                  "account_id, id, $2, $3, $4::jsonb FROM projects WHERE id = $1::bigint",
+                                  4, params, on_owner_inbox, NULL) < 0)
+        ldg_log_warn(CTX, "inbox insert of project=%s not submitted (database busy)", pid);
 }
 
 void ldg_dispatch_stop(struct ldg_worker *w)

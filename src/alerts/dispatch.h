@@ -48,6 +48,12 @@ typedef void (*ldg_dispatch_done_cb)(const struct ldg_dispatch_result *r, void *
 void ldg_dispatch_send(struct ldg_worker *w, const struct ldg_dispatch_event *ev, const char *ids, bool test,
                        ldg_dispatch_done_cb done, void *ud);
 
+/* Put one notification into the inbox of the account owning project_id, without connectors and
+ * without a live event (for events already published on the stream, e.g. error_regression).
+ * Fire and forget; failures are logged. Any role's worker thread. */
+void ldg_dispatch_inbox_owner(struct ldg_worker *w, int64_t project_id, const char *kind, const char *title,
+                              const char *data_json);
+
 /* The worker's outgoing HTTP client (created on first use), shared with the monitor checker. */
 struct ldg_httpc *ldg_dispatch_http(struct ldg_worker *w);
 

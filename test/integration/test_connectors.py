@@ -201,3 +201,44 @@ def test_ownership(server):
     assert bob.get("/api/v1/connectors").json()["total"] == 0
     assert bob.get("/api/v1/notifications").json()["total"] == 0
     assert alice.get(f"/api/v1/connectors/{cid}").status_code == 200
+
+
+def test_regression_reaches_inbox(server):
+    import datetime
+    import time
+
+    api = Api(server.url)
+    user = api.register()
+    pid = user.create_project()["project_id"]
+    sdk = api.with_key(user.create_key(pid)["full_key"])
+
+    def ingest():
+        ts = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        r = sdk.post("/api/v1/ingest/single", json={
+            "timestamp": ts, "level": "error", "log_type": "exception", "message": "it came back",
+            "error_type": "ComebackError", "error_message": "it came back",
+            "stack_trace": 'Traceback (most recent call last):\n  File "/app/x.py", line 3, in run\nComebackError'})
+        assert r.status_code == 202, r.text
+
+    def groups():
+        return user.get("/api/v1/error-groups", params={"project_id": pid}).json().get("groups", [])
+
+    def wait(fn, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.2)
+        return fn()
+
+    ingest()
+    g = wait(groups)[0]
+    r = user.patch(f"/api/v1/error-groups/{g['id']}/status", params={"project_id": pid}, json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+    ingest()
+    notes = wait(lambda: [n for n in user.get("/api/v1/notifications").json()["notifications"]
+                          if n["kind"] == "error_regression"])
+    assert len(notes) == 1, notes
+    n = notes[0]
+    assert n["project_id"] == pid and n["data"]["group_id"] == g["id"] and n["title"] == "Error regressed: ComebackError"
