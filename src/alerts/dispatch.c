@@ -100,7 +100,8 @@ struct ldg_httpc *ldg_dispatch_http(struct ldg_worker *w)
     struct dispatcher *d = dispatcher(w);
     if (!d->http && !d->stopping) {
         const struct ldg_analytics_cfg *c = cfg_of(w);
-        d->http = ldg_httpc_new(&w->loop, (unsigned)c->outbound_max_inflight, (unsigned)c->outbound_max_queued);
+        d->http =
+            ldg_httpc_new(&w->loop, (unsigned)c->outbound_max_inflight, (unsigned)c->outbound_max_queued);
     }
     return d->http;
 }
@@ -149,7 +150,8 @@ static void on_logged(PGresult *res, void *ud)
     struct dispatch *ds = ud;
     if (!res) {
         const struct ldg_pg_error *e = ldg_pg_failure();
-        ldg_log_warn(CTX, "connector delivery not logged: code=%d err=%s", e->code, e->message ? e->message : "-");
+        ldg_log_warn(CTX, "connector delivery not logged: code=%d err=%s", e->code,
+                     e->message ? e->message : "-");
     }
     dispatch_release(ds);
 }
@@ -164,11 +166,12 @@ static void log_attempt(struct dispatch *ds, int64_t connector_id, int attempt, 
     snprintf(ms, sizeof ms, "%" PRId64, took_ms);
     const char *params[] = {cid, ds->ev.kind, att, ok ? "t" : "f", status > 0 ? st : NULL, error, ms};
     ds->pending++;
-    if (ldg_pgpool_query_prepared(ds->d->w->pg_auth, "alr_delivery_log",
-                                  "INSERT INTO connector_deliveries (connector_id, event_kind, attempt, ok, "
-                                  "status_code, error, duration_ms) VALUES ($1::bigint, $2, $3::int, $4::bool, "
-                                  "$5::int, left($6, 500), $7::int)",
-                                  7, params, on_logged, ds) < 0) {
+    if (ldg_pgpool_query_prepared(
+            ds->d->w->pg_auth, "alr_delivery_log",
+            "INSERT INTO connector_deliveries (connector_id, event_kind, attempt, ok, "
+            "status_code, error, duration_ms) VALUES ($1::bigint, $2, $3::int, $4::bool, "
+            "$5::int, left($6, 500), $7::int)",
+            7, params, on_logged, ds) < 0) {
         ldg_log_warn(CTX, "connector delivery not logged: database busy");
         ds->pending--;
     }
@@ -211,9 +214,11 @@ static void deliver_in_app(struct dispatch *ds)
     /* The row as the inbox lists it, to publish as is. */
     int rc = ldg_pgpool_query_prepared(
         ds->d->w->pg_auth, "alr_inbox_insert",
-        "WITH n AS (INSERT INTO notifications (account_id, project_id, kind, title, data) VALUES ($1::bigint, "
+        "WITH n AS (INSERT INTO notifications (account_id, project_id, kind, title, data) VALUES "
+        "($1::bigint, "
         "$2::bigint, $3, $4, $5::jsonb) RETURNING *) SELECT json_build_object('id', id, 'project_id', "
-        "project_id, 'kind', kind, 'title', title, 'data', data, 'read', false, 'read_at', NULL, 'created_at', "
+        "project_id, 'kind', kind, 'title', title, 'data', data, 'read', false, 'read_at', NULL, "
+        "'created_at', "
         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text FROM n",
         5, params, on_inbox_row, ds);
     if (rc < 0) {
@@ -631,8 +636,8 @@ static void on_connectors(PGresult *res, void *ud)
     struct dispatch *ds = ud;
     if (!res) {
         const struct ldg_pg_error *e = ldg_pg_failure();
-        ldg_log_warn(CTX, "event %s not delivered: connectors unreadable: code=%d err=%s", ds->ev.kind, e->code,
-                     e->message ? e->message : "-");
+        ldg_log_warn(CTX, "event %s not delivered: connectors unreadable: code=%d err=%s", ds->ev.kind,
+                     e->code, e->message ? e->message : "-");
         note_error(ds, "%s", "connectors unreadable");
         dispatch_release(ds);
         return;
@@ -734,10 +739,11 @@ void ldg_dispatch_inbox_owner(struct ldg_worker *w, int64_t project_id, const ch
     char pid[24];
     snprintf(pid, sizeof pid, "%" PRId64, project_id);
     const char *params[] = {pid, kind, title, data_json ? data_json : "{}"};
-    if (ldg_pgpool_query_prepared(w->pg_auth, "alr_inbox_owner",
-                                  "INSERT INTO notifications (account_id, project_id, kind, title, data) SELECT "
-                                  "account_id, id, $2, $3, $4::jsonb FROM projects WHERE id = $1::bigint",
-                                  4, params, on_owner_inbox, NULL) < 0)
+    if (ldg_pgpool_query_prepared(
+            w->pg_auth, "alr_inbox_owner",
+            "INSERT INTO notifications (account_id, project_id, kind, title, data) SELECT "
+            "account_id, id, $2, $3, $4::jsonb FROM projects WHERE id = $1::bigint",
+            4, params, on_owner_inbox, NULL) < 0)
         ldg_log_warn(CTX, "inbox insert of project=%s not submitted (database busy)", pid);
 }
 

@@ -14,7 +14,7 @@
 #define LDG_TOTP_STEP_S 30
 #define LDG_TOTP_SECRET_BYTES 20 /* 160 bits, RFC 4226's recommendation */
 /* base32 text length of n bytes, without padding */
-#define LDG_BASE32_LEN(n) (((n) * 8 + 4) / 5)
+#define LDG_BASE32_LEN(n) (((n)*8 + 4) / 5)
 
 /* The HOTP value of counter `step` (RFC 4226 dynamic truncation) modulo 10^digits (6..8). */
 uint32_t ldg_totp_code(const unsigned char *key, size_t keylen, uint64_t step, unsigned digits);

@@ -52,7 +52,8 @@ struct hreq {
     size_t headlen;
 };
 
-int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port, const char **path)
+int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port,
+                        const char **path)
 {
     if (!url)
         return -EINVAL;

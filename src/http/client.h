@@ -23,13 +23,13 @@
 struct ldg_httpc;
 
 struct ldg_httpc_req {
-    const char *method;               /* "GET", "POST" */
-    const char *url;                  /* http://host[:port][/path] */
-    const char *const *headers;       /* "Name: value" lines, without CRLF; nullable */
+    const char *method;         /* "GET", "POST" */
+    const char *url;            /* http://host[:port][/path] */
+    const char *const *headers; /* "Name: value" lines, without CRLF; nullable */
     size_t nheaders;
-    const char *body;                 /* nullable */
+    const char *body; /* nullable */
     size_t body_len;
-    int64_t timeout_ms;               /* > 0 */
+    int64_t timeout_ms; /* > 0 */
 };
 
 /* Result: status > 0 is the HTTP status; status < 0 a failure code (-ETIMEDOUT, -ECONNREFUSED,
@@ -42,7 +42,8 @@ struct ldg_httpc *ldg_httpc_new(uv_loop_t *loop, unsigned max_inflight, unsigned
 /* Start (or queue) a request; everything in r is copied. 0: cb runs exactly once, never from
  * inside this call. Without callback: -EINVAL (bad URL), -EPROTONOSUPPORT (not http://),
  * -EAGAIN (queue full), -ECANCELED (closing). */
-int ldg_httpc_send(struct ldg_httpc *c, const struct ldg_httpc_req *r, ldg_httpc_cb cb, void *ud) LDG_MUSTCHECK;
+int ldg_httpc_send(struct ldg_httpc *c, const struct ldg_httpc_req *r, ldg_httpc_cb cb,
+                   void *ud) LDG_MUSTCHECK;
 
 /* Requests running or queued. */
 size_t ldg_httpc_pending(const struct ldg_httpc *c);
@@ -52,6 +53,7 @@ size_t ldg_httpc_pending(const struct ldg_httpc *c);
 void ldg_httpc_close(struct ldg_httpc *c);
 
 /* Split an http:// URL. host/path point into buf (cap bytes). 0, -EINVAL or -EPROTONOSUPPORT. */
-int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port, const char **path);
+int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port,
+                        const char **path);
 
 #endif

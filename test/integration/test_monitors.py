@@ -62,14 +62,17 @@ def test_heartbeat_up_late_down_up(server):
     assert state() == "up"
     assert wait_for(lambda: state() == "down", 12)
     assert time.time() - t0 >= 11
-    time.sleep(2)
+    assert wait_for(lambda: len(user.get("/api/v1/notifications").json()["notifications"]) == 2, 5)
     kinds = [n["kind"] for n in user.get("/api/v1/notifications").json()["notifications"]]
     assert kinds == ["monitor_down", "monitor_up"], kinds
 
     # a ping brings it back up (notified)
     assert api.post(f"{MON}/{m['token']}/ping").status_code == 204
     assert state() == "up"
-    notes = user.get("/api/v1/notifications").json()["notifications"]
+    # the notification is delivered after the 204 (asynchronously)
+    inbox = lambda: user.get("/api/v1/notifications").json()["notifications"]
+    assert wait_for(lambda: len(inbox()) == 3, 5)
+    notes = inbox()
     assert [n["kind"] for n in notes] == ["monitor_up", "monitor_down", "monitor_up"]
     assert notes[0]["data"]["previous_state"] == "down" and notes[0]["data"]["monitor_id"] == m["id"]
 

@@ -18,7 +18,7 @@ static void rfc6238_vectors(void **state)
     static const struct {
         int64_t t;
         uint32_t code;
-    } v[] = {{59, 94287082},         {1111111109, 7081804}, {1111111111, 14050471},
+    } v[] = {{59, 94287082},         {1111111109, 7081804},  {1111111111, 14050471},
              {1234567890, 89005924}, {2000000000, 69279037}, {20000000000LL, 65353130}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         assert_int_equal(ldg_totp_code(RFC_KEY, 20, ldg_totp_step(v[i].t), 8), v[i].code);

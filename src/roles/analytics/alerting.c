@@ -2,10 +2,12 @@
  * alerting.c: the alerting jobs of the analytics role (see alerting.h, docs/alerts.md).
  *
  * Evaluator: one statement lists the enabled rules with what decides them (maintenance window,
- * snooze, cool-down, current state); each rule's metric is one statement on the logs database
- * (alert_eval_concurrency at once) over [now - window, now], with the rule's filter compiled by
- * the search language. The transition is one guarded statement on the rule (state = 'ok' →
- * 'firing' inserts an event; 'firing' → 'ok' resolves it), so a pass that runs twice changes
+ * snooze, cool-down, current state); the rules of one project (up to GROUP_MAX) are computed by
+ * one statement on the logs database that scans the project's logs over the group's longest window
+ * once, each rule being an aggregate FILTERed by its own window and its filter (compiled by the
+ * search language); alert_eval_concurrency such statements run at once. Values that do not change
+ * the state are written with one statement per group. A transition is one guarded statement on the rule
+ * (state = 'ok' → 'firing' inserts an event; 'firing' → 'ok' resolves it), so a pass that runs twice changes
  * nothing twice. Only transitions notify: a rule that keeps breaching stays quiet.
  *
  * Monitor checker: late heartbeats go down in one statement; due http monitors are requested
@@ -88,8 +90,28 @@ static void fmt_value(char *out, size_t cap, const char *v)
 
 /* ---- evaluator --------------------------------------------------------------------------------- */
 
-enum { R_ID, R_PROJECT, R_ACCOUNT, R_METRIC, R_FILTER, R_CMP, R_THRESHOLD, R_WINDOW, R_COOLDOWN, R_CONNECTORS,
-       R_STATE, R_NAME, R_MAINT, R_SNOOZED, R_COOLING };
+/* Rules of one project are evaluated together: one statement scans the project's logs over the
+ * longest window of the group once and computes every rule's value with an aggregate FILTERed by
+ * the rule's own window and filter. */
+#define GROUP_MAX 50
+
+enum {
+    R_ID,
+    R_PROJECT,
+    R_ACCOUNT,
+    R_METRIC,
+    R_FILTER,
+    R_CMP,
+    R_THRESHOLD,
+    R_WINDOW,
+    R_COOLDOWN,
+    R_CONNECTORS,
+    R_STATE,
+    R_NAME,
+    R_MAINT,
+    R_SNOOZED,
+    R_COOLING
+};
 
 static const char SQL_RULES[] =
     "SELECT r.id, r.project_id, p.account_id, r.metric, r.filter, r.comparator, r.threshold, r.window_s, "
@@ -99,14 +121,21 @@ static const char SQL_RULES[] =
     "coalesce(r.snoozed_until > now(), false), "
     "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false) "
     "FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.enabled "
-    "ORDER BY r.last_evaluated_at NULLS FIRST, r.id LIMIT $1::int";
+    "ORDER BY r.project_id, r.id LIMIT $1::int";
 
-struct rule_run {
+struct group_run {
     struct pass *p;
-    int row;
-    char value[64]; /* text of the metric, "" = no data */
-    bool has_value;
+    int first, n;      /* rows of p->rows */
+    int pending;       /* statements in flight */
+    char (*value)[64]; /* per rule: the metric as text, "" = no data */
     struct ldg_arena arena;
+};
+
+/* One transition of one rule (fire or resolve), with what its notification needs. */
+struct rule_run {
+    struct group_run *g;
+    int row;
+    const char *value; /* NULL = no data */
 };
 
 static const char *cell(const PGresult *r, int row, int col)
@@ -116,23 +145,16 @@ static const char *cell(const PGresult *r, int row, int col)
 
 static void eval_next(struct pass *p);
 
-static void rule_done(struct rule_run *rr)
+static void group_release(struct group_run *g)
 {
-    struct pass *p = rr->p;
-    ldg_arena_free(&rr->arena);
-    free(rr);
+    if (--g->pending > 0)
+        return;
+    struct pass *p = g->p;
+    ldg_arena_free(&g->arena);
+    free(g->value);
+    free(g);
     p->inflight--;
     eval_next(p);
-}
-
-static void on_rule_written(PGresult *res, void *ud)
-{
-    struct rule_run *rr = ud;
-    if (!res) {
-        log_failure("writing a rule's state");
-        rr->p->error = "writing rule states";
-    }
-    rule_done(rr);
 }
 
 static bool compare(const char *cmp, double v, double t)
@@ -148,21 +170,25 @@ static bool compare(const char *cmp, double v, double t)
 
 static const char *symbol(const char *cmp)
 {
-    return strcmp(cmp, "gt") == 0 ? ">" : strcmp(cmp, "gte") == 0 ? ">=" : strcmp(cmp, "lt") == 0 ? "<" : "<=";
+    return strcmp(cmp, "gt") == 0    ? ">"
+           : strcmp(cmp, "gte") == 0 ? ">="
+           : strcmp(cmp, "lt") == 0  ? "<"
+                                     : "<=";
 }
 
 static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
 {
-    struct pass *p = rr->p;
+    struct pass *p = rr->g->p;
     const PGresult *r = p->rows;
     int i = rr->row;
     char v[48];
-    fmt_value(v, sizeof v, rr->has_value ? rr->value : NULL);
+    fmt_value(v, sizeof v, rr->value);
     char title[512];
     const char *name = PQgetvalue(r, i, R_NAME);
     if (firing)
-        snprintf(title, sizeof title, "Alert firing: %s (%s %s %s, value %s)", name, PQgetvalue(r, i, R_METRIC),
-                 symbol(PQgetvalue(r, i, R_CMP)), PQgetvalue(r, i, R_THRESHOLD), v);
+        snprintf(title, sizeof title, "Alert firing: %s (%s %s %s, value %s)", name,
+                 PQgetvalue(r, i, R_METRIC), symbol(PQgetvalue(r, i, R_CMP)), PQgetvalue(r, i, R_THRESHOLD),
+                 v);
     else
         snprintf(title, sizeof title, "Alert resolved: %s (%s %s)", name, PQgetvalue(r, i, R_METRIC), v);
     struct ldg_buf b;
@@ -188,7 +214,7 @@ static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
     ldg_json_key(&jw, "threshold");
     ldg_json_double(&jw, strtod(PQgetvalue(r, i, R_THRESHOLD), NULL));
     ldg_json_key(&jw, "value");
-    if (rr->has_value)
+    if (rr->value)
         ldg_json_double(&jw, strtod(rr->value, NULL));
     else
         ldg_json_null(&jw);
@@ -208,13 +234,20 @@ static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
     ldg_buf_free(&b);
 }
 
+static void rule_done(struct rule_run *rr)
+{
+    struct group_run *g = rr->g;
+    free(rr);
+    group_release(g);
+}
+
 static void on_fired(PGresult *res, void *ud)
 {
     struct rule_run *rr = ud;
     if (!res) {
         log_failure("firing a rule");
-        rr->p->error = "writing rule states";
-    } else if (PQntuples(res) == 1 && !*rr->p->stopping) {
+        rr->g->p->error = "writing rule states";
+    } else if (PQntuples(res) == 1 && !*rr->g->p->stopping) {
         notify_rule(rr, true, PQgetvalue(res, 0, 0));
     }
     rule_done(rr);
@@ -223,150 +256,242 @@ static void on_fired(PGresult *res, void *ud)
 static void on_resolved(PGresult *res, void *ud)
 {
     struct rule_run *rr = ud;
-    const PGresult *r = rr->p->rows;
-    bool quiet = strcmp(PQgetvalue(r, rr->row, R_MAINT), "t") == 0 || strcmp(PQgetvalue(r, rr->row, R_SNOOZED), "t") == 0;
+    const PGresult *r = rr->g->p->rows;
+    bool quiet = strcmp(PQgetvalue(r, rr->row, R_MAINT), "t") == 0 ||
+                 strcmp(PQgetvalue(r, rr->row, R_SNOOZED), "t") == 0;
     if (!res) {
         log_failure("resolving a rule");
-        rr->p->error = "writing rule states";
-    } else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0 && !quiet && !*rr->p->stopping) {
+        rr->g->p->error = "writing rule states";
+    } else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0 && !quiet &&
+               !*rr->g->p->stopping) {
         notify_rule(rr, false, cell(res, 0, 1));
     }
     rule_done(rr);
 }
 
-static void decide(struct rule_run *rr)
+static void on_touched(PGresult *res, void *ud)
 {
-    struct pass *p = rr->p;
-    const PGresult *r = p->rows;
-    int i = rr->row;
-    bool firing = strcmp(PQgetvalue(r, i, R_STATE), "firing") == 0;
-    bool breach = rr->has_value &&
-                  compare(PQgetvalue(r, i, R_CMP), strtod(rr->value, NULL), strtod(PQgetvalue(r, i, R_THRESHOLD), NULL));
-    bool quiet = strcmp(PQgetvalue(r, i, R_MAINT), "t") == 0 || strcmp(PQgetvalue(r, i, R_SNOOZED), "t") == 0 ||
-                 strcmp(PQgetvalue(r, i, R_COOLING), "t") == 0;
-    const char *params[] = {PQgetvalue(r, i, R_ID), rr->has_value ? rr->value : NULL};
-    int rc;
-    if (!firing && breach && !quiet)
-        rc = ldg_pgpool_query_prepared(
-            p->w->pg_auth, "alr_eval_fire",
-            "WITH u AS (UPDATE alert_rules SET state = 'firing', last_fired_at = now(), last_value = $2::float8, "
-            "last_evaluated_at = now() WHERE id = $1::bigint AND state = 'ok' RETURNING id, project_id, metric, "
-            "comparator, threshold), e AS (INSERT INTO alert_events (rule_id, project_id, metric, comparator, "
-            "threshold, value) SELECT id, project_id, metric, comparator, threshold, $2::float8 FROM u RETURNING "
-            "id) SELECT id FROM e",
-            2, params, on_fired, rr);
-    else if (firing && !breach)
-        rc = ldg_pgpool_query_prepared(
-            p->w->pg_auth, "alr_eval_resolve",
-            "WITH u AS (UPDATE alert_rules SET state = 'ok', last_value = $2::float8, last_evaluated_at = now() "
-            "WHERE id = $1::bigint AND state = 'firing' RETURNING id), e AS (UPDATE alert_events SET status = "
-            "'resolved', resolved_at = now(), resolved_value = $2::float8 WHERE rule_id IN (SELECT id FROM u) AND "
-            "status = 'firing' RETURNING id) SELECT (SELECT count(*) FROM u), (SELECT max(id) FROM e)",
-            2, params, on_resolved, rr);
-    else
-        rc = ldg_pgpool_query_prepared(p->w->pg_auth, "alr_eval_touch",
-                                       "UPDATE alert_rules SET last_value = $2::float8, last_evaluated_at = now() "
-                                       "WHERE id = $1::bigint",
-                                       2, params, on_rule_written, rr);
-    if (rc < 0) {
-        p->error = "writing rule states";
-        rule_done(rr);
+    struct group_run *g = ud;
+    if (!res) {
+        log_failure("writing rule values");
+        g->p->error = "writing rule states";
     }
+    group_release(g);
 }
 
-static void on_metric(PGresult *res, void *ud)
+/* Every rule of the group: a transition (its own guarded statement) or, for the others, one
+ * statement that records the values. */
+static void decide_group(struct group_run *g)
 {
-    struct rule_run *rr = ud;
-    if (*rr->p->stopping) {
-        rule_done(rr);
+    struct pass *p = g->p;
+    const PGresult *r = p->rows;
+    struct ldg_buf ids, vals;
+    ldg_buf_init(&ids);
+    ldg_buf_init(&vals);
+    int touched = 0;
+    for (int k = 0; k < g->n; k++) {
+        int i = g->first + k;
+        const char *value = g->value[k][0] ? g->value[k] : NULL;
+        bool firing = strcmp(PQgetvalue(r, i, R_STATE), "firing") == 0;
+        bool breach = value && compare(PQgetvalue(r, i, R_CMP), strtod(value, NULL),
+                                       strtod(PQgetvalue(r, i, R_THRESHOLD), NULL));
+        bool quiet = strcmp(PQgetvalue(r, i, R_MAINT), "t") == 0 ||
+                     strcmp(PQgetvalue(r, i, R_SNOOZED), "t") == 0 ||
+                     strcmp(PQgetvalue(r, i, R_COOLING), "t") == 0;
+        bool fire = !firing && breach && !quiet, resolve = firing && !breach;
+        if (!fire && !resolve) {
+            ldg_buf_printf(&ids, "%s%s", touched ? "," : "{", PQgetvalue(r, i, R_ID));
+            ldg_buf_printf(&vals, "%s%s", touched ? "," : "{", value ? value : "NULL");
+            touched++;
+            continue;
+        }
+        struct rule_run *rr = ldg_calloc(1, sizeof *rr);
+        rr->g = g;
+        rr->row = i;
+        rr->value = value;
+        const char *params[] = {PQgetvalue(r, i, R_ID), value};
+        g->pending++;
+        int rc;
+        if (fire)
+            rc = ldg_pgpool_query_prepared(
+                p->w->pg_auth, "alr_eval_fire",
+                "WITH u AS (UPDATE alert_rules SET state = 'firing', last_fired_at = now(), last_value = "
+                "$2::float8, last_evaluated_at = now() WHERE id = $1::bigint AND state = 'ok' RETURNING id, "
+                "project_id, metric, comparator, threshold), e AS (INSERT INTO alert_events (rule_id, "
+                "project_id, "
+                "metric, comparator, threshold, value) SELECT id, project_id, metric, comparator, threshold, "
+                "$2::float8 FROM u RETURNING id) SELECT id FROM e",
+                2, params, on_fired, rr);
+        else
+            rc = ldg_pgpool_query_prepared(p->w->pg_auth, "alr_eval_resolve",
+                                           "WITH u AS (UPDATE alert_rules SET state = 'ok', last_value = "
+                                           "$2::float8, last_evaluated_at = "
+                                           "now() WHERE id = $1::bigint AND state = 'firing' RETURNING id), "
+                                           "e AS (UPDATE alert_events SET "
+                                           "status = 'resolved', resolved_at = now(), resolved_value = "
+                                           "$2::float8 WHERE rule_id IN (SELECT "
+                                           "id FROM u) AND status = 'firing' RETURNING id) SELECT (SELECT "
+                                           "count(*) FROM u), (SELECT max(id) "
+                                           "FROM e)",
+                                           2, params, on_resolved, rr);
+        if (rc < 0) {
+            p->error = "writing rule states";
+            free(rr);
+            g->pending--;
+        }
+    }
+    if (touched) {
+        ldg_buf_put(&ids, "}", 2);
+        ldg_buf_put(&vals, "}", 2);
+        const char *params[] = {ldg_buf_head(&ids), ldg_buf_head(&vals)};
+        g->pending++;
+        if (ldg_pgpool_query_prepared(
+                p->w->pg_auth, "alr_eval_touch",
+                "UPDATE alert_rules r SET last_value = v.val, last_evaluated_at = now() FROM "
+                "unnest($1::bigint[], $2::float8[]) AS v(id, val) WHERE r.id = v.id",
+                2, params, on_touched, g) < 0) {
+            p->error = "writing rule states";
+            g->pending--;
+        }
+    }
+    ldg_buf_free(&ids);
+    ldg_buf_free(&vals);
+    group_release(g); /* the metric statement's hold */
+}
+
+static void on_group_metrics(PGresult *res, void *ud)
+{
+    struct group_run *g = ud;
+    if (*g->p->stopping) {
+        group_release(g);
         return;
     }
-    if (!res) {
-        char what[96];
-        snprintf(what, sizeof what, "computing the metric of rule %s", PQgetvalue(rr->p->rows, rr->row, R_ID));
-        log_failure(what);
-        rr->p->error = "computing rule metrics";
-        rule_done(rr);
+    if (!res || PQntuples(res) != 1 || PQnfields(res) != g->n) {
+        if (!res) {
+            char what[96];
+            snprintf(what, sizeof what, "computing the metrics of project %s",
+                     PQgetvalue(g->p->rows, g->first, R_PROJECT));
+            log_failure(what);
+        }
+        g->p->error = "computing rule metrics";
+        group_release(g);
         return;
     }
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-        snprintf(rr->value, sizeof rr->value, "%s", PQgetvalue(res, 0, 0));
-        rr->has_value = true;
-    }
-    decide(rr);
+    for (int k = 0; k < g->n; k++)
+        if (!PQgetisnull(res, 0, k))
+            snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, k));
+    decide_group(g);
 }
 
 #define DURATION_EXPR                                                                                        \
-    "CASE WHEN attributes->'endpoint'->>'duration_ms' ~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN "    \
-    "(attributes->'endpoint'->>'duration_ms')::float8 END"
+    "CASE WHEN log_type = 'endpoint' AND attributes->'endpoint'->>'duration_ms' ~ "                          \
+    "'^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN (attributes->'endpoint'->>'duration_ms')::float8 END"
 
-static void rule_start(struct pass *p, int row)
+/* The aggregate of row i: its window ($w) and filter, then its metric. */
+static bool rule_aggregate(struct group_run *g, int i, struct ldg_buf *sql, struct ldg_qparams *qp)
 {
-    struct rule_run *rr = ldg_calloc(1, sizeof *rr);
-    rr->p = p;
-    rr->row = row;
-    ldg_arena_init(&rr->arena, NULL, 0);
-    p->inflight++;
-    const PGresult *r = p->rows;
-    const char *metric = PQgetvalue(r, row, R_METRIC);
-    struct ldg_qparams qp = {0};
-    (void)ldg_qparams_add(&qp, &rr->arena, PQgetvalue(r, row, R_PROJECT));
-    (void)ldg_qparams_add(&qp, &rr->arena, PQgetvalue(r, row, R_WINDOW));
-    struct ldg_buf where;
-    ldg_buf_init(&where);
-    ldg_buf_puts(&where, "project_id = $1::bigint AND \"timestamp\" >= now() - $2::int * interval '1 second' AND "
-                         "\"timestamp\" <= now()");
-    const char *filter = cell(r, row, R_FILTER);
+    const PGresult *r = g->p->rows;
+    const char *metric = PQgetvalue(r, i, R_METRIC);
+    struct ldg_buf cond;
+    ldg_buf_init(&cond);
+    int w = ldg_qparams_add(qp, &g->arena, PQgetvalue(r, i, R_WINDOW));
+    ldg_buf_printf(&cond, "\"timestamp\" >= now() - $%d::int * interval '1 second'", w);
+    const char *filter = cell(r, i, R_FILTER);
     if (filter && *filter) {
         struct ldg_qnode *root;
         struct ldg_qerror err;
-        if (ldg_qlang_parse(filter, strlen(filter), &rr->arena, &root, &err) < 0) {
-            ldg_log_warn(CTX, "rule=%s filter does not parse (%s): skipped", PQgetvalue(r, row, R_ID), err.msg);
-            ldg_buf_free(&where);
-            rule_done(rr);
-            return;
+        if (ldg_qlang_parse(filter, strlen(filter), &g->arena, &root, &err) < 0) {
+            ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches", PQgetvalue(r, i, R_ID),
+                         err.msg);
+            ldg_buf_puts(&cond, " AND false");
+        } else {
+            ldg_buf_puts(&cond, " AND (");
+            ldg_qlang_compile(root, &g->arena, &cond, qp);
+            ldg_buf_puts(&cond, ")");
         }
-        ldg_buf_puts(&where, " AND (");
-        ldg_qlang_compile(root, &rr->arena, &where, &qp);
-        ldg_buf_puts(&where, ")");
     }
-    struct ldg_buf sql;
-    ldg_buf_init(&sql);
+    int cn = (int)ldg_buf_size(&cond);
+    const char *c = ldg_buf_head(&cond);
     const char *pct = strcmp(metric, "p50_latency") == 0   ? "0.5"
                       : strcmp(metric, "p95_latency") == 0 ? "0.95"
                       : strcmp(metric, "p99_latency") == 0 ? "0.99"
-                                                            : NULL;
+                                                           : NULL;
+    bool dur = pct != NULL;
     if (pct)
-        ldg_buf_printf(&sql,
-                       "SELECT percentile_cont(%s) WITHIN GROUP (ORDER BY dur) FROM (SELECT " DURATION_EXPR
-                       " AS dur FROM logs WHERE log_type = 'endpoint' AND %.*s) s WHERE dur IS NOT NULL",
-                       pct, (int)ldg_buf_size(&where), ldg_buf_head(&where));
+        ldg_buf_printf(
+            sql,
+            "percentile_cont(%s) WITHIN GROUP (ORDER BY d.dur) FILTER (WHERE %.*s AND d.dur IS NOT NULL)",
+            pct, cn, c);
     else if (strcmp(metric, "error_rate") == 0)
-        ldg_buf_printf(&sql,
-                       "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE 100.0 * count(*) FILTER (WHERE level IN ('error', "
-                       "'critical')) / count(*) END::float8 FROM logs WHERE %.*s",
-                       (int)ldg_buf_size(&where), ldg_buf_head(&where));
+        ldg_buf_printf(
+            sql,
+            "CASE WHEN count(*) FILTER (WHERE %.*s) = 0 THEN 0 ELSE 100.0 * count(*) FILTER (WHERE %.*s "
+            "AND level IN ('error', 'critical')) / count(*) FILTER (WHERE %.*s) END::float8",
+            cn, c, cn, c, cn, c);
     else if (strcmp(metric, "error_count") == 0)
-        ldg_buf_printf(&sql,
-                       "SELECT (count(*) FILTER (WHERE level IN ('error', 'critical')))::float8 FROM logs WHERE %.*s",
-                       (int)ldg_buf_size(&where), ldg_buf_head(&where));
+        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s AND level IN ('error', 'critical')))::float8", cn,
+                       c);
     else
-        ldg_buf_printf(&sql, "SELECT count(*)::float8 FROM logs WHERE %.*s", (int)ldg_buf_size(&where),
-                       ldg_buf_head(&where));
+        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s))::float8", cn, c);
+    ldg_buf_free(&cond);
+    return dur;
+}
+
+static void group_start(struct pass *p, int first, int n)
+{
+    struct group_run *g = ldg_calloc(1, sizeof *g);
+    g->p = p;
+    g->first = first;
+    g->n = n;
+    g->pending = 1;
+    g->value = ldg_calloc((size_t)n, sizeof *g->value);
+    ldg_arena_init(&g->arena, NULL, 0);
+    p->inflight++;
+    const PGresult *r = p->rows;
+    int64_t longest = 0;
+    for (int k = 0; k < n; k++)
+        longest = LDG_MAX(longest, strtoll(PQgetvalue(r, first + k, R_WINDOW), NULL, 10));
+    struct ldg_qparams qp = {0};
+    (void)ldg_qparams_add(&qp, &g->arena, PQgetvalue(r, first, R_PROJECT));
+    char lw[24];
+    snprintf(lw, sizeof lw, "%" PRId64, longest);
+    (void)ldg_qparams_add(&qp, &g->arena, ldg_arena_strndup(&g->arena, lw, strlen(lw)));
+    struct ldg_buf aggs;
+    ldg_buf_init(&aggs);
+    bool dur = false;
+    for (int k = 0; k < n; k++) {
+        if (k)
+            ldg_buf_puts(&aggs, ", ");
+        dur |= rule_aggregate(g, first + k, &aggs, &qp);
+    }
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
+                   "$2::int * interval '1 second' AND \"timestamp\" <= now()",
+                   (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
+                   dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
     ldg_buf_put(&sql, "", 1);
-    ldg_buf_free(&where);
-    int rc = ldg_pgpool_query(p->w->pg_logs, ldg_buf_head(&sql), (int)qp.n, qp.v, on_metric, rr);
+    ldg_buf_free(&aggs);
+    int rc = ldg_pgpool_query(p->w->pg_logs, ldg_buf_head(&sql), (int)qp.n, qp.v, on_group_metrics, g);
     ldg_buf_free(&sql);
     if (rc < 0) {
         p->error = "computing rule metrics";
-        rule_done(rr);
+        group_release(g);
     }
 }
 
 static void eval_next(struct pass *p)
 {
-    while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency)
-        rule_start(p, p->next++);
+    const PGresult *r = p->rows;
+    while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency) {
+        int first = p->next, n = 1;
+        while (first + n < p->n && n < GROUP_MAX &&
+               strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0)
+            n++;
+        p->next += n;
+        group_start(p, first, n);
+    }
     if (p->inflight == 0 && (p->next >= p->n || *p->stopping)) {
         if (*p->stopping && p->next < p->n)
             p->error = "stopped by shutdown";
@@ -481,9 +606,10 @@ static void on_check_recorded(PGresult *res, void *ud)
         c->p->error = "recording monitor checks";
     } else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0 &&
                !*c->p->stopping) {
-        notify_monitor(c->p->w, PQgetvalue(r, i, M_ID), PQgetvalue(r, i, M_PROJECT), PQgetvalue(r, i, M_ACCOUNT),
-                       PQgetvalue(r, i, M_NAME), PQgetvalue(r, i, M_CONNECTORS), PQgetvalue(res, 0, 1),
-                       PQgetvalue(res, 0, 0), c->status, c->latency, c->ok ? NULL : c->error);
+        notify_monitor(c->p->w, PQgetvalue(r, i, M_ID), PQgetvalue(r, i, M_PROJECT),
+                       PQgetvalue(r, i, M_ACCOUNT), PQgetvalue(r, i, M_NAME), PQgetvalue(r, i, M_CONNECTORS),
+                       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0), c->status, c->latency,
+                       c->ok ? NULL : c->error);
     }
     check_done(c);
 }
@@ -511,11 +637,16 @@ static void on_checked(int status, int64_t latency, const char *error, void *ud)
                             c->ok ? NULL : c->error};
     if (ldg_pgpool_query_prepared(
             p->w->pg_auth, "alr_monitor_record",
-            "WITH old AS (SELECT state FROM monitors WHERE id = $1::bigint), c AS (INSERT INTO monitor_checks "
-            "(monitor_id, ok, latency_ms, status_code, error) VALUES ($1::bigint, $2::bool, $3::int, $4::int, $5)), "
-            "u AS (UPDATE monitors SET last_check_at = now(), last_latency_ms = $3::int, last_status_code = $4::int, "
-            "last_error = $5, checks_total = checks_total + 1, checks_up = checks_up + ($2::bool)::int, state = "
-            "CASE WHEN $2::bool THEN 'up' ELSE 'down' END, state_changed_at = CASE WHEN state = CASE WHEN $2::bool "
+            "WITH old AS (SELECT state FROM monitors WHERE id = $1::bigint), c AS (INSERT INTO "
+            "monitor_checks "
+            "(monitor_id, ok, latency_ms, status_code, error) VALUES ($1::bigint, $2::bool, $3::int, "
+            "$4::int, $5)), "
+            "u AS (UPDATE monitors SET last_check_at = now(), last_latency_ms = $3::int, last_status_code = "
+            "$4::int, "
+            "last_error = $5, checks_total = checks_total + 1, checks_up = checks_up + ($2::bool)::int, "
+            "state = "
+            "CASE WHEN $2::bool THEN 'up' ELSE 'down' END, state_changed_at = CASE WHEN state = CASE WHEN "
+            "$2::bool "
             "THEN 'up' ELSE 'down' END THEN state_changed_at ELSE now() END, updated_at = now() WHERE id = "
             "$1::bigint RETURNING state) SELECT (SELECT state FROM old), u.state FROM u",
             5, params, on_check_recorded, c) < 0) {
@@ -589,7 +720,8 @@ static void on_heartbeats_down(PGresult *res, void *ud)
     if (ldg_pgpool_query_prepared(
             p->w->pg_auth, "alr_monitor_due",
             "SELECT m.id, m.project_id, p.account_id, m.name, m.target_url, m.timeout_s, m.expected_status, "
-            "m.connector_ids::text FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.kind = 'http' "
+            "m.connector_ids::text FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.kind = "
+            "'http' "
             "AND m.enabled AND m.target_url IS NOT NULL AND (m.last_check_at IS NULL OR m.last_check_at + "
             "m.interval_s * interval '1 second' <= now() + interval '500 milliseconds') ORDER BY "
             "m.last_check_at NULLS FIRST, m.id LIMIT 5000",
@@ -607,10 +739,13 @@ void ldg__alerting_monitors(struct ldg_worker *w, const struct ldg_analytics_cfg
     if (ldg_pgpool_query_prepared(
             w->pg_auth, "alr_monitor_late",
             "WITH late AS (SELECT m.id, m.state FROM monitors m WHERE m.kind = 'heartbeat' AND m.enabled AND "
-            "m.state <> 'down' AND coalesce(m.last_ping_at, m.created_at) + (m.interval_s + m.grace_s) * interval "
-            "'1 second' < now() FOR UPDATE), u AS (UPDATE monitors m SET state = 'down', state_changed_at = now(), "
+            "m.state <> 'down' AND coalesce(m.last_ping_at, m.created_at) + (m.interval_s + m.grace_s) * "
+            "interval "
+            "'1 second' < now() FOR UPDATE), u AS (UPDATE monitors m SET state = 'down', state_changed_at = "
+            "now(), "
             "updated_at = now() FROM late WHERE m.id = late.id RETURNING m.id, m.project_id, m.name, "
-            "m.connector_ids::text AS c) SELECT u.id, u.project_id, p.account_id, u.name, u.c, late.state FROM u "
+            "m.connector_ids::text AS c) SELECT u.id, u.project_id, p.account_id, u.name, u.c, late.state "
+            "FROM u "
             "JOIN late ON late.id = u.id JOIN projects p ON p.id = u.project_id",
             0, NULL, on_heartbeats_down, p) < 0) {
         p->error = "marking late heartbeats down";
@@ -641,15 +776,19 @@ void ldg__alerting_cleanup(struct ldg_worker *w, const struct ldg_analytics_cfg 
     snprintf(days, sizeof days, "%" PRId64, cfg->notification_retention_days);
     snprintf(mdays, sizeof mdays, "%" PRId64, cfg->monitor_history_days);
     const char *params[] = {days, mdays};
-    if (ldg_pgpool_query_prepared(
-            w->pg_auth, "alr_cleanup",
-            "WITH a AS (DELETE FROM notifications WHERE created_at < now() - $1::int * interval '1 day' RETURNING "
-            "1), b AS (DELETE FROM alert_events WHERE status = 'resolved' AND resolved_at < now() - $1::int * "
-            "interval '1 day' RETURNING 1), c AS (DELETE FROM connector_deliveries WHERE created_at < now() - "
-            "$1::int * interval '1 day' RETURNING 1), d AS (DELETE FROM monitor_checks WHERE checked_at < now() - "
-            "$2::int * interval '1 day' RETURNING 1) SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b), "
-            "(SELECT count(*) FROM c), (SELECT count(*) FROM d)",
-            2, params, on_cleaned, p) < 0) {
+    if (ldg_pgpool_query_prepared(w->pg_auth, "alr_cleanup",
+                                  "WITH a AS (DELETE FROM notifications WHERE created_at < now() - $1::int * "
+                                  "interval '1 day' RETURNING "
+                                  "1), b AS (DELETE FROM alert_events WHERE status = 'resolved' AND "
+                                  "resolved_at < now() - $1::int * "
+                                  "interval '1 day' RETURNING 1), c AS (DELETE FROM connector_deliveries "
+                                  "WHERE created_at < now() - "
+                                  "$1::int * interval '1 day' RETURNING 1), d AS (DELETE FROM monitor_checks "
+                                  "WHERE checked_at < now() - "
+                                  "$2::int * interval '1 day' RETURNING 1) SELECT (SELECT count(*) FROM a), "
+                                  "(SELECT count(*) FROM b), "
+                                  "(SELECT count(*) FROM c), (SELECT count(*) FROM d)",
+                                  2, params, on_cleaned, p) < 0) {
         p->error = "deleting expired notifications";
         pass_end(p);
     }

@@ -109,9 +109,9 @@ enum job_id {
     J_ALERT_CLEANUP,
     NJOBS
 };
-static const char *const job_names[NJOBS] = {"search_index", "hourly_metrics", "available_routes", "usage_stats",
-                                             "error_rate",   "log_volume",     "top_errors",       "alert_eval",
-                                             "monitor_check", "notification_cleanup"};
+static const char *const job_names[NJOBS] = {
+    "search_index", "hourly_metrics", "available_routes", "usage_stats",   "error_rate",
+    "log_volume",   "top_errors",     "alert_eval",       "monitor_check", "notification_cleanup"};
 
 /* Per-job health: written by the scheduling worker, read by any worker rendering /health/deep. */
 struct job_health {

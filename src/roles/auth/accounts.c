@@ -32,6 +32,7 @@
  * worker's password pool (never on the loop).
  */
 #include "roles/auth/auth.h"
+#include "roles/auth/accounts_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,28 +41,21 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <time.h>
 
 #include "auth/apikey.h"
 #include "auth/jwt.h"
 #include "auth/keycache.h"
 #include "auth/password.h"
-#include "auth/seal.h"
-#include "auth/totp.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/redis.h"
 
 #define ACCT_MAX_BODY (16 * 1024)
-#define SID_BYTES 16u
-#define SID_LEN LDG_B64URL_LEN(SID_BYTES) /* 22 */
-#define REFRESH_BYTES 48u
-#define REFRESH_LEN LDG_B64URL_LEN(REFRESH_BYTES) /* 64 */
-#define DEVICE_INFO_MAX 255                       /* characters (sessions.device_info) */
-#define SESSIONS_LIST_MAX 100                     /* rows of GET /accounts/sessions */
-#define SESSIONS_REVOKE_MAX 10000                 /* sessions one revoke-all / password change handles */
+#define DEVICE_INFO_MAX 255       /* characters (sessions.device_info) */
+#define SESSIONS_LIST_MAX 100     /* rows of GET /accounts/sessions */
+#define SESSIONS_REVOKE_MAX 10000 /* sessions one revoke-all / password change handles */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define REDIS_WARN_EVERY_MS 60000
@@ -76,14 +70,10 @@
 #define STREAM_COOKIE_NAME "access_token"
 #define STREAM_COOKIE_ATTRS "; HttpOnly; Path=/api/v1; SameSite=Strict"
 
-#define MSG_BUSY "Service busy, please try again"
 #define MSG_BAD_LOGIN "Invalid email or password"
 #define MSG_BAD_REFRESH "Invalid or expired refresh token"
 #define MSG_THROTTLED "Too many failed login attempts. Try again later."
-#define MSG_TIMEOUT "Service timeout"
 #define MSG_REG_TIMEOUT "Registration service timeout, please try again"
-#define MSG_LOGIN_TIMEOUT "Login service timeout, please try again"
-#define MSG_NO_ACCOUNT "Account not found"
 #define MSG_NO_SESSION "Session not found"
 
 static const struct ldg_auth_errs ERRS_REGISTER = {MSG_REG_TIMEOUT, "Registration failed",
@@ -210,36 +200,7 @@ static const char LUA_FAIL_COUNT[] =
 
 /* ---- per-request state -------------------------------------------------------------------------- */
 
-struct acct;
-typedef void (*redis_step_fn)(struct acct *a, redisReply *reply);
-typedef void (*pw_step_fn)(struct acct *a, int result, const char *hash);
-
-/* One request's state across its asynchronous steps; lives in req->arena. */
-struct acct {
-    struct ldg_req *req;           /* borrowed */
-    const struct ldg_principal *p; /* borrowed (request arena); NULL on public routes */
-    redis_step_fn on_redis;        /* the pending Redis step (one at a time) */
-    pw_step_fn on_pw;              /* the pending hash/verify step */
-    int64_t account_id;
-    const char *email; /* arena */
-    const char *name;  /* arena */
-    char *password;    /* arena; wiped once handed to the pool */
-    char *new_password;
-    bool active;
-    bool totp;                     /* the account has two-factor sign-in enabled */
-    char sid[LDG_JWT_ID_MAX + 1];
-    char refresh[REFRESH_LEN + 1];
-    char digest[LDG_SHA256_HEX_LEN + 1];     /* HMAC of `refresh` */
-    char old_digest[LDG_SHA256_HEX_LEN + 1]; /* refresh: the presented token's */
-    char addr[64];
-    const char *device; /* arena, nullable */
-    const char *email_key, *addr_key;
-    const char **sids; /* arena: sessions to DEL */
-    size_t nsids;
-    int64_t count;
-};
-
-static struct acct *acct_new(struct ldg_req *req)
+struct acct *ldg__acct_new(struct ldg_req *req)
 {
     struct acct *a = ldg_arena_alloc(&req->arena, sizeof *a);
     memset(a, 0, sizeof *a);
@@ -248,17 +209,10 @@ static struct acct *acct_new(struct ldg_req *req)
     return a;
 }
 
-static void log_context(const struct ldg_req *req, char *out, size_t cap)
+void ldg__acct_log_context(const struct ldg_req *req, char *out, size_t cap)
 {
     snprintf(out, cap, "role=auth rid=%s", req->request_id);
 }
-
-#define ACCT_LOG(level, req, ...)                                                                            \
-    do {                                                                                                     \
-        char ctx_[96];                                                                                       \
-        log_context((req), ctx_, sizeof ctx_);                                                               \
-        ldg_log_##level(ctx_, __VA_ARGS__);                                                                  \
-    } while (0)
 
 static int64_t access_ttl_s(void)
 {
@@ -275,7 +229,7 @@ static const char *refresh_ttl_ms_text(struct ldg_req *req)
     return ldg__auth_itoa(req, refresh_ttl_s() * 1000);
 }
 
-static void wipe(char *s)
+void ldg__acct_wipe(char *s)
 {
     if (s)
         OPENSSL_cleanse(s, strlen(s));
@@ -283,7 +237,7 @@ static void wipe(char *s)
 
 /* The session principal of an account route, or NULL after answering 401. */
 /* The session principal, or NULL after answering (one rule for the whole role: ldg__auth_account). */
-static const struct ldg_principal *need_session(struct ldg_req *req)
+const struct ldg_principal *ldg__acct_session(struct ldg_req *req)
 {
     return ldg__auth_account(req);
 }
@@ -303,7 +257,7 @@ static void on_redis_reply(struct ldg_redis *r, redisReply *reply, void *ud)
 
 /* Run one command; `fn` runs once with the reply (NULL on failure) while the request is alive.
  * Returns 0, or -ENOTCONN/-EAGAIN/-EINVAL without callback. */
-static int redis_step(struct acct *a, redis_step_fn fn, int argc, const char **argv)
+int ldg__acct_redis(struct acct *a, redis_step_fn fn, int argc, const char **argv)
 {
     if (!a->req->w->redis)
         return -ENOTCONN;
@@ -320,13 +274,13 @@ static void on_redis_ignored(struct ldg_redis *r, redisReply *reply, void *ud)
     (void)r, (void)reply, (void)ud;
 }
 
-static bool reply_ok(const redisReply *reply)
+bool ldg__acct_reply_ok(const redisReply *reply)
 {
     return reply && reply->type != REDIS_REPLY_ERROR;
 }
 
 /* Warn about Redis at most once a minute per worker. */
-static void warn_redis(struct ldg_req *req, const char *what)
+void ldg__acct_warn_redis(struct ldg_req *req, const char *what)
 {
     static _Thread_local uint64_t last;
     uint64_t now = ldg_worker_now(req->w) + 1;
@@ -346,10 +300,8 @@ static void on_pw_done(int result, const char *hash, void *ud)
     ldg_req_unref(req);
 }
 
-enum pw_op { PW_HASH, PW_VERIFY, PW_DUMMY };
-
 /* Submit a job to the worker's password pool; codes of ldg_password_hash (no callback on < 0). */
-static int pw_step(struct acct *a, enum pw_op op, const char *pw, const char *encoded, pw_step_fn fn)
+int ldg__acct_pw(struct acct *a, enum pw_op op, const char *pw, const char *encoded, pw_step_fn fn)
 {
     struct ldg_auth_worker *aw = ldg__auth_worker(a->req);
     if (!aw->pw)
@@ -369,7 +321,7 @@ static int pw_step(struct acct *a, enum pw_op op, const char *pw, const char *en
 }
 
 /* A hashing failure: the pool is full or closing (503, retry) or something is wrong (500). */
-static void answer_pw_error(struct acct *a, int rc, const char *failed)
+void ldg__acct_pw_error(struct acct *a, int rc, const char *failed)
 {
     if (rc == -EAGAIN || rc == -ECANCELED) {
         ldg_req_add_header(a->req, "Retry-After", "1");
@@ -398,14 +350,14 @@ static char *lower_dup(struct ldg_req *req, const char *s)
     return d;
 }
 
-static char *arena_dup(struct ldg_req *req, const char *s)
+char *ldg__acct_dup(struct ldg_req *req, const char *s)
 {
     return ldg_arena_strndup(&req->arena, s, strlen(s));
 }
 
 /* ---- tokens ------------------------------------------------------------------------------------ */
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
+void ldg__acct_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -424,7 +376,7 @@ static void refresh_digest(const char *token, size_t n, char out[LDG_SHA256_HEX_
               md, &mdlen) ||
         mdlen != 32)
         ldg_panic("HMAC-SHA256 failed");
-    hex_encode(md, 32, out);
+    ldg__acct_hex(md, 32, out);
 }
 
 static bool refresh_looks_valid(const char *s, size_t n)
@@ -438,7 +390,7 @@ static bool refresh_looks_valid(const char *s, size_t n)
 }
 
 /* A new refresh token (and its digest); a new session id too when `with_sid`. 0 or -EIO. */
-static int new_tokens(struct acct *a, bool with_sid)
+int ldg__acct_new_tokens(struct acct *a, bool with_sid)
 {
     if (with_sid && ldg_random_token(a->sid, SID_BYTES) < 0)
         return -EIO;
@@ -526,14 +478,14 @@ static void answer_tokens(struct acct *a, bool reg, const char *failed)
 }
 
 /* SET session:<sid> <account id> EX <refresh ttl>. */
-static int session_key_set(struct acct *a, redis_step_fn fn)
+int ldg__acct_session_set(struct acct *a, redis_step_fn fn)
 {
     struct ldg_req *req = a->req;
     char *key = ldg_arena_alloc(&req->arena, sizeof LDG_SESSION_PREFIX + strlen(a->sid));
     sprintf(key, LDG_SESSION_PREFIX "%s", a->sid);
     const char *argv[] = {"SET", key, ldg__auth_itoa(req, a->account_id), "EX",
                           ldg__auth_itoa(req, refresh_ttl_s())};
-    return redis_step(a, fn, 5, argv);
+    return ldg__acct_redis(a, fn, 5, argv);
 }
 
 /* DEL session:<sid> for every a->sids. */
@@ -547,10 +499,10 @@ static int session_keys_del(struct acct *a, redis_step_fn fn)
         sprintf(key, LDG_SESSION_PREFIX "%s", a->sids[i]);
         argv[i + 1] = key;
     }
-    return redis_step(a, fn, (int)a->nsids + 1, argv);
+    return ldg__acct_redis(a, fn, (int)a->nsids + 1, argv);
 }
 
-static void note_client(struct acct *a)
+void ldg__acct_note_client(struct acct *a)
 {
     ldg_req_peer_addr(a->req, a->addr, sizeof a->addr);
     a->device = ldg__auth_clean_text(a->req, ldg_req_header(a->req, "User-Agent"), DEVICE_INFO_MAX);
@@ -566,7 +518,7 @@ static void on_register_undone(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_register_session_set(struct acct *a, redisReply *reply)
 {
-    if (reply_ok(reply)) {
+    if (ldg__acct_reply_ok(reply)) {
         answer_tokens(a, true, "Registration failed");
         return;
     }
@@ -587,16 +539,16 @@ static void on_register_inserted(struct ldg_req *req, PGresult *res, void *ud)
         return;
     }
     a->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    a->email = arena_dup(req, PQgetvalue(res, 0, 1));
-    a->name = arena_dup(req, PQgetvalue(res, 0, 2));
-    if (session_key_set(a, on_register_session_set) < 0)
+    a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 1));
+    a->name = ldg__acct_dup(req, PQgetvalue(res, 0, 2));
+    if (ldg__acct_session_set(a, on_register_session_set) < 0)
         on_register_session_set(a, NULL);
 }
 
 static void on_register_hashed(struct acct *a, int result, const char *hash)
 {
     if (result < 0) {
-        answer_pw_error(a, result, "Registration failed");
+        ldg__acct_pw_error(a, result, "Registration failed");
         return;
     }
     struct ldg_req *req = a->req;
@@ -612,7 +564,7 @@ static void register_account(struct ldg_req *req)
     cJSON *body = ldg__auth_body(req);
     if (!body)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *email, *pw, *name, *msg;
     if (ldg__auth_str(req, body, "email", true, 0, 255, &email) < 0)
         goto out;
@@ -629,25 +581,23 @@ static void register_account(struct ldg_req *req)
     if (ldg__auth_str(req, body, "name", true, 1, 255, &name) < 0)
         goto out;
     a->email = lower_dup(req, email);
-    a->name = arena_dup(req, name); /* D3: the submitted name is stored */
-    a->password = arena_dup(req, pw);
-    note_client(a);
-    if (new_tokens(a, true) < 0) {
+    a->name = ldg__acct_dup(req, name); /* D3: the submitted name is stored */
+    a->password = ldg__acct_dup(req, pw);
+    ldg__acct_note_client(a);
+    if (ldg__acct_new_tokens(a, true) < 0) {
         ACCT_LOG(error, req, "register: no randomness for session tokens");
         ldg_req_error(req, 500, "Registration failed");
         goto out;
     }
-    int rc = pw_step(a, PW_HASH, a->password, NULL, on_register_hashed);
+    int rc = ldg__acct_pw(a, PW_HASH, a->password, NULL, on_register_hashed);
     if (rc < 0)
-        answer_pw_error(a, rc, "Registration failed");
+        ldg__acct_pw_error(a, rc, "Registration failed");
 out:
-    wipe(a->password);
+    ldg__acct_wipe(a->password);
     cJSON_Delete(body);
 }
 
 /* ---- POST /accounts/login ----------------------------------------------------------------------- */
-
-static void totp_challenge(struct acct *a);
 
 static void on_login_session_created(struct ldg_req *req, PGresult *res, void *ud)
 {
@@ -655,10 +605,10 @@ static void on_login_session_created(struct ldg_req *req, PGresult *res, void *u
     answer_tokens(ud, false, "Login failed");
 }
 
-static void on_login_session_set(struct acct *a, redisReply *reply)
+void ldg__acct_on_login_session_set(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "login refused: the session could not be stored");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "login refused: the session could not be stored");
         ldg_req_error(a->req, 503, MSG_LOGIN_TIMEOUT);
         return;
     }
@@ -681,8 +631,8 @@ static void login_failed(struct acct *a)
     const char *argv[] = {"EVAL",      LUA_FAIL_COUNT,
                           "2",         a->email_key,
                           a->addr_key, ldg__auth_itoa(a->req, ldg__auth.cfg->login_fail_window_ms)};
-    if (redis_step(a, on_login_failure_counted, 6, argv) < 0) {
-        warn_redis(a->req, "failed logins are not being counted");
+    if (ldg__acct_redis(a, on_login_failure_counted, 6, argv) < 0) {
+        ldg__acct_warn_redis(a->req, "failed logins are not being counted");
         ldg_req_error(a->req, 401, MSG_BAD_LOGIN);
     }
 }
@@ -691,7 +641,7 @@ static void on_login_verified(struct acct *a, int result, const char *hash)
 {
     (void)hash;
     if (result < 0) {
-        answer_pw_error(a, result, "Login failed");
+        ldg__acct_pw_error(a, result, "Login failed");
         return;
     }
     if (result == 0 || !a->active || a->account_id <= 0) {
@@ -704,16 +654,16 @@ static void on_login_verified(struct acct *a, int result, const char *hash)
         (void)rc;
     }
     if (a->totp) { /* the password was right; the second factor decides (POST /accounts/2fa/login) */
-        totp_challenge(a);
+        ldg__auth_totp_challenge(a);
         return;
     }
-    if (new_tokens(a, true) < 0) {
+    if (ldg__acct_new_tokens(a, true) < 0) {
         ACCT_LOG(error, req, "login: no randomness for session tokens");
         ldg_req_error(req, 500, "Login failed");
         return;
     }
-    if (session_key_set(a, on_login_session_set) < 0)
-        on_login_session_set(a, NULL);
+    if (ldg__acct_session_set(a, ldg__acct_on_login_session_set) < 0)
+        ldg__acct_on_login_session_set(a, NULL);
 }
 
 static void on_login_row(struct ldg_req *req, PGresult *res, void *ud)
@@ -722,16 +672,17 @@ static void on_login_row(struct ldg_req *req, PGresult *res, void *ud)
     int rc;
     if (PQntuples(res) == 1) {
         a->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        a->email = arena_dup(req, PQgetvalue(res, 0, 1));
+        a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 1));
         a->active = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
         a->totp = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-        rc = pw_step(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 2), on_login_verified);
+        rc = ldg__acct_pw(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 2), on_login_verified);
     } else {
-        rc = pw_step(a, PW_DUMMY, a->password, NULL, on_login_verified); /* same time as a wrong password */
+        rc = ldg__acct_pw(a, PW_DUMMY, a->password, NULL,
+                          on_login_verified); /* same time as a wrong password */
     }
-    wipe(a->password);
+    ldg__acct_wipe(a->password);
     if (rc < 0)
-        answer_pw_error(a, rc, "Login failed");
+        ldg__acct_pw_error(a, rc, "Login failed");
 }
 
 static void login_lookup(struct acct *a)
@@ -741,7 +692,7 @@ static void login_lookup(struct acct *a)
 }
 
 /* Seconds until a counter over its limit resets (>= 1). */
-static int64_t retry_after_s(long long pttl)
+int64_t ldg__acct_retry_after_s(long long pttl)
 {
     int64_t ms = pttl > 0 ? pttl : ldg__auth.cfg->login_fail_window_ms;
     return LDG_MAX((ms + 999) / 1000, 1);
@@ -750,7 +701,7 @@ static int64_t retry_after_s(long long pttl)
 static void on_login_throttle(struct acct *a, redisReply *reply)
 {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        warn_redis(a->req, "failed logins are not being limited");
+        ldg__acct_warn_redis(a->req, "failed logins are not being limited");
         login_lookup(a);
         return;
     }
@@ -761,11 +712,11 @@ static void on_login_throttle(struct acct *a, redisReply *reply)
     }
     int64_t wait = 0;
     if (v[0] >= ldg__auth.cfg->login_fail_max_email)
-        wait = retry_after_s(v[1]);
+        wait = ldg__acct_retry_after_s(v[1]);
     if (v[2] >= ldg__auth.cfg->login_fail_max_addr)
-        wait = LDG_MAX(wait, retry_after_s(v[3]));
+        wait = LDG_MAX(wait, ldg__acct_retry_after_s(v[3]));
     if (wait > 0) {
-        wipe(a->password);
+        ldg__acct_wipe(a->password);
         ldg_req_add_header(a->req, "Retry-After", ldg__auth_itoa(a->req, wait));
         ldg_req_error(a->req, 429, MSG_THROTTLED);
         return;
@@ -778,7 +729,7 @@ static void login_account(struct ldg_req *req)
     cJSON *body = ldg__auth_body(req);
     if (!body)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *email, *pw;
     if (ldg__auth_str(req, body, "email", true, 0, 255, &email) < 0 ||
         ldg__auth_str(req, body, "password", true, 8, 64, &pw) < 0) {
@@ -786,9 +737,9 @@ static void login_account(struct ldg_req *req)
         return;
     }
     a->email = lower_dup(req, email);
-    a->password = arena_dup(req, pw);
+    a->password = ldg__acct_dup(req, pw);
     cJSON_Delete(body);
-    note_client(a);
+    ldg__acct_note_client(a);
 
     char digest[LDG_SHA256_HEX_LEN + 1];
     ldg_hex_sha256(a->email, strlen(a->email), digest);
@@ -800,7 +751,7 @@ static void login_account(struct ldg_req *req)
     a->addr_key = ak;
 
     const char *argv[] = {"EVAL", LUA_FAIL_CHECK, "2", ek, ak};
-    if (redis_step(a, on_login_throttle, 5, argv) < 0)
+    if (ldg__acct_redis(a, on_login_throttle, 5, argv) < 0)
         on_login_throttle(a, NULL);
 }
 
@@ -814,11 +765,11 @@ static void on_refresh_undone(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_refresh_session_set(struct acct *a, redisReply *reply)
 {
-    if (reply_ok(reply)) {
+    if (ldg__acct_reply_ok(reply)) {
         answer_tokens(a, false, "Token refresh failed");
         return;
     }
-    warn_redis(a->req, "refresh refused: the session could not be renewed");
+    ldg__acct_warn_redis(a->req, "refresh refused: the session could not be renewed");
     const char *params[] = {a->old_digest, a->digest};
     ldg__auth_sql(a->req, "acct_refresh_undo", SQL_REFRESH_UNDO, 2, params, &ERRS_REFRESH_UNDO,
                   on_refresh_undone, a);
@@ -826,7 +777,7 @@ static void on_refresh_session_set(struct acct *a, redisReply *reply)
 
 static void on_reuse_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply))
+    if (!ldg__acct_reply_ok(reply))
         ACCT_LOG(warn, a->req, "refresh token reuse: session %s revoked, but its key could not be deleted",
                  a->sid);
     ldg_req_error(a->req, 401, MSG_BAD_REFRESH);
@@ -859,8 +810,8 @@ static void on_refresh_rotated(struct ldg_req *req, PGresult *res, void *ud)
     }
     snprintf(a->sid, sizeof a->sid, "%s", PQgetvalue(res, 0, 0));
     a->account_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    a->email = arena_dup(req, PQgetvalue(res, 0, 2));
-    if (session_key_set(a, on_refresh_session_set) < 0)
+    a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 2));
+    if (ldg__acct_session_set(a, on_refresh_session_set) < 0)
         on_refresh_session_set(a, NULL);
 }
 
@@ -874,7 +825,7 @@ static bool only_space(const char *p, size_t n)
 
 static void refresh_session(struct ldg_req *req)
 {
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     struct ldg_str tok = ldg_str_make(NULL, 0);
     if (!only_space(ldg_buf_head(&req->body), ldg_buf_size(&req->body))) {
         cJSON *body = ldg__auth_body(req);
@@ -899,7 +850,7 @@ static void refresh_session(struct ldg_req *req)
         return;
     }
     refresh_digest(tok.p, tok.n, a->old_digest);
-    if (new_tokens(a, false) < 0) {
+    if (ldg__acct_new_tokens(a, false) < 0) {
         ACCT_LOG(error, req, "refresh: no randomness for a refresh token");
         ldg_req_error(req, 500, "Token refresh failed");
         return;
@@ -921,8 +872,8 @@ static void on_logout_revoked(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_logout_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "logout refused: the session key could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "logout refused: the session key could not be deleted");
         ldg_req_error(a->req, 503, MSG_TIMEOUT);
         return;
     }
@@ -933,10 +884,10 @@ static void on_logout_key_deleted(struct acct *a, redisReply *reply)
 
 static void logout_account(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     a->sids = ldg_arena_alloc(&req->arena, sizeof *a->sids);
     a->sids[0] = p->sid;
     a->nsids = 1;
@@ -972,7 +923,7 @@ static void on_me_row(struct ldg_req *req, PGresult *res, void *ud)
 
 static void get_me(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
@@ -1001,7 +952,7 @@ static void on_name_updated(struct ldg_req *req, PGresult *res, void *ud)
 
 static void update_name(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     cJSON *body = ldg__auth_body(req);
@@ -1032,7 +983,8 @@ static void answer_password_changed(struct ldg_req *req)
 
 static void on_password_keys_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) /* their refresh tokens are dead already; access tokens lapse within access_ttl */
+    if (!ldg__acct_reply_ok(
+            reply)) /* their refresh tokens are dead already; access tokens lapse within access_ttl */
         ACCT_LOG(warn, a->req, "password change: %zu revoked session key(s) could not be deleted", a->nsids);
     answer_password_changed(a->req);
 }
@@ -1048,7 +1000,7 @@ static void on_password_set(struct ldg_req *req, PGresult *res, void *ud)
         if (PQgetisnull(res, i, 0))
             updated = true;
         else if (a->nsids < SESSIONS_REVOKE_MAX)
-            a->sids[a->nsids++] = arena_dup(req, PQgetvalue(res, i, 0));
+            a->sids[a->nsids++] = ldg__acct_dup(req, PQgetvalue(res, i, 0));
     }
     if (!updated) {
         ldg_req_error(req, 404, MSG_NO_ACCOUNT);
@@ -1065,7 +1017,7 @@ static void on_password_set(struct ldg_req *req, PGresult *res, void *ud)
 static void on_password_hashed(struct acct *a, int result, const char *hash)
 {
     if (result < 0) {
-        answer_pw_error(a, result, "Failed to change password");
+        ldg__acct_pw_error(a, result, "Failed to change password");
         return;
     }
     struct ldg_req *req = a->req;
@@ -1077,41 +1029,41 @@ static void on_password_verified(struct acct *a, int result, const char *hash)
 {
     (void)hash;
     if (result < 0) {
-        wipe(a->new_password);
-        answer_pw_error(a, result, "Failed to change password");
+        ldg__acct_wipe(a->new_password);
+        ldg__acct_pw_error(a, result, "Failed to change password");
         return;
     }
     if (result == 0) {
-        wipe(a->new_password);
+        ldg__acct_wipe(a->new_password);
         ldg_req_error(a->req, 400, "Current password is incorrect");
         return;
     }
-    int rc = pw_step(a, PW_HASH, a->new_password, NULL, on_password_hashed);
-    wipe(a->new_password);
+    int rc = ldg__acct_pw(a, PW_HASH, a->new_password, NULL, on_password_hashed);
+    ldg__acct_wipe(a->new_password);
     if (rc < 0)
-        answer_pw_error(a, rc, "Failed to change password");
+        ldg__acct_pw_error(a, rc, "Failed to change password");
 }
 
 static void on_password_row(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct acct *a = ud;
     if (PQntuples(res) != 1) {
-        wipe(a->password);
-        wipe(a->new_password);
+        ldg__acct_wipe(a->password);
+        ldg__acct_wipe(a->new_password);
         ldg_req_error(req, 404, MSG_NO_ACCOUNT);
         return;
     }
-    int rc = pw_step(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 0), on_password_verified);
-    wipe(a->password);
+    int rc = ldg__acct_pw(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 0), on_password_verified);
+    ldg__acct_wipe(a->password);
     if (rc < 0) {
-        wipe(a->new_password);
-        answer_pw_error(a, rc, "Failed to change password");
+        ldg__acct_wipe(a->new_password);
+        ldg__acct_pw_error(a, rc, "Failed to change password");
     }
 }
 
 static void change_password(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     cJSON *body = ldg__auth_body(req);
@@ -1128,9 +1080,9 @@ static void change_password(struct ldg_req *req)
         cJSON_Delete(body);
         return;
     }
-    struct acct *a = acct_new(req);
-    a->password = arena_dup(req, old_pw);
-    a->new_password = arena_dup(req, new_pw);
+    struct acct *a = ldg__acct_new(req);
+    a->password = ldg__acct_dup(req, old_pw);
+    a->new_password = ldg__acct_dup(req, new_pw);
     cJSON_Delete(body);
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
     ldg__auth_sql(req, "acct_password_lookup", SQL_PASSWORD_LOOKUP, 1, params, &ERRS_PASSWORD,
@@ -1173,7 +1125,7 @@ static void on_sessions_rows(struct ldg_req *req, PGresult *res, void *ud)
 
 static void list_sessions(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
@@ -1190,8 +1142,8 @@ static void on_session_revoked(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_session_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "session revocation refused: the session key could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "session revocation refused: the session key could not be deleted");
         ldg_req_error(a->req, 503, MSG_TIMEOUT);
         return;
     }
@@ -1213,7 +1165,7 @@ static void on_session_owned(struct ldg_req *req, PGresult *res, void *ud)
 
 static void revoke_session(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     struct ldg_str id = ldg_req_param(req, "session_id");
@@ -1226,7 +1178,7 @@ static void revoke_session(struct ldg_req *req)
         ldg_req_error(req, 404, MSG_NO_SESSION);
         return;
     }
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     a->sids = ldg_arena_alloc(&req->arena, sizeof *a->sids);
     a->sids[0] = ldg_arena_strndup(&req->arena, id.p, id.n);
     a->nsids = 1;
@@ -1246,8 +1198,8 @@ static void on_all_revoked(struct ldg_req *req, PGresult *res, void *ud)
 static void on_all_keys_deleted(struct acct *a, redisReply *reply)
 {
     struct ldg_req *req = a->req;
-    if (!reply_ok(reply)) {
-        warn_redis(req, "session revocation refused: the session keys could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(req, "session revocation refused: the session keys could not be deleted");
         ldg_req_error(req, 503, MSG_TIMEOUT);
         return;
     }
@@ -1281,7 +1233,7 @@ static void on_all_active(struct ldg_req *req, PGresult *res, void *ud)
         for (const char *c = id; *c; c++) /* only ids this file made are expected */
             safe &= isalnum((unsigned char)*c) || *c == '-' || *c == '_';
         if (safe)
-            a->sids[a->nsids++] = arena_dup(req, id);
+            a->sids[a->nsids++] = ldg__acct_dup(req, id);
     }
     if (a->nsids == 0) {
         static const char body[] = "{\"success\":true,\"revoked\":0}";
@@ -1294,588 +1246,13 @@ static void on_all_active(struct ldg_req *req, PGresult *res, void *ud)
 
 static void revoke_all_sessions(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
     ldg__auth_sql(req, "acct_sessions_active", SQL_SESSIONS_ACTIVE, 1, params, &ERRS_REVOKE_ALL,
                   on_all_active, a);
-}
-
-/* ---- two-factor sign-in (TOTP) ------------------------------------------------------------------ */
-
-#define TOTP_SKEW 1
-#define BACKUP_CODES 10
-#define BACKUP_LEN 10 /* characters, shown as xxxxx-xxxxx */
-#define TOTP_TOKEN_BYTES 32
-#define TOTP_SESSION_KEY "totp_session:"
-#define TOTP_FAIL_KEY "totp_fail:"
-#define MSG_TOTP_BAD_TOKEN "Invalid or expired two-factor session"
-#define MSG_TOTP_BAD_CODE "Invalid two-factor code"
-#define MSG_TOTP_THROTTLED "Too many failed two-factor attempts. Try again later."
-#define MSG_TOTP_ENABLED "Two-factor authentication is already enabled"
-#define MSG_TOTP_NOT_ENABLED "Two-factor authentication is not enabled"
-
-static const struct ldg_auth_errs ERRS_TOTP = {MSG_TIMEOUT, "Two-factor operation failed", NULL};
-static const struct ldg_auth_errs ERRS_TOTP_LOGIN = {MSG_LOGIN_TIMEOUT, "Login failed", NULL};
-
-static const char SQL_TOTP_SETUP[] =
-    "UPDATE accounts SET totp_secret = $2, updated_at = now() WHERE id = $1::bigint AND NOT totp_enabled "
-    "RETURNING email";
-static const char SQL_TOTP_STATE[] =
-    "SELECT totp_secret, totp_enabled, email, coalesce(status = 'active', false), password_hash, "
-    "(SELECT count(*) FROM totp_backup_codes c WHERE c.account_id = a.id AND c.used_at IS NULL) "
-    "FROM accounts a WHERE id = $1::bigint";
-/* $1 account, $2 the sealed secret verified, $3 the step accepted, $4 backup code digests */
-static const char SQL_TOTP_ENABLE[] =
-    "WITH a AS (UPDATE accounts SET totp_enabled = true, totp_last_step = $3::bigint, updated_at = now() "
-    "WHERE id = $1::bigint AND NOT totp_enabled AND totp_secret = $2 RETURNING id), "
-    "d AS (DELETE FROM totp_backup_codes WHERE account_id IN (SELECT id FROM a)), "
-    "i AS (INSERT INTO totp_backup_codes (account_id, code_digest) SELECT a.id, c FROM a, "
-    "unnest($4::text[]) AS c) "
-    "SELECT id FROM a";
-static const char SQL_TOTP_DISABLE[] =
-    "WITH a AS (UPDATE accounts SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL, "
-    "updated_at = now() WHERE id = $1::bigint RETURNING id), "
-    "d AS (DELETE FROM totp_backup_codes WHERE account_id IN (SELECT id FROM a)) SELECT id FROM a";
-/* Each step once: only a step after the last accepted one moves it. */
-static const char SQL_TOTP_USE_STEP[] =
-    "UPDATE accounts SET totp_last_step = $2::bigint WHERE id = $1::bigint AND totp_enabled "
-    "AND (totp_last_step IS NULL OR totp_last_step < $2::bigint) RETURNING id";
-static const char SQL_TOTP_USE_BACKUP[] =
-    "UPDATE totp_backup_codes SET used_at = now() WHERE account_id = $1::bigint AND code_digest = $2 "
-    "AND used_at IS NULL RETURNING account_id";
-
-/* KEYS[1] the token's hash; ARGV: account id, ttl ms. */
-static const char LUA_TOTP_OPEN[] =
-    "redis.call('HSET', KEYS[1], 'account', ARGV[1]) redis.call('HSET', KEYS[1], 'fails', 0) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
-/* KEYS[1] the token's hash; ARGV[1] the account failure key prefix. {account or false, failures}. */
-static const char LUA_TOTP_PEEK[] =
-    "local a = redis.call('HGET', KEYS[1], 'account') if not a then return {false, 0} end "
-    "return {a, tonumber(redis.call('GET', ARGV[1] .. a) or '0')}";
-/* KEYS: the token's hash, the account's failure counter; ARGV: max per token, window ms. */
-static const char LUA_TOTP_FAIL[] =
-    "local n = redis.call('HINCRBY', KEYS[1], 'fails', 1) "
-    "if n >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end "
-    "local m = redis.call('INCR', KEYS[2]) "
-    "if m == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end "
-    "return {n, m}";
-
-/* Per-request state of the 2FA handlers (beside struct acct, which carries the login parts). */
-struct tfa {
-    struct acct *a;
-    char code[32];                          /* normalised: 6 digits, or a backup code without '-' */
-    char token_key[sizeof TOTP_SESSION_KEY + LDG_SHA256_HEX_LEN];
-    char fail_key[sizeof TOTP_FAIL_KEY + 24];
-    char sealed[LDG_SEAL_TEXT_MAX];
-    uint64_t step;
-    char backup[BACKUP_CODES][BACKUP_LEN + 2];
-};
-
-static void totp_key_of(const char *token, char out[sizeof TOTP_SESSION_KEY + LDG_SHA256_HEX_LEN])
-{
-    char hex[LDG_SHA256_HEX_LEN + 1];
-    ldg_hex_sha256(token, strlen(token), hex);
-    snprintf(out, sizeof TOTP_SESSION_KEY + LDG_SHA256_HEX_LEN, TOTP_SESSION_KEY "%s", hex);
-}
-
-static void backup_digest(const char *code, char out[LDG_SHA256_HEX_LEN + 1])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!HMAC(ldg_sha256_md(), ldg__auth.totp_key, sizeof ldg__auth.totp_key, (const unsigned char *)code,
-              strlen(code), md, &mdlen) ||
-        mdlen != 32)
-        ldg_panic("HMAC-SHA256 failed");
-    hex_encode(md, 32, out);
-}
-
-/* Open a sealed secret of account `id`; the byte count or -EINVAL. */
-static int totp_open(struct ldg_req *req, int64_t id, const char *sealed, unsigned char *out, size_t cap)
-{
-    return ldg_seal_open(ldg__auth.totp_key, sealed, ldg__auth_itoa(req, id), out, cap);
-}
-
-static const char *totp_now_step_text(struct ldg_req *req, uint64_t step)
-{
-    return ldg__auth_printf(req, "%" PRIu64, step);
-}
-
-/* The code member of a body, normalised into t->code: 6 digits stay, a backup code loses '-' and
- * spaces and is lower-cased. false after answering 422/400. */
-static bool totp_read_code(struct ldg_req *req, const cJSON *body, struct tfa *t, bool backup_ok)
-{
-    const char *code;
-    if (ldg__auth_str(req, body, "code", true, 1, 32, &code) < 0)
-        return false;
-    size_t n = 0;
-    for (const char *c = code; *c && n < sizeof t->code - 1; c++) {
-        if (*c == '-' || *c == ' ')
-            continue;
-        t->code[n++] = (char)tolower((unsigned char)*c);
-    }
-    t->code[n] = 0;
-    bool digits = n == 6;
-    for (size_t i = 0; digits && i < n; i++)
-        digits = isdigit((unsigned char)t->code[i]);
-    if (!digits && !(backup_ok && n == BACKUP_LEN)) {
-        ldg_req_error(req, 400, MSG_TOTP_BAD_CODE);
-        return false;
-    }
-    return true;
-}
-
-/* POST /accounts/2fa/setup */
-
-static void url_escape(struct ldg_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-            ldg_buf_put(b, s, 1);
-        else
-            ldg_buf_printf(b, "%%%02X", c);
-    }
-}
-
-static void on_totp_setup(struct ldg_req *req, PGresult *res, void *ud)
-{
-    const char *b32 = ud;
-    if (PQntuples(res) != 1) {
-        ldg_req_error(req, 400, MSG_TOTP_ENABLED);
-        return;
-    }
-    const char *issuer = ldg__auth.cfg->totp_issuer && *ldg__auth.cfg->totp_issuer ? ldg__auth.cfg->totp_issuer
-                                                                                   : "Ledger";
-    struct ldg_buf uri;
-    ldg_buf_init(&uri);
-    ldg_buf_printf(&uri, "otpauth://totp/");
-    url_escape(&uri, issuer);
-    ldg_buf_put(&uri, ":", 1);
-    url_escape(&uri, PQgetvalue(res, 0, 0));
-    ldg_buf_printf(&uri, "?secret=%s&issuer=", b32);
-    url_escape(&uri, issuer);
-    ldg_buf_printf(&uri, "&algorithm=SHA1&digits=6&period=%d", LDG_TOTP_STEP_S);
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "secret");
-    ldg_json_str(&jw, b32);
-    ldg_json_key(&jw, "provisioning_uri");
-    ldg_json_strn(&jw, ldg_buf_head(&uri), ldg_buf_size(&uri));
-    ldg_json_obj_end(&jw);
-    ldg_buf_free(&uri);
-    ldg__auth_respond_buf(req, 200, &b);
-}
-
-static void totp_setup(struct ldg_req *req)
-{
-    const struct ldg_principal *p = need_session(req);
-    if (!p)
-        return;
-    unsigned char raw[LDG_TOTP_SECRET_BYTES];
-    char *b32 = ldg_arena_alloc(&req->arena, LDG_BASE32_LEN(sizeof raw) + 1);
-    char *sealed = ldg_arena_alloc(&req->arena, LDG_SEAL_TEXT_MAX);
-    if (RAND_bytes(raw, sizeof raw) != 1 ||
-        ldg_seal(ldg__auth.totp_key, raw, sizeof raw, ldg__auth_itoa(req, p->account_id), sealed,
-                 LDG_SEAL_TEXT_MAX) < 0) {
-        OPENSSL_cleanse(raw, sizeof raw);
-        ACCT_LOG(error, req, "2fa setup: cannot make or seal a secret");
-        ldg_req_error(req, 500, "Two-factor operation failed");
-        return;
-    }
-    ldg_base32_encode(raw, sizeof raw, b32);
-    OPENSSL_cleanse(raw, sizeof raw);
-    const char *params[] = {ldg__auth_itoa(req, p->account_id), sealed};
-    ldg__auth_sql(req, "acct_totp_setup", SQL_TOTP_SETUP, 2, params, &ERRS_TOTP, on_totp_setup, b32);
-}
-
-/* POST /accounts/2fa/verify */
-
-static void on_totp_enabled(struct ldg_req *req, PGresult *res, void *ud)
-{
-    struct tfa *t = ud;
-    if (PQntuples(res) != 1) { /* enabled or set up again meanwhile */
-        ldg_req_error(req, 400, MSG_TOTP_BAD_CODE);
-        return;
-    }
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "success");
-    ldg_json_bool(&jw, true);
-    ldg_json_key(&jw, "backup_codes");
-    ldg_json_arr_begin(&jw);
-    for (int i = 0; i < BACKUP_CODES; i++)
-        ldg_json_str(&jw, t->backup[i]);
-    ldg_json_arr_end(&jw);
-    ldg_json_key(&jw, "message");
-    ldg_json_str(&jw, "Two-factor authentication enabled");
-    ldg_json_obj_end(&jw);
-    ldg__auth_respond_buf(req, 200, &b);
-}
-
-static void on_totp_verify_state(struct ldg_req *req, PGresult *res, void *ud)
-{
-    struct tfa *t = ud;
-    if (PQntuples(res) != 1) {
-        ldg_req_error(req, 404, MSG_NO_ACCOUNT);
-        return;
-    }
-    if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
-        ldg_req_error(req, 400, MSG_TOTP_ENABLED);
-        return;
-    }
-    if (PQgetisnull(res, 0, 0)) {
-        ldg_req_error(req, 400, "Two-factor setup has not been started");
-        return;
-    }
-    int64_t id = t->a->p->account_id;
-    unsigned char key[64];
-    int n = totp_open(req, id, PQgetvalue(res, 0, 0), key, sizeof key);
-    if (n < 0) {
-        ACCT_LOG(error, req, "2fa verify: account=%" PRId64 " secret does not open (wrong totp key?)", id);
-        ldg_req_error(req, 500, "Two-factor operation failed");
-        return;
-    }
-    bool ok = ldg_totp_check(key, (size_t)n, t->code, ldg_totp_step(time(NULL)), TOTP_SKEW, &t->step);
-    OPENSSL_cleanse(key, sizeof key);
-    if (!ok) {
-        ldg_req_error(req, 400, MSG_TOTP_BAD_CODE);
-        return;
-    }
-    /* The backup codes: shown once, stored as digests. */
-    static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
-    struct ldg_buf arr;
-    ldg_buf_init(&arr);
-    ldg_buf_put(&arr, "{", 1);
-    for (int i = 0; i < BACKUP_CODES; i++) {
-        unsigned char rnd[BACKUP_LEN];
-        if (RAND_bytes(rnd, sizeof rnd) != 1) {
-            ldg_buf_free(&arr);
-            ldg_req_error(req, 500, "Two-factor operation failed");
-            return;
-        }
-        char plain[BACKUP_LEN + 1];
-        for (int j = 0; j < BACKUP_LEN; j++)
-            plain[j] = alphabet[rnd[j] % (sizeof alphabet - 1)];
-        plain[BACKUP_LEN] = 0;
-        snprintf(t->backup[i], sizeof t->backup[i], "%.5s-%.5s", plain, plain + 5);
-        char digest[LDG_SHA256_HEX_LEN + 1];
-        backup_digest(plain, digest);
-        ldg_buf_printf(&arr, "%s\"%s\"", i ? "," : "", digest);
-    }
-    ldg_buf_put(&arr, "}", 1);
-    const char *params[] = {ldg__auth_itoa(req, id), arena_dup(req, PQgetvalue(res, 0, 0)),
-                            totp_now_step_text(req, t->step),
-                            ldg_arena_strndup(&req->arena, ldg_buf_head(&arr), ldg_buf_size(&arr))};
-    ldg_buf_free(&arr);
-    ldg__auth_sql(req, "acct_totp_enable", SQL_TOTP_ENABLE, 4, params, &ERRS_TOTP, on_totp_enabled, t);
-}
-
-static struct tfa *tfa_new(struct ldg_req *req)
-{
-    struct tfa *t = ldg_arena_alloc(&req->arena, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->a = acct_new(req);
-    return t;
-}
-
-static void totp_verify(struct ldg_req *req)
-{
-    const struct ldg_principal *p = need_session(req);
-    if (!p)
-        return;
-    cJSON *body = ldg__auth_body(req);
-    if (!body)
-        return;
-    struct tfa *t = tfa_new(req);
-    bool ok = totp_read_code(req, body, t, false);
-    cJSON_Delete(body);
-    if (!ok)
-        return;
-    const char *params[] = {ldg__auth_itoa(req, p->account_id)};
-    ldg__auth_sql(req, "acct_totp_state", SQL_TOTP_STATE, 1, params, &ERRS_TOTP, on_totp_verify_state, t);
-}
-
-/* GET /accounts/2fa/status */
-
-static void on_totp_status(struct ldg_req *req, PGresult *res, void *ud)
-{
-    (void)ud;
-    if (PQntuples(res) != 1) {
-        ldg_req_error(req, 404, MSG_NO_ACCOUNT);
-        return;
-    }
-    bool on = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    const char *body = ldg__auth_printf(req, "{\"enabled\":%s,\"backup_codes_remaining\":%s}",
-                                        on ? "true" : "false", on ? PQgetvalue(res, 0, 5) : "0");
-    ldg_req_json(req, 200, body, strlen(body));
-}
-
-static void totp_status(struct ldg_req *req)
-{
-    const struct ldg_principal *p = need_session(req);
-    if (!p)
-        return;
-    const char *params[] = {ldg__auth_itoa(req, p->account_id)};
-    ldg__auth_sql(req, "acct_totp_state", SQL_TOTP_STATE, 1, params, &ERRS_TOTP, on_totp_status, NULL);
-}
-
-/* POST /accounts/2fa/disable */
-
-static void on_totp_disabled(struct ldg_req *req, PGresult *res, void *ud)
-{
-    (void)res, (void)ud;
-    ldg__auth_respond_success(req, "Two-factor authentication disabled");
-}
-
-static void on_totp_disable_verified(struct acct *a, int result, const char *hash)
-{
-    (void)hash;
-    if (result < 0) {
-        answer_pw_error(a, result, "Two-factor operation failed");
-        return;
-    }
-    if (result == 0) {
-        ldg_req_error(a->req, 400, "Invalid password");
-        return;
-    }
-    const char *params[] = {ldg__auth_itoa(a->req, a->p->account_id)};
-    ldg__auth_sql(a->req, "acct_totp_disable", SQL_TOTP_DISABLE, 1, params, &ERRS_TOTP, on_totp_disabled, a);
-}
-
-static void on_totp_disable_state(struct ldg_req *req, PGresult *res, void *ud)
-{
-    struct acct *a = ud;
-    if (PQntuples(res) != 1) {
-        wipe(a->password);
-        ldg_req_error(req, 404, MSG_NO_ACCOUNT);
-        return;
-    }
-    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-        wipe(a->password);
-        ldg_req_error(req, 400, MSG_TOTP_NOT_ENABLED);
-        return;
-    }
-    int rc = pw_step(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 4), on_totp_disable_verified);
-    wipe(a->password);
-    if (rc < 0)
-        answer_pw_error(a, rc, "Two-factor operation failed");
-}
-
-static void totp_disable(struct ldg_req *req)
-{
-    const struct ldg_principal *p = need_session(req);
-    if (!p)
-        return;
-    cJSON *body = ldg__auth_body(req);
-    if (!body)
-        return;
-    const char *pw;
-    if (ldg__auth_str(req, body, "password", true, 1, 64, &pw) < 0) {
-        cJSON_Delete(body);
-        return;
-    }
-    struct acct *a = acct_new(req);
-    a->password = arena_dup(req, pw);
-    cJSON_Delete(body);
-    const char *params[] = {ldg__auth_itoa(req, p->account_id)};
-    ldg__auth_sql(req, "acct_totp_state", SQL_TOTP_STATE, 1, params, &ERRS_TOTP, on_totp_disable_state, a);
-}
-
-/* Login, step one: the password was right for an account with 2FA: hand out a single-use token. */
-
-static void on_totp_challenge_stored(struct acct *a, redisReply *reply)
-{
-    struct ldg_req *req = a->req;
-    if (!reply_ok(reply)) {
-        warn_redis(req, "login refused: the two-factor session could not be stored");
-        ldg_req_error(req, 503, MSG_LOGIN_TIMEOUT);
-        return;
-    }
-    struct ldg_buf b;
-    ldg_buf_init(&b);
-    struct ldg_json_writer jw;
-    ldg_json_writer_init(&jw, &b);
-    ldg_json_obj_begin(&jw);
-    ldg_json_key(&jw, "requires_2fa");
-    ldg_json_bool(&jw, true);
-    ldg_json_key(&jw, "totp_session_token");
-    ldg_json_str(&jw, a->refresh);
-    ldg_json_key(&jw, "access_token");
-    ldg_json_null(&jw);
-    ldg_json_key(&jw, "refresh_token");
-    ldg_json_null(&jw);
-    ldg_json_key(&jw, "token_type");
-    ldg_json_str(&jw, "bearer");
-    ldg_json_key(&jw, "expires_in");
-    ldg_json_int(&jw, ldg__auth.cfg->totp_session_ttl_ms / 1000);
-    ldg_json_obj_end(&jw);
-    ldg__auth_respond_buf(req, 200, &b);
-}
-
-static void totp_challenge(struct acct *a)
-{
-    struct ldg_req *req = a->req;
-    if (ldg_random_token(a->refresh, TOTP_TOKEN_BYTES) < 0) {
-        ACCT_LOG(error, req, "login: no randomness for a two-factor token");
-        ldg_req_error(req, 500, "Login failed");
-        return;
-    }
-    char *key = ldg_arena_alloc(&req->arena, sizeof TOTP_SESSION_KEY + LDG_SHA256_HEX_LEN);
-    totp_key_of(a->refresh, key);
-    const char *argv[] = {"EVAL", LUA_TOTP_OPEN, "1", key, ldg__auth_itoa(req, a->account_id),
-                          ldg__auth_itoa(req, ldg__auth.cfg->totp_session_ttl_ms)};
-    if (redis_step(a, on_totp_challenge_stored, 6, argv) < 0)
-        on_totp_challenge_stored(a, NULL);
-}
-
-/* POST /accounts/2fa/login */
-
-static void totp_login_fail(struct tfa *t);
-
-static void on_totp_token_taken(struct acct *a, redisReply *reply)
-{
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        warn_redis(a->req, "two-factor login refused: the token could not be consumed");
-        ldg_req_error(a->req, 503, MSG_LOGIN_TIMEOUT);
-        return;
-    }
-    if (reply->integer != 1) { /* used by a concurrent request */
-        ldg_req_error(a->req, 401, MSG_TOTP_BAD_TOKEN);
-        return;
-    }
-    if (new_tokens(a, true) < 0) {
-        ACCT_LOG(error, a->req, "2fa login: no randomness for session tokens");
-        ldg_req_error(a->req, 500, "Login failed");
-        return;
-    }
-    if (session_key_set(a, on_login_session_set) < 0)
-        on_login_session_set(a, NULL);
-}
-
-static void on_totp_code_used(struct ldg_req *req, PGresult *res, void *ud)
-{
-    struct tfa *t = ud;
-    if (PQntuples(res) != 1) { /* a replayed code or a used backup code */
-        totp_login_fail(t);
-        return;
-    }
-    const char *argv[] = {"DEL", t->token_key};
-    if (redis_step(t->a, on_totp_token_taken, 2, argv) < 0)
-        on_totp_token_taken(t->a, NULL);
-    (void)req;
-}
-
-static void on_totp_login_state(struct ldg_req *req, PGresult *res, void *ud)
-{
-    struct tfa *t = ud;
-    struct acct *a = t->a;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), "t") != 0 ||
-        strcmp(PQgetvalue(res, 0, 3), "t") != 0 || PQgetisnull(res, 0, 0)) {
-        ldg_req_error(req, 401, MSG_TOTP_BAD_TOKEN); /* 2FA was disabled or the account closed meanwhile */
-        return;
-    }
-    a->email = arena_dup(req, PQgetvalue(res, 0, 2));
-    const char *id = ldg__auth_itoa(req, a->account_id);
-    if (strlen(t->code) == 6) {
-        unsigned char key[64];
-        int n = totp_open(req, a->account_id, PQgetvalue(res, 0, 0), key, sizeof key);
-        if (n < 0) {
-            ACCT_LOG(error, req, "2fa login: account=%" PRId64 " secret does not open (wrong totp key?)",
-                     a->account_id);
-            ldg_req_error(req, 500, "Login failed");
-            return;
-        }
-        bool ok = ldg_totp_check(key, (size_t)n, t->code, ldg_totp_step(time(NULL)), TOTP_SKEW, &t->step);
-        OPENSSL_cleanse(key, sizeof key);
-        if (!ok) {
-            totp_login_fail(t);
-            return;
-        }
-        const char *params[] = {id, totp_now_step_text(req, t->step)};
-        ldg__auth_sql(req, "acct_totp_use_step", SQL_TOTP_USE_STEP, 2, params, &ERRS_TOTP_LOGIN,
-                      on_totp_code_used, t);
-        return;
-    }
-    char digest[LDG_SHA256_HEX_LEN + 1];
-    backup_digest(t->code, digest);
-    const char *params[] = {id, arena_dup(req, digest)};
-    ldg__auth_sql(req, "acct_totp_use_backup", SQL_TOTP_USE_BACKUP, 2, params, &ERRS_TOTP_LOGIN,
-                  on_totp_code_used, t);
-}
-
-static void on_totp_failed_counted(struct acct *a, redisReply *reply)
-{
-    (void)reply;
-    ldg_req_error(a->req, 401, MSG_TOTP_BAD_CODE);
-}
-
-static void totp_login_fail(struct tfa *t)
-{
-    struct acct *a = t->a;
-    const char *argv[] = {"EVAL",
-                          LUA_TOTP_FAIL,
-                          "2",
-                          t->token_key,
-                          t->fail_key,
-                          ldg__auth_itoa(a->req, ldg__auth.cfg->totp_max_attempts),
-                          ldg__auth_itoa(a->req, ldg__auth.cfg->login_fail_window_ms)};
-    if (redis_step(a, on_totp_failed_counted, 7, argv) < 0)
-        on_totp_failed_counted(a, NULL);
-}
-
-static void on_totp_token_peeked(struct acct *a, redisReply *reply)
-{
-    struct ldg_req *req = a->req;
-    struct tfa *t = (struct tfa *)a->sids; /* parked there by totp_login */
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        warn_redis(req, "two-factor login refused: the token store is unavailable");
-        ldg_req_error(req, 503, MSG_LOGIN_TIMEOUT);
-        return;
-    }
-    const redisReply *acc = reply->element[0], *fails = reply->element[1];
-    if (acc->type != REDIS_REPLY_STRING) {
-        ldg_req_error(req, 401, MSG_TOTP_BAD_TOKEN);
-        return;
-    }
-    a->account_id = strtoll(acc->str, NULL, 10);
-    snprintf(t->fail_key, sizeof t->fail_key, TOTP_FAIL_KEY "%" PRId64, a->account_id);
-    if (fails->type == REDIS_REPLY_INTEGER && fails->integer >= ldg__auth.cfg->totp_fail_max) {
-        ldg_req_add_header(req, "Retry-After", ldg__auth_itoa(req, retry_after_s(0)));
-        ldg_req_error(req, 429, MSG_TOTP_THROTTLED);
-        return;
-    }
-    const char *params[] = {ldg__auth_itoa(req, a->account_id)};
-    ldg__auth_sql(req, "acct_totp_state", SQL_TOTP_STATE, 1, params, &ERRS_TOTP_LOGIN, on_totp_login_state, t);
-}
-
-static void totp_login(struct ldg_req *req)
-{
-    cJSON *body = ldg__auth_body(req);
-    if (!body)
-        return;
-    struct tfa *t = tfa_new(req);
-    const char *token;
-    if (ldg__auth_str(req, body, "totp_session_token", true, 1, 128, &token) < 0 ||
-        !totp_read_code(req, body, t, true)) {
-        cJSON_Delete(body);
-        return;
-    }
-    totp_key_of(token, t->token_key);
-    cJSON_Delete(body);
-    note_client(t->a);
-    t->a->sids = (const char **)(void *)t; /* the redis step callback only gets the acct */
-    const char *argv[] = {"EVAL", LUA_TOTP_PEEK, "1", t->token_key, TOTP_FAIL_KEY};
-    if (redis_step(t->a, on_totp_token_peeked, 5, argv) < 0)
-        on_totp_token_peeked(t->a, NULL);
 }
 
 /* ---- GET /accounts/stats ------------------------------------------------------------------------ */
@@ -1903,9 +1280,5 @@ void ldg__auth_accounts_routes(struct ldg_router *r)
     ldg__auth_route(r, "POST", "/api/v1/accounts/sessions/revoke-all", revoke_all_sessions, acc,
                     ACCT_MAX_BODY);
     ldg__auth_route(r, "GET", "/api/v1/accounts/stats", get_stats, acc, ACCT_MAX_BODY);
-    ldg__auth_route(r, "POST", "/api/v1/accounts/2fa/setup", totp_setup, acc, ACCT_MAX_BODY);
-    ldg__auth_route(r, "POST", "/api/v1/accounts/2fa/verify", totp_verify, acc, ACCT_MAX_BODY);
-    ldg__auth_route(r, "POST", "/api/v1/accounts/2fa/disable", totp_disable, acc, ACCT_MAX_BODY);
-    ldg__auth_route(r, "GET", "/api/v1/accounts/2fa/status", totp_status, acc, ACCT_MAX_BODY);
-    ldg__auth_route(r, "POST", "/api/v1/accounts/2fa/login", totp_login, pub, ACCT_MAX_BODY);
+    ldg__auth_twofactor_routes(r);
 }

@@ -41,37 +41,60 @@
 
 static const struct ldg_auth_errs ERRS_ALERTS = {MSG_TIMEOUT, "Alert operation failed", NULL};
 
-static const char *const metrics[] = {"error_rate",  "error_count", "log_volume",
-                                      "p50_latency", "p95_latency", "p99_latency", NULL};
+static const char *const metrics[] = {"error_rate",  "error_count", "log_volume", "p50_latency",
+                                      "p95_latency", "p99_latency", NULL};
 static const char *const comparators[] = {"gt", "gte", "lt", "lte", NULL};
 static const char *const comparator_symbols[] = {">", ">=", "<", "<=", NULL};
 
 #define ISO(c) LDG_SQL_ISO(c)
-#define RULE_JSON                                                                                            \
-    "json_build_object('id', r.id, 'project_id', r.project_id, 'name', r.name, 'metric', r.metric, "         \
-    "'filter', r.filter, 'comparator', r.comparator, 'threshold', r.threshold, 'unit', CASE WHEN r.metric "  \
-    "= 'error_rate' THEN 'percent' WHEN r.metric LIKE 'p%_latency' THEN 'ms' ELSE 'count' END, 'window_s', " \
-    "r.window_s, 'cooldown_s', r.cooldown_s, 'connector_ids', to_json(r.connector_ids), 'enabled', "         \
-    "r.enabled, 'state', r.state, 'last_value', r.last_value, 'last_evaluated_at', " ISO(                   \
-        "r.last_evaluated_at") ", 'last_fired_at', " ISO("r.last_fired_at") ", 'snoozed_until', " ISO(      \
-        "r.snoozed_until") ", 'created_at', " ISO("r.created_at") ", 'updated_at', " ISO("r.updated_at") ")"
+#define RULE_JSON                                                                                                                                                                 \
+    "json_build_object('id', r.id, 'project_id', r.project_id, 'name', r.name, 'metric', r.metric, "                                                                              \
+    "'filter', r.filter, 'comparator', r.comparator, 'threshold', r.threshold, 'unit', CASE WHEN r.metric "                                                                       \
+    "= 'error_rate' THEN 'percent' WHEN r.metric LIKE 'p%_latency' THEN 'ms' ELSE 'count' END, 'window_s', "                                                                      \
+    "r.window_s, 'cooldown_s', r.cooldown_s, 'connector_ids', to_json(r.connector_ids), 'enabled', "                                                                              \
+    "r.enabled, 'state', r.state, 'last_value', r.last_value, 'last_evaluated_at', " ISO("r.last_evaluated_"                                                                      \
+                                                                                         "at") ", "                                                                               \
+                                                                                               "'last_"                                                                           \
+                                                                                               "fired_at',"                                                                       \
+                                                                                               " " ISO("r."                                                                       \
+                                                                                                       "las"                                                                      \
+                                                                                                       "t_"                                                                       \
+                                                                                                       "fir"                                                                      \
+                                                                                                       "ed_"                                                                      \
+                                                                                                       "at") ", 'snoozed_until', " ISO("r.snoozed_until") ", 'created_at', " ISO( \
+                                                                                                   "r."                                                                           \
+                                                                                                   "created"                                                                      \
+                                                                                                   "_at") ", 'updated_at', " ISO("r.updated_at") ")"
 
 #define EVENT_JSON                                                                                           \
-    "json_build_object('id', e.id, 'rule_id', e.rule_id, 'rule_name', (SELECT name FROM alert_rules x WHERE " \
+    "json_build_object('id', e.id, 'rule_id', e.rule_id, 'rule_name', (SELECT name FROM alert_rules x "      \
+    "WHERE "                                                                                                 \
     "x.id = e.rule_id), 'project_id', e.project_id, 'metric', e.metric, 'comparator', e.comparator, "        \
     "'threshold', e.threshold, 'value', e.value, 'status', e.status, 'fired_at', " ISO(                      \
         "e.fired_at") ", 'resolved_at', " ISO("e.resolved_at") ", 'resolved_value', e.resolved_value, "      \
-                      "'acked_at', " ISO("e.acked_at") ", 'acked_by', e.acked_by, 'snoozed_until', " ISO(    \
-                          "e.snoozed_until") ")"
+                                                               "'acked_at', " ISO("e.acked_at") ", "         \
+                                                                                                "'acked_by'" \
+                                                                                                ", "         \
+                                                                                                "e.acked_"   \
+                                                                                                "by, "       \
+                                                                                                "'snoozed_"  \
+                                                                                                "until',"    \
+                                                                                                " " ISO(     \
+                                                                                                    "e."     \
+                                                                                                    "snooze" \
+                                                                                                    "d_"     \
+                                                                                                    "until") ")"
 
 #define WINDOW_JSON                                                                                          \
     "json_build_object('id', m.id, 'project_id', m.project_id, 'starts_at', " ISO(                           \
-        "m.starts_at") ", 'ends_at', " ISO("m.ends_at") ", 'reason', m.reason, 'active', now() >= m.starts_at " \
-                       "AND now() < m.ends_at, 'created_at', " ISO("m.created_at") ")"
+        "m.starts_at") ", 'ends_at', " ISO("m.ends_at") ", 'reason', m.reason, 'active', now() >= "          \
+                                                        "m.starts_at "                                       \
+                                                        "AND now() < m.ends_at, 'created_at', " ISO(         \
+                                                            "m.created_at") ")"
 
 /* The connector ids $K (array text) all belong to account $A. */
 #define CONNECTORS_OK(K, A)                                                                                  \
-    "(SELECT count(*) FROM connectors WHERE id = ANY(" K "::bigint[]) AND account_id = " A                     \
+    "(SELECT count(*) FROM connectors WHERE id = ANY(" K "::bigint[]) AND account_id = " A                   \
     "::bigint) = (SELECT count(DISTINCT x) FROM unnest(" K "::bigint[]) x)"
 
 static int pick(const char *v, const char *const *set)
@@ -213,17 +236,21 @@ static void create_rule(struct ldg_req *req)
                             ldg__auth_itoa(req, in.cooldown_s),
                             in.connectors ? in.connectors : "{}",
                             in.has_enabled == 1 && !in.enabled ? "f" : "t"};
-    static const struct ldg_auth_json_answer ans = {
-        .status = 201, .missing = MSG_NO_PROJECT, .forbidden = MSG_PROJECT_DENIED, .invalid = MSG_BAD_CONNECTORS};
-    ldg__auth_json(req, "alr_rule_create",
-                   "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), ok AS (SELECT " CONNECTORS_OK(
-                       "$10", "$2") " AS good), "
-                                    "r AS (INSERT INTO alert_rules (project_id, name, metric, filter, comparator, threshold, "
-                                    "window_s, cooldown_s, connector_ids, enabled) SELECT p.id, $3, $4, $5, $6, $7::float8, "
-                                    "$8::int, $9::int, $10::bigint[], $11::bool FROM p, ok WHERE p.account_id = $2::bigint "
-                                    "AND ok.good RETURNING *) "
-                                    "SELECT p.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM p",
-                   11, params, &ERRS_ALERTS, &ans);
+    static const struct ldg_auth_json_answer ans = {.status = 201,
+                                                    .missing = MSG_NO_PROJECT,
+                                                    .forbidden = MSG_PROJECT_DENIED,
+                                                    .invalid = MSG_BAD_CONNECTORS};
+    ldg__auth_json(
+        req, "alr_rule_create",
+        "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), ok AS (SELECT " CONNECTORS_OK(
+            "$10",
+            "$2") " AS good), "
+                  "r AS (INSERT INTO alert_rules (project_id, name, metric, filter, comparator, threshold, "
+                  "window_s, cooldown_s, connector_ids, enabled) SELECT p.id, $3, $4, $5, $6, $7::float8, "
+                  "$8::int, $9::int, $10::bigint[], $11::bool FROM p, ok WHERE p.account_id = $2::bigint "
+                  "AND ok.good RETURNING *) "
+                  "SELECT p.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM p",
+        11, params, &ERRS_ALERTS, &ans);
 }
 
 /* The caller's projects, or one of them (?project_id, checked: 404/403 through `missing`). */
@@ -237,25 +264,29 @@ static void list_rules(struct ldg_req *req)
     if (pid) {
         static const struct ldg_auth_json_answer ans = {
             .status = 200, .missing = MSG_NO_PROJECT, .forbidden = MSG_PROJECT_DENIED};
-        ldg__auth_json(req, "alr_rule_list_project",
-                       "SELECT p.account_id, (SELECT json_build_object('rules', coalesce(json_agg(" RULE_JSON
-                       " ORDER BY r.id), '[]'::json), 'total', count(*))::text FROM alert_rules r WHERE "
-                       "r.project_id = p.id) FROM projects p WHERE p.id = $2::bigint AND $1::bigint IS NOT NULL",
-                       2, params, &ERRS_ALERTS, &ans);
+        ldg__auth_json(
+            req, "alr_rule_list_project",
+            "SELECT p.account_id, (SELECT json_build_object('rules', coalesce(json_agg(" RULE_JSON
+            " ORDER BY r.id), '[]'::json), 'total', count(*))::text FROM alert_rules r WHERE "
+            "r.project_id = p.id) FROM projects p WHERE p.id = $2::bigint AND $1::bigint IS NOT NULL",
+            2, params, &ERRS_ALERTS, &ans);
         return;
     }
     static const struct ldg_auth_json_answer ans = {.status = 200};
-    ldg__auth_json(req, "alr_rule_list",
-                   "SELECT json_build_object('rules', coalesce(json_agg(" RULE_JSON
-                   " ORDER BY r.id), '[]'::json), 'total', count(*))::text FROM alert_rules r JOIN projects p ON "
-                   "p.id = r.project_id WHERE p.account_id = $1::bigint AND $2::bigint = 0",
-                   2, params, &ERRS_ALERTS, &ans);
+    ldg__auth_json(
+        req, "alr_rule_list",
+        "SELECT json_build_object('rules', coalesce(json_agg(" RULE_JSON
+        " ORDER BY r.id), '[]'::json), 'total', count(*))::text FROM alert_rules r JOIN projects p ON "
+        "p.id = r.project_id WHERE p.account_id = $1::bigint AND $2::bigint = 0",
+        2, params, &ERRS_ALERTS, &ans);
 }
 
 static const struct ldg_auth_json_answer RULE_ANS = {
     .status = 200, .missing = MSG_NO_RULE, .forbidden = MSG_PROJECT_DENIED, .invalid = MSG_BAD_CONNECTORS};
 
-#define RULE_OWNER "SELECT r.id, p.account_id FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.id = $1::bigint"
+#define RULE_OWNER                                                                                           \
+    "SELECT r.id, p.account_id FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.id = "      \
+    "$1::bigint"
 
 static void get_rule(struct ldg_req *req)
 {
@@ -296,17 +327,22 @@ static void patch_rule(struct ldg_req *req)
                             in.connectors ? in.connectors : "{}",
                             in.connectors ? "t" : "f",
                             in.has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL};
-    ldg__auth_json(req, "alr_rule_patch",
-                   "WITH o AS (" RULE_OWNER "), ok AS (SELECT " CONNECTORS_OK("$11", "$2") " AS good), "
-                   "r AS (UPDATE alert_rules r SET name = coalesce($3, r.name), metric = coalesce($4, r.metric), "
-                   "filter = CASE WHEN $5::bool THEN $6 ELSE r.filter END, comparator = coalesce($7, r.comparator), "
-                   "threshold = coalesce($8::float8, r.threshold), window_s = coalesce($9::int, r.window_s), "
-                   "cooldown_s = coalesce($10::int, r.cooldown_s), connector_ids = CASE WHEN $12::bool THEN "
-                   "$11::bigint[] ELSE r.connector_ids END, enabled = coalesce($13::bool, r.enabled), "
-                   "updated_at = now() FROM o, ok WHERE r.id = o.id AND o.account_id = $2::bigint AND ok.good "
-                   "RETURNING r.*) "
-                   "SELECT o.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM o",
-                   13, params, &ERRS_ALERTS, &RULE_ANS);
+    ldg__auth_json(
+        req, "alr_rule_patch",
+        "WITH o AS (" RULE_OWNER "), ok AS (SELECT " CONNECTORS_OK(
+            "$11",
+            "$2") " AS good), "
+                  "r AS (UPDATE alert_rules r SET name = coalesce($3, r.name), metric = coalesce($4, "
+                  "r.metric), "
+                  "filter = CASE WHEN $5::bool THEN $6 ELSE r.filter END, comparator = coalesce($7, "
+                  "r.comparator), "
+                  "threshold = coalesce($8::float8, r.threshold), window_s = coalesce($9::int, r.window_s), "
+                  "cooldown_s = coalesce($10::int, r.cooldown_s), connector_ids = CASE WHEN $12::bool THEN "
+                  "$11::bigint[] ELSE r.connector_ids END, enabled = coalesce($13::bool, r.enabled), "
+                  "updated_at = now() FROM o, ok WHERE r.id = o.id AND o.account_id = $2::bigint AND ok.good "
+                  "RETURNING r.*) "
+                  "SELECT o.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM o",
+        13, params, &ERRS_ALERTS, &RULE_ANS);
 }
 
 static void set_enabled(struct ldg_req *req, bool on)
@@ -317,7 +353,8 @@ static void set_enabled(struct ldg_req *req, bool on)
         return;
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id), on ? "t" : "f"};
     ldg__auth_json(req, "alr_rule_enable",
-                   "WITH o AS (" RULE_OWNER "), r AS (UPDATE alert_rules r SET enabled = $3::bool, updated_at = "
+                   "WITH o AS (" RULE_OWNER
+                   "), r AS (UPDATE alert_rules r SET enabled = $3::bool, updated_at = "
                    "now() FROM o WHERE r.id = o.id AND o.account_id = $2::bigint RETURNING r.*) "
                    "SELECT o.account_id, (SELECT " RULE_JSON "::text FROM r) FROM o",
                    3, params, &ERRS_ALERTS, &RULE_ANS);
@@ -342,10 +379,11 @@ static void delete_rule(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_RULE, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_rule_delete",
-                   "WITH o AS (" RULE_OWNER "), d AS (DELETE FROM alert_rules r USING o WHERE r.id = o.id AND "
-                   "o.account_id = $2::bigint RETURNING r.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-                   2, params, &ERRS_ALERTS, &ans);
+    ldg__auth_json(
+        req, "alr_rule_delete",
+        "WITH o AS (" RULE_OWNER "), d AS (DELETE FROM alert_rules r USING o WHERE r.id = o.id AND "
+        "o.account_id = $2::bigint RETURNING r.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
+        2, params, &ERRS_ALERTS, &ans);
 }
 
 /* ---- history ------------------------------------------------------------------------------------- */
@@ -365,7 +403,8 @@ static void list_history(struct ldg_req *req)
         status = ldg_arena_strndup(&req->arena, st.p, st.n);
         if (strcmp(status, "firing") != 0 && strcmp(status, "resolved") != 0) {
             cJSON *in = cJSON_CreateString(status);
-            ldg__auth_422(req, "query", "status", "literal_error", "Input should be 'firing' or 'resolved'", in);
+            ldg__auth_422(req, "query", "status", "literal_error", "Input should be 'firing' or 'resolved'",
+                          in);
             cJSON_Delete(in);
             return;
         }
@@ -378,18 +417,19 @@ static void list_history(struct ldg_req *req)
                             ldg__auth_itoa(req, limit), ldg__auth_itoa(req, offset)};
     static const struct ldg_auth_json_answer ans = {
         .status = 200, .missing = MSG_NO_PROJECT, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_history",
-                   "SELECT p.account_id, json_build_object('project_id', p.id, 'events', coalesce((SELECT "
-                   "json_agg(" EVENT_JSON " ORDER BY e.id DESC) FROM (SELECT * FROM alert_events WHERE project_id "
-                   "= p.id AND ($2::bigint IS NULL OR rule_id = $2::bigint) AND ($3::text IS NULL OR status = $3) "
-                   "ORDER BY id DESC LIMIT $4::int OFFSET $5::int) e), '[]'::json), 'total', (SELECT count(*) FROM "
-                   "alert_events WHERE project_id = p.id AND ($2::bigint IS NULL OR rule_id = $2::bigint) AND "
-                   "($3::text IS NULL OR status = $3)))::text FROM projects p WHERE p.id = $1::bigint",
-                   5, params, &ERRS_ALERTS, &ans);
+    ldg__auth_json(
+        req, "alr_history",
+        "SELECT p.account_id, json_build_object('project_id', p.id, 'events', coalesce((SELECT "
+        "json_agg(" EVENT_JSON " ORDER BY e.id DESC) FROM (SELECT * FROM alert_events WHERE project_id "
+        "= p.id AND ($2::bigint IS NULL OR rule_id = $2::bigint) AND ($3::text IS NULL OR status = $3) "
+        "ORDER BY id DESC LIMIT $4::int OFFSET $5::int) e), '[]'::json), 'total', (SELECT count(*) FROM "
+        "alert_events WHERE project_id = p.id AND ($2::bigint IS NULL OR rule_id = $2::bigint) AND "
+        "($3::text IS NULL OR status = $3)))::text FROM projects p WHERE p.id = $1::bigint",
+        5, params, &ERRS_ALERTS, &ans);
 }
 
 #define EVENT_OWNER                                                                                          \
-    "SELECT e.id, e.rule_id, p.account_id FROM alert_events e JOIN projects p ON p.id = e.project_id WHERE "   \
+    "SELECT e.id, e.rule_id, p.account_id FROM alert_events e JOIN projects p ON p.id = e.project_id WHERE " \
     "e.id = $1::bigint"
 
 static const struct ldg_auth_json_answer EVENT_ANS = {
@@ -402,11 +442,12 @@ static void ack_event(struct ldg_req *req)
     if (!p || !ldg__auth_path_id(req, "event_id", &id))
         return;
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
-    ldg__auth_json(req, "alr_event_ack",
-                   "WITH o AS (" EVENT_OWNER "), e AS (UPDATE alert_events e SET acked_at = coalesce(e.acked_at, "
-                   "now()), acked_by = coalesce(e.acked_by, $2::bigint) FROM o WHERE e.id = o.id AND o.account_id "
-                   "= $2::bigint RETURNING e.*) SELECT o.account_id, (SELECT " EVENT_JSON "::text FROM e) FROM o",
-                   2, params, &ERRS_ALERTS, &EVENT_ANS);
+    ldg__auth_json(
+        req, "alr_event_ack",
+        "WITH o AS (" EVENT_OWNER "), e AS (UPDATE alert_events e SET acked_at = coalesce(e.acked_at, "
+        "now()), acked_by = coalesce(e.acked_by, $2::bigint) FROM o WHERE e.id = o.id AND o.account_id "
+        "= $2::bigint RETURNING e.*) SELECT o.account_id, (SELECT " EVENT_JSON "::text FROM e) FROM o",
+        2, params, &ERRS_ALERTS, &EVENT_ANS);
 }
 
 /* Snooze: the event and its rule stay quiet (no new firing is notified) for `minutes`. */
@@ -429,13 +470,14 @@ static void snooze_event(struct ldg_req *req)
     }
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id),
                             ldg__auth_itoa(req, minutes)};
-    ldg__auth_json(req, "alr_event_snooze",
-                   "WITH o AS (" EVENT_OWNER "), e AS (UPDATE alert_events e SET snoozed_until = now() + "
-                   "$3::int * interval '1 minute' FROM o WHERE e.id = o.id AND o.account_id = $2::bigint "
-                   "RETURNING e.*), r AS (UPDATE alert_rules r SET snoozed_until = e.snoozed_until FROM e WHERE "
-                   "r.id = e.rule_id RETURNING r.id) SELECT o.account_id, (SELECT " EVENT_JSON
-                   "::text FROM e) FROM o, (SELECT count(*) FROM r) rr",
-                   3, params, &ERRS_ALERTS, &EVENT_ANS);
+    ldg__auth_json(
+        req, "alr_event_snooze",
+        "WITH o AS (" EVENT_OWNER "), e AS (UPDATE alert_events e SET snoozed_until = now() + "
+        "$3::int * interval '1 minute' FROM o WHERE e.id = o.id AND o.account_id = $2::bigint "
+        "RETURNING e.*), r AS (UPDATE alert_rules r SET snoozed_until = e.snoozed_until FROM e WHERE "
+        "r.id = e.rule_id RETURNING r.id) SELECT o.account_id, (SELECT " EVENT_JSON
+        "::text FROM e) FROM o, (SELECT count(*) FROM r) rr",
+        3, params, &ERRS_ALERTS, &EVENT_ANS);
 }
 
 /* ---- maintenance windows ---------------------------------------------------------------------------- */
@@ -483,12 +525,13 @@ static void create_window(struct ldg_req *req)
                             ldg__auth_itoa(req, from), ldg__auth_itoa(req, to), reason};
     static const struct ldg_auth_json_answer ans = {
         .status = 201, .missing = MSG_NO_PROJECT, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_window_create",
-                   "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), m AS (INSERT INTO "
-                   "maintenance_windows (project_id, starts_at, ends_at, reason) SELECT p.id, to_timestamp("
-                   "$3::bigint / 1000000.0), to_timestamp($4::bigint / 1000000.0), $5 FROM p WHERE p.account_id "
-                   "= $2::bigint RETURNING *) SELECT p.account_id, (SELECT " WINDOW_JSON "::text FROM m) FROM p",
-                   5, params, &ERRS_ALERTS, &ans);
+    ldg__auth_json(
+        req, "alr_window_create",
+        "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), m AS (INSERT INTO "
+        "maintenance_windows (project_id, starts_at, ends_at, reason) SELECT p.id, to_timestamp("
+        "$3::bigint / 1000000.0), to_timestamp($4::bigint / 1000000.0), $5 FROM p WHERE p.account_id "
+        "= $2::bigint RETURNING *) SELECT p.account_id, (SELECT " WINDOW_JSON "::text FROM m) FROM p",
+        5, params, &ERRS_ALERTS, &ans);
 }
 
 static void list_windows(struct ldg_req *req)
@@ -520,12 +563,13 @@ static void delete_window(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_WINDOW, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_window_delete",
-                   "WITH o AS (SELECT m.id, p.account_id FROM maintenance_windows m JOIN projects p ON p.id = "
-                   "m.project_id WHERE m.id = $1::bigint), d AS (DELETE FROM maintenance_windows m USING o WHERE "
-                   "m.id = o.id AND o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' "
-                   "FROM d) FROM o",
-                   2, params, &ERRS_ALERTS, &ans);
+    ldg__auth_json(
+        req, "alr_window_delete",
+        "WITH o AS (SELECT m.id, p.account_id FROM maintenance_windows m JOIN projects p ON p.id = "
+        "m.project_id WHERE m.id = $1::bigint), d AS (DELETE FROM maintenance_windows m USING o WHERE "
+        "m.id = o.id AND o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' "
+        "FROM d) FROM o",
+        2, params, &ERRS_ALERTS, &ans);
 }
 
 void ldg__auth_alerting_routes(struct ldg_router *r)

@@ -78,7 +78,8 @@ static int load_totp_key(const struct ldg_config *c, const struct ldg_auth_cfg *
         struct ldg_cfg_err err = {0};
         char *k = ldg_cfg_read_secret(ac->totp_key_file, &err);
         if (!k || strlen(k) < 32) {
-            ldg_log_error(NULL, "[auth] totp_key_file: %s", k ? "the key must be at least 32 bytes" : err.msg);
+            ldg_log_error(NULL, "[auth] totp_key_file: %s",
+                          k ? "the key must be at least 32 bytes" : err.msg);
             if (k)
                 OPENSSL_cleanse(k, strlen(k));
             free(k);

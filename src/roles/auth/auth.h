@@ -223,7 +223,8 @@ int ldg__auth_bool(struct ldg_req *req, const cJSON *obj, const char *field, boo
 
 /* Optional array of positive integer ids (at most 50) as PostgreSQL array text "{1,2}" in the
  * arena: 1 set, 0 absent/null, -EINVAL after 422. */
-int ldg__auth_id_list(struct ldg_req *req, const cJSON *obj, const char *field, const char **out) LDG_MUSTCHECK;
+int ldg__auth_id_list(struct ldg_req *req, const cJSON *obj, const char *field,
+                      const char **out) LDG_MUSTCHECK;
 
 /* Route registration of each file (called by auth.c's routes hook). */
 void ldg__auth_accounts_routes(struct ldg_router *r);

@@ -109,8 +109,8 @@ int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int6
     }
     char msg[96];
     if (v < min || v > max) {
-        snprintf(msg, sizeof msg, "Input should be %s %" PRId64, v < min ? "greater than or equal to" : "less than or equal to",
-                 v < min ? min : max);
+        snprintf(msg, sizeof msg, "Input should be %s %" PRId64,
+                 v < min ? "greater than or equal to" : "less than or equal to", v < min ? min : max);
         ldg__auth_422(req, "query", name, v < min ? "greater_than_equal" : "less_than_equal", msg, in);
         cJSON_Delete(in);
         return -EINVAL;
@@ -260,7 +260,8 @@ static bool read_config(struct ldg_req *req, const cJSON *body, const char *kind
             ldg_buf_free(&b);
             struct ldg_auth_loc loc[] = {{"config", 0}, {"to", 0}};
             ldg__auth_422_at(req, "body", loc, 2, "value_error",
-                             "Value error, 'to' must be an e-mail address or a list of 1 to 20 of them", NULL);
+                             "Value error, 'to' must be an e-mail address or a list of 1 to 20 of them",
+                             NULL);
             return false;
         }
         in->to = ldg_arena_strndup(&req->arena, ldg_buf_head(&b), ldg_buf_size(&b));
@@ -289,8 +290,8 @@ static void create_connector(struct ldg_req *req)
         for (int i = 0; kinds[i]; i++)
             known |= strcmp(kinds[i], in.kind) == 0;
         if (!known) {
-            ldg__auth_422(req, "body", "kind", "literal_error", "Input should be 'in_app', 'webhook' or 'email'",
-                          ldg_json_member(body, "kind"));
+            ldg__auth_422(req, "body", "kind", "literal_error",
+                          "Input should be 'in_app', 'webhook' or 'email'", ldg_json_member(body, "kind"));
             ok = false;
         }
     }
@@ -300,20 +301,21 @@ static void create_connector(struct ldg_req *req)
         return;
     }
     bool webhook = strcmp(in.kind, "webhook") == 0, email = strcmp(in.kind, "email") == 0;
-    const char *params[] = {ldg__auth_itoa(req, p->account_id),
-                            ldg_arena_strndup(&req->arena, in.name, strlen(in.name)),
-                            ldg_arena_strndup(&req->arena, in.kind, strlen(in.kind)),
-                            webhook ? ldg_arena_strndup(&req->arena, in.url, strlen(in.url)) : NULL,
-                            webhook && in.secret ? ldg_arena_strndup(&req->arena, in.secret, strlen(in.secret)) : NULL,
-                            email ? in.to : NULL,
-                            in.enabled ? "t" : "f"};
+    const char *params[] = {
+        ldg__auth_itoa(req, p->account_id),
+        ldg_arena_strndup(&req->arena, in.name, strlen(in.name)),
+        ldg_arena_strndup(&req->arena, in.kind, strlen(in.kind)),
+        webhook ? ldg_arena_strndup(&req->arena, in.url, strlen(in.url)) : NULL,
+        webhook && in.secret ? ldg_arena_strndup(&req->arena, in.secret, strlen(in.secret)) : NULL,
+        email ? in.to : NULL,
+        in.enabled ? "t" : "f"};
     cJSON_Delete(body);
     static const struct ldg_auth_json_answer ans = {.status = 201};
-    ldg__auth_json(req, "alr_connector_create",
-                   "WITH c AS (INSERT INTO connectors (account_id, name, kind, url, secret, email_to, enabled) "
-                   "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::bool) RETURNING *) SELECT " CONNECTOR_JSON
-                   " FROM c",
-                   7, params, &ERRS_CONNECTORS, &ans);
+    ldg__auth_json(
+        req, "alr_connector_create",
+        "WITH c AS (INSERT INTO connectors (account_id, name, kind, url, secret, email_to, enabled) "
+        "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::bool) RETURNING *) SELECT " CONNECTOR_JSON " FROM c",
+        7, params, &ERRS_CONNECTORS, &ans);
 }
 
 static void list_connectors(struct ldg_req *req)
@@ -340,8 +342,9 @@ static void get_connector(struct ldg_req *req)
     if (!p || !ldg__auth_path_id(req, "connector_id", &id))
         return;
     const char *params[] = {ldg__auth_itoa(req, id)};
-    ldg__auth_json(req, "alr_connector_get", "SELECT c.account_id, " CONNECTOR_JSON " FROM connectors c WHERE c.id = $1::bigint",
-                   1, params, &ERRS_CONNECTORS, &CONNECTOR_ANS);
+    ldg__auth_json(req, "alr_connector_get",
+                   "SELECT c.account_id, " CONNECTOR_JSON " FROM connectors c WHERE c.id = $1::bigint", 1,
+                   params, &ERRS_CONNECTORS, &CONNECTOR_ANS);
 }
 
 static void patch_connector(struct ldg_req *req)
@@ -363,10 +366,14 @@ static void patch_connector(struct ldg_req *req)
         return;
     }
 #define ADUP(s) ((s) ? ldg_arena_strndup(&req->arena, (s), strlen(s)) : NULL)
-    const char *params[] = {ldg__auth_itoa(req, id),  ldg__auth_itoa(req, p->account_id),
-                            ADUP(in.name),            has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL,
-                            ADUP(in.url),             ADUP(in.secret),
-                            in.secret_given ? "t" : "f", in.to};
+    const char *params[] = {ldg__auth_itoa(req, id),
+                            ldg__auth_itoa(req, p->account_id),
+                            ADUP(in.name),
+                            has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL,
+                            ADUP(in.url),
+                            ADUP(in.secret),
+                            in.secret_given ? "t" : "f",
+                            in.to};
 #undef ADUP
     cJSON_Delete(body);
     ldg__auth_json(req, "alr_connector_patch",
@@ -451,8 +458,8 @@ static void test_connector(struct ldg_req *req)
     if (!p || !ldg__auth_path_id(req, "connector_id", &id))
         return;
     const char *params[] = {ldg__auth_itoa(req, id)};
-    ldg__auth_sql(req, "alr_connector_owner", "SELECT account_id, id FROM connectors WHERE id = $1::bigint", 1,
-                  params, &ERRS_CONNECTORS, on_test_owned, NULL);
+    ldg__auth_sql(req, "alr_connector_owner", "SELECT account_id, id FROM connectors WHERE id = $1::bigint",
+                  1, params, &ERRS_CONNECTORS, on_test_owned, NULL);
 }
 
 static void list_deliveries(struct ldg_req *req)
@@ -463,21 +470,22 @@ static void list_deliveries(struct ldg_req *req)
         ldg__auth_query_int(req, "limit", 50, 1, 500, &limit) < 0)
         return;
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, limit)};
-    ldg__auth_json(req, "alr_connector_deliveries",
-                   "SELECT c.account_id, (SELECT json_build_object('deliveries', coalesce(json_agg(json_build_object("
-                   "'id', d.id, 'event_kind', d.event_kind, 'attempt', d.attempt, 'ok', d.ok, 'status_code', "
-                   "d.status_code, 'error', d.error, 'duration_ms', d.duration_ms, 'created_at', " ISO(
-                       "d.created_at") ") ORDER BY d.id DESC), '[]'::json), 'total', count(*))::text FROM (SELECT * "
-                                       "FROM connector_deliveries WHERE connector_id = c.id ORDER BY id DESC LIMIT "
-                                       "$2::int) d) FROM connectors c WHERE c.id = $1::bigint",
-                   2, params, &ERRS_CONNECTORS, &CONNECTOR_ANS);
+    ldg__auth_json(
+        req, "alr_connector_deliveries",
+        "SELECT c.account_id, (SELECT json_build_object('deliveries', coalesce(json_agg(json_build_object("
+        "'id', d.id, 'event_kind', d.event_kind, 'attempt', d.attempt, 'ok', d.ok, 'status_code', "
+        "d.status_code, 'error', d.error, 'duration_ms', d.duration_ms, 'created_at', " ISO(
+            "d.created_at") ") ORDER BY d.id DESC), '[]'::json), 'total', count(*))::text FROM (SELECT * "
+                            "FROM connector_deliveries WHERE connector_id = c.id ORDER BY id DESC LIMIT "
+                            "$2::int) d) FROM connectors c WHERE c.id = $1::bigint",
+        2, params, &ERRS_CONNECTORS, &CONNECTOR_ANS);
 }
 
 /* ---- notification inbox ---------------------------------------------------------------------------- */
 
 #define NOTIFICATION_JSON                                                                                    \
-    "json_build_object('id', n.id, 'project_id', n.project_id, 'kind', n.kind, 'title', n.title, 'data', "    \
-    "n.data, 'read', n.read_at IS NOT NULL, 'read_at', " ISO("n.read_at") ", 'created_at', " ISO(             \
+    "json_build_object('id', n.id, 'project_id', n.project_id, 'kind', n.kind, 'title', n.title, 'data', "   \
+    "n.data, 'read', n.read_at IS NOT NULL, 'read_at', " ISO("n.read_at") ", 'created_at', " ISO(            \
         "n.created_at") ")"
 
 static void list_notifications(struct ldg_req *req)
@@ -493,14 +501,15 @@ static void list_notifications(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, p->account_id), unread_only ? "t" : "f",
                             ldg__auth_itoa(req, limit), ldg__auth_itoa(req, offset)};
     static const struct ldg_auth_json_answer ans = {.status = 200};
-    ldg__auth_json(req, "alr_inbox_list",
-                   "SELECT json_build_object('notifications', coalesce((SELECT json_agg(" NOTIFICATION_JSON
-                   " ORDER BY n.id DESC) FROM (SELECT * FROM notifications WHERE account_id = $1::bigint AND "
-                   "(NOT $2::bool OR read_at IS NULL) ORDER BY id DESC LIMIT $3::int OFFSET $4::int) n), "
-                   "'[]'::json), 'total', (SELECT count(*) FROM notifications WHERE account_id = $1::bigint AND "
-                   "(NOT $2::bool OR read_at IS NULL)), 'unread', (SELECT count(*) FROM notifications WHERE "
-                   "account_id = $1::bigint AND read_at IS NULL))::text",
-                   4, params, &ERRS_INBOX, &ans);
+    ldg__auth_json(
+        req, "alr_inbox_list",
+        "SELECT json_build_object('notifications', coalesce((SELECT json_agg(" NOTIFICATION_JSON
+        " ORDER BY n.id DESC) FROM (SELECT * FROM notifications WHERE account_id = $1::bigint AND "
+        "(NOT $2::bool OR read_at IS NULL) ORDER BY id DESC LIMIT $3::int OFFSET $4::int) n), "
+        "'[]'::json), 'total', (SELECT count(*) FROM notifications WHERE account_id = $1::bigint AND "
+        "(NOT $2::bool OR read_at IS NULL)), 'unread', (SELECT count(*) FROM notifications WHERE "
+        "account_id = $1::bigint AND read_at IS NULL))::text",
+        4, params, &ERRS_INBOX, &ans);
 }
 
 static void unread_count(struct ldg_req *req)
@@ -525,12 +534,13 @@ static void read_notification(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 200, .missing = MSG_NO_NOTIFICATION, .forbidden = MSG_NOTIFICATION_DENIED};
-    ldg__auth_json(req, "alr_inbox_read",
-                   "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
-                   "n AS (UPDATE notifications n SET read_at = coalesce(n.read_at, now()) FROM o WHERE n.id = o.id "
-                   "AND o.account_id = $2::bigint RETURNING n.*) SELECT o.account_id, (SELECT " NOTIFICATION_JSON
-                   "::text FROM n) FROM o",
-                   2, params, &ERRS_INBOX, &ans);
+    ldg__auth_json(
+        req, "alr_inbox_read",
+        "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
+        "n AS (UPDATE notifications n SET read_at = coalesce(n.read_at, now()) FROM o WHERE n.id = o.id "
+        "AND o.account_id = $2::bigint RETURNING n.*) SELECT o.account_id, (SELECT " NOTIFICATION_JSON
+        "::text FROM n) FROM o",
+        2, params, &ERRS_INBOX, &ans);
 }
 
 static void read_all(struct ldg_req *req)
@@ -540,10 +550,11 @@ static void read_all(struct ldg_req *req)
         return;
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {.status = 200};
-    ldg__auth_json(req, "alr_inbox_read_all",
-                   "WITH u AS (UPDATE notifications SET read_at = now() WHERE account_id = $1::bigint AND read_at "
-                   "IS NULL RETURNING 1) SELECT json_build_object('success', true, 'updated', count(*))::text FROM u",
-                   1, params, &ERRS_INBOX, &ans);
+    ldg__auth_json(
+        req, "alr_inbox_read_all",
+        "WITH u AS (UPDATE notifications SET read_at = now() WHERE account_id = $1::bigint AND read_at "
+        "IS NULL RETURNING 1) SELECT json_build_object('success', true, 'updated', count(*))::text FROM u",
+        1, params, &ERRS_INBOX, &ans);
 }
 
 static void delete_notification(struct ldg_req *req)
@@ -555,11 +566,12 @@ static void delete_notification(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_NOTIFICATION, .forbidden = MSG_NOTIFICATION_DENIED};
-    ldg__auth_json(req, "alr_inbox_delete",
-                   "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
-                   "d AS (DELETE FROM notifications n USING o WHERE n.id = o.id AND o.account_id = $2::bigint "
-                   "RETURNING n.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-                   2, params, &ERRS_INBOX, &ans);
+    ldg__auth_json(
+        req, "alr_inbox_delete",
+        "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
+        "d AS (DELETE FROM notifications n USING o WHERE n.id = o.id AND o.account_id = $2::bigint "
+        "RETURNING n.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
+        2, params, &ERRS_INBOX, &ans);
 }
 
 void ldg__auth_connectors_routes(struct ldg_router *r)
@@ -575,6 +587,8 @@ void ldg__auth_connectors_routes(struct ldg_router *r)
     ldg__auth_route(r, "GET", "/api/v1/notifications", list_notifications, acc, BODY_MAX);
     ldg__auth_route(r, "GET", "/api/v1/notifications/unread-count", unread_count, acc, BODY_MAX);
     ldg__auth_route(r, "POST", "/api/v1/notifications/read-all", read_all, acc, BODY_MAX);
-    ldg__auth_route(r, "POST", "/api/v1/notifications/{notification_id}/read", read_notification, acc, BODY_MAX);
-    ldg__auth_route(r, "DELETE", "/api/v1/notifications/{notification_id}", delete_notification, acc, BODY_MAX);
+    ldg__auth_route(r, "POST", "/api/v1/notifications/{notification_id}/read", read_notification, acc,
+                    BODY_MAX);
+    ldg__auth_route(r, "DELETE", "/api/v1/notifications/{notification_id}", delete_notification, acc,
+                    BODY_MAX);
 }

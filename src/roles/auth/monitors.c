@@ -41,19 +41,31 @@ static const struct ldg_auth_errs ERRS_MONITORS = {MSG_TIMEOUT, "Monitor operati
     "'target_url', m.target_url, 'interval_s', m.interval_s, 'timeout_s', m.timeout_s, 'expected_status', "  \
     "m.expected_status, 'grace_s', m.grace_s, 'token', m.token, 'ping_url', '/api/v1/monitors/' || m.token " \
     "|| '/ping', 'connector_ids', to_json(m.connector_ids), 'enabled', m.enabled, 'state', m.state, "        \
-    "'state_changed_at', " ISO("m.state_changed_at") ", 'last_ping_at', " ISO(                              \
-        "m.last_ping_at") ", 'last_check_at', " ISO("m.last_check_at") ", 'last_latency_ms', "              \
-                          "m.last_latency_ms, 'last_status_code', m.last_status_code, 'last_error', "       \
-                          "m.last_error, 'checks_total', m.checks_total, 'uptime_percent', CASE WHEN "       \
-                          "m.checks_total > 0 THEN round(m.checks_up * 100.0 / m.checks_total, 2) END, "      \
-                          "'created_at', " ISO("m.created_at") ", 'updated_at', " ISO("m.updated_at") ")"
+    "'state_changed_at', " ISO("m.state_changed_at") ", 'last_ping_at', " ISO(                               \
+        "m.last_ping_at") ", 'last_check_at', " ISO("m.last_check_at") ", 'last_latency_ms', "               \
+                                                                       "m.last_latency_ms, "                 \
+                                                                       "'last_status_code', "                \
+                                                                       "m.last_status_code, 'last_error', "  \
+                                                                       "m.last_error, 'checks_total', "      \
+                                                                       "m.checks_total, 'uptime_percent', "  \
+                                                                       "CASE WHEN "                          \
+                                                                       "m.checks_total > 0 THEN "            \
+                                                                       "round(m.checks_up * 100.0 / "        \
+                                                                       "m.checks_total, 2) END, "            \
+                                                                       "'created_at', " ISO(                 \
+                                                                           "m.created_at") ", "              \
+                                                                                           "'updated_at',"   \
+                                                                                           " " ISO("m."      \
+                                                                                                   "updated" \
+                                                                                                   "_at") ")"
 
 #define CONNECTORS_OK(K, A)                                                                                  \
-    "(SELECT count(*) FROM connectors WHERE id = ANY(" K "::bigint[]) AND account_id = " A                     \
+    "(SELECT count(*) FROM connectors WHERE id = ANY(" K "::bigint[]) AND account_id = " A                   \
     "::bigint) = (SELECT count(DISTINCT x) FROM unnest(" K "::bigint[]) x)"
 
 #define MONITOR_OWNER                                                                                        \
-    "SELECT m.id, p.account_id FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.id = $1::bigint"
+    "SELECT m.id, p.account_id FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.id = "         \
+    "$1::bigint"
 
 struct monitor_in {
     int64_t project_id, interval_s, timeout_s, expected_status, grace_s;
@@ -80,8 +92,8 @@ static bool read_monitor(struct ldg_req *req, const cJSON *body, bool create, st
         return false;
     if ((in->has_interval = ldg__auth_int(req, body, "interval_s", false, 10, 86400, &in->interval_s)) < 0 ||
         (in->has_timeout = ldg__auth_int(req, body, "timeout_s", false, 1, 60, &in->timeout_s)) < 0 ||
-        (in->has_expected = ldg__auth_int(req, body, "expected_status", false, 100, 599, &in->expected_status)) <
-            0 ||
+        (in->has_expected =
+             ldg__auth_int(req, body, "expected_status", false, 100, 599, &in->expected_status)) < 0 ||
         (in->has_grace = ldg__auth_int(req, body, "grace_s", false, 0, 86400, &in->grace_s)) < 0 ||
         ldg__auth_id_list(req, body, "connector_ids", &in->connectors) < 0 ||
         (in->has_enabled = ldg__auth_bool(req, body, "enabled", &in->enabled)) < 0)
@@ -145,17 +157,20 @@ static void create_monitor(struct ldg_req *req)
                             token,
                             in.connectors ? in.connectors : "{}",
                             in.has_enabled == 1 && !in.enabled ? "f" : "t"};
-    static const struct ldg_auth_json_answer ans = {
-        .status = 201, .missing = MSG_NO_PROJECT, .forbidden = MSG_PROJECT_DENIED, .invalid = MSG_BAD_CONNECTORS};
-    ldg__auth_json(req, "alr_monitor_create",
-                   "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), ok AS (SELECT " CONNECTORS_OK(
-                       "$11", "$2") " AS good), m AS (INSERT INTO monitors (project_id, kind, name, target_url, "
-                                    "interval_s, timeout_s, expected_status, grace_s, token, connector_ids, enabled) "
-                                    "SELECT p.id, $3, $4, $5, $6::int, $7::int, $8::int, $9::int, $10, $11::bigint[], "
-                                    "$12::bool FROM p, ok WHERE p.account_id = $2::bigint AND ok.good RETURNING *) "
-                                    "SELECT p.account_id, (SELECT " MONITOR_JSON "::text FROM m), (SELECT good FROM "
-                                    "ok) FROM p",
-                   12, params, &ERRS_MONITORS, &ans);
+    static const struct ldg_auth_json_answer ans = {.status = 201,
+                                                    .missing = MSG_NO_PROJECT,
+                                                    .forbidden = MSG_PROJECT_DENIED,
+                                                    .invalid = MSG_BAD_CONNECTORS};
+    ldg__auth_json(
+        req, "alr_monitor_create",
+        "WITH p AS (SELECT id, account_id FROM projects WHERE id = $1::bigint), ok AS (SELECT " CONNECTORS_OK(
+            "$11", "$2") " AS good), m AS (INSERT INTO monitors (project_id, kind, name, target_url, "
+                         "interval_s, timeout_s, expected_status, grace_s, token, connector_ids, enabled) "
+                         "SELECT p.id, $3, $4, $5, $6::int, $7::int, $8::int, $9::int, $10, $11::bigint[], "
+                         "$12::bool FROM p, ok WHERE p.account_id = $2::bigint AND ok.good RETURNING *) "
+                         "SELECT p.account_id, (SELECT " MONITOR_JSON "::text FROM m), (SELECT good FROM "
+                         "ok) FROM p",
+        12, params, &ERRS_MONITORS, &ans);
 }
 
 static void list_monitors(struct ldg_req *req)
@@ -176,10 +191,11 @@ static void list_monitors(struct ldg_req *req)
         return;
     }
     static const struct ldg_auth_json_answer ans = {.status = 200};
-    ldg__auth_json(req, "alr_monitor_list",
-                   "SELECT coalesce(json_agg(" MONITOR_JSON " ORDER BY m.id), '[]'::json)::text FROM monitors m "
-                   "JOIN projects p ON p.id = m.project_id WHERE p.account_id = $1::bigint AND $2::bigint = 0",
-                   2, params, &ERRS_MONITORS, &ans);
+    ldg__auth_json(
+        req, "alr_monitor_list",
+        "SELECT coalesce(json_agg(" MONITOR_JSON " ORDER BY m.id), '[]'::json)::text FROM monitors m "
+        "JOIN projects p ON p.id = m.project_id WHERE p.account_id = $1::bigint AND $2::bigint = 0",
+        2, params, &ERRS_MONITORS, &ans);
 }
 
 static const struct ldg_auth_json_answer MONITOR_ANS = {
@@ -222,17 +238,24 @@ static void patch_monitor(struct ldg_req *req)
                             in.connectors ? in.connectors : "{}",
                             in.connectors ? "t" : "f",
                             in.has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL};
-    ldg__auth_json(req, "alr_monitor_patch",
-                   "WITH o AS (" MONITOR_OWNER "), ok AS (SELECT " CONNECTORS_OK("$9", "$2") " AS good), "
-                   "m AS (UPDATE monitors m SET name = coalesce($3, m.name), target_url = CASE WHEN m.kind = "
-                   "'http' THEN coalesce($4, m.target_url) ELSE m.target_url END, interval_s = coalesce($5::int, "
-                   "m.interval_s), timeout_s = coalesce($6::int, m.timeout_s), expected_status = coalesce($7::int, "
-                   "m.expected_status), grace_s = coalesce($8::int, m.grace_s), connector_ids = CASE WHEN "
-                   "$10::bool THEN $9::bigint[] ELSE m.connector_ids END, enabled = coalesce($11::bool, m.enabled), "
-                   "updated_at = now() FROM o, ok WHERE m.id = o.id AND o.account_id = $2::bigint AND ok.good "
-                   "RETURNING m.*) SELECT o.account_id, (SELECT " MONITOR_JSON "::text FROM m), (SELECT good FROM "
-                   "ok) FROM o",
-                   11, params, &ERRS_MONITORS, &MONITOR_ANS);
+    ldg__auth_json(
+        req, "alr_monitor_patch",
+        "WITH o AS (" MONITOR_OWNER "), ok AS (SELECT " CONNECTORS_OK(
+            "$9",
+            "$2") " AS good), "
+                  "m AS (UPDATE monitors m SET name = coalesce($3, m.name), target_url = CASE WHEN m.kind = "
+                  "'http' THEN coalesce($4, m.target_url) ELSE m.target_url END, interval_s = "
+                  "coalesce($5::int, "
+                  "m.interval_s), timeout_s = coalesce($6::int, m.timeout_s), expected_status = "
+                  "coalesce($7::int, "
+                  "m.expected_status), grace_s = coalesce($8::int, m.grace_s), connector_ids = CASE WHEN "
+                  "$10::bool THEN $9::bigint[] ELSE m.connector_ids END, enabled = coalesce($11::bool, "
+                  "m.enabled), "
+                  "updated_at = now() FROM o, ok WHERE m.id = o.id AND o.account_id = $2::bigint AND ok.good "
+                  "RETURNING m.*) SELECT o.account_id, (SELECT " MONITOR_JSON
+                  "::text FROM m), (SELECT good FROM "
+                  "ok) FROM o",
+        11, params, &ERRS_MONITORS, &MONITOR_ANS);
 }
 
 static void delete_monitor(struct ldg_req *req)
@@ -244,10 +267,11 @@ static void delete_monitor(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_MONITOR, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_monitor_delete",
-                   "WITH o AS (" MONITOR_OWNER "), d AS (DELETE FROM monitors m USING o WHERE m.id = o.id AND "
-                   "o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-                   2, params, &ERRS_MONITORS, &ans);
+    ldg__auth_json(
+        req, "alr_monitor_delete",
+        "WITH o AS (" MONITOR_OWNER "), d AS (DELETE FROM monitors m USING o WHERE m.id = o.id AND "
+        "o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
+        2, params, &ERRS_MONITORS, &ans);
 }
 
 static void list_checks(struct ldg_req *req)
@@ -259,15 +283,21 @@ static void list_checks(struct ldg_req *req)
     const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, limit)};
     static const struct ldg_auth_json_answer ans = {
         .status = 200, .missing = MSG_NO_MONITOR, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(req, "alr_monitor_checks",
-                   "SELECT p.account_id, (SELECT json_build_object('monitor_id', m.id, 'checks', coalesce(json_agg("
-                   "json_build_object('checked_at', " ISO("c.checked_at") ", 'ok', c.ok, 'latency_ms', c.latency_ms, "
-                   "'status_code', c.status_code, 'error', c.error) ORDER BY c.id DESC), '[]'::json), 'total', "
-                   "count(*), 'uptime_percent', CASE WHEN count(*) > 0 THEN round(count(*) FILTER (WHERE c.ok) * "
-                   "100.0 / count(*), 2) END, 'avg_latency_ms', round(avg(c.latency_ms), 1))::text FROM (SELECT * "
-                   "FROM monitor_checks WHERE monitor_id = m.id ORDER BY id DESC LIMIT $2::int) c) FROM monitors m "
-                   "JOIN projects p ON p.id = m.project_id WHERE m.id = $1::bigint",
-                   2, params, &ERRS_MONITORS, &ans);
+    ldg__auth_json(
+        req, "alr_monitor_checks",
+        "SELECT p.account_id, (SELECT json_build_object('monitor_id', m.id, 'checks', coalesce(json_agg("
+        "json_build_object('checked_at', " ISO(
+            "c.checked_at") ", 'ok', c.ok, 'latency_ms', c.latency_ms, "
+                            "'status_code', c.status_code, 'error', c.error) ORDER BY c.id DESC), "
+                            "'[]'::json), 'total', "
+                            "count(*), 'uptime_percent', CASE WHEN count(*) > 0 THEN round(count(*) FILTER "
+                            "(WHERE c.ok) * "
+                            "100.0 / count(*), 2) END, 'avg_latency_ms', round(avg(c.latency_ms), 1))::text "
+                            "FROM (SELECT * "
+                            "FROM monitor_checks WHERE monitor_id = m.id ORDER BY id DESC LIMIT $2::int) c) "
+                            "FROM monitors m "
+                            "JOIN projects p ON p.id = m.project_id WHERE m.id = $1::bigint",
+        2, params, &ERRS_MONITORS, &ans);
 }
 
 /* ---- ping ------------------------------------------------------------------------------------------ */
@@ -321,15 +351,16 @@ static void ping_monitor(struct ldg_req *req)
         return;
     }
     const char *params[] = {ldg_arena_strndup(&req->arena, t.p, t.n)};
-    ldg__auth_sql(req, "alr_monitor_ping",
-                  "WITH old AS (SELECT id, state FROM monitors WHERE token = $1 AND kind = 'heartbeat' FOR UPDATE), "
-                  "u AS (UPDATE monitors m SET last_ping_at = now(), state = CASE WHEN m.enabled THEN 'up' ELSE "
-                  "m.state END, state_changed_at = CASE WHEN m.enabled AND m.state <> 'up' THEN now() ELSE "
-                  "m.state_changed_at END FROM old WHERE m.id = old.id RETURNING m.id, m.project_id, m.name, "
-                  "m.connector_ids::text AS c, m.enabled) "
-                  "SELECT u.id, u.project_id, p.account_id, u.name, u.c, CASE WHEN u.enabled THEN old.state ELSE "
-                  "'up' END FROM u JOIN old ON old.id = u.id JOIN projects p ON p.id = u.project_id",
-                  1, params, &ERRS_MONITORS, on_pinged, NULL);
+    ldg__auth_sql(
+        req, "alr_monitor_ping",
+        "WITH old AS (SELECT id, state FROM monitors WHERE token = $1 AND kind = 'heartbeat' FOR UPDATE), "
+        "u AS (UPDATE monitors m SET last_ping_at = now(), state = CASE WHEN m.enabled THEN 'up' ELSE "
+        "m.state END, state_changed_at = CASE WHEN m.enabled AND m.state <> 'up' THEN now() ELSE "
+        "m.state_changed_at END FROM old WHERE m.id = old.id RETURNING m.id, m.project_id, m.name, "
+        "m.connector_ids::text AS c, m.enabled) "
+        "SELECT u.id, u.project_id, p.account_id, u.name, u.c, CASE WHEN u.enabled THEN old.state ELSE "
+        "'up' END FROM u JOIN old ON old.id = u.id JOIN projects p ON p.id = u.project_id",
+        1, params, &ERRS_MONITORS, on_pinged, NULL);
 }
 
 void ldg__auth_monitors_routes(struct ldg_router *r)
