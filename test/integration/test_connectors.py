@@ -242,3 +242,23 @@ def test_regression_reaches_inbox(server):
     assert len(notes) == 1, notes
     n = notes[0]
     assert n["project_id"] == pid and n["data"]["group_id"] == g["id"] and n["title"] == "Error regressed: ComebackError"
+
+
+def test_retention_cleanup(ledgerd, sql):
+    import time
+
+    server = ledgerd(extra_ini={"analytics": {"notification_retention_days": 1, "monitor_history_days": 1,
+                                              "notification_cleanup_interval_ms": 1000}})
+    user = Api(server.url).register()
+    c = user.post("/api/v1/connectors", json={"name": "inbox", "kind": "in_app"}).json()
+    for _ in range(2):
+        assert user.post(f"/api/v1/connectors/{c['id']}/test").json()["success"] is True
+    new, old = [n["id"] for n in user.get("/api/v1/notifications").json()["notifications"]]  # newest first
+    sql("UPDATE notifications SET created_at = now() - interval '2 days' WHERE id = %s", old)
+    end = time.time() + 15
+    while time.time() < end:
+        ids = [n["id"] for n in user.get("/api/v1/notifications").json()["notifications"]]
+        if ids == [new]:
+            break
+        time.sleep(0.3)
+    assert ids == [new]
