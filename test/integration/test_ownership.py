@@ -132,3 +132,98 @@ def test_api_keys_cannot_call_account_endpoints(tenants):
     assert sdk.get("/api/v1/settings").status_code == 200
     assert alice.s.get("/api/v1/accounts/me").status_code == 200
     api.login(alice.s.email)  # the password is unchanged
+
+
+def test_alerting_endpoints(tenants):
+    """Connectors, inbox, alert rules and history, maintenance windows, monitors: another account's
+    object → 403, a missing one → 404, an API key → 403, no credentials → 401."""
+    api, alice, bob = tenants
+    s, pid = alice.s, alice.pid
+    conn = s.post("/api/v1/connectors", json={"name": "inbox", "kind": "in_app"}).json()
+    assert s.post(f"/api/v1/connectors/{conn['id']}/test").json()["success"] is True
+    note = s.get("/api/v1/notifications").json()["notifications"][0]
+    rule = s.post("/api/v1/alerts/rules", json={"project_id": pid, "name": "r", "metric": "error_count",
+                                                "comparator": "gt", "threshold": 1e9}).json()
+    win = s.post("/api/v1/maintenance-windows", json={"project_id": pid, "starts_at": "2030-01-01T00:00:00Z",
+                                                      "ends_at": "2030-01-02T00:00:00Z"}).json()
+    mon = s.post("/api/v1/monitors", json={"project_id": pid, "kind": "heartbeat", "name": "cron"}).json()
+    conn_403 = "You don't have permission to use this connector"
+    note_403 = "You don't have permission to access this notification"
+    proj_403 = "You don't have permission to access this project"
+    M = 999999999
+    # (method, path, body, 403 text for bob, path of a missing object, its 404 text)
+    rows = [
+        ("GET", f"/api/v1/connectors/{conn['id']}", None, conn_403, f"/api/v1/connectors/{M}", "Connector not found"),
+        ("PATCH", f"/api/v1/connectors/{conn['id']}", {"name": "x"}, conn_403, f"/api/v1/connectors/{M}",
+         "Connector not found"),
+        ("POST", f"/api/v1/connectors/{conn['id']}/test", None, conn_403, f"/api/v1/connectors/{M}/test",
+         "Connector not found"),
+        ("GET", f"/api/v1/connectors/{conn['id']}/deliveries", None, conn_403, f"/api/v1/connectors/{M}/deliveries",
+         "Connector not found"),
+        ("DELETE", f"/api/v1/connectors/{conn['id']}", None, conn_403, f"/api/v1/connectors/{M}",
+         "Connector not found"),
+        ("POST", f"/api/v1/notifications/{note['id']}/read", None, note_403, f"/api/v1/notifications/{M}/read",
+         "Notification not found"),
+        ("DELETE", f"/api/v1/notifications/{note['id']}", None, note_403, f"/api/v1/notifications/{M}",
+         "Notification not found"),
+        ("GET", f"/api/v1/alerts/rules/{rule['id']}", None, proj_403, f"/api/v1/alerts/rules/{M}",
+         "Alert rule not found"),
+        ("PATCH", f"/api/v1/alerts/rules/{rule['id']}", {"threshold": 1}, proj_403, f"/api/v1/alerts/rules/{M}",
+         "Alert rule not found"),
+        ("POST", f"/api/v1/alerts/rules/{rule['id']}/disable", None, proj_403, f"/api/v1/alerts/rules/{M}/disable",
+         "Alert rule not found"),
+        ("POST", f"/api/v1/alerts/rules/{rule['id']}/enable", None, proj_403, f"/api/v1/alerts/rules/{M}/enable",
+         "Alert rule not found"),
+        ("DELETE", f"/api/v1/alerts/rules/{rule['id']}", None, proj_403, f"/api/v1/alerts/rules/{M}",
+         "Alert rule not found"),
+        ("GET", f"/api/v1/alerts/history?project_id={pid}", None, proj_403, f"/api/v1/alerts/history?project_id={M}",
+         "Project not found"),
+        ("GET", f"/api/v1/alerts/rules?project_id={pid}", None, proj_403, f"/api/v1/alerts/rules?project_id={M}",
+         "Project not found"),
+        ("POST", "/api/v1/alerts/rules", {"project_id": pid, "name": "x", "metric": "log_volume", "comparator": "gt",
+                                          "threshold": 1}, proj_403, None, None),
+        ("GET", f"/api/v1/maintenance-windows?project_id={pid}", None, proj_403,
+         f"/api/v1/maintenance-windows?project_id={M}", "Project not found"),
+        ("POST", "/api/v1/maintenance-windows", {"project_id": pid, "starts_at": "2030-01-01T00:00:00Z",
+                                                 "ends_at": "2030-01-02T00:00:00Z"}, proj_403, None, None),
+        ("DELETE", f"/api/v1/maintenance-windows/{win['id']}", None, proj_403, f"/api/v1/maintenance-windows/{M}",
+         "Maintenance window not found"),
+        ("GET", f"/api/v1/monitors?project_id={pid}", None, proj_403, f"/api/v1/monitors?project_id={M}",
+         "Project not found"),
+        ("POST", "/api/v1/monitors", {"project_id": pid, "kind": "heartbeat", "name": "x"}, proj_403, None, None),
+        ("GET", f"/api/v1/monitors/{mon['id']}", None, proj_403, f"/api/v1/monitors/{M}", "Monitor not found"),
+        ("GET", f"/api/v1/monitors/{mon['id']}/checks", None, proj_403, f"/api/v1/monitors/{M}/checks",
+         "Monitor not found"),
+        ("PATCH", f"/api/v1/monitors/{mon['id']}", {"name": "x"}, proj_403, f"/api/v1/monitors/{M}",
+         "Monitor not found"),
+        ("DELETE", f"/api/v1/monitors/{mon['id']}", None, proj_403, f"/api/v1/monitors/{M}", "Monitor not found"),
+    ]
+    for method, path, body, forbidden, missing, not_found in rows:
+        r = bob.s.request(method, path, json=body)
+        assert (r.status_code, r.json()) == (403, {"detail": forbidden}), (method, path, r.text)
+        if missing:
+            r = bob.s.request(method, missing, json=body)
+            assert (r.status_code, r.json()) == (404, {"detail": not_found}), (method, missing, r.text)
+        for client in (alice.sdk, api.with_bearer(alice.key["full_key"])):
+            r = client.request(method, path, json=body)
+            assert (r.status_code, r.json()) == (403, {"detail": KEY_403}), (method, path, r.text)
+        assert api.request(method, path, json=body).status_code == 401, (method, path)
+    for method, path in [("GET", "/api/v1/connectors"), ("POST", "/api/v1/connectors"),
+                         ("GET", "/api/v1/notifications"), ("GET", "/api/v1/notifications/unread-count"),
+                         ("POST", "/api/v1/notifications/read-all"), ("GET", "/api/v1/alerts/rules"),
+                         ("GET", "/api/v1/monitors"), ("POST", "/api/v1/accounts/2fa/setup"),
+                         ("POST", "/api/v1/accounts/2fa/verify"), ("POST", "/api/v1/accounts/2fa/disable"),
+                         ("GET", "/api/v1/accounts/2fa/status")]:
+        r = alice.sdk.request(method, path, json={})
+        assert (r.status_code, r.json()) == (403, {"detail": KEY_403}), (method, path)
+        assert api.request(method, path, json={}).status_code == 401, (method, path)
+    # bob's own lists stay empty; alice's objects are untouched
+    assert bob.s.get("/api/v1/connectors").json()["total"] == 0
+    assert bob.s.get("/api/v1/monitors").json() == []
+    assert bob.s.get("/api/v1/alerts/rules").json()["total"] == 0
+    assert s.get(f"/api/v1/alerts/rules/{rule['id']}").json()["enabled"] is True
+    assert s.get(f"/api/v1/monitors/{mon['id']}").json()["name"] == "cron"
+    assert s.get(f"/api/v1/connectors/{conn['id']}").json()["name"] == "inbox"
+    # public routes: the ping works without credentials, with any token shape answered 404
+    assert api.post(f"/api/v1/monitors/{mon['token']}/ping").status_code == 204
+    assert api.post("/api/v1/monitors/ffffffffffffffffffffffffffffffff/ping").status_code == 404

@@ -28,6 +28,8 @@
 #include "db/pg.h"
 #include "db/pgpool.h"
 #include "db/redis.h"
+#include "roles/analytics/alerting.h"
+#include "alerts/dispatch.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_analytics_cfg, f)
@@ -60,13 +62,56 @@ const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
      "How often metrics:log_volume:<pid>:1hour is computed (cached for twice this)"},
     {"top_errors_interval_ms", LDG_CFG_MS, CFG(top_errors_interval_ms), "900000", 1000, DAY_MS, NULL, 0,
      "How often metrics:top_errors:<pid> is computed (cached for twice this)"},
+    {"alert_eval_interval_ms", LDG_CFG_MS, CFG(alert_eval_interval_ms), "60000", 1000, DAY_MS, NULL, 0,
+     "How often the alert rules are evaluated (once per tick across every process)"},
+    {"alert_eval_concurrency", LDG_CFG_INT, CFG(alert_eval_concurrency), "4", 1, 64, NULL, 0,
+     "Metric statements of the evaluator in flight at once"},
+    {"alert_max_rules", LDG_CFG_INT, CFG(alert_max_rules), "5000", 1, 1000000, NULL, 0,
+     "Rules evaluated per tick (those evaluated longest ago first)"},
+    {"monitor_check_interval_ms", LDG_CFG_MS, CFG(monitor_check_interval_ms), "10000", 1000, DAY_MS, NULL, 0,
+     "How often monitors are looked at: due http checks start, late heartbeats go down"},
+    {"monitor_history_days", LDG_CFG_INT, CFG(monitor_history_days), "30", 1, 3650, NULL, 0,
+     "Days of http monitor check results kept"},
+    {"notification_retention_days", LDG_CFG_INT, CFG(notification_retention_days), "30", 1, 3650, NULL, 0,
+     "Days inbox notifications, alert history and delivery logs are kept"},
+    {"notification_cleanup_interval_ms", LDG_CFG_MS, CFG(notification_cleanup_interval_ms), "3600000", 1000,
+     DAY_MS, NULL, 0, "How often expired notifications, alert history, deliveries and checks are deleted"},
+    {"webhook_timeout_ms", LDG_CFG_MS, CFG(webhook_timeout_ms), "5000", 100, 60000, NULL, 0,
+     "Deadline of one webhook attempt (resolve, connect, send, status line)"},
+    {"webhook_max_attempts", LDG_CFG_INT, CFG(webhook_max_attempts), "3", 1, 10, NULL, 0,
+     "Attempts per webhook delivery (retried on network errors, 429 and 5xx)"},
+    {"webhook_backoff_ms", LDG_CFG_MS, CFG(webhook_backoff_ms), "2000", 10, 600000, NULL, 0,
+     "Wait before the second attempt; doubled for each further one"},
+    {"outbound_max_inflight", LDG_CFG_INT, CFG(outbound_max_inflight), "16", 1, 1024, NULL, 0,
+     "Outgoing HTTP requests (webhooks, http monitors) one worker runs at once"},
+    {"outbound_max_queued", LDG_CFG_INT, CFG(outbound_max_queued), "1000", 0, 100000, NULL, 0,
+     "Outgoing HTTP requests waiting per worker; beyond that they fail at once"},
+    {"smtp_host", LDG_CFG_STR, CFG(smtp_host), "", 0, 0, NULL, 0,
+     "SMTP relay for e-mail connectors (plain SMTP, no authentication); empty = e-mail is skipped"},
+    {"smtp_port", LDG_CFG_INT, CFG(smtp_port), "25", 1, 65535, NULL, 0, "Port of the SMTP relay"},
+    {"smtp_from", LDG_CFG_STR, CFG(smtp_from), "ledger@localhost", 0, 0, NULL, 0,
+     "Sender address of alert e-mails"},
+    {"smtp_timeout_ms", LDG_CFG_MS, CFG(smtp_timeout_ms), "10000", 100, 120000, NULL, 0,
+     "Deadline of one e-mail delivery"},
     {0},
 };
 
-enum job_id { J_SEARCH_INDEX, J_HOURLY, J_ROUTES, J_USAGE, J_ERROR_RATE, J_LOG_VOLUME, J_TOP_ERRORS, NJOBS };
-static const char *const job_names[NJOBS] = {"search_index", "hourly_metrics", "available_routes",
-                                             "usage_stats",  "error_rate",     "log_volume",
-                                             "top_errors"};
+enum job_id {
+    J_SEARCH_INDEX,
+    J_HOURLY,
+    J_ROUTES,
+    J_USAGE,
+    J_ERROR_RATE,
+    J_LOG_VOLUME,
+    J_TOP_ERRORS,
+    J_ALERTS,
+    J_MONITORS,
+    J_ALERT_CLEANUP,
+    NJOBS
+};
+static const char *const job_names[NJOBS] = {
+    "search_index", "hourly_metrics", "available_routes", "usage_stats",   "error_rate",
+    "log_volume",   "top_errors",     "alert_eval",       "monitor_check", "notification_cleanup"};
 
 /* Per-job health: written by the scheduling worker, read by any worker rendering /health/deep. */
 struct job_health {
@@ -132,6 +177,12 @@ static int64_t interval_of(enum job_id id)
         return c->log_volume_interval_ms;
     case J_TOP_ERRORS:
         return c->top_errors_interval_ms;
+    case J_ALERTS:
+        return c->alert_eval_interval_ms;
+    case J_MONITORS:
+        return c->monitor_check_interval_ms;
+    case J_ALERT_CLEANUP:
+        return c->notification_cleanup_interval_ms;
     case NJOBS:
         break;
     }
@@ -672,6 +723,11 @@ static void on_index_todo(PGresult *res, void *ud)
 /* ---- scheduler -------------------------------------------------------------------------------------------
  */
 
+static void on_alerting_done(void *ud, const char *error)
+{
+    job_end(ud, error);
+}
+
 static void job_start(struct job *j)
 {
     struct sched *s = j->s;
@@ -716,6 +772,15 @@ static void job_start(struct job *j)
     case J_TOP_ERRORS:
         sql_on(j, s->w->pg_logs, "ana_top_errors", top_errors_sql, 0, NULL, on_cache_rows,
                "computing the metrics");
+        return;
+    case J_ALERTS:
+        ldg__alerting_evaluate(s->w, G.cfg, &s->stopping, on_alerting_done, j);
+        return;
+    case J_MONITORS:
+        ldg__alerting_monitors(s->w, G.cfg, &s->stopping, on_alerting_done, j);
+        return;
+    case J_ALERT_CLEANUP:
+        ldg__alerting_cleanup(s->w, G.cfg, &s->stopping, on_alerting_done, j);
         return;
     case NJOBS:
         break;
@@ -846,6 +911,7 @@ static void analytics_stop_worker(struct ldg_worker *w, void *state)
     if (s->stopping)
         return;
     s->stopping = true;
+    ldg_dispatch_stop(w);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     /* a statement in flight on the index connection ends its job (-ECANCELED); a job waiting for
      * the connection to open ends here */
@@ -859,7 +925,7 @@ static void analytics_stop_worker(struct ldg_worker *w, void *state)
 static bool analytics_drained(const struct ldg_worker *w, const void *state)
 {
     const struct sched *s = state;
-    if (!s->timer_closed || s->conn_closing)
+    if (!s->timer_closed || s->conn_closing || !ldg_dispatch_idle(w))
         return false;
     for (int i = 0; i < NJOBS; i++)
         if (s->jobs[i].running)

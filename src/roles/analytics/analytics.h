@@ -46,6 +46,24 @@ struct ldg_analytics_cfg {
     int64_t error_rate_interval_ms;
     int64_t log_volume_interval_ms;
     int64_t top_errors_interval_ms;
+    /* alerting (docs/alerts.md) */
+    int64_t alert_eval_interval_ms;    /* evaluator tick */
+    int64_t alert_eval_concurrency;    /* metric statements in flight per tick */
+    int64_t alert_max_rules;           /* rules evaluated per tick (oldest evaluation first) */
+    int64_t monitor_check_interval_ms; /* monitor checker tick */
+    int64_t monitor_history_days;      /* monitor_checks kept */
+    int64_t notification_retention_days;
+    int64_t notification_cleanup_interval_ms;
+    /* outgoing deliveries and checks (webhooks, http monitors, e-mail) */
+    int64_t webhook_timeout_ms;
+    int64_t webhook_max_attempts;
+    int64_t webhook_backoff_ms;
+    int64_t outbound_max_inflight; /* HTTP requests one worker runs at once */
+    int64_t outbound_max_queued;   /* more wait; beyond that a delivery or check fails at once */
+    char *smtp_host;               /* empty: e-mail connectors are skipped */
+    int64_t smtp_port;
+    char *smtp_from;
+    int64_t smtp_timeout_ms;
 };
 
 extern const struct ldg_cfg_key ldg_analytics_cfg_keys[];

@@ -32,6 +32,7 @@
  * worker's password pool (never on the loop).
  */
 #include "roles/auth/auth.h"
+#include "roles/auth/accounts_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,13 +53,9 @@
 #include "db/redis.h"
 
 #define ACCT_MAX_BODY (16 * 1024)
-#define SID_BYTES 16u
-#define SID_LEN LDG_B64URL_LEN(SID_BYTES) /* 22 */
-#define REFRESH_BYTES 48u
-#define REFRESH_LEN LDG_B64URL_LEN(REFRESH_BYTES) /* 64 */
-#define DEVICE_INFO_MAX 255                       /* characters (sessions.device_info) */
-#define SESSIONS_LIST_MAX 100                     /* rows of GET /accounts/sessions */
-#define SESSIONS_REVOKE_MAX 10000                 /* sessions one revoke-all / password change handles */
+#define DEVICE_INFO_MAX 255       /* characters (sessions.device_info) */
+#define SESSIONS_LIST_MAX 100     /* rows of GET /accounts/sessions */
+#define SESSIONS_REVOKE_MAX 10000 /* sessions one revoke-all / password change handles */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define REDIS_WARN_EVERY_MS 60000
@@ -73,14 +70,10 @@
 #define STREAM_COOKIE_NAME "access_token"
 #define STREAM_COOKIE_ATTRS "; HttpOnly; Path=/api/v1; SameSite=Strict"
 
-#define MSG_BUSY "Service busy, please try again"
 #define MSG_BAD_LOGIN "Invalid email or password"
 #define MSG_BAD_REFRESH "Invalid or expired refresh token"
 #define MSG_THROTTLED "Too many failed login attempts. Try again later."
-#define MSG_TIMEOUT "Service timeout"
 #define MSG_REG_TIMEOUT "Registration service timeout, please try again"
-#define MSG_LOGIN_TIMEOUT "Login service timeout, please try again"
-#define MSG_NO_ACCOUNT "Account not found"
 #define MSG_NO_SESSION "Session not found"
 
 static const struct ldg_auth_errs ERRS_REGISTER = {MSG_REG_TIMEOUT, "Registration failed",
@@ -115,7 +108,8 @@ static const char SQL_REGISTER[] =
 static const char SQL_REGISTER_UNDO[] = "DELETE FROM accounts WHERE id = $1::bigint";
 
 static const char SQL_LOGIN_LOOKUP[] =
-    "SELECT id, email, password_hash, coalesce(status = 'active', false) FROM accounts WHERE email = $1";
+    "SELECT id, email, password_hash, coalesce(status = 'active', false), totp_enabled FROM accounts "
+    "WHERE email = $1";
 
 /* $1 sid, $2 account id, $3 device_info, $4 client_addr, $5 refresh digest, $6 ttl ms */
 static const char SQL_SESSION_CREATE[] =
@@ -206,35 +200,7 @@ static const char LUA_FAIL_COUNT[] =
 
 /* ---- per-request state -------------------------------------------------------------------------- */
 
-struct acct;
-typedef void (*redis_step_fn)(struct acct *a, redisReply *reply);
-typedef void (*pw_step_fn)(struct acct *a, int result, const char *hash);
-
-/* One request's state across its asynchronous steps; lives in req->arena. */
-struct acct {
-    struct ldg_req *req;           /* borrowed */
-    const struct ldg_principal *p; /* borrowed (request arena); NULL on public routes */
-    redis_step_fn on_redis;        /* the pending Redis step (one at a time) */
-    pw_step_fn on_pw;              /* the pending hash/verify step */
-    int64_t account_id;
-    const char *email; /* arena */
-    const char *name;  /* arena */
-    char *password;    /* arena; wiped once handed to the pool */
-    char *new_password;
-    bool active;
-    char sid[LDG_JWT_ID_MAX + 1];
-    char refresh[REFRESH_LEN + 1];
-    char digest[LDG_SHA256_HEX_LEN + 1];     /* HMAC of `refresh` */
-    char old_digest[LDG_SHA256_HEX_LEN + 1]; /* refresh: the presented token's */
-    char addr[64];
-    const char *device; /* arena, nullable */
-    const char *email_key, *addr_key;
-    const char **sids; /* arena: sessions to DEL */
-    size_t nsids;
-    int64_t count;
-};
-
-static struct acct *acct_new(struct ldg_req *req)
+struct acct *ldg__acct_new(struct ldg_req *req)
 {
     struct acct *a = ldg_arena_alloc(&req->arena, sizeof *a);
     memset(a, 0, sizeof *a);
@@ -243,17 +209,10 @@ static struct acct *acct_new(struct ldg_req *req)
     return a;
 }
 
-static void log_context(const struct ldg_req *req, char *out, size_t cap)
+void ldg__acct_log_context(const struct ldg_req *req, char *out, size_t cap)
 {
     snprintf(out, cap, "role=auth rid=%s", req->request_id);
 }
-
-#define ACCT_LOG(level, req, ...)                                                                            \
-    do {                                                                                                     \
-        char ctx_[96];                                                                                       \
-        log_context((req), ctx_, sizeof ctx_);                                                               \
-        ldg_log_##level(ctx_, __VA_ARGS__);                                                                  \
-    } while (0)
 
 static int64_t access_ttl_s(void)
 {
@@ -270,7 +229,7 @@ static const char *refresh_ttl_ms_text(struct ldg_req *req)
     return ldg__auth_itoa(req, refresh_ttl_s() * 1000);
 }
 
-static void wipe(char *s)
+void ldg__acct_wipe(char *s)
 {
     if (s)
         OPENSSL_cleanse(s, strlen(s));
@@ -278,7 +237,7 @@ static void wipe(char *s)
 
 /* The session principal of an account route, or NULL after answering 401. */
 /* The session principal, or NULL after answering (one rule for the whole role: ldg__auth_account). */
-static const struct ldg_principal *need_session(struct ldg_req *req)
+const struct ldg_principal *ldg__acct_session(struct ldg_req *req)
 {
     return ldg__auth_account(req);
 }
@@ -298,7 +257,7 @@ static void on_redis_reply(struct ldg_redis *r, redisReply *reply, void *ud)
 
 /* Run one command; `fn` runs once with the reply (NULL on failure) while the request is alive.
  * Returns 0, or -ENOTCONN/-EAGAIN/-EINVAL without callback. */
-static int redis_step(struct acct *a, redis_step_fn fn, int argc, const char **argv)
+int ldg__acct_redis(struct acct *a, redis_step_fn fn, int argc, const char **argv)
 {
     if (!a->req->w->redis)
         return -ENOTCONN;
@@ -315,13 +274,13 @@ static void on_redis_ignored(struct ldg_redis *r, redisReply *reply, void *ud)
     (void)r, (void)reply, (void)ud;
 }
 
-static bool reply_ok(const redisReply *reply)
+bool ldg__acct_reply_ok(const redisReply *reply)
 {
     return reply && reply->type != REDIS_REPLY_ERROR;
 }
 
 /* Warn about Redis at most once a minute per worker. */
-static void warn_redis(struct ldg_req *req, const char *what)
+void ldg__acct_warn_redis(struct ldg_req *req, const char *what)
 {
     static _Thread_local uint64_t last;
     uint64_t now = ldg_worker_now(req->w) + 1;
@@ -341,10 +300,8 @@ static void on_pw_done(int result, const char *hash, void *ud)
     ldg_req_unref(req);
 }
 
-enum pw_op { PW_HASH, PW_VERIFY, PW_DUMMY };
-
 /* Submit a job to the worker's password pool; codes of ldg_password_hash (no callback on < 0). */
-static int pw_step(struct acct *a, enum pw_op op, const char *pw, const char *encoded, pw_step_fn fn)
+int ldg__acct_pw(struct acct *a, enum pw_op op, const char *pw, const char *encoded, pw_step_fn fn)
 {
     struct ldg_auth_worker *aw = ldg__auth_worker(a->req);
     if (!aw->pw)
@@ -364,7 +321,7 @@ static int pw_step(struct acct *a, enum pw_op op, const char *pw, const char *en
 }
 
 /* A hashing failure: the pool is full or closing (503, retry) or something is wrong (500). */
-static void answer_pw_error(struct acct *a, int rc, const char *failed)
+void ldg__acct_pw_error(struct acct *a, int rc, const char *failed)
 {
     if (rc == -EAGAIN || rc == -ECANCELED) {
         ldg_req_add_header(a->req, "Retry-After", "1");
@@ -393,14 +350,14 @@ static char *lower_dup(struct ldg_req *req, const char *s)
     return d;
 }
 
-static char *arena_dup(struct ldg_req *req, const char *s)
+char *ldg__acct_dup(struct ldg_req *req, const char *s)
 {
     return ldg_arena_strndup(&req->arena, s, strlen(s));
 }
 
 /* ---- tokens ------------------------------------------------------------------------------------ */
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
+void ldg__acct_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -419,7 +376,7 @@ static void refresh_digest(const char *token, size_t n, char out[LDG_SHA256_HEX_
               md, &mdlen) ||
         mdlen != 32)
         ldg_panic("HMAC-SHA256 failed");
-    hex_encode(md, 32, out);
+    ldg__acct_hex(md, 32, out);
 }
 
 static bool refresh_looks_valid(const char *s, size_t n)
@@ -433,7 +390,7 @@ static bool refresh_looks_valid(const char *s, size_t n)
 }
 
 /* A new refresh token (and its digest); a new session id too when `with_sid`. 0 or -EIO. */
-static int new_tokens(struct acct *a, bool with_sid)
+int ldg__acct_new_tokens(struct acct *a, bool with_sid)
 {
     if (with_sid && ldg_random_token(a->sid, SID_BYTES) < 0)
         return -EIO;
@@ -521,14 +478,14 @@ static void answer_tokens(struct acct *a, bool reg, const char *failed)
 }
 
 /* SET session:<sid> <account id> EX <refresh ttl>. */
-static int session_key_set(struct acct *a, redis_step_fn fn)
+int ldg__acct_session_set(struct acct *a, redis_step_fn fn)
 {
     struct ldg_req *req = a->req;
     char *key = ldg_arena_alloc(&req->arena, sizeof LDG_SESSION_PREFIX + strlen(a->sid));
     sprintf(key, LDG_SESSION_PREFIX "%s", a->sid);
     const char *argv[] = {"SET", key, ldg__auth_itoa(req, a->account_id), "EX",
                           ldg__auth_itoa(req, refresh_ttl_s())};
-    return redis_step(a, fn, 5, argv);
+    return ldg__acct_redis(a, fn, 5, argv);
 }
 
 /* DEL session:<sid> for every a->sids. */
@@ -542,10 +499,10 @@ static int session_keys_del(struct acct *a, redis_step_fn fn)
         sprintf(key, LDG_SESSION_PREFIX "%s", a->sids[i]);
         argv[i + 1] = key;
     }
-    return redis_step(a, fn, (int)a->nsids + 1, argv);
+    return ldg__acct_redis(a, fn, (int)a->nsids + 1, argv);
 }
 
-static void note_client(struct acct *a)
+void ldg__acct_note_client(struct acct *a)
 {
     ldg_req_peer_addr(a->req, a->addr, sizeof a->addr);
     a->device = ldg__auth_clean_text(a->req, ldg_req_header(a->req, "User-Agent"), DEVICE_INFO_MAX);
@@ -561,7 +518,7 @@ static void on_register_undone(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_register_session_set(struct acct *a, redisReply *reply)
 {
-    if (reply_ok(reply)) {
+    if (ldg__acct_reply_ok(reply)) {
         answer_tokens(a, true, "Registration failed");
         return;
     }
@@ -582,16 +539,16 @@ static void on_register_inserted(struct ldg_req *req, PGresult *res, void *ud)
         return;
     }
     a->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    a->email = arena_dup(req, PQgetvalue(res, 0, 1));
-    a->name = arena_dup(req, PQgetvalue(res, 0, 2));
-    if (session_key_set(a, on_register_session_set) < 0)
+    a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 1));
+    a->name = ldg__acct_dup(req, PQgetvalue(res, 0, 2));
+    if (ldg__acct_session_set(a, on_register_session_set) < 0)
         on_register_session_set(a, NULL);
 }
 
 static void on_register_hashed(struct acct *a, int result, const char *hash)
 {
     if (result < 0) {
-        answer_pw_error(a, result, "Registration failed");
+        ldg__acct_pw_error(a, result, "Registration failed");
         return;
     }
     struct ldg_req *req = a->req;
@@ -607,7 +564,7 @@ static void register_account(struct ldg_req *req)
     cJSON *body = ldg__auth_body(req);
     if (!body)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *email, *pw, *name, *msg;
     if (ldg__auth_str(req, body, "email", true, 0, 255, &email) < 0)
         goto out;
@@ -624,19 +581,19 @@ static void register_account(struct ldg_req *req)
     if (ldg__auth_str(req, body, "name", true, 1, 255, &name) < 0)
         goto out;
     a->email = lower_dup(req, email);
-    a->name = arena_dup(req, name); /* D3: the submitted name is stored */
-    a->password = arena_dup(req, pw);
-    note_client(a);
-    if (new_tokens(a, true) < 0) {
+    a->name = ldg__acct_dup(req, name); /* D3: the submitted name is stored */
+    a->password = ldg__acct_dup(req, pw);
+    ldg__acct_note_client(a);
+    if (ldg__acct_new_tokens(a, true) < 0) {
         ACCT_LOG(error, req, "register: no randomness for session tokens");
         ldg_req_error(req, 500, "Registration failed");
         goto out;
     }
-    int rc = pw_step(a, PW_HASH, a->password, NULL, on_register_hashed);
+    int rc = ldg__acct_pw(a, PW_HASH, a->password, NULL, on_register_hashed);
     if (rc < 0)
-        answer_pw_error(a, rc, "Registration failed");
+        ldg__acct_pw_error(a, rc, "Registration failed");
 out:
-    wipe(a->password);
+    ldg__acct_wipe(a->password);
     cJSON_Delete(body);
 }
 
@@ -648,10 +605,10 @@ static void on_login_session_created(struct ldg_req *req, PGresult *res, void *u
     answer_tokens(ud, false, "Login failed");
 }
 
-static void on_login_session_set(struct acct *a, redisReply *reply)
+void ldg__acct_on_login_session_set(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "login refused: the session could not be stored");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "login refused: the session could not be stored");
         ldg_req_error(a->req, 503, MSG_LOGIN_TIMEOUT);
         return;
     }
@@ -674,8 +631,8 @@ static void login_failed(struct acct *a)
     const char *argv[] = {"EVAL",      LUA_FAIL_COUNT,
                           "2",         a->email_key,
                           a->addr_key, ldg__auth_itoa(a->req, ldg__auth.cfg->login_fail_window_ms)};
-    if (redis_step(a, on_login_failure_counted, 6, argv) < 0) {
-        warn_redis(a->req, "failed logins are not being counted");
+    if (ldg__acct_redis(a, on_login_failure_counted, 6, argv) < 0) {
+        ldg__acct_warn_redis(a->req, "failed logins are not being counted");
         ldg_req_error(a->req, 401, MSG_BAD_LOGIN);
     }
 }
@@ -684,7 +641,7 @@ static void on_login_verified(struct acct *a, int result, const char *hash)
 {
     (void)hash;
     if (result < 0) {
-        answer_pw_error(a, result, "Login failed");
+        ldg__acct_pw_error(a, result, "Login failed");
         return;
     }
     if (result == 0 || !a->active || a->account_id <= 0) {
@@ -696,13 +653,17 @@ static void on_login_verified(struct acct *a, int result, const char *hash)
         int rc = ldg_redis_command(req->w->redis, on_redis_ignored, NULL, "DEL %s", a->email_key);
         (void)rc;
     }
-    if (new_tokens(a, true) < 0) {
+    if (a->totp) { /* the password was right; the second factor decides (POST /accounts/2fa/login) */
+        ldg__auth_totp_challenge(a);
+        return;
+    }
+    if (ldg__acct_new_tokens(a, true) < 0) {
         ACCT_LOG(error, req, "login: no randomness for session tokens");
         ldg_req_error(req, 500, "Login failed");
         return;
     }
-    if (session_key_set(a, on_login_session_set) < 0)
-        on_login_session_set(a, NULL);
+    if (ldg__acct_session_set(a, ldg__acct_on_login_session_set) < 0)
+        ldg__acct_on_login_session_set(a, NULL);
 }
 
 static void on_login_row(struct ldg_req *req, PGresult *res, void *ud)
@@ -711,15 +672,17 @@ static void on_login_row(struct ldg_req *req, PGresult *res, void *ud)
     int rc;
     if (PQntuples(res) == 1) {
         a->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        a->email = arena_dup(req, PQgetvalue(res, 0, 1));
+        a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 1));
         a->active = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-        rc = pw_step(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 2), on_login_verified);
+        a->totp = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+        rc = ldg__acct_pw(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 2), on_login_verified);
     } else {
-        rc = pw_step(a, PW_DUMMY, a->password, NULL, on_login_verified); /* same time as a wrong password */
+        rc = ldg__acct_pw(a, PW_DUMMY, a->password, NULL,
+                          on_login_verified); /* same time as a wrong password */
     }
-    wipe(a->password);
+    ldg__acct_wipe(a->password);
     if (rc < 0)
-        answer_pw_error(a, rc, "Login failed");
+        ldg__acct_pw_error(a, rc, "Login failed");
 }
 
 static void login_lookup(struct acct *a)
@@ -729,7 +692,7 @@ static void login_lookup(struct acct *a)
 }
 
 /* Seconds until a counter over its limit resets (>= 1). */
-static int64_t retry_after_s(long long pttl)
+int64_t ldg__acct_retry_after_s(long long pttl)
 {
     int64_t ms = pttl > 0 ? pttl : ldg__auth.cfg->login_fail_window_ms;
     return LDG_MAX((ms + 999) / 1000, 1);
@@ -738,7 +701,7 @@ static int64_t retry_after_s(long long pttl)
 static void on_login_throttle(struct acct *a, redisReply *reply)
 {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        warn_redis(a->req, "failed logins are not being limited");
+        ldg__acct_warn_redis(a->req, "failed logins are not being limited");
         login_lookup(a);
         return;
     }
@@ -749,11 +712,11 @@ static void on_login_throttle(struct acct *a, redisReply *reply)
     }
     int64_t wait = 0;
     if (v[0] >= ldg__auth.cfg->login_fail_max_email)
-        wait = retry_after_s(v[1]);
+        wait = ldg__acct_retry_after_s(v[1]);
     if (v[2] >= ldg__auth.cfg->login_fail_max_addr)
-        wait = LDG_MAX(wait, retry_after_s(v[3]));
+        wait = LDG_MAX(wait, ldg__acct_retry_after_s(v[3]));
     if (wait > 0) {
-        wipe(a->password);
+        ldg__acct_wipe(a->password);
         ldg_req_add_header(a->req, "Retry-After", ldg__auth_itoa(a->req, wait));
         ldg_req_error(a->req, 429, MSG_THROTTLED);
         return;
@@ -766,7 +729,7 @@ static void login_account(struct ldg_req *req)
     cJSON *body = ldg__auth_body(req);
     if (!body)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *email, *pw;
     if (ldg__auth_str(req, body, "email", true, 0, 255, &email) < 0 ||
         ldg__auth_str(req, body, "password", true, 8, 64, &pw) < 0) {
@@ -774,9 +737,9 @@ static void login_account(struct ldg_req *req)
         return;
     }
     a->email = lower_dup(req, email);
-    a->password = arena_dup(req, pw);
+    a->password = ldg__acct_dup(req, pw);
     cJSON_Delete(body);
-    note_client(a);
+    ldg__acct_note_client(a);
 
     char digest[LDG_SHA256_HEX_LEN + 1];
     ldg_hex_sha256(a->email, strlen(a->email), digest);
@@ -788,7 +751,7 @@ static void login_account(struct ldg_req *req)
     a->addr_key = ak;
 
     const char *argv[] = {"EVAL", LUA_FAIL_CHECK, "2", ek, ak};
-    if (redis_step(a, on_login_throttle, 5, argv) < 0)
+    if (ldg__acct_redis(a, on_login_throttle, 5, argv) < 0)
         on_login_throttle(a, NULL);
 }
 
@@ -802,11 +765,11 @@ static void on_refresh_undone(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_refresh_session_set(struct acct *a, redisReply *reply)
 {
-    if (reply_ok(reply)) {
+    if (ldg__acct_reply_ok(reply)) {
         answer_tokens(a, false, "Token refresh failed");
         return;
     }
-    warn_redis(a->req, "refresh refused: the session could not be renewed");
+    ldg__acct_warn_redis(a->req, "refresh refused: the session could not be renewed");
     const char *params[] = {a->old_digest, a->digest};
     ldg__auth_sql(a->req, "acct_refresh_undo", SQL_REFRESH_UNDO, 2, params, &ERRS_REFRESH_UNDO,
                   on_refresh_undone, a);
@@ -814,7 +777,7 @@ static void on_refresh_session_set(struct acct *a, redisReply *reply)
 
 static void on_reuse_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply))
+    if (!ldg__acct_reply_ok(reply))
         ACCT_LOG(warn, a->req, "refresh token reuse: session %s revoked, but its key could not be deleted",
                  a->sid);
     ldg_req_error(a->req, 401, MSG_BAD_REFRESH);
@@ -847,8 +810,8 @@ static void on_refresh_rotated(struct ldg_req *req, PGresult *res, void *ud)
     }
     snprintf(a->sid, sizeof a->sid, "%s", PQgetvalue(res, 0, 0));
     a->account_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    a->email = arena_dup(req, PQgetvalue(res, 0, 2));
-    if (session_key_set(a, on_refresh_session_set) < 0)
+    a->email = ldg__acct_dup(req, PQgetvalue(res, 0, 2));
+    if (ldg__acct_session_set(a, on_refresh_session_set) < 0)
         on_refresh_session_set(a, NULL);
 }
 
@@ -862,7 +825,7 @@ static bool only_space(const char *p, size_t n)
 
 static void refresh_session(struct ldg_req *req)
 {
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     struct ldg_str tok = ldg_str_make(NULL, 0);
     if (!only_space(ldg_buf_head(&req->body), ldg_buf_size(&req->body))) {
         cJSON *body = ldg__auth_body(req);
@@ -887,7 +850,7 @@ static void refresh_session(struct ldg_req *req)
         return;
     }
     refresh_digest(tok.p, tok.n, a->old_digest);
-    if (new_tokens(a, false) < 0) {
+    if (ldg__acct_new_tokens(a, false) < 0) {
         ACCT_LOG(error, req, "refresh: no randomness for a refresh token");
         ldg_req_error(req, 500, "Token refresh failed");
         return;
@@ -909,8 +872,8 @@ static void on_logout_revoked(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_logout_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "logout refused: the session key could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "logout refused: the session key could not be deleted");
         ldg_req_error(a->req, 503, MSG_TIMEOUT);
         return;
     }
@@ -921,10 +884,10 @@ static void on_logout_key_deleted(struct acct *a, redisReply *reply)
 
 static void logout_account(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     a->sids = ldg_arena_alloc(&req->arena, sizeof *a->sids);
     a->sids[0] = p->sid;
     a->nsids = 1;
@@ -960,7 +923,7 @@ static void on_me_row(struct ldg_req *req, PGresult *res, void *ud)
 
 static void get_me(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
@@ -989,7 +952,7 @@ static void on_name_updated(struct ldg_req *req, PGresult *res, void *ud)
 
 static void update_name(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     cJSON *body = ldg__auth_body(req);
@@ -1020,7 +983,8 @@ static void answer_password_changed(struct ldg_req *req)
 
 static void on_password_keys_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) /* their refresh tokens are dead already; access tokens lapse within access_ttl */
+    if (!ldg__acct_reply_ok(
+            reply)) /* their refresh tokens are dead already; access tokens lapse within access_ttl */
         ACCT_LOG(warn, a->req, "password change: %zu revoked session key(s) could not be deleted", a->nsids);
     answer_password_changed(a->req);
 }
@@ -1036,7 +1000,7 @@ static void on_password_set(struct ldg_req *req, PGresult *res, void *ud)
         if (PQgetisnull(res, i, 0))
             updated = true;
         else if (a->nsids < SESSIONS_REVOKE_MAX)
-            a->sids[a->nsids++] = arena_dup(req, PQgetvalue(res, i, 0));
+            a->sids[a->nsids++] = ldg__acct_dup(req, PQgetvalue(res, i, 0));
     }
     if (!updated) {
         ldg_req_error(req, 404, MSG_NO_ACCOUNT);
@@ -1053,7 +1017,7 @@ static void on_password_set(struct ldg_req *req, PGresult *res, void *ud)
 static void on_password_hashed(struct acct *a, int result, const char *hash)
 {
     if (result < 0) {
-        answer_pw_error(a, result, "Failed to change password");
+        ldg__acct_pw_error(a, result, "Failed to change password");
         return;
     }
     struct ldg_req *req = a->req;
@@ -1065,41 +1029,41 @@ static void on_password_verified(struct acct *a, int result, const char *hash)
 {
     (void)hash;
     if (result < 0) {
-        wipe(a->new_password);
-        answer_pw_error(a, result, "Failed to change password");
+        ldg__acct_wipe(a->new_password);
+        ldg__acct_pw_error(a, result, "Failed to change password");
         return;
     }
     if (result == 0) {
-        wipe(a->new_password);
+        ldg__acct_wipe(a->new_password);
         ldg_req_error(a->req, 400, "Current password is incorrect");
         return;
     }
-    int rc = pw_step(a, PW_HASH, a->new_password, NULL, on_password_hashed);
-    wipe(a->new_password);
+    int rc = ldg__acct_pw(a, PW_HASH, a->new_password, NULL, on_password_hashed);
+    ldg__acct_wipe(a->new_password);
     if (rc < 0)
-        answer_pw_error(a, rc, "Failed to change password");
+        ldg__acct_pw_error(a, rc, "Failed to change password");
 }
 
 static void on_password_row(struct ldg_req *req, PGresult *res, void *ud)
 {
     struct acct *a = ud;
     if (PQntuples(res) != 1) {
-        wipe(a->password);
-        wipe(a->new_password);
+        ldg__acct_wipe(a->password);
+        ldg__acct_wipe(a->new_password);
         ldg_req_error(req, 404, MSG_NO_ACCOUNT);
         return;
     }
-    int rc = pw_step(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 0), on_password_verified);
-    wipe(a->password);
+    int rc = ldg__acct_pw(a, PW_VERIFY, a->password, PQgetvalue(res, 0, 0), on_password_verified);
+    ldg__acct_wipe(a->password);
     if (rc < 0) {
-        wipe(a->new_password);
-        answer_pw_error(a, rc, "Failed to change password");
+        ldg__acct_wipe(a->new_password);
+        ldg__acct_pw_error(a, rc, "Failed to change password");
     }
 }
 
 static void change_password(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     cJSON *body = ldg__auth_body(req);
@@ -1116,9 +1080,9 @@ static void change_password(struct ldg_req *req)
         cJSON_Delete(body);
         return;
     }
-    struct acct *a = acct_new(req);
-    a->password = arena_dup(req, old_pw);
-    a->new_password = arena_dup(req, new_pw);
+    struct acct *a = ldg__acct_new(req);
+    a->password = ldg__acct_dup(req, old_pw);
+    a->new_password = ldg__acct_dup(req, new_pw);
     cJSON_Delete(body);
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
     ldg__auth_sql(req, "acct_password_lookup", SQL_PASSWORD_LOOKUP, 1, params, &ERRS_PASSWORD,
@@ -1161,7 +1125,7 @@ static void on_sessions_rows(struct ldg_req *req, PGresult *res, void *ud)
 
 static void list_sessions(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
@@ -1178,8 +1142,8 @@ static void on_session_revoked(struct ldg_req *req, PGresult *res, void *ud)
 
 static void on_session_key_deleted(struct acct *a, redisReply *reply)
 {
-    if (!reply_ok(reply)) {
-        warn_redis(a->req, "session revocation refused: the session key could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(a->req, "session revocation refused: the session key could not be deleted");
         ldg_req_error(a->req, 503, MSG_TIMEOUT);
         return;
     }
@@ -1201,7 +1165,7 @@ static void on_session_owned(struct ldg_req *req, PGresult *res, void *ud)
 
 static void revoke_session(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
     struct ldg_str id = ldg_req_param(req, "session_id");
@@ -1214,7 +1178,7 @@ static void revoke_session(struct ldg_req *req)
         ldg_req_error(req, 404, MSG_NO_SESSION);
         return;
     }
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     a->sids = ldg_arena_alloc(&req->arena, sizeof *a->sids);
     a->sids[0] = ldg_arena_strndup(&req->arena, id.p, id.n);
     a->nsids = 1;
@@ -1234,8 +1198,8 @@ static void on_all_revoked(struct ldg_req *req, PGresult *res, void *ud)
 static void on_all_keys_deleted(struct acct *a, redisReply *reply)
 {
     struct ldg_req *req = a->req;
-    if (!reply_ok(reply)) {
-        warn_redis(req, "session revocation refused: the session keys could not be deleted");
+    if (!ldg__acct_reply_ok(reply)) {
+        ldg__acct_warn_redis(req, "session revocation refused: the session keys could not be deleted");
         ldg_req_error(req, 503, MSG_TIMEOUT);
         return;
     }
@@ -1269,7 +1233,7 @@ static void on_all_active(struct ldg_req *req, PGresult *res, void *ud)
         for (const char *c = id; *c; c++) /* only ids this file made are expected */
             safe &= isalnum((unsigned char)*c) || *c == '-' || *c == '_';
         if (safe)
-            a->sids[a->nsids++] = arena_dup(req, id);
+            a->sids[a->nsids++] = ldg__acct_dup(req, id);
     }
     if (a->nsids == 0) {
         static const char body[] = "{\"success\":true,\"revoked\":0}";
@@ -1282,10 +1246,10 @@ static void on_all_active(struct ldg_req *req, PGresult *res, void *ud)
 
 static void revoke_all_sessions(struct ldg_req *req)
 {
-    const struct ldg_principal *p = need_session(req);
+    const struct ldg_principal *p = ldg__acct_session(req);
     if (!p)
         return;
-    struct acct *a = acct_new(req);
+    struct acct *a = ldg__acct_new(req);
     const char *params[] = {ldg__auth_itoa(req, p->account_id)};
     ldg__auth_sql(req, "acct_sessions_active", SQL_SESSIONS_ACTIVE, 1, params, &ERRS_REVOKE_ALL,
                   on_all_active, a);
@@ -1316,4 +1280,5 @@ void ldg__auth_accounts_routes(struct ldg_router *r)
     ldg__auth_route(r, "POST", "/api/v1/accounts/sessions/revoke-all", revoke_all_sessions, acc,
                     ACCT_MAX_BODY);
     ldg__auth_route(r, "GET", "/api/v1/accounts/stats", get_stats, acc, ACCT_MAX_BODY);
+    ldg__auth_twofactor_routes(r);
 }

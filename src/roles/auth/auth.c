@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "alerts/dispatch.h"
 #include "auth/password.h"
 #include "core/alloc.h"
 #include "core/json.h"
@@ -48,10 +54,49 @@ const struct ldg_cfg_key ldg_auth_cfg_keys[] = {
     {"max_panels", LDG_CFG_INT, CFG(max_panels), "100", 1, 10000, NULL, 0, "Dashboard panels per account"},
     {"max_projects", LDG_CFG_INT, CFG(max_projects), "100", 1, 100000, NULL, 0, "Projects per account"},
     {"max_keys", LDG_CFG_INT, CFG(max_keys), "100", 1, 100000, NULL, 0, "Active API keys per project"},
+    {"totp_key_file", LDG_CFG_PATH, CFG(totp_key_file), "", 0, 0, NULL, LDG_CFG_SECRET,
+     "File holding the key that encrypts two-factor secrets at rest (>= 32 bytes; the same on every auth "
+     "process); empty = derived from the JWT secret"},
+    {"totp_session_ttl_ms", LDG_CFG_MS, CFG(totp_session_ttl_ms), "300000", 10000, 3600000, NULL, 0,
+     "Lifetime of the single-use token a password login hands out when a second factor is required"},
+    {"totp_max_attempts", LDG_CFG_INT, CFG(totp_max_attempts), "5", 1, 100, NULL, 0,
+     "Wrong two-factor codes per login token before the token is dropped"},
+    {"totp_fail_max", LDG_CFG_INT, CFG(totp_fail_max), "10", 1, 100000, NULL, 0,
+     "Wrong two-factor codes per account within login_fail_window_ms before 429"},
+    {"totp_issuer", LDG_CFG_STR, CFG(totp_issuer), "Ledger", 0, 0, NULL, 0,
+     "Issuer name in otpauth:// URIs (shown by authenticator apps)"},
     {0},
 };
 
 struct ldg_auth_global ldg__auth;
+
+/* [auth] totp_key_file: SHA-256 of the file's content (>= 32 bytes), or an HMAC of the JWT secret. */
+static int load_totp_key(const struct ldg_config *c, const struct ldg_auth_cfg *ac)
+{
+    unsigned int n = 0;
+    if (ac->totp_key_file && *ac->totp_key_file) {
+        struct ldg_cfg_err err = {0};
+        char *k = ldg_cfg_read_secret(ac->totp_key_file, &err);
+        if (!k || strlen(k) < 32) {
+            ldg_log_error(NULL, "[auth] totp_key_file: %s",
+                          k ? "the key must be at least 32 bytes" : err.msg);
+            if (k)
+                OPENSSL_cleanse(k, strlen(k));
+            free(k);
+            return -EINVAL;
+        }
+        SHA256((const unsigned char *)k, strlen(k), ldg__auth.totp_key);
+        OPENSSL_cleanse(k, strlen(k));
+        free(k);
+        return 0;
+    }
+    static const char label[] = "ledger totp secret key v1";
+    if (!HMAC(EVP_sha256(), c->jwt_secret, (int)strlen(c->jwt_secret), (const unsigned char *)label,
+              sizeof label - 1, ldg__auth.totp_key, &n) ||
+        n != 32)
+        return -EIO;
+    return 0;
+}
 
 static int auth_init_global(const struct ldg_config *c, const void *cfg)
 {
@@ -60,7 +105,7 @@ static int auth_init_global(const struct ldg_config *c, const void *cfg)
     ldg__auth.secret_len = strlen(c->jwt_secret);
     if (c->jwt_secret_generated)
         ldg_log_warn(NULL, "[auth] jwt_secret_file is not set: using a random secret for this process only");
-    return 0;
+    return load_totp_key(c, cfg);
 }
 
 static void auth_routes(struct ldg_router *r, const void *cfg)
@@ -68,6 +113,9 @@ static void auth_routes(struct ldg_router *r, const void *cfg)
     ldg__auth_accounts_routes(r);
     ldg__auth_projects_routes(r);
     ldg__auth_panels_routes(r);
+    ldg__auth_connectors_routes(r);
+    ldg__auth_alerting_routes(r);
+    ldg__auth_monitors_routes(r);
 }
 
 static int auth_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -89,6 +137,7 @@ static void on_pw_closed(void *ud)
 static void auth_stop_worker(struct ldg_worker *w, void *state)
 {
     struct ldg_auth_worker *aw = state;
+    ldg_dispatch_stop(w);
     if (aw->pw) {
         struct ldg_password_pool *p = aw->pw;
         aw->pw = NULL;
@@ -99,7 +148,7 @@ static void auth_stop_worker(struct ldg_worker *w, void *state)
 static bool auth_drained(const struct ldg_worker *w, const void *state)
 {
     const struct ldg_auth_worker *aw = state;
-    return aw->pw_closed;
+    return aw->pw_closed && ldg_dispatch_idle(w);
 }
 
 static void auth_free_worker(struct ldg_worker *w, void *state)

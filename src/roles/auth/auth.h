@@ -38,6 +38,11 @@ struct ldg_auth_cfg {
     int64_t max_panels;           /* dashboard panels per account */
     int64_t max_projects;         /* projects per account */
     int64_t max_keys;             /* active API keys per project */
+    char *totp_key_file;          /* key sealing TOTP secrets at rest; empty = derived from the JWT secret */
+    int64_t totp_session_ttl_ms;  /* life of the token between password and second factor */
+    int64_t totp_max_attempts;    /* wrong codes per such token before it is dropped */
+    int64_t totp_fail_max;        /* wrong codes per account per login_fail_window_ms before 429 */
+    char *totp_issuer;            /* issuer shown by authenticator apps */
 };
 
 extern const struct ldg_cfg_key ldg_auth_cfg_keys[];
@@ -48,6 +53,7 @@ struct ldg_auth_global {
     const struct ldg_auth_cfg *cfg;
     const unsigned char *secret; /* borrowed from the config (jwt_secret) */
     size_t secret_len;
+    unsigned char totp_key[32]; /* AES-256-GCM key for TOTP secrets, HMAC key for backup codes */
 };
 extern struct ldg_auth_global ldg__auth;
 
@@ -190,10 +196,43 @@ char *ldg__auth_strip(struct ldg_req *req, const char *s);
  * '?'), control characters dropped, cut to max_chars code points; NULL when empty. */
 const char *ldg__auth_clean_text(struct ldg_req *req, struct ldg_str v, size_t max_chars);
 
+/* ---- JSON-in-SQL answers (connectors.c; used by connectors.c and alerting.c) ---- */
+
+/* How ldg__auth_json answers. With `missing` set, row 0 column 0 is the owning account
+ * (ldg__auth_owned: no row → 404 missing, someone else's → 403 forbidden) and column 1 the JSON;
+ * a NULL column 1 (the write found nothing) → gone_status (404) `gone` (or missing). Without
+ * `missing`, column 0 is the JSON. status 204 answers without a body. */
+struct ldg_auth_json_answer {
+    int status;
+    const char *missing, *forbidden;
+    int gone_status;
+    const char *gone;
+    const char *invalid; /* with `missing`: column 2 false → 400 invalid */
+};
+
+/* Run sql and answer its JSON text column as `a` says (a static or in the arena). */
+void ldg__auth_json(struct ldg_req *req, const char *name, const char *sql, int n, const char *const *params,
+                    const struct ldg_auth_errs *errs, const struct ldg_auth_json_answer *a);
+
+/* Integer query parameter within [min, max] (def when absent): 1 set, 0 absent, -EINVAL after 422. */
+int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
+                        int64_t *out) LDG_MUSTCHECK;
+
+/* Optional JSON boolean member: 1 set, 0 absent/null, -EINVAL after 422 (bool_type). */
+int ldg__auth_bool(struct ldg_req *req, const cJSON *obj, const char *field, bool *out) LDG_MUSTCHECK;
+
+/* Optional array of positive integer ids (at most 50) as PostgreSQL array text "{1,2}" in the
+ * arena: 1 set, 0 absent/null, -EINVAL after 422. */
+int ldg__auth_id_list(struct ldg_req *req, const cJSON *obj, const char *field,
+                      const char **out) LDG_MUSTCHECK;
+
 /* Route registration of each file (called by auth.c's routes hook). */
 void ldg__auth_accounts_routes(struct ldg_router *r);
 void ldg__auth_projects_routes(struct ldg_router *r);
 void ldg__auth_panels_routes(struct ldg_router *r);
+void ldg__auth_connectors_routes(struct ldg_router *r);
+void ldg__auth_alerting_routes(struct ldg_router *r);
+void ldg__auth_monitors_routes(struct ldg_router *r);
 
 /* Add a route or abort startup (programming error). */
 void ldg__auth_route(struct ldg_router *r, const char *method, const char *pattern, ldg_handler_fn fn,

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts/dispatch.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/worker.h"
@@ -326,6 +327,11 @@ static void publish_regressions(struct ldg__storage_consumer *c)
         ldg_json_obj_end(&jw);
         ldg_log_info(c->ctx, "error group regressed project=%" PRId64 " group=%" PRId64, pid, gid);
         ldg_notify_publish_event(c->w, pid, "error_regression", ldg_buf_head(&b), ldg_buf_size(&b));
+        ldg_buf_put(&b, "", 1);
+        char title[320];
+        snprintf(title, sizeof title, "Error regressed: %.255s",
+                 PQgetisnull(r, i, 3) ? "unknown error" : PQgetvalue(r, i, 3));
+        ldg_dispatch_inbox_owner(c->w, pid, "error_regression", title, ldg_buf_head(&b));
     }
     ldg_buf_free(&b);
 }

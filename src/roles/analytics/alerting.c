@@ -1,0 +1,795 @@
+/*
+ * alerting.c: the alerting jobs of the analytics role (see alerting.h, docs/alerts.md).
+ *
+ * Evaluator: one statement lists the enabled rules with what decides them (maintenance window,
+ * snooze, cool-down, current state); the rules of one project (up to GROUP_MAX) are computed by
+ * one statement on the logs database that scans the project's logs over the group's longest window
+ * once, each rule being an aggregate FILTERed by its own window and its filter (compiled by the
+ * search language); alert_eval_concurrency such statements run at once. Values that do not change
+ * the state are written with one statement per group. A transition is one guarded statement on the rule
+ * (state = 'ok' → 'firing' inserts an event; 'firing' → 'ok' resolves it), so a pass that runs twice changes
+ * nothing twice. Only transitions notify: a rule that keeps breaching stays quiet.
+ *
+ * Monitor checker: late heartbeats go down in one statement; due http monitors are requested
+ * through the worker's outgoing HTTP client (bounded), each result is one statement that records
+ * the check and moves the state; a changed state notifies.
+ */
+#include "roles/analytics/alerting.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alerts/dispatch.h"
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "db/pg.h"
+#include "db/pgpool.h"
+#include "http/client.h"
+#include "query/qlang.h"
+#include "roles/analytics/analytics.h"
+
+#define CTX "role=analytics job=alerts"
+
+/* ---- shared ------------------------------------------------------------------------------------- */
+
+struct pass {
+    struct ldg_worker *w;
+    const struct ldg_analytics_cfg *cfg;
+    const bool *stopping;
+    ldg_alerting_done_fn done;
+    void *ud;
+    PGresult *rows; /* owned */
+    int next, n, inflight;
+    const char *error;
+    bool listed;
+};
+
+static struct pass *pass_new(struct ldg_worker *w, const struct ldg_analytics_cfg *cfg, const bool *stopping,
+                             ldg_alerting_done_fn done, void *ud)
+{
+    struct pass *p = ldg_calloc(1, sizeof *p);
+    *p = (struct pass){.w = w, .cfg = cfg, .stopping = stopping, .done = done, .ud = ud};
+    return p;
+}
+
+static void pass_end(struct pass *p)
+{
+    if (p->rows)
+        PQclear(p->rows);
+    ldg_alerting_done_fn done = p->done;
+    void *ud = p->ud;
+    const char *err = p->error;
+    free(p);
+    done(ud, err);
+}
+
+static void log_failure(const char *what)
+{
+    const struct ldg_pg_error *e = ldg_pg_failure();
+    ldg_log_warn(CTX, "%s: code=%d sqlstate=%s err=%s", what, e->code, e->sqlstate[0] ? e->sqlstate : "-",
+                 e->message ? e->message : "-");
+}
+
+static void fmt_value(char *out, size_t cap, const char *v)
+{
+    if (!v) {
+        snprintf(out, cap, "no data");
+        return;
+    }
+    double d = strtod(v, NULL);
+    snprintf(out, cap, "%.6g", d);
+}
+
+/* ---- evaluator --------------------------------------------------------------------------------- */
+
+/* Rules of one project are evaluated together: one statement scans the project's logs over the
+ * longest window of the group once and computes every rule's value with an aggregate FILTERed by
+ * the rule's own window and filter. */
+#define GROUP_MAX 50
+
+enum {
+    R_ID,
+    R_PROJECT,
+    R_ACCOUNT,
+    R_METRIC,
+    R_FILTER,
+    R_CMP,
+    R_THRESHOLD,
+    R_WINDOW,
+    R_COOLDOWN,
+    R_CONNECTORS,
+    R_STATE,
+    R_NAME,
+    R_MAINT,
+    R_SNOOZED,
+    R_COOLING
+};
+
+static const char SQL_RULES[] =
+    "SELECT r.id, r.project_id, p.account_id, r.metric, r.filter, r.comparator, r.threshold, r.window_s, "
+    "r.cooldown_s, r.connector_ids::text, r.state, r.name, "
+    "EXISTS (SELECT 1 FROM maintenance_windows m WHERE m.project_id = r.project_id AND now() >= m.starts_at "
+    "AND now() < m.ends_at), "
+    "coalesce(r.snoozed_until > now(), false), "
+    "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false) "
+    "FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.enabled "
+    "ORDER BY r.project_id, r.id LIMIT $1::int";
+
+struct group_run {
+    struct pass *p;
+    int first, n;      /* rows of p->rows */
+    int pending;       /* statements in flight */
+    char (*value)[64]; /* per rule: the metric as text, "" = no data */
+    struct ldg_arena arena;
+};
+
+/* One transition of one rule (fire or resolve), with what its notification needs. */
+struct rule_run {
+    struct group_run *g;
+    int row;
+    const char *value; /* NULL = no data */
+};
+
+static const char *cell(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static void eval_next(struct pass *p);
+
+static void group_release(struct group_run *g)
+{
+    if (--g->pending > 0)
+        return;
+    struct pass *p = g->p;
+    ldg_arena_free(&g->arena);
+    free(g->value);
+    free(g);
+    p->inflight--;
+    eval_next(p);
+}
+
+static bool compare(const char *cmp, double v, double t)
+{
+    if (strcmp(cmp, "gt") == 0)
+        return v > t;
+    if (strcmp(cmp, "gte") == 0)
+        return v >= t;
+    if (strcmp(cmp, "lt") == 0)
+        return v < t;
+    return v <= t;
+}
+
+static const char *symbol(const char *cmp)
+{
+    return strcmp(cmp, "gt") == 0    ? ">"
+           : strcmp(cmp, "gte") == 0 ? ">="
+           : strcmp(cmp, "lt") == 0  ? "<"
+                                     : "<=";
+}
+
+static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
+{
+    struct pass *p = rr->g->p;
+    const PGresult *r = p->rows;
+    int i = rr->row;
+    char v[48];
+    fmt_value(v, sizeof v, rr->value);
+    char title[512];
+    const char *name = PQgetvalue(r, i, R_NAME);
+    if (firing)
+        snprintf(title, sizeof title, "Alert firing: %s (%s %s %s, value %s)", name,
+                 PQgetvalue(r, i, R_METRIC), symbol(PQgetvalue(r, i, R_CMP)), PQgetvalue(r, i, R_THRESHOLD),
+                 v);
+    else
+        snprintf(title, sizeof title, "Alert resolved: %s (%s %s)", name, PQgetvalue(r, i, R_METRIC), v);
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "rule_id");
+    ldg_json_int(&jw, strtoll(PQgetvalue(r, i, R_ID), NULL, 10));
+    ldg_json_key(&jw, "rule_name");
+    ldg_json_str(&jw, name);
+    ldg_json_key(&jw, "event_id");
+    if (event_id)
+        ldg_json_int(&jw, strtoll(event_id, NULL, 10));
+    else
+        ldg_json_null(&jw);
+    ldg_json_key(&jw, "state");
+    ldg_json_str(&jw, firing ? "firing" : "resolved");
+    ldg_json_key(&jw, "metric");
+    ldg_json_str(&jw, PQgetvalue(r, i, R_METRIC));
+    ldg_json_key(&jw, "comparator");
+    ldg_json_str(&jw, PQgetvalue(r, i, R_CMP));
+    ldg_json_key(&jw, "threshold");
+    ldg_json_double(&jw, strtod(PQgetvalue(r, i, R_THRESHOLD), NULL));
+    ldg_json_key(&jw, "value");
+    if (rr->value)
+        ldg_json_double(&jw, strtod(rr->value, NULL));
+    else
+        ldg_json_null(&jw);
+    ldg_json_key(&jw, "window_s");
+    ldg_json_int(&jw, strtoll(PQgetvalue(r, i, R_WINDOW), NULL, 10));
+    ldg_json_obj_end(&jw);
+    ldg_buf_put(&b, "", 1);
+    struct ldg_dispatch_event ev = {
+        .account_id = strtoll(PQgetvalue(r, i, R_ACCOUNT), NULL, 10),
+        .project_id = strtoll(PQgetvalue(r, i, R_PROJECT), NULL, 10),
+        .kind = firing ? "alert_firing" : "alert_resolved",
+        .title = title,
+        .data_json = ldg_buf_head(&b),
+    };
+    ldg_log_info(CTX, "rule=%s %s value=%s", PQgetvalue(r, i, R_ID), ev.kind, v);
+    ldg_dispatch_send(p->w, &ev, PQgetvalue(r, i, R_CONNECTORS), false, NULL, NULL);
+    ldg_buf_free(&b);
+}
+
+static void rule_done(struct rule_run *rr)
+{
+    struct group_run *g = rr->g;
+    free(rr);
+    group_release(g);
+}
+
+static void on_fired(PGresult *res, void *ud)
+{
+    struct rule_run *rr = ud;
+    if (!res) {
+        log_failure("firing a rule");
+        rr->g->p->error = "writing rule states";
+    } else if (PQntuples(res) == 1 && !*rr->g->p->stopping) {
+        notify_rule(rr, true, PQgetvalue(res, 0, 0));
+    }
+    rule_done(rr);
+}
+
+static void on_resolved(PGresult *res, void *ud)
+{
+    struct rule_run *rr = ud;
+    const PGresult *r = rr->g->p->rows;
+    bool quiet = strcmp(PQgetvalue(r, rr->row, R_MAINT), "t") == 0 ||
+                 strcmp(PQgetvalue(r, rr->row, R_SNOOZED), "t") == 0;
+    if (!res) {
+        log_failure("resolving a rule");
+        rr->g->p->error = "writing rule states";
+    } else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0 && !quiet &&
+               !*rr->g->p->stopping) {
+        notify_rule(rr, false, cell(res, 0, 1));
+    }
+    rule_done(rr);
+}
+
+static void on_touched(PGresult *res, void *ud)
+{
+    struct group_run *g = ud;
+    if (!res) {
+        log_failure("writing rule values");
+        g->p->error = "writing rule states";
+    }
+    group_release(g);
+}
+
+/* Every rule of the group: a transition (its own guarded statement) or, for the others, one
+ * statement that records the values. */
+static void decide_group(struct group_run *g)
+{
+    struct pass *p = g->p;
+    const PGresult *r = p->rows;
+    struct ldg_buf ids, vals;
+    ldg_buf_init(&ids);
+    ldg_buf_init(&vals);
+    int touched = 0;
+    for (int k = 0; k < g->n; k++) {
+        int i = g->first + k;
+        const char *value = g->value[k][0] ? g->value[k] : NULL;
+        bool firing = strcmp(PQgetvalue(r, i, R_STATE), "firing") == 0;
+        bool breach = value && compare(PQgetvalue(r, i, R_CMP), strtod(value, NULL),
+                                       strtod(PQgetvalue(r, i, R_THRESHOLD), NULL));
+        bool quiet = strcmp(PQgetvalue(r, i, R_MAINT), "t") == 0 ||
+                     strcmp(PQgetvalue(r, i, R_SNOOZED), "t") == 0 ||
+                     strcmp(PQgetvalue(r, i, R_COOLING), "t") == 0;
+        bool fire = !firing && breach && !quiet, resolve = firing && !breach;
+        if (!fire && !resolve) {
+            ldg_buf_printf(&ids, "%s%s", touched ? "," : "{", PQgetvalue(r, i, R_ID));
+            ldg_buf_printf(&vals, "%s%s", touched ? "," : "{", value ? value : "NULL");
+            touched++;
+            continue;
+        }
+        struct rule_run *rr = ldg_calloc(1, sizeof *rr);
+        rr->g = g;
+        rr->row = i;
+        rr->value = value;
+        const char *params[] = {PQgetvalue(r, i, R_ID), value};
+        g->pending++;
+        int rc;
+        if (fire)
+            rc = ldg_pgpool_query_prepared(
+                p->w->pg_auth, "alr_eval_fire",
+                "WITH u AS (UPDATE alert_rules SET state = 'firing', last_fired_at = now(), last_value = "
+                "$2::float8, last_evaluated_at = now() WHERE id = $1::bigint AND state = 'ok' RETURNING id, "
+                "project_id, metric, comparator, threshold), e AS (INSERT INTO alert_events (rule_id, "
+                "project_id, "
+                "metric, comparator, threshold, value) SELECT id, project_id, metric, comparator, threshold, "
+                "$2::float8 FROM u RETURNING id) SELECT id FROM e",
+                2, params, on_fired, rr);
+        else
+            rc = ldg_pgpool_query_prepared(p->w->pg_auth, "alr_eval_resolve",
+                                           "WITH u AS (UPDATE alert_rules SET state = 'ok', last_value = "
+                                           "$2::float8, last_evaluated_at = "
+                                           "now() WHERE id = $1::bigint AND state = 'firing' RETURNING id), "
+                                           "e AS (UPDATE alert_events SET "
+                                           "status = 'resolved', resolved_at = now(), resolved_value = "
+                                           "$2::float8 WHERE rule_id IN (SELECT "
+                                           "id FROM u) AND status = 'firing' RETURNING id) SELECT (SELECT "
+                                           "count(*) FROM u), (SELECT max(id) "
+                                           "FROM e)",
+                                           2, params, on_resolved, rr);
+        if (rc < 0) {
+            p->error = "writing rule states";
+            free(rr);
+            g->pending--;
+        }
+    }
+    if (touched) {
+        ldg_buf_put(&ids, "}", 2);
+        ldg_buf_put(&vals, "}", 2);
+        const char *params[] = {ldg_buf_head(&ids), ldg_buf_head(&vals)};
+        g->pending++;
+        if (ldg_pgpool_query_prepared(
+                p->w->pg_auth, "alr_eval_touch",
+                "UPDATE alert_rules r SET last_value = v.val, last_evaluated_at = now() FROM "
+                "unnest($1::bigint[], $2::float8[]) AS v(id, val) WHERE r.id = v.id",
+                2, params, on_touched, g) < 0) {
+            p->error = "writing rule states";
+            g->pending--;
+        }
+    }
+    ldg_buf_free(&ids);
+    ldg_buf_free(&vals);
+    group_release(g); /* the metric statement's hold */
+}
+
+static void on_group_metrics(PGresult *res, void *ud)
+{
+    struct group_run *g = ud;
+    if (*g->p->stopping) {
+        group_release(g);
+        return;
+    }
+    if (!res || PQntuples(res) != 1 || PQnfields(res) != g->n) {
+        if (!res) {
+            char what[96];
+            snprintf(what, sizeof what, "computing the metrics of project %s",
+                     PQgetvalue(g->p->rows, g->first, R_PROJECT));
+            log_failure(what);
+        }
+        g->p->error = "computing rule metrics";
+        group_release(g);
+        return;
+    }
+    for (int k = 0; k < g->n; k++)
+        if (!PQgetisnull(res, 0, k))
+            snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, k));
+    decide_group(g);
+}
+
+#define DURATION_EXPR                                                                                        \
+    "CASE WHEN log_type = 'endpoint' AND attributes->'endpoint'->>'duration_ms' ~ "                          \
+    "'^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN (attributes->'endpoint'->>'duration_ms')::float8 END"
+
+/* The aggregate of row i: its window ($w) and filter, then its metric. */
+static bool rule_aggregate(struct group_run *g, int i, struct ldg_buf *sql, struct ldg_qparams *qp)
+{
+    const PGresult *r = g->p->rows;
+    const char *metric = PQgetvalue(r, i, R_METRIC);
+    struct ldg_buf cond;
+    ldg_buf_init(&cond);
+    int w = ldg_qparams_add(qp, &g->arena, PQgetvalue(r, i, R_WINDOW));
+    ldg_buf_printf(&cond, "\"timestamp\" >= now() - $%d::int * interval '1 second'", w);
+    const char *filter = cell(r, i, R_FILTER);
+    if (filter && *filter) {
+        struct ldg_qnode *root;
+        struct ldg_qerror err;
+        if (ldg_qlang_parse(filter, strlen(filter), &g->arena, &root, &err) < 0) {
+            ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches", PQgetvalue(r, i, R_ID),
+                         err.msg);
+            ldg_buf_puts(&cond, " AND false");
+        } else {
+            ldg_buf_puts(&cond, " AND (");
+            ldg_qlang_compile(root, &g->arena, &cond, qp);
+            ldg_buf_puts(&cond, ")");
+        }
+    }
+    int cn = (int)ldg_buf_size(&cond);
+    const char *c = ldg_buf_head(&cond);
+    const char *pct = strcmp(metric, "p50_latency") == 0   ? "0.5"
+                      : strcmp(metric, "p95_latency") == 0 ? "0.95"
+                      : strcmp(metric, "p99_latency") == 0 ? "0.99"
+                                                           : NULL;
+    bool dur = pct != NULL;
+    if (pct)
+        ldg_buf_printf(
+            sql,
+            "percentile_cont(%s) WITHIN GROUP (ORDER BY d.dur) FILTER (WHERE %.*s AND d.dur IS NOT NULL)",
+            pct, cn, c);
+    else if (strcmp(metric, "error_rate") == 0)
+        ldg_buf_printf(
+            sql,
+            "CASE WHEN count(*) FILTER (WHERE %.*s) = 0 THEN 0 ELSE 100.0 * count(*) FILTER (WHERE %.*s "
+            "AND level IN ('error', 'critical')) / count(*) FILTER (WHERE %.*s) END::float8",
+            cn, c, cn, c, cn, c);
+    else if (strcmp(metric, "error_count") == 0)
+        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s AND level IN ('error', 'critical')))::float8", cn,
+                       c);
+    else
+        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s))::float8", cn, c);
+    ldg_buf_free(&cond);
+    return dur;
+}
+
+static void group_start(struct pass *p, int first, int n)
+{
+    struct group_run *g = ldg_calloc(1, sizeof *g);
+    g->p = p;
+    g->first = first;
+    g->n = n;
+    g->pending = 1;
+    g->value = ldg_calloc((size_t)n, sizeof *g->value);
+    ldg_arena_init(&g->arena, NULL, 0);
+    p->inflight++;
+    const PGresult *r = p->rows;
+    int64_t longest = 0;
+    for (int k = 0; k < n; k++)
+        longest = LDG_MAX(longest, strtoll(PQgetvalue(r, first + k, R_WINDOW), NULL, 10));
+    struct ldg_qparams qp = {0};
+    (void)ldg_qparams_add(&qp, &g->arena, PQgetvalue(r, first, R_PROJECT));
+    char lw[24];
+    snprintf(lw, sizeof lw, "%" PRId64, longest);
+    (void)ldg_qparams_add(&qp, &g->arena, ldg_arena_strndup(&g->arena, lw, strlen(lw)));
+    struct ldg_buf aggs;
+    ldg_buf_init(&aggs);
+    bool dur = false;
+    for (int k = 0; k < n; k++) {
+        if (k)
+            ldg_buf_puts(&aggs, ", ");
+        dur |= rule_aggregate(g, first + k, &aggs, &qp);
+    }
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
+                   "$2::int * interval '1 second' AND \"timestamp\" <= now()",
+                   (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
+                   dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
+    ldg_buf_put(&sql, "", 1);
+    ldg_buf_free(&aggs);
+    int rc = ldg_pgpool_query(p->w->pg_logs, ldg_buf_head(&sql), (int)qp.n, qp.v, on_group_metrics, g);
+    ldg_buf_free(&sql);
+    if (rc < 0) {
+        p->error = "computing rule metrics";
+        group_release(g);
+    }
+}
+
+static void eval_next(struct pass *p)
+{
+    const PGresult *r = p->rows;
+    while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency) {
+        int first = p->next, n = 1;
+        while (first + n < p->n && n < GROUP_MAX &&
+               strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0)
+            n++;
+        p->next += n;
+        group_start(p, first, n);
+    }
+    if (p->inflight == 0 && (p->next >= p->n || *p->stopping)) {
+        if (*p->stopping && p->next < p->n)
+            p->error = "stopped by shutdown";
+        pass_end(p);
+    }
+}
+
+static void on_rules(PGresult *res, void *ud)
+{
+    struct pass *p = ud;
+    if (!res) {
+        log_failure("listing alert rules");
+        p->error = "listing alert rules";
+        pass_end(p);
+        return;
+    }
+    ldg_pg_keep(res);
+    p->rows = res;
+    p->n = PQntuples(res);
+    eval_next(p);
+}
+
+void ldg__alerting_evaluate(struct ldg_worker *w, const struct ldg_analytics_cfg *cfg, const bool *stopping,
+                            ldg_alerting_done_fn done, void *ud)
+{
+    struct pass *p = pass_new(w, cfg, stopping, done, ud);
+    char limit[24];
+    snprintf(limit, sizeof limit, "%" PRId64, cfg->alert_max_rules);
+    const char *params[] = {limit};
+    if (ldg_pgpool_query_prepared(w->pg_auth, "alr_eval_rules", SQL_RULES, 1, params, on_rules, p) < 0) {
+        p->error = "listing alert rules";
+        pass_end(p);
+    }
+}
+
+/* ---- monitors ---------------------------------------------------------------------------------- */
+
+static void notify_monitor(struct ldg_worker *w, const char *id, const char *project, const char *account,
+                           const char *name, const char *connectors, const char *state, const char *old_state,
+                           int status, int64_t latency, const char *error)
+{
+    bool up = strcmp(state, "up") == 0;
+    char title[400];
+    snprintf(title, sizeof title, "Monitor %s: %s", up ? "up" : "down", name);
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "monitor_id");
+    ldg_json_int(&jw, strtoll(id, NULL, 10));
+    ldg_json_key(&jw, "monitor_name");
+    ldg_json_str(&jw, name);
+    ldg_json_key(&jw, "state");
+    ldg_json_str(&jw, state);
+    ldg_json_key(&jw, "previous_state");
+    ldg_json_str(&jw, old_state);
+    ldg_json_key(&jw, "status_code");
+    if (status > 0)
+        ldg_json_int(&jw, status);
+    else
+        ldg_json_null(&jw);
+    ldg_json_key(&jw, "latency_ms");
+    if (latency >= 0)
+        ldg_json_int(&jw, latency);
+    else
+        ldg_json_null(&jw);
+    ldg_json_key(&jw, "error");
+    ldg_json_str(&jw, error);
+    ldg_json_obj_end(&jw);
+    ldg_buf_put(&b, "", 1);
+    struct ldg_dispatch_event ev = {
+        .account_id = strtoll(account, NULL, 10),
+        .project_id = strtoll(project, NULL, 10),
+        .kind = up ? "monitor_up" : "monitor_down",
+        .title = title,
+        .data_json = ldg_buf_head(&b),
+    };
+    ldg_log_info(CTX, "monitor=%s %s -> %s", id, old_state, state);
+    ldg_dispatch_send(w, &ev, connectors, false, NULL, NULL);
+    ldg_buf_free(&b);
+}
+
+struct check {
+    struct pass *p;
+    int row;
+    int status;
+    int64_t latency;
+    char error[96];
+    bool ok;
+};
+
+enum { M_ID, M_PROJECT, M_ACCOUNT, M_NAME, M_URL, M_TIMEOUT, M_EXPECTED, M_CONNECTORS };
+
+static void monitors_next(struct pass *p);
+
+static void check_done(struct check *c)
+{
+    struct pass *p = c->p;
+    free(c);
+    p->inflight--;
+    monitors_next(p);
+}
+
+static void on_check_recorded(PGresult *res, void *ud)
+{
+    struct check *c = ud;
+    const PGresult *r = c->p->rows;
+    int i = c->row;
+    if (!res) {
+        log_failure("recording a monitor check");
+        c->p->error = "recording monitor checks";
+    } else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0 &&
+               !*c->p->stopping) {
+        notify_monitor(c->p->w, PQgetvalue(r, i, M_ID), PQgetvalue(r, i, M_PROJECT),
+                       PQgetvalue(r, i, M_ACCOUNT), PQgetvalue(r, i, M_NAME), PQgetvalue(r, i, M_CONNECTORS),
+                       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0), c->status, c->latency,
+                       c->ok ? NULL : c->error);
+    }
+    check_done(c);
+}
+
+static void on_checked(int status, int64_t latency, const char *error, void *ud)
+{
+    struct check *c = ud;
+    struct pass *p = c->p;
+    if (status == -ECANCELED || *p->stopping) {
+        check_done(c);
+        return;
+    }
+    int expected = atoi(PQgetvalue(p->rows, c->row, M_EXPECTED));
+    c->status = status;
+    c->latency = latency;
+    c->ok = status == expected;
+    if (status < 0)
+        snprintf(c->error, sizeof c->error, "%s", error ? error : "request failed");
+    else if (!c->ok)
+        snprintf(c->error, sizeof c->error, "HTTP %d (expected %d)", status, expected);
+    char st[16], lat[24];
+    snprintf(st, sizeof st, "%d", status);
+    snprintf(lat, sizeof lat, "%" PRId64, latency);
+    const char *params[] = {PQgetvalue(p->rows, c->row, M_ID), c->ok ? "t" : "f", lat, status > 0 ? st : NULL,
+                            c->ok ? NULL : c->error};
+    if (ldg_pgpool_query_prepared(
+            p->w->pg_auth, "alr_monitor_record",
+            "WITH old AS (SELECT state FROM monitors WHERE id = $1::bigint), c AS (INSERT INTO "
+            "monitor_checks "
+            "(monitor_id, ok, latency_ms, status_code, error) VALUES ($1::bigint, $2::bool, $3::int, "
+            "$4::int, $5)), "
+            "u AS (UPDATE monitors SET last_check_at = now(), last_latency_ms = $3::int, last_status_code = "
+            "$4::int, "
+            "last_error = $5, checks_total = checks_total + 1, checks_up = checks_up + ($2::bool)::int, "
+            "state = "
+            "CASE WHEN $2::bool THEN 'up' ELSE 'down' END, state_changed_at = CASE WHEN state = CASE WHEN "
+            "$2::bool "
+            "THEN 'up' ELSE 'down' END THEN state_changed_at ELSE now() END, updated_at = now() WHERE id = "
+            "$1::bigint RETURNING state) SELECT (SELECT state FROM old), u.state FROM u",
+            5, params, on_check_recorded, c) < 0) {
+        p->error = "recording monitor checks";
+        check_done(c);
+    }
+}
+
+static void monitors_next(struct pass *p)
+{
+    struct ldg_httpc *http = ldg_dispatch_http(p->w);
+    while (!*p->stopping && http && p->next < p->n) {
+        int i = p->next++;
+        struct check *c = ldg_calloc(1, sizeof *c);
+        c->p = p;
+        c->row = i;
+        struct ldg_httpc_req req = {
+            .method = "GET",
+            .url = PQgetvalue(p->rows, i, M_URL),
+            .timeout_ms = strtoll(PQgetvalue(p->rows, i, M_TIMEOUT), NULL, 10) * 1000,
+        };
+        p->inflight++;
+        int rc = ldg_httpc_send(http, &req, on_checked, c);
+        if (rc == -EAGAIN) { /* the client is full: these wait for the next pass */
+            free(c);
+            p->inflight--;
+            p->next = p->n;
+            break;
+        }
+        if (rc < 0) { /* an unusable URL is a failed check (reported on the loop) */
+            p->inflight--;
+            free(c);
+            ldg_log_warn(CTX, "monitor=%s url refused (%d)", PQgetvalue(p->rows, i, M_ID), rc);
+        }
+    }
+    if (p->inflight == 0 && (p->next >= p->n || *p->stopping || !http))
+        pass_end(p);
+}
+
+static void on_due_checks(PGresult *res, void *ud)
+{
+    struct pass *p = ud;
+    if (!res) {
+        log_failure("listing due monitors");
+        p->error = "listing due monitors";
+        pass_end(p);
+        return;
+    }
+    ldg_pg_keep(res);
+    p->rows = res;
+    p->n = PQntuples(res);
+    monitors_next(p);
+}
+
+static void on_heartbeats_down(PGresult *res, void *ud)
+{
+    struct pass *p = ud;
+    if (!res) {
+        log_failure("marking late heartbeats down");
+        p->error = "marking late heartbeats down";
+    } else if (!*p->stopping) {
+        for (int i = 0; i < PQntuples(res); i++)
+            notify_monitor(p->w, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                           PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), "down", PQgetvalue(res, i, 5), 0, -1,
+                           "no ping within the interval and grace period");
+    }
+    if (*p->stopping) {
+        pass_end(p);
+        return;
+    }
+    if (ldg_pgpool_query_prepared(
+            p->w->pg_auth, "alr_monitor_due",
+            "SELECT m.id, m.project_id, p.account_id, m.name, m.target_url, m.timeout_s, m.expected_status, "
+            "m.connector_ids::text FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.kind = "
+            "'http' "
+            "AND m.enabled AND m.target_url IS NOT NULL AND (m.last_check_at IS NULL OR m.last_check_at + "
+            "m.interval_s * interval '1 second' <= now() + interval '500 milliseconds') ORDER BY "
+            "m.last_check_at NULLS FIRST, m.id LIMIT 5000",
+            0, NULL, on_due_checks, p) < 0) {
+        p->error = "listing due monitors";
+        pass_end(p);
+    }
+}
+
+void ldg__alerting_monitors(struct ldg_worker *w, const struct ldg_analytics_cfg *cfg, const bool *stopping,
+                            ldg_alerting_done_fn done, void *ud)
+{
+    struct pass *p = pass_new(w, cfg, stopping, done, ud);
+    /* Late heartbeats: no ping (or creation) within interval + grace. */
+    if (ldg_pgpool_query_prepared(
+            w->pg_auth, "alr_monitor_late",
+            "WITH late AS (SELECT m.id, m.state FROM monitors m WHERE m.kind = 'heartbeat' AND m.enabled AND "
+            "m.state <> 'down' AND coalesce(m.last_ping_at, m.created_at) + (m.interval_s + m.grace_s) * "
+            "interval "
+            "'1 second' < now() FOR UPDATE), u AS (UPDATE monitors m SET state = 'down', state_changed_at = "
+            "now(), "
+            "updated_at = now() FROM late WHERE m.id = late.id RETURNING m.id, m.project_id, m.name, "
+            "m.connector_ids::text AS c) SELECT u.id, u.project_id, p.account_id, u.name, u.c, late.state "
+            "FROM u "
+            "JOIN late ON late.id = u.id JOIN projects p ON p.id = u.project_id",
+            0, NULL, on_heartbeats_down, p) < 0) {
+        p->error = "marking late heartbeats down";
+        pass_end(p);
+    }
+}
+
+/* ---- cleanup ------------------------------------------------------------------------------------ */
+
+static void on_cleaned(PGresult *res, void *ud)
+{
+    struct pass *p = ud;
+    if (!res) {
+        log_failure("deleting expired notifications");
+        p->error = "deleting expired notifications";
+    } else if (PQntuples(res) == 1) {
+        ldg_log_info(CTX, "cleanup notifications=%s events=%s deliveries=%s checks=%s", PQgetvalue(res, 0, 0),
+                     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+    }
+    pass_end(p);
+}
+
+void ldg__alerting_cleanup(struct ldg_worker *w, const struct ldg_analytics_cfg *cfg, const bool *stopping,
+                           ldg_alerting_done_fn done, void *ud)
+{
+    struct pass *p = pass_new(w, cfg, stopping, done, ud);
+    char days[24], mdays[24];
+    snprintf(days, sizeof days, "%" PRId64, cfg->notification_retention_days);
+    snprintf(mdays, sizeof mdays, "%" PRId64, cfg->monitor_history_days);
+    const char *params[] = {days, mdays};
+    if (ldg_pgpool_query_prepared(w->pg_auth, "alr_cleanup",
+                                  "WITH a AS (DELETE FROM notifications WHERE created_at < now() - $1::int * "
+                                  "interval '1 day' RETURNING "
+                                  "1), b AS (DELETE FROM alert_events WHERE status = 'resolved' AND "
+                                  "resolved_at < now() - $1::int * "
+                                  "interval '1 day' RETURNING 1), c AS (DELETE FROM connector_deliveries "
+                                  "WHERE created_at < now() - "
+                                  "$1::int * interval '1 day' RETURNING 1), d AS (DELETE FROM monitor_checks "
+                                  "WHERE checked_at < now() - "
+                                  "$2::int * interval '1 day' RETURNING 1) SELECT (SELECT count(*) FROM a), "
+                                  "(SELECT count(*) FROM b), "
+                                  "(SELECT count(*) FROM c), (SELECT count(*) FROM d)",
+                                  2, params, on_cleaned, p) < 0) {
+        p->error = "deleting expired notifications";
+        pass_end(p);
+    }
+}
