@@ -84,6 +84,9 @@ struct ldg_pg_error {
     int code;
     char sqlstate[6];    /* 5 chars + NUL for -EIO, "" otherwise */
     const char *message; /* borrowed for the callback */
+    /* -EIO: the constraint the server named (PG_DIAG_CONSTRAINT_NAME), "" if none (e.g. 23514 "no
+     * partition of relation ... found for row" names none, a CHECK violation does). Borrowed. */
+    const char *constraint;
 };
 
 /* Statement callback. res is NULL on any failure (details: ldg_pg_failure()). Otherwise res
@@ -186,7 +189,9 @@ const char *ldg_pg_last_error(const struct ldg_pg *c);
 
 /* Close: pending statement, put and end callbacks get -ECANCELED (from inside this call), the
  * poll handle is stopped before PQfinish closes the socket, every handle is closed and the memory
- * freed in the close callbacks, then on_closed(ud) (nullable) runs. `c` must not be used after
+ * freed in the close callbacks, then on_closed(ud) (nullable) runs. A statement still running
+ * (BUSY, COPY_IN) is cancelled first: PQcancel runs on the loop's thread pool (it blocks), so the
+ * server aborts it even though the statements sent after it are already in its input buffer. `c` must not be used after
  * on_closed; on_state is not called any more. Call once; safe from any callback of `c`. */
 void ldg_pg_close(struct ldg_pg *c, ldg_pg_closed_cb on_closed, void *ud);
 

@@ -277,12 +277,38 @@ static void test_groups(void **state)
     ldg_batch_free(&b);
 }
 
+/* SQLSTATE classification: what goes to the dead letters, what is looked up, what is retried. */
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(ldg_batch_classify("23505", "logs_2026_12_01_00_queue_id_timestamp_idx"),
+                     LDG_BATCH_FAIL_DUPLICATE);
+    assert_int_equal(ldg_batch_classify("23505", "logs_queue_id_key"), LDG_BATCH_FAIL_DUPLICATE);
+    assert_int_equal(ldg_batch_classify("23505", "some_other_key"), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("23514", ""), LDG_BATCH_FAIL_NO_PARTITION);
+    assert_int_equal(ldg_batch_classify("23514", NULL), LDG_BATCH_FAIL_NO_PARTITION);
+    assert_int_equal(ldg_batch_classify("23514", "check_log_level"), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("22021", ""), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("22P02", ""), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("23502", "x"), LDG_BATCH_FAIL_DATA);
+    static const char *const transient[] = {"08006", "40P01", "40001", "53100", "55P03", "57P01", "57014",
+                                            "58030"};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        assert_int_equal(ldg_batch_classify(transient[i], ""), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify("", ""), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify(NULL, NULL), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify("42703", ""), LDG_BATCH_FAIL_PERSISTENT);
+    assert_int_equal(ldg_batch_classify("54000", ""), LDG_BATCH_FAIL_PERSISTENT);
+    assert_int_equal(ldg_batch_classify("XX000", ""), LDG_BATCH_FAIL_PERSISTENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_and_copy),    cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_multi_log_entry), cmocka_unit_test(test_months),
         cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

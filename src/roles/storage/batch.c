@@ -425,3 +425,29 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
     free(v);
     return groups;
 }
+
+enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *constraint)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return LDG_BATCH_FAIL_TRANSIENT;
+    if (!constraint)
+        constraint = "";
+    if (strcmp(sqlstate, "23505") == 0 && strstr(constraint, "queue_id"))
+        return LDG_BATCH_FAIL_DUPLICATE;
+    if (strcmp(sqlstate, "23514") == 0 && !*constraint)
+        return LDG_BATCH_FAIL_NO_PARTITION;
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0)
+        return LDG_BATCH_FAIL_DATA;
+    static const char *const transient[] = {"08", "40", "53", "55", "57", "58"};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        if (strncmp(sqlstate, transient[i], 2) == 0)
+            return LDG_BATCH_FAIL_TRANSIENT;
+    return LDG_BATCH_FAIL_PERSISTENT;
+}
+
+void ldg_batch_recheck(struct ldg_batch *b, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi && i < b->n; i++)
+        if (b->e[i].state == LDG_BATCH_PENDING)
+            b->e[i].maybe_stored = true;
+}

@@ -137,4 +137,30 @@ size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ld
  */
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out);
 
+/*
+ * What a failed statement of the storage transaction means (SQLSTATE, and the constraint the server
+ * named, "" if none):
+ *   DUPLICATE     23505 on the queue-id key (a constraint whose name holds "queue_id"): some rows
+ *                 of the range were committed by another transaction: look them up, write the rest
+ *   NO_PARTITION  23514 naming no constraint: "no partition of relation ... found for row" (a CHECK
+ *                 violation names its constraint)
+ *   DATA          any other class 22 (data exception) or 23 (integrity constraint): the rows are bad
+ *   TRANSIENT     the server or the connection, not the rows: 08 connection, 40 rollback (deadlock,
+ *                 serialization), 53 resources, 55 object state (lock not available), 57 operator
+ *                 intervention (shutdown, cancel), 58 system error; and failures without a SQLSTATE
+ *   PERSISTENT    anything else (42 a missing column, 54 a program limit, XX internal, ...): retried
+ *                 a bounded number of times, then treated like DATA
+ */
+enum ldg_batch_failure {
+    LDG_BATCH_FAIL_TRANSIENT,
+    LDG_BATCH_FAIL_PERSISTENT,
+    LDG_BATCH_FAIL_DATA,
+    LDG_BATCH_FAIL_NO_PARTITION,
+    LDG_BATCH_FAIL_DUPLICATE,
+};
+enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *constraint);
+
+/* Mark the PENDING entries of [lo, hi) maybe_stored (to be looked up before the next COPY). */
+void ldg_batch_recheck(struct ldg_batch *b, size_t lo, size_t hi);
+
 #endif

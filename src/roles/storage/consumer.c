@@ -634,6 +634,7 @@ static void batch_done(struct ldg__storage_consumer *c)
     ldg_batch_reset(b);
     c->stored = false;
     c->lease_ms = 0;
+    c->failed_attempts = 0;
 }
 
 static void on_acked(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -858,7 +859,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
                                   struct ldg_buf *out)
 {
     static const char *const states[] = {"idle", "redis", "storing", "closing", "closed"};
-    uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0;
+    uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0, conflicts = 0;
     bool retrying = false;
     const char *last_error = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -869,6 +870,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
         dead += c->stats.dead;
         lost += c->stats.lost;
         failures += c->stats.failures;
+        conflicts += c->stats.conflicts;
         held += c->batch.n;
         retrying |= c->backoff.failures > 0;
         if (c->last_error[0])
@@ -902,6 +904,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
     NUM("dead_lettered", dead);
     NUM("lost", lost);
     NUM("failures", failures);
+    NUM("conflicts", conflicts);
 #undef NUM
     ldg_json_key(&jw, "last_error");
     if (last_error)

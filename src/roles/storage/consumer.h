@@ -103,12 +103,16 @@ struct ldg__storage_consumer {
     struct {
         int code;
         char sqlstate[6];
+        char constraint[64];
         char message[240];
     } fail;                /* the failure being handled */
+    bool requeue;          /* after the ROLLBACK: write the current range again (no split) */
+    unsigned conflicts;    /* queue-id conflicts (23505) in this write; bounded */
+    unsigned failed_attempts; /* attempts of this batch failed by PERSISTENT errors (batch.h) */
     char data_reason[300]; /* reason given to the entry a data error isolates */
 
     struct {
-        uint64_t batches, stored, duplicates, dead, lost, failures;
+        uint64_t batches, stored, duplicates, dead, lost, failures, conflicts;
     } stats;
     char last_error[200];
 };
