@@ -12,3 +12,8 @@ DELETE FROM logs a USING logs b
 WHERE a.queue_id IS NOT NULL AND a.queue_id = b.queue_id AND a."timestamp" = b."timestamp" AND a.id > b.id;
 
 CREATE UNIQUE INDEX logs_queue_id_key ON logs (queue_id, "timestamp");
+
+-- Creating a month takes an ACCESS EXCLUSIVE lock on logs: never wait for it longer than 2 s
+-- (SQLSTATE 55P03: the storage role retries the batch after backoff, maintenance at its next run),
+-- so one creation queued behind a long query cannot stall every writer and reader queued behind it.
+ALTER FUNCTION logs_ensure_partition(timestamptz) SET lock_timeout = '2s';

