@@ -37,6 +37,8 @@ RUNS = range(3 if FULL else 1)
 LOAD_S = 6.0 if FULL else 3.0
 TABLE = os.path.join(os.environ.get("LDG_BUILD_DIR", "build/debug"), "exactly_once.txt")
 ERROR_TYPES = ("KeyError", "ValueError", "OSError")
+if os.path.exists(TABLE):  # one table per session
+    os.remove(TABLE)
 
 
 def record(fault, run, accepted, lost, duplicated, unexpected):
@@ -140,6 +142,8 @@ def check(f, load, fault, run, groups=None, timeout=60):
     counts = dict(f.logs_db.execute(
         "SELECT fingerprint, occurrence_count FROM error_groups WHERE project_id = %s", (f.pid,)).fetchall())
     assert rows and rows == counts, (rows, counts)
+    # the queue's counters came back to zero with the queue (decremented once per acknowledged entry)
+    assert f.depth() == 0 and int(f.rc.get(f"queue_bytes:{f.pid}") or 0) == 0
 
 
 # ---- faults ---------------------------------------------------------------------------------------------
@@ -478,3 +482,117 @@ def test_client_retrying_every_503_with_its_key(fleet, tmp_path, run):
 def redis_lib_client(server):
     import redis as redis_lib
     return redis_lib.Redis(host="127.0.0.1", port=server.port, socket_timeout=5)
+
+
+# ---- accepted time window -------------------------------------------------------------------------------
+
+
+def test_timestamps_outside_the_accepted_window_are_rejected_per_log(fleet):
+    f = fleet()
+    ing = f.start(roles=INGEST_ONLY, ingest={"max_future_skew_ms": 60000})
+    f.auth_sql("UPDATE projects SET retention_days = 2 WHERE id = %s", f.pid)  # before the key is first used
+    now = utcnow()
+    import datetime
+    logs = [
+        {"timestamp": iso(now), "level": "info", "message": f"{f.tag}-now"},
+        {"timestamp": iso(now - datetime.timedelta(days=3)), "level": "info", "message": f"{f.tag}-old"},
+        {"timestamp": iso(now - datetime.timedelta(days=1)), "level": "info", "message": f"{f.tag}-yesterday"},
+        {"timestamp": iso(now + datetime.timedelta(minutes=2)), "level": "info", "message": f"{f.tag}-ahead"},
+        {"timestamp": iso(now + datetime.timedelta(seconds=30)), "level": "info", "message": f"{f.tag}-skewed"},
+        {"timestamp": "0001-01-01T00:00:00Z", "level": "info", "message": f"{f.tag}-year1"},
+    ]
+    r = f.post(ing, BATCH, {"logs": logs})
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["accepted"] == 3 and body["rejected"] == 3, body
+    assert body["errors"] == [
+        "Log 1: Timestamp is older than the project's retention of 2 days",
+        "Log 3: Timestamp cannot be more than 60000 ms in the future",
+        "Log 5: Timestamp is older than the project's retention of 2 days",
+    ], body
+    r = f.post(ing, SINGLE, logs[1])
+    assert r.status_code == 400
+    assert r.json()["detail"] == "Invalid log entry: Timestamp is older than the project's retention of 2 days"
+    assert f.depth() == 3
+
+
+# ---- bytes bounds ----------------------------------------------------------------------------------------
+
+
+def test_queue_max_bytes_bounds_a_project_in_bytes(fleet):
+    f = fleet()
+    ing = f.start(roles=INGEST_ONLY, ingest={"queue_max_bytes": 1048576, "queue_max_depth": 1000000})
+    big = "x" * 20000
+    statuses, n = collections.Counter(), 0
+    while statuses[503] == 0 and n < 200:
+        r = f.post(ing, BATCH, {"logs": [{"timestamp": iso(utcnow()), "level": "info", "message": f"{f.tag}-{n}-{i}",
+                                          "attributes": {"pad": big}} for i in range(5)]})
+        statuses[r.status_code] += 1
+        n += 1
+        if r.status_code == 503:
+            assert r.json() == {"detail": "Service temporarily unavailable - queue full"}
+            assert r.headers["Retry-After"] == "5"
+    assert statuses[503] == 1 and statuses[202] >= 5, statuses
+    queued = int(f.rc.get(f"queue_bytes:{f.pid}"))
+    assert 900000 < queued <= 1048576, queued
+    assert f.depth() == 5 * statuses[202]
+    f.start(roles=STORAGE_ONLY, storage=QUICK)
+    wait_until(lambda: f.drained() and int(f.rc.get(f"queue_bytes:{f.pid}") or 0) == 0, 30, interval=0.1,
+               what="queue_bytes back to 0")
+    assert f.count() == 5 * statuses[202]
+
+
+def test_ingest_answers_503_before_redis_refuses_writes(fleet, tmp_path):
+    own = RedisServer(str(tmp_path / "redis-own"))
+    own.start()
+    try:
+        side = redis_lib_client(own)
+        used = int(side.info("memory")["used_memory"])
+        side.config_set("maxmemory", str(used + 3 * 1024 * 1024))
+        side.config_set("maxmemory-policy", "noeviction")
+        f = fleet(redis_server=own, extra={"redis": {"port": own.port}})
+        ing = f.start(roles=INGEST_ONLY, ingest={"redis_memory_high_pct": 70})
+        big = "y" * 25000
+        bodies = collections.Counter()
+        for n in range(400):
+            r = f.post(ing, BATCH, {"logs": [{"timestamp": iso(utcnow()), "level": "info", "message": f"{n}",
+                                              "attributes": {"pad": big}}]})
+            time.sleep(0.05)
+            if r.status_code == 202:
+                continue
+            bodies[(r.status_code, r.json()["detail"])] += 1
+            if bodies[(503, "Service temporarily unavailable - queue full")] >= 3:
+                break
+            time.sleep(0.05)
+        assert bodies[(503, "Service temporarily unavailable - queue full")] >= 3, bodies
+        assert set(bodies) == {(503, "Service temporarily unavailable - queue full")}, bodies  # never an OOM
+        assert int(side.info("memory")["used_memory"]) < int(side.config_get("maxmemory")["maxmemory"])
+        side.close()
+    finally:
+        own.kill()
+
+
+# ---- metrics ---------------------------------------------------------------------------------------------
+
+
+def test_metrics_show_the_queue_and_storage_outcomes(fleet):
+    f = fleet()
+    ing = f.start(roles=INGEST_ONLY)
+    f.ingest(ing, [{"timestamp": iso(utcnow()), "level": "info", "message": m} for m in f.messages(300)])
+    st = f.start(roles=STORAGE_ONLY, storage=QUICK)
+    f.wait_stored_exactly(f.messages(300))
+
+    def metrics():
+        text = requests.get(st.url + "/metrics", timeout=scaled(10)).text
+        return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
+    m = wait_until(lambda: (lambda m: m if "ledger_queue_entries" in m else None)(metrics()), 10, interval=0.2,
+                   what="queue gauges")
+    assert m['ledger_storage_logs_total{outcome="stored"}'] == 300
+    assert m['ledger_storage_logs_total{outcome="duplicate"}'] == 0
+    assert m['ledger_storage_logs_total{outcome="dead_lettered"}'] == 0
+    for k in ("ledger_storage_redelivered_logs_total", "ledger_storage_conflicts_total",
+              "ledger_storage_failures_total", "ledger_queue_pending_entries", "ledger_queue_oldest_pending_age_seconds"):
+        assert k in m, k
+    wait_until(lambda: metrics()["ledger_queue_entries"] == 0, 10, interval=0.2, what="queue_entries 0")

@@ -132,8 +132,16 @@ static void test_multi_log_entry(void **state)
     assert_true(b.e[0].first && !b.e[1].first && !b.e[2].first);
     assert_int_equal(b.e[0].sid_len, 3);
     assert_int_equal(b.e[0].depth_n, 3);
+    assert_int_equal(b.e[0].depth_bytes, off[3]); /* what queue_bytes counted for the entry */
     assert_int_equal(ldg_batch_count(&b, 0, 3, LDG_BATCH_PENDING), 3);
     assert_true(b.e[2].maybe_stored);
+    /* recheck: PENDING rows of the range become maybe_stored again (after a queue-id conflict) */
+    b.e[0].maybe_stored = b.e[1].maybe_stored = false;
+    ldg_batch_set(&b, 1, 2, LDG_BATCH_DUPLICATE, NULL);
+    ldg_batch_recheck(&b, 0, 3);
+    assert_true(b.e[0].maybe_stored && !b.e[1].maybe_stored);
+    b.e[1].state = LDG_BATCH_PENDING; /* as before */
+    b.e[1].maybe_stored = true;
     assert_non_null(b.e[1].fingerprint);
     assert_int_equal(b.e[1].raw_len, off[2] - off[1]);
     assert_memory_equal(ldg_buf_head(&b.raw) + b.e[1].raw_off, m + off[1], off[2] - off[1]);

@@ -42,6 +42,9 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
     {"queue_max_depth", LDG_CFG_INT, CFG(queue_max_depth), "100000", 1, 1000000000, NULL, 0,
      "Logs of one project queued but not yet stored before ingestion answers 503 (checked atomically with "
      "the enqueue)"},
+    {"queue_max_bytes", LDG_CFG_SIZE, CFG(queue_max_bytes), "268435456", 1048576, 1024 * 1024 * MB, NULL, 0,
+     "Bytes of one project's queued but not yet stored logs (their MessagePack) before ingestion answers 503, "
+     "beside queue_max_depth (checked atomically with the enqueue)"},
     {"stream", LDG_CFG_STR, CFG(stream), "ledger:logs", 0, 0, NULL, 0,
      "Redis Stream holding the ingest queue (read by the storage role's consumer group)"},
     {"max_batch_body_bytes", LDG_CFG_SIZE, CFG(max_batch_body_bytes), "10485760", 1024, 1024 * MB, NULL, 0,
@@ -50,6 +53,9 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
     {"max_future_skew_ms", LDG_CFG_MS, CFG(max_future_skew_ms), "300000", 0, 300000, NULL, 0,
      "How far in the future a log's timestamp may be (client clock skew); later ones are rejected per log "
      "(at most 5 minutes)"},
+    {"redis_memory_high_pct", LDG_CFG_INT, CFG(redis_memory_high_pct), "90", 0, 100, NULL, 0,
+     "Answer 503 (nothing queued) while Redis uses this share of its maxmemory or more, before Redis "
+     "itself refuses writes (read every second with INFO memory; 0 = off, and off without maxmemory)"},
     {"notify_errors", LDG_CFG_BOOL, CFG(notify_errors), "on", 0, 0, NULL, 0,
      "Publish accepted error-level logs on notifications:errors:<project_id>"},
     {"notify_critical", LDG_CFG_BOOL, CFG(notify_critical), "on", 0, 0, NULL, 0,
@@ -65,16 +71,17 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
  * group reads (two groups of one project, keys with different limits, still count exactly); the
  * accepted logs of a group become ONE stream entry (fields p, n, m: n MessagePack logs back to
  * back). Per group, what is the same for all its requests is sent once.
- * KEYS: stream, then per group queue_depth:<pid>, usage:<pid>:<day> and the gateway's two
- * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS).
+ * KEYS: stream, then per group queue_depth:<pid>, usage:<pid>:<day>, the gateway's two
+ * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS) and
+ * queue_bytes:<pid> (the MessagePack bytes queued, decremented by the storage role's ack script).
  * ARGV: number of groups, then per group: its number of requests c, max_depth, quota, pid, minute
- * limit, hour limit, then c quadruples (n, the n logs, idempotency key, answer): the key is
+ * limit, hour limit, max_bytes, then c quadruples (n, the n logs, idempotency key, answer): the key is
  * idem:<pid>:<Idempotency-Key> or "" without one; answer is what a repeat gets ("<status>\n
  * <content type>\n<body>").
  * Checks per request in the gateway's order: rate limits (every request counts), then a request
  * whose key holds an answer (set by an earlier call, or by an earlier request of this one) is a
  * repeat: nothing is queued or counted in the quota, and its value is that answer; then daily
- * quota, then queue depth. The answer is SET (EX 86400) right after the group's XADD, in the same
+ * quota, then queue depth and bytes. The answer is SET (EX 86400) right after the group's XADD, in the same
  * script: a key is set if and only if its logs were queued. Returns 4 values per request, groups
  * in order: code, value, minute count, hour count; code -4 (repeat; value = the stored answer, a
  * string), -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth) or n
@@ -83,16 +90,16 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
 static const char enqueue_lua[] =
     "local out, o, a, seen = {}, 0, 2, {}\n"
     "for g = 0, tonumber(ARGV[1]) - 1 do\n"
-    "  local q = 2 + 4 * g\n"
-    "  local dk, uk, mk, hk = KEYS[q], KEYS[q + 1], KEYS[q + 2], KEYS[q + 3]\n"
+    "  local q = 2 + 5 * g\n"
+    "  local dk, uk, mk, hk, bk = KEYS[q], KEYS[q + 1], KEYS[q + 2], KEYS[q + 3], KEYS[q + 4]\n"
     "  local c, maxd, quota, pid = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + "
     "3]\n"
-    "  local ml, hl = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
-    "  a = a + 6\n"
+    "  local ml, hl, maxb = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])\n"
+    "  a = a + 7\n"
     "  local mc0 = tonumber(redis.call('GET', mk) or '0')\n"
     "  local hc0 = tonumber(redis.call('GET', hk) or '0')\n"
     "  local mc, hc, acc, m, sets = mc0, hc0, 0, {}, {}\n"
-    "  local usage0, usage, depth\n"
+    "  local usage0, usage, depth, qb, accb\n"
     "  for i = 1, c do\n"
     "    local n = tonumber(ARGV[a])\n"
     "    mc, hc = mc + 1, hc + 1\n"
@@ -107,13 +114,15 @@ static const char enqueue_lua[] =
     "      if usage == nil then\n"
     "        usage0 = tonumber(redis.call('GET', uk) or '0')\n"
     "        usage, depth = usage0, tonumber(redis.call('GET', dk) or '0')\n"
+    "        qb, accb = tonumber(redis.call('GET', bk) or '0'), 0\n"
     "      end\n"
     "      if quota > 0 and usage + n > quota then\n"
     "        code, v = -2, usage\n"
-    "      elseif depth + n > maxd then\n"
+    "      elseif depth + n > maxd or qb + #ARGV[a + 1] > maxb then\n"
     "        code, v = -1, depth\n"
     "      else\n"
     "        usage, depth, acc = usage + n, depth + n, acc + n\n"
+    "        qb, accb = qb + #ARGV[a + 1], accb + #ARGV[a + 1]\n"
     "        m[#m + 1] = ARGV[a + 1]\n"
     "        if ik ~= '' then seen[ik] = ARGV[a + 3]; sets[#sets + 1] = ik; sets[#sets + 1] = ARGV[a + 3] end\n"
     "      end\n"
@@ -124,6 +133,7 @@ static const char enqueue_lua[] =
     "  if acc > 0 then\n"
     "    redis.call('XADD', KEYS[1], '*', 'p', pid, 'n', acc, 'm', table.concat(m))\n"
     "    redis.call('INCRBY', dk, acc)\n"
+    "    redis.call('INCRBY', bk, accb)\n"
     "    redis.call('INCRBY', uk, acc)\n"
     "    if usage0 == 0 then redis.call('EXPIRE', uk, " USAGE_TTL_S ") end\n"
     "    for i = 1, #sets, 2 do redis.call('SET', sets[i], sets[i + 1], 'EX', " IDEM_TTL_S ") end\n"
@@ -140,6 +150,8 @@ static struct {
     size_t stream_len;
     char max_s[24]; /* queue_max_depth, as the script's argument */
     size_t max_len;
+    char maxb_s[24]; /* queue_max_bytes */
+    size_t maxb_len;
     int index; /* in ldg_roles: role_state of each worker */
     struct ldg_redis_script enqueue;
 } G;
@@ -267,11 +279,19 @@ struct iw {
     struct ldg_list pending;
     size_t npending, pending_bytes;
     bool stopping, closed;
+    /* Redis memory guard: INFO memory every MEM_CHECK_MS */
+    uv_timer_t mem_timer;
+    bool mem_high;     /* used_memory >= redis_memory_high_pct of maxmemory at the last check */
+    bool mem_inflight; /* an INFO is in flight: its callback owns iw if the worker is freed first */
+    bool orphan;       /* freed by the worker: the INFO callback frees iw */
+    unsigned open_handles;
 };
+
+#define MEM_CHECK_MS 1000
 
 /* What a group of a flight sends once for all its requests (its lead's values). */
 struct group_args {
-    char depth_key[48], usage_key[64], count[24], quota[24], pid[24], min[24], hour[24];
+    char depth_key[48], bytes_key[48], usage_key[64], count[24], quota[24], pid[24], min[24], hour[24];
 };
 
 /* One script call for n requests; heap, owned by the call until its reply. */
@@ -408,7 +428,7 @@ static void flight_end(struct flight *f)
 /* The 503 of a call that was never sent (nothing queued), or of one whose outcome is unknown: a
  * reply lost or timed out after the call was sent, or a script error after earlier groups of the
  * call were queued (Redis does not undo a script's writes). */
-#define DETAIL_NOT_QUEUED "Service temporarily unavailable - nothing was queued"
+#define DETAIL_NOT_QUEUED "Service temporarily unavailable"
 #define DETAIL_UNKNOWN                                                                                       \
     "Service temporarily unavailable - outcome unknown: the logs may have been queued; retry with the "      \
     "same Idempotency-Key to have them stored once"
@@ -472,6 +492,8 @@ static void group_args_fill(struct group_args *ga, const struct enqueue *lead, s
     size_t plen = ldg_str_i64(ga->pid, lead->project_id);
     memcpy(ga->depth_key, "queue_depth:", 12);
     memcpy(ga->depth_key + 12, ga->pid, plen + 1);
+    memcpy(ga->bytes_key, "queue_bytes:", 12);
+    memcpy(ga->bytes_key + 12, ga->pid, plen + 1);
     time_t t = (time_t)(lead->day * 86400);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -511,7 +533,7 @@ static void flush_pending(struct iw *iw)
         arrived[j++] = e;
     }
     LDG_ASSERT(j == n);
-    int argc = 3 + 1 + 4 * (int)ngroups + 1 + 6 * (int)ngroups + 4 * (int)n;
+    int argc = 3 + 1 + 5 * (int)ngroups + 1 + 7 * (int)ngroups + 4 * (int)n;
     struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->ga[0] +
                                   (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
     iw->npending = 0;
@@ -524,7 +546,7 @@ static void flush_pending(struct iw *iw)
     f->argv = (const char **)(f->ga + ngroups);
     f->argl = (size_t *)(f->argv + argc);
     ldg_str_i64(f->k_s, (int64_t)ngroups);
-    ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)ngroups);
+    ldg_str_i64(f->numkeys_s, 1 + 5 * (int64_t)ngroups);
     const char **argv = f->argv;
     size_t *argl = f->argl;
     int i = 2;
@@ -538,6 +560,7 @@ static void flush_pending(struct iw *iw)
         SARG(f->ga[g].usage_key);
         SARG(lead[g]->rl.min_key);
         SARG(lead[g]->rl.hour_key);
+        SARG(f->ga[g].bytes_key);
     }
     SARG(f->k_s);
     size_t k = 0;
@@ -549,6 +572,7 @@ static void flush_pending(struct iw *iw)
         SARG(ga->pid);
         SARG(ga->min);
         SARG(ga->hour);
+        ARG(G.maxb_s, G.maxb_len);
         for (j = 0; j < n; j++) {
             if (group_of[j] != g)
                 continue;
@@ -634,6 +658,11 @@ static void enqueue_start(struct enqueue *e)
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
         answer_503(req, DETAIL_NOT_QUEUED, 1);
+        return;
+    }
+    if (iw->mem_high) {
+        enqueue_free(e);
+        answer_503(req, "Service temporarily unavailable - queue full", 5);
         return;
     }
     ldg_req_ref(req);
@@ -848,10 +877,49 @@ static int ingest_init_global(const struct ldg_config *c, const void *cfg)
     G.cfg = cfg;
     G.stream_len = strlen(G.cfg->stream);
     G.max_len = ldg_str_i64(G.max_s, G.cfg->queue_max_depth);
+    G.maxb_len = ldg_str_i64(G.maxb_s, G.cfg->queue_max_bytes);
     G.index = ldg_role_index("ingest");
     LDG_ASSERT(G.index >= 0);
     ldg_redis_script_init(&G.enqueue, enqueue_lua);
     return 0;
+}
+
+/* "name:<digits>" in an INFO text; -1 if absent. */
+static long long info_field(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == text || p[-1] == '\n') && p[n] == ':')
+            return strtoll(p + n + 1, NULL, 10);
+    return -1;
+}
+
+static void on_mem_info(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    struct iw *iw = ud;
+    iw->mem_inflight = false;
+    if (iw->orphan) {
+        free(iw);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_STRING)
+        return; /* unknown: keep the last verdict */
+    long long used = info_field(reply->str, "used_memory"), max = info_field(reply->str, "maxmemory");
+    bool high = max > 0 && used >= 0 && (double)used * 100.0 >= (double)max * (double)G.cfg->redis_memory_high_pct;
+    if (high != iw->mem_high)
+        ldg_log_warn(NULL, "ingest: Redis memory %lld of maxmemory %lld: %s", used, max,
+                     high ? "answering 503 until it falls" : "accepting again");
+    iw->mem_high = high;
+}
+
+static void on_mem_timer(uv_timer_t *t)
+{
+    struct iw *iw = t->data;
+    if (iw->mem_inflight || !ldg_redis_connected(iw->w->redis))
+        return;
+    if (ldg_redis_command(iw->w->redis, on_mem_info, iw, "INFO memory") == 0)
+        iw->mem_inflight = true;
 }
 
 static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -862,6 +930,11 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     ldg_list_init(&iw->pending);
     uv_check_init(&w->loop, &iw->flush);
     iw->flush.data = iw;
+    uv_timer_init(&w->loop, &iw->mem_timer);
+    iw->mem_timer.data = iw;
+    iw->open_handles = 2;
+    if (G.cfg->redis_memory_high_pct > 0)
+        uv_timer_start(&iw->mem_timer, on_mem_timer, 0, MEM_CHECK_MS);
     *state = iw;
     return 0;
 }
@@ -869,7 +942,8 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
 static void on_flush_closed(uv_handle_t *h)
 {
     struct iw *iw = h->data;
-    iw->closed = true;
+    if (--iw->open_handles == 0)
+        iw->closed = true;
 }
 
 /* Pending requests leave now; later ones (connections finishing while the worker drains) are
@@ -883,6 +957,7 @@ static void ingest_stop_worker(struct ldg_worker *w, void *state)
     flush_pending(iw);
     iw->stopping = true;
     uv_close((uv_handle_t *)&iw->flush, on_flush_closed);
+    uv_close((uv_handle_t *)&iw->mem_timer, on_flush_closed);
 }
 
 static bool ingest_drained(const struct ldg_worker *w, const void *state)
@@ -898,6 +973,10 @@ static void ingest_free_worker(struct ldg_worker *w, void *state)
     struct iw *iw = state;
     if (!iw->closed) {
         ldg_log_error("role=ingest", "flush handle still open at exit; its state is left");
+        return;
+    }
+    if (iw->mem_inflight) {
+        iw->orphan = true; /* the INFO callback (NULL when Redis closes) frees it */
         return;
     }
     free(iw);

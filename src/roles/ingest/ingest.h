@@ -28,9 +28,11 @@
 /* The [ingest] section. */
 struct ldg_ingest_cfg {
     int64_t queue_max_depth;      /* per project: queued-but-not-stored logs before 503 */
+    int64_t queue_max_bytes;      /* per project: queued-but-not-stored MessagePack bytes before 503 */
     char *stream;                 /* Redis Stream key of the queue */
     int64_t max_batch_body_bytes; /* body limit of POST /ingest/batch and /single */
     int64_t max_future_skew_ms;   /* timestamps later than now + this are rejected per log */
+    int64_t redis_memory_high_pct; /* 503 while Redis used_memory >= this % of maxmemory (0 = off) */
     bool notify_errors;           /* publish error-level logs */
     bool notify_critical;         /* publish critical-level logs */
 };

@@ -207,6 +207,7 @@ int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char 
     b->e[first].first = true;
     int64_t n = nfield ? parse_pid(nfield, nlen) : 1;
     b->e[first].depth_n = n > 0 && n <= UINT32_MAX ? (uint32_t)n : (uint32_t)(b->n - first);
+    b->e[first].depth_bytes = mlen <= UINT32_MAX ? (uint32_t)mlen : UINT32_MAX;
     return (int)(b->n - first);
 }
 

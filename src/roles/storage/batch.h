@@ -44,6 +44,7 @@ struct ldg_batch_entry {       /* one row */
     uint8_t sid_len;
     bool first;              /* first row of its stream entry */
     uint32_t depth_n;        /* first row: logs its entry counts in queue_depth (`n`, else 1) */
+    uint32_t depth_bytes;    /* first row: its entry's `m` size, counted in queue_bytes */
     int64_t depth_pid;       /* the entry's `p` field (whose queue depth it counts in); 0 = none */
     size_t raw_off, raw_len; /* its MessagePack bytes in `raw` */
     bool maybe_stored;       /* delivered before (pending list or claimed): check for its row */

@@ -222,6 +222,7 @@ static void tx_failed(struct ldg__storage_consumer *c, const char *what)
     case LDG_BATCH_FAIL_DUPLICATE:
         c->conflicts++;
         c->stats.conflicts++;
+        ldg_stat_add(&c->w->stats.store_conflicts, 1);
         ldg_log_info(c->ctx, "rows of the batch were committed by another transaction; looking them up");
         ldg_batch_recheck(&c->batch, c->cur.lo, c->cur.hi);
         c->requeue = true;
