@@ -393,6 +393,14 @@ static void on_cancel_done(uv_work_t *w, int status)
     free(r);
 }
 
+static void send_cancel(struct ldg_pg *c);
+
+void ldg_pg_cancel(struct ldg_pg *c)
+{
+    if (c->pq && !c->closing && (c->state == LDG_PG_BUSY || c->state == LDG_PG_COPY_IN))
+        send_cancel(c);
+}
+
 static void send_cancel(struct ldg_pg *c)
 {
     PGcancel *cancel = PQgetCancel(c->pq);
@@ -1055,11 +1063,6 @@ void ldg_pg_close(struct ldg_pg *c, ldg_pg_closed_cb on_closed, void *ud)
     c->closing = true;
     c->on_closed = on_closed;
     c->closed_ud = ud;
-    /* A statement still running (a COMMIT past its deadline, an upsert waiting for a row lock) would
-     * go on after the socket closes, and statements already in the server's buffer with it: cancel
-     * it so that the abandoned transaction rolls back rather than commits later. */
-    if (c->pq && (c->state == LDG_PG_BUSY || c->state == LDG_PG_COPY_IN))
-        send_cancel(c);
     struct op op = detach_op(c);
     poll_detach(c); /* before PQfinish closes the fd */
     if (c->pq) {

@@ -673,5 +673,10 @@ void ldg__storage_write_abandon(struct ldg__storage_consumer *c)
         c->acquire_orphaned = true;
     if (c->conn)
         uv_timer_stop(&c->timer); /* a debug pause */
+    /* A transaction given up on must not commit later: cancel its running statement. Not a
+     * partition being created outside the transaction: that one may as well finish (cancelling it
+     * under a short store_timeout_ms would only make every retry start it again). */
+    if (c->conn && c->in_tx)
+        ldg_pg_cancel(c->conn);
     release_conn(c);
 }
