@@ -33,6 +33,7 @@ struct ldg_principal {
     int64_t rate_limit_per_minute; /* the key's limits, or the session defaults of [gateway] */
     int64_t rate_limit_per_hour;
     int64_t daily_quota;                     /* API key: the project's quota; session: 0 (none) */
+    int64_t retention_days;                  /* API key: the project's retention (days); session: 0 */
     int64_t usage_today;                     /* routes flagged LDG_ROUTE_QUOTA/USAGE, API keys: the live
                                               * usage:<project>:<UTC day> counter; -1 = not read */
     char sid[LDG_JWT_ID_MAX + 1];            /* session id ("" for API keys) */

@@ -80,7 +80,8 @@ struct slot {
     PGresult *res; /* owned until delivered */
     int err;
     char sqlstate[6];
-    char *errmsg; /* owned */
+    char constraint[64]; /* PG_DIAG_CONSTRAINT_NAME of an -EIO error, "" if none */
+    char *errmsg;        /* owned */
 };
 
 enum exp_kind { EXP_PREPARE, EXP_EXEC };
@@ -269,6 +270,7 @@ static void slot_error(struct slot *s, int err, const char *sqlstate, const char
     }
     s->err = err;
     snprintf(s->sqlstate, sizeof s->sqlstate, "%s", sqlstate ? sqlstate : "");
+    s->constraint[0] = '\0';
     free(s->errmsg);
     s->errmsg = dup_msg(msg);
 }
@@ -277,6 +279,8 @@ static void slot_error_from(struct slot *s, const PGresult *r)
 {
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     slot_error(s, state ? -EIO : -ECONNRESET, state, PQresultErrorMessage(r));
+    const char *cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    snprintf(s->constraint, sizeof s->constraint, "%s", state && cons ? cons : "");
 }
 
 /* The callback being run on this thread, innermost first: what ldg_pg_failure and ldg_pg_keep
@@ -288,12 +292,13 @@ struct delivery {
 };
 static _Thread_local struct delivery *cur_delivery;
 
-void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate,
-                     const char *message)
+static void deliver_with(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate,
+                         const char *constraint, const char *message)
 {
     struct delivery d = {.res = res, .prev = cur_delivery};
     d.err.code = res ? 0 : (code ? code : -ECANCELED);
     snprintf(d.err.sqlstate, sizeof d.err.sqlstate, "%s", res || !sqlstate ? "" : sqlstate);
+    d.err.constraint = res || !constraint ? "" : constraint;
     d.err.message = res ? "" : (message && *message ? message : "no result");
     cur_delivery = &d;
     cb(res, ud);
@@ -302,9 +307,15 @@ void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char
         PQclear(d.res);
 }
 
+void ldg__pg_deliver(ldg_pg_cb cb, void *ud, PGresult *res, int code, const char *sqlstate,
+                     const char *message)
+{
+    deliver_with(cb, ud, res, code, sqlstate, NULL, message);
+}
+
 const struct ldg_pg_error *ldg_pg_failure(void)
 {
-    static const struct ldg_pg_error none = {0, "", ""};
+    static const struct ldg_pg_error none = {0, "", "", ""};
     return cur_delivery ? &cur_delivery->err : &none;
 }
 
@@ -321,7 +332,7 @@ static void deliver(struct ldg_pg *c, struct slot *s)
 {
     (void)c;
     if (s->cb)
-        ldg__pg_deliver(s->cb, s->ud, s->err ? NULL : s->res, s->err, s->sqlstate, s->errmsg);
+        deliver_with(s->cb, s->ud, s->err ? NULL : s->res, s->err, s->sqlstate, s->constraint, s->errmsg);
     else if (s->res)
         PQclear(s->res);
     if (s->err && s->res)
@@ -357,6 +368,55 @@ static void fail_op(struct ldg_pg *c, struct op *op, int err, const char *msg)
     free_op(op);
 }
 
+/* A cancel request for a statement still running on a connection being closed. PQcancel blocks (it
+ * opens its own connection; libpq 15 has no non-blocking form), so it runs on the loop's thread
+ * pool; the request object is independent of the PGconn, which is finished at once. */
+struct cancel_req {
+    uv_work_t work;
+    PGcancel *cancel;
+    char err[256];
+    int ok;
+};
+
+static void on_cancel_work(uv_work_t *w)
+{
+    struct cancel_req *r = ldg_container_of(w, struct cancel_req, work);
+    r->ok = PQcancel(r->cancel, r->err, (int)sizeof r->err);
+}
+
+static void on_cancel_done(uv_work_t *w, int status)
+{
+    struct cancel_req *r = ldg_container_of(w, struct cancel_req, work);
+    if (status == 0 && !r->ok)
+        ldg_log_warn(NULL, "cancel request of an abandoned statement failed: %s", r->err);
+    PQfreeCancel(r->cancel);
+    free(r);
+}
+
+static void send_cancel(struct ldg_pg *c);
+
+void ldg_pg_cancel(struct ldg_pg *c)
+{
+    if (c->pq && !c->closing && (c->state == LDG_PG_BUSY || c->state == LDG_PG_COPY_IN))
+        send_cancel(c);
+}
+
+static void send_cancel(struct ldg_pg *c)
+{
+    PGcancel *cancel = PQgetCancel(c->pq);
+    if (!cancel)
+        return;
+    struct cancel_req *r = ldg_malloc(sizeof *r);
+    r->cancel = cancel;
+    r->err[0] = '\0';
+    r->ok = 0;
+    if (uv_queue_work(uv_handle_get_loop((uv_handle_t *)&c->timer), &r->work, on_cancel_work, on_cancel_done) <
+        0) {
+        PQfreeCancel(cancel);
+        free(r);
+    }
+}
+
 /* The connection is unusable: stop watching, finish libpq, report. */
 static void fail_conn(struct ldg_pg *c, int err, const char *fmt, ...) LDG_PRINTF(3, 4);
 static void fail_conn(struct ldg_pg *c, int err, const char *fmt, ...)
@@ -374,6 +434,8 @@ static void fail_conn(struct ldg_pg *c, int err, const char *fmt, ...)
         ldg_log_debug(c->ctx, "%s", c->lasterr); /* the pool logs connect failures with backoff */
     else
         ldg_log_warn(c->ctx, "connection dropped: %s", c->lasterr);
+    if (c->pq && err == -ETIMEDOUT && (c->state == LDG_PG_BUSY || c->state == LDG_PG_COPY_IN))
+        send_cancel(c); /* a statement past its deadline may still be running */
     poll_detach(c);
     if (c->pq) {
         PQfinish(c->pq);

@@ -84,6 +84,9 @@ struct ldg_pg_error {
     int code;
     char sqlstate[6];    /* 5 chars + NUL for -EIO, "" otherwise */
     const char *message; /* borrowed for the callback */
+    /* -EIO: the constraint the server named (PG_DIAG_CONSTRAINT_NAME), "" if none (e.g. 23514 "no
+     * partition of relation ... found for row" names none, a CHECK violation does). Borrowed. */
+    const char *constraint;
 };
 
 /* Statement callback. res is NULL on any failure (details: ldg_pg_failure()). Otherwise res
@@ -192,8 +195,18 @@ const char *ldg_pg_connect_cause(const char *libpq_message);
 
 /* Close: pending statement, put and end callbacks get -ECANCELED (from inside this call), the
  * poll handle is stopped before PQfinish closes the socket, every handle is closed and the memory
- * freed in the close callbacks, then on_closed(ud) (nullable) runs. `c` must not be used after
+ * freed in the close callbacks, then on_closed(ud) (nullable) runs. A statement still running goes
+ * on in the server (and the statements already in its input buffer after it) unless cancelled
+ * first with ldg_pg_cancel. `c` must not be used after
  * on_closed; on_state is not called any more. Call once; safe from any callback of `c`. */
 void ldg_pg_close(struct ldg_pg *c, ldg_pg_closed_cb on_closed, void *ud);
+
+/* Ask the server to cancel the statement running on c (BUSY or COPY_IN; otherwise nothing), fire
+ * and forget: PQcancel blocks (it opens its own connection; libpq 15 has no non-blocking form), so
+ * it runs on the loop's thread pool with a PGcancel independent of c, which may be closed at once.
+ * For a transaction given up on, so that it rolls back rather than commits later (the statements
+ * sent after the running one, COMMIT included, are already in the server's buffer). A connection
+ * dropped at its client-side deadline (-ETIMEDOUT) is cancelled this way too. */
+void ldg_pg_cancel(struct ldg_pg *c);
 
 #endif

@@ -244,6 +244,55 @@ static void per_worker(struct ldg_buf *b, const struct ldg_server *srv, const ch
     }
 }
 
+static uint64_t sum_stat(const struct ldg_server *srv, size_t field_off)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        v += ldg_stat_get((const _Atomic uint64_t *)((const char *)&srv->workers[i].stats + field_off));
+    return v;
+}
+
+/* The storage role's outcomes (summed over workers) and the queue as the worker that samples it
+ * last saw it (docs/ingest.md "Metrics"). */
+static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
+{
+#define SUM(field) sum_stat(srv, offsetof(struct ldg_stats, field))
+    metric_head(b, "ledger_storage_logs_total", "counter",
+                "Logs of acknowledged batches by outcome: stored, duplicate (already stored: a "
+                "redelivery), dead_lettered.");
+    ldg_buf_printf(b, "ledger_storage_logs_total{outcome=\"stored\"} %llu\n",
+                   (unsigned long long)SUM(store_stored));
+    ldg_buf_printf(b, "ledger_storage_logs_total{outcome=\"duplicate\"} %llu\n",
+                   (unsigned long long)SUM(store_duplicates));
+    ldg_buf_printf(b, "ledger_storage_logs_total{outcome=\"dead_lettered\"} %llu\n",
+                   (unsigned long long)SUM(store_dead));
+    metric_head(b, "ledger_storage_redelivered_logs_total", "counter",
+                "Logs of batches delivered before (own pending list after a restart or lost reply, claimed).");
+    ldg_buf_printf(b, "ledger_storage_redelivered_logs_total %llu\n", (unsigned long long)SUM(store_redelivered));
+    metric_head(b, "ledger_storage_conflicts_total", "counter",
+                "COPYs refused by the queue-id key (rows committed by another transaction), then looked up.");
+    ldg_buf_printf(b, "ledger_storage_conflicts_total %llu\n", (unsigned long long)SUM(store_conflicts));
+    metric_head(b, "ledger_storage_failures_total", "counter", "Failed batch attempts (retried).");
+    ldg_buf_printf(b, "ledger_storage_failures_total %llu\n", (unsigned long long)SUM(store_failures));
+#undef SUM
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct ldg_stats *s = &srv->workers[i].stats;
+        if (!ldg_stat_get(&s->queue_sampled))
+            continue;
+        metric_head(b, "ledger_queue_entries", "gauge",
+                    "Entries in the ingest stream: queued, not yet stored (one entry holds one or more logs).");
+        ldg_buf_printf(b, "ledger_queue_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_entries));
+        metric_head(b, "ledger_queue_pending_entries", "gauge",
+                    "Entries delivered to a storage consumer and not acknowledged yet.");
+        ldg_buf_printf(b, "ledger_queue_pending_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_pending));
+        metric_head(b, "ledger_queue_oldest_pending_age_seconds", "gauge",
+                    "Age of the oldest pending entry (0 when none).");
+        ldg_buf_printf(b, "ledger_queue_oldest_pending_age_seconds %.3f\n",
+                       (double)ldg_stat_get(&s->queue_oldest_pending_ms) / 1000.0);
+        break;
+    }
+}
+
 static void on_metrics(struct ldg_req *req)
 {
     if (!peer_is_loopback(req) && !token_ok(req)) {
@@ -313,6 +362,7 @@ static void on_metrics(struct ldg_req *req)
       redis_errors);
     W("ledger_postgres_errors_total", "counter", "PostgreSQL query and connection failures.", pg_errors);
 #undef W
+    storage_metrics(&b, srv);
     ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
 }

@@ -505,7 +505,8 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
     f.rc.set(MAINT_LOCK, "test-hold", px=int(scaled(60) * 1000))
     try:
         srv = f.start(storage={**QUICK, "maintenance_interval_ms": 1000})
-        f.auth_sql("UPDATE projects SET retention_days = 1 WHERE id = %s", f.pid)
+        # ingest accepts logs within the project's retention: long at ingest time, 1 day after
+        f.auth_sql("UPDATE projects SET retention_days = 1000 WHERE id = %s", f.pid)
         now = utcnow()
         ancient = now - datetime.timedelta(days=730)
         part = f"logs_{ancient:%Y_%m}"
@@ -514,6 +515,7 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
         anc = [log(f"{f.tag}-ancient", timestamp=iso(ancient))]
         f.ingest(srv, old + new + anc)
         f.wait_stored_exactly([l["message"] for l in old + new + anc])
+        f.auth_sql("UPDATE projects SET retention_days = 1 WHERE id = %s", f.pid)
         regclass = lambda: f.logs_db.execute("SELECT to_regclass(%s)", (part,)).fetchone()[0]
         assert regclass() is not None, f"{part} was not created for the old row"
         # spans and metric points (OTLP) follow the same retention

@@ -132,8 +132,16 @@ static void test_multi_log_entry(void **state)
     assert_true(b.e[0].first && !b.e[1].first && !b.e[2].first);
     assert_int_equal(b.e[0].sid_len, 3);
     assert_int_equal(b.e[0].depth_n, 3);
+    assert_int_equal(b.e[0].depth_bytes, off[3]); /* what queue_bytes counted for the entry */
     assert_int_equal(ldg_batch_count(&b, 0, 3, LDG_BATCH_PENDING), 3);
     assert_true(b.e[2].maybe_stored);
+    /* recheck: PENDING rows of the range become maybe_stored again (after a queue-id conflict) */
+    b.e[0].maybe_stored = b.e[1].maybe_stored = false;
+    ldg_batch_set(&b, 1, 2, LDG_BATCH_DUPLICATE, NULL);
+    ldg_batch_recheck(&b, 0, 3);
+    assert_true(b.e[0].maybe_stored && !b.e[1].maybe_stored);
+    b.e[1].state = LDG_BATCH_PENDING; /* as before */
+    b.e[1].maybe_stored = true;
     assert_non_null(b.e[1].fingerprint);
     assert_int_equal(b.e[1].raw_len, off[2] - off[1]);
     assert_memory_equal(ldg_buf_head(&b.raw) + b.e[1].raw_off, m + off[1], off[2] - off[1]);
@@ -277,12 +285,38 @@ static void test_groups(void **state)
     ldg_batch_free(&b);
 }
 
+/* SQLSTATE classification: what goes to the dead letters, what is looked up, what is retried. */
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(ldg_batch_classify("23505", "logs_2026_12_01_00_queue_id_timestamp_idx"),
+                     LDG_BATCH_FAIL_DUPLICATE);
+    assert_int_equal(ldg_batch_classify("23505", "logs_queue_id_key"), LDG_BATCH_FAIL_DUPLICATE);
+    assert_int_equal(ldg_batch_classify("23505", "some_other_key"), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("23514", ""), LDG_BATCH_FAIL_NO_PARTITION);
+    assert_int_equal(ldg_batch_classify("23514", NULL), LDG_BATCH_FAIL_NO_PARTITION);
+    assert_int_equal(ldg_batch_classify("23514", "check_log_level"), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("22021", ""), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("22P02", ""), LDG_BATCH_FAIL_DATA);
+    assert_int_equal(ldg_batch_classify("23502", "x"), LDG_BATCH_FAIL_DATA);
+    static const char *const transient[] = {"08006", "40P01", "40001", "53100", "55P03", "57P01", "57014",
+                                            "58030"};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        assert_int_equal(ldg_batch_classify(transient[i], ""), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify("", ""), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify(NULL, NULL), LDG_BATCH_FAIL_TRANSIENT);
+    assert_int_equal(ldg_batch_classify("42703", ""), LDG_BATCH_FAIL_PERSISTENT);
+    assert_int_equal(ldg_batch_classify("54000", ""), LDG_BATCH_FAIL_PERSISTENT);
+    assert_int_equal(ldg_batch_classify("XX000", ""), LDG_BATCH_FAIL_PERSISTENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_and_copy),    cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_multi_log_entry), cmocka_unit_test(test_months),
         cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

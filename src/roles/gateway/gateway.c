@@ -469,6 +469,7 @@ static struct ldg_principal *principal_from_entry(struct ldg_req *req, const str
     p->rate_limit_per_minute = e->rate_limit_per_minute;
     p->rate_limit_per_hour = e->rate_limit_per_hour;
     p->daily_quota = e->daily_quota;
+    p->retention_days = e->retention_days;
     _Static_assert(sizeof p->key_digest == sizeof e->digest, "digest sizes");
     memcpy(p->key_digest, e->digest, sizeof p->key_digest);
     req->principal = p;
@@ -566,6 +567,7 @@ static void on_key_row(PGresult *res, void *ud)
     e.rate_limit_per_minute = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     e.rate_limit_per_hour = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     e.daily_quota = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    e.retention_days = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
     e.validated_wall_ms = ldg_wall_ms();
     e.confirmed_ms = ldg_worker_now(gw->w);
     e.gen = gw->gen;
@@ -597,7 +599,8 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
         req->w->pg_auth, "gw_key",
         "SELECT k.id, k.project_id, p.account_id, COALESCE(k.rate_limit_per_minute, 1000), "
         "COALESCE(k.rate_limit_per_hour, 50000), COALESCE(p.daily_quota, 1000000), "
-        "(k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now())) "
+        "(k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now())), "
+        "COALESCE(p.retention_days, 30) "
         "FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_digest = $1",
         1, params, on_key_row, job);
     if (rc < 0) {
@@ -634,9 +637,10 @@ static void write_redis_cache(struct gw *gw, const struct ldg_keyentry *e)
     ldg_buf_printf(&b,
                    "{\"project_id\":%" PRId64 ",\"account_id\":%" PRId64 ",\"rate_limit_per_minute\":%" PRId64
                    ",\"rate_limit_per_hour\":%" PRId64 ",\"daily_quota\":%" PRId64
-                   ",\"current_usage\":0,\"key_id\":%" PRId64 ",\"validated_at_ms\":%" PRIu64 "}",
+                   ",\"current_usage\":0,\"key_id\":%" PRId64 ",\"validated_at_ms\":%" PRIu64
+                   ",\"retention_days\":%" PRId64 "}",
                    e->project_id, e->account_id, e->rate_limit_per_minute, e->rate_limit_per_hour,
-                   e->daily_quota, e->key_id, e->validated_wall_ms);
+                   e->daily_quota, e->key_id, e->validated_wall_ms, e->retention_days);
     char key[sizeof LDG_KEYCACHE_PREFIX + LDG_SHA256_HEX_LEN];
     snprintf(key, sizeof key, LDG_KEYCACHE_PREFIX "%s", e->digest);
     char ttl[16];
@@ -663,6 +667,10 @@ static bool parse_cached(const char *s, size_t n, struct ldg_keyentry *e)
     bool ok = true;
     for (int i = 0; i < 7 && ok; i++)
         ok = ldg_json_get_int(root, names[i], true, 0, INT64_MAX, &v[i], NULL, 0) == 1;
+    int64_t retention = 30; /* entries cached by an earlier version have none */
+    if (ok && ldg_json_get_int(root, "retention_days", false, 1, INT64_MAX, &retention, NULL, 0) < 0)
+        retention = 30;
+    e->retention_days = retention;
     cJSON_Delete(root);
     if (!ok)
         return false;

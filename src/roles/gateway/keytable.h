@@ -21,6 +21,7 @@ struct ldg_keyentry {
     bool negative; /* no such active key */
     int64_t key_id, project_id, account_id;
     int64_t rate_limit_per_minute, rate_limit_per_hour, daily_quota;
+    int64_t retention_days;     /* the project's; ingest refuses logs older than that */
     uint64_t validated_wall_ms; /* positive: when PostgreSQL last confirmed it */
     uint64_t confirmed_ms;      /* loop clock: when this loop last confirmed it (PG or Redis) */
     uint32_t gen;               /* invalidation generation at confirmation */

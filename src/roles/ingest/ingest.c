@@ -35,16 +35,27 @@
 #define MB (1024LL * 1024)
 #define BATCH_MAX 1000
 #define USAGE_TTL_S "172800"
+/* How long a first answer is kept for repeats of its Idempotency-Key. */
+#define IDEM_TTL_S "86400"
 
 const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
     {"queue_max_depth", LDG_CFG_INT, CFG(queue_max_depth), "100000", 1, 1000000000, NULL, 0,
      "Logs of one project queued but not yet stored before ingestion answers 503 (checked atomically with "
      "the enqueue)"},
+    {"queue_max_bytes", LDG_CFG_SIZE, CFG(queue_max_bytes), "268435456", 1048576, 1024 * 1024 * MB, NULL, 0,
+     "Bytes of one project's queued but not yet stored logs (their MessagePack) before ingestion answers 503, "
+     "beside queue_max_depth (checked atomically with the enqueue)"},
     {"stream", LDG_CFG_STR, CFG(stream), "ledger:logs", 0, 0, NULL, 0,
      "Redis Stream holding the ingest queue (read by the storage role's consumer group)"},
     {"max_batch_body_bytes", LDG_CFG_SIZE, CFG(max_batch_body_bytes), "10485760", 1024, 1024 * MB, NULL, 0,
      "Largest request body of POST /api/v1/ingest/batch and /single and of the OTLP routes /v1/logs, "
      "/v1/traces and /v1/metrics (before gzip inflation); larger answers 413"},
+    {"max_future_skew_ms", LDG_CFG_MS, CFG(max_future_skew_ms), "300000", 0, 300000, NULL, 0,
+     "How far in the future a log's timestamp may be (client clock skew); later ones are rejected per log "
+     "(at most 5 minutes)"},
+    {"redis_memory_high_pct", LDG_CFG_INT, CFG(redis_memory_high_pct), "90", 0, 100, NULL, 0,
+     "Answer 503 (nothing queued) while Redis uses this share of its maxmemory or more, before Redis "
+     "itself refuses writes (read every second with INFO memory; 0 = off, and off without maxmemory)"},
     {"notify_errors", LDG_CFG_BOOL, CFG(notify_errors), "on", 0, 0, NULL, 0,
      "Publish accepted error-level logs on notifications:errors:<project_id>"},
     {"notify_critical", LDG_CFG_BOOL, CFG(notify_critical), "on", 0, 0, NULL, 0,
@@ -60,56 +71,72 @@ const struct ldg_cfg_key ldg_ingest_cfg_keys[] = {
  * group reads (two groups of one project, keys with different limits, still count exactly); the
  * accepted logs of a group become ONE stream entry (fields p, n, m: n MessagePack logs back to
  * back). Per group, what is the same for all its requests is sent once.
- * KEYS: stream, then per group queue_depth:<pid>, usage:<pid>:<day> and the gateway's two
- * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS).
+ * KEYS: stream, then per group queue_depth:<pid>, usage:<pid>:<day>, the gateway's two
+ * rate-limit windows (ratelimit:<pid>:min:<m>, ratelimit:<pid>:hour:<h>; LDG_ROUTE_OWN_LIMITS) and
+ * queue_bytes:<pid> (the MessagePack bytes queued, decremented by the storage role's ack script).
  * ARGV: number of groups, then per group: its number of requests c, max_depth, quota, pid, minute
- * limit, hour limit, then c pairs (n, the n logs).
- * Checks per request in the gateway's order: rate limits (every request counts), daily quota,
- * then queue depth. Returns 4 integers per request, groups in order: code, value, minute count,
- * hour count; code -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth)
- * or n (queued).
+ * limit, hour limit, max_bytes, then c quadruples (n, the n logs, idempotency key, answer): the key is
+ * idem:<pid>:<Idempotency-Key> or "" without one; answer is what a repeat gets ("<status>\n
+ * <content type>\n<body>").
+ * Checks per request in the gateway's order: rate limits (every request counts), then a request
+ * whose key holds an answer (set by an earlier call, or by an earlier request of this one) is a
+ * repeat: nothing is queued or counted in the quota, and its value is that answer; then daily
+ * quota, then queue depth and bytes. The answer is SET (EX 86400) right after the group's XADD, in the same
+ * script: a key is set if and only if its logs were queued. Returns 4 values per request, groups
+ * in order: code, value, minute count, hour count; code -4 (repeat; value = the stored answer, a
+ * string), -3 (rate limited), -2 (quota; value = usage), -1 (queue full; value = depth) or n
+ * (queued).
  */
 static const char enqueue_lua[] =
-    "local out, o, a = {}, 0, 2\n"
+    "local out, o, a, seen = {}, 0, 2, {}\n"
     "for g = 0, tonumber(ARGV[1]) - 1 do\n"
-    "  local q = 2 + 4 * g\n"
-    "  local dk, uk, mk, hk = KEYS[q], KEYS[q + 1], KEYS[q + 2], KEYS[q + 3]\n"
+    "  local q = 2 + 5 * g\n"
+    "  local dk, uk, mk, hk, bk = KEYS[q], KEYS[q + 1], KEYS[q + 2], KEYS[q + 3], KEYS[q + 4]\n"
     "  local c, maxd, quota, pid = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + "
     "3]\n"
-    "  local ml, hl = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
-    "  a = a + 6\n"
+    "  local ml, hl, maxb = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])\n"
+    "  a = a + 7\n"
     "  local mc0 = tonumber(redis.call('GET', mk) or '0')\n"
     "  local hc0 = tonumber(redis.call('GET', hk) or '0')\n"
-    "  local mc, hc, acc, m = mc0, hc0, 0, {}\n"
-    "  local usage0, usage, depth\n"
+    "  local mc, hc, acc, m, sets = mc0, hc0, 0, {}, {}\n"
+    "  local usage0, usage, depth, qb, accb\n"
     "  for i = 1, c do\n"
     "    local n = tonumber(ARGV[a])\n"
     "    mc, hc = mc + 1, hc + 1\n"
-    "    local code, v = n, 0\n"
+    "    local code, v, ik = n, 0, ARGV[a + 2]\n"
+    "    local prev = nil\n"
+    "    if ik ~= '' then prev = seen[ik] or redis.call('GET', ik) end\n"
     "    if mc > ml or hc > hl then\n"
     "      code = -3\n"
+    "    elseif prev then\n"
+    "      code, v = -4, prev\n"
     "    else\n"
     "      if usage == nil then\n"
     "        usage0 = tonumber(redis.call('GET', uk) or '0')\n"
     "        usage, depth = usage0, tonumber(redis.call('GET', dk) or '0')\n"
+    "        qb, accb = tonumber(redis.call('GET', bk) or '0'), 0\n"
     "      end\n"
     "      if quota > 0 and usage + n > quota then\n"
     "        code, v = -2, usage\n"
-    "      elseif depth + n > maxd then\n"
+    "      elseif depth + n > maxd or qb + #ARGV[a + 1] > maxb then\n"
     "        code, v = -1, depth\n"
     "      else\n"
     "        usage, depth, acc = usage + n, depth + n, acc + n\n"
+    "        qb, accb = qb + #ARGV[a + 1], accb + #ARGV[a + 1]\n"
     "        m[#m + 1] = ARGV[a + 1]\n"
+    "        if ik ~= '' then seen[ik] = ARGV[a + 3]; sets[#sets + 1] = ik; sets[#sets + 1] = ARGV[a + 3] end\n"
     "      end\n"
     "    end\n"
     "    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = code, v, mc, hc\n"
-    "    o, a = o + 4, a + 2\n"
+    "    o, a = o + 4, a + 4\n"
     "  end\n"
     "  if acc > 0 then\n"
     "    redis.call('XADD', KEYS[1], '*', 'p', pid, 'n', acc, 'm', table.concat(m))\n"
     "    redis.call('INCRBY', dk, acc)\n"
+    "    redis.call('INCRBY', bk, accb)\n"
     "    redis.call('INCRBY', uk, acc)\n"
     "    if usage0 == 0 then redis.call('EXPIRE', uk, " USAGE_TTL_S ") end\n"
+    "    for i = 1, #sets, 2 do redis.call('SET', sets[i], sets[i + 1], 'EX', " IDEM_TTL_S ") end\n"
     "  end\n"
     "  redis.call('INCRBY', mk, c)\n"
     "  if mc0 == 0 then redis.call('EXPIRE', mk, 60) end\n"
@@ -123,6 +150,8 @@ static struct {
     size_t stream_len;
     char max_s[24]; /* queue_max_depth, as the script's argument */
     size_t max_len;
+    char maxb_s[24]; /* queue_max_bytes */
+    size_t maxb_len;
     int index; /* in ldg_roles: role_state of each worker */
     struct ldg_redis_script enqueue;
 } G;
@@ -236,11 +265,19 @@ struct iw {
     struct ldg_list pending;
     size_t npending, pending_bytes;
     bool stopping, closed;
+    /* Redis memory guard: INFO memory every MEM_CHECK_MS */
+    uv_timer_t mem_timer;
+    bool mem_high;     /* used_memory >= redis_memory_high_pct of maxmemory at the last check */
+    bool mem_inflight; /* an INFO is in flight: its callback owns iw if the worker is freed first */
+    bool orphan;       /* freed by the worker: the INFO callback frees iw */
+    unsigned open_handles;
 };
+
+#define MEM_CHECK_MS 1000
 
 /* What a group of a flight sends once for all its requests (its lead's values). */
 struct group_args {
-    char depth_key[48], usage_key[64], count[24], quota[24], pid[24], min[24], hour[24];
+    char depth_key[48], bytes_key[48], usage_key[64], count[24], quota[24], pid[24], min[24], hour[24];
 };
 
 /* One script call for n requests; heap, owned by the call until its reply. */
@@ -258,6 +295,7 @@ struct flight {
 
 static void enqueue_free(struct enqueue *e)
 {
+    ldg_buf_free(&e->answer);
     ldg_buf_free(&e->errors);
     ldg_buf_free(&e->mp);
     ldg_buf_free(&e->notes);
@@ -311,14 +349,34 @@ static void log_redis_problem(const struct ldg_req *req, size_t n, const char *w
     ldg_log_error(ctx, "ingest Redis call failed: %s", what);
 }
 
-/* The script's verdict for one request of a flight. */
-static void finish_one(struct enqueue *e, long long code, long long v, long long mc, long long hc)
+/* A repeat of an Idempotency-Key: the stored first answer, as it was. */
+static void replay(struct ldg_req *req, const char *a, size_t len)
+{
+    const char *nl1 = memchr(a, '\n', len);
+    const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', len - (size_t)(nl1 + 1 - a)) : NULL;
+    char type[96];
+    if (!nl2 || (size_t)(nl2 - nl1 - 1) >= sizeof type) {
+        ldg_log_error(NULL, "ingest: malformed stored idempotent answer (%zu bytes)", len);
+        ldg_req_error(req, 500, "Internal server error");
+        return;
+    }
+    memcpy(type, nl1 + 1, (size_t)(nl2 - nl1 - 1));
+    type[nl2 - nl1 - 1] = '\0';
+    ldg_req_add_header(req, "Idempotent-Replayed", "true");
+    ldg_req_respond(req, atoi(a), type, nl2 + 1, len - (size_t)(nl2 + 1 - a));
+}
+
+/* The script's verdict for one request of a flight (`stored`: the answer of a repeat). */
+static void finish_one(struct enqueue *e, long long code, long long v, long long mc, long long hc,
+                       const struct redisReply *stored)
 {
     struct ldg_req *req = e->req;
     if (ldg_gateway_ratelimit_verdict(req, &e->rl, mc, hc)) {
         /* 429 answered: nothing queued */
         if (e->after)
             e->after(e, false);
+    } else if (code == -4) {
+        replay(req, stored->str, stored->len);
     } else if (code == -1) {
         answer_503(req, "Service temporarily unavailable - queue full", 5);
         if (e->after)
@@ -349,13 +407,16 @@ static void finish_one(struct enqueue *e, long long code, long long v, long long
     }
 }
 
-static bool integers(const struct redisReply *reply, size_t n)
+/* n verdicts of 4 integers, but the value of a repeat (code -4) a string. */
+static bool verdicts(const struct redisReply *reply, size_t n)
 {
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+    for (size_t i = 0; i < 4 * n; i++) {
+        int want = i % 4 == 1 && reply->element[i - 1]->integer == -4 ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER;
+        if (reply->element[i]->type != want)
             return false;
+    }
     return true;
 }
 
@@ -369,10 +430,18 @@ static void flight_end(struct flight *f)
     free(f);
 }
 
-static void flight_fail(struct flight *f)
+/* The 503 of a call that was never sent (nothing queued), or of one whose outcome is unknown: a
+ * reply lost or timed out after the call was sent, or a script error after earlier groups of the
+ * call were queued (Redis does not undo a script's writes). */
+#define DETAIL_NOT_QUEUED "Service temporarily unavailable"
+#define DETAIL_UNKNOWN                                                                                       \
+    "Service temporarily unavailable - outcome unknown: the logs may have been queued; retry with the "      \
+    "same Idempotency-Key to have them stored once"
+
+static void flight_fail(struct flight *f, const char *detail)
 {
     for (size_t i = 0; i < f->n; i++) {
-        answer_503(f->e[i]->req, "Service temporarily unavailable", 1);
+        answer_503(f->e[i]->req, detail, 1);
         if (f->e[i]->after)
             f->e[i]->after(f->e[i], false);
     }
@@ -385,24 +454,28 @@ static void on_flight_reply(struct ldg_redis *r, struct redisReply *reply, void 
     struct flight *f = ud;
     if (!reply) {
         log_redis_problem(f->e[0]->req, f->n, "no reply (connection lost or timed out)");
-        flight_fail(f);
+        flight_fail(f, DETAIL_UNKNOWN);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         if (!f->retried && ldg_redis_noscript(reply)) {
             f->retried = true;
             if (send_flight(f, true) < 0)
-                flight_fail(f);
+                flight_fail(f, DETAIL_NOT_QUEUED);
             /* else the EVAL's callback finishes */
         } else {
             log_redis_problem(f->e[0]->req, f->n, reply->str);
-            flight_fail(f);
+            /* refused before running (OOM with noeviction, BUSY): nothing written */
+            bool refused = strncmp(reply->str, "OOM", 3) == 0 || strncmp(reply->str, "BUSY", 4) == 0;
+            flight_fail(f, refused ? DETAIL_NOT_QUEUED : DETAIL_UNKNOWN);
         }
-    } else if (!integers(reply, 4 * f->n)) {
+    } else if (!verdicts(reply, f->n)) {
         log_redis_problem(f->e[0]->req, f->n, "unexpected script reply");
-        flight_fail(f);
+        flight_fail(f, DETAIL_UNKNOWN);
     } else {
         for (size_t i = 0; i < f->n; i++) {
             struct redisReply **v = reply->element + 4 * i;
-            finish_one(f->e[i], v[0]->integer, v[1]->integer, v[2]->integer, v[3]->integer);
+            bool rep = v[0]->integer == -4;
+            finish_one(f->e[i], v[0]->integer, rep ? 0 : v[1]->integer, v[2]->integer, v[3]->integer,
+                       rep ? v[1] : NULL);
         }
         flight_end(f);
     }
@@ -427,6 +500,8 @@ static void group_args_fill(struct group_args *ga, const struct enqueue *lead, s
     size_t plen = ldg_str_i64(ga->pid, lead->project_id);
     memcpy(ga->depth_key, "queue_depth:", 12);
     memcpy(ga->depth_key + 12, ga->pid, plen + 1);
+    memcpy(ga->bytes_key, "queue_bytes:", 12);
+    memcpy(ga->bytes_key + 12, ga->pid, plen + 1);
     time_t t = (time_t)(lead->day * 86400);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -466,7 +541,7 @@ static void flush_pending(struct iw *iw)
         arrived[j++] = e;
     }
     LDG_ASSERT(j == n);
-    int argc = 3 + 1 + 4 * (int)ngroups + 1 + 6 * (int)ngroups + 2 * (int)n;
+    int argc = 3 + 1 + 5 * (int)ngroups + 1 + 7 * (int)ngroups + 4 * (int)n;
     struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->ga[0] +
                                   (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
     iw->npending = 0;
@@ -479,7 +554,7 @@ static void flush_pending(struct iw *iw)
     f->argv = (const char **)(f->ga + ngroups);
     f->argl = (size_t *)(f->argv + argc);
     ldg_str_i64(f->k_s, (int64_t)ngroups);
-    ldg_str_i64(f->numkeys_s, 1 + 4 * (int64_t)ngroups);
+    ldg_str_i64(f->numkeys_s, 1 + 5 * (int64_t)ngroups);
     const char **argv = f->argv;
     size_t *argl = f->argl;
     int i = 2;
@@ -493,6 +568,7 @@ static void flush_pending(struct iw *iw)
         SARG(f->ga[g].usage_key);
         SARG(lead[g]->rl.min_key);
         SARG(lead[g]->rl.hour_key);
+        SARG(f->ga[g].bytes_key);
     }
     SARG(f->k_s);
     size_t k = 0;
@@ -504,6 +580,7 @@ static void flush_pending(struct iw *iw)
         SARG(ga->pid);
         SARG(ga->min);
         SARG(ga->hour);
+        ARG(G.maxb_s, G.maxb_len);
         for (j = 0; j < n; j++) {
             if (group_of[j] != g)
                 continue;
@@ -511,6 +588,8 @@ static void flush_pending(struct iw *iw)
             f->e[k++] = e;
             SARG(e->n_s);
             ARG(ldg_buf_head(&e->mp), ldg_buf_size(&e->mp));
+            SARG(e->idem);
+            ARG(ldg_buf_size(&e->answer) ? ldg_buf_head(&e->answer) : "", ldg_buf_size(&e->answer));
         }
     }
 #undef SARG
@@ -518,7 +597,7 @@ static void flush_pending(struct iw *iw)
     LDG_ASSERT(i == argc && k == n);
     if (send_flight(f, false) < 0) {
         log_redis_problem(f->e[0]->req, n, "not connected, or too many commands in flight");
-        flight_fail(f);
+        flight_fail(f, DETAIL_NOT_QUEUED);
     }
 }
 
@@ -532,6 +611,50 @@ static struct iw *iw_of(const struct ldg_req *req)
     return req->w->role_state[G.index];
 }
 
+/* ---- Idempotency-Key ----------------------------------------------------------------------------- */
+
+int ldg__ingest_idem_read(struct ldg_req *req, int64_t project_id, char *out, size_t cap)
+{
+    out[0] = '\0';
+    struct ldg_str k = ldg_req_header(req, "Idempotency-Key");
+    if (!k.p)
+        return 0;
+    bool ok = k.n >= 1 && k.n <= IDEM_KEY_MAX;
+    for (size_t i = 0; ok && i < k.n; i++)
+        ok = (unsigned char)k.p[i] > 0x20 && (unsigned char)k.p[i] < 0x7f;
+    int n = ok ? snprintf(out, cap, "idem:%" PRId64 ":%.*s", project_id, (int)k.n, k.p) : -1;
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = '\0';
+        answer_early_error(req, 400, "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters");
+        return -1;
+    }
+    return 0;
+}
+
+void ldg__ingest_idem_answer(struct enqueue *e, const char *key, int status, const char *type, const void *body,
+                             size_t len)
+{
+    if (!key[0])
+        return;
+    snprintf(e->idem, sizeof e->idem, "%s", key);
+    char head[128];
+    int n = snprintf(head, sizeof head, "%d\n%s\n", status, type);
+    ldg_buf_reset(&e->answer);
+    ldg_buf_put(&e->answer, head, (size_t)n);
+    ldg_buf_put(&e->answer, body, len);
+}
+
+/* v1: the 202 the request gets if its logs are queued. */
+static void idem_accepted(struct enqueue *e, const char *key)
+{
+    if (!key[0])
+        return;
+    struct ldg_buf b;
+    accepted_body(e, &b);
+    ldg__ingest_idem_answer(e, key, 202, "application/json", ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+}
+
 /* Queue e (e->accepted > 0) for the next flight. Takes over e's buffers. */
 static void enqueue_start(struct enqueue *e)
 {
@@ -542,7 +665,14 @@ static void enqueue_start(struct enqueue *e)
     ldg_gateway_ratelimit_keys(req, &e->rl);
     if (!ldg_redis_connected(req->w->redis)) {
         enqueue_free(e);
-        answer_503(req, "Service temporarily unavailable", 1);
+        answer_503(req, DETAIL_NOT_QUEUED, 1);
+        if (e->after)
+            e->after(e, false);
+        return;
+    }
+    if (iw->mem_high) {
+        enqueue_free(e);
+        answer_503(req, "Service temporarily unavailable - queue full", 5);
         if (e->after)
             e->after(e, false);
         return;
@@ -565,8 +695,10 @@ static struct enqueue *enqueue_new(struct ldg_req *req, const struct ldg_princip
     e->req = req;
     e->project_id = p->project_id;
     e->quota = p->daily_quota;
+    e->retention_days = p->retention_days;
     e->batch = batch;
     ldg_buf_init(&e->errors);
+    ldg_buf_init(&e->answer);
     ldg_buf_init(&e->mp);
     ldg_buf_init(&e->notes);
     e->note_off = ldg_arena_alloc(&req->arena, (max_logs + 1) * sizeof *e->note_off);
@@ -581,13 +713,22 @@ static void reserve_mp(struct enqueue *e)
     (void)ldg_buf_reserve(&e->mp, ldg_buf_size(&e->req->body) + 64, 0);
 }
 
-/* Validate one log object; on success encode it into e. Returns 0 or -EINVAL with err filled. */
+/* Validate one log object; on success encode it into e. Returns 0 or -EINVAL with err filled.
+ * Besides the log's own rules, its timestamp must fall in the accepted window: not older than the
+ * project's retention (it would be deleted at once, and would need a partition far in the past)
+ * and not more than max_future_skew_ms ahead. */
 static int add_log(struct enqueue *e, const cJSON *obj, int64_t now_us, char *err, size_t errlen)
 {
     struct ldg_log l;
     int rc = ldg_logentry_parse(obj, e->project_id, now_us, &e->req->arena, &l, err, errlen);
     if (rc < 0)
         return rc;
+    if (e->retention_days > 0 && l.ts_us < now_us - e->retention_days * INT64_C(86400000000))
+        return ldg_json_fail(err, errlen, "Timestamp is older than the project's retention of %" PRId64 " days",
+                             e->retention_days);
+    if (l.ts_us > now_us + G.cfg->max_future_skew_ms * INT64_C(1000))
+        return ldg_json_fail(err, errlen, "Timestamp cannot be more than %" PRId64 " ms in the future",
+                             G.cfg->max_future_skew_ms);
     if (ldg_logcodec_encode(&l, &e->mp) < 0)
         return ldg_json_fail(err, errlen, "Field 'attributes' is nested too deeply");
     e->accepted++;
@@ -606,6 +747,9 @@ static void handle_single(struct ldg_req *req)
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
         return;
+    char idem[IDEM_KEY_MAX + 48];
+    if (ldg__ingest_idem_read(req, p->project_id, idem, sizeof idem) < 0)
+        return;
     struct body_tree tree;
     cJSON *root = body_object(req, &tree);
     if (!root)
@@ -621,6 +765,7 @@ static void handle_single(struct ldg_req *req)
         answer_early_error(req, 400, detail);
         return;
     }
+    idem_accepted(e, idem);
     enqueue_start(e);
 }
 
@@ -628,6 +773,9 @@ static void handle_batch(struct ldg_req *req)
 {
     const struct ldg_principal *p = api_key_principal(req);
     if (!p)
+        return;
+    char idem[IDEM_KEY_MAX + 48];
+    if (ldg__ingest_idem_read(req, p->project_id, idem, sizeof idem) < 0)
         return;
     struct body_tree tree;
     cJSON *root = body_object(req, &tree);
@@ -676,6 +824,7 @@ static void handle_batch(struct ldg_req *req)
         enqueue_free(e);
         return;
     }
+    idem_accepted(e, idem);
     enqueue_start(e);
 }
 
@@ -740,10 +889,49 @@ static int ingest_init_global(const struct ldg_config *c, const void *cfg)
     G.cfg = cfg;
     G.stream_len = strlen(G.cfg->stream);
     G.max_len = ldg_str_i64(G.max_s, G.cfg->queue_max_depth);
+    G.maxb_len = ldg_str_i64(G.maxb_s, G.cfg->queue_max_bytes);
     G.index = ldg_role_index("ingest");
     LDG_ASSERT(G.index >= 0);
     ldg_redis_script_init(&G.enqueue, enqueue_lua);
     return 0;
+}
+
+/* "name:<digits>" in an INFO text; -1 if absent. */
+static long long info_field(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == text || p[-1] == '\n') && p[n] == ':')
+            return strtoll(p + n + 1, NULL, 10);
+    return -1;
+}
+
+static void on_mem_info(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    struct iw *iw = ud;
+    iw->mem_inflight = false;
+    if (iw->orphan) {
+        free(iw);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_STRING)
+        return; /* unknown: keep the last verdict */
+    long long used = info_field(reply->str, "used_memory"), max = info_field(reply->str, "maxmemory");
+    bool high = max > 0 && used >= 0 && (double)used * 100.0 >= (double)max * (double)G.cfg->redis_memory_high_pct;
+    if (high != iw->mem_high)
+        ldg_log_warn(NULL, "ingest: Redis memory %lld of maxmemory %lld: %s", used, max,
+                     high ? "answering 503 until it falls" : "accepting again");
+    iw->mem_high = high;
+}
+
+static void on_mem_timer(uv_timer_t *t)
+{
+    struct iw *iw = t->data;
+    if (iw->mem_inflight || !ldg_redis_connected(iw->w->redis))
+        return;
+    if (ldg_redis_command(iw->w->redis, on_mem_info, iw, "INFO memory") == 0)
+        iw->mem_inflight = true;
 }
 
 static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -754,6 +942,11 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     ldg_list_init(&iw->pending);
     uv_check_init(&w->loop, &iw->flush);
     iw->flush.data = iw;
+    uv_timer_init(&w->loop, &iw->mem_timer);
+    iw->mem_timer.data = iw;
+    iw->open_handles = 2;
+    if (G.cfg->redis_memory_high_pct > 0)
+        uv_timer_start(&iw->mem_timer, on_mem_timer, 0, MEM_CHECK_MS);
     *state = iw;
     return 0;
 }
@@ -761,7 +954,8 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
 static void on_flush_closed(uv_handle_t *h)
 {
     struct iw *iw = h->data;
-    iw->closed = true;
+    if (--iw->open_handles == 0)
+        iw->closed = true;
 }
 
 /* Pending requests leave now; later ones (connections finishing while the worker drains) are
@@ -775,6 +969,7 @@ static void ingest_stop_worker(struct ldg_worker *w, void *state)
     flush_pending(iw);
     iw->stopping = true;
     uv_close((uv_handle_t *)&iw->flush, on_flush_closed);
+    uv_close((uv_handle_t *)&iw->mem_timer, on_flush_closed);
 }
 
 static bool ingest_drained(const struct ldg_worker *w, const void *state)
@@ -790,6 +985,10 @@ static void ingest_free_worker(struct ldg_worker *w, void *state)
     struct iw *iw = state;
     if (!iw->closed) {
         ldg_log_error("role=ingest", "flush handle still open at exit; its state is left");
+        return;
+    }
+    if (iw->mem_inflight) {
+        iw->orphan = true; /* the INFO callback (NULL when Redis closes) frees it */
         return;
     }
     free(iw);

@@ -28,13 +28,32 @@
 /* The [ingest] section. */
 struct ldg_ingest_cfg {
     int64_t queue_max_depth;      /* per project: queued-but-not-stored logs before 503 */
+    int64_t queue_max_bytes;      /* per project: queued-but-not-stored MessagePack bytes before 503 */
     char *stream;                 /* Redis Stream key of the queue */
     int64_t max_batch_body_bytes; /* body limit of POST /ingest/batch and /single */
+    int64_t max_future_skew_ms;   /* timestamps later than now + this are rejected per log */
+    int64_t redis_memory_high_pct; /* 503 while Redis used_memory >= this % of maxmemory (0 = off) */
     bool notify_errors;           /* publish error-level logs */
     bool notify_critical;         /* publish critical-level logs */
 };
 
 extern const struct ldg_cfg_key ldg_ingest_cfg_keys[];
+
+/*
+ * Idempotency-Key (docs/ingest.md "Idempotent retries"), for every ingest route of the role (v1 and
+ * OTLP). Internal to the role; worker thread.
+ *   ldg__ingest_idem_read: the request's header as the Redis key idem:<pid>:<key> into out (cap >=
+ *     255 + 48), "" without the header; -1 after answering 400 (not 1..255 printable ASCII).
+ *   ldg__ingest_idem_answer: with a key, the answer the request gets if its logs are queued (status,
+ *     content type, body): the enqueue script stores it atomically with the XADD, for 24 hours, and
+ *     any later request with the key gets it back (header Idempotent-Replayed: true) and queues
+ *     nothing. Call before starting the enqueue.
+ */
+struct ldg_req;
+struct enqueue;
+int ldg__ingest_idem_read(struct ldg_req *req, int64_t project_id, char *out, size_t cap);
+void ldg__ingest_idem_answer(struct enqueue *e, const char *key, int status, const char *type, const void *body,
+                             size_t len);
 extern const struct ldg_role ldg_role_ingest;
 
 #endif

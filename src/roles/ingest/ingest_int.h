@@ -21,10 +21,13 @@
 #include "roles/ingest/ingest.h"
 
 /* One request's accepted logs on their way to the queue; in req->arena. */
+/* Longest Idempotency-Key header value accepted. */
+#define IDEM_KEY_MAX 255
+
 struct enqueue {
     struct ldg_list_node link; /* in iw.pending */
     struct ldg_req *req;
-    int64_t project_id, quota;
+    int64_t project_id, quota, retention_days;
     bool batch;
     int otlp; /* 0: a v1 route; else 1 + enum ldg_otlp_encoding of the request */
     size_t accepted, rejected;
@@ -42,6 +45,8 @@ struct enqueue {
      * quota: then accepted is 0 and errors holds the message); publish_notes follows. */
     void (*after)(struct enqueue *e, bool ok);
     void *after_ud;
+    char idem[IDEM_KEY_MAX + 48]; /* "idem:<pid>:<Idempotency-Key>", or "" without the header */
+    struct ldg_buf answer;        /* with a key: what a repeat gets ("<status>\n<type>\n<body>") */
 };
 
 /* The API-key principal, or NULL after answering 403. */

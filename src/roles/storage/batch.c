@@ -207,6 +207,7 @@ int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char 
     b->e[first].first = true;
     int64_t n = nfield ? parse_pid(nfield, nlen) : 1;
     b->e[first].depth_n = n > 0 && n <= UINT32_MAX ? (uint32_t)n : (uint32_t)(b->n - first);
+    b->e[first].depth_bytes = mlen <= UINT32_MAX ? (uint32_t)mlen : UINT32_MAX;
     return (int)(b->n - first);
 }
 
@@ -424,4 +425,30 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
     ldg_json_arr_end(&w);
     free(v);
     return groups;
+}
+
+enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *constraint)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return LDG_BATCH_FAIL_TRANSIENT;
+    if (!constraint)
+        constraint = "";
+    if (strcmp(sqlstate, "23505") == 0 && strstr(constraint, "queue_id"))
+        return LDG_BATCH_FAIL_DUPLICATE;
+    if (strcmp(sqlstate, "23514") == 0 && !*constraint)
+        return LDG_BATCH_FAIL_NO_PARTITION;
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0)
+        return LDG_BATCH_FAIL_DATA;
+    static const char *const transient[] = {"08", "40", "53", "55", "57", "58"};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        if (strncmp(sqlstate, transient[i], 2) == 0)
+            return LDG_BATCH_FAIL_TRANSIENT;
+    return LDG_BATCH_FAIL_PERSISTENT;
+}
+
+void ldg_batch_recheck(struct ldg_batch *b, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi && i < b->n; i++)
+        if (b->e[i].state == LDG_BATCH_PENDING)
+            b->e[i].maybe_stored = true;
 }

@@ -44,6 +44,7 @@ struct ldg_batch_entry {       /* one row */
     uint8_t sid_len;
     bool first;              /* first row of its stream entry */
     uint32_t depth_n;        /* first row: logs its entry counts in queue_depth (`n`, else 1) */
+    uint32_t depth_bytes;    /* first row: its entry's `m` size, counted in queue_bytes */
     int64_t depth_pid;       /* the entry's `p` field (whose queue depth it counts in); 0 = none */
     size_t raw_off, raw_len; /* its MessagePack bytes in `raw` */
     bool maybe_stored;       /* delivered before (pending list or claimed): check for its row */
@@ -136,5 +137,31 @@ size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ld
  * The sample fields come from the group's earliest log. Returns the number of groups (0: "[]").
  */
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out);
+
+/*
+ * What a failed statement of the storage transaction means (SQLSTATE, and the constraint the server
+ * named, "" if none):
+ *   DUPLICATE     23505 on the queue-id key (a constraint whose name holds "queue_id"): some rows
+ *                 of the range were committed by another transaction: look them up, write the rest
+ *   NO_PARTITION  23514 naming no constraint: "no partition of relation ... found for row" (a CHECK
+ *                 violation names its constraint)
+ *   DATA          any other class 22 (data exception) or 23 (integrity constraint): the rows are bad
+ *   TRANSIENT     the server or the connection, not the rows: 08 connection, 40 rollback (deadlock,
+ *                 serialization), 53 resources, 55 object state (lock not available), 57 operator
+ *                 intervention (shutdown, cancel), 58 system error; and failures without a SQLSTATE
+ *   PERSISTENT    anything else (42 a missing column, 54 a program limit, XX internal, ...): retried
+ *                 a bounded number of times, then treated like DATA
+ */
+enum ldg_batch_failure {
+    LDG_BATCH_FAIL_TRANSIENT,
+    LDG_BATCH_FAIL_PERSISTENT,
+    LDG_BATCH_FAIL_DATA,
+    LDG_BATCH_FAIL_NO_PARTITION,
+    LDG_BATCH_FAIL_DUPLICATE,
+};
+enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *constraint);
+
+/* Mark the PENDING entries of [lo, hi) maybe_stored (to be looked up before the next COPY). */
+void ldg_batch_recheck(struct ldg_batch *b, size_t lo, size_t hi);
 
 #endif

@@ -35,38 +35,48 @@
  * batch_max_logs and batch_max_bytes. A new consumer assumes full 1000-log entries. */
 #define READ_COUNT_MAX 200
 #define ROWS_PER_ENTRY_START 1000
+/* ... and the bytes of an entry: a full coalesced flight (ingest COALESCE_BYTES) */
+#define BYTES_PER_ENTRY_START (1024 * 1024)
 
 /*
- * Acknowledge a batch. KEYS: stream, dead-letter stream, queue_depth:<pid>...
- * ARGV: group, dead-letter max length, consumer, then per entry: id, depth key index (0 = none),
- * logs it counts in that depth, its p field, the number of dead rows, and per dead row its queue
- * id, reason and MessagePack bytes. An entry is counted (XDEL, depth decremented, rows
- * dead-lettered) only when its XACK acknowledged it, so a second ack of the same entry changes
- * nothing.
+ * Acknowledge a batch. KEYS: stream, dead-letter stream, queue_depth:<pid>... then as many
+ * queue_bytes:<pid> in the same order. ARGV: group, dead-letter max length, consumer, then per
+ * entry: id, depth key index (0 = none; its bytes key is that plus the number of projects), logs
+ * it counts in that depth, bytes it counts in queue_bytes, its p field, the number of dead rows,
+ * and per dead row its queue id, reason and MessagePack bytes. An entry is counted (XDEL, depth
+ * decremented, rows dead-lettered) only when it is pending in the group (what XACK acknowledges),
+ * so a second ack of the same entry changes nothing. The counters and dead letters are written
+ * before XACK/XDEL: those are the writes Redis refuses when it is out of memory (noeviction), and
+ * it refuses the first one, so a refused ack changes nothing and the counters cannot drift.
  */
 static const char ack_lua[] =
-    "local dec = {}\n"
-    "local n = 0\n"
+    "local dec, np, ids, dead = {}, (#KEYS - 2) / 2, {}, {}\n"
     "local i = 4\n"
     "while i <= #ARGV do\n"
-    "  local id, k, cnt, p, nd = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3],\n"
-    "                            tonumber(ARGV[i + 4])\n"
-    "  i = i + 5\n"
-    "  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then\n"
-    "    for d = i, i + 3 * (nd - 1), 3 do\n"
-    "      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[d], 'reason', ARGV[d + 1],\n"
-    "                 'consumer', ARGV[3], 'p', p, 'm', ARGV[d + 2])\n"
-    "    end\n"
-    "    redis.call('XDEL', KEYS[1], id)\n"
-    "    if k > 0 then dec[k] = (dec[k] or 0) + cnt end\n"
-    "    n = n + 1\n"
+    "  local id, k, cnt, nb, p = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),\n"
+    "                            ARGV[i + 4]\n"
+    "  local nd = tonumber(ARGV[i + 5])\n"
+    "  i = i + 6\n"
+    "  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) > 0 then\n"
+    "    ids[#ids + 1] = id\n"
+    "    if k > 0 then dec[k], dec[k + np] = (dec[k] or 0) + cnt, (dec[k + np] or 0) + nb end\n"
+    "    for d = i, i + 3 * (nd - 1), 3 do dead[#dead + 1] = {d, p} end\n"
     "  end\n"
     "  i = i + 3 * nd\n"
     "end\n"
     "for k, c in pairs(dec) do\n"
     "  if redis.call('DECRBY', KEYS[k], c) < 0 then redis.call('SET', KEYS[k], 0) end\n"
     "end\n"
-    "return n\n";
+    "for _, x in ipairs(dead) do\n"
+    "  local d = x[1]\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[d], 'reason', ARGV[d + 1],\n"
+    "             'consumer', ARGV[3], 'p', x[2], 'm', ARGV[d + 2])\n"
+    "end\n"
+    "for _, id in ipairs(ids) do\n"
+    "  redis.call('XACK', KEYS[1], ARGV[1], id)\n"
+    "  redis.call('XDEL', KEYS[1], id)\n"
+    "end\n"
+    "return #ids\n";
 
 /*
  * Renew the lease of entries. KEYS: stream. ARGV: group, consumer, ids... Entries still pending
@@ -111,6 +121,7 @@ void ldg__storage_fail(struct ldg__storage_consumer *c, const char *fmt, ...)
     vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
     va_end(ap);
     c->stats.failures++;
+    ldg_stat_add(&c->w->stats.store_failures, 1);
     ldg_log_warn(c->ctx, "%s", c->last_error);
 }
 
@@ -224,6 +235,16 @@ static bool str_is(const redisReply *r, const char *s)
     return r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, s, n) == 0;
 }
 
+/* Is the stream entry `id` in the batch already? (Linear: only asked for claimed and re-read
+ * entries, which are rare.) */
+static bool in_batch(const struct ldg_batch *b, const char *id, size_t len)
+{
+    for (size_t i = 0; i < b->n; i = ldg_batch_entry_end(b, i))
+        if (b->e[i].sid_len == len && memcmp(b->e[i].id, id, len) == 0)
+            return true;
+    return false;
+}
+
 /* Add one [id, [field, value...] | nil] element; returns false for a malformed element. */
 static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool maybe_stored)
 {
@@ -250,6 +271,8 @@ static bool add_entry(struct ldg__storage_consumer *c, const redisReply *e, bool
         }
     } else if (f->type != REDIS_REPLY_NIL)
         return false;
+    if (c->source != LDG_STORAGE_NEW && in_batch(&c->batch, id->str, id->len))
+        return true; /* claimed or re-read while already held: once per batch (one row per queue id) */
     if (c->batch.n == 0)
         c->batch_first_ms = now_ms(c);
     if (ldg_batch_add(&c->batch, id->str, id->len, p, pn, n, nn, m, mn, maybe_stored) < 0)
@@ -271,7 +294,7 @@ static long add_entries(struct ldg__storage_consumer *c, const redisReply *list,
         return -1;
     if (list->elements > 0 && c->batch.n == 0)
         c->lease_ms = c->source == LDG_STORAGE_OWN ? 0 : c->read_sent_ms;
-    size_t rows = c->batch.n;
+    size_t rows = c->batch.n, bytes = c->batch.payload_bytes;
     for (size_t i = 0; i < list->elements; i++)
         if (!add_entry(c, list->element[i], maybe_stored))
             return -1;
@@ -279,6 +302,9 @@ static long add_entries(struct ldg__storage_consumer *c, const redisReply *list,
         size_t mean = (c->batch.n - rows + list->elements - 1) / list->elements;
         c->rows_per_entry = LDG_MAX(mean, c->rows_per_entry / 2);
         c->rows_per_entry = LDG_MAX(c->rows_per_entry, (size_t)1);
+        mean = (c->batch.payload_bytes - bytes + list->elements - 1) / list->elements;
+        c->bytes_per_entry = LDG_MAX(mean, c->bytes_per_entry / 2);
+        c->bytes_per_entry = LDG_MAX(c->bytes_per_entry, (size_t)1);
     }
     return (long)list->elements;
 }
@@ -289,12 +315,17 @@ static bool batch_full(const struct ldg__storage_consumer *c)
            c->batch.payload_bytes >= (size_t)cfg()->batch_max_bytes;
 }
 
-/* Entries to ask for: the batch's room in rows over the estimate of rows per entry, at least 1 (a
- * batch can go over batch_max_logs by up to one entry's logs less one). */
+/* Entries to ask for: the batch's room in rows over the estimate of rows per entry, and its room
+ * in bytes over the estimate of bytes per entry, whichever is less; at least 1 (a batch can go over
+ * batch_max_logs by up to one entry's logs less one, and over batch_max_bytes by one entry, which
+ * ingest bounds: one flight's logs of one project). */
 static size_t read_count(const struct ldg__storage_consumer *c)
 {
     size_t room = (size_t)cfg()->batch_max_logs - LDG_MIN(c->batch.n, (size_t)cfg()->batch_max_logs);
     size_t n = room / c->rows_per_entry;
+    size_t broom =
+        (size_t)cfg()->batch_max_bytes - LDG_MIN(c->batch.payload_bytes, (size_t)cfg()->batch_max_bytes);
+    n = LDG_MIN(n, broom / c->bytes_per_entry);
     return n < 1 ? 1 : n < READ_COUNT_MAX ? n : READ_COUNT_MAX;
 }
 
@@ -547,16 +578,18 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
         if (!seen)
             pids[npids++] = p;
     }
-    size_t argc = 3 + 2 + npids + 3 + 5 * nentries + 3 * ndead;
+    size_t argc = 3 + 2 + 2 * npids + 3 + 6 * nentries + 3 * ndead;
     const char **argv = ldg_malloc(argc * sizeof *argv);
     size_t *argl = ldg_malloc(argc * sizeof *argl);
     /* Numbers and key names go into one NUL-separated buffer first (it may move while growing);
      * pointers into it are taken after, in the same order. */
     struct ldg_buf *sb = &c->args;
     ldg_buf_reset(sb);
-    ldg_buf_printf(sb, "%zu%c", 2 + npids, 0);
+    ldg_buf_printf(sb, "%zu%c", 2 + 2 * npids, 0);
     for (size_t k = 0; k < npids; k++)
         ldg_buf_printf(sb, "queue_depth:%" PRId64 "%c", pids[k], 0);
+    for (size_t k = 0; k < npids; k++)
+        ldg_buf_printf(sb, "queue_bytes:%" PRId64 "%c", pids[k], 0);
     ldg_buf_printf(sb, "%" PRId64 "%c", cfg()->dead_letter_max_len, 0);
     for (size_t e = 0, end; e < b->n; e = end) {
         end = ldg_batch_entry_end(b, e);
@@ -566,7 +599,8 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
         if (b->e[e].depth_pid > 0)
             while (pids[k] != b->e[e].depth_pid)
                 k++;
-        ldg_buf_printf(sb, "%zu%c%" PRIu32 "%c", b->e[e].depth_pid > 0 ? k + 3 : 0, 0, b->e[e].depth_n, 0);
+        ldg_buf_printf(sb, "%zu%c%" PRIu32 "%c%" PRIu32 "%c", b->e[e].depth_pid > 0 ? k + 3 : 0, 0,
+                       b->e[e].depth_n, 0, b->e[e].depth_bytes, 0);
         if (b->e[e].depth_pid > 0)
             ldg_buf_printf(sb, "%" PRId64, b->e[e].depth_pid);
         ldg_buf_printf(sb, "%c%zu%c", 0, ldg_batch_count(b, e, end, LDG_BATCH_DEAD), 0);
@@ -580,7 +614,7 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
     NUM();
     ARG(ldg__storage.stream, strlen(ldg__storage.stream));
     ARG(cfg()->dead_letter_stream, strlen(cfg()->dead_letter_stream));
-    for (size_t k = 0; k < npids; k++)
+    for (size_t k = 0; k < 2 * npids; k++)
         NUM();
     ARG(cfg()->group, strlen(cfg()->group));
     NUM();
@@ -593,6 +627,7 @@ static int send_ack(struct ldg__storage_consumer *c, bool eval)
         ARG(b->e[e].id, b->e[e].sid_len);
         NUM(); /* depth key index */
         NUM(); /* logs counted */
+        NUM(); /* bytes counted */
         NUM(); /* p */
         NUM(); /* dead rows */
         for (size_t r = e; r < end; r++) {
@@ -626,6 +661,12 @@ static void batch_done(struct ldg__storage_consumer *c)
     c->stats.stored += stored;
     c->stats.duplicates += dup;
     c->stats.dead += dead;
+    struct ldg_stats *ws = &c->w->stats;
+    ldg_stat_add(&ws->store_stored, stored);
+    ldg_stat_add(&ws->store_duplicates, dup);
+    ldg_stat_add(&ws->store_dead, dead);
+    if (c->source != LDG_STORAGE_NEW)
+        ldg_stat_add(&ws->store_redelivered, b->n);
     if (dead)
         ldg_log_warn(c->ctx, "%zu entries dead-lettered to %s", dead, cfg()->dead_letter_stream);
     if (dup && c->source != LDG_STORAGE_NEW)
@@ -634,6 +675,7 @@ static void batch_done(struct ldg__storage_consumer *c)
     ldg_batch_reset(b);
     c->stored = false;
     c->lease_ms = 0;
+    c->failed_attempts = 0;
 }
 
 static void on_acked(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -785,6 +827,7 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
     c->redis = ldg_redis_new(&w->loop, &conf->redis, conf->redis_password, rname);
     ldg_batch_init(&c->batch);
     c->rows_per_entry = ROWS_PER_ENTRY_START;
+    c->bytes_per_entry = BYTES_PER_ENTRY_START;
     ldg_buf_init(&c->copy);
     ldg_buf_init(&c->groups);
     ldg_buf_init(&c->p_pids);
@@ -858,7 +901,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
                                   struct ldg_buf *out)
 {
     static const char *const states[] = {"idle", "redis", "storing", "closing", "closed"};
-    uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0;
+    uint64_t batches = 0, stored = 0, dup = 0, dead = 0, lost = 0, failures = 0, held = 0, conflicts = 0;
     bool retrying = false;
     const char *last_error = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -869,6 +912,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
         dead += c->stats.dead;
         lost += c->stats.lost;
         failures += c->stats.failures;
+        conflicts += c->stats.conflicts;
         held += c->batch.n;
         retrying |= c->backoff.failures > 0;
         if (c->last_error[0])
@@ -902,6 +946,7 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
     NUM("dead_lettered", dead);
     NUM("lost", lost);
     NUM("failures", failures);
+    NUM("conflicts", conflicts);
 #undef NUM
     ldg_json_key(&jw, "last_error");
     if (last_error)

@@ -72,6 +72,7 @@ struct ldg__storage_consumer {
     uint64_t lease_ms;       /* loop time of the read that delivered the oldest entry; 0 = unknown */
     uint64_t read_sent_ms;   /* send time of the read in flight */
     size_t rows_per_entry;   /* estimate (>= 1) that sizes reads: last read's mean, or half the former */
+    size_t bytes_per_entry;  /* the same for payload bytes (reads bounded in bytes too) */
     bool stored;             /* writer finished the batch: ack next */
     void (*renew_cb)(struct ldg__storage_consumer *c, bool ok); /* lease renewal in flight */
     struct ldg_buf args;                                        /* ack script arguments */
@@ -103,12 +104,16 @@ struct ldg__storage_consumer {
     struct {
         int code;
         char sqlstate[6];
+        char constraint[64];
         char message[240];
     } fail;                /* the failure being handled */
+    bool requeue;          /* after the ROLLBACK: write the current range again (no split) */
+    unsigned conflicts;    /* queue-id conflicts (23505) in this write; bounded */
+    unsigned failed_attempts; /* attempts of this batch failed by PERSISTENT errors (batch.h) */
     char data_reason[300]; /* reason given to the entry a data error isolates */
 
     struct {
-        uint64_t batches, stored, duplicates, dead, lost, failures;
+        uint64_t batches, stored, duplicates, dead, lost, failures, conflicts;
     } stats;
     char last_error[200];
 };

@@ -5,7 +5,7 @@
  * `ledger:storage:maintenance` (SET NX PX maintenance_interval_ms), so across the fleet one process
  * runs the job per interval. The job, one step at a time on the worker's own pools:
  *
- *   1. partitions for this month and partition_months_ahead more (logs_ensure_partition);
+ *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition);
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
  *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before), then
  *      for each project delete rows older than its own retention, retention_batch_rows per
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
@@ -35,6 +36,11 @@
 #define LOCK_KEY "ledger:storage:maintenance"
 #define CONSUMER_IDLE_MAX_MS (3600 * 1000)
 
+/* KEYS: stream. ARGV: group, consumer. Deletes the consumer only if nothing is pending at it. */
+static const char delconsumer_lua[] =
+    "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end\n"
+    "return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n";
+
 struct project {
     int64_t id;
     int64_t days;
@@ -43,6 +49,8 @@ struct project {
 struct ldg__storage_maint {
     struct ldg_worker *w;
     uv_timer_t timer;
+    uv_timer_t sample_timer; /* worker 0: the queue gauges of /metrics */
+    unsigned open_handles;
     bool active; /* this worker runs the schedule */
     bool stopping, closed;
     bool running; /* a run is in progress (a callback is due) */
@@ -152,8 +160,10 @@ static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
                 idle = v->integer;
         }
         if (name && pending == 0 && idle > CONSUMER_IDLE_MAX_MS) {
-            const char *argv[] = {"XGROUP", "DELCONSUMER", ldg__storage.stream, cfg()->group, name};
-            if (ldg_redis_commandargv(r, NULL, NULL, 5, argv, NULL) == 0)
+            /* DELCONSUMER drops the consumer's pending entries (never delivered again): check and
+             * delete in one script, so an entry claimed by it in between is not lost. */
+            const char *argv[] = {"EVAL", delconsumer_lua, "1", ldg__storage.stream, cfg()->group, name};
+            if (ldg_redis_commandargv(r, NULL, NULL, 6, argv, NULL) == 0)
                 removed++;
         }
     }
@@ -309,7 +319,7 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     m->pending++;
     if (ldg_pgpool_query(m->w->pg_logs,
                          "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
-                         "FROM generate_series(0, $1::int) AS k",
+                         "FROM generate_series(-1, $1::int) AS k",
                          1, params, on_ahead, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
@@ -335,6 +345,50 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* ---- queue gauges (/metrics) ------------------------------------------------------------------
+ * Every SAMPLE_MS worker 0 of each storage process reads the queue's ground truth: XLEN of the
+ * stream (entries not yet stored and deleted) and the XPENDING summary of the group (entries
+ * delivered and not acknowledged, the oldest one's id, whose milliseconds date its entry). */
+#define SAMPLE_MS 2000
+
+static void on_sampled(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_maint *m = ud;
+    if (!answered(m) || !reply)
+        return;
+    struct ldg_stats *st = &m->w->stats;
+    if (reply->type == REDIS_REPLY_INTEGER) { /* XLEN */
+        ldg_stat_set(&st->queue_entries, (uint64_t)reply->integer);
+        ldg_stat_set(&st->queue_sampled, 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_INTEGER)
+        return; /* NOGROUP before the first consumer made it: keep zeros */
+    ldg_stat_set(&st->queue_pending, (uint64_t)reply->element[0]->integer);
+    uint64_t age = 0;
+    if (reply->element[0]->integer > 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
+        uint64_t id_ms = strtoull(reply->element[1]->str, NULL, 10), now = ldg_wall_ms();
+        age = now > id_ms ? now - id_ms : 0;
+    }
+    ldg_stat_set(&st->queue_oldest_pending_ms, age);
+}
+
+static void on_sample_timer(uv_timer_t *t)
+{
+    struct ldg__storage_maint *m = t->data;
+    if (m->stopping || !ldg_redis_connected(m->w->redis))
+        return;
+    const char *xlen[] = {"XLEN", ldg__storage.stream};
+    const char *xpending[] = {"XPENDING", ldg__storage.stream, cfg()->group};
+    m->pending++;
+    if (ldg_redis_commandargv(m->w->redis, on_sampled, m, 2, xlen, NULL) < 0)
+        m->pending--;
+    m->pending++;
+    if (ldg_redis_commandargv(m->w->redis, on_sampled, m, 3, xpending, NULL) < 0)
+        m->pending--;
+}
+
 static void schedule(struct ldg__storage_maint *m, uint64_t ms)
 {
     if (!m->stopping)
@@ -346,7 +400,8 @@ static void schedule(struct ldg__storage_maint *m, uint64_t ms)
 static void on_closed(uv_handle_t *h)
 {
     struct ldg__storage_maint *m = h->data;
-    m->closed = true;
+    if (--m->open_handles == 0)
+        m->closed = true;
 }
 
 struct ldg__storage_maint *ldg__storage_maint_new(struct ldg_worker *w)
@@ -356,8 +411,13 @@ struct ldg__storage_maint *ldg__storage_maint_new(struct ldg_worker *w)
     m->active = w->id == 0;
     uv_timer_init(&w->loop, &m->timer);
     m->timer.data = m;
-    if (m->active)
+    uv_timer_init(&w->loop, &m->sample_timer);
+    m->sample_timer.data = m;
+    m->open_handles = 2;
+    if (m->active) {
         schedule(m, FIRST_RUN_MS);
+        uv_timer_start(&m->sample_timer, on_sample_timer, 0, SAMPLE_MS);
+    }
     return m;
 }
 
@@ -367,6 +427,7 @@ void ldg__storage_maint_stop(struct ldg__storage_maint *m)
         return;
     m->stopping = true;
     uv_close((uv_handle_t *)&m->timer, on_closed);
+    uv_close((uv_handle_t *)&m->sample_timer, on_closed);
 }
 
 bool ldg__storage_maint_closed(const struct ldg__storage_maint *m)

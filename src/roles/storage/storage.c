@@ -44,6 +44,9 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"retry_min_ms", LDG_CFG_MS, CFG(retry_min_ms), "100", 1, 60000, NULL, 0,
      "First delay after a failed read, write or acknowledgement (doubling, jittered)"},
     {"retry_max_ms", LDG_CFG_MS, CFG(retry_max_ms), "5000", 1, 600000, NULL, 0, "Cap of that delay"},
+    {"max_failed_attempts", LDG_CFG_INT, CFG(max_failed_attempts), "10", 1, 1000, NULL, 0,
+     "Attempts of a batch failing with a PostgreSQL error that is neither about the data nor the "
+     "connection (e.g. a missing column); then its rejected logs are dead-lettered with the error"},
     {"dead_letter_stream", LDG_CFG_STR, CFG(dead_letter_stream), "ledger:logs:dead", 0, 0, NULL, 0,
      "Stream receiving entries PostgreSQL rejects or that cannot be decoded, with fields id, reason, "
      "consumer, "

@@ -49,6 +49,7 @@ struct ldg_storage_cfg {
     int64_t claim_interval_ms;       /* how often a consumer looks for such entries */
     int64_t retry_min_ms;            /* first delay after a failure (doubling, jittered) */
     int64_t retry_max_ms;            /* cap of that delay */
+    int64_t max_failed_attempts;     /* persistent (non-data, non-connection) errors before dead letters */
     char *dead_letter_stream;        /* where rejected entries go, with their reason */
     int64_t dead_letter_max_len;     /* approximate cap of that stream (XADD MAXLEN ~) */
     int64_t partition_months_ahead;  /* months after the current one kept created */

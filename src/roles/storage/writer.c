@@ -33,6 +33,9 @@
 #include "roles/storage/tailpub.h"
 
 #define MAX_ATTEMPTS 3
+/* Queue-id conflicts (another transaction committed rows of the range) handled in one write before
+ * the batch backs off like any transient failure. */
+#define MAX_CONFLICTS 8
 
 static const char dup_sql[] =
     "SELECT l.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
@@ -170,7 +173,8 @@ static void on_rolled_back(PGresult *res, void *ud)
         transient(c, "ROLLBACK");
         return;
     }
-    if (c->cur.attempts > 0 && c->cur.attempts <= MAX_ATTEMPTS) {
+    if (c->requeue || (c->cur.attempts > 0 && c->cur.attempts <= MAX_ATTEMPTS)) {
+        c->requeue = false;
         push_range(c, c->cur.lo, c->cur.hi, c->cur.attempts);
         next_range(c);
         return;
@@ -184,28 +188,57 @@ static void capture(struct ldg__storage_consumer *c)
     const struct ldg_pg_error *f = ldg_pg_failure();
     c->fail.code = f->code;
     snprintf(c->fail.sqlstate, sizeof c->fail.sqlstate, "%s", f->sqlstate);
+    snprintf(c->fail.constraint, sizeof c->fail.constraint, "%s", f->constraint ? f->constraint : "");
     snprintf(c->fail.message, sizeof c->fail.message, "%s", f->message ? f->message : "");
 }
 
 /* A statement of the transaction failed (c->fail captured); called from the operation's last
- * callback, so the connection can take a ROLLBACK if it is still usable. */
+ * callback, so the connection can take a ROLLBACK if it is still usable. What happens next depends
+ * on the SQLSTATE (ldg_batch_classify), never on the message text:
+ *   DUPLICATE     another transaction committed rows of this range: roll back, look every row of the
+ *                 range up (the constraint makes the lookup's answer final), write the rest
+ *   NO_PARTITION  a month we believed in is gone (retention): ensure it again, three times
+ *   DATA          roll back and halve until the rejected log is alone: it is dead-lettered
+ *   PERSISTENT    the whole batch is retried after backoff, max_failed_attempts times; then DATA
+ *   TRANSIENT     the whole batch is retried after backoff, for as long as it takes */
 static void tx_failed(struct ldg__storage_consumer *c, const char *what)
 {
-    bool data = c->fail.code == -EIO &&
-                (strncmp(c->fail.sqlstate, "22", 2) == 0 || strncmp(c->fail.sqlstate, "23", 2) == 0);
-    if (!data || ldg_pg_state(c->conn) != LDG_PG_IDLE) {
+    enum ldg_batch_failure kind = c->fail.code == -EIO ? ldg_batch_classify(c->fail.sqlstate, c->fail.constraint)
+                                                       : LDG_BATCH_FAIL_TRANSIENT;
+    bool usable = ldg_pg_state(c->conn) == LDG_PG_IDLE;
+    if (kind == LDG_BATCH_FAIL_PERSISTENT && c->failed_attempts + 1 >= (unsigned)cfg()->max_failed_attempts)
+        kind = LDG_BATCH_FAIL_DATA; /* bounded: the batch has failed like this often enough */
+    if (kind == LDG_BATCH_FAIL_DUPLICATE && c->conflicts >= MAX_CONFLICTS)
+        kind = LDG_BATCH_FAIL_TRANSIENT; /* writers racing for the same entries: back off */
+    if (kind == LDG_BATCH_FAIL_TRANSIENT || kind == LDG_BATCH_FAIL_PERSISTENT || !usable) {
+        if (kind == LDG_BATCH_FAIL_PERSISTENT)
+            c->failed_attempts++;
         ldg__storage_fail(c, "%s: %s%s%s", what,
                           c->fail.sqlstate[0] ? c->fail.sqlstate : strerror(-c->fail.code),
                           c->fail.message[0] ? " " : "", c->fail.message);
         finish(c, false);
         return;
     }
-    if (strstr(c->fail.message, "no partition of relation") && c->cur.attempts < MAX_ATTEMPTS) {
-        c->nmonths = 0; /* a partition we believed in is gone (retention): ensure again */
-        c->cur.attempts++;
-    } else {
+    switch (kind) {
+    case LDG_BATCH_FAIL_DUPLICATE:
+        c->conflicts++;
+        c->stats.conflicts++;
+        ldg_stat_add(&c->w->stats.store_conflicts, 1);
+        ldg_log_info(c->ctx, "rows of the batch were committed by another transaction; looking them up");
+        ldg_batch_recheck(&c->batch, c->cur.lo, c->cur.hi);
+        c->requeue = true;
+        break;
+    case LDG_BATCH_FAIL_NO_PARTITION:
+        if (c->cur.attempts < MAX_ATTEMPTS) {
+            c->nmonths = 0; /* a partition we believed in is gone (retention): ensure again */
+            c->cur.attempts++;
+            break;
+        }
+        /* fall through */
+    default:
         c->cur.attempts = 0;
         snprintf(c->data_reason, sizeof c->data_reason, "%s: %s", c->fail.sqlstate, c->fail.message);
+        break;
     }
     if (ldg_pg_query(c->conn, "ROLLBACK", 0, NULL, on_rolled_back, c) < 0)
         transient(c, "ROLLBACK not sent");
@@ -422,8 +455,9 @@ static void on_lease_before_commit(struct ldg__storage_consumer *c, bool ok)
         return;
     }
     if (ldg_batch_count(&c->batch, c->cur.lo, c->cur.hi, LDG_BATCH_LOST) > 0) {
-        /* some entries are another consumer's now: write the range again without them */
-        c->cur.attempts = MAX_ATTEMPTS + 1;
+        /* some entries are another consumer's now: write the range again without them (they are
+         * LOST, neither written nor acknowledged here: never dead letters) */
+        c->requeue = true;
         if (ldg_pg_query(c->conn, "ROLLBACK", 0, NULL, on_rolled_back, c) < 0)
             transient(c, "ROLLBACK not sent");
         return;
@@ -620,6 +654,8 @@ static void on_lease_before_write(struct ldg__storage_consumer *c, bool ok)
 void ldg__storage_write(struct ldg__storage_consumer *c)
 {
     c->nranges = 0;
+    c->conflicts = 0;
+    c->requeue = false;
     push_range(c, 0, c->batch.n, 0);
     uv_timer_start(&c->deadline, on_deadline, (uint64_t)cfg()->store_timeout_ms, 0);
     if (c->acquiring) {
@@ -643,5 +679,10 @@ void ldg__storage_write_abandon(struct ldg__storage_consumer *c)
         c->acquire_orphaned = true;
     if (c->conn)
         uv_timer_stop(&c->timer); /* a debug pause */
+    /* A transaction given up on must not commit later: cancel its running statement. Not a
+     * partition being created outside the transaction: that one may as well finish (cancelling it
+     * under a short store_timeout_ms would only make every retry start it again). */
+    if (c->conn && c->in_tx)
+        ldg_pg_cancel(c->conn);
     release_conn(c);
 }
