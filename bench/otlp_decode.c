@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         struct ldg_arena a;
         ldg_arena_init(&a, NULL, 0);
-        cJSON *root = ldg_json_parse_in(js, jlen, &a);
+        cJSON *root = ldg_json_parse_in(js, jlen, &a, NULL);
         const cJSON *arr = ldg_json_member(root, "logs");
         njson = (size_t)cJSON_GetArraySize(arr);
         cJSON **v = malloc(njson * sizeof *v);

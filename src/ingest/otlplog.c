@@ -804,7 +804,7 @@ int ldg_otlp_logs_decode(enum ldg_otlp_encoding enc, const char *body, size_t le
         if (!req)
             return ldg_json_fail(err, errlen, "Request body is not a valid ExportLogsServiceRequest protobuf");
     } else {
-        cJSON *root = len ? ldg_json_parse_in(body, len, arena) : NULL;
+        cJSON *root = len ? ldg_json_parse_in(body, len, arena, NULL) : NULL;
         if (!root)
             return ldg_json_fail(err, errlen, "Request body must be valid JSON (UTF-8, no NUL characters)");
         struct ldg__otlp_json jc = {arena, err, errlen};

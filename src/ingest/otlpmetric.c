@@ -399,7 +399,7 @@ int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t
         if (!req)
             return ldg_json_fail(err, errlen, "Request body is not a valid ExportMetricsServiceRequest protobuf");
     } else {
-        cJSON *root = len ? ldg_json_parse_in(body, len, arena) : NULL;
+        cJSON *root = len ? ldg_json_parse_in(body, len, arena, NULL) : NULL;
         if (!root)
             return ldg_json_fail(err, errlen, "Request body must be valid JSON (UTF-8, no NUL characters)");
         struct ldg__otlp_json jc = {arena, err, errlen};
