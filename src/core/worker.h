@@ -71,6 +71,7 @@ struct ldg_worker {
     uint64_t next_conn_id;
     struct ldg_list req_pool; /* reusable requests (bounded) */
     uint64_t drain_deadline_ms;
+    size_t body_bytes; /* request body bytes buffered (reserved) now: bounded by max_buffered_body_bytes */
 
     /* Shared read buffer: alloc_cb hands it out, on_read parses it before returning, so idle
      * connections hold no buffer of their own (nginx, h2o). */

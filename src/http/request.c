@@ -56,6 +56,9 @@ static void trim(struct ldg_buf *b)
 void ldg__req_release(struct ldg_req *req)
 {
     struct ldg_worker *w = req->w;
+    LDG_ASSERT(w->body_bytes >= req->budget_bytes);
+    w->body_bytes -= req->budget_bytes;
+    req->budget_bytes = 0;
     ldg_arena_reset(&req->arena);
     if (w->req_pool.count < REQ_POOL_MAX && w->state == LDG_WORKER_RUNNING) {
         trim(&req->body);
@@ -291,8 +294,8 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
     struct ldg_buf *o = &req->out;
     ldg_buf_reset(o);
     bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-    if (req->w->state != LDG_WORKER_RUNNING)
-        req->keep_alive = false;
+    if (req->w->state != LDG_WORKER_RUNNING || req->body_deferred)
+        req->keep_alive = false; /* an unread body cannot be skipped: close after answering */
     /* The head of every response: no printf on this path. */
     ldg_buf_puts(o, "HTTP/1.1 ");
     ldg_buf_put_i64(o, status);
@@ -393,6 +396,11 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max)
 
 void ldg_req_run_handler(struct ldg_req *req)
 {
+    if (req->body_deferred) {
+        if (req->conn && !req->responded)
+            ldg__conn_resume_body(req->conn, req);
+        return;
+    }
     switch (req->route_result) {
     case LDG_ROUTE_FOUND:
         req->match.route->fn(req);

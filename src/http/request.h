@@ -57,6 +57,9 @@ struct ldg_req {
 
     struct ldg_buf body; /* owned: request body, de-chunked and (after dispatch) inflated */
     size_t body_limit;   /* bytes allowed for this route */
+    size_t budget_bytes; /* charged to the worker's buffered-body budget (w->body_bytes) */
+    bool body_deferred;  /* head read, body not: the filter runs first; ldg_req_run_handler reads it */
+    bool authorized;     /* the filter let the request through before its body was read */
 
     /* Routing. */
     struct ldg_route_match match;
@@ -122,7 +125,10 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max) LDG_MUSTCHECK;
 
 const char *ldg_http_reason(int status);
 
-/* Run the matched route's handler, or answer 404/405 (after a filter let the request through). */
+/* Run the matched route's handler, or answer 404/405 (after a filter let the request through).
+ * For a request whose body was deferred (a filtered route with a body), this first reads the body
+ * (100 Continue, the body deadline and the worker's budget apply from here) and runs the handler
+ * once it is complete; a 404/405 is answered without reading it. */
 void ldg_req_run_handler(struct ldg_req *req);
 
 #endif

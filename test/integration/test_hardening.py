@@ -1,0 +1,188 @@
+"""Hardening of the request path: credentials are checked on the head before any body byte is
+read or inflated, bodies have a total deadline at a minimum rate, every worker has a budget for
+buffered bodies, gzip inflation is capped by ratio, and framing numbers cannot overflow."""
+
+import gzip
+import time
+
+import pytest
+
+from conftest import scaled
+from ldg_http import Closed, RawConn, request
+
+PROBE = "/api/v1/_debug/quota-probe"
+
+
+def gw(ledgerd, **sections):
+    extra = {"server": {"debug_endpoints": True, "sweep_interval_ms": 50}}
+    for k, v in sections.items():
+        extra.setdefault(k, {}).update(v)
+    return ledgerd(extra_ini=extra)
+
+
+def head_only(path, length, headers=None):
+    h = {"Content-Length": str(length), "Content-Type": "application/json", **(headers or {})}
+    return request("POST", path, h)
+
+
+# ---- credentials before the body ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("creds", [{}, {"X-API-Key": "ledger_" + "A" * 43}, {"Authorization": "Bearer a.b.c"}])
+def test_bad_credentials_are_refused_without_reading_the_body(ledgerd, creds):
+    s = gw(ledgerd)
+    with RawConn(s.port) as c:
+        # A megabyte announced, not one byte of it sent: the answer must not wait for it.
+        c.send(head_only("/api/v1/ingest/batch", 1_000_000, creds))
+        t0 = time.monotonic()
+        r = c.response(timeout=3)
+        assert r.status == 401, r
+        assert time.monotonic() - t0 < scaled(2)
+        assert r.header("connection") == "close"
+        assert c.wait_closed(3)
+
+
+def test_expect_continue_gets_the_401_as_its_final_answer(ledgerd):
+    s = gw(ledgerd)
+    with RawConn(s.port) as c:
+        c.send(head_only("/api/v1/ingest/batch", 5000, {"Expect": "100-continue"}))
+        r = c.response(timeout=3)
+        assert r.status == 401  # no 100 Continue before it
+        assert c.wait_closed(3)
+
+
+def test_expect_continue_with_a_good_key_gets_100_then_the_answer(ledgerd, db):
+    s = gw(ledgerd)
+    d = db()
+    key, _ = d.key(d.project(d.account()))
+    with RawConn(s.port) as c:
+        c.send(head_only(PROBE, 2, {"Expect": "100-continue", "X-API-Key": key}))
+        r = c.response(timeout=5)
+        assert r.status == 100
+        c.send(b"{}")
+        r = c.response(timeout=5)
+        assert r.status == 204, r  # the probe's answer
+        assert r.header("connection") == "keep-alive"
+
+
+def test_body_arriving_with_the_head_is_kept_for_the_handler(ledgerd, db):
+    s = gw(ledgerd)
+    d = db()
+    key, _ = d.key(d.project(d.account()))
+    with RawConn(s.port) as c:
+        body = b'{"x":"' + b"y" * 3000 + b'"}'
+        for _ in range(3):  # keep-alive and pipelining still work behind a deferred body
+            c.send(request("POST", PROBE, {"X-API-Key": key}, body=body))
+        for _ in range(3):
+            assert c.response().status == 204
+
+
+def test_gzip_is_not_inflated_before_authentication_nor_for_unknown_paths(ledgerd, db):
+    s = gw(ledgerd)
+    d = db()
+    key, _ = d.key(d.project(d.account()))
+    garbage = b"not gzip at all" * 10
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/api/v1/no-such-route", {"Content-Encoding": "gzip"}, body=garbage))
+        assert c.response().status == 401
+    with RawConn(s.port) as c:
+        # Authenticated but nowhere to go: 404, the body neither read nor inflated (a 400 would
+        # mean it was inflated first).
+        c.send(head_only("/api/v1/no-such-route", 100000, {"Content-Encoding": "gzip", "X-API-Key": key}))
+        r = c.response(timeout=3)
+        assert r.status == 404, r
+
+
+# ---- bodies: deadline, budget, inflation ----------------------------------------------------------
+
+
+def test_body_deadline_is_total_not_per_read(srv):
+    s = srv(server={"body_timeout_ms": 400, "body_min_rate": 1024 * 1024})
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": "8"}))
+        try:
+            for b in b"12345678":  # a byte every 150 ms: progress never extends the deadline
+                time.sleep(0.15)
+                c.send(bytes([b]))
+        except OSError:
+            pass
+        r = c.response(timeout=3)
+        assert r.status == 408  # 8 bytes in 1.2 s, each gap well under 400 ms
+
+
+def test_body_deadline_grows_with_the_announced_length(srv):
+    # 400 ms plus 8192 bytes at 8 KiB/s: a steady upload of 1.2 s is within its deadline.
+    s = srv(server={"body_timeout_ms": 400, "body_min_rate": 8192})
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": "8192"}))
+        for _ in range(8):
+            time.sleep(0.15)
+            c.send(b"x" * 1024)
+        assert c.response().status == 200
+
+
+def test_buffered_body_budget_gives_503(srv):
+    s = srv(server={"max_buffered_body_bytes": 65536, "body_timeout_ms": 5000})
+    with RawConn(s.port) as a, RawConn(s.port) as b:
+        a.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": "60000"}) + b"x" * 100)
+        time.sleep(0.2)
+        b.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": "10000"}) + b"x" * 10000)
+        r = b.response(timeout=3)
+        assert r.status == 503, r
+        assert r.json()["detail"].startswith("Server busy")
+        a.send(b"x" * 59900)
+        assert a.response().status == 200
+    # Released: the same request fits now.
+    with RawConn(s.port) as b:
+        b.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": "10000"}) + b"x" * 10000)
+        assert b.response().status == 200
+
+
+def test_chunked_bodies_count_against_the_budget(srv):
+    s = srv(server={"max_buffered_body_bytes": 65536, "max_body_bytes": 1 << 20})
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Transfer-Encoding": "chunked"}))
+        try:
+            for _ in range(20):
+                c.send(b"%x\r\n%s\r\n" % (8192, b"z" * 8192))
+        except OSError:
+            pass
+        assert c.response(timeout=3).status == 503
+
+
+def test_gzip_inflation_is_capped_by_ratio(srv):
+    s = srv(server={"max_inflate_ratio": 100})
+    ok = gzip.compress(b"a" * (1 << 20))  # to the 1 MiB floor: always allowed
+    r_ok = None
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Encoding": "gzip"}, body=ok))
+        r_ok = c.response()
+    assert r_ok.status == 200
+    bomb = gzip.compress(b"a" * (4 << 20))  # ~4 KiB that would become 4 MiB (ratio ~1000)
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Encoding": "gzip"}, body=bomb))
+        r = c.response()
+        assert r.status == 413 and r.json() == {"detail": "Decompressed request body too large"}
+
+
+@pytest.mark.parametrize("length", ["9223372036854775808", "18446744073709551615"])
+def test_content_length_beyond_int64_is_400(srv, length):
+    s = srv()
+    with RawConn(s.port) as c:
+        c.send(request("POST", "/_debug/sleep?ms=0", {"Content-Length": length}) + b"abc")
+        r = c.response(timeout=3)
+        assert r.status == 400, r
+
+
+@pytest.mark.parametrize("raw", [b"v1:-9223372036854775808:1", b"v1:9223372036854775807:1", b"v1:0:-5"])
+def test_out_of_range_cursor_is_400(ledgerd, db, raw):
+    import base64
+
+    import requests
+
+    s = ledgerd()
+    d = db()
+    key, _ = d.key(d.project(d.account()))
+    cur = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    r = requests.get(s.url + "/api/v1/logs", params={"cursor": cur}, headers={"X-API-Key": key}, timeout=scaled(10))
+    assert r.status_code == 400 and r.json() == {"detail": "Invalid cursor"}, r.text
