@@ -86,6 +86,8 @@ struct ldg_worker {
     struct ldg_pgpool *pg_auth; /* owned */
     struct ldg_pgpool *pg_logs; /* owned */
     unsigned clients_closing;   /* close callbacks still due from the clients above */
+    bool roles_freed;           /* shutdown: the roles' free hooks ran (after the clients closed) */
+    uint64_t close_warned_ms;
 
     struct ldg_stats stats;
     void *role_state[LDG_ROLE_MAX]; /* owned by each role */

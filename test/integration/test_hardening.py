@@ -186,3 +186,41 @@ def test_out_of_range_cursor_is_400(ledgerd, db, raw):
     cur = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     r = requests.get(s.url + "/api/v1/logs", params={"cursor": cur}, headers={"X-API-Key": key}, timeout=scaled(10))
     assert r.status_code == 400 and r.json() == {"detail": "Invalid cursor"}, r.text
+
+
+# ---- shutdown with work in flight ------------------------------------------------------------------
+
+
+def test_shutdown_with_key_lookups_and_hash_jobs_in_flight(ledgerd, db, pg):
+    """Role state outlives the clients: the failed callbacks of key lookups still waiting in
+    PostgreSQL, and hash jobs still on the thread pool, run into live memory (ASan checks)."""
+    import json
+
+    import psycopg
+
+    s = ledgerd(extra_ini={"server": {"drain_timeout_ms": 300}, "auth": {"hash_max_inflight": 2}})
+    d = db()
+    keys = [d.key(d.project(d.account()))[0] for _ in range(4)]
+    lock = psycopg.connect(pg.dsn("ledger_auth"))
+    conns = []
+    try:
+        lock.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")  # lookups wait behind it
+        for k in keys:
+            c = RawConn(s.port)
+            c.send(request("GET", "/api/v1/no-such-route", {"X-API-Key": k}))
+            conns.append(c)
+        for i in range(6):
+            body = json.dumps({"email": f"late{i}-{time.time_ns()}@example.com", "password": "correct horse 1",
+                               "name": "Late"}).encode()
+            c = RawConn(s.port)
+            c.send(request("POST", "/api/v1/accounts/register", {"Content-Type": "application/json"}, body=body))
+            conns.append(c)
+        time.sleep(0.3)
+        rc = s.stop()
+    finally:
+        lock.rollback()
+        lock.close()
+        for c in conns:
+            c.close()
+    assert rc == 0
+    assert not s.sanitizer_lines()

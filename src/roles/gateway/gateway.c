@@ -455,6 +455,7 @@ static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p)
 
 struct keyjob {
     struct ldg_req *req;
+    bool probe; /* the one lookup a half-open breaker lets through */
     char digest[LDG_SHA256_HEX_LEN + 1];
 };
 
@@ -534,7 +535,10 @@ static void on_key_row(PGresult *res, void *ud)
     struct keyjob *job = ud;
     struct ldg_req *req = job->req;
     struct gw *gw = gw_of(req);
-    gw->probe_inflight = false;
+    /* Only the probe's own answer ends the half-open state: a lookup sent before the breaker
+     * opened must not let a second probe through while the first is still out. */
+    if (job->probe)
+        gw->probe_inflight = false;
     if (!res) {
         const struct ldg_pg_error *err = ldg_pg_failure();
         breaker_result(gw, false);
@@ -583,12 +587,14 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
 {
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
+    job->probe = false;
     if (gw->breaker_open_until) {
         if (now < gw->breaker_open_until || gw->probe_inflight) {
             key_unavailable(req, job->digest);
             return;
         }
-        gw->probe_inflight = true; /* half-open: this lookup is the probe */
+        gw->probe_inflight = true; /* half-open: this lookup is the probe, the only one */
+        job->probe = true;
     }
     const char *params[1] = {job->digest};
     job->req = req;
@@ -601,7 +607,8 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
         "FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_digest = $1",
         1, params, on_key_row, job);
     if (rc < 0) {
-        gw->probe_inflight = false;
+        if (job->probe)
+            gw->probe_inflight = false;
         ldg_req_unref(req);
         breaker_result(gw, false);
         key_unavailable(req, job->digest);
