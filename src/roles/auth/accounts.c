@@ -542,7 +542,15 @@ static int session_keys_del(struct acct *a, redis_step_fn fn)
         sprintf(key, LDG_SESSION_PREFIX "%s", a->sids[i]);
         argv[i + 1] = key;
     }
-    return redis_step(a, fn, (int)a->nsids + 1, argv);
+    int rc = redis_step(a, fn, (int)a->nsids + 1, argv);
+    /* Then tell every process's open streams of these sessions to end (same connection, so after
+     * the DEL; best effort: a stream also ends at its access token's expiry). */
+    for (size_t i = 0; rc == 0 && i < a->nsids; i++) {
+        const char *pub[] = {"PUBLISH", LDG_SESSION_REVOKED_CHANNEL, a->sids[i]};
+        if (ldg_redis_commandargv(req->w->redis, on_redis_ignored, NULL, 3, pub, NULL) < 0)
+            break;
+    }
+    return rc;
 }
 
 static void note_client(struct acct *a)

@@ -792,6 +792,7 @@ static void auth_jwt(struct ldg_req *req, const char *tok, size_t n)
     p->rate_limit_per_minute = G.cfg->session_rate_per_minute;
     p->rate_limit_per_hour = G.cfg->session_rate_per_hour;
     snprintf(p->sid, sizeof p->sid, "%s", c.sid);
+    p->expires_at = c.exp;
     p->email = ldg_arena_strndup(&req->arena, c.email, strlen(c.email));
     req->principal = p;
     limits_start(req, p);
