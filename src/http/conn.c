@@ -323,12 +323,15 @@ static void respond_error_and_close(struct ldg_conn *c, int status, const char *
     ldg_req_error(req, status, detail);
 }
 
-static bool origin_allowed(const struct ldg_conn *c, struct ldg_str origin)
+/* 1: the origin is listed by name (credentials allowed); 2: only by `*` (no credentials); 0: no. */
+static int origin_allowed(const struct ldg_conn *c, struct ldg_str origin)
 {
     const char *list = c->w->cfg->server.cors_origins;
     if (!origin.n || !list || !*list)
-        return false;
-    return ldg_cfg_list_has(list, "*", 1) || ldg_cfg_list_has(list, origin.p, origin.n);
+        return 0;
+    if (ldg_cfg_list_has(list, origin.p, origin.n))
+        return 1;
+    return ldg_cfg_list_has(list, "*", 1) ? 2 : 0;
 }
 
 static bool valid_request_id(struct ldg_str v)
@@ -383,8 +386,11 @@ static int on_head(struct ldg_parser *p, struct ldg_req *req)
     else
         ldg_worker_request_id(c->w, req->request_id);
     struct ldg_str origin = ldg_req_header(req, "origin");
-    if (origin_allowed(c, origin))
+    int allowed = origin_allowed(c, origin);
+    if (allowed) {
         req->origin = origin;
+        req->origin_any = allowed == 2;
+    }
 
     req->route_result = ldg_router_match(c->w->router, req->method, req->path, &req->match);
     req->body_limit = (size_t)s->max_body_bytes;

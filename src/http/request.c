@@ -227,7 +227,11 @@ static void put_head_tail(struct ldg_req *req, struct ldg_buf *o)
     ldg_buf_puts(o, "X-Request-ID: ");
     ldg_buf_puts(o, req->request_id);
     ldg_buf_put(o, "\r\n", 2);
-    if (req->origin.n) {
+    if (req->origin.n && req->origin_any) {
+        /* A wildcard never goes with credentials: a page from any origin must not read what a
+         * signed-in browser's cookies would fetch. */
+        ldg_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
+    } else if (req->origin.n) {
         ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
         ldg_buf_put(o, req->origin.p, req->origin.n);
         ldg_buf_puts(o, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");

@@ -74,6 +74,7 @@ struct ldg_req {
     size_t resp_body_bytes;
     char request_id[72];
     struct ldg_str origin; /* allowed CORS origin to echo, or empty */
+    bool origin_any;       /* allowed only by `*`: answered `*`, never with credentials */
 
     uint64_t start_hr_ns; /* uv_hrtime() at the first byte */
 

@@ -224,3 +224,66 @@ def test_shutdown_with_key_lookups_and_hash_jobs_in_flight(ledgerd, db, pg):
             c.close()
     assert rc == 0
     assert not s.sanitizer_lines()
+
+
+# ---- address-independent rules: CORS, revoked sessions, throttles, cookies --------------------------
+
+
+def test_revoked_session_is_refused_even_when_another_limit_command_fails(ledgerd, db, rc, jwt_secret_file):
+    import requests
+
+    from ldg_fixtures import mint_jwt, open_session, read_secret
+
+    s = ledgerd(extra_ini={"gateway": {"redis_failure": "open"}})
+    acct = db().account()
+    sid = open_session(rc, acct)
+    tok = mint_jwt(read_secret(jwt_secret_file), acct, sid)
+    url = s.url + "/api/v1/accounts/me"
+    assert requests.get(url, headers={"Authorization": "Bearer " + tok}, timeout=scaled(10)).status_code == 200
+    # The minute counter holds a string: its INCR fails, which alone would fail open ...
+    now = int(time.time())
+    for m in (now // 60, now // 60 + 1):
+        rc.set(f"ratelimit:acct:{acct}:min:{m}", "not a number", ex=120)
+    assert requests.get(url, headers={"Authorization": "Bearer " + tok}, timeout=scaled(10)).status_code == 200
+    # ... but a session Redis reports gone is refused all the same.
+    rc.delete("session:" + sid)
+    r = requests.get(url, headers={"Authorization": "Bearer " + tok}, timeout=scaled(10))
+    assert r.status_code == 401, r.text
+
+
+def test_registration_is_throttled_per_address(ledgerd, rc):
+    import requests
+
+    s = ledgerd(extra_ini={"auth": {"register_max_per_addr": 2}})
+    rc.delete("register:addr:127.0.0.1")
+    codes = []
+    for i in range(3):
+        r = requests.post(s.url + "/api/v1/accounts/register", timeout=scaled(10),
+                          json={"email": f"reg{i}-{time.time_ns()}@example.com", "password": "Correct1Horse",
+                                "name": "R"})
+        codes.append(r.status_code)
+    assert codes == [201, 201, 429], codes
+    assert r.json() == {"detail": "Too many registrations from this address. Try again later."}
+    assert 1 <= int(r.headers["Retry-After"]) <= 3600
+    rc.delete("register:addr:127.0.0.1")
+
+
+def test_parallel_login_guesses_cannot_pass_the_limit(ledgerd, rc):
+    import concurrent.futures
+
+    import requests
+
+    s = ledgerd(extra_ini={"auth": {"login_fail_max_email": 3, "hash_max_inflight": 1}})
+    email = f"par-{time.time_ns()}@example.com"
+    r = requests.post(s.url + "/api/v1/accounts/register", timeout=scaled(10),
+                      json={"email": email, "password": "Correct1Horse", "name": "P"})
+    assert r.status_code == 201
+
+    def guess(i):
+        return requests.post(s.url + "/api/v1/accounts/login", timeout=scaled(20),
+                             json={"email": email, "password": f"Wrong{i}Password"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        codes = list(ex.map(guess, range(12)))
+    assert codes.count(401) == 3, codes  # only as many hashes as the limit allows
+    assert codes.count(429) == 9, codes

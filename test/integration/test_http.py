@@ -810,8 +810,14 @@ def test_cors_wildcard_allows_any_origin(srv):
     r = exchange(s.port, request("OPTIONS", "/_debug/sleep", {"Origin": "https://any.example",
                                                               "Access-Control-Request-Method": "POST"}))
     assert r.status == 204
-    assert r.header("access-control-allow-origin") == "https://any.example"
+    assert r.header("access-control-allow-origin") == "*"  # never echoed together with credentials
+    assert r.header("access-control-allow-credentials") is None
     assert "POST" in r.header("access-control-allow-methods")
+    # An origin listed by name next to the wildcard keeps credentials.
+    s = srv(server={"cors_origins": "*, " + ORIGIN})
+    r = exchange(s.port, request("GET", "/health", {"Origin": ORIGIN}))
+    assert r.header("access-control-allow-origin") == ORIGIN
+    assert r.header("access-control-allow-credentials") == "true"
 
 
 def test_cors_preflight_on_unknown_path_is_404(srv):

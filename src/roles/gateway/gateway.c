@@ -125,6 +125,7 @@ struct limits {
     unsigned pending;
     bool failed;
     bool want[R_COUNT];
+    bool got[R_COUNT]; /* an answer arrived for the slot */
     long long val[R_COUNT];
     uint64_t now_s;
     ldg_gateway_then_fn then; /* NULL: run the route's handler */
@@ -158,6 +159,7 @@ static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud
     else if (c->slot >= 0) {
         if (reply->type == REDIS_REPLY_INTEGER) {
             l->val[c->slot] = reply->integer;
+            l->got[c->slot] = true;
             /* A window counter starts at 1: give it its TTL once, instead of an EXPIRE per request. */
             if (c->expire_key && reply->integer == 1) {
                 char ttl[16];
@@ -365,6 +367,13 @@ static void limits_finish(struct limits *l)
     struct ldg_req *req = l->req;
     struct ldg_principal *p = l->p;
     if (!req->conn) {
+        ldg_req_unref(req);
+        return;
+    }
+    /* A session Redis answered as gone is refused whatever else failed: fail-open is for
+     * questions Redis could not answer, never for a revocation it did report. */
+    if (l->want[R_SESSION] && l->got[R_SESSION] && l->val[R_SESSION] != 1) {
+        deny_401(req, "Invalid or expired session token");
         ldg_req_unref(req);
         return;
     }
