@@ -4,6 +4,8 @@
  */
 #include "settings.h"
 
+#include "http/proxy.h"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <uv.h>
@@ -58,6 +60,8 @@ static const struct ldg_cfg_key server_keys[] = {
      "libuv thread pool size (password hashing, file I/O), shared by all workers"},
     {"cors_origins", LDG_CFG_LIST, SRV(cors_origins), "", 0, 0, NULL, 0,
      "Origins allowed by CORS (comma-separated, * for any); empty = CORS off"},
+    {"trusted_proxies", LDG_CFG_LIST, SRV(trusted_proxies), "", 0, 0, NULL, 0,
+     "Reverse proxies (addresses, CIDRs) whose Forwarded / X-Forwarded-For name the client; empty = none"},
     {"schema_dir", LDG_CFG_PATH, SRV(schema_dir), "schema", 0, 0, NULL, 0,
      "Directory with auth/ and logs/ migrations, used by --migrate"},
     {"metrics_token_file", LDG_CFG_PATH, SRV(metrics_token_file), "", 0, 0, NULL, 0,
@@ -132,6 +136,11 @@ static int prepare(struct ldg_config *c, struct ldg_cfg_err *err)
 
 static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
 {
+    char bad[64];
+    if (!ldg_proxy_list_valid(c->server.trusted_proxies, bad, sizeof bad)) {
+        snprintf(err->msg, sizeof err->msg, "[server] trusted_proxies: '%s' is not an address or CIDR", bad);
+        return -EINVAL;
+    }
     for (size_t i = 0; i < ldg_roles_count; i++) {
         const struct ldg_role *r = ldg_roles[i];
         if (r->validate) {

@@ -36,6 +36,7 @@ struct ldg_server_cfg {
     int64_t sweep_interval_ms;
     int64_t threadpool_size;
     char *cors_origins;
+    char *trusted_proxies; /* addresses / CIDRs whose forwarding headers are believed */
     char *schema_dir;
     char *metrics_token_file;
     bool debug_endpoints;

@@ -199,11 +199,13 @@ static void linger_close(struct ldg_conn *c)
 
 static void access_log(struct ldg_conn *c, struct ldg_req *req, uint64_t lat_us)
 {
-    char fields[1024], path[512];
+    char fields[1024], path[512], addr[64];
     ldg_log_quote(path, sizeof path, req->path.p ? req->path.p : "", req->path.n);
-    snprintf(fields, sizeof fields, "%s kind=access method=%s path=%s status=%d dur_ms=%.3f bytes=%zu rid=%s",
-             c->ctx, req->method_name ? req->method_name : "-", path, req->status, (double)lat_us / 1000.0,
-             req->resp_body_bytes, req->request_id[0] ? req->request_id : "-");
+    ldg_req_peer_addr(req, addr, sizeof addr);
+    snprintf(fields, sizeof fields,
+             "%s kind=access client=%s method=%s path=%s status=%d dur_ms=%.3f bytes=%zu rid=%s", c->ctx,
+             addr[0] ? addr : "-", req->method_name ? req->method_name : "-", path, req->status,
+             (double)lat_us / 1000.0, req->resp_body_bytes, req->request_id[0] ? req->request_id : "-");
     ldg_log_raw(LDG_LOG_INFO, fields);
 }
 

@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/worker.h"
 #include "http/conn.h"
+#include "http/proxy.h"
 #include "settings.h"
 
 #define REQ_POOL_MAX 64
@@ -332,14 +333,19 @@ void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
+    char peer[LDG_ADDR_MAX] = "";
     if (cap)
         out[0] = 0;
     if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET)
-        uv_ip4_name((const struct sockaddr_in *)&ss, out, cap);
+        uv_ip4_name((const struct sockaddr_in *)&ss, peer, sizeof peer);
     else if (ss.ss_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, cap);
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, peer, sizeof peer);
+    char client[LDG_ADDR_MAX];
+    ldg_proxy_client(req->w->cfg->server.trusted_proxies, peer, ldg_req_header(req, "forwarded"),
+                     ldg_req_header(req, "x-forwarded-for"), client, sizeof client);
+    snprintf(out, cap, "%s", client);
 }
 
 void ldg_req_error(struct ldg_req *req, int status, const char *detail)

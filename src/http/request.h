@@ -100,7 +100,9 @@ struct ldg_str ldg_req_param(const struct ldg_req *req, const char *name);
 /* Query parameter, percent-decoded into the arena; returns false when absent. */
 bool ldg_req_query(struct ldg_req *req, const char *name, struct ldg_str *out);
 /* The client's address as text ("127.0.0.1", "::1") into out (>= 64 bytes); "" when unknown
- * (connection gone). Never includes the port. */
+ * (connection gone). Never includes the port. The TCP peer, or when the peer is one of
+ * [server] trusted_proxies, the client its Forwarded / X-Forwarded-For names (http/proxy.h);
+ * IPv4-mapped IPv6 peers are given as IPv4. Throttles, logs and the /metrics rule use this. */
 void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap);
 /* Append one response header (NUL-terminated name and value; no CR/LF allowed: they are dropped). */
 void ldg_req_add_header(struct ldg_req *req, const char *name, const char *value);

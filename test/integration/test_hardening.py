@@ -287,3 +287,51 @@ def test_parallel_login_guesses_cannot_pass_the_limit(ledgerd, rc):
         codes = list(ex.map(guess, range(12)))
     assert codes.count(401) == 3, codes  # only as many hashes as the limit allows
     assert codes.count(429) == 9, codes
+
+
+# ---- trusted proxies ------------------------------------------------------------------------------
+
+
+def test_trusted_proxy_names_the_client_for_throttles_and_metrics(ledgerd, rc):
+    import requests
+
+    s = ledgerd(extra_ini={"server": {"trusted_proxies": "127.0.0.1"},
+                           "auth": {"login_fail_max_addr": 2}, "log": {"access_log": True}})
+    a, b = "203.0.113.7", "203.0.113.8"
+    for k in (a, b):
+        rc.delete("login_fail:addr:" + k)
+
+    def login(xff):
+        return requests.post(s.url + "/api/v1/accounts/login", headers={"X-Forwarded-For": xff}, timeout=scaled(10),
+                             json={"email": f"ghost{time.time_ns()}@example.com", "password": "Wrong1Password"})
+
+    assert [login(a).status_code for _ in range(3)] == [401, 401, 429]
+    assert int(rc.get("login_fail:addr:" + a)) == 2
+    assert login(b).status_code == 401  # another client behind the same proxy is not locked out
+    assert login("198.51.100.1, " + b).status_code == 401  # the rightmost untrusted hop counts
+    assert int(rc.get("login_fail:addr:" + b)) == 2
+    # /metrics is for loopback clients: a forwarded outside client is not one.
+    assert requests.get(s.url + "/metrics", timeout=scaled(10)).status_code == 200
+    r = requests.get(s.url + "/metrics", headers={"X-Forwarded-For": a}, timeout=scaled(10))
+    assert r.status_code == 403
+    r = requests.get(s.url + "/metrics", headers={"Forwarded": f'for="{a}:1234";proto=https'}, timeout=scaled(10))
+    assert r.status_code == 403
+    assert "kind=access client=203.0.113.7 " in s.log_text()
+    for k in (a, b):
+        rc.delete("login_fail:addr:" + k)
+
+
+def test_forwarding_headers_are_ignored_without_trusted_proxies(ledgerd):
+    import requests
+
+    s = ledgerd()
+    r = requests.get(s.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=scaled(10))
+    assert r.status_code == 200
+
+
+def test_bad_trusted_proxies_refuse_to_start(ledgerd):
+    s = ledgerd(extra_ini={"server": {"trusted_proxies": "10.0.0.0/40"}}, wait=False)
+    s.expect_exit = None
+    rc = s.proc.wait(scaled(10))
+    assert rc != 0
+    assert "trusted_proxies" in s.log_text()
