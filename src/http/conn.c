@@ -443,6 +443,17 @@ void ldg__conn_resume_body(struct ldg_conn *c, struct ldg_req *req)
     }
     c->auth_hold = false;
     ldg_parser_resume(&c->parser);
+    if (c->head_rest) { /* the filter decided at once: go on with what came with the head */
+        const char *rest = c->head_rest;
+        size_t n = c->head_rest_len;
+        c->head_rest = NULL;
+        c->head_rest_len = 0;
+        if (n)
+            process_input(c, rest, n);
+        if (c->read_stopped && !c->handle_closing && c->state == LDG_CONN_READ_BODY)
+            start_reading(c);
+        return;
+    }
     struct ldg_buf pending = c->in;
     ldg_buf_init(&c->in);
     if (ldg_buf_size(&pending))
@@ -549,18 +560,28 @@ static void process_input(struct ldg_conn *c, const char *data, size_t len)
         switch (r) {
         case LDG_PARSE_MORE:
             return;
-        case LDG_PARSE_HEAD:
-            /* Body bytes read with the head wait in `in`; nothing more is read until the filter
-             * has decided (ldg__conn_resume_body). */
-            if (len)
-                ldg_buf_put(&c->in, data, len);
+        case LDG_PARSE_HEAD: {
+            /* Nothing more is read until the filter has decided (ldg__conn_resume_body). The
+             * body bytes read with the head are lent to a filter that decides at once, and kept
+             * in `in` only when it answers later: a refusal on the spot buffers nothing. */
+            struct ldg_req *req = c->req;
             c->auth_hold = true;
             if (!c->read_stopped) {
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->read_stopped = true;
             }
-            ldg_router_filter(c->w->router)(c->req);
+            c->head_rest = data;
+            c->head_rest_len = len;
+            ldg_req_ref(req);
+            ldg_router_filter(c->w->router)(req);
+            if (c->head_rest && c->head_rest_len && !c->handle_closing && c->req == req && req->body_deferred &&
+                !req->responded)
+                ldg_buf_put(&c->in, c->head_rest, c->head_rest_len);
+            c->head_rest = NULL;
+            c->head_rest_len = 0;
+            ldg_req_unref(req);
             return;
+        }
         case LDG_PARSE_ERROR:
             ldg_log_debug(c->ctx, "bad request: %d %s", c->parser.status, c->parser.detail);
             respond_error_and_close(c, c->parser.status, c->parser.detail);

@@ -41,6 +41,8 @@ struct ldg_conn {
     bool handle_closing; /* uv_close called */
     bool read_stopped;
     bool auth_hold;        /* head read, the filter deciding: reading stays stopped */
+    const char *head_rest; /* borrowed during a filter call: body bytes read with the head */
+    size_t head_rest_len;
     uint64_t body_start_ms; /* READ_BODY: when the body deadline started */
     struct ldg_conn_stream *stream; /* owned: streaming state (LDG_CONN_STREAM only), else NULL */
     char ctx[32];                   /* "conn=<id>" for log lines */
