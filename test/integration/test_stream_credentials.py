@@ -139,3 +139,30 @@ def test_resume_is_bounded_in_bytes(world):
         ev = s2.next()
     assert ev and ev["data"]["message"] == "live"
     s2.close()
+
+
+def test_revocation_missed_during_a_pubsub_outage_is_caught_on_reconnect(ledgerd, rc):
+    srv = ledgerd()
+    u, p, k = user(srv)
+    s = session_stream(srv, u)
+    connected(s)
+    hk = {"X-API-Key": k["full_key"]}
+    sk = Sse(srv.port, hk, path=STREAM)
+    connected(sk)
+    import base64
+    import json as _json
+
+    sid = _json.loads(base64.urlsafe_b64decode(u.access_token.split(".")[1] + "=="))["sid"]
+    # The revocations happen without their messages (as if published while the channel was down) ...
+    rc.delete("session:" + sid)
+    import hashlib
+
+    rc.set("api_key:" + hashlib.sha256(k["full_key"].encode()).hexdigest(), "revoked", ex=300)
+    time.sleep(0.3)
+    assert s.next(timeout=0.3) is None  # nothing told the stream yet
+    # ... then the pub/sub connections drop and come back: the streams' credentials are re-checked.
+    rc.client_kill_filter(_type="pubsub")
+    wait_end(s, "credentials_revoked", 5)
+    wait_end(sk, "credentials_revoked", 5)
+    s.close()
+    sk.close()

@@ -112,6 +112,7 @@ struct client {
     char sid[LDG_JWT_ID_MAX + 1];            /* session; "" for an API key */
     char key_digest[LDG_SHA256_HEX_LEN + 1]; /* API key; "" for a session */
     uint64_t expires_wall_ms;                /* access token's expiry; 0 = none */
+    unsigned checks_due;                     /* credential re-checks in flight (keep cl alive) */
     size_t nmembers;
     struct member members[];
 };

@@ -603,6 +603,50 @@ static void end_for_credentials(struct hub *h, const char *sid, size_t sidlen, c
     }
 }
 
+static void on_cred_checked(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct client *cl = ud;
+    struct hub *h = cl->hub;
+    cl->checks_due--;
+    if (cl->conn && reply && !h->dead) {
+        bool gone = cl->sid[0] ? (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+                               : (reply->type == REDIS_REPLY_STRING &&
+                                  reply->len == sizeof LDG_KEYCACHE_TOMBSTONE - 1 &&
+                                  memcmp(reply->str, LDG_KEYCACHE_TOMBSTONE, reply->len) == 0);
+        if (gone) {
+            ldg_log_info(NULL, "notifications: stream ended, its credentials were revoked while the "
+                               "revocation channel was down");
+            end_stream_for(cl, "credentials_revoked");
+        }
+    }
+    ldg__notify_client_maybe_free(cl);
+    (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
+}
+
+/* The pub/sub connection was lost and is back: revocations published meanwhile were missed.
+ * Ask Redis about every stream's credentials: a session whose key is gone, an API key whose
+ * cache entry is the revocation tombstone, ends. */
+static void recheck_credentials(struct hub *h)
+{
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&h->hb_list, it, tmp)
+    {
+        struct client *cl = ldg_container_of(it, struct client, hb_node);
+        if (!cl->conn || (!cl->sid[0] && !cl->key_digest[0]))
+            continue;
+        char key[sizeof LDG_KEYCACHE_PREFIX + LDG_JWT_ID_MAX + LDG_SHA256_HEX_LEN + 16];
+        if (cl->sid[0])
+            snprintf(key, sizeof key, LDG_SESSION_PREFIX "%s", cl->sid);
+        else
+            snprintf(key, sizeof key, LDG_KEYCACHE_PREFIX "%s", cl->key_digest);
+        const char *argv[] = {cl->sid[0] ? "EXISTS" : "GET", key};
+        if (ldg_redis_commandargv(h->w->redis, on_cred_checked, cl, 2, argv, NULL) == 0) {
+            cl->checks_due++;
+            h->ops++;
+        }
+    }
+}
+
 /* Streams whose access token expired end; the next expiry is recomputed. */
 static void expire_streams(struct hub *h, uint64_t wall)
 {
@@ -680,6 +724,7 @@ static void on_tick(uv_timer_t *t)
         reload_all(h);
     }
     if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
+        recheck_credentials(h);
         resume_all(h, h->sub_lost_ms);
         h->sub_lost_ms = 0;
     }
@@ -791,7 +836,7 @@ void ldg__notify_client_unlink(struct client *cl)
 
 void ldg__notify_client_maybe_free(struct client *cl)
 {
-    if (cl->conn || cl->replies_due)
+    if (cl->conn || cl->replies_due || cl->checks_due)
         return;
     cl->hub->nclients--;
     free(cl);
