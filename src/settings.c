@@ -4,6 +4,8 @@
  */
 #include "settings.h"
 
+#include "http/proxy.h"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <unistd.h>
@@ -35,10 +37,16 @@ static const struct ldg_cfg_key server_keys[] = {
      "Request body limit for routes that set none (as received, before gzip); larger gets 413"},
     {"max_inflated_bytes", LDG_CFG_SIZE, SRV(max_inflated_bytes), "16777216", 1 * KB, 1024 * MB, NULL, 0,
      "Limit on a gzip request body once inflated; larger gets 413"},
+    {"max_inflate_ratio", LDG_CFG_INT, SRV(max_inflate_ratio), "100", 1, 100000, NULL, 0,
+     "A gzip body may inflate to this many times its size (at least 1 MiB); more gets 413"},
+    {"max_buffered_body_bytes", LDG_CFG_SIZE, SRV(max_buffered_body_bytes), "134217728", 64 * KB, 64LL * 1024 * MB,
+     NULL, 0, "Request body bytes buffered at once per worker, all connections together; beyond it 503"},
     {"header_timeout_ms", LDG_CFG_MS, SRV(header_timeout_ms), "10000", 10, 3600000, NULL, 0,
      "Time to receive a request's head, from its first byte (or from accept); never extended"},
     {"body_timeout_ms", LDG_CFG_MS, SRV(body_timeout_ms), "30000", 10, 3600000, NULL, 0,
-     "Time allowed between two reads of a request body"},
+     "Time to receive a whole request body, plus its length at body_min_rate; never extended"},
+    {"body_min_rate", LDG_CFG_SIZE, SRV(body_min_rate), "4096", 1, 1024 * MB, NULL, 0,
+     "Bytes per second a request body must average: each byte adds 1/rate s to body_timeout_ms"},
     {"idle_timeout_ms", LDG_CFG_MS, SRV(idle_timeout_ms), "60000", 10, 3600000, NULL, 0,
      "Keep-alive: how long an idle connection is kept"},
     {"write_timeout_ms", LDG_CFG_MS, SRV(write_timeout_ms), "30000", 10, 3600000, NULL, 0,
@@ -53,6 +61,8 @@ static const struct ldg_cfg_key server_keys[] = {
      "libuv thread pool size (password hashing, file I/O), shared by all workers"},
     {"cors_origins", LDG_CFG_LIST, SRV(cors_origins), "", 0, 0, NULL, 0,
      "Origins allowed by CORS (comma-separated, * for any); empty = CORS off"},
+    {"trusted_proxies", LDG_CFG_LIST, SRV(trusted_proxies), "", 0, 0, NULL, 0,
+     "Reverse proxies (addresses, CIDRs) whose Forwarded / X-Forwarded-For name the client; empty = none"},
     {"schema_dir", LDG_CFG_PATH, SRV(schema_dir), "schema", 0, 0, NULL, 0,
      "Directory with auth/ and logs/ migrations, used by --migrate; relative to the config file's "
      "directory"},
@@ -164,6 +174,11 @@ static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
     int rrc = validate_roles(c, err);
     if (rrc < 0)
         return rrc;
+    char bad[64];
+    if (!ldg_proxy_list_valid(c->server.trusted_proxies, bad, sizeof bad)) {
+        snprintf(err->msg, sizeof err->msg, "[server] trusted_proxies: '%s' is not an address or CIDR", bad);
+        return -EINVAL;
+    }
     for (size_t i = 0; i < ldg_roles_count; i++) {
         const struct ldg_role *r = ldg_roles[i];
         if (r->validate) {

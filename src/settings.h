@@ -24,6 +24,9 @@ struct ldg_server_cfg {
     int64_t max_headers;
     int64_t max_body_bytes; /* default for routes that set none */
     int64_t max_inflated_bytes;
+    int64_t max_inflate_ratio;
+    int64_t max_buffered_body_bytes; /* per worker */
+    int64_t body_min_rate;           /* bytes per second */
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t idle_timeout_ms;
@@ -33,6 +36,7 @@ struct ldg_server_cfg {
     int64_t sweep_interval_ms;
     int64_t threadpool_size;
     char *cors_origins;
+    char *trusted_proxies; /* addresses / CIDRs whose forwarding headers are believed */
     char *schema_dir;
     char *metrics_token_file;
     bool debug_endpoints;

@@ -27,6 +27,9 @@
 #define LDG_KEYCACHE_TOMBSTONE "revoked"
 #define LDG_KEYCACHE_TTL_S 300
 #define LDG_SESSION_PREFIX "session:"
+/* PUBLISH <sid> after a session key is deleted (logout, revocation, password change): every loop
+ * that streams to that session ends the stream (notifications role). */
+#define LDG_SESSION_REVOKED_CHANNEL "ledger:session:revoked"
 
 struct ldg_redis;
 

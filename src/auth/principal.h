@@ -39,6 +39,7 @@ struct ldg_principal {
     char sid[LDG_JWT_ID_MAX + 1];            /* session id ("" for API keys) */
     char key_digest[LDG_SHA256_HEX_LEN + 1]; /* API key: SHA-256 hex of the key ("" for sessions) */
     const char *email;                       /* session: from the token (arena); API key: NULL */
+    int64_t expires_at;                      /* session: the access token's exp (Unix s); API key: 0 */
 };
 
 struct ldg_req;

@@ -27,7 +27,9 @@ static inline size_t ldg_buf_size(const struct ldg_buf *b)
 
 static inline const char *ldg_buf_head(const struct ldg_buf *b)
 {
-    return b->data + b->off;
+    /* An empty buffer that never allocated has no data: NULL + 0 is undefined behaviour, and
+     * callers pass the head to memcpy with a size of 0. */
+    return b->data ? b->data + b->off : "";
 }
 
 /* Make room for n more bytes; returns a pointer to the writable area. Grows by doubling.

@@ -1,8 +1,12 @@
 /*
  * worker.c: the per-thread loop: listener, inbox, sweeper, and the ordered shutdown
  *   drain (stop accepting, roles' stop hooks, in-flight requests finish or hit the deadline)
- *   -> roles' free hooks -> Redis/PostgreSQL clients closed -> sweeper and inbox closed
- *   -> the loop runs out of handles -> uv_loop_close() == 0.
+ *   -> Redis/PostgreSQL clients closed (their pending callbacks fail, into live role state)
+ *   -> roles drained (e.g. password hashes still on the thread pool have called back)
+ *   -> roles' free hooks -> sweeper and inbox closed -> the loop runs out of handles
+ *   -> uv_loop_close() == 0.
+ * Role state is freed last so that no late callback (a failed query, a hash job, a Redis reply)
+ * can reach freed memory.
  */
 #include "core/worker.h"
 
@@ -93,10 +97,16 @@ static void mirror_client_errors(struct ldg_worker *w)
         ldg_stat_set(&w->stats.redis_errors, ldg_redis_errors(w->redis));
 }
 
+static void finish_close(struct ldg_worker *w);
+
 static void on_sweep(uv_timer_t *t)
 {
     struct ldg_worker *w = t->data;
     uint64_t now = ldg_worker_now(w);
+    if (w->state == LDG_WORKER_CLOSING) {
+        finish_close(w); /* waiting for the clients' closes and the roles' late callbacks */
+        return;
+    }
     ldg_conn_sweep(w, now);
     mirror_client_errors(w);
     if (w->state != LDG_WORKER_DRAINING)
@@ -141,12 +151,39 @@ static void close_loop_handles(struct ldg_worker *w)
     uv_close((uv_handle_t *)&w->inbox, on_handle_closed);
 }
 
+/* The clients are closed; free the roles once nothing of theirs can still call back (a role's
+ * `drained` hook says so: hash jobs on the thread pool cannot be cancelled once running), then
+ * close the loop's own handles. Polled by the sweeper until then. */
+static void finish_close(struct ldg_worker *w)
+{
+    if (w->clients_closing || w->roles_freed)
+        return;
+    if (!roles_drained(w)) {
+        uint64_t now = ldg_worker_now(w);
+        if (!w->close_warned_ms)
+            w->close_warned_ms = now;
+        else if (now - w->close_warned_ms >= 5000) {
+            ldg_log_warn(NULL, "shutdown: waiting for roles' pending work to call back");
+            w->close_warned_ms = now;
+        }
+        return;
+    }
+    w->roles_freed = true;
+    for (size_t i = ldg_roles_count; i-- > 0;) {
+        if (w->role_started[i] && ldg_roles[i]->free_worker)
+            ldg_roles[i]->free_worker(w, w->role_state[i]);
+        w->role_started[i] = false;
+    }
+    uv_timer_stop(&w->sweeper);
+    close_loop_handles(w);
+}
+
 static void on_client_closed(void *ud)
 {
     struct ldg_worker *w = ud;
     LDG_ASSERT(w->clients_closing > 0);
     if (--w->clients_closing == 0)
-        close_loop_handles(w);
+        finish_close(w);
 }
 
 static void final_close(struct ldg_worker *w)
@@ -154,13 +191,9 @@ static void final_close(struct ldg_worker *w)
     if (w->state == LDG_WORKER_CLOSING)
         return;
     w->state = LDG_WORKER_CLOSING;
-    for (size_t i = ldg_roles_count; i-- > 0;) {
-        if (w->role_started[i] && ldg_roles[i]->free_worker)
-            ldg_roles[i]->free_worker(w, w->role_state[i]);
-        w->role_started[i] = false;
-    }
-    uv_timer_stop(&w->sweeper);
-    /* Hold one count while starting the closes so a synchronous completion cannot fire early. */
+    /* Clients first: closing them fails their pending callbacks, which still find the roles'
+     * state alive. The roles are freed by finish_close. Hold one count while starting the
+     * closes so a synchronous completion cannot fire early. */
     w->clients_closing = 1;
     if (w->redis) {
         w->clients_closing++;

@@ -71,6 +71,7 @@ struct ldg_worker {
     uint64_t next_conn_id;
     struct ldg_list req_pool; /* reusable requests (bounded) */
     uint64_t drain_deadline_ms;
+    size_t body_bytes; /* request body bytes buffered (reserved) now: bounded by max_buffered_body_bytes */
 
     /* Shared read buffer: alloc_cb hands it out, on_read parses it before returning, so idle
      * connections hold no buffer of their own (nginx, h2o). */
@@ -85,6 +86,8 @@ struct ldg_worker {
     struct ldg_pgpool *pg_auth; /* owned */
     struct ldg_pgpool *pg_logs; /* owned */
     unsigned clients_closing;   /* close callbacks still due from the clients above */
+    bool roles_freed;           /* shutdown: the roles' free hooks ran (after the clients closed) */
+    uint64_t close_warned_ms;
 
     struct ldg_stats stats;
     void *role_state[LDG_ROLE_MAX]; /* owned by each role */

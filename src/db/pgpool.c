@@ -350,6 +350,8 @@ static void on_query_conn(struct ldg_pg *conn, int err, void *ud)
 static int submit(struct ldg_pgpool *p, const char *name, const char *sql, int nparams,
                   const char *const *params, ldg_pg_cb cb, void *ud)
 {
+    if (!p)
+        return -ENOTCONN; /* the worker's pool is already closed (shutdown) */
     if (!sql || !cb || nparams < 0 || nparams > 65535 || (nparams && !params) || (name && !*name))
         return -EINVAL;
     struct pquery *q = ldg_calloc(1, sizeof *q);

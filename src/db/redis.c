@@ -608,6 +608,8 @@ static int issue_failed(struct link *l, struct pending *p)
 
 int ldg_redis_command(struct ldg_redis *r, ldg_redis_cb cb, void *ud, const char *fmt, ...)
 {
+    if (!r)
+        return -ENOTCONN; /* the worker's client is already closed (shutdown) */
     struct link *l = &r->l;
     int rc = can_issue(l);
     if (rc < 0)
@@ -623,6 +625,8 @@ int ldg_redis_command(struct ldg_redis *r, ldg_redis_cb cb, void *ud, const char
 int ldg_redis_commandargv(struct ldg_redis *r, ldg_redis_cb cb, void *ud, int argc, const char **argv,
                           const size_t *argvlen)
 {
+    if (!r)
+        return -ENOTCONN; /* the worker's client is already closed (shutdown) */
     struct link *l = &r->l;
     if (argc <= 0 || !argv)
         return -EINVAL;
@@ -636,12 +640,12 @@ int ldg_redis_commandargv(struct ldg_redis *r, ldg_redis_cb cb, void *ud, int ar
 
 bool ldg_redis_connected(const struct ldg_redis *r)
 {
-    return r->l.state == ST_READY && !r->l.dropping;
+    return r && r->l.state == ST_READY && !r->l.dropping;
 }
 
 size_t ldg_redis_pending(const struct ldg_redis *r)
 {
-    return r->l.pending.count;
+    return r ? r->l.pending.count : 0;
 }
 
 uint64_t ldg_redis_errors(const struct ldg_redis *r)

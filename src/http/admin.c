@@ -12,6 +12,7 @@
 #include "db/pgpool.h"
 #include "db/redis.h"
 #include "http/conn.h"
+#include "http/proxy.h"
 #include "http/request.h"
 #include "roles/ingest/ingest.h"
 #include "roles/storage/storage.h"
@@ -198,23 +199,13 @@ static void on_health_deep(struct ldg_req *req)
 
 /* ---- /metrics -------------------------------------------------------------------------------- */
 
+/* The client (behind trusted proxies: the forwarded one, so a proxy on loopback does not make
+ * /metrics public) is a loopback address. */
 static bool peer_is_loopback(struct ldg_req *req)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) < 0)
-        return false;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        /* A dual-stack listener ("::") sees IPv4 clients as ::ffff:a.b.c.d. */
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            return in6->sin6_addr.s6_addr[12] == 127;
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-    }
+    char addr[LDG_ADDR_MAX];
+    ldg_req_peer_addr(req, addr, sizeof addr);
+    return addr[0] && ldg_proxy_trusted("127.0.0.0/8, ::1", addr, strlen(addr));
     return false;
 }
 

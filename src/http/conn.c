@@ -9,9 +9,26 @@
  * `in` and parsed once its response has been written, so responses leave in request order. That
  * buffer is bounded: past the bound reading stops until the connection catches up.
  *
+ * Authentication comes before the body: when a route that the filter (the gateway) guards has a
+ * body, parsing stops after the head (LDG_PARSE_HEAD), reading stops, and the filter decides on the
+ * headers alone, under the handler's deadline (DISPATCHED). A refusal (401/403/429...) is answered
+ * without reading a body byte, and `Expect: 100-continue` gets it as its final answer; the
+ * connection then closes (the unread body cannot be skipped). Only a request the filter lets
+ * through (ldg_req_run_handler -> ldg__conn_resume_body) gets its 100 Continue and its body read.
+ *
+ * Memory: every body is charged to its worker's budget (max_buffered_body_bytes): a known
+ * Content-Length is reserved before the first body byte is read, a chunked body as it arrives,
+ * an inflated body once inflated; past the budget the request gets 503. The charge is returned
+ * when the request is released. A gzip body is inflated only for a found route the filter let
+ * through (or a public one), to at most max_inflate_ratio times its size (at least 1 MiB) and
+ * max_inflated_bytes.
+ *
  * Deadlines: READ_HEAD runs from the first byte of the request and is never extended (a
- * slowloris client is cut at header_timeout_ms however slowly it trickles); READ_BODY is extended
- * on progress (body_timeout_ms between reads); DISPATCHED is the handler's deadline
+ * slowloris client is cut at header_timeout_ms however slowly it trickles); READ_BODY is a total
+ * deadline set when the body starts, body_timeout_ms plus the body's length at body_min_rate
+ * bytes/s (a chunked body's length so far), never extended by mere progress, so trickling a byte
+ * at a time is cut too (its list is not ordered by deadline: the sweeper scans it all);
+ * DISPATCHED is the handler's deadline
  * (request_timeout_ms, then 503); WRITING is write_timeout_ms; IDLE is idle_timeout_ms; CLOSING
  * is the lingering close (read and discard until the peer closes, at most LINGER_MS).
  *
@@ -30,6 +47,7 @@
 #include "settings.h"
 
 #define LINGER_MS 2000
+#define INFLATE_FLOOR (1024 * 1024) /* any gzip body may inflate this far, whatever its ratio */
 #define MAX_PENDING_INPUT (256 * 1024)
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -70,6 +88,35 @@ static void set_state(struct ldg_conn *c, enum ldg_conn_state st)
     /* A stream has no deadline: its list is never expired (the sweeper stops at its head). */
     c->deadline_ms = st == LDG_CONN_STREAM ? UINT64_MAX : ldg_worker_now(w) + timeout_for(c, st);
     ldg_list_push_back(&w->conns[st], &c->link);
+}
+
+/* The READ_BODY deadline: body_timeout_ms from the start of the body, plus `bytes` at the
+ * minimum rate. */
+static void set_body_deadline(struct ldg_conn *c, uint64_t bytes)
+{
+    struct ldg_worker *w = c->w;
+    const struct ldg_server_cfg *s = &w->cfg->server;
+    if (c->state != LDG_CONN_READ_BODY) {
+        ldg_list_remove(&w->conns[c->state], &c->link);
+        c->state = LDG_CONN_READ_BODY;
+        ldg_list_push_back(&w->conns[LDG_CONN_READ_BODY], &c->link);
+    }
+    uint64_t rate = (uint64_t)s->body_min_rate;
+    uint64_t extra = bytes / rate * 1000 + (bytes % rate) * 1000 / rate;
+    c->deadline_ms = c->body_start_ms + (uint64_t)s->body_timeout_ms + extra;
+}
+
+/* Charge the worker's body budget up to `total` bytes for this request; false when over it. */
+static bool budget_charge(struct ldg_worker *w, struct ldg_req *req, size_t total)
+{
+    if (total <= req->budget_bytes)
+        return true;
+    size_t more = total - req->budget_bytes;
+    if (w->body_bytes + more > (size_t)w->cfg->server.max_buffered_body_bytes)
+        return false;
+    w->body_bytes += more;
+    req->budget_bytes = total;
+    return true;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -152,11 +199,13 @@ static void linger_close(struct ldg_conn *c)
 
 static void access_log(struct ldg_conn *c, struct ldg_req *req, uint64_t lat_us)
 {
-    char fields[1024], path[512];
+    char fields[1024], path[512], addr[64];
     ldg_log_quote(path, sizeof path, req->path.p ? req->path.p : "", req->path.n);
-    snprintf(fields, sizeof fields, "%s kind=access method=%s path=%s status=%d dur_ms=%.3f bytes=%zu rid=%s",
-             c->ctx, req->method_name ? req->method_name : "-", path, req->status, (double)lat_us / 1000.0,
-             req->resp_body_bytes, req->request_id[0] ? req->request_id : "-");
+    ldg_req_peer_addr(req, addr, sizeof addr);
+    snprintf(fields, sizeof fields,
+             "%s kind=access client=%s method=%s path=%s status=%d dur_ms=%.3f bytes=%zu rid=%s", c->ctx,
+             addr[0] ? addr : "-", req->method_name ? req->method_name : "-", path, req->status,
+             (double)lat_us / 1000.0, req->resp_body_bytes, req->request_id[0] ? req->request_id : "-");
     ldg_log_raw(LDG_LOG_INFO, fields);
 }
 
@@ -164,8 +213,10 @@ static void finish_request(struct ldg_conn *c)
 {
     struct ldg_req *req = c->req;
     /* A response queued before a drain began still says keep-alive; once written, the
-     * connection must not go idle, or it would hold the drain until its deadline. */
-    bool keep = req->keep_alive && !c->close_after && c->w->state == LDG_WORKER_RUNNING;
+     * connection must not go idle, or it would hold the drain until its deadline. A request
+     * answered before its body was read (parser not done) cannot keep the connection either. */
+    bool keep = req->keep_alive && !c->close_after && c->w->state == LDG_WORKER_RUNNING && c->parser.done;
+    c->auth_hold = false;
     detach_request(c);
     if (!keep) {
         linger_close(c);
@@ -181,7 +232,7 @@ static void finish_request(struct ldg_conn *c)
     } else {
         ldg_parser_shrink(&c->parser);
     }
-    if (c->read_stopped && !c->handle_closing && c->state != LDG_CONN_CLOSING)
+    if (c->read_stopped && !c->auth_hold && !c->handle_closing && c->state != LDG_CONN_CLOSING)
         start_reading(c);
 }
 
@@ -274,12 +325,15 @@ static void respond_error_and_close(struct ldg_conn *c, int status, const char *
     ldg_req_error(req, status, detail);
 }
 
-static bool origin_allowed(const struct ldg_conn *c, struct ldg_str origin)
+/* 1: the origin is listed by name (credentials allowed); 2: only by `*` (no credentials); 0: no. */
+static int origin_allowed(const struct ldg_conn *c, struct ldg_str origin)
 {
     const char *list = c->w->cfg->server.cors_origins;
     if (!origin.n || !list || !*list)
-        return false;
-    return ldg_cfg_list_has(list, "*", 1) || ldg_cfg_list_has(list, origin.p, origin.n);
+        return 0;
+    if (ldg_cfg_list_has(list, origin.p, origin.n))
+        return 1;
+    return ldg_cfg_list_has(list, "*", 1) ? 2 : 0;
 }
 
 static bool valid_request_id(struct ldg_str v)
@@ -295,7 +349,35 @@ static bool valid_request_id(struct ldg_str v)
     return true;
 }
 
-/* Head complete: route, limits, request id, CORS, 100-continue. */
+/* The body is about to be read: reserve a known length in the budget, send 100 Continue, start
+ * the body deadline. Returns 0 or a status to answer (*detail says why). */
+static int body_begin(struct ldg_conn *c, struct ldg_req *req, const char **detail)
+{
+    if (req->content_length > 0 && !budget_charge(c->w, req, (size_t)req->content_length)) {
+        ldg_log_info(c->ctx, "request body budget exhausted: %zu bytes buffered on this worker",
+                     c->w->body_bytes);
+        *detail = "Server busy: too many request bodies in flight";
+        return 503;
+    }
+    if (req->expect_continue) {
+        uv_buf_t b = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
+        if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
+            *detail = "Cannot send 100 Continue";
+            return 500;
+        }
+    }
+    c->body_start_ms = ldg_worker_now(c->w);
+    set_body_deadline(c, req->content_length > 0 ? (uint64_t)req->content_length : 0);
+    return 0;
+}
+
+static bool is_preflight(const struct ldg_req *req)
+{
+    return req->method == HTTP_OPTIONS && req->origin.n && ldg_req_header(req, "access-control-request-method").n;
+}
+
+/* Head complete: route, limits, request id, CORS; then either the filter first (a guarded route
+ * with a body) or the body (100-continue, budget, deadline). */
 static int on_head(struct ldg_parser *p, struct ldg_req *req)
 {
     struct ldg_conn *c = p->ud;
@@ -306,8 +388,11 @@ static int on_head(struct ldg_parser *p, struct ldg_req *req)
     else
         ldg_worker_request_id(c->w, req->request_id);
     struct ldg_str origin = ldg_req_header(req, "origin");
-    if (origin_allowed(c, origin))
+    int allowed = origin_allowed(c, origin);
+    if (allowed) {
         req->origin = origin;
+        req->origin_any = allowed == 2;
+    }
 
     req->route_result = ldg_router_match(c->w->router, req->method, req->path, &req->match);
     req->body_limit = (size_t)s->max_body_bytes;
@@ -316,21 +401,66 @@ static int on_head(struct ldg_parser *p, struct ldg_req *req)
     if (req->method == HTTP_HEAD)
         req->head_only = true;
 
+    bool has_body = req->chunked || req->content_length > 0;
+    ldg_filter_fn filter = ldg_router_filter(c->w->router);
+    bool public_route = req->route_result == LDG_ROUTE_FOUND && (req->match.route->flags & LDG_ROUTE_PUBLIC);
+    if (has_body && filter && !public_route && !is_preflight(req)) {
+        /* Credentials first: parse_feed stops after the head (LDG_PARSE_HEAD). */
+        req->body_deferred = true;
+        p->defer_body = true;
+        set_state(c, LDG_CONN_DISPATCHED);
+        return 0;
+    }
     if (req->expect_continue) {
         if (req->route_result != LDG_ROUTE_FOUND) {
             p->detail = req->route_result == LDG_ROUTE_NOT_FOUND ? "Not Found" : "Method Not Allowed";
             return req->route_result == LDG_ROUTE_NOT_FOUND ? 404 : 405;
         }
-        if (req->content_length > 0 && (uint64_t)req->content_length > req->body_limit)
-            return 413;
-        uv_buf_t b = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
-        if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
-            p->detail = "Cannot send 100 Continue";
-            return 500;
-        }
     }
-    set_state(c, LDG_CONN_READ_BODY);
-    return 0;
+    if (req->content_length > 0 && (uint64_t)req->content_length > req->body_limit)
+        return 413;
+    return body_begin(c, req, &p->detail);
+}
+
+void ldg__conn_resume_body(struct ldg_conn *c, struct ldg_req *req)
+{
+    LDG_ASSERT(c->req == req && req->body_deferred && c->parser.head_paused);
+    req->body_deferred = false;
+    req->authorized = true;
+    if (req->route_result != LDG_ROUTE_FOUND) {
+        c->close_after = true; /* the body stays unread */
+        req->keep_alive = false;
+        ldg_req_run_handler(req); /* 404 / 405 */
+        return;
+    }
+    const char *detail = NULL;
+    int status = body_begin(c, req, &detail);
+    if (status) {
+        c->close_after = true;
+        req->keep_alive = false;
+        ldg_req_error(req, status, detail);
+        return;
+    }
+    c->auth_hold = false;
+    ldg_parser_resume(&c->parser);
+    if (c->head_rest) { /* the filter decided at once: go on with what came with the head */
+        const char *rest = c->head_rest;
+        size_t n = c->head_rest_len;
+        c->head_rest = NULL;
+        c->head_rest_len = 0;
+        if (n)
+            process_input(c, rest, n);
+        if (c->read_stopped && !c->handle_closing && c->state == LDG_CONN_READ_BODY)
+            start_reading(c);
+        return;
+    }
+    struct ldg_buf pending = c->in;
+    ldg_buf_init(&c->in);
+    if (ldg_buf_size(&pending))
+        process_input(c, ldg_buf_head(&pending), ldg_buf_size(&pending));
+    ldg_buf_free(&pending);
+    if (c->read_stopped && !c->handle_closing && c->state == LDG_CONN_READ_BODY)
+        start_reading(c);
 }
 
 static void handle_preflight(struct ldg_req *req)
@@ -353,8 +483,24 @@ static void dispatch(struct ldg_conn *c)
     struct ldg_req *req = c->req;
     const struct ldg_server_cfg *s = &c->w->cfg->server;
     set_state(c, LDG_CONN_DISPATCHED);
-    if (req->gzip && ldg_buf_size(&req->body)) { /* an empty body has nothing to inflate */
-        int rc = ldg_req_inflate(&req->body, (size_t)s->max_inflated_bytes);
+    if (is_preflight(req)) {
+        handle_preflight(req);
+        return;
+    }
+    ldg_filter_fn filter = ldg_router_filter(c->w->router);
+    bool public_route = req->route_result == LDG_ROUTE_FOUND && (req->match.route->flags & LDG_ROUTE_PUBLIC);
+    bool cleared = req->authorized || public_route || !filter;
+    /* Inflate only what a found route will read, for a request already let through (a guarded
+     * route's body is only read after the filter, so `cleared` is false only for empty bodies). */
+    if (req->gzip && ldg_buf_size(&req->body) && cleared && req->route_result == LDG_ROUTE_FOUND) {
+        size_t in = ldg_buf_size(&req->body);
+        size_t max = (size_t)s->max_inflated_bytes;
+        size_t by_ratio = in > SIZE_MAX / (size_t)s->max_inflate_ratio ? SIZE_MAX : in * (size_t)s->max_inflate_ratio;
+        if (by_ratio < INFLATE_FLOOR)
+            by_ratio = INFLATE_FLOOR;
+        if (by_ratio < max)
+            max = by_ratio;
+        int rc = ldg_req_inflate(&req->body, max);
         if (rc == -E2BIG) {
             char msg[96];
             snprintf(msg, sizeof msg, "Decompressed request body too large (limit %lld bytes)",
@@ -366,18 +512,15 @@ static void dispatch(struct ldg_conn *c)
             ldg_req_error(req, 400, "Invalid gzip request body");
             return;
         }
+        if (!budget_charge(c->w, req, ldg_buf_size(&req->body))) {
+            ldg_req_error(req, 503, "Server busy: too many request bodies in flight");
+            return;
+        }
     }
-    if (req->method == HTTP_OPTIONS && req->origin.n &&
-        ldg_req_header(req, "access-control-request-method").n) {
-        handle_preflight(req);
-        return;
-    }
-    ldg_filter_fn filter = ldg_router_filter(c->w->router);
-    bool public_route = req->route_result == LDG_ROUTE_FOUND && (req->match.route->flags & LDG_ROUTE_PUBLIC);
-    if (filter && !public_route)
-        filter(req);
-    else
+    if (req->authorized || !filter || public_route)
         ldg_req_run_handler(req);
+    else
+        filter(req);
 }
 
 static void process_input(struct ldg_conn *c, const char *data, size_t len)
@@ -404,11 +547,44 @@ static void process_input(struct ldg_conn *c, const char *data, size_t len)
         enum ldg_parse_result r = ldg_parser_feed(&c->parser, data, len, &used);
         data += used;
         len -= used;
+        if (c->req->chunked && (r == LDG_PARSE_MORE || r == LDG_PARSE_DONE) &&
+            ldg_buf_size(&c->req->body) > c->req->budget_bytes) {
+            /* A chunked body is charged as it arrives (at most one read past the budget), and
+             * its deadline grows with its length at the minimum rate. */
+            if (!budget_charge(c->w, c->req, ldg_buf_size(&c->req->body))) {
+                ldg_log_info(c->ctx, "request body budget exhausted: %zu bytes buffered on this worker",
+                             c->w->body_bytes);
+                respond_error_and_close(c, 503, "Server busy: too many request bodies in flight");
+                return;
+            }
+            if (r == LDG_PARSE_MORE && c->state == LDG_CONN_READ_BODY)
+                set_body_deadline(c, ldg_buf_size(&c->req->body));
+        }
         switch (r) {
         case LDG_PARSE_MORE:
-            if (c->state == LDG_CONN_READ_BODY)
-                set_state(c, LDG_CONN_READ_BODY); /* progress extends the body deadline */
             return;
+        case LDG_PARSE_HEAD: {
+            /* Nothing more is read until the filter has decided (ldg__conn_resume_body). The
+             * body bytes read with the head are lent to a filter that decides at once, and kept
+             * in `in` only when it answers later: a refusal on the spot buffers nothing. */
+            struct ldg_req *req = c->req;
+            c->auth_hold = true;
+            if (!c->read_stopped) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->read_stopped = true;
+            }
+            c->head_rest = data;
+            c->head_rest_len = len;
+            ldg_req_ref(req);
+            ldg_router_filter(c->w->router)(req);
+            if (c->head_rest && c->head_rest_len && !c->handle_closing && c->req == req && req->body_deferred &&
+                !req->responded)
+                ldg_buf_put(&c->in, c->head_rest, c->head_rest_len);
+            c->head_rest = NULL;
+            c->head_rest_len = 0;
+            ldg_req_unref(req);
+            return;
+        }
         case LDG_PARSE_ERROR:
             ldg_log_debug(c->ctx, "bad request: %d %s", c->parser.status, c->parser.detail);
             respond_error_and_close(c, c->parser.status, c->parser.detail);
@@ -538,8 +714,11 @@ void ldg_conn_sweep(struct ldg_worker *w, uint64_t now)
         ldg_list_foreach_safe(l, it, tmp)
         {
             struct ldg_conn *c = ldg_container_of(it, struct ldg_conn, link);
-            if (c->deadline_ms > now)
+            if (c->deadline_ms > now) {
+                if (st == LDG_CONN_READ_BODY)
+                    continue; /* body deadlines differ per request: not ordered */
                 break;
+            }
             if (!c->handle_closing)
                 expire(c);
         }

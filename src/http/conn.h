@@ -40,6 +40,10 @@ struct ldg_conn {
     bool close_after;    /* close once the current response is written */
     bool handle_closing; /* uv_close called */
     bool read_stopped;
+    bool auth_hold;        /* head read, the filter deciding: reading stays stopped */
+    const char *head_rest; /* borrowed during a filter call: body bytes read with the head */
+    size_t head_rest_len;
+    uint64_t body_start_ms; /* READ_BODY: when the body deadline started */
     struct ldg_conn_stream *stream; /* owned: streaming state (LDG_CONN_STREAM only), else NULL */
     char ctx[32];                   /* "conn=<id>" for log lines */
 };
@@ -89,6 +93,9 @@ void ldg_conn_stream_end(struct ldg_conn *c, struct ldg_chunk *last);
 
 /* Bytes queued on a stream (not yet taken by the kernel). */
 size_t ldg_conn_stream_queued(const struct ldg_conn *c);
+
+/* Internal to http/: the filter let a deferred request through: read its body, then run it. */
+void ldg__conn_resume_body(struct ldg_conn *c, struct ldg_req *req);
 
 /* Internal to http/: a response is ready in req->out. */
 void ldg__conn_send_response(struct ldg_conn *c, struct ldg_req *req);

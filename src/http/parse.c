@@ -151,6 +151,10 @@ static int on_headers_complete(llhttp_t *ll)
     req->http_minor = llhttp_get_http_minor(ll);
     req->keep_alive = llhttp_should_keep_alive(ll);
     req->chunked = (ll->flags & F_CHUNKED) != 0;
+    if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > (uint64_t)INT64_MAX) {
+        fail(p, 400, "Invalid message framing"); /* would turn negative as an int64_t */
+        return -1;
+    }
     req->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
     if (req->method == HTTP_CONNECT || (ll->flags & F_UPGRADE))
         return fail(p, 400, "Upgrade is not supported");
@@ -168,6 +172,11 @@ static int on_headers_complete(llhttp_t *ll)
     if (req->content_length > 0 && (uint64_t)req->content_length > req->body_limit) {
         too_large(p);
         return -1;
+    }
+    if (p->defer_body) {
+        p->defer_body = false;
+        p->head_paused = true;
+        return HPE_PAUSED; /* llhttp goes on after the head once resumed */
     }
     return 0;
 }
@@ -216,6 +225,8 @@ void ldg_parser_begin(struct ldg_parser *p, struct ldg_req *req)
     p->req = req;
     p->done = false;
     p->started = false;
+    p->defer_body = false;
+    p->head_paused = false;
     p->status = 0;
     p->detail = NULL;
     if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
@@ -231,6 +242,10 @@ enum ldg_parse_result ldg_parser_feed(struct ldg_parser *p, const char *data, si
     if (e == HPE_OK) {
         *consumed = len;
         return LDG_PARSE_MORE;
+    }
+    if (e == HPE_PAUSED && p->head_paused) {
+        *consumed = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        return LDG_PARSE_HEAD;
     }
     if (e == HPE_PAUSED && p->done) {
         *consumed = (size_t)(llhttp_get_error_pos(&p->ll) - data);
@@ -260,6 +275,13 @@ enum ldg_parse_result ldg_parser_feed(struct ldg_parser *p, const char *data, si
         }
     }
     return LDG_PARSE_ERROR;
+}
+
+void ldg_parser_resume(struct ldg_parser *p)
+{
+    LDG_ASSERT(p->head_paused);
+    p->head_paused = false;
+    llhttp_resume(&p->ll);
 }
 
 void ldg_parser_shrink(struct ldg_parser *p)

@@ -34,6 +34,8 @@ struct ldg_parser {
     bool in_head;       /* between message begin and headers complete */
     bool done;          /* message complete; paused */
     bool started;       /* at least one byte of this message seen */
+    bool defer_body;    /* set by on_head: stop after the head (LDG_PARSE_HEAD) until resumed */
+    bool head_paused;   /* stopped after the head; ldg_parser_resume goes on with the body */
     int status;         /* on error: the HTTP status to answer (400, 413, 431...) */
     const char *detail; /* on error: client-facing message (static, or detail_buf) */
     char detail_buf[80];
@@ -46,6 +48,8 @@ enum ldg_parse_result {
     LDG_PARSE_MORE,  /* all bytes consumed, message not complete */
     LDG_PARSE_DONE,  /* one message complete; *consumed tells how far */
     LDG_PARSE_ERROR, /* p->status / p->detail say what to answer; close afterwards */
+    LDG_PARSE_HEAD,  /* on_head asked to stop after the head (defer_body): nothing of the body
+                      * was consumed; *consumed tells how far; ldg_parser_resume, then feed the rest */
 };
 
 void ldg_parser_init(struct ldg_parser *p, const struct ldg_parser_limits *limits, ldg_parser_head_cb on_head,
@@ -53,6 +57,8 @@ void ldg_parser_init(struct ldg_parser *p, const struct ldg_parser_limits *limit
 /* Attach the next request to fill. */
 void ldg_parser_begin(struct ldg_parser *p, struct ldg_req *req);
 enum ldg_parse_result ldg_parser_feed(struct ldg_parser *p, const char *data, size_t len, size_t *consumed);
+/* Go on with the body of a message stopped by LDG_PARSE_HEAD. */
+void ldg_parser_resume(struct ldg_parser *p);
 /* Release the token buffer (idle connections keep no buffers). */
 void ldg_parser_shrink(struct ldg_parser *p);
 void ldg_parser_free(struct ldg_parser *p);

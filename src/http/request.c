@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/worker.h"
 #include "http/conn.h"
+#include "http/proxy.h"
 #include "settings.h"
 
 #define REQ_POOL_MAX 64
@@ -56,6 +57,9 @@ static void trim(struct ldg_buf *b)
 void ldg__req_release(struct ldg_req *req)
 {
     struct ldg_worker *w = req->w;
+    LDG_ASSERT(w->body_bytes >= req->budget_bytes);
+    w->body_bytes -= req->budget_bytes;
+    req->budget_bytes = 0;
     ldg_arena_reset(&req->arena);
     if (w->req_pool.count < REQ_POOL_MAX && w->state == LDG_WORKER_RUNNING) {
         trim(&req->body);
@@ -224,7 +228,11 @@ static void put_head_tail(struct ldg_req *req, struct ldg_buf *o)
     ldg_buf_puts(o, "X-Request-ID: ");
     ldg_buf_puts(o, req->request_id);
     ldg_buf_put(o, "\r\n", 2);
-    if (req->origin.n) {
+    if (req->origin.n && req->origin_any) {
+        /* A wildcard never goes with credentials: a page from any origin must not read what a
+         * signed-in browser's cookies would fetch. */
+        ldg_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
+    } else if (req->origin.n) {
         ldg_buf_puts(o, "Access-Control-Allow-Origin: ");
         ldg_buf_put(o, req->origin.p, req->origin.n);
         ldg_buf_puts(o, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
@@ -291,8 +299,8 @@ void ldg_req_respond(struct ldg_req *req, int status, const char *content_type, 
     struct ldg_buf *o = &req->out;
     ldg_buf_reset(o);
     bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-    if (req->w->state != LDG_WORKER_RUNNING)
-        req->keep_alive = false;
+    if (req->w->state != LDG_WORKER_RUNNING || req->body_deferred)
+        req->keep_alive = false; /* an unread body cannot be skipped: close after answering */
     /* The head of every response: no printf on this path. */
     ldg_buf_puts(o, "HTTP/1.1 ");
     ldg_buf_put_i64(o, status);
@@ -325,14 +333,19 @@ void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
+    char peer[LDG_ADDR_MAX] = "";
     if (cap)
         out[0] = 0;
     if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET)
-        uv_ip4_name((const struct sockaddr_in *)&ss, out, cap);
+        uv_ip4_name((const struct sockaddr_in *)&ss, peer, sizeof peer);
     else if (ss.ss_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, cap);
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, peer, sizeof peer);
+    char client[LDG_ADDR_MAX];
+    ldg_proxy_client(req->w->cfg->server.trusted_proxies, peer, ldg_req_header(req, "forwarded"),
+                     ldg_req_header(req, "x-forwarded-for"), client, sizeof client);
+    snprintf(out, cap, "%s", client);
 }
 
 void ldg_req_error(struct ldg_req *req, int status, const char *detail)
@@ -397,6 +410,11 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max)
 
 void ldg_req_run_handler(struct ldg_req *req)
 {
+    if (req->body_deferred) {
+        if (req->conn && !req->responded)
+            ldg__conn_resume_body(req->conn, req);
+        return;
+    }
     switch (req->route_result) {
     case LDG_ROUTE_FOUND:
         req->match.route->fn(req);

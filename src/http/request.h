@@ -57,6 +57,9 @@ struct ldg_req {
 
     struct ldg_buf body; /* owned: request body, de-chunked and (after dispatch) inflated */
     size_t body_limit;   /* bytes allowed for this route */
+    size_t budget_bytes; /* charged to the worker's buffered-body budget (w->body_bytes) */
+    bool body_deferred;  /* head read, body not: the filter runs first; ldg_req_run_handler reads it */
+    bool authorized;     /* the filter let the request through before its body was read */
 
     /* Routing. */
     struct ldg_route_match match;
@@ -71,6 +74,7 @@ struct ldg_req {
     size_t resp_body_bytes;
     char request_id[72];
     struct ldg_str origin; /* allowed CORS origin to echo, or empty */
+    bool origin_any;       /* allowed only by `*`: answered `*`, never with credentials */
 
     uint64_t start_hr_ns; /* uv_hrtime() at the first byte */
 
@@ -96,7 +100,9 @@ struct ldg_str ldg_req_param(const struct ldg_req *req, const char *name);
 /* Query parameter, percent-decoded into the arena; returns false when absent. */
 bool ldg_req_query(struct ldg_req *req, const char *name, struct ldg_str *out);
 /* The client's address as text ("127.0.0.1", "::1") into out (>= 64 bytes); "" when unknown
- * (connection gone). Never includes the port. */
+ * (connection gone). Never includes the port. The TCP peer, or when the peer is one of
+ * [server] trusted_proxies, the client its Forwarded / X-Forwarded-For names (http/proxy.h);
+ * IPv4-mapped IPv6 peers are given as IPv4. Throttles, logs and the /metrics rule use this. */
 void ldg_req_peer_addr(const struct ldg_req *req, char *out, size_t cap);
 /* Append one response header (NUL-terminated name and value; no CR/LF allowed: they are dropped). */
 void ldg_req_add_header(struct ldg_req *req, const char *name, const char *value);
@@ -122,7 +128,10 @@ int ldg_req_inflate(struct ldg_buf *body, size_t max) LDG_MUSTCHECK;
 
 const char *ldg_http_reason(int status);
 
-/* Run the matched route's handler, or answer 404/405 (after a filter let the request through). */
+/* Run the matched route's handler, or answer 404/405 (after a filter let the request through).
+ * For a request whose body was deferred (a filtered route with a body), this first reads the body
+ * (100 Continue, the body deadline and the worker's budget apply from here) and runs the handler
+ * once it is complete; a 404/405 is answered without reading it. */
 void ldg_req_run_handler(struct ldg_req *req);
 
 #endif

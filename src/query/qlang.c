@@ -155,6 +155,72 @@ static bool lower_choice(char *v, const char *const *choices)
 }
 
 /* name:value with name = q[start..colon). Sets p->term or fails. */
+
+/* Repetition that a backtracking-free matcher (glibc's regcomp builds an automaton) still pays
+ * for in memory: a quantifier applied to a quantifier ("a++++", "a*{9}") nests automata, and
+ * bounded repetitions are expanded copy by copy ("(a{100}){100}"), so a short expression can
+ * take gigabytes to compile. Refused here, before anything compiles it: a quantifier directly
+ * after another, a bound above 100, more than two bounded repetitions. Returns why, or NULL. */
+static const char *regex_too_costly(const char *re)
+{
+    bool after_quant = false, lazy = false;
+    unsigned braces = 0;
+    for (size_t i = 0; re[i]; i++) {
+        char c = re[i];
+        if (c == '\\') {
+            if (re[i + 1])
+                i++;
+            after_quant = lazy = false;
+            continue;
+        }
+        if (c == '[') { /* a bracket expression: quantifier characters are literal inside */
+            size_t j = i + 1;
+            if (re[j] == '^')
+                j++;
+            if (re[j] == ']')
+                j++;
+            while (re[j] && re[j] != ']')
+                j++;
+            if (!re[j])
+                break;
+            i = j;
+            after_quant = lazy = false;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (after_quant && c == '?' && !lazy) {
+                lazy = true; /* "a+?": a non-greedy marker where the pattern goes to PostgreSQL */
+                continue;
+            }
+            if (after_quant)
+                return "a quantifier may not follow another quantifier";
+            lazy = false;
+            if (c == '{') {
+                if (++braces > 2)
+                    return "at most two bounded repetitions ({m,n})";
+                unsigned long v = 0;
+                size_t j = i + 1;
+                for (; re[j] && re[j] != '}'; j++) {
+                    if (re[j] >= '0' && re[j] <= '9') {
+                        v = v * 10 + (unsigned long)(re[j] - '0');
+                        if (v > 100)
+                            return "repetition bounds are at most 100";
+                    } else {
+                        v = 0;
+                    }
+                }
+                if (!re[j])
+                    break;
+                i = j;
+            }
+            after_quant = true;
+            continue;
+        }
+        after_quant = lazy = false;
+    }
+    return NULL;
+}
+
 static void lex_field(struct parser *p, size_t start, size_t colon)
 {
     char *name = copy(p, start, colon);
@@ -196,6 +262,11 @@ static void lex_field(struct parser *p, size_t start, size_t colon)
         }
         if (o > LDG_QLANG_MAX_REGEX) {
             fail_at(p, vstart, "regular expression longer than %d bytes", LDG_QLANG_MAX_REGEX);
+            return;
+        }
+        const char *why = regex_too_costly(out);
+        if (why) {
+            fail_at(p, vstart, "regular expression too complex: %s", why);
             return;
         }
         value = out;

@@ -215,8 +215,11 @@ def make_ini(port, pg, redis, workers=1, extra=None, jwt_secret_file=None):
         "pg_logs": {"host": pg.host, "port": pg.port, "dbname": "ledger_logs", "user": "postgres"},
         "log": {"level": "info", "format": "logfmt", "access_log": "off"},
     }
+    # Every test registers from 127.0.0.1 against one Redis: the per-address registration
+    # throttle is tested on its own (test_hardening.py).
+    cfg["auth"] = {"register_max_per_addr": 1000000}
     if jwt_secret_file:
-        cfg["auth"] = {"jwt_secret_file": jwt_secret_file}
+        cfg["auth"]["jwt_secret_file"] = jwt_secret_file
     for section, keys in (extra or {}).items():
         sec = cfg.setdefault(section, {})
         for k, v in keys.items():

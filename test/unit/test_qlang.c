@@ -160,6 +160,11 @@ static void test_errors(void **state)
     fails_at("message:/abc", 9, "unterminated regular expression");
     fails_at("message://", 9, "empty regular expression");
     fails_at("message:/a/x", 12, "unknown regular expression flag 'x'");
+    fails_at("message:/a++/", 9, "a quantifier may not follow another quantifier");
+    fails_at("message:/a+?" "?/", 9, "a quantifier may not follow another quantifier");
+    fails_at("message:/pen:+++++or/", 9, "a quantifier may not follow another quantifier");
+    fails_at("message:/(a{101})/", 9, "repetition bounds are at most 100");
+    fails_at("message:/a{2}b{2}c{2}/", 9, "at most two bounded repetitions");
     fails_at("level:/err/", 7, "only supported on message");
     fails_at("attributes.a:/x/", 14, "only supported on message");
     fails_at("attributes:x", 1, "attribute path");

@@ -188,15 +188,29 @@ static const char SQL_SESSIONS_REVOKE_SET[] =
 /* ---- Redis scripts ------------------------------------------------------------------------------ */
 
 /* KEYS: the e-mail and address counters. Returns {count, pttl} of each. */
-static const char LUA_FAIL_CHECK[] =
-    "return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1]), "
-    "tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('PTTL', KEYS[2])}";
+/* Reserve a failure before the password is hashed, so parallel guesses cannot all pass the
+ * check before any of them is counted. KEYS: the e-mail's and the address's counters; ARGV: the
+ * window in ms, then the two limits. Both counters are incremented (a fixed window starting at
+ * the first attempt); an attempt over either limit is refused and its reservation taken back.
+ * Returns {e-mail count before, its PTTL, address count before, its PTTL}. A successful login
+ * gives the reservation back (accounts.c). */
+static const char LUA_FAIL_RESERVE[] =
+    "local n = {} for i, k in ipairs(KEYS) do n[i] = redis.call('INCR', k) "
+    "if n[i] == 1 or redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ARGV[1]) end end "
+    "if n[1] > tonumber(ARGV[2]) or n[2] > tonumber(ARGV[3]) then "
+    "for i, k in ipairs(KEYS) do redis.call('DECR', k) end end "
+    "return {n[1] - 1, redis.call('PTTL', KEYS[1]), n[2] - 1, redis.call('PTTL', KEYS[2])}";
 
-/* KEYS: the counters; ARGV[1]: the window in ms. A fixed window starting at the first failure. */
-static const char LUA_FAIL_COUNT[] =
-    "local r = {} for i, k in ipairs(KEYS) do local n = redis.call('INCR', k) "
-    "if n == 1 or redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ARGV[1]) end r[i] = n end "
-    "return r";
+/* KEYS[1]: the address's registration counter; ARGV: window ms, limit. Returns {count, PTTL};
+ * counted before hashing, taken back when over the limit. */
+static const char LUA_REGISTER_RESERVE[] =
+    "local n = redis.call('INCR', KEYS[1]) "
+    "if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "if n > tonumber(ARGV[2]) then redis.call('DECR', KEYS[1]) end "
+    "return {n, redis.call('PTTL', KEYS[1])}";
+
+#define REGISTER_KEY_ADDR "register:addr:"
+#define MSG_REG_THROTTLED "Too many registrations from this address. Try again later."
 
 /* ---- per-request state -------------------------------------------------------------------------- */
 
@@ -404,7 +418,7 @@ static void set_cookie(struct ldg_req *req, const char *token, int64_t max_age)
 {
     char v[256];
     snprintf(v, sizeof v, COOKIE_NAME "=%s" COOKIE_ATTRS "; Max-Age=%" PRId64 "%s", token, max_age,
-             ldg__auth.cfg->cookie_secure ? "; Secure" : "");
+             ldg__auth.cookie_secure ? "; Secure" : "");
     ldg_req_add_header(req, "Set-Cookie", v);
 }
 
@@ -413,7 +427,7 @@ static void set_stream_cookie(struct ldg_req *req, const char *token, size_t len
 {
     char v[1024];
     int n = snprintf(v, sizeof v, STREAM_COOKIE_NAME "=%.*s" STREAM_COOKIE_ATTRS "; Max-Age=%" PRId64 "%s",
-                     (int)len, token, max_age, ldg__auth.cfg->cookie_secure ? "; Secure" : "");
+                     (int)len, token, max_age, ldg__auth.cookie_secure ? "; Secure" : "");
     if (n > 0 && (size_t)n < sizeof v)
         ldg_req_add_header(req, "Set-Cookie", v);
 }
@@ -499,7 +513,15 @@ static int session_keys_del(struct acct *a, redis_step_fn fn)
         sprintf(key, LDG_SESSION_PREFIX "%s", a->sids[i]);
         argv[i + 1] = key;
     }
-    return ldg__acct_redis(a, fn, (int)a->nsids + 1, argv);
+    int rc = ldg__acct_redis(a, fn, (int)a->nsids + 1, argv);
+    /* Then tell every process's open streams of these sessions to end (same connection, so after
+     * the DEL; best effort: a stream also ends at its access token's expiry). */
+    for (size_t i = 0; rc == 0 && i < a->nsids; i++) {
+        const char *pub[] = {"PUBLISH", LDG_SESSION_REVOKED_CHANNEL, a->sids[i]};
+        if (ldg_redis_commandargv(req->w->redis, on_redis_ignored, NULL, 3, pub, NULL) < 0)
+            break;
+    }
+    return rc;
 }
 
 void ldg__acct_note_client(struct acct *a)
@@ -559,6 +581,31 @@ static void on_register_hashed(struct acct *a, int result, const char *hash)
     ldg__auth_sql(req, "acct_register", SQL_REGISTER, 8, params, &ERRS_REGISTER, on_register_inserted, a);
 }
 
+static void on_register_throttle(struct acct *a, redisReply *reply)
+{
+    struct ldg_req *req = a->req;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        ldg__acct_warn_redis(req, "registrations are not being limited");
+    } else if (reply->element[0]->integer > ldg__auth.cfg->register_max_per_addr) {
+        ldg__acct_wipe(a->password);
+        long long pttl = reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
+        int64_t ms = pttl > 0 ? pttl : ldg__auth.cfg->register_window_ms;
+        ldg_req_add_header(req, "Retry-After", ldg__auth_itoa(req, LDG_MAX((ms + 999) / 1000, 1)));
+        ldg_req_error(req, 429, MSG_REG_THROTTLED);
+        return;
+    }
+    if (ldg__acct_new_tokens(a, true) < 0) {
+        ACCT_LOG(error, req, "register: no randomness for session tokens");
+        ldg_req_error(req, 500, "Registration failed");
+    } else {
+        int rc = pw_step(a, PW_HASH, a->password, NULL, on_register_hashed);
+        if (rc < 0)
+            answer_pw_error(a, rc, "Registration failed");
+    }
+    ldg__acct_wipe(a->password);
+}
+
 static void register_account(struct ldg_req *req)
 {
     cJSON *body = ldg__auth_body(req);
@@ -584,14 +631,16 @@ static void register_account(struct ldg_req *req)
     a->name = ldg__acct_dup(req, name); /* D3: the submitted name is stored */
     a->password = ldg__acct_dup(req, pw);
     ldg__acct_note_client(a);
-    if (ldg__acct_new_tokens(a, true) < 0) {
-        ACCT_LOG(error, req, "register: no randomness for session tokens");
-        ldg_req_error(req, 500, "Registration failed");
-        goto out;
-    }
-    int rc = ldg__acct_pw(a, PW_HASH, a->password, NULL, on_register_hashed);
-    if (rc < 0)
-        ldg__acct_pw_error(a, rc, "Registration failed");
+    cJSON_Delete(body);
+    /* Registrations per address are counted before the hash is spent. */
+    char *key = ldg_arena_alloc(&req->arena, sizeof REGISTER_KEY_ADDR + strlen(a->addr));
+    sprintf(key, REGISTER_KEY_ADDR "%s", a->addr);
+    const char *argv[] = {"EVAL", LUA_REGISTER_RESERVE, "1", key,
+                          ldg__auth_itoa(req, ldg__auth.cfg->register_window_ms),
+                          ldg__auth_itoa(req, ldg__auth.cfg->register_max_per_addr)};
+    if (ldg__acct_redis(a, on_register_throttle, 6, argv) < 0)
+        on_register_throttle(a, NULL);
+    return;
 out:
     ldg__acct_wipe(a->password);
     cJSON_Delete(body);
@@ -620,21 +669,10 @@ void ldg__acct_on_login_session_set(struct acct *a, redisReply *reply)
                   on_login_session_created, a);
 }
 
-static void on_login_failure_counted(struct acct *a, redisReply *reply)
-{
-    (void)reply;
-    ldg_req_error(a->req, 401, MSG_BAD_LOGIN);
-}
-
 static void login_failed(struct acct *a)
 {
-    const char *argv[] = {"EVAL",      LUA_FAIL_COUNT,
-                          "2",         a->email_key,
-                          a->addr_key, ldg__auth_itoa(a->req, ldg__auth.cfg->login_fail_window_ms)};
-    if (ldg__acct_redis(a, on_login_failure_counted, 6, argv) < 0) {
-        ldg__acct_warn_redis(a->req, "failed logins are not being counted");
-        ldg_req_error(a->req, 401, MSG_BAD_LOGIN);
-    }
+    /* Already counted: the attempt was reserved before hashing. */
+    ldg_req_error(a->req, 401, MSG_BAD_LOGIN);
 }
 
 static void on_login_verified(struct acct *a, int result, const char *hash)
@@ -649,8 +687,11 @@ static void on_login_verified(struct acct *a, int result, const char *hash)
         return;
     }
     struct ldg_req *req = a->req;
-    if (req->w->redis) { /* a success clears the e-mail's failures (best effort, no reply needed) */
+    if (req->w->redis) { /* a success clears the e-mail's failures and gives the address's
+                          * reservation back (best effort, no reply needed) */
         int rc = ldg_redis_command(req->w->redis, on_redis_ignored, NULL, "DEL %s", a->email_key);
+        if (rc == 0 && a->reserved)
+            rc = ldg_redis_command(req->w->redis, on_redis_ignored, NULL, "DECR %s", a->addr_key);
         (void)rc;
     }
     if (a->totp) { /* the password was right; the second factor decides (POST /accounts/2fa/login) */
@@ -710,6 +751,7 @@ static void on_login_throttle(struct acct *a, redisReply *reply)
         const redisReply *e = reply->element[i];
         v[i] = e && e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
     }
+    a->reserved = true;
     int64_t wait = 0;
     if (v[0] >= ldg__auth.cfg->login_fail_max_email)
         wait = ldg__acct_retry_after_s(v[1]);
@@ -750,8 +792,15 @@ static void login_account(struct ldg_req *req)
     a->email_key = ek;
     a->addr_key = ak;
 
-    const char *argv[] = {"EVAL", LUA_FAIL_CHECK, "2", ek, ak};
-    if (ldg__acct_redis(a, on_login_throttle, 5, argv) < 0)
+    const char *argv[] = {"EVAL",
+                          LUA_FAIL_RESERVE,
+                          "2",
+                          ek,
+                          ak,
+                          ldg__auth_itoa(req, ldg__auth.cfg->login_fail_window_ms),
+                          ldg__auth_itoa(req, ldg__auth.cfg->login_fail_max_email),
+                          ldg__auth_itoa(req, ldg__auth.cfg->login_fail_max_addr)};
+    if (ldg__acct_redis(a, on_login_throttle, 8, argv) < 0)
         on_login_throttle(a, NULL);
 }
 

@@ -51,6 +51,7 @@ struct acct {
     const char **sids; /* arena: sessions to DEL */
     size_t nsids;
     int64_t count;
+    bool reserved; /* login: a failure was reserved in Redis before hashing */
 };
 
 enum pw_op { PW_HASH, PW_VERIFY, PW_DUMMY };

@@ -5,6 +5,8 @@
  */
 #include "roles/auth/auth.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,6 +32,9 @@
 #define MIN_MS 60000
 #define DAY_MS (24LL * 3600 * 1000)
 
+static const struct ldg_cfg_enum secure_choices[] = {
+    {"auto", LDG_AUTH_SECURE_AUTO}, {"on", LDG_AUTH_SECURE_ON}, {"off", LDG_AUTH_SECURE_OFF}, {NULL, 0}};
+
 const struct ldg_cfg_key ldg_auth_cfg_keys[] = {
     {"jwt_secret_file", LDG_CFG_PATH, CFG(jwt_secret_file), "", 0, 0, NULL, LDG_CFG_SECRET,
      "File holding the HS256 secret for access tokens (>= 32 bytes; every gateway and auth process of a "
@@ -49,8 +54,12 @@ const struct ldg_cfg_key ldg_auth_cfg_keys[] = {
      "Failed logins per email address within the window before 429"},
     {"login_fail_max_addr", LDG_CFG_INT, CFG(login_fail_max_addr), "100", 1, 1000000, NULL, 0,
      "Failed logins per client address within the window before 429"},
-    {"cookie_secure", LDG_CFG_BOOL, CFG(cookie_secure), "off", 0, 0, NULL, 0,
-     "Mark the refresh_token cookie Secure (turn on behind HTTPS)"},
+    {"register_window_ms", LDG_CFG_MS, CFG(register_window_ms), "3600000", 1000, DAY_MS, NULL, 0,
+     "Window over which registrations are counted per client address"},
+    {"register_max_per_addr", LDG_CFG_INT, CFG(register_max_per_addr), "20", 1, 1000000, NULL, 0,
+     "Registrations per client address within the window before 429 (counted before hashing)"},
+    {"cookie_secure", LDG_CFG_ENUM, CFG(cookie_secure), "auto", 0, 0, secure_choices, 0,
+     "Mark the session cookies Secure: auto = on unless [server] host is a loopback address"},
     {"max_panels", LDG_CFG_INT, CFG(max_panels), "100", 1, 10000, NULL, 0, "Dashboard panels per account"},
     {"max_projects", LDG_CFG_INT, CFG(max_projects), "100", 1, 100000, NULL, 0, "Projects per account"},
     {"max_keys", LDG_CFG_INT, CFG(max_keys), "100", 1, 100000, NULL, 0, "Active API keys per project"},
@@ -98,9 +107,23 @@ static int load_totp_key(const struct ldg_config *c, const struct ldg_auth_cfg *
     return 0;
 }
 
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return strcmp(host, "localhost") == 0;
+}
+
 static int auth_init_global(const struct ldg_config *c, const void *cfg)
 {
     ldg__auth.cfg = cfg;
+    const struct ldg_auth_cfg *ac = cfg;
+    ldg__auth.cookie_secure = ac->cookie_secure == LDG_AUTH_SECURE_ON ||
+                              (ac->cookie_secure == LDG_AUTH_SECURE_AUTO && !host_is_loopback(c->server.host));
     ldg__auth.secret = (const unsigned char *)c->jwt_secret;
     ldg__auth.secret_len = strlen(c->jwt_secret);
     if (c->jwt_secret_generated)

@@ -25,6 +25,8 @@
 #include "http/router.h"
 
 /* The [auth] section. */
+enum ldg_auth_secure { LDG_AUTH_SECURE_AUTO, LDG_AUTH_SECURE_ON, LDG_AUTH_SECURE_OFF };
+
 struct ldg_auth_cfg {
     char *jwt_secret_file;        /* HS256 secret (also read by gateways to verify tokens) */
     int64_t access_ttl_ms;        /* access JWT lifetime (15 min) */
@@ -34,7 +36,9 @@ struct ldg_auth_cfg {
     int64_t login_fail_window_ms; /* failed-login counting window */
     int64_t login_fail_max_email; /* failures per email per window before 429 */
     int64_t login_fail_max_addr;  /* failures per client address per window before 429 */
-    bool cookie_secure;           /* Secure flag on the refresh_token cookie */
+    int64_t register_window_ms;   /* registration counting window */
+    int64_t register_max_per_addr; /* registrations per client address per window before 429 */
+    int cookie_secure;            /* enum ldg_auth_secure; the effective flag is ldg__auth.cookie_secure */
     int64_t max_panels;           /* dashboard panels per account */
     int64_t max_projects;         /* projects per account */
     int64_t max_keys;             /* active API keys per project */
@@ -54,6 +58,7 @@ struct ldg_auth_global {
     const unsigned char *secret; /* borrowed from the config (jwt_secret) */
     size_t secret_len;
     unsigned char totp_key[32]; /* AES-256-GCM key for TOTP secrets, HMAC key for backup codes */
+    bool cookie_secure; /* Secure flag on the session cookies (cookie_secure, auto resolved) */
 };
 extern struct ldg_auth_global ldg__auth;
 

@@ -125,6 +125,7 @@ struct limits {
     unsigned pending;
     bool failed;
     bool want[R_COUNT];
+    bool got[R_COUNT]; /* an answer arrived for the slot */
     long long val[R_COUNT];
     uint64_t now_s;
     ldg_gateway_then_fn then; /* NULL: run the route's handler */
@@ -158,6 +159,7 @@ static void on_cmd_reply(struct ldg_redis *r, struct redisReply *reply, void *ud
     else if (c->slot >= 0) {
         if (reply->type == REDIS_REPLY_INTEGER) {
             l->val[c->slot] = reply->integer;
+            l->got[c->slot] = true;
             /* A window counter starts at 1: give it its TTL once, instead of an EXPIRE per request. */
             if (c->expire_key && reply->integer == 1) {
                 char ttl[16];
@@ -368,6 +370,13 @@ static void limits_finish(struct limits *l)
         ldg_req_unref(req);
         return;
     }
+    /* A session Redis answered as gone is refused whatever else failed: fail-open is for
+     * questions Redis could not answer, never for a revocation it did report. */
+    if (l->want[R_SESSION] && l->got[R_SESSION] && l->val[R_SESSION] != 1) {
+        deny_401(req, "Invalid or expired session token");
+        ldg_req_unref(req);
+        return;
+    }
     if (l->failed) {
         limits_redis_down(l);
         ldg_req_unref(req);
@@ -455,6 +464,7 @@ static void touch_last_used(struct ldg_req *req, const struct ldg_principal *p)
 
 struct keyjob {
     struct ldg_req *req;
+    bool probe; /* the one lookup a half-open breaker lets through */
     char digest[LDG_SHA256_HEX_LEN + 1];
 };
 
@@ -535,7 +545,10 @@ static void on_key_row(PGresult *res, void *ud)
     struct keyjob *job = ud;
     struct ldg_req *req = job->req;
     struct gw *gw = gw_of(req);
-    gw->probe_inflight = false;
+    /* Only the probe's own answer ends the half-open state: a lookup sent before the breaker
+     * opened must not let a second probe through while the first is still out. */
+    if (job->probe)
+        gw->probe_inflight = false;
     if (!res) {
         const struct ldg_pg_error *err = ldg_pg_failure();
         breaker_result(gw, false);
@@ -585,12 +598,14 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
 {
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
+    job->probe = false;
     if (gw->breaker_open_until) {
         if (now < gw->breaker_open_until || gw->probe_inflight) {
             key_unavailable(req, job->digest);
             return;
         }
-        gw->probe_inflight = true; /* half-open: this lookup is the probe */
+        gw->probe_inflight = true; /* half-open: this lookup is the probe, the only one */
+        job->probe = true;
     }
     const char *params[1] = {job->digest};
     job->req = req;
@@ -604,7 +619,8 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
         "FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_digest = $1",
         1, params, on_key_row, job);
     if (rc < 0) {
-        gw->probe_inflight = false;
+        if (job->probe)
+            gw->probe_inflight = false;
         ldg_req_unref(req);
         breaker_result(gw, false);
         key_unavailable(req, job->digest);
@@ -793,6 +809,7 @@ static void auth_jwt(struct ldg_req *req, const char *tok, size_t n)
     p->rate_limit_per_minute = G.cfg->session_rate_per_minute;
     p->rate_limit_per_hour = G.cfg->session_rate_per_hour;
     snprintf(p->sid, sizeof p->sid, "%s", c.sid);
+    p->expires_at = c.exp;
     p->email = ldg_arena_strndup(&req->arena, c.email, strlen(c.email));
     req->principal = p;
     limits_start(req, p);

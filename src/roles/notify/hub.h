@@ -22,6 +22,8 @@
 #include "notify/prefs.h"
 #include "roles/notify/notify.h"
 #include "db/redis.h"
+#include "auth/apikey.h"
+#include "auth/jwt.h"
 
 struct ldg_req;
 struct ldg_conn;
@@ -101,9 +103,16 @@ struct client {
     struct ldg_list pending; /* of struct pend (CL_REPLAYING only) */
     unsigned replies_due;    /* XRANGE replies still to come */
     struct rep *reps;        /* owned */
+    size_t rep_bytes;        /* held by reps (bounded by replay_max_bytes) */
+    bool rep_truncated;
     size_t nreps, reps_cap;
     struct ldg_event_id resume_from;
     struct ldg__tail *tail; /* owned: a live tail (tail.c), NULL for a notification stream */
+    /* The credentials the stream was opened with: it ends when they do. */
+    char sid[LDG_JWT_ID_MAX + 1];            /* session; "" for an API key */
+    char key_digest[LDG_SHA256_HEX_LEN + 1]; /* API key; "" for a session */
+    uint64_t expires_wall_ms;                /* access token's expiry; 0 = none */
+    unsigned checks_due;                     /* credential re-checks in flight (keep cl alive) */
     size_t nmembers;
     struct member members[];
 };
@@ -130,6 +139,7 @@ struct hub {
     unsigned ops; /* PostgreSQL and Redis operations in flight whose callbacks use the hub */
     struct ldg_buf scratch;
     struct ldg__tail_hub *tails; /* owned: the loop's live tails (tail.c) */
+    uint64_t next_expiry_ms;     /* wall ms of the earliest stream credential expiry; 0 = none */
 };
 
 
@@ -178,6 +188,8 @@ void ldg__notify_client_unlink(struct client *cl);
 void ldg__notify_client_maybe_free(struct client *cl);
 /* The close callback of every stream's connection (ud = the client). */
 void ldg__notify_on_stream_closed(struct ldg_conn *c, void *ud);
+/* Remember the credentials of the request that opens cl's stream (expiry, session, key). */
+void ldg__notify_client_creds(struct client *cl, const struct ldg_req *req);
 
 /* ---- tail.c, for notify.c ---------------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <openssl/rand.h>
 
+#include "auth/keycache.h"
 #include "auth/principal.h"
 #include "core/alloc.h"
 #include "core/clock.h"
@@ -61,6 +62,9 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
      "A resume replays notifications at most this old; an idle project's replay stream expires after it"},
     {"replay_pending_max", LDG_CFG_INT, CFG(replay_pending_max), "1024", 1, 1000000, NULL, 0,
      "Live notifications held for a stream while its resume replays; more disconnects it"},
+    {"replay_max_bytes", LDG_CFG_SIZE, CFG(replay_max_bytes), "1048576", 1024, 1024 * KB * KB, NULL, 0,
+     "Bytes of stored notifications one resume reads and holds at most (all its projects together); "
+     "entries past it are not replayed"},
     {"shutdown_retry_ms", LDG_CFG_MS, CFG(shutdown_retry_ms), "1000", 0, 600000, NULL, 0,
      "Reconnection delay advised (SSE retry field) by the final event sent on shutdown"},
     {"tail_max_logs_per_s", LDG_CFG_INT, CFG(tail_max_logs_per_s), "200", 1, 1000000, NULL, 0,
@@ -550,6 +554,119 @@ static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t
     cJSON_Delete(root);
 }
 
+/* ---- streams end with their credentials ------------------------------------------------------- */
+
+void ldg__notify_client_creds(struct client *cl, const struct ldg_req *req)
+{
+    const struct ldg_principal *p = ldg_principal(req);
+    if (!p)
+        return;
+    if (p->kind == LDG_PRINCIPAL_SESSION) {
+        snprintf(cl->sid, sizeof cl->sid, "%s", p->sid);
+        if (p->expires_at > 0) {
+            cl->expires_wall_ms = (uint64_t)p->expires_at * 1000u;
+            struct hub *h = cl->hub;
+            if (!h->next_expiry_ms || cl->expires_wall_ms < h->next_expiry_ms)
+                h->next_expiry_ms = cl->expires_wall_ms;
+        }
+    } else {
+        snprintf(cl->key_digest, sizeof cl->key_digest, "%s", p->key_digest);
+    }
+}
+
+/* End a stream whose credentials ended: one last event (`name`, with a timestamp), then the end
+ * of the body. The client reconnects with fresh credentials, or is refused. */
+static void end_stream_for(struct client *cl, const char *name)
+{
+    if (!cl->conn)
+        return;
+    struct ldg_chunk *ch = timestamp_chunk(cl->hub, name);
+    ldg_conn_stream_end(cl->conn, ch);
+    ldg_chunk_unref(ch);
+}
+
+/* Every stream (both kinds are on hb_list) opened with this session or key. */
+static void end_for_credentials(struct hub *h, const char *sid, size_t sidlen, const char *digest,
+                                size_t dlen)
+{
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&h->hb_list, it, tmp)
+    {
+        struct client *cl = ldg_container_of(it, struct client, hb_node);
+        bool hit = sid ? (cl->sid[0] && strlen(cl->sid) == sidlen && memcmp(cl->sid, sid, sidlen) == 0)
+                       : (cl->key_digest[0] && dlen == LDG_SHA256_HEX_LEN &&
+                          memcmp(cl->key_digest, digest, dlen) == 0);
+        if (hit) {
+            ldg_log_info(NULL, "notifications: stream ended, its credentials were revoked");
+            end_stream_for(cl, "credentials_revoked");
+        }
+    }
+}
+
+static void on_cred_checked(struct ldg_redis *r, struct redisReply *reply, void *ud)
+{
+    struct client *cl = ud;
+    struct hub *h = cl->hub;
+    cl->checks_due--;
+    if (cl->conn && reply && !h->dead) {
+        bool gone = cl->sid[0] ? (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+                               : (reply->type == REDIS_REPLY_STRING &&
+                                  reply->len == sizeof LDG_KEYCACHE_TOMBSTONE - 1 &&
+                                  memcmp(reply->str, LDG_KEYCACHE_TOMBSTONE, reply->len) == 0);
+        if (gone) {
+            ldg_log_info(NULL, "notifications: stream ended, its credentials were revoked while the "
+                               "revocation channel was down");
+            end_stream_for(cl, "credentials_revoked");
+        }
+    }
+    ldg__notify_client_maybe_free(cl);
+    (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
+}
+
+/* The pub/sub connection was lost and is back: revocations published meanwhile were missed.
+ * Ask Redis about every stream's credentials: a session whose key is gone, an API key whose
+ * cache entry is the revocation tombstone, ends. */
+static void recheck_credentials(struct hub *h)
+{
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&h->hb_list, it, tmp)
+    {
+        struct client *cl = ldg_container_of(it, struct client, hb_node);
+        if (!cl->conn || (!cl->sid[0] && !cl->key_digest[0]))
+            continue;
+        char key[sizeof LDG_KEYCACHE_PREFIX + LDG_JWT_ID_MAX + LDG_SHA256_HEX_LEN + 16];
+        if (cl->sid[0])
+            snprintf(key, sizeof key, LDG_SESSION_PREFIX "%s", cl->sid);
+        else
+            snprintf(key, sizeof key, LDG_KEYCACHE_PREFIX "%s", cl->key_digest);
+        const char *argv[] = {cl->sid[0] ? "EXISTS" : "GET", key};
+        if (ldg_redis_commandargv(h->w->redis, on_cred_checked, cl, 2, argv, NULL) == 0) {
+            cl->checks_due++;
+            h->ops++;
+        }
+    }
+}
+
+/* Streams whose access token expired end; the next expiry is recomputed. */
+static void expire_streams(struct hub *h, uint64_t wall)
+{
+    uint64_t next = 0;
+    struct ldg_list_node *it, *tmp;
+    ldg_list_foreach_safe(&h->hb_list, it, tmp)
+    {
+        struct client *cl = ldg_container_of(it, struct client, hb_node);
+        if (!cl->expires_wall_ms || !cl->conn)
+            continue;
+        if (cl->expires_wall_ms <= wall) {
+            cl->expires_wall_ms = 0;
+            end_stream_for(cl, "credentials_expired");
+        } else if (!next || cl->expires_wall_ms < next) {
+            next = cl->expires_wall_ms;
+        }
+    }
+    h->next_expiry_ms = next;
+}
+
 static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chlen, const char *msg,
                        size_t msglen, void *ud)
 {
@@ -567,6 +684,15 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
         memcpy(num, channel + plen, chlen - plen);
         num[chlen - plen] = 0;
         on_event_message(h, strtoll(num, NULL, 10), msg, msglen);
+        return;
+    }
+    if (chlen == sizeof LDG_KEYCACHE_CHANNEL - 1 && memcmp(channel, LDG_KEYCACHE_CHANNEL, chlen) == 0) {
+        end_for_credentials(h, NULL, 0, msg, msglen); /* a key revoked (or changed: reconnect) */
+        return;
+    }
+    if (chlen == sizeof LDG_SESSION_REVOKED_CHANNEL - 1 &&
+        memcmp(channel, LDG_SESSION_REVOKED_CHANNEL, chlen) == 0) {
+        end_for_credentials(h, msg, msglen, NULL, 0);
         return;
     }
     if (chlen == sizeof PREFS_CHANNEL - 1 && memcmp(channel, PREFS_CHANNEL, chlen) == 0 &&
@@ -598,6 +724,7 @@ static void on_tick(uv_timer_t *t)
         reload_all(h);
     }
     if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
+        recheck_credentials(h);
         resume_all(h, h->sub_lost_ms);
         h->sub_lost_ms = 0;
     }
@@ -639,6 +766,8 @@ static void on_tick(uv_timer_t *t)
     if (ping)
         ldg_chunk_unref(ping);
     ldg__tail_tick(h, now);
+    if (h->next_expiry_ms && ldg_wall_ms() >= h->next_expiry_ms)
+        expire_streams(h, ldg_wall_ms());
 }
 
 static uint64_t tick_ms(void)
@@ -707,7 +836,7 @@ void ldg__notify_client_unlink(struct client *cl)
 
 void ldg__notify_client_maybe_free(struct client *cl)
 {
-    if (cl->conn || cl->replies_due)
+    if (cl->conn || cl->replies_due || cl->checks_due)
         return;
     cl->hub->nclients--;
     free(cl);
@@ -794,6 +923,15 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
                 !ldg_event_id_parse(e->element[0]->str, e->element[0]->len, &id) ||
                 e->element[0]->len > LDG_EVENT_ID_MAX)
                 continue;
+            size_t add = f->element[1]->len + sizeof(struct rep);
+            if (cl->rep_bytes + add > (size_t)G.cfg->replay_max_bytes) {
+                if (!cl->rep_truncated)
+                    ldg_log_info(NULL, "notifications: resume bounded at %zu bytes; older entries not replayed",
+                                 cl->rep_bytes);
+                cl->rep_truncated = true;
+                break;
+            }
+            cl->rep_bytes += add;
             if (cl->nreps == cl->reps_cap) {
                 cl->reps_cap = cl->reps_cap ? cl->reps_cap * 2 : 16;
                 cl->reps = ldg_realloc(cl->reps, cl->reps_cap * sizeof *cl->reps);
@@ -1126,6 +1264,7 @@ static void start_stream(struct setup *st)
     ldg_list_node_init(&cl->hb_node);
     ldg_list_node_init(&cl->ping_node);
     h->nclients++;
+    ldg__notify_client_creds(cl, req);
 
     /* Channels first: a failure still answers an error, not a stream. */
     size_t k = 0;
@@ -1257,6 +1396,11 @@ static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     snprintf(name, sizeof name, "notify-sub-%u", w->id);
     h->sub = ldg_redis_sub_new(&w->loop, &c->redis, c->redis_password, name, on_message, h);
     int rc = ldg_redis_sub_subscribe(h->sub, PREFS_CHANNEL);
+    LDG_ASSERT(rc == 0);
+    /* Credentials that end streams: key revocations and ended sessions. */
+    rc = ldg_redis_sub_subscribe(h->sub, LDG_KEYCACHE_CHANNEL);
+    LDG_ASSERT(rc == 0);
+    rc = ldg_redis_sub_subscribe(h->sub, LDG_SESSION_REVOKED_CHANNEL);
     LDG_ASSERT(rc == 0);
     uv_timer_init(&w->loop, &h->tick);
     uv_timer_init(&w->loop, &h->renew);

@@ -42,6 +42,7 @@ struct ldg_notify_cfg {
     int64_t replay_events;           /* per project: kept for resume, and replayed at most */
     int64_t replay_window_ms;        /* a resume replays events at most this old */
     int64_t replay_pending_max;      /* live events held per stream while its resume replays */
+    int64_t replay_max_bytes;        /* bytes of replayed events held per stream while resuming */
     int64_t shutdown_retry_ms;       /* `retry:` advised to clients in the final event */
     int64_t tail_max_logs_per_s;     /* live tail: logs sent per stream and second (token bucket) */
     int64_t tail_send_buffer_bytes;  /* live tail: queued bytes past which logs are dropped, not sent */

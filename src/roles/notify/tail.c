@@ -354,6 +354,7 @@ void ldg__tail_start(struct setup *st)
     ldg_list_node_init(&cl->hb_node);
     ldg_list_node_init(&cl->ping_node);
     h->nclients++;
+    ldg__notify_client_creds(cl, req);
 
     struct ldg__tail *t = ldg_calloc(1, sizeof *t);
     t->cl = cl;

@@ -94,8 +94,11 @@ const char *ldg__query_itoa(struct ldg_req *req, int64_t v)
 /* Unix µs as a timestamptz literal in UTC, in the arena. */
 static const char *ts_text(struct ldg_req *req, int64_t us)
 {
-    int64_t s = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    int64_t frac = us - s * 1000000;
+    int64_t s = us / 1000000, frac = us % 1000000; /* floor division, without negating us */
+    if (frac < 0) {
+        s--;
+        frac += 1000000;
+    }
     struct ldg_civil c;
     ldg_civil_from_unix(s, &c);
     char *out = ldg_arena_alloc(&req->arena, 48);
@@ -590,6 +593,9 @@ static bool period_range(const char *period, int64_t now_us, int64_t *from_us)
     return true;
 }
 
+#define CURSOR_MIN_US (-62135596800LL * 1000000)  /* 0001-01-01T00:00:00Z */
+#define CURSOR_MAX_US (253402300800LL * 1000000 - 1) /* 9999-12-31T23:59:59.999999Z */
+
 static bool decode_cursor(const char *text, int64_t *us, int64_t *id)
 {
     unsigned char raw[64];
@@ -600,6 +606,10 @@ static bool decode_cursor(const char *text, int64_t *us, int64_t *id)
     long long a, b;
     int used = 0;
     if (sscanf((const char *)raw, "v1:%lld:%lld%n", &a, &b, &used) != 2 || (size_t)used != n)
+        return false;
+    /* Years 1..9999 only: anything else is not a timestamp we wrote, and the extremes would
+     * overflow the arithmetic that renders it. */
+    if (a < CURSOR_MIN_US || a > CURSOR_MAX_US || b < 0)
         return false;
     *us = a;
     *id = b;
