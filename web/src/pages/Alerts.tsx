@@ -15,6 +15,7 @@ import {
   type Result,
 } from "../api/client";
 import { ErrorLine, Field } from "../components/Form";
+import { INBOX_CHANGED } from "../components/InboxBell";
 import { NeedProject } from "../components/NeedProject";
 import { Time } from "../components/Time";
 import { useApi } from "../components/useApi";
@@ -388,6 +389,8 @@ function Connectors({ list, reload }: { list: Connector[] | null; reload: () => 
                       const r = await connectors.test(c.id);
                       if (!r.ok) return setTested(null), void act(Promise.resolve(r));
                       const t = r.value;
+                      // An in_app test lands in the inbox: the bell re-reads its count.
+                      if (c.kind === "in_app") window.dispatchEvent(new Event(INBOX_CHANGED));
                       setTested(
                         t.success
                           ? `Test of “${c.name}” delivered.`
