@@ -65,7 +65,7 @@ const stepNow = () => Math.floor(Date.now() / 30000);
 
 const run = randomBytes(4).toString("hex");
 const email = `alerts-${run}@example.com`;
-const password = `pw-${run}-long-enough`;
+const password = `Pw-${run}-Long9`;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -120,7 +120,7 @@ try {
   const login = await context.request.post(`${base}/api/v1/accounts/login`, { data: { email, password } });
   check(login.ok(), `login answered ${login.status()}`);
   const auth = { Authorization: `Bearer ${(await login.json()).access_token}` };
-  const proj = await context.request.post(`${base}/api/v1/projects`, { headers: auth, data: { name: `Alerts ${run}` } });
+  const proj = await context.request.post(`${base}/api/v1/projects`, { headers: auth, data: { name: `Alerts ${run}`, slug: `alerts-${run}` } });
   check(proj.ok(), `project answered ${proj.status()}`);
   const projectId = (await proj.json()).project_id;
   const keyRes = await context.request.post(`${base}/api/v1/projects/${projectId}/api-keys`, { headers: auth, data: { name: "e2e" } });
