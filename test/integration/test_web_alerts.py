@@ -16,7 +16,7 @@ from test_web_explorer import WEB, _browser_prerequisites
 
 SHOTS = ROOT / "build" / "screenshots"
 CHECKS = ("sign up", "2fa enabled", "2fa sign in", "connector", "rule created", "bell count from stream",
-          "history ack", "heartbeat up", "inbox read all", "no csp violations or page errors")
+          "history ack", "heartbeat up", "uptime bars", "inbox read all", "no csp violations or page errors")
 
 
 @pytest.mark.timeout(420)

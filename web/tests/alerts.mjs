@@ -219,8 +219,20 @@ try {
   check(ping.status() === 204, `ping answered ${ping.status()}`);
   await page.click("text=Refresh");
   await waitFor(async () => (await page.textContent('[data-testid="monitor-state"]')).trim() === "up", "monitor up");
-  await capture("monitors");
   ok("heartbeat up");
+  // An HTTP monitor of ledgerd's own /health: its checks draw the uptime bars.
+  await page.selectOption("#f-monitor-kind", "http");
+  await page.fill("#f-monitor-name", "health");
+  await page.fill("#f-target-url", `${base}/health`);
+  await page.fill("#f-check-every-s-", "10");
+  await page.click("text=Create monitor");
+  await waitFor(async () => {
+    await page.click("text=Refresh");
+    await sleep(500);
+    return page.$('[data-testid="uptime-bars"] .uptime-bar');
+  }, "uptime bars of the http monitor", 60);
+  await capture("monitors");
+  ok("uptime bars");
 
   // ---- inbox ----
   step = "inbox";
