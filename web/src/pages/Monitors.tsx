@@ -1,7 +1,7 @@
 // Uptime monitors of the current project: state, the last checks as bars, latency, and the ping
 // URL of heartbeats; create an http or heartbeat monitor, delete one.
 import { useState } from "preact/hooks";
-import { monitors, type ApiError, type Monitor, type MonitorKind } from "../api/client";
+import { connectors, monitors, type ApiError, type Connector, type MonitorKind, type Monitor } from "../api/client";
 import { CopyButton } from "../components/CopyButton";
 import { ErrorLine, Field } from "../components/Form";
 import { NeedProject } from "../components/NeedProject";
@@ -20,7 +20,7 @@ function UptimeBars({ id }: { id: number }) {
   const checks = useApi(() => monitors.checks(id, BARS), [id]);
   if (!checks.data) return <span class="muted">{checks.error ? "—" : "…"}</span>;
   const list = [...checks.data.checks].reverse(); // oldest first, left to right
-  if (list.length === 0) return <span class="muted">no checks yet</span>;
+  if (list.length === 0) return <span class="muted">no checks recorded</span>;
   return (
     <span>
       <span class="uptime-bars" role="img" aria-label={`Last ${list.length} checks: ${list.filter((c) => c.ok).length} up`} data-testid="uptime-bars">
@@ -38,7 +38,7 @@ function UptimeBars({ id }: { id: number }) {
   );
 }
 
-function NewMonitor({ projectId, onCreated }: { projectId: number; onCreated: (m: Monitor) => void }) {
+function NewMonitor({ projectId, conns, onCreated }: { projectId: number; conns: Connector[]; onCreated: (m: Monitor) => void }) {
   const [kind, setKind] = useState<MonitorKind>("heartbeat");
   const [error, setError] = useState<ApiError | null>(null);
   return (
@@ -56,6 +56,7 @@ function NewMonitor({ projectId, onCreated }: { projectId: number; onCreated: (m
           name: String(f.get("name") ?? ""),
           interval_s: num("interval_s"),
           grace_s: num("grace_s"),
+          connector_ids: f.getAll("connector").map(Number),
           ...(kind === "http" ? { target_url: String(f.get("target_url") ?? ""), timeout_s: num("timeout_s"), expected_status: num("expected_status") } : {}),
         });
         if (!r.ok) return setError(r.error);
@@ -83,6 +84,16 @@ function NewMonitor({ projectId, onCreated }: { projectId: number; onCreated: (m
             <Field label="Expected status" name="expected_status" type="number" min={100} max={599} defaultValue="200" required />
           </>
         ) : null}
+        {conns.length > 0 ? (
+          <fieldset class="wide">
+            <legend>Tell of state changes</legend>
+            {conns.map((c) => (
+              <label key={c.id}>
+                <input type="checkbox" name="connector" value={String(c.id)} /> {c.name} ({c.kind})
+              </label>
+            ))}
+          </fieldset>
+        ) : null}
       </div>
       <ErrorLine error={error} />
       <button type="submit" class="primary">
@@ -95,6 +106,7 @@ function NewMonitor({ projectId, onCreated }: { projectId: number; onCreated: (m
 export function Monitors() {
   const projectId = useProjectId();
   const list = useApi(() => (projectId === null ? Promise.resolve({ ok: true as const, value: [] as Monitor[], status: 200 }) : monitors.list(projectId)), [projectId]);
+  const conns = useApi(() => connectors.list(), []);
   const [error, setError] = useState<ApiError | null>(null);
   const [created, setCreated] = useState<Monitor | null>(null);
   if (projectId === null) return <NeedProject />;
@@ -110,6 +122,7 @@ export function Monitors() {
       </div>
       <NewMonitor
         projectId={projectId}
+        conns={conns.data?.connectors ?? []}
         onCreated={(m) => {
           setCreated(m.kind === "heartbeat" ? m : null);
           list.reload();
