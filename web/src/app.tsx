@@ -11,6 +11,7 @@ import { Toasts } from "./components/Toasts";
 import { HelpDialog } from "./components/HelpDialog";
 import { useShortcuts } from "./components/shortcuts";
 import { Link } from "./components/Link";
+import { InboxBell } from "./components/InboxBell";
 
 type PageComponent = ComponentType<{ params: Record<string, string> }>;
 
@@ -18,6 +19,8 @@ const NAV: { path: string; label: string }[] = [
   { path: "/logs", label: "Logs" },
   { path: "/errors", label: "Errors" },
   { path: "/analytics", label: "Metrics" },
+  { path: "/alerts", label: "Alerts" },
+  { path: "/monitors", label: "Monitors" },
   { path: "/projects", label: "Projects" },
   { path: "/keys", label: "API keys" },
 ];
@@ -30,7 +33,7 @@ function ProjectPicker() {
     // Pages that show one project get the first one when the URL names none (or a stale one).
     if (!projects) return;
     if (projects.length === 0) {
-      if (!["/projects", "/sessions", "/notifications"].includes(path)) navigate("/projects", { replace: true });
+      if (!["/projects", "/sessions", "/notifications", "/account", "/inbox"].includes(path)) navigate("/projects", { replace: true });
       return;
     }
     const known = projects.some((p) => String(p.project_id) === current);
@@ -106,6 +109,7 @@ function Shell({ session, children }: { session: SessionInfo; children: Componen
         </nav>
         <div class="topbar-end">
           <ProjectPicker />
+          <InboxBell />
           <ThemeToggle />
           <button type="button" class="ghost" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" onClick={() => setHelpOpen(true)}>
             ?
@@ -113,6 +117,9 @@ function Shell({ session, children }: { session: SessionInfo; children: Componen
           <details class="account-menu" ref={menu}>
             <summary aria-label="Account menu">{session.email}</summary>
             <ul>
+              <li>
+                <Link to="/account">Account &amp; two-factor</Link>
+              </li>
               <li>
                 <Link to="/sessions">Sessions</Link>
               </li>

@@ -33,6 +33,10 @@ const ROUTES: Route[] = [
   { pattern: "/keys", title: "API keys", page: () => import("./pages/Keys").then((m) => m.Keys) },
   { pattern: "/sessions", title: "Sessions", page: () => import("./pages/Sessions").then((m) => m.Sessions) },
   { pattern: "/notifications", title: "Notifications", page: () => import("./pages/Notifications").then((m) => m.Notifications) },
+  { pattern: "/alerts", title: "Alerts", page: () => import("./pages/Alerts").then((m) => m.Alerts) },
+  { pattern: "/monitors", title: "Monitors", page: () => import("./pages/Monitors").then((m) => m.Monitors) },
+  { pattern: "/inbox", title: "Inbox", page: () => import("./pages/Inbox").then((m) => m.Inbox) },
+  { pattern: "/account", title: "Account", page: () => import("./pages/Account").then((m) => m.Account) },
 ];
 
 const NOT_FOUND: Route = {

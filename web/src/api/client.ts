@@ -256,7 +256,8 @@ export async function signIn(email: string, password: string): Promise<Result<To
     body: { email, password },
     auth: false,
   });
-  if (r.ok) setSession(r.value);
+  // An account with two-factor sign-in gets a challenge, not a session (twoFactorChallenge()).
+  if (r.ok && r.value.access_token) setSession(r.value);
   return r;
 }
 
@@ -329,3 +330,231 @@ export function fetchFacets(filters: LogFilters, q: string, signal?: AbortSignal
 }
 
 // ---- end of logs explorer ----
+
+// ---- alerts, monitors, inbox and two-factor sign-in (docs/api.md "Two-factor sign-in",
+// "Connectors", "Notification inbox", "Alerts", "Monitors") ----
+
+export interface TwoFactorStatus {
+  enabled: boolean;
+  backup_codes_remaining: number;
+}
+export interface TwoFactorSetup {
+  secret: string;
+  provisioning_uri: string;
+}
+export interface TwoFactorVerified {
+  success: boolean;
+  backup_codes: string[];
+  message: string;
+}
+/** A login answer for an account with two-factor sign-in: no session yet. */
+export interface TwoFactorChallenge {
+  requires_2fa: true;
+  totp_session_token: string;
+}
+
+export const twoFactor = {
+  status: () => api.get<TwoFactorStatus>("/api/v1/accounts/2fa/status"),
+  setup: () => api.post<TwoFactorSetup>("/api/v1/accounts/2fa/setup"),
+  verify: (code: string) => api.post<TwoFactorVerified>("/api/v1/accounts/2fa/verify", { code }),
+  disable: (password: string) => api.post<{ success: boolean; message: string }>("/api/v1/accounts/2fa/disable", { password }),
+};
+
+/** `signIn` answered `requires_2fa`: the challenge, else null. */
+export function twoFactorChallenge(t: TokenResponse): TwoFactorChallenge | null {
+  const o = t as unknown as Record<string, unknown>;
+  return o.requires_2fa === true && typeof o.totp_session_token === "string"
+    ? { requires_2fa: true, totp_session_token: o.totp_session_token }
+    : null;
+}
+
+/** Second step of a sign-in: a TOTP or backup code for the challenge's token. */
+export async function signInSecondFactor(token: string, code: string): Promise<Result<TokenResponse>> {
+  const r = await request<TokenResponse>("POST", "/api/v1/accounts/2fa/login", {
+    body: { totp_session_token: token, code },
+    auth: false,
+  });
+  if (r.ok) setSession(r.value);
+  return r;
+}
+
+export interface InboxNotification {
+  id: number;
+  project_id: number | null;
+  kind: string;
+  title: string;
+  data: Record<string, unknown> | null;
+  read: boolean;
+  read_at: string | null;
+  created_at: string;
+}
+export interface InboxPage {
+  notifications: InboxNotification[];
+  total: number;
+  unread: number;
+}
+
+export const inbox = {
+  list: (limit = 50, offset = 0, unreadOnly = false) =>
+    api.get<InboxPage>("/api/v1/notifications", { limit, offset, unread_only: unreadOnly ? "true" : null }),
+  unreadCount: () => api.get<{ unread_count: number }>("/api/v1/notifications/unread-count"),
+  read: (id: number) => api.post<InboxNotification>(`/api/v1/notifications/${id}/read`),
+  readAll: () => api.post<{ success: boolean; updated: number }>("/api/v1/notifications/read-all"),
+  remove: (id: number) => api.del<null>(`/api/v1/notifications/${id}`),
+};
+
+export type ConnectorKind = "in_app" | "webhook" | "email";
+export interface Connector {
+  id: number;
+  name: string;
+  kind: ConnectorKind;
+  enabled: boolean;
+  config: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+export interface ConnectorInput {
+  name: string;
+  kind?: ConnectorKind;
+  enabled?: boolean;
+  config?: Record<string, unknown>;
+}
+export interface ConnectorTestResult {
+  success: boolean;
+  delivered: number;
+  failed: number;
+  skipped: number;
+  status_code: number | null;
+  error: string | null;
+}
+
+export const connectors = {
+  list: () => api.get<{ connectors: Connector[]; total: number }>("/api/v1/connectors"),
+  create: (c: ConnectorInput) => api.post<Connector>("/api/v1/connectors", c),
+  update: (id: number, c: Partial<ConnectorInput>) => api.patch<Connector>(`/api/v1/connectors/${id}`, c),
+  remove: (id: number) => api.del<null>(`/api/v1/connectors/${id}`),
+  test: (id: number) => api.post<ConnectorTestResult>(`/api/v1/connectors/${id}/test`),
+};
+
+export type AlertMetric = "error_rate" | "error_count" | "log_volume" | "p50_latency" | "p95_latency" | "p99_latency";
+export type Comparator = "gt" | "gte" | "lt" | "lte";
+export interface AlertRuleInput {
+  project_id?: number;
+  name: string;
+  metric: AlertMetric;
+  comparator: Comparator;
+  threshold: number;
+  window_s: number;
+  cooldown_s: number;
+  filter: string | null;
+  connector_ids: number[];
+  enabled?: boolean;
+}
+export interface AlertRule extends Required<AlertRuleInput> {
+  id: number;
+  unit: "percent" | "count" | "ms";
+  state: "ok" | "firing";
+  last_value: number | null;
+  last_evaluated_at: string | null;
+  last_fired_at: string | null;
+  snoozed_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+export interface AlertEvent {
+  id: number;
+  rule_id: number;
+  rule_name: string;
+  project_id: number;
+  metric: AlertMetric;
+  comparator: Comparator;
+  threshold: number;
+  value: number;
+  status: "firing" | "resolved";
+  fired_at: string;
+  resolved_at: string | null;
+  resolved_value: number | null;
+  acked_at: string | null;
+  acked_by: number | null;
+  snoozed_until: string | null;
+}
+export interface MaintenanceWindow {
+  id: number;
+  project_id: number;
+  starts_at: string;
+  ends_at: string;
+  reason: string | null;
+  active: boolean;
+  created_at: string;
+}
+
+export const alerts = {
+  rules: (projectId: number) => api.get<{ rules: AlertRule[]; total: number }>("/api/v1/alerts/rules", { project_id: projectId }),
+  create: (r: AlertRuleInput) => api.post<AlertRule>("/api/v1/alerts/rules", r),
+  update: (id: number, r: Partial<AlertRuleInput>) => api.patch<AlertRule>(`/api/v1/alerts/rules/${id}`, r),
+  remove: (id: number) => api.del<null>(`/api/v1/alerts/rules/${id}`),
+  setEnabled: (id: number, on: boolean) => api.post<AlertRule>(`/api/v1/alerts/rules/${id}/${on ? "enable" : "disable"}`),
+  history: (projectId: number, limit = 50) =>
+    api.get<{ project_id: number; total: number; events: AlertEvent[] }>("/api/v1/alerts/history", { project_id: projectId, limit }),
+  ack: (eventId: number) => api.post<AlertEvent>(`/api/v1/alerts/history/${eventId}/ack`),
+  snooze: (eventId: number, minutes: number) => api.post<AlertEvent>(`/api/v1/alerts/history/${eventId}/snooze`, { minutes }),
+  windows: (projectId: number) =>
+    api.get<{ windows: MaintenanceWindow[]; total: number }>("/api/v1/maintenance-windows", { project_id: projectId }),
+  createWindow: (w: { project_id: number; starts_at: string; ends_at: string; reason?: string }) =>
+    api.post<MaintenanceWindow>("/api/v1/maintenance-windows", w),
+  removeWindow: (id: number) => api.del<null>(`/api/v1/maintenance-windows/${id}`),
+};
+
+export type MonitorKind = "http" | "heartbeat";
+export interface MonitorInput {
+  project_id: number;
+  kind: MonitorKind;
+  name: string;
+  target_url?: string;
+  interval_s?: number;
+  timeout_s?: number;
+  expected_status?: number;
+  grace_s?: number;
+  connector_ids?: number[];
+  enabled?: boolean;
+}
+export interface Monitor extends Required<Omit<MonitorInput, "target_url">> {
+  id: number;
+  target_url: string | null;
+  token: string;
+  ping_url: string;
+  state: "unknown" | "up" | "down";
+  state_changed_at: string | null;
+  last_ping_at: string | null;
+  last_check_at: string | null;
+  last_latency_ms: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  checks_total: number;
+  uptime_percent: number | null;
+  created_at: string;
+  updated_at: string;
+}
+export interface MonitorCheck {
+  checked_at: string;
+  ok: boolean;
+  latency_ms: number | null;
+  status_code: number | null;
+  error: string | null;
+}
+export interface MonitorChecks {
+  monitor_id: number;
+  checks: MonitorCheck[];
+  total: number;
+  uptime_percent: number | null;
+  avg_latency_ms: number | null;
+}
+
+export const monitors = {
+  list: (projectId: number) => api.get<Monitor[]>("/api/v1/monitors", { project_id: projectId }),
+  create: (m: MonitorInput) => api.post<Monitor>("/api/v1/monitors", m),
+  remove: (id: number) => api.del<null>(`/api/v1/monitors/${id}`),
+  checks: (id: number, limit = 50) => api.get<MonitorChecks>(`/api/v1/monitors/${id}/checks`, { limit }),
+};
+
+// ---- end of alerts, monitors, inbox and two-factor sign-in ----

@@ -1,7 +1,8 @@
 // Global keyboard shortcuts. Single keys are ignored while typing in a field.
 //   /    focus the page's search box (the explorer's query, or any [data-search] input)
 //   t    toggle live tail (the explorer's "Live tail" button)
-//   g e  errors · g l logs · g m metrics · g p projects · g k API keys
+//   g e  errors · g l logs · g m metrics · g p projects · g k API keys · g a alerts · g o monitors
+//   g i  inbox
 //   ?    this list
 import { useEffect } from "preact/hooks";
 import { href, navigate } from "../state/url";
@@ -14,11 +15,14 @@ export const SHORTCUTS: [string, string][] = [
   ["g m", "Go to metrics"],
   ["g p", "Go to projects"],
   ["g k", "Go to API keys"],
+  ["g a", "Go to alerts"],
+  ["g o", "Go to monitors"],
+  ["g i", "Go to the inbox"],
   ["?", "Show this help"],
   ["Esc", "Close dialogs, leave a field"],
 ];
 
-const GO: Record<string, string> = { e: "/errors", l: "/logs", m: "/analytics", p: "/projects", k: "/keys" };
+const GO: Record<string, string> = { e: "/errors", l: "/logs", m: "/analytics", p: "/projects", k: "/keys", a: "/alerts", o: "/monitors", i: "/inbox" };
 
 function typing(target: EventTarget | null): boolean {
   if (!(target instanceof HTMLElement)) return false;

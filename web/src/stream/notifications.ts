@@ -47,6 +47,16 @@ function parse(kind: ErrorNotification["kind"], data: string): ErrorNotification
   };
 }
 
+// Inbox notifications (the stream's `notification` event, written by in_app connectors) go to
+// every listener here, whichever component opened the stream: the header's bell counts them.
+const inboxListeners = new Set<(data: unknown) => void>();
+
+/** Calls `fn` with each inbox notification the open stream delivers; returns the unsubscribe. */
+export function onInboxNotification(fn: (data: unknown) => void): () => void {
+  inboxListeners.add(fn);
+  return () => inboxListeners.delete(fn);
+}
+
 export interface StreamHandle {
   close(): void;
 }
@@ -75,6 +85,15 @@ export function openNotifications(
     es.addEventListener("error_regression", (e) => {
       const n = parse("regression", (e as MessageEvent<string>).data);
       if (n) onEvent(n);
+    });
+    es.addEventListener("notification", (e) => {
+      let data: unknown = null;
+      try {
+        data = JSON.parse((e as MessageEvent<string>).data);
+      } catch {
+        /* the count is re-read anyway */
+      }
+      for (const fn of inboxListeners) fn(data);
     });
     es.onerror = () => {
       onState(false);
