@@ -503,8 +503,8 @@ static void dispatch(struct ldg_conn *c)
         int rc = ldg_req_inflate(&req->body, max);
         if (rc == -E2BIG) {
             char msg[96];
-            snprintf(msg, sizeof msg, "Decompressed request body too large (limit %lld bytes)",
-                     (long long)s->max_inflated_bytes);
+            /* The limit that applied: the size cap, or the ratio cap for this body's size. */
+            snprintf(msg, sizeof msg, "Decompressed request body too large (limit %zu bytes)", max);
             ldg_req_error(req, 413, msg);
             return;
         }

@@ -239,7 +239,9 @@ def test_no_viewer_no_publish(world, rc):
     # A tail opens: the server subscribes, registers a viewer, and storage publishes.
     s = open_tail(w)
     connected(s)
-    assert dict(rc.pubsub_numsub(channel))[channel.encode()] == 2
+    # `connected` can be written before the server's SUBSCRIBE is confirmed: wait for it
+    wait_until(lambda: dict(rc.pubsub_numsub(channel))[channel.encode()] == 2, scaled(5), interval=0.05,
+               what="the server's subscription")
     assert rc.zcard(f"tail:viewers:{{p{pid}}}") == 1
     time.sleep(1.2)  # past [storage] tail_viewers_refresh_ms of any earlier "no viewers" answer
     post_batch(w, [log(message="seen")])

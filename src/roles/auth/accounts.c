@@ -599,9 +599,9 @@ static void on_register_throttle(struct acct *a, redisReply *reply)
         ACCT_LOG(error, req, "register: no randomness for session tokens");
         ldg_req_error(req, 500, "Registration failed");
     } else {
-        int rc = pw_step(a, PW_HASH, a->password, NULL, on_register_hashed);
+        int rc = ldg__acct_pw(a, PW_HASH, a->password, NULL, on_register_hashed);
         if (rc < 0)
-            answer_pw_error(a, rc, "Registration failed");
+            ldg__acct_pw_error(a, rc, "Registration failed");
     }
     ldg__acct_wipe(a->password);
 }
