@@ -300,10 +300,8 @@ static void get_rule(struct ldg_req *req)
 static void patch_rule(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "rule_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "rule_id", &id, &p);
     if (!body)
         return;
     struct rule_in in = {0};

@@ -226,6 +226,10 @@ void ldg__auth_json_by_id(struct ldg_req *req, const char *param, bool with_acco
                           const char *sql, const struct ldg_auth_errs *errs,
                           const struct ldg_auth_json_answer *a);
 
+/* The head of a write by id: the caller's account in *p, the path id `param` in *id and the JSON
+ * object body, owned by the caller (cJSON_Delete); NULL once the request is answered (401/422/400). */
+cJSON *ldg__auth_id_body(struct ldg_req *req, const char *param, int64_t *id, const struct ldg_principal **p);
+
 /* Integer query parameter within [min, max] (def when absent): 1 set, 0 absent, -EINVAL after 422. */
 int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                         int64_t *out) LDG_MUSTCHECK;

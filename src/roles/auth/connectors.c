@@ -94,6 +94,14 @@ void ldg__auth_json_by_id(struct ldg_req *req, const char *param, bool with_acco
     ldg__auth_json(req, name, sql, with_account ? 2 : 1, params, errs, a);
 }
 
+cJSON *ldg__auth_id_body(struct ldg_req *req, const char *param, int64_t *id, const struct ldg_principal **p)
+{
+    *p = ldg__auth_account(req);
+    if (!*p || !ldg__auth_path_id(req, param, id))
+        return NULL;
+    return ldg__auth_body(req);
+}
+
 int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                         int64_t *out)
 {
@@ -358,10 +366,8 @@ static void get_connector(struct ldg_req *req)
 static void patch_connector(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "connector_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "connector_id", &id, &p);
     if (!body)
         return;
     struct connector_in in = {0};

@@ -213,10 +213,8 @@ static void get_monitor(struct ldg_req *req)
 static void patch_monitor(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "monitor_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "monitor_id", &id, &p);
     if (!body)
         return;
     struct monitor_in in = {0};
