@@ -73,6 +73,12 @@ struct ldg__otlp_json {
 
 const cJSON *ldg__otlp_jarr(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, int *rc);
 const cJSON *ldg__otlp_jobj(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, int *rc);
+/* Array member `name` of obj (as ldg__otlp_jarr) in *arr, and returns room for one pointer per item
+ * (at least one) in jc's arena, for a repeated message field. */
+void *ldg__otlp_jarr_room(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, const cJSON **arr,
+                          int *rc);
+/* Member "resource" of obj with its attributes, in jc's arena; NULL when absent or not an object. */
+Ldg__Otlp__Resource *ldg__otlp_j_resource(struct ldg__otlp_json *jc, const cJSON *obj, int *rc);
 char *ldg__otlp_jstr(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, int *rc);
 /* 64-bit integers: a number or a decimal string. */
 int64_t ldg__otlp_jint_value(struct ldg__otlp_json *jc, const cJSON *v, const char *name, int *rc);

@@ -177,6 +177,25 @@ const cJSON *ldg__otlp_jobj(struct ldg__otlp_json *jc, const cJSON *obj, const c
     return v;
 }
 
+void *ldg__otlp_jarr_room(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, const cJSON **arr,
+                          int *rc)
+{
+    *arr = ldg__otlp_jarr(jc, obj, name, rc);
+    size_t n = *arr ? (size_t)cJSON_GetArraySize(*arr) : 0;
+    return ldg_arena_alloc(jc->a, (n ? n : 1) * sizeof(void *));
+}
+
+Ldg__Otlp__Resource *ldg__otlp_j_resource(struct ldg__otlp_json *jc, const cJSON *obj, int *rc)
+{
+    const cJSON *res = ldg__otlp_jobj(jc, obj, "resource", rc);
+    if (!res)
+        return NULL;
+    Ldg__Otlp__Resource *r = NEW(jc, Ldg__Otlp__Resource, LDG__OTLP__RESOURCE__INIT);
+    r->attributes =
+        ldg__otlp_j_kvs(jc, ldg__otlp_jarr(jc, res, "attributes", rc), &r->n_attributes, LDG_OTLP_MAX_DEPTH, rc);
+    return r;
+}
+
 char *ldg__otlp_jstr(struct ldg__otlp_json *jc, const cJSON *obj, const char *name, int *rc)
 {
     const cJSON *v = ldg_json_member(obj, name);
@@ -371,31 +390,23 @@ static int json_to_request(struct ldg__otlp_json *jc, const cJSON *root, LogsReq
     if (!cJSON_IsObject(root))
         return ldg_json_fail(jc->err, jc->errlen, "Request body must be a JSON object");
     LogsRequest *req = NEW(jc, LogsRequest, LDG__OTLP__EXPORT_LOGS_SERVICE_REQUEST__INIT);
-    const cJSON *rls = ldg__otlp_jarr(jc, root, "resourceLogs", &rc);
-    size_t nrl = rls ? (size_t)cJSON_GetArraySize(rls) : 0;
-    req->resource_logs = ldg_arena_alloc(jc->a, (nrl ? nrl : 1) * sizeof *req->resource_logs);
+    const cJSON *rls;
+    req->resource_logs = ldg__otlp_jarr_room(jc, root, "resourceLogs", &rls, &rc);
     for (const cJSON *it = rls ? rls->child : NULL; it && rc == 0; it = it->next) {
         if (!cJSON_IsObject(it))
             return ldg_json_fail(jc->err, jc->errlen, "resourceLogs items must be objects");
         ResourceLogs *rl = NEW(jc, ResourceLogs, LDG__OTLP__RESOURCE_LOGS__INIT);
         req->resource_logs[req->n_resource_logs++] = rl;
-        const cJSON *res = ldg__otlp_jobj(jc, it, "resource", &rc);
-        if (res) {
-            rl->resource = NEW(jc, Ldg__Otlp__Resource, LDG__OTLP__RESOURCE__INIT);
-            rl->resource->attributes = ldg__otlp_j_kvs(jc, ldg__otlp_jarr(jc, res, "attributes", &rc), &rl->resource->n_attributes,
-                                             LDG_OTLP_MAX_DEPTH, &rc);
-        }
-        const cJSON *sls = ldg__otlp_jarr(jc, it, "scopeLogs", &rc);
-        size_t nsl = sls ? (size_t)cJSON_GetArraySize(sls) : 0;
-        rl->scope_logs = ldg_arena_alloc(jc->a, (nsl ? nsl : 1) * sizeof *rl->scope_logs);
+        rl->resource = ldg__otlp_j_resource(jc, it, &rc);
+        const cJSON *sls;
+        rl->scope_logs = ldg__otlp_jarr_room(jc, it, "scopeLogs", &sls, &rc);
         for (const cJSON *s = sls ? sls->child : NULL; s && rc == 0; s = s->next) {
             if (!cJSON_IsObject(s))
                 return ldg_json_fail(jc->err, jc->errlen, "scopeLogs items must be objects");
             ScopeLogs *sl = NEW(jc, ScopeLogs, LDG__OTLP__SCOPE_LOGS__INIT);
             rl->scope_logs[rl->n_scope_logs++] = sl;
-            const cJSON *recs = ldg__otlp_jarr(jc, s, "logRecords", &rc);
-            size_t nr = recs ? (size_t)cJSON_GetArraySize(recs) : 0;
-            sl->log_records = ldg_arena_alloc(jc->a, (nr ? nr : 1) * sizeof *sl->log_records);
+            const cJSON *recs;
+            sl->log_records = ldg__otlp_jarr_room(jc, s, "logRecords", &recs, &rc);
             for (const cJSON *r = recs ? recs->child : NULL; r && rc == 0; r = r->next)
                 sl->log_records[sl->n_log_records++] = j_record(jc, r, &rc);
         }

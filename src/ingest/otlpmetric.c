@@ -149,31 +149,23 @@ static int json_to_metrics(struct ldg__otlp_json *jc, const cJSON *root, Metrics
     if (!cJSON_IsObject(root))
         return ldg_json_fail(jc->err, jc->errlen, "Request body must be a JSON object");
     MetricsRequest *req = NEW(jc, MetricsRequest, LDG__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT);
-    const cJSON *rms = ldg__otlp_jarr(jc, root, "resourceMetrics", &rc);
-    size_t nrm = rms ? (size_t)cJSON_GetArraySize(rms) : 0;
-    req->resource_metrics = ldg_arena_alloc(jc->a, (nrm ? nrm : 1) * sizeof *req->resource_metrics);
+    const cJSON *rms;
+    req->resource_metrics = ldg__otlp_jarr_room(jc, root, "resourceMetrics", &rms, &rc);
     for (const cJSON *it = rms ? rms->child : NULL; it && rc == 0; it = it->next) {
         if (!cJSON_IsObject(it))
             return ldg_json_fail(jc->err, jc->errlen, "resourceMetrics items must be objects");
         Ldg__Otlp__ResourceMetrics *rm = NEW(jc, Ldg__Otlp__ResourceMetrics, LDG__OTLP__RESOURCE_METRICS__INIT);
         req->resource_metrics[req->n_resource_metrics++] = rm;
-        const cJSON *res = ldg__otlp_jobj(jc, it, "resource", &rc);
-        if (res) {
-            rm->resource = NEW(jc, Ldg__Otlp__Resource, LDG__OTLP__RESOURCE__INIT);
-            rm->resource->attributes = ldg__otlp_j_kvs(jc, ldg__otlp_jarr(jc, res, "attributes", &rc), &rm->resource->n_attributes,
-                                             LDG_OTLP_MAX_DEPTH, &rc);
-        }
-        const cJSON *sms = ldg__otlp_jarr(jc, it, "scopeMetrics", &rc);
-        size_t nsm = sms ? (size_t)cJSON_GetArraySize(sms) : 0;
-        rm->scope_metrics = ldg_arena_alloc(jc->a, (nsm ? nsm : 1) * sizeof *rm->scope_metrics);
+        rm->resource = ldg__otlp_j_resource(jc, it, &rc);
+        const cJSON *sms;
+        rm->scope_metrics = ldg__otlp_jarr_room(jc, it, "scopeMetrics", &sms, &rc);
         for (const cJSON *s = sms ? sms->child : NULL; s && rc == 0; s = s->next) {
             if (!cJSON_IsObject(s))
                 return ldg_json_fail(jc->err, jc->errlen, "scopeMetrics items must be objects");
             Ldg__Otlp__ScopeMetrics *sm = NEW(jc, Ldg__Otlp__ScopeMetrics, LDG__OTLP__SCOPE_METRICS__INIT);
             rm->scope_metrics[rm->n_scope_metrics++] = sm;
-            const cJSON *ms = ldg__otlp_jarr(jc, s, "metrics", &rc);
-            size_t n = ms ? (size_t)cJSON_GetArraySize(ms) : 0;
-            sm->metrics = ldg_arena_alloc(jc->a, (n ? n : 1) * sizeof *sm->metrics);
+            const cJSON *ms;
+            sm->metrics = ldg__otlp_jarr_room(jc, s, "metrics", &ms, &rc);
             for (const cJSON *m = ms ? ms->child : NULL; m && rc == 0; m = m->next)
                 sm->metrics[sm->n_metrics++] = j_metric(jc, m, &rc);
         }

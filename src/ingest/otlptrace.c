@@ -68,31 +68,23 @@ static int json_to_traces(struct ldg__otlp_json *jc, const cJSON *root, TraceReq
     if (!cJSON_IsObject(root))
         return ldg_json_fail(jc->err, jc->errlen, "Request body must be a JSON object");
     TraceRequest *req = NEW(jc, TraceRequest, LDG__OTLP__EXPORT_TRACE_SERVICE_REQUEST__INIT);
-    const cJSON *rss = ldg__otlp_jarr(jc, root, "resourceSpans", &rc);
-    size_t nrs = rss ? (size_t)cJSON_GetArraySize(rss) : 0;
-    req->resource_spans = ldg_arena_alloc(jc->a, (nrs ? nrs : 1) * sizeof *req->resource_spans);
+    const cJSON *rss;
+    req->resource_spans = ldg__otlp_jarr_room(jc, root, "resourceSpans", &rss, &rc);
     for (const cJSON *it = rss ? rss->child : NULL; it && rc == 0; it = it->next) {
         if (!cJSON_IsObject(it))
             return ldg_json_fail(jc->err, jc->errlen, "resourceSpans items must be objects");
         Ldg__Otlp__ResourceSpans *rs = NEW(jc, Ldg__Otlp__ResourceSpans, LDG__OTLP__RESOURCE_SPANS__INIT);
         req->resource_spans[req->n_resource_spans++] = rs;
-        const cJSON *res = ldg__otlp_jobj(jc, it, "resource", &rc);
-        if (res) {
-            rs->resource = NEW(jc, Ldg__Otlp__Resource, LDG__OTLP__RESOURCE__INIT);
-            rs->resource->attributes = ldg__otlp_j_kvs(jc, ldg__otlp_jarr(jc, res, "attributes", &rc), &rs->resource->n_attributes,
-                                             LDG_OTLP_MAX_DEPTH, &rc);
-        }
-        const cJSON *sss = ldg__otlp_jarr(jc, it, "scopeSpans", &rc);
-        size_t nss = sss ? (size_t)cJSON_GetArraySize(sss) : 0;
-        rs->scope_spans = ldg_arena_alloc(jc->a, (nss ? nss : 1) * sizeof *rs->scope_spans);
+        rs->resource = ldg__otlp_j_resource(jc, it, &rc);
+        const cJSON *sss;
+        rs->scope_spans = ldg__otlp_jarr_room(jc, it, "scopeSpans", &sss, &rc);
         for (const cJSON *s = sss ? sss->child : NULL; s && rc == 0; s = s->next) {
             if (!cJSON_IsObject(s))
                 return ldg_json_fail(jc->err, jc->errlen, "scopeSpans items must be objects");
             Ldg__Otlp__ScopeSpans *ss = NEW(jc, Ldg__Otlp__ScopeSpans, LDG__OTLP__SCOPE_SPANS__INIT);
             rs->scope_spans[rs->n_scope_spans++] = ss;
-            const cJSON *spans = ldg__otlp_jarr(jc, s, "spans", &rc);
-            size_t n = spans ? (size_t)cJSON_GetArraySize(spans) : 0;
-            ss->spans = ldg_arena_alloc(jc->a, (n ? n : 1) * sizeof *ss->spans);
+            const cJSON *spans;
+            ss->spans = ldg__otlp_jarr_room(jc, s, "spans", &spans, &rc);
             for (const cJSON *sp = spans ? spans->child : NULL; sp && rc == 0; sp = sp->next)
                 ss->spans[ss->n_spans++] = j_span(jc, sp, &rc);
         }

@@ -290,23 +290,18 @@ static const struct ldg_auth_json_answer RULE_ANS = {
 
 static void get_rule(struct ldg_req *req)
 {
-    int64_t id;
-    if (!ldg__auth_account(req) || !ldg__auth_path_id(req, "rule_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id)};
-    ldg__auth_json(req, "alr_rule_get",
-                   "SELECT p.account_id, " RULE_JSON "::text FROM alert_rules r JOIN projects p ON p.id = "
-                   "r.project_id WHERE r.id = $1::bigint",
-                   1, params, &ERRS_ALERTS, &RULE_ANS);
+    ldg__auth_json_by_id(req, "rule_id", false, "alr_rule_get",
+                         "SELECT p.account_id, " RULE_JSON
+                         "::text FROM alert_rules r JOIN projects p ON p.id = "
+                         "r.project_id WHERE r.id = $1::bigint",
+                         &ERRS_ALERTS, &RULE_ANS);
 }
 
 static void patch_rule(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "rule_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "rule_id", &id, &p);
     if (!body)
         return;
     struct rule_in in = {0};
@@ -372,18 +367,13 @@ static void disable_rule(struct ldg_req *req)
 
 static void delete_rule(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "rule_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_RULE, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(
-        req, "alr_rule_delete",
+    ldg__auth_json_by_id(
+        req, "rule_id", true, "alr_rule_delete",
         "WITH o AS (" RULE_OWNER "), d AS (DELETE FROM alert_rules r USING o WHERE r.id = o.id AND "
         "o.account_id = $2::bigint RETURNING r.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-        2, params, &ERRS_ALERTS, &ans);
+        &ERRS_ALERTS, &ans);
 }
 
 /* ---- history ------------------------------------------------------------------------------------- */
@@ -437,17 +427,12 @@ static const struct ldg_auth_json_answer EVENT_ANS = {
 
 static void ack_event(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "event_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
-    ldg__auth_json(
-        req, "alr_event_ack",
+    ldg__auth_json_by_id(
+        req, "event_id", true, "alr_event_ack",
         "WITH o AS (" EVENT_OWNER "), e AS (UPDATE alert_events e SET acked_at = coalesce(e.acked_at, "
         "now()), acked_by = coalesce(e.acked_by, $2::bigint) FROM o WHERE e.id = o.id AND o.account_id "
         "= $2::bigint RETURNING e.*) SELECT o.account_id, (SELECT " EVENT_JSON "::text FROM e) FROM o",
-        2, params, &ERRS_ALERTS, &EVENT_ANS);
+        &ERRS_ALERTS, &EVENT_ANS);
 }
 
 /* Snooze: the event and its rule stay quiet (no new firing is notified) for `minutes`. */
@@ -556,20 +541,15 @@ static void list_windows(struct ldg_req *req)
 
 static void delete_window(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "window_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_WINDOW, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(
-        req, "alr_window_delete",
+    ldg__auth_json_by_id(
+        req, "window_id", true, "alr_window_delete",
         "WITH o AS (SELECT m.id, p.account_id FROM maintenance_windows m JOIN projects p ON p.id = "
         "m.project_id WHERE m.id = $1::bigint), d AS (DELETE FROM maintenance_windows m USING o WHERE "
         "m.id = o.id AND o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' "
         "FROM d) FROM o",
-        2, params, &ERRS_ALERTS, &ans);
+        &ERRS_ALERTS, &ans);
 }
 
 void ldg__auth_alerting_routes(struct ldg_router *r)

@@ -219,6 +219,17 @@ struct ldg_auth_json_answer {
 void ldg__auth_json(struct ldg_req *req, const char *name, const char *sql, int n, const char *const *params,
                     const struct ldg_auth_errs *errs, const struct ldg_auth_json_answer *a);
 
+/* The by-id handler's whole body: the caller's account (LDG_ROUTE_ACCOUNT), the path id `param`,
+ * then ldg__auth_json with $1 = that id and, when with_account, $2 = the caller's account id.
+ * Answers itself on every path (401/422 before the query). */
+void ldg__auth_json_by_id(struct ldg_req *req, const char *param, bool with_account, const char *name,
+                          const char *sql, const struct ldg_auth_errs *errs,
+                          const struct ldg_auth_json_answer *a);
+
+/* The head of a write by id: the caller's account in *p, the path id `param` in *id and the JSON
+ * object body, owned by the caller (cJSON_Delete); NULL once the request is answered (401/422/400). */
+cJSON *ldg__auth_id_body(struct ldg_req *req, const char *param, int64_t *id, const struct ldg_principal **p);
+
 /* Integer query parameter within [min, max] (def when absent): 1 set, 0 absent, -EINVAL after 422. */
 int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                         int64_t *out) LDG_MUSTCHECK;

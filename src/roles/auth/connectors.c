@@ -81,6 +81,27 @@ void ldg__auth_json(struct ldg_req *req, const char *name, const char *sql, int 
     ldg__auth_sql(req, name, sql, n, params, errs, on_json_row, (void *)a);
 }
 
+void ldg__auth_json_by_id(struct ldg_req *req, const char *param, bool with_account, const char *name,
+                          const char *sql, const struct ldg_auth_errs *errs,
+                          const struct ldg_auth_json_answer *a)
+{
+    int64_t id;
+    const struct ldg_principal *p = ldg__auth_account(req);
+    if (!p || !ldg__auth_path_id(req, param, &id))
+        return;
+    const char *params[] = {ldg__auth_itoa(req, id),
+                            with_account ? ldg__auth_itoa(req, p->account_id) : NULL};
+    ldg__auth_json(req, name, sql, with_account ? 2 : 1, params, errs, a);
+}
+
+cJSON *ldg__auth_id_body(struct ldg_req *req, const char *param, int64_t *id, const struct ldg_principal **p)
+{
+    *p = ldg__auth_account(req);
+    if (!*p || !ldg__auth_path_id(req, param, id))
+        return NULL;
+    return ldg__auth_body(req);
+}
+
 int ldg__auth_query_int(struct ldg_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                         int64_t *out)
 {
@@ -337,23 +358,16 @@ static const struct ldg_auth_json_answer CONNECTOR_ANS = {
 
 static void get_connector(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "connector_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id)};
-    ldg__auth_json(req, "alr_connector_get",
-                   "SELECT c.account_id, " CONNECTOR_JSON " FROM connectors c WHERE c.id = $1::bigint", 1,
-                   params, &ERRS_CONNECTORS, &CONNECTOR_ANS);
+    ldg__auth_json_by_id(req, "connector_id", false, "alr_connector_get",
+                         "SELECT c.account_id, " CONNECTOR_JSON " FROM connectors c WHERE c.id = $1::bigint",
+                         &ERRS_CONNECTORS, &CONNECTOR_ANS);
 }
 
 static void patch_connector(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "connector_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "connector_id", &id, &p);
     if (!body)
         return;
     struct connector_in in = {0};
@@ -389,18 +403,14 @@ static void patch_connector(struct ldg_req *req)
 
 static void delete_connector(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "connector_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_CONNECTOR, .forbidden = MSG_CONNECTOR_DENIED};
-    ldg__auth_json(req, "alr_connector_delete",
-                   "WITH o AS (SELECT id, account_id FROM connectors WHERE id = $1::bigint), "
-                   "d AS (DELETE FROM connectors c USING o WHERE c.id = o.id AND o.account_id = $2::bigint "
-                   "RETURNING c.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-                   2, params, &ERRS_CONNECTORS, &ans);
+    ldg__auth_json_by_id(
+        req, "connector_id", true, "alr_connector_delete",
+        "WITH o AS (SELECT id, account_id FROM connectors WHERE id = $1::bigint), "
+        "d AS (DELETE FROM connectors c USING o WHERE c.id = o.id AND o.account_id = $2::bigint "
+        "RETURNING c.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
+        &ERRS_CONNECTORS, &ans);
 }
 
 static void on_test_done(const struct ldg_dispatch_result *r, void *ud)
@@ -527,20 +537,15 @@ static void unread_count(struct ldg_req *req)
 
 static void read_notification(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "notification_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 200, .missing = MSG_NO_NOTIFICATION, .forbidden = MSG_NOTIFICATION_DENIED};
-    ldg__auth_json(
-        req, "alr_inbox_read",
+    ldg__auth_json_by_id(
+        req, "notification_id", true, "alr_inbox_read",
         "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
         "n AS (UPDATE notifications n SET read_at = coalesce(n.read_at, now()) FROM o WHERE n.id = o.id "
         "AND o.account_id = $2::bigint RETURNING n.*) SELECT o.account_id, (SELECT " NOTIFICATION_JSON
         "::text FROM n) FROM o",
-        2, params, &ERRS_INBOX, &ans);
+        &ERRS_INBOX, &ans);
 }
 
 static void read_all(struct ldg_req *req)
@@ -559,19 +564,14 @@ static void read_all(struct ldg_req *req)
 
 static void delete_notification(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "notification_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_NOTIFICATION, .forbidden = MSG_NOTIFICATION_DENIED};
-    ldg__auth_json(
-        req, "alr_inbox_delete",
+    ldg__auth_json_by_id(
+        req, "notification_id", true, "alr_inbox_delete",
         "WITH o AS (SELECT id, account_id FROM notifications WHERE id = $1::bigint), "
         "d AS (DELETE FROM notifications n USING o WHERE n.id = o.id AND o.account_id = $2::bigint "
         "RETURNING n.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-        2, params, &ERRS_INBOX, &ans);
+        &ERRS_INBOX, &ans);
 }
 
 void ldg__auth_connectors_routes(struct ldg_router *r)

@@ -203,23 +203,18 @@ static const struct ldg_auth_json_answer MONITOR_ANS = {
 
 static void get_monitor(struct ldg_req *req)
 {
-    int64_t id;
-    if (!ldg__auth_account(req) || !ldg__auth_path_id(req, "monitor_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id)};
-    ldg__auth_json(req, "alr_monitor_get",
-                   "SELECT p.account_id, " MONITOR_JSON "::text FROM monitors m JOIN projects p ON p.id = "
-                   "m.project_id WHERE m.id = $1::bigint",
-                   1, params, &ERRS_MONITORS, &MONITOR_ANS);
+    ldg__auth_json_by_id(req, "monitor_id", false, "alr_monitor_get",
+                         "SELECT p.account_id, " MONITOR_JSON
+                         "::text FROM monitors m JOIN projects p ON p.id = "
+                         "m.project_id WHERE m.id = $1::bigint",
+                         &ERRS_MONITORS, &MONITOR_ANS);
 }
 
 static void patch_monitor(struct ldg_req *req)
 {
     int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "monitor_id", &id))
-        return;
-    cJSON *body = ldg__auth_body(req);
+    const struct ldg_principal *p;
+    cJSON *body = ldg__auth_id_body(req, "monitor_id", &id, &p);
     if (!body)
         return;
     struct monitor_in in = {0};
@@ -260,18 +255,13 @@ static void patch_monitor(struct ldg_req *req)
 
 static void delete_monitor(struct ldg_req *req)
 {
-    int64_t id;
-    const struct ldg_principal *p = ldg__auth_account(req);
-    if (!p || !ldg__auth_path_id(req, "monitor_id", &id))
-        return;
-    const char *params[] = {ldg__auth_itoa(req, id), ldg__auth_itoa(req, p->account_id)};
     static const struct ldg_auth_json_answer ans = {
         .status = 204, .missing = MSG_NO_MONITOR, .forbidden = MSG_PROJECT_DENIED};
-    ldg__auth_json(
-        req, "alr_monitor_delete",
+    ldg__auth_json_by_id(
+        req, "monitor_id", true, "alr_monitor_delete",
         "WITH o AS (" MONITOR_OWNER "), d AS (DELETE FROM monitors m USING o WHERE m.id = o.id AND "
         "o.account_id = $2::bigint RETURNING m.id) SELECT o.account_id, (SELECT 'x' FROM d) FROM o",
-        2, params, &ERRS_MONITORS, &ans);
+        &ERRS_MONITORS, &ans);
 }
 
 static void list_checks(struct ldg_req *req)

@@ -179,6 +179,26 @@ struct ldg_chunk *ldg__notify_event_chunk(struct hub *h, const char *id, size_t 
  * project's viewer set). */
 void ldg__notify_lease_member(char *out, size_t cap, unsigned worker, uint64_t seq);
 void ldg__notify_lease_release(struct ldg_worker *w, int64_t account_id, uint64_t seq);
+/* One pass renewing lease sets (account leases, tail viewers): per key, ZADD its members at score
+ * now + stream_lease_ms, LDG__NOTIFY_RENEW_BATCH members a command, then PEXPIRE the key; fire and
+ * forget, `what` starts the debug lines of what was not sent. The struct lives on the caller's stack;
+ * _begin allocates the member buffer and _end frees it. Loop thread only. */
+#define LDG__NOTIFY_RENEW_BATCH 256
+struct ldg__notify_renewal {
+    struct hub *h;
+    const char *what;
+    char exp[24], ttl[24];
+    const char *argv[2 + 2 * LDG__NOTIFY_RENEW_BATCH];
+    char (*members)[48];
+    int argc;
+};
+void ldg__notify_renewal_begin(struct ldg__notify_renewal *r, struct hub *h, const char *what);
+/* Start the members of key (kept by the caller until ldg__notify_renewal_expire). */
+void ldg__notify_renewal_key(struct ldg__notify_renewal *r, const char *key);
+/* Member of stream seq; last = the key's last member (sends the pending ZADD). */
+void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool last);
+void ldg__notify_renewal_expire(struct ldg__notify_renewal *r);
+void ldg__notify_renewal_end(struct ldg__notify_renewal *r);
 /* Take a slot of st->account_id's stream cap (st->req holds a reference; h->ops counted). The
  * answer starts the stream (notification or tail), or answers 429/503. */
 int ldg__notify_send_lease(struct setup *st, bool eval) LDG_MUSTCHECK;

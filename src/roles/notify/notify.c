@@ -76,7 +76,6 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
     {0},
 };
 
-#define LEASE_BATCH 256
 #define LOAD_BATCH 500 /* accounts per batched preferences read */
 
 /*
@@ -225,46 +224,73 @@ void ldg__notify_lease_release(struct ldg_worker *w, int64_t account_id, uint64_
         ldg_log_debug(NULL, "notifications: lease release not sent (it expires)");
 }
 
-/* Renew every lease of the loop: one ZADD per account (LEASE_BATCH members at most each). */
+void ldg__notify_renewal_begin(struct ldg__notify_renewal *r, struct hub *h, const char *what)
+{
+    r->h = h;
+    r->what = what;
+    snprintf(r->exp, sizeof r->exp, "%" PRIu64, ldg_wall_ms() + (uint64_t)G.cfg->stream_lease_ms);
+    snprintf(r->ttl, sizeof r->ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
+    r->members = ldg_malloc(LDG__NOTIFY_RENEW_BATCH * sizeof *r->members);
+    r->argc = 2;
+}
+
+void ldg__notify_renewal_key(struct ldg__notify_renewal *r, const char *key)
+{
+    r->argv[0] = "ZADD";
+    r->argv[1] = key;
+    r->argc = 2;
+}
+
+void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool last)
+{
+    size_t k = (size_t)(r->argc - 2) / 2;
+    ldg__notify_lease_member(r->members[k], sizeof r->members[k], r->h->w->id, seq);
+    r->argv[r->argc++] = r->exp;
+    r->argv[r->argc++] = r->members[k++];
+    if (k == LDG__NOTIFY_RENEW_BATCH || last) {
+        if (ldg_redis_commandargv(r->h->w->redis, on_fire_and_forget, NULL, r->argc, r->argv, NULL) < 0)
+            ldg_log_debug(NULL, "%s renewal not sent", r->what);
+        r->argc = 2;
+    }
+}
+
+void ldg__notify_renewal_expire(struct ldg__notify_renewal *r)
+{
+    const char *pe[] = {"PEXPIRE", r->argv[1], r->ttl};
+    if (ldg_redis_commandargv(r->h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
+        ldg_log_debug(NULL, "%s key expiry not sent", r->what);
+}
+
+void ldg__notify_renewal_end(struct ldg__notify_renewal *r)
+{
+    free(r->members);
+    r->members = NULL;
+}
+
+/* Renew every lease of the loop: one ZADD per account (LDG__NOTIFY_RENEW_BATCH members at most each). */
 static void on_renew(uv_timer_t *t)
 {
     struct hub *h = t->data;
-    char exp[24], ttl[24], key[64];
-    uint64_t now = ldg_wall_ms();
-    snprintf(exp, sizeof exp, "%" PRIu64, now + (uint64_t)G.cfg->stream_lease_ms);
-    snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
-    const char *argv[2 + 2 * LEASE_BATCH];
-    char(*members)[48] = ldg_malloc(LEASE_BATCH * sizeof *members);
+    char key[64];
+    struct ldg__notify_renewal r;
+    ldg__notify_renewal_begin(&r, h, "notifications: lease");
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct ldg_list_node *it, *tmp;
         ldg_list_foreach_safe(&h->accounts[b], it, tmp)
         {
             struct acct *a = ldg_container_of(it, struct acct, node);
             lease_key(key, sizeof key, a->id);
-            int argc = 2;
-            argv[0] = "ZADD";
-            argv[1] = key;
+            ldg__notify_renewal_key(&r, key);
             struct ldg_list_node *ci, *ctmp;
-            size_t k = 0;
             ldg_list_foreach_safe(&a->clients, ci, ctmp)
             {
                 struct client *cl = ldg_container_of(ci, struct client, acct_node);
-                ldg__notify_lease_member(members[k], sizeof members[k], h->w->id, cl->seq);
-                argv[argc++] = exp;
-                argv[argc++] = members[k++];
-                if (k == LEASE_BATCH || ci->next == &a->clients.head) {
-                    if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, argc, argv, NULL) < 0)
-                        ldg_log_debug(NULL, "notifications: lease renewal not sent");
-                    argc = 2;
-                    k = 0;
-                }
+                ldg__notify_renewal_add(&r, cl->seq, ci->next == &a->clients.head);
             }
-            const char *pe[] = {"PEXPIRE", key, ttl};
-            if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
-                ldg_log_debug(NULL, "notifications: lease key expiry not sent");
+            ldg__notify_renewal_expire(&r);
         }
     }
-    free(members);
+    ldg__notify_renewal_end(&r);
     ldg__tail_renew(h);
 }
 

@@ -39,7 +39,6 @@
 
 #define G ldg__notify
 #define DROPPED_EVERY_MS 1000 /* `dropped` events at most this often per stream */
-#define RENEW_BATCH 256       /* viewer members per ZADD */
 #define FORBIDDEN_TEXT "You don't have permission to access this project"
 
 static const char *const levels[] = {"debug", "info", "warning", "error", "critical", NULL};
@@ -143,41 +142,26 @@ static void viewer_remove(struct hub *h, int64_t pid, uint64_t seq)
 
 void ldg__tail_renew(struct hub *h)
 {
-    char exp[24], ttl[24], key[LDG_TAILMSG_NAME_MAX];
-    snprintf(exp, sizeof exp, "%" PRIu64, ldg_wall_ms() + (uint64_t)G.cfg->stream_lease_ms);
-    snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
-    const char *argv[2 + 2 * RENEW_BATCH];
-    char(*members)[48] = ldg_malloc(RENEW_BATCH * sizeof *members);
+    char key[LDG_TAILMSG_NAME_MAX];
+    struct ldg__notify_renewal r;
+    ldg__notify_renewal_begin(&r, h, "tail: viewer");
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct ldg_list_node *it, *tmp;
         ldg_list_foreach_safe(&h->tails->projects[b], it, tmp)
         {
             struct tproj *p = ldg_container_of(it, struct tproj, node);
             ldg_tailmsg_viewers_key(key, sizeof key, p->id);
-            argv[0] = "ZADD";
-            argv[1] = key;
-            int argc = 2;
-            size_t k = 0;
+            ldg__notify_renewal_key(&r, key);
             struct ldg_list_node *ti, *ttmp;
             ldg_list_foreach_safe(&p->tails, ti, ttmp)
             {
                 struct ldg__tail *t = ldg_container_of(ti, struct ldg__tail, node);
-                ldg__notify_lease_member(members[k], sizeof members[k], h->w->id, t->cl->seq);
-                argv[argc++] = exp;
-                argv[argc++] = members[k++];
-                if (k == RENEW_BATCH || ti->next == &p->tails.head) {
-                    if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, argc, argv, NULL) < 0)
-                        ldg_log_debug(NULL, "tail: viewer renewal not sent");
-                    argc = 2;
-                    k = 0;
-                }
+                ldg__notify_renewal_add(&r, t->cl->seq, ti->next == &p->tails.head);
             }
-            const char *pe[] = {"PEXPIRE", key, ttl};
-            if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
-                ldg_log_debug(NULL, "tail: viewer key expiry not sent");
+            ldg__notify_renewal_expire(&r);
         }
     }
-    free(members);
+    ldg__notify_renewal_end(&r);
 }
 
 /* ---- delivery -------------------------------------------------------------------------------------- */
