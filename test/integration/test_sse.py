@@ -550,10 +550,14 @@ def test_heartbeat_and_ping_timing(world):
                                 raw), raw
             beats.append(at)
     assert len(beats) >= 4 and len(pings) >= 7, (beats, pings)
+    # The period is checked on the whole series (a wrong period shifts the mean gap), each event
+    # against its slot on that schedule: a busy machine may deliver one event late, which lengthens
+    # one gap and shortens the next, but never moves the schedule.
     for series, period in ((beats, 0.4), (pings, 0.25)):
-        assert abs(series[0] - period) < 0.12, series
-        gaps = [b - a for a, b in zip(series, series[1:])]
-        assert all(abs(g - period) < 0.12 for g in gaps), (period, gaps)
+        assert abs(series[0] - period) < 0.25, series
+        mean_gap = (series[-1] - series[0]) / (len(series) - 1)
+        assert abs(mean_gap - period) < 0.06, (period, series)
+        assert all(abs(t - (series[0] + k * period)) < 0.25 for k, t in enumerate(series)), (period, series)
     s.close()
 
 
