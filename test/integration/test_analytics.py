@@ -133,6 +133,9 @@ def test_search_indexes_on_closed_partitions_only(env):
 
 
 def test_hourly_metrics_backfill_idempotent_and_routes(env, rc):
+    # The current hour when this test starts, not when the module was imported: a whole suite can
+    # run across an hour boundary (this test itself lasts seconds).
+    HOUR = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
     e = env({**SLOW, "hourly_metrics_interval_ms": 1500, "available_routes_interval_ms": 1000})
     rows = []
     for h in (1, 2, 3):
