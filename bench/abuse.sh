@@ -20,7 +20,7 @@ bench_start_redis
 INI_SERVER_EXTRA=$'max_connections = '$((CONNS + 1000))$'\nheader_timeout_ms = 10000\nbody_timeout_ms = 10000' \
     bench_start_ledgerd
 bench_account
-bench_say "abuse: ledgerd $BENCH_BIN (pid $BENCH_LEDGERD_PID), ${SECS} s per case"
+bench_say "abuse: ledgerd ${BENCH_BIN#"$LEDGER_ROOT"/} (pid $BENCH_LEDGERD_PID), ${SECS} s per case"
 "${BENCH_CLIENT_PIN[@]}" "$PY" "$LEDGER_ROOT/bench/abuse.py" "$BENCH_LEDGERD_PORT" "$BENCH_LEDGERD_PID" \
     "$BENCH_KEY" "$BENCH_PID" "$SECS" "$CONNS" | tee -a "$BENCH_REPORT"
 kill -0 "$BENCH_LEDGERD_PID" || die "ledgerd died during the abuse cases"

@@ -18,7 +18,7 @@ bench_start_pg
 bench_start_redis
 bench_start_ledgerd
 bench_account
-bench_say "soak: ${DURATION} s, samples every ${SAMPLE} s, ledgerd $BENCH_BIN (pid $BENCH_LEDGERD_PID)"
+bench_say "soak: ${DURATION} s, samples every ${SAMPLE} s, ledgerd ${BENCH_BIN#"$LEDGER_ROOT"/} (pid $BENCH_LEDGERD_PID)"
 "${BENCH_CLIENT_PIN[@]}" "$PY" "$LEDGER_ROOT/bench/soak.py" "$BENCH_LEDGERD_PORT" "$BENCH_LEDGERD_PID" \
     "$BENCH_REDIS_PORT" "$BENCH_KEY" "$BENCH_PID" "$BENCH_EMAIL" "$BENCH_PASSWORD" "$DURATION" "$SAMPLE" |
     tee -a "$BENCH_REPORT"
