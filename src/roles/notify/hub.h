@@ -233,4 +233,15 @@ size_t ldg__tail_count(const struct hub *h);
  * project's viewer set. */
 void ldg__tail_flush(struct client *cl);
 
+
+/* notify.c and resume.c (loop thread). A stream's resume: start its replay read; after a lost
+ * pub/sub connection, replay for every open stream what was published in the last lost_ms. */
+void ldg__notify_replay_start(struct client *cl);
+void ldg__notify_resume_all(struct hub *h, uint64_t lost_ms);
+/* Write ch to member m (ok = its preferences allow it), remember its id. */
+void ldg__notify_deliver(struct member *m, const struct ldg_event_id *id, struct ldg_chunk *ch, bool ok);
+void ldg__notify_free_replay(struct client *cl);
+/* A string member of a JSON object as a slice into it; false if absent or not a string. */
+bool ldg__notify_json_string_member(const cJSON *root, const char *name, struct ldg_str *out);
+
 #endif

@@ -495,7 +495,7 @@ static bool verdict(struct hub *h, struct acct *a, int64_t pid, struct ldg_str l
 }
 
 /* Send ch to m's stream unless it already has this id (or a later one) for the project. */
-static void deliver(struct member *m, const struct ldg_event_id *id, struct ldg_chunk *ch, bool ok)
+void ldg__notify_deliver(struct member *m, const struct ldg_event_id *id, struct ldg_chunk *ch, bool ok)
 {
     struct client *cl = m->cl;
     if (!cl->conn || ldg_event_id_cmp(id, &m->last) <= 0)
@@ -528,7 +528,7 @@ static void hold(struct client *cl, struct member *m, const struct ldg_event_id 
     ldg_list_push_back(&cl->pending, &p->node);
 }
 
-static bool json_string_member(const cJSON *root, const char *name, struct ldg_str *out)
+bool ldg__notify_json_string_member(const cJSON *root, const char *name, struct ldg_str *out)
 {
     const cJSON *v = ldg_json_member(root, name);
     if (!cJSON_IsString(v)) {
@@ -558,8 +558,8 @@ static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t
     bool is_log = json.p[0] == '{'; /* an error notification: the level and type lists filter it */
     cJSON *root = is_log ? ldg_json_parse(data.p, data.n) : NULL;
     struct ldg_str level, type;
-    json_string_member(root, "level", &level);
-    json_string_member(root, "log_type", &type);
+    ldg__notify_json_string_member(root, "level", &level);
+    ldg__notify_json_string_member(root, "log_type", &type);
     if (!is_log)
         level.p = NULL;
     h->msg_seq++;
@@ -574,7 +574,7 @@ static void on_event_message(struct hub *h, int64_t pid, const char *msg, size_t
         if (m->cl->state == CL_REPLAYING)
             hold(m->cl, m, &id, ch, ok);
         else
-            deliver(m, &id, ch, ok);
+            ldg__notify_deliver(m, &id, ch, ok);
     }
     ldg_chunk_unref(ch);
     cJSON_Delete(root);
@@ -733,7 +733,6 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
 
 /* ---- heartbeats and pings ------------------------------------------------------------------------ */
 
-static void resume_all(struct hub *h, uint64_t lost_ms);
 
 static void on_tick(uv_timer_t *t)
 {
@@ -751,7 +750,7 @@ static void on_tick(uv_timer_t *t)
     }
     if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
         recheck_credentials(h);
-        resume_all(h, h->sub_lost_ms);
+        ldg__notify_resume_all(h, h->sub_lost_ms);
         h->sub_lost_ms = 0;
     }
     struct ldg_chunk *hb = NULL, *ping = NULL;
@@ -807,7 +806,7 @@ static uint64_t tick_ms(void)
 
 /* ---- client lifecycle ---------------------------------------------------------------------------- */
 
-static void free_replay(struct client *cl)
+void ldg__notify_free_replay(struct client *cl)
 {
     for (size_t i = 0; i < cl->nreps; i++)
         free(cl->reps[i].json);
@@ -857,7 +856,7 @@ void ldg__notify_client_unlink(struct client *cl)
         ldg_list_remove(&h->hb_list, &cl->hb_node);
     if (ldg_list_node_linked(&cl->ping_node))
         ldg_list_remove(&h->ping_list, &cl->ping_node);
-    free_replay(cl);
+    ldg__notify_free_replay(cl);
 }
 
 void ldg__notify_client_maybe_free(struct client *cl)
@@ -874,181 +873,6 @@ void ldg__notify_on_stream_closed(struct ldg_conn *c, void *ud)
     cl->conn = NULL;
     ldg__notify_client_unlink(cl);
     ldg__notify_client_maybe_free(cl);
-}
-
-/* ---- resume -------------------------------------------------------------------------------------- */
-
-static int rep_cmp(const void *a, const void *b)
-{
-    return ldg_event_id_cmp(&((const struct rep *)a)->id, &((const struct rep *)b)->id);
-}
-
-static void replay_finish(struct client *cl)
-{
-    struct hub *h = cl->hub;
-    if (!cl->conn) {
-        free_replay(cl);
-        return;
-    }
-    if (cl->nreps)
-        qsort(cl->reps, cl->nreps, sizeof *cl->reps, rep_cmp);
-    size_t first = cl->nreps > (size_t)G.cfg->replay_events ? cl->nreps - (size_t)G.cfg->replay_events : 0;
-    for (size_t i = first; i < cl->nreps && cl->conn; i++) {
-        struct rep *r = &cl->reps[i];
-        struct ldg_str name, data;
-        if (!ldg_event_note(r->json, r->len, &name, &data))
-            continue;
-        bool is_log = r->json[0] == '{';
-        cJSON *root = is_log ? ldg_json_parse(data.p, data.n) : NULL;
-        struct ldg_str level, type;
-        json_string_member(root, "level", &level);
-        json_string_member(root, "log_type", &type);
-        bool ok = ldg_prefs_allow(&cl->acct->prefs, r->m->proj->id, is_log ? level.p : NULL, level.n, type.p,
-                                  type.n);
-        cJSON_Delete(root);
-        char ename[40];
-        snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
-        struct ldg_chunk *ch = ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
-        deliver(r->m, &r->id, ch, ok);
-        ldg_chunk_unref(ch);
-    }
-    struct ldg_list_node *n;
-    while ((n = ldg_list_pop_front(&cl->pending))) {
-        struct pend *p = ldg_container_of(n, struct pend, node);
-        deliver(p->m, &p->id, p->ch, p->ok);
-        ldg_chunk_unref(p->ch);
-        free(p);
-    }
-    free_replay(cl);
-    cl->state = CL_LIVE;
-}
-
-struct xrange {
-    struct client *cl;
-    struct member *m;
-};
-
-static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
-{
-    struct xrange *x = ud;
-    struct client *cl = x->cl;
-    struct member *m = x->m;
-    struct hub *h = cl->hub;
-    free(x);
-    cl->replies_due--;
-    if (cl->conn && reply && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *e = reply->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY ||
-                e->element[1]->elements != 2)
-                continue;
-            const redisReply *f = e->element[1];
-            struct ldg_event_id id;
-            if (f->element[1]->type != REDIS_REPLY_STRING ||
-                !ldg_event_id_parse(e->element[0]->str, e->element[0]->len, &id) ||
-                e->element[0]->len > LDG_EVENT_ID_MAX)
-                continue;
-            size_t add = f->element[1]->len + sizeof(struct rep);
-            if (cl->rep_bytes + add > (size_t)G.cfg->replay_max_bytes) {
-                if (!cl->rep_truncated)
-                    ldg_log_info(NULL, "notifications: resume bounded at %zu bytes; older entries not replayed",
-                                 cl->rep_bytes);
-                cl->rep_truncated = true;
-                break;
-            }
-            cl->rep_bytes += add;
-            if (cl->nreps == cl->reps_cap) {
-                cl->reps_cap = cl->reps_cap ? cl->reps_cap * 2 : 16;
-                cl->reps = ldg_realloc(cl->reps, cl->reps_cap * sizeof *cl->reps);
-            }
-            struct rep *rp = &cl->reps[cl->nreps++];
-            rp->id = id;
-            rp->m = m;
-            rp->len = f->element[1]->len;
-            rp->json = ldg_malloc(rp->len + 1);
-            memcpy(rp->json, f->element[1]->str, rp->len);
-            rp->json[rp->len] = 0;
-            memcpy(rp->idtext, e->element[0]->str, e->element[0]->len);
-            rp->idtext[e->element[0]->len] = 0;
-        }
-    } else if (cl->conn && !reply) {
-        ldg_log_warn(NULL, "notifications: replay read failed; resuming without it");
-    }
-    if (cl->replies_due == 0) {
-        if (cl->conn)
-            replay_finish(cl);
-        else
-            free_replay(cl);
-        ldg__notify_client_maybe_free(cl);
-    }
-    (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
-}
-
-static void replay_start(struct client *cl)
-{
-    struct hub *h = cl->hub;
-    uint64_t floor_ms = ldg_wall_ms() - (uint64_t)G.cfg->replay_window_ms;
-    struct ldg_event_id from = cl->resume_from;
-    char start[LDG_EVENT_ID_MAX + 2], count[24];
-    if (from.ms < floor_ms) {
-        /* Older than the window: replay the whole window (inclusive start). */
-        struct ldg_event_id floor_id = {floor_ms, 0};
-        ldg_event_id_format(&floor_id, start);
-    } else {
-        start[0] = '(';
-        ldg_event_id_format(&from, start + 1);
-    }
-    snprintf(count, sizeof count, "%" PRId64, G.cfg->replay_events);
-    cl->state = CL_REPLAYING;
-    cl->replies_due = 1; /* held while issuing */
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        struct member *m = &cl->members[i];
-        m->last = cl->resume_from; /* nothing at or before the client's id goes out again */
-        if (G.cfg->replay_events == 0)
-            continue;
-        char key[64];
-        ldg__notify_channel(key, sizeof key, REPLAY_PREFIX, m->proj->id);
-        const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
-        struct xrange *x = ldg_malloc(sizeof *x);
-        x->cl = cl;
-        x->m = m;
-        if (ldg_redis_commandargv(h->w->redis, on_xrange, x, 6, argv, NULL) == 0) {
-            cl->replies_due++;
-            h->ops++;
-        } else
-            free(x);
-    }
-    if (--cl->replies_due == 0)
-        replay_finish(cl);
-}
-
-/* The pub/sub connection is back after being lost at lost_ms: every live stream replays from its
- * newest id (everything up to it reached the loop, in order, before the loss), or from a little
- * before the loss when that is later. */
-static void resume_all(struct hub *h, uint64_t lost_ms)
-{
-    struct ldg_event_id floor_id = {lost_ms > 2000 ? lost_ms - 2000 : 0, 0};
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        struct ldg_list_node *it, *tmp;
-        ldg_list_foreach_safe(&h->accounts[b], it, tmp)
-        {
-            struct acct *a = ldg_container_of(it, struct acct, node);
-            struct ldg_list_node *ci, *ctmp;
-            ldg_list_foreach_safe(&a->clients, ci, ctmp)
-            {
-                struct client *cl = ldg_container_of(ci, struct client, acct_node);
-                if (!cl->conn || cl->state != CL_LIVE || !cl->nmembers)
-                    continue;
-                struct ldg_event_id from = floor_id;
-                for (size_t i = 0; i < cl->nmembers; i++)
-                    if (ldg_event_id_cmp(&cl->members[i].last, &from) > 0)
-                        from = cl->members[i].last;
-                cl->resume_from = from;
-                replay_start(cl);
-            }
-        }
-    }
 }
 
 /* ---- the handler ----------------------------------------------------------------------------------- */
@@ -1367,7 +1191,7 @@ static void start_stream(struct setup *st)
     }
     if (st->resume && cl->nmembers) {
         cl->resume_from = st->last_id;
-        replay_start(cl);
+        ldg__notify_replay_start(cl);
     }
 }
 
