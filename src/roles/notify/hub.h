@@ -142,8 +142,6 @@ struct hub {
     uint64_t next_expiry_ms;     /* wall ms of the earliest stream credential expiry; 0 = none */
 };
 
-
-
 /* A stream being set up: from the handler to the lease's answer (request arena). */
 struct setup {
     struct ldg_req *req;
@@ -162,10 +160,9 @@ struct setup {
     struct ldg__tail_setup *tail; /* arena: a live tail's parameters (tail.c), NULL otherwise */
 };
 
-
 /* ---- notify.c, for tail.c ---------------------------------------------------------------------- */
 
-struct hub *ldg__notify_hub(struct ldg_worker *w);   /* NULL when the role is off */
+struct hub *ldg__notify_hub(struct ldg_worker *w); /* NULL when the role is off */
 size_t ldg__notify_bucket(int64_t id);
 /* Every callback counted in h->ops calls this first; true when the hub is dead (release only). */
 bool ldg__notify_op_end(struct hub *h);
@@ -232,7 +229,6 @@ size_t ldg__tail_count(const struct hub *h);
 /* Drain: report what is still counted as dropped, before the `shutdown` event, and leave the
  * project's viewer set. */
 void ldg__tail_flush(struct client *cl);
-
 
 /* notify.c and resume.c (loop thread). A stream's resume: start its replay read; after a lost
  * pub/sub connection, replay for every open stream what was published in the last lost_ms. */

@@ -62,7 +62,7 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
      "A resume replays notifications at most this old; an idle project's replay stream expires after it"},
     {"replay_pending_max", LDG_CFG_INT, CFG(replay_pending_max), "1024", 1, 1000000, NULL, 0,
      "Live notifications held for a stream while its resume replays; more disconnects it"},
-    {"replay_max_bytes", LDG_CFG_SIZE, CFG(replay_max_bytes), "1048576", 1024, 1024 * KB * KB, NULL, 0,
+    {"replay_max_bytes", LDG_CFG_SIZE, CFG(replay_max_bytes), "1048576", 1024, 1024 * KB *KB, NULL, 0,
      "Bytes of stored notifications one resume reads and holds at most (all its projects together); "
      "entries past it are not replayed"},
     {"shutdown_retry_ms", LDG_CFG_MS, CFG(shutdown_retry_ms), "1000", 0, 600000, NULL, 0,
@@ -70,7 +70,8 @@ const struct ldg_cfg_key ldg_notify_cfg_keys[] = {
     {"tail_max_logs_per_s", LDG_CFG_INT, CFG(tail_max_logs_per_s), "200", 1, 1000000, NULL, 0,
      "Live tail: logs sent per stream and second (bursts up to one second's worth); the excess is counted "
      "and reported by a `dropped` event"},
-    {"tail_send_buffer_bytes", LDG_CFG_SIZE, CFG(tail_send_buffer_bytes), "131072", 1024, 64 * KB *KB, NULL, 0,
+    {"tail_send_buffer_bytes", LDG_CFG_SIZE, CFG(tail_send_buffer_bytes), "131072", 1024, 64 * KB *KB, NULL,
+     0,
      "Live tail: bytes queued for a stream past which new logs are dropped (and counted) instead of sent; "
      "at most half of send_buffer_bytes is used"},
     {0},
@@ -182,7 +183,7 @@ void ldg__notify_channel(char *out, size_t cap, const char *prefix, int64_t pid)
 /* ---- chunks -------------------------------------------------------------------------------------- */
 
 struct ldg_chunk *ldg__notify_event_chunk(struct hub *h, const char *id, size_t idlen, const char *name,
-                                     const char *data, size_t n)
+                                          const char *data, size_t n)
 {
     ldg_buf_reset(&h->scratch);
     ldg_event_format(&h->scratch, id, idlen, name, data, n);
@@ -733,7 +734,6 @@ static void on_message(struct ldg_redis_sub *s, const char *channel, size_t chle
 
 /* ---- heartbeats and pings ------------------------------------------------------------------------ */
 
-
 static void on_tick(uv_timer_t *t)
 {
     struct hub *h = t->data;
@@ -876,7 +876,6 @@ void ldg__notify_on_stream_closed(struct ldg_conn *c, void *ud)
 }
 
 /* ---- the handler ----------------------------------------------------------------------------------- */
-
 
 void ldg__notify_503(struct ldg_req *req, const char *detail)
 {
@@ -1026,7 +1025,8 @@ static void flush_waiters(struct hub *h, struct acct *a, int status)
         if (status == 404)
             ldg_req_error(req, 404, "Account not found");
         else if (status || h->draining)
-            ldg__notify_503(req, h->draining ? "Service is shutting down" : "Service temporarily unavailable");
+            ldg__notify_503(req,
+                            h->draining ? "Service is shutting down" : "Service temporarily unavailable");
         if (status || h->draining) {
             ldg_req_unref(req);
             continue;
@@ -1177,7 +1177,8 @@ static void start_stream(struct setup *st)
     for (size_t i = 0; i < st->nprojects; i++)
         ldg_buf_printf(&d, "%s%" PRId64, i ? ", " : "", st->projects[i]);
     ldg_buf_puts(&d, "]}");
-    struct ldg_chunk *ch = ldg__notify_event_chunk(h, NULL, 0, "connected", ldg_buf_head(&d), ldg_buf_size(&d));
+    struct ldg_chunk *ch =
+        ldg__notify_event_chunk(h, NULL, 0, "connected", ldg_buf_head(&d), ldg_buf_size(&d));
     ldg_buf_free(&d);
     (void)ldg_conn_stream_send(cl->conn, ch);
     ldg_chunk_unref(ch);
@@ -1371,9 +1372,9 @@ static void notify_health(const struct ldg_worker *w, const void *state, struct 
     const struct hub *h = state;
     size_t channels = h->sub ? ldg_redis_sub_channels(h->sub) : 0;
     bool sub = h->sub && ldg_redis_sub_connected(h->sub);
-    ldg_buf_printf(out,
-                   "{\"status\":\"running\",\"streams\":%zu,\"tails\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
-                   h->nclients, ldg__tail_count(h), channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
+    ldg_buf_printf(
+        out, "{\"status\":\"running\",\"streams\":%zu,\"tails\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
+        h->nclients, ldg__tail_count(h), channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
 }
 
 const struct ldg_role ldg_role_notify = {

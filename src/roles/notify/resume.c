@@ -60,7 +60,8 @@ static void replay_finish(struct client *cl)
         cJSON_Delete(root);
         char ename[40];
         snprintf(ename, sizeof ename, "%.*s", (int)name.n, name.p);
-        struct ldg_chunk *ch = ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
+        struct ldg_chunk *ch =
+            ldg__notify_event_chunk(h, r->idtext, strlen(r->idtext), ename, data.p, data.n);
         ldg__notify_deliver(r->m, &r->id, ch, ok);
         ldg_chunk_unref(ch);
     }
@@ -104,7 +105,8 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
             size_t add = f->element[1]->len + sizeof(struct rep);
             if (cl->rep_bytes + add > (size_t)G.cfg->replay_max_bytes) {
                 if (!cl->rep_truncated)
-                    ldg_log_info(NULL, "notifications: resume bounded at %zu bytes; older entries not replayed",
+                    ldg_log_info(NULL,
+                                 "notifications: resume bounded at %zu bytes; older entries not replayed",
                                  cl->rep_bytes);
                 cl->rep_truncated = true;
                 break;
@@ -202,4 +204,3 @@ void ldg__notify_resume_all(struct hub *h, uint64_t lost_ms)
         }
     }
 }
-
