@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "db/pg.h"
 #include "db/redis.h"
+#include "db/shardmap.h"
 #include "roles/role.h"
 
 struct ldg_server_cfg {
@@ -51,6 +52,11 @@ struct ldg_log_cfg {
     bool access_log;
 };
 
+/* [node]: this process's identity in a fleet. */
+struct ldg_node_cfg {
+    char *name; /* "" in the file = the host name (resolved at load) */
+};
+
 struct ldg_roles_cfg {
     bool enabled[LDG_ROLE_MAX]; /* indexed like ldg_roles[] */
 };
@@ -59,7 +65,15 @@ struct ldg_config {
     struct ldg_server_cfg server;
     struct ldg_log_cfg log;
     struct ldg_roles_cfg roles;
-    struct ldg_redis_cfg redis;
+    struct ldg_node_cfg node;
+    struct ldg_redis_cfg redis; /* shard 0 */
+    /* [redis.1] ... [redis.15]: the other Redis shards, present when their section is in the file
+     * (contiguous from 1). nredis = 1 + how many; redis_map places projects on them. */
+    struct ldg_redis_cfg redis_extra[LDG_SHARDS_MAX - 1];
+    bool redis_extra_present[LDG_SHARDS_MAX - 1];
+    char *redis_extra_password[LDG_SHARDS_MAX - 1];
+    unsigned nredis;
+    struct ldg_shardmap redis_map;
     struct ldg_pg_cfg pg_auth;
     struct ldg_pg_cfg pg_logs;
     void *role_cfg[LDG_ROLE_MAX]; /* owned: each role's section struct (role->cfg_size bytes) */
@@ -72,7 +86,7 @@ struct ldg_config {
     char *jwt_secret;          /* [auth] jwt_secret_file, or random (see jwt_secret_generated) */
     bool jwt_secret_generated; /* no file configured: per-process secret */
 
-    struct ldg_cfg_section sections[6 + LDG_ROLE_MAX];
+    struct ldg_cfg_section sections[40 + LDG_ROLE_MAX];
     size_t nsections;
     char *path; /* owned: the file it came from */
 };
@@ -92,6 +106,23 @@ int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_
 
 void ldg_settings_dump(const struct ldg_config *c, FILE *out);
 void ldg_settings_free(struct ldg_config *c);
+
+/* The config and password of Redis shard i (< nredis); 0 is [redis]. */
+static inline const struct ldg_redis_cfg *ldg_settings_redis_cfg(const struct ldg_config *c, unsigned i)
+{
+    return i ? &c->redis_extra[i - 1] : &c->redis;
+}
+
+static inline const char *ldg_settings_redis_password(const struct ldg_config *c, unsigned i)
+{
+    return i ? c->redis_extra_password[i - 1] : c->redis_password;
+}
+
+/* The Redis shard of a project (always 0 with one Redis). */
+static inline unsigned ldg_settings_redis_shard(const struct ldg_config *c, int64_t project_id)
+{
+    return c->nredis > 1 ? ldg_shardmap_of(&c->redis_map, project_id) : 0;
+}
 
 /* Worker count after resolving `auto`. */
 unsigned ldg_settings_workers(const struct ldg_config *c);
