@@ -239,6 +239,13 @@ static void test_redis_shards(void **state)
     assert_non_null(strstr(out, "\n[redis.2]\n"));
     assert_null(strstr(out, "\n[redis.3]\n"));
     assert_non_null(strstr(out, "\nname = host-a\n"));
+    /* what --print-config prints parses again to the same shards */
+    struct ldg_config again;
+    assert_int_equal(ldg_settings_load_string(&again, out, &err), 0);
+    assert_int_equal(again.nredis, 3);
+    assert_int_equal(ldg_settings_redis_shard(&again, 5), 2);
+    assert_string_equal(ldg_settings_redis_cfg(&again, 2)->host, "10.0.0.3");
+    ldg_settings_free(&again);
     free(out);
     ldg_settings_free(&c);
 
