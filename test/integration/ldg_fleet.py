@@ -9,7 +9,7 @@ checks, one network stack).
     srv = NsLedgerd(binary, ini, log, h, port).start()
     net.destroy()
 
-Nothing leaves the subnet: the bridge has no uplink and the host side only holds the address the
+LDG_FLEET_LOOPBACK=1 forces the loopback fallback (to test it). Nothing leaves the subnet: the bridge has no uplink and the host side only holds the address the
 test itself uses to reach the hosts. ``jump(key, n)`` is the project -> shard hash of ledgerd
 (src/db/shardmap.c), for placement checks.
 """
@@ -60,6 +60,8 @@ class Net:
         try:
             if os.geteuid() != 0:
                 raise OSError("not root")
+            if os.environ.get("LDG_FLEET_LOOPBACK") == "1":
+                raise OSError("LDG_FLEET_LOOPBACK=1")
             _ip("link", "add", bridge, "type", "bridge")
             _ip("addr", "add", f"{subnet}.254/24", "dev", bridge)
             _ip("link", "set", bridge, "up")

@@ -43,6 +43,7 @@ LOAD_S = 8.0 if FULL else 4.0
 NSHARDS = 3
 BATCH = "/api/v1/ingest/batch"
 STREAM = "/api/v1/notifications/stream"
+TAIL = "/api/v1/logs/tail"
 GATEWAY_ROLES = {"gateway": True, "auth": True, "ingest": True, "query": True, "notifications": True,
                  "storage": False, "analytics": False}
 WORKER_ROLES = {"gateway": False, "auth": False, "ingest": False, "query": False, "notifications": False,
@@ -189,9 +190,9 @@ class Load(threading.Thread):
 class SseReader(threading.Thread):
     """Events of one notification stream (event name, parsed data) into a queue."""
 
-    def __init__(self, url, key):
+    def __init__(self, url, key, path=STREAM):
         super().__init__(daemon=True)
-        self.resp = requests.get(url + STREAM, headers={"X-API-Key": key}, stream=True, timeout=scaled(30))
+        self.resp = requests.get(url + path, headers={"X-API-Key": key}, stream=True, timeout=scaled(30))
         assert self.resp.status_code == 200, self.resp.text
         self.events = queue.Queue()
 
@@ -217,9 +218,14 @@ class SseReader(threading.Thread):
         except (requests.RequestException, AttributeError, ValueError):
             pass
 
-    def wait_for(self, pred, timeout):
+    def wait_for(self, pred, timeout, between=None):
+        """The first event pred accepts; between() (if any) runs about every 0.5 s meanwhile."""
         deadline = time.monotonic() + scaled(timeout)
+        nudge = time.monotonic()
         while time.monotonic() < deadline:
+            if between and time.monotonic() >= nudge:
+                between()
+                nudge = time.monotonic() + 0.5
             try:
                 ev = self.events.get(timeout=0.2)
             except queue.Empty:
@@ -310,6 +316,21 @@ def test_fleet_over_three_redis_shards(fleet):
         assert r.status_code == 202, r.text
         sse.wait_for(lambda ev: isinstance(ev[1], dict) and ev[1].get("message") == note, 10)
         sse.close()
+
+        # a live tail on g1 of a project on shard 1 shows what a worker stored of logs sent to g2
+        pid, key = next(p for p in projects if shard_of(p[0]) == 1)
+        tail_ = SseReader(g1.url, key, path=TAIL)
+        tail_.start()
+        tail_.wait_for(lambda ev: ev[0] == "connected", 10)
+        seen = f"{os.urandom(4).hex()} fleet tail"
+
+        def send():  # until the workers see the new viewer (they cache "no viewers" for up to 1 s)
+            r = requests.post(g2.url + BATCH, headers={"X-API-Key": key}, timeout=scaled(10),
+                              json={"logs": [{"timestamp": iso_now(), "level": "info", "message": seen}]})
+            assert r.status_code == 202, r.text
+
+        tail_.wait_for(lambda ev: ev[0] == "log" and ev[1].get("message") == seen, 20, between=send)
+        tail_.close()
 
         for rnd in range(ROUNDS):
             tag = f"r{rnd}-{os.urandom(3).hex()}"
