@@ -102,7 +102,7 @@ static const struct ldg_cfg_key node_keys[] = {
 };
 
 static const char *const redis_extra_names[LDG_SHARDS_MAX - 1] = {
-    "redis.1", "redis.2", "redis.3", "redis.4",  "redis.5",  "redis.6",  "redis.7",  "redis.8",
+    "redis.1", "redis.2",  "redis.3",  "redis.4",  "redis.5",  "redis.6",  "redis.7", "redis.8",
     "redis.9", "redis.10", "redis.11", "redis.12", "redis.13", "redis.14", "redis.15"};
 
 /* [roles]: one on/off key per registered role, generated from the registry. */
@@ -192,8 +192,10 @@ static int validate_redis_shards(struct ldg_config *c, struct ldg_cfg_err *err)
         n++;
     for (unsigned i = n; i < LDG_SHARDS_MAX; i++)
         if (c->redis_extra_present[i - 1]) {
-            snprintf(err->msg, sizeof err->msg, "%s: [redis.%u] without [redis.%u]: shards are numbered from 1 "
-                     "without gaps", c->path ? c->path : "<string>", i, n);
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: [redis.%u] without [redis.%u]: shards are numbered from 1 "
+                     "without gaps",
+                     c->path ? c->path : "<string>", i, n);
             return -EINVAL;
         }
     for (unsigned i = 1; i < n; i++)

@@ -37,8 +37,8 @@ struct ldg_stats {
     _Atomic uint64_t store_failures;
     _Atomic uint64_t queue_sampled;        /* gauge: 1 once this worker sampled the queue */
     /* per Redis shard: */
-    _Atomic uint64_t queue_entries[LDG_SHARDS_MAX];           /* gauge: XLEN of the ingest stream */
-    _Atomic uint64_t queue_pending[LDG_SHARDS_MAX];           /* gauge: delivered to a consumer, not acknowledged */
+    _Atomic uint64_t queue_entries[LDG_SHARDS_MAX]; /* gauge: XLEN of the ingest stream */
+    _Atomic uint64_t queue_pending[LDG_SHARDS_MAX]; /* gauge: delivered to a consumer, not acknowledged */
     _Atomic uint64_t queue_oldest_pending_ms[LDG_SHARDS_MAX]; /* gauge: age of the oldest pending entry */
 };
 

@@ -83,7 +83,7 @@ struct ldg_worker {
     uint64_t date_sec;
     uint64_t rid_counter;
 
-    struct ldg_redis *redis;    /* borrowed alias of redis_shard[0]: global keys (sessions, caches, locks) */
+    struct ldg_redis *redis; /* borrowed alias of redis_shard[0]: global keys (sessions, caches, locks) */
     /* owned: one command connection per Redis shard ([redis], [redis.1], ...); a project's keys,
      * queue entries and channels are on redis_shard[ldg_settings_redis_shard(cfg, project)] */
     struct ldg_redis *redis_shard[LDG_SHARDS_MAX];

@@ -73,8 +73,8 @@ int ldg_shardmap_init(struct ldg_shardmap *m, unsigned n, const char *spec, char
             return -EINVAL;
         }
         if (shard >= n) {
-            snprintf(err, cap, "project_shards: project %lld on shard %lu, but there are %u shards", pid, shard,
-                     n);
+            snprintf(err, cap, "project_shards: project %lld on shard %lu, but there are %u shards", pid,
+                     shard, n);
             ldg_shardmap_free(m);
             return -EINVAL;
         }
@@ -86,7 +86,8 @@ int ldg_shardmap_init(struct ldg_shardmap *m, unsigned n, const char *spec, char
         qsort(m->overrides, m->noverrides, sizeof *m->overrides, by_project);
     for (size_t i = 1; i < m->noverrides; i++)
         if (m->overrides[i].project_id == m->overrides[i - 1].project_id) {
-            snprintf(err, cap, "project_shards: project %lld listed twice", (long long)m->overrides[i].project_id);
+            snprintf(err, cap, "project_shards: project %lld listed twice",
+                     (long long)m->overrides[i].project_id);
             ldg_shardmap_free(m);
             return -EINVAL;
         }

@@ -22,8 +22,8 @@ struct ldg_shardmap_override {
 };
 
 struct ldg_shardmap {
-    unsigned n;                               /* shards, 1..LDG_SHARDS_MAX */
-    size_t noverrides;                        /* sorted by project_id */
+    unsigned n;                              /* shards, 1..LDG_SHARDS_MAX */
+    size_t noverrides;                       /* sorted by project_id */
     struct ldg_shardmap_override *overrides; /* owned */
 };
 
@@ -33,7 +33,8 @@ int32_t ldg_shardmap_jump(uint64_t key, int32_t buckets);
 /* Build a map of n shards (1..LDG_SHARDS_MAX) with the overrides of `spec` (NULL or "" = none):
  * comma-separated `project_id:shard` pairs, whitespace around items ignored. Returns 0, or
  * -EINVAL with a message in err (a bad pair, a shard >= n, a project listed twice). */
-int ldg_shardmap_init(struct ldg_shardmap *m, unsigned n, const char *spec, char *err, size_t cap) LDG_MUSTCHECK;
+int ldg_shardmap_init(struct ldg_shardmap *m, unsigned n, const char *spec, char *err,
+                      size_t cap) LDG_MUSTCHECK;
 
 /* The shard of a project. */
 unsigned ldg_shardmap_of(const struct ldg_shardmap *m, int64_t project_id);

@@ -93,8 +93,8 @@ static void put_ping(struct ldg_buf *b, const struct probe *p)
 static void put_queue(struct ldg_buf *b, bool ok, const char *why, long long queued, long long age,
                       long long consumers, long long max_age)
 {
-    ldg_buf_printf(b, "{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld", ok ? "healthy" : "unhealthy: ",
-                   ok ? "" : why, queued < 0 ? 0 : queued, age);
+    ldg_buf_printf(b, "{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld",
+                   ok ? "healthy" : "unhealthy: ", ok ? "" : why, queued < 0 ? 0 : queued, age);
     if (consumers >= -1)
         ldg_buf_printf(b, ",\"consumers\":%lld", consumers < 0 ? 0 : consumers);
     ldg_buf_printf(b, ",\"max_age_ms\":%lld}", max_age);
@@ -233,7 +233,8 @@ static void on_health_deep(struct ldg_req *req)
         d->q[i].queued = -1;
         d->q[i].consumers = -2;
     }
-    d->pending = NPG + d->nshards * (d->queue ? 2 : 1) + 1; /* +1 held while starting (synchronous failures) */
+    /* +1 held while starting (synchronous failures) */
+    d->pending = NPG + d->nshards * (d->queue ? 2 : 1) + 1;
     ldg_req_ref(req);
     for (unsigned i = 0; i < d->nshards; i++) {
         struct ldg_redis *r = w->redis_shard[i];
@@ -329,9 +330,10 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
         if (!ldg_stat_get(&s->queue_sampled))
             continue;
         unsigned n = srv->workers[i].cfg->nredis;
-        metric_head(b, "ledger_queue_entries", "gauge",
-                    "Entries in the ingest stream of each Redis shard: queued, not yet stored (one entry holds "
-                    "one or more logs).");
+        metric_head(
+            b, "ledger_queue_entries", "gauge",
+            "Entries in the ingest stream of each Redis shard: queued, not yet stored (one entry holds "
+            "one or more logs).");
         for (unsigned k = 0; k < n; k++)
             ldg_buf_printf(b, "ledger_queue_entries{shard=\"%u\"} %llu\n", k,
                            (unsigned long long)ldg_stat_get(&s->queue_entries[k]));
@@ -377,7 +379,8 @@ static void on_metrics(struct ldg_req *req)
 
     metric_head(&b, "ledger_build_info", "gauge", "Build information.");
     ldg_buf_printf(&b, "ledger_build_info{version=\"%s\"} 1\n", LDG_VERSION);
-    metric_head(&b, "ledger_node_info", "gauge", "This process's [node] name and its number of Redis shards.");
+    metric_head(&b, "ledger_node_info", "gauge",
+                "This process's [node] name and its number of Redis shards.");
     ldg_buf_puts(&b, "ledger_node_info{node=\"");
     ldg_buf_json_escape(&b, req->w->cfg->node.name, strlen(req->w->cfg->node.name));
     ldg_buf_printf(&b, "\",redis_shards=\"%u\"} 1\n", req->w->cfg->nredis);

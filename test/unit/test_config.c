@@ -219,11 +219,12 @@ static void test_redis_shards(void **state)
     free(out);
     ldg_settings_free(&c);
 
-    assert_int_equal(ldg_settings_load_string(&c,
-                                              "[node]\nname = host-a\n[redis]\nport = 7000\nproject_shards = 5:2\n"
-                                              "[redis.1]\nport = 7001\n[redis.2]\nhost = 10.0.0.3\n",
-                                              &err),
-                     0);
+    assert_int_equal(
+        ldg_settings_load_string(&c,
+                                 "[node]\nname = host-a\n[redis]\nport = 7000\nproject_shards = 5:2\n"
+                                 "[redis.1]\nport = 7001\n[redis.2]\nhost = 10.0.0.3\n",
+                                 &err),
+        0);
     assert_int_equal(c.nredis, 3);
     assert_string_equal(c.node.name, "host-a");
     assert_int_equal(ldg_settings_redis_cfg(&c, 0)->port, 7000);

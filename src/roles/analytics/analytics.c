@@ -144,7 +144,7 @@ struct job {
     int64_t hour, hour_end; /* hourly_metrics: hours (since epoch) still to do */
     size_t redis_pending;
     bool redis_failed;
-    char *text; /* owned: a document carried between steps */
+    char *text;         /* owned: a document carried between steps */
     long long *ucounts; /* owned: usage counters, today and yesterday per row of `rows` */
 };
 

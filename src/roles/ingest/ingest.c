@@ -491,7 +491,8 @@ static void on_flight_reply(struct ldg_redis *r, struct redisReply *reply, void 
 static int send_flight(struct flight *f, bool eval)
 {
     ldg_redis_script_head(&G.enqueue, eval, f->argv, f->argl);
-    return ldg_redis_commandargv(f->iw->w->redis_shard[f->shard], on_flight_reply, f, f->argc, f->argv, f->argl);
+    return ldg_redis_commandargv(f->iw->w->redis_shard[f->shard], on_flight_reply, f, f->argc, f->argv,
+                                 f->argl);
 }
 
 /* Same counters and limits: such requests form one group of the script call. */

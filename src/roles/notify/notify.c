@@ -256,7 +256,8 @@ void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool l
     r->argv[r->argc++] = r->exp;
     r->argv[r->argc++] = r->members[k++];
     if (k == LDG__NOTIFY_RENEW_BATCH || last) {
-        if (!r->redis || ldg_redis_commandargv(r->redis, on_fire_and_forget, NULL, r->argc, r->argv, NULL) < 0)
+        if (!r->redis ||
+            ldg_redis_commandargv(r->redis, on_fire_and_forget, NULL, r->argc, r->argv, NULL) < 0)
             ldg_log_debug(NULL, "%s renewal not sent", r->what);
         r->argc = 2;
     }
@@ -1269,8 +1270,8 @@ static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     LDG_ASSERT(rc == 0);
     for (unsigned i = 1; i < w->nredis; i++) {
         snprintf(name, sizeof name, "notify-sub-%u.s%u", w->id, i);
-        h->shard_sub[i] = ldg_redis_sub_new(&w->loop, ldg_settings_redis_cfg(c, i), ldg_settings_redis_password(c, i),
-                                            name, on_message, h);
+        h->shard_sub[i] = ldg_redis_sub_new(&w->loop, ldg_settings_redis_cfg(c, i),
+                                            ldg_settings_redis_password(c, i), name, on_message, h);
         h->shard_subs_open++;
     }
     uv_timer_init(&w->loop, &h->tick);

@@ -825,8 +825,8 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
     snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s shard=%u", q, shard);
     char rname[40];
     snprintf(rname, sizeof rname, "storage-%u.%u.s%u", w->id, index, shard);
-    c->redis = ldg_redis_new(&w->loop, ldg_settings_redis_cfg(conf, shard), ldg_settings_redis_password(conf, shard),
-                             rname);
+    c->redis = ldg_redis_new(&w->loop, ldg_settings_redis_cfg(conf, shard),
+                             ldg_settings_redis_password(conf, shard), rname);
     ldg_batch_init(&c->batch);
     c->rows_per_entry = ROWS_PER_ENTRY_START;
     c->bytes_per_entry = BYTES_PER_ENTRY_START;
