@@ -23,6 +23,7 @@ struct ldg_router;
 struct ldg_redis;
 struct ldg_redis_sub;
 struct ldg_pgpool;
+struct ldg_pgroute;
 struct ldg_server;
 
 /* Connection states; each has a list on the worker, ordered by deadline (see conn.c). */
@@ -82,11 +83,12 @@ struct ldg_worker {
     uint64_t date_sec;
     uint64_t rid_counter;
 
-    struct ldg_redis *redis;    /* owned: command connection */
-    struct ldg_pgpool *pg_auth; /* owned */
-    struct ldg_pgpool *pg_logs; /* owned */
-    unsigned clients_closing;   /* close callbacks still due from the clients above */
-    bool roles_freed;           /* shutdown: the roles' free hooks ran (after the clients closed) */
+    struct ldg_redis *redis;      /* owned: command connection */
+    struct ldg_pgpool *pg_auth;   /* owned */
+    struct ldg_pgpool *pg_logs;   /* owned: logs shard 0 */
+    struct ldg_pgroute *pg_route; /* owned: logs shards 1.. and replicas (db/pgroute.h) */
+    unsigned clients_closing;     /* close callbacks still due from the clients above */
+    bool roles_freed;             /* shutdown: the roles' free hooks ran (after the clients closed) */
     uint64_t close_warned_ms;
 
     struct ldg_stats stats;

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "http/conn.h"
 #include "http/proxy.h"
@@ -26,8 +27,9 @@ static void on_health(struct ldg_req *req)
 
 /* ---- /health/deep ---------------------------------------------------------------------------- */
 
-enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, CHECK_QUEUE, NCHECKS };
-static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs", "queue"};
+enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, CHECK_QUEUE, CHECK_PG_SHARDS, NCHECKS };
+static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs", "queue",
+                                                 "postgres_logs_shards"};
 
 /* The ingest queue, in one round trip: its length, the age of its oldest entry (the storage role
  * deletes entries once stored, so the oldest entry is the oldest log accepted but not stored) by
@@ -65,6 +67,7 @@ struct deep {
     uint64_t started_ns;
     uint64_t took_us[NCHECKS];
     long long queued, oldest_age_ms, consumers;
+    char *shards_json; /* owned: members from ldg_pgroute_health */
 };
 
 static void deep_finish(struct deep *d)
@@ -79,6 +82,10 @@ static void deep_finish(struct deep *d)
     for (int i = 0; i < NCHECKS; i++) {
         if (!d->checked[i])
             continue;
+        if (i == CHECK_PG_SHARDS) {
+            ldg_buf_puts(&b, d->shards_json ? d->shards_json : "");
+            continue;
+        }
         if (i == CHECK_QUEUE && d->queued >= 0) {
             ldg_buf_printf(&b, ",\"queue\":{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld",
                            d->ok[i] ? "healthy" : "unhealthy: ", d->ok[i] ? "" : d->why[i], d->queued,
@@ -112,6 +119,7 @@ static void deep_finish(struct deep *d)
     ldg_req_json(req, all ? 200 : 503, ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
     ldg_req_unref(req);
+    free(d->shards_json);
     free(d);
 }
 
@@ -166,6 +174,13 @@ static void on_pg_logs(PGresult *res, void *ud)
     deep_done(ud, CHECK_PG_LOGS, pg_ok(res), "query failed");
 }
 
+static void on_pg_shards(bool ok, const char *json, size_t len, void *ud)
+{
+    struct deep *d = ud;
+    d->shards_json = ldg_strndup(json, len);
+    deep_done(d, CHECK_PG_SHARDS, ok, "a logs shard does not answer");
+}
+
 static void on_health_deep(struct ldg_req *req)
 {
     struct ldg_worker *w = req->w;
@@ -178,7 +193,9 @@ static void on_health_deep(struct ldg_req *req)
     bool queue = ii >= 0 && si >= 0 && (c->roles.enabled[ii] || c->roles.enabled[si]);
     for (int i = 0; i < NCHECKS; i++)
         d->checked[i] = i != CHECK_QUEUE || queue;
-    d->pending = (queue ? NCHECKS : NCHECKS - 1) + 1; /* +1 held while starting (synchronous failures) */
+    d->pending = 1; /* held while starting (synchronous failures) */
+    for (int i = 0; i < NCHECKS; i++)
+        d->pending += d->checked[i];
     ldg_req_ref(req);
     if (!w->redis || ldg_redis_command(w->redis, on_redis_ping, d, "PING") < 0)
         deep_done(d, CHECK_REDIS, false, "not connected");
@@ -193,6 +210,7 @@ static void on_health_deep(struct ldg_req *req)
         if (!w->redis || ldg_redis_commandargv(w->redis, on_queue, d, 5, argv, NULL) < 0)
             deep_done(d, CHECK_QUEUE, false, "not connected");
     }
+    ldg_pgroute_health(w, on_pg_shards, d);
     if (--d->pending == 0)
         deep_finish(d);
 }
@@ -354,6 +372,7 @@ static void on_metrics(struct ldg_req *req)
     W("ledger_postgres_errors_total", "counter", "PostgreSQL query and connection failures.", pg_errors);
 #undef W
     storage_metrics(&b, srv);
+    ldg_pgroute_metrics(req->w, &b);
     ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
 }

@@ -84,7 +84,8 @@ struct ldg__storage_consumer {
     unsigned open_handles;
 
     /* writer.c */
-    struct ldg_pg *conn; /* lent by the worker's pg_logs pool while storing */
+    struct ldg_pg *conn; /* lent by the pool of logs shard `shard` while storing */
+    int shard;           /* shardsplit.h: the logs shard being written */
     bool in_tx;
     bool abandoning; /* ignore callbacks while giving a busy connection back */
     struct ldg__storage_range ranges[LDG_STORAGE_MAX_RANGES];
