@@ -163,10 +163,11 @@ def shard_dsn(pg, shard):
 
 @pytest.fixture
 def sharded(ledgerd, ledgerd_bin, pg, redis, tmp_path, jwt_secret_file):
-    """Start(pins): a ledgerd with logs shard 1 = database ledger_logs_s1 of the same cluster, after
-    --migrate over both shards; pins as [pg_shards] projects."""
+    """start(pins): a ledgerd with logs shard 1 = database ledger_logs_s1 of the same cluster, after
+    --migrate over both shards; pins as [pg_shards] projects. start(migrate_only=True): only the
+    --migrate (the projects of a test must exist before its pins are written)."""
 
-    def start(pins, extra=None, workers=1):
+    def start(pins="", extra=None, workers=1, migrate_only=False):
         shards = {"pg_logs.1": {"host": pg.host, "port": pg.port, "dbname": "ledger_logs_s1", "user": "postgres"}}
         tag = os.urandom(4).hex()
         ini = {**shards, "pg_shards": {"projects": pins}, "storage": {"group": f"g{tag}", "batch_wait_ms": 20},
@@ -176,7 +177,7 @@ def sharded(ledgerd, ledgerd_bin, pg, redis, tmp_path, jwt_secret_file):
         r = subprocess.run([ledgerd_bin, "-c", str(path), "--migrate"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=scaled(120))
         assert r.returncode == 0, tail(r.stdout.decode(errors="replace"))
-        return ledgerd(extra_ini=ini, workers=workers)
+        return None if migrate_only else ledgerd(extra_ini=ini, workers=workers)
 
     return start
 
@@ -189,6 +190,7 @@ def test_migrate_covers_every_shard(sharded, pg):
 
 
 def test_logs_land_on_their_projects_shard_exactly_once(sharded, pg):
+    sharded(migrate_only=True)
     ids = [project_with_key(pg) for _ in range(4)]
     (p1, k1), (p0, k0) = ids[0], ids[1]
     # p1 pinned to 1, p0 to 0; the other two by jump hash
@@ -216,6 +218,7 @@ def test_logs_land_on_their_projects_shard_exactly_once(sharded, pg):
 
 
 def test_exceptions_group_on_the_projects_shard(sharded, pg):
+    sharded(migrate_only=True)
     pid, key = project_with_key(pg)
     srv = sharded(f"{pid}:1")
     body = {"timestamp": now_iso(), "level": "error", "log_type": "exception", "message": "boom",
@@ -249,7 +252,7 @@ def test_partition_maintenance_runs_on_every_shard(sharded, pg, rc):
             return c.execute("SELECT count(*) FROM pg_class WHERE relname = %s", (name,)).fetchone()[0] == 1
 
     storage = {"group": f"g{os.urandom(4).hex()}", "partition_months_ahead": 2, "maintenance_interval_ms": 60000}
-    sharded("", extra={"roles": {"storage": False}}).stop()  # migrated (both shards), nothing running
+    sharded(migrate_only=True)
     for shard in (0, 1):
         with psycopg.connect(shard_dsn(pg, shard), autocommit=True) as c:
             c.execute(f"DROP TABLE IF EXISTS {name}")
@@ -271,6 +274,7 @@ def move(*argv):
 
 
 def test_move_project_between_shards(sharded, pg):
+    sharded(migrate_only=True)
     pid, key = project_with_key(pg)
     other, okey = project_with_key(pg)
     srv = sharded(f"{pid}:0, {other}:0")
@@ -321,7 +325,7 @@ def test_move_project_between_shards(sharded, pg):
 
 
 def test_plan_add_shard_pins_the_projects_that_would_move(pg, sharded):
-    sharded("")  # migrated
+    sharded(migrate_only=True)
     ids = [project_with_key(pg)[0] for _ in range(6)]
     r = move("plan-add-shard", "--auth", pg.dsn("ledger_auth"), "--shards", "2", "--pins", f"{ids[0]}:1")
     assert r.returncode == 0, r.stderr
