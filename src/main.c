@@ -41,8 +41,15 @@ static int migrate(const struct ldg_config *c)
     snprintf(logs_dir, sizeof logs_dir, "%s/logs", c->server.schema_dir);
     if (ldg_migrate_run(&c->pg_auth, c->pg_auth_password, auth_dir, "auth") < 0)
         return EXIT_RUNTIME;
-    if (ldg_migrate_run(&c->pg_logs, c->pg_logs_password, logs_dir, "logs") < 0)
-        return EXIT_RUNTIME;
+    /* Every logs shard gets the same schema (replicas follow their primary by themselves). */
+    for (int i = 0; i < c->npg_shards; i++) {
+        char label[16];
+        snprintf(label, sizeof label, i ? "logs.%d" : "logs", i);
+        if (ldg_migrate_run(ldg_settings_pg_shard(c, i), ldg_settings_pg_shard_password(c, i), logs_dir,
+                            label) < 0 ||
+            ldg_migrate_id_space(ldg_settings_pg_shard(c, i), ldg_settings_pg_shard_password(c, i), i) < 0)
+            return EXIT_RUNTIME;
+    }
     return 0;
 }
 

@@ -132,7 +132,62 @@ static void add_section(struct ldg_config *c, const char *name, const struct ldg
     c->sections[c->nsections++] = (struct ldg_cfg_section){name, keys, base, NULL};
 }
 
-static int prepare(struct ldg_config *c, struct ldg_cfg_err *err)
+static const struct ldg_cfg_key pg_shards_keys[] = {
+    {"projects", LDG_CFG_LIST, offsetof(struct ldg_pg_shards_cfg, projects), "", 0, 0, NULL, LDG_CFG_MULTI,
+     "Projects pinned to a logs shard, as project:shard (e.g. 42:1, 57:0); others go by jump hash"},
+    {0},
+};
+
+/* The number N of a "[<prefix>N]" section header on line l (len bytes), or -1. */
+static int numbered_section(const char *l, size_t len, const char *prefix)
+{
+    while (len && (*l == ' ' || *l == '\t'))
+        l++, len--;
+    size_t pl = strlen(prefix);
+    if (len < pl + 3 || l[0] != '[' || memcmp(l + 1, prefix, pl) != 0)
+        return -1;
+    int n = 0;
+    size_t i = pl + 1;
+    for (; i < len && l[i] >= '0' && l[i] <= '9' && n < 1000; i++)
+        n = n * 10 + (l[i] - '0');
+    return (i > pl + 1 && i < len && l[i] == ']') ? n : -1;
+}
+
+/* The numbered sections [pg_logs.N] and [pg_logs_replica.N] are registered only when the text
+ * holds them (out-of-range numbers are left out, so the reader reports them as unknown). */
+static void add_numbered_sections(struct ldg_config *c, const char *text)
+{
+    bool shard[LDG_PG_MAX_SHARDS] = {false}, replica[LDG_PG_MAX_REPLICAS + 1] = {false};
+    for (const char *l = text ? text : ""; *l;) {
+        const char *eol = strchr(l, '\n');
+        size_t len = eol ? (size_t)(eol - l) : strlen(l);
+        int n = numbered_section(l, len, "pg_logs.");
+        if (n >= 1 && n < LDG_PG_MAX_SHARDS)
+            shard[n] = true;
+        n = numbered_section(l, len, "pg_logs_replica.");
+        if (n >= 1 && n <= LDG_PG_MAX_REPLICAS)
+            replica[n] = true;
+        if (!eol)
+            break;
+        l = eol + 1;
+    }
+    size_t names = 0;
+    for (int n = 1; n < LDG_PG_MAX_SHARDS; n++)
+        if (shard[n]) {
+            char *name = c->dyn_section_names[names++];
+            snprintf(name, sizeof c->dyn_section_names[0], "pg_logs.%d", n);
+            add_section(c, name, ldg_pg_logs_cfg_keys, &c->pg_shard[n]);
+        }
+    for (int n = 1; n <= LDG_PG_MAX_REPLICAS; n++)
+        if (replica[n]) {
+            char *name = c->dyn_section_names[names++];
+            snprintf(name, sizeof c->dyn_section_names[0], "pg_logs_replica.%d", n);
+            c->pg_replica_number[c->npg_replicas] = n;
+            add_section(c, name, ldg_pg_replica_cfg_keys, &c->pg_replica[c->npg_replicas++]);
+        }
+}
+
+static int prepare(struct ldg_config *c, const char *text, struct ldg_cfg_err *err)
 {
     memset(c, 0, sizeof *c);
     build_role_keys();
@@ -147,6 +202,8 @@ static int prepare(struct ldg_config *c, struct ldg_cfg_err *err)
     }
     add_section(c, "pg_auth", ldg_pg_auth_cfg_keys, &c->pg_auth);
     add_section(c, "pg_logs", ldg_pg_logs_cfg_keys, &c->pg_logs);
+    add_section(c, "pg_shards", pg_shards_keys, &c->pg_shards);
+    add_numbered_sections(c, text);
     for (size_t i = 0; i < ldg_roles_count; i++) {
         const struct ldg_role *r = ldg_roles[i];
         c->role_cfg[i] = ldg_calloc(1, r->cfg_size ? r->cfg_size : 1);
@@ -213,6 +270,38 @@ static int validate_redis_shards(struct ldg_config *c, struct ldg_cfg_err *err)
     return 0;
 }
 
+/* Shards are numbered 1.. without gaps; a replica names an existing shard; the pins parse. */
+static int validate_shards(struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    c->npg_shards = 1;
+    for (int n = 1; n < LDG_PG_MAX_SHARDS; n++) {
+        bool present = false;
+        for (size_t i = 0; i < c->nsections && !present; i++)
+            present = c->sections[i].base == &c->pg_shard[n];
+        if (present && c->npg_shards != n) {
+            snprintf(err->msg, sizeof err->msg,
+                     "[pg_logs.%d] needs [pg_logs.%d]: shards are numbered 1, 2, ... without gaps", n,
+                     c->npg_shards);
+            return -EINVAL;
+        }
+        if (present)
+            c->npg_shards = n + 1;
+    }
+    for (int i = 0; i < c->npg_replicas; i++)
+        if (c->pg_replica[i].shard >= c->npg_shards) {
+            snprintf(err->msg, sizeof err->msg,
+                     "[pg_logs_replica.%d] shard = %lld: no such logs shard (%d configured)",
+                     c->pg_replica_number[i], (long long)c->pg_replica[i].shard, c->npg_shards);
+            return -EINVAL;
+        }
+    char why[200];
+    if (ldg_pgshard_map_parse(&c->pg_shard_map, c->pg_shards.projects, c->npg_shards, why, sizeof why) < 0) {
+        snprintf(err->msg, sizeof err->msg, "[pg_shards] projects: %s", why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* [node] name: the host name when empty. */
 static void resolve_node(struct ldg_config *c)
 {
@@ -230,6 +319,8 @@ static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
 {
     int rrc = validate_roles(c, err);
     if (rrc < 0)
+        return rrc;
+    if ((rrc = validate_shards(c, err)) < 0)
         return rrc;
     rrc = validate_redis_shards(c, err);
     if (rrc < 0)
@@ -323,9 +414,28 @@ int ldg_settings_load_mode(struct ldg_config *c, const char *path, bool checking
     return rc;
 }
 
+/* The file's text for the scan of numbered sections; NULL when unreadable (the reader then
+ * reports why). Bounded like the reader (4 MiB). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 4u << 20, n = 0;
+    char *text = ldg_malloc(cap + 1);
+    size_t got;
+    while (n < cap && (got = fread(text + n, 1, cap - n, f)) > 0)
+        n += got;
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
 int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err *err)
 {
-    int rc = prepare(c, err);
+    char *text = slurp(path);
+    int rc = prepare(c, text, err);
+    free(text);
     if (rc == 0)
         rc = ldg_cfg_load_file(c->sections, c->nsections, path, err);
     c->path = ldg_strdup(path);
@@ -344,6 +454,10 @@ int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err
         rc = read_secret(c->pg_auth.password_file, &c->pg_auth_password, err);
     if (rc == 0)
         rc = read_secret(c->pg_logs.password_file, &c->pg_logs_password, err);
+    for (int i = 1; rc == 0 && i < c->npg_shards; i++)
+        rc = read_secret(c->pg_shard[i].password_file, &c->pg_shard_password[i], err);
+    for (int i = 0; rc == 0 && i < c->npg_replicas; i++)
+        rc = read_secret(c->pg_replica[i].pg.password_file, &c->pg_replica_password[i], err);
     if (rc == 0)
         rc = read_secret(c->server.metrics_token_file, &c->metrics_token, err);
     if (rc == 0)
@@ -353,7 +467,7 @@ int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err
 
 int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_cfg_err *err)
 {
-    int rc = prepare(c, err);
+    int rc = prepare(c, text, err);
     if (rc == 0)
         rc = ldg_cfg_load_string(c->sections, c->nsections, "<string>", text, err);
     if (rc == 0)
@@ -377,12 +491,27 @@ void ldg_settings_free(struct ldg_config *c)
     ldg_shardmap_free(&c->redis_map);
     free(c->pg_auth_password);
     free(c->pg_logs_password);
+    for (int i = 0; i < LDG_PG_MAX_SHARDS; i++)
+        free(c->pg_shard_password[i]);
+    for (int i = 0; i < LDG_PG_MAX_REPLICAS; i++)
+        free(c->pg_replica_password[i]);
+    ldg_pgshard_map_free(&c->pg_shard_map);
     free(c->metrics_token);
     if (c->jwt_secret)
         OPENSSL_cleanse(c->jwt_secret, strlen(c->jwt_secret));
     free(c->jwt_secret);
     free(c->path);
     memset(c, 0, sizeof *c);
+}
+
+const struct ldg_pg_cfg *ldg_settings_pg_shard(const struct ldg_config *c, int i)
+{
+    return i == 0 ? &c->pg_logs : &c->pg_shard[i];
+}
+
+const char *ldg_settings_pg_shard_password(const struct ldg_config *c, int i)
+{
+    return i == 0 ? c->pg_logs_password : c->pg_shard_password[i];
 }
 
 unsigned ldg_settings_workers(const struct ldg_config *c)

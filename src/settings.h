@@ -1,7 +1,8 @@
 /*
  * settings.h: the process-wide configuration: the core sections ([server], [log], [roles],
- * [redis], [pg_auth], [pg_logs]) plus one section per role, and the secrets read from the files
- * those sections name.
+ * [redis], [pg_auth], [pg_logs], [pg_shards]) plus one section per role, the optional numbered
+ * sections of extra logs shards ([pg_logs.N]) and replicas ([pg_logs_replica.N]) that the file
+ * holds, and the secrets read from the files those sections name.
  *
  * Built and validated on the main thread before any worker starts; immutable afterwards and read
  * by every thread through `const struct ldg_config *`.
@@ -11,6 +12,7 @@
 
 #include "core/config.h"
 #include "db/pg.h"
+#include "db/pgshard.h"
 #include "db/redis.h"
 #include "db/shardmap.h"
 #include "roles/role.h"
@@ -61,6 +63,11 @@ struct ldg_roles_cfg {
     bool enabled[LDG_ROLE_MAX]; /* indexed like ldg_roles[] */
 };
 
+/* [pg_shards]: pins of projects to logs shards (db/pgshard.h). */
+struct ldg_pg_shards_cfg {
+    char *projects; /* "project:shard, ..." */
+};
+
 struct ldg_config {
     struct ldg_server_cfg server;
     struct ldg_log_cfg log;
@@ -76,7 +83,20 @@ struct ldg_config {
     struct ldg_shardmap redis_map;
     struct ldg_pg_cfg pg_auth;
     struct ldg_pg_cfg pg_logs;
+    struct ldg_pg_shards_cfg pg_shards;
     void *role_cfg[LDG_ROLE_MAX]; /* owned: each role's section struct (role->cfg_size bytes) */
+
+    /* Logs shards: 0 is [pg_logs], N is [pg_logs.N] (pg_shard[0] is unused; use
+     * ldg_settings_pg_shard). Replicas in the order of their section numbers. */
+    int npg_shards; /* >= 1 */
+    struct ldg_pg_cfg pg_shard[LDG_PG_MAX_SHARDS];
+    char *pg_shard_password[LDG_PG_MAX_SHARDS];
+    int npg_replicas;
+    struct ldg_pg_replica_cfg pg_replica[LDG_PG_MAX_REPLICAS];
+    char *pg_replica_password[LDG_PG_MAX_REPLICAS];
+    int pg_replica_number[LDG_PG_MAX_REPLICAS]; /* N of [pg_logs_replica.N] */
+    struct ldg_pgshard_map pg_shard_map;        /* from [pg_shards] projects and npg_shards */
+    char dyn_section_names[LDG_PG_MAX_SHARDS + LDG_PG_MAX_REPLICAS][24];
 
     /* Secrets, owned; NULL when no file is configured. */
     char *redis_password;
@@ -86,7 +106,7 @@ struct ldg_config {
     char *jwt_secret;          /* [auth] jwt_secret_file, or random (see jwt_secret_generated) */
     bool jwt_secret_generated; /* no file configured: per-process secret */
 
-    struct ldg_cfg_section sections[40 + LDG_ROLE_MAX];
+    struct ldg_cfg_section sections[8 + (LDG_SHARDS_MAX - 1) + LDG_ROLE_MAX + LDG_PG_MAX_SHARDS + LDG_PG_MAX_REPLICAS];
     size_t nsections;
     char *path; /* owned: the file it came from */
 };
@@ -123,6 +143,10 @@ static inline unsigned ldg_settings_redis_shard(const struct ldg_config *c, int6
 {
     return c->nredis > 1 ? ldg_shardmap_of(&c->redis_map, project_id) : 0;
 }
+
+/* Logs shard i (0 .. npg_shards-1): its section and password (nullable). */
+const struct ldg_pg_cfg *ldg_settings_pg_shard(const struct ldg_config *c, int i);
+const char *ldg_settings_pg_shard_password(const struct ldg_config *c, int i);
 
 /* Worker count after resolving `auto`. */
 unsigned ldg_settings_workers(const struct ldg_config *c);

@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "http/conn.h"
 #include "http/request.h"
@@ -92,6 +93,7 @@ static void mirror_client_errors(struct ldg_worker *w)
         pg += ldg_pgpool_errors(w->pg_auth);
     if (w->pg_logs)
         pg += ldg_pgpool_errors(w->pg_logs);
+    pg += ldg_pgroute_errors(w);
     ldg_stat_set(&w->stats.pg_errors, pg);
     uint64_t re = 0;
     for (unsigned i = 0; i < w->nredis; i++)
@@ -220,6 +222,12 @@ static void final_close(struct ldg_worker *w)
         ldg_pgpool_close(w->pg_auth, on_client_closed, w);
         w->pg_auth = NULL;
     }
+    if (w->pg_route) {
+        w->clients_closing++;
+        struct ldg_pgroute *r = w->pg_route;
+        w->pg_route = NULL;
+        ldg_pgroute_close(r, on_client_closed, w);
+    }
     if (w->pg_logs) {
         w->clients_closing++;
         ldg_pgpool_close(w->pg_logs, on_client_closed, w);
@@ -278,6 +286,10 @@ static void start_clients(struct ldg_worker *w)
     w->redis = w->redis_shard[0];
     w->pg_auth = ldg_pgpool_new(&w->loop, &c->pg_auth, c->pg_auth_password, "pg_auth");
     w->pg_logs = ldg_pgpool_new(&w->loop, &c->pg_logs, c->pg_logs_password, "pg_logs");
+    /* replicas serve the readers of logs: measured only where those run */
+    int q = ldg_role_index("query"), a = ldg_role_index("analytics");
+    bool readers = (q >= 0 && c->roles.enabled[q]) || (a >= 0 && c->roles.enabled[a]);
+    w->pg_route = ldg_pgroute_new(w, readers);
 }
 
 static void worker_main(void *arg)

@@ -24,6 +24,7 @@ struct ldg_router;
 struct ldg_redis;
 struct ldg_redis_sub;
 struct ldg_pgpool;
+struct ldg_pgroute;
 struct ldg_server;
 
 /* Connection states; each has a list on the worker, ordered by deadline (see conn.c). */
@@ -88,10 +89,11 @@ struct ldg_worker {
      * queue entries and channels are on redis_shard[ldg_settings_redis_shard(cfg, project)] */
     struct ldg_redis *redis_shard[LDG_SHARDS_MAX];
     unsigned nredis;
-    struct ldg_pgpool *pg_auth; /* owned */
-    struct ldg_pgpool *pg_logs; /* owned */
-    unsigned clients_closing;   /* close callbacks still due from the clients above */
-    bool roles_freed;           /* shutdown: the roles' free hooks ran (after the clients closed) */
+    struct ldg_pgpool *pg_auth;   /* owned */
+    struct ldg_pgpool *pg_logs;   /* owned: logs shard 0 */
+    struct ldg_pgroute *pg_route; /* owned: logs shards 1.. and replicas (db/pgroute.h) */
+    unsigned clients_closing;     /* close callbacks still due from the clients above */
+    bool roles_freed;             /* shutdown: the roles' free hooks ran (after the clients closed) */
     uint64_t close_warned_ms;
 
     struct ldg_stats stats;

@@ -295,3 +295,26 @@ int ldg_migrate_run(const struct ldg_pg_cfg *cfg, const char *password, const ch
     free(files);
     return rc;
 }
+
+int ldg_migrate_id_space(const struct ldg_pg_cfg *cfg, const char *password, int shard)
+{
+    if (shard <= 0)
+        return 0;
+    struct mctx m;
+    const char *dbname = cfg->dbname && *cfg->dbname ? cfg->dbname : "postgres";
+    snprintf(m.log, sizeof m.log, "migrate=logs.%d db=%s", shard, dbname);
+    PGconn *conn = connect_db(cfg, password, dbname, &m, false);
+    if (!conn)
+        return -ECONNREFUSED;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "DO $$ DECLARE r record; base bigint := %lld; BEGIN "
+             "FOR r IN SELECT c.oid::regclass AS seq FROM pg_class c JOIN pg_namespace n ON n.oid = "
+             "c.relnamespace WHERE c.relkind = 'S' AND n.nspname = 'public' LOOP "
+             "IF coalesce(pg_sequence_last_value(r.seq), 0) < base THEN PERFORM setval(r.seq, base, false); "
+             "END IF; END LOOP; END $$",
+             (long long)((int64_t)shard << LDG_MIGRATE_ID_SHIFT));
+    int rc = exec_ok(conn, &m, sql, "moving the id sequences to the shard's id space");
+    PQfinish(conn);
+    return rc;
+}

@@ -31,4 +31,12 @@
 int ldg_migrate_run(const struct ldg_pg_cfg *cfg, const char *password, const char *dir,
                     const char *label) LDG_MUSTCHECK;
 
+/* Logs shard N > 0 draws ids (logs, error groups, aggregates) from [N << 48, (N+1) << 48): every
+ * sequence of the database that is still below N << 48 is moved there, so ids stay unique across
+ * shards and a project moved between shards keeps its ids (scripts/ledger-move-project). Shard 0
+ * keeps [1, 1 << 48): nothing to do. Idempotent; blocking (main thread, --migrate). Returns 0,
+ * -ECONNREFUSED or -EIO (logged). */
+#define LDG_MIGRATE_ID_SHIFT 48
+int ldg_migrate_id_space(const struct ldg_pg_cfg *cfg, const char *password, int shard) LDG_MUSTCHECK;
+
 #endif

@@ -57,11 +57,20 @@
     {"reconnect_min_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_min_ms), "100", 1, 600000,      \
      NULL, LDG_CFG_RESTART, "first delay after a failed connect (jittered, doubling)"},                  \
     {"reconnect_max_ms", LDG_CFG_MS, offsetof(struct ldg_pg_cfg, reconnect_max_ms), "10000", 1, 3600000,   \
-     NULL, LDG_CFG_RESTART, "longest delay between connect attempts"},                                   \
-    {0}
+     NULL, LDG_CFG_RESTART, "longest delay between connect attempts"}
 
-const struct ldg_cfg_key ldg_pg_auth_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_auth")};
-const struct ldg_cfg_key ldg_pg_logs_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_logs")};
+const struct ldg_cfg_key ldg_pg_auth_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_auth"), {0}};
+const struct ldg_cfg_key ldg_pg_logs_cfg_keys[] = {LDG_PG_CFG_KEYS("ledger_logs"), {0}};
+/* [pg_logs_replica.N]: the connection keys (struct ldg_pg_cfg is the first member) plus three. */
+const struct ldg_cfg_key ldg_pg_replica_cfg_keys[] = {
+    LDG_PG_CFG_KEYS("ledger_logs"),
+    {"shard", LDG_CFG_INT, offsetof(struct ldg_pg_replica_cfg, shard), "0", 0, 7, NULL, LDG_CFG_RESTART,
+     "logs shard this server replicates: 0 = [pg_logs], N = [pg_logs.N]"},
+    {"max_lag_ms", LDG_CFG_MS, offsetof(struct ldg_pg_replica_cfg, max_lag_ms), "10000", 0, 86400000, NULL,
+     LDG_CFG_RESTART, "a replica further behind its primary than this is skipped (reads go to the primary)"},
+    {"probe_interval_ms", LDG_CFG_MS, offsetof(struct ldg_pg_replica_cfg, probe_interval_ms), "1000", 50,
+     600000, NULL, LDG_CFG_RESTART, "how often each worker measures the lag (one query on each side)"},
+    {0}};
 /* clang-format on */
 
 struct ldg_pg;

@@ -47,10 +47,20 @@ struct ldg_pg_cfg {
     int64_t reconnect_max_ms;     /* cap of that delay */
 };
 
-/* Key tables ({0}-terminated) of the [pg_auth] section (default dbname ledger_auth) and the
- * [pg_logs] section (default dbname ledger_logs). */
+/* A [pg_logs_replica.N] section: a streaming replica of logs shard `shard`, read by the query and
+ * analytics roles while its lag is at most max_lag_ms (db/pgroute.h). */
+struct ldg_pg_replica_cfg {
+    struct ldg_pg_cfg pg; /* first: the connection keys are those of [pg_logs] */
+    int64_t shard;
+    int64_t max_lag_ms;
+    int64_t probe_interval_ms;
+};
+
+/* Key tables ({0}-terminated) of the [pg_auth] section (default dbname ledger_auth), the
+ * [pg_logs] and [pg_logs.N] sections (default dbname ledger_logs) and [pg_logs_replica.N]. */
 extern const struct ldg_cfg_key ldg_pg_auth_cfg_keys[];
 extern const struct ldg_cfg_key ldg_pg_logs_cfg_keys[];
+extern const struct ldg_cfg_key ldg_pg_replica_cfg_keys[];
 
 /* Added to statement_timeout_ms for the client-side deadline of every operation. */
 #define LDG_PG_DEADLINE_MARGIN_MS 2000

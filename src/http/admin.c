@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "http/conn.h"
 #include "http/proxy.h"
@@ -29,7 +30,8 @@ static void on_health(struct ldg_req *req)
 /* Checks: PING of every Redis shard, SELECT 1 on both pools, and (where ingest or storage runs)
  * the queue of every shard. "redis" and "queue" in "services" are shard 0 and the whole queue
  * (sums, the oldest age, the fewest consumers); "redis_shards" (beside "services") lists each
- * shard with its own queue. */
+ * shard with its own queue. The PostgreSQL logs shards and replicas (db/pgroute.h) add their
+ * members to "services" when there are any. */
 enum { CHECK_PG_AUTH, CHECK_PG_LOGS, NPG };
 static const char *const pg_names[NPG] = {"postgres_auth", "postgres_logs"};
 
@@ -80,6 +82,8 @@ struct deep {
     struct probe pg[NPG];
     struct probe ping[LDG_SHARDS_MAX];
     struct probe q[LDG_SHARDS_MAX];
+    struct probe pg_shards; /* the logs shards and replicas beyond [pg_logs] */
+    char *shards_json;      /* owned: members from ldg_pgroute_health */
 };
 
 static void put_ping(struct ldg_buf *b, const struct probe *p)
@@ -104,7 +108,7 @@ static void deep_finish(struct deep *d)
 {
     struct ldg_req *req = d->req;
     long long max_age = (long long)req->w->cfg->server.health_queue_max_age_ms;
-    bool all = d->pg[0].ok && d->pg[1].ok;
+    bool all = d->pg[0].ok && d->pg[1].ok && d->pg_shards.ok;
     /* the whole queue: every shard's entries, the oldest of them, the fewest consumers */
     bool qok = true;
     const char *qwhy = NULL;
@@ -133,6 +137,7 @@ static void deep_finish(struct deep *d)
         put_ping(&b, &d->pg[i]);
     }
     ldg_buf_puts(&b, "}");
+    ldg_buf_puts(&b, d->shards_json ? d->shards_json : "");
     if (d->queue) {
         ldg_buf_puts(&b, ",\"queue\":");
         put_queue(&b, qok, qwhy, queued, age, consumers, max_age);
@@ -166,6 +171,7 @@ static void deep_finish(struct deep *d)
     ldg_req_json(req, all ? 200 : 503, ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
     ldg_req_unref(req);
+    free(d->shards_json);
     free(d);
 }
 
@@ -216,6 +222,13 @@ static void on_pg(PGresult *res, void *ud)
     probe_done(ud, pg_ok(res), "query failed");
 }
 
+static void on_pg_shards(bool ok, const char *json, size_t len, void *ud)
+{
+    struct deep *d = ud;
+    d->shards_json = ldg_strndup(json, len);
+    probe_done(&d->pg_shards, ok, "a logs shard does not answer");
+}
+
 static void on_health_deep(struct ldg_req *req)
 {
     struct ldg_worker *w = req->w;
@@ -233,8 +246,9 @@ static void on_health_deep(struct ldg_req *req)
         d->q[i].queued = -1;
         d->q[i].consumers = -2;
     }
+    d->pg_shards.d = d;
     /* +1 held while starting (synchronous failures) */
-    d->pending = NPG + d->nshards * (d->queue ? 2 : 1) + 1;
+    d->pending = NPG + 1 + d->nshards * (d->queue ? 2 : 1) + 1;
     ldg_req_ref(req);
     for (unsigned i = 0; i < d->nshards; i++) {
         struct ldg_redis *r = w->redis_shard[i];
@@ -252,6 +266,7 @@ static void on_health_deep(struct ldg_req *req)
         probe_done(&d->pg[CHECK_PG_AUTH], false, "not connected");
     if (!w->pg_logs || ldg_pgpool_query(w->pg_logs, "SELECT 1", 0, NULL, on_pg, &d->pg[CHECK_PG_LOGS]) < 0)
         probe_done(&d->pg[CHECK_PG_LOGS], false, "not connected");
+    ldg_pgroute_health(w, on_pg_shards, d);
     if (--d->pending == 0)
         deep_finish(d);
 }
@@ -439,6 +454,7 @@ static void on_metrics(struct ldg_req *req)
 #undef W
     redis_metrics(&b, srv);
     storage_metrics(&b, srv);
+    ldg_pgroute_metrics(req->w, &b);
     ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
 }

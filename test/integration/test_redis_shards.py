@@ -123,7 +123,7 @@ def test_projects_queue_on_their_shard_and_storage_drains_every_shard(ledgerd, p
         logs.close()
     health = requests.get(st.url + "/health/deep", timeout=scaled(10)).json()
     consumers = health["roles"]["storage"]["consumers"]
-    assert sorted({c["shard"] for c in consumers}) == [0, 1]
+    assert sorted({c["redis_shard"] for c in consumers}) == [0, 1]
     metrics = requests.get(st.url + "/metrics", timeout=scaled(10)).text
     for s in (0, 1):
         assert f'ledger_redis_errors_total{{worker="0",shard="{s}"}}' in metrics

@@ -32,6 +32,7 @@
 #include "core/worker.h"
 #include "db/pg.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "http/client.h"
 #include "query/qlang.h"
 #include "roles/analytics/analytics.h"
@@ -473,7 +474,9 @@ static void group_start(struct pass *p, int first, int n)
                    dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
     ldg_buf_put(&sql, "", 1);
     ldg_buf_free(&aggs);
-    int rc = ldg_pgpool_query(p->w->pg_logs, ldg_buf_head(&sql), (int)qp.n, qp.v, on_group_metrics, g);
+    int64_t project = strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10);
+    int rc = ldg_pgpool_query(ldg_pgroute_read(p->w, project), ldg_buf_head(&sql), (int)qp.n, qp.v,
+                              on_group_metrics, g);
     ldg_buf_free(&sql);
     if (rc < 0) {
         p->error = "computing rule metrics";

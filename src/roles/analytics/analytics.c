@@ -27,6 +27,7 @@
 #include "core/worker.h"
 #include "db/pg.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "roles/analytics/alerting.h"
 #include "alerts/dispatch.h"
@@ -142,6 +143,7 @@ struct job {
     PGresult *rows; /* owned: a result walked over several steps */
     int i, n;
     int64_t hour, hour_end; /* hourly_metrics: hours (since epoch) still to do */
+    int shard;              /* the logs shard being done (jobs over logs run on every shard in turn) */
     size_t redis_pending;
     bool redis_failed;
     char *text;         /* owned: a document carried between steps */
@@ -161,7 +163,8 @@ struct sched {
     struct job jobs[NJOBS];
     /* search_index: its own connection (builds outlast the pool's statement timeout) */
     struct ldg_pg *conn;
-    struct ldg_pg_cfg conn_cfg;
+    struct ldg_pg_cfg conn_cfg[LDG_PG_MAX_SHARDS]; /* each logs shard's, with the index statement timeout */
+    int conn_shard;                                /* of conn */
     bool conn_ready;
     unsigned conn_closing;
 };
@@ -246,16 +249,23 @@ static bool step_ok(struct job *j, const PGresult *res, const char *what)
 static void sql_on(struct job *j, struct ldg_pgpool *pool, const char *name, const char *sql, int n,
                    const char *const *params, ldg_pg_cb cb, const char *what)
 {
-    int rc = name ? ldg_pgpool_query_prepared(pool, name, sql, n, params, cb, j)
-                  : ldg_pgpool_query(pool, sql, n, params, cb, j);
+    int rc = !pool  ? -ECANCELED
+             : name ? ldg_pgpool_query_prepared(pool, name, sql, n, params, cb, j)
+                    : ldg_pgpool_query(pool, sql, n, params, cb, j);
     if (rc < 0)
         job_end(j, what);
 }
 
+static bool shard_next(struct job *j);
+
 static void cache_release(struct job *j)
 {
-    if (--j->redis_pending == 0)
-        job_end(j, j->redis_failed ? "writing the Redis cache" : NULL);
+    if (--j->redis_pending != 0)
+        return;
+    if (j->redis_failed)
+        job_end(j, "writing the Redis cache");
+    else if (j->id == J_USAGE || !shard_next(j))
+        job_end(j, NULL);
 }
 
 static void on_cache_set(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -567,6 +577,11 @@ static void on_hour_done(PGresult *res, void *ud)
     struct job *j = ud;
     if (!step_ok(j, res, "aggregating an hour"))
         return;
+    if (++j->shard < ldg_pgroute_nshards(j->s->w)) { /* the same hour on the next shard */
+        hourly_next(j);
+        return;
+    }
+    j->shard = 0;
     /* the mark only moves forward (the previous hour is redone on every run) */
     static const char lua[] = "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
                               "if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end\n"
@@ -589,7 +604,8 @@ static void hourly_next(struct job *j)
     ldg_civil_from_unix(j->hour * 3600, &c);
     snprintf(ts, sizeof ts, "%04" PRId64 "-%02u-%02u %02u:00:00+00", c.year, c.mon, c.day, c.hour);
     const char *params[] = {ts};
-    sql_on(j, j->s->w->pg_logs, "ana_hourly", hourly_sql, 1, params, on_hour_done, "aggregating an hour");
+    sql_on(j, ldg_pgroute_primary(j->s->w, j->shard), "ana_hourly", hourly_sql, 1, params, on_hour_done,
+           "aggregating an hour");
 }
 
 static void on_hourly_mark(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -622,7 +638,8 @@ static void on_routes_stored(PGresult *res, void *ud)
     struct job *j = ud;
     if (!step_ok(j, res, "writing available_routes"))
         return;
-    job_end(j, NULL);
+    if (!shard_next(j))
+        job_end(j, NULL);
 }
 
 static void on_routes(PGresult *res, void *ud)
@@ -631,7 +648,8 @@ static void on_routes(PGresult *res, void *ud)
     if (!step_ok(j, res, "collecting routes"))
         return;
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
-        job_end(j, NULL);
+        if (!shard_next(j))
+            job_end(j, NULL);
         return;
     }
     const char *params[] = {PQgetvalue(res, 0, 0)};
@@ -711,17 +729,27 @@ static void on_index_stmt(PGresult *res, void *ud)
 }
 
 static void on_conn_state(struct ldg_pg *c, enum ldg_pg_state from, enum ldg_pg_state to, void *ud);
+static void drop_conn(struct sched *s);
 
 static void index_next(struct job *j)
 {
     struct sched *s = j->s;
     if (j->i >= PQntuples(j->rows) || j->i >= G.cfg->index_max_per_run) {
-        job_end(j, NULL);
+        PQclear(j->rows);
+        j->rows = NULL;
+        if (!shard_next(j))
+            job_end(j, NULL);
         return;
     }
-    if (!s->conn)
-        s->conn = ldg_pg_new(&s->w->loop, &s->conn_cfg, G.config->pg_logs_password,
-                             "pg=pg_logs job=search_index", on_conn_state, s);
+    if (s->conn && s->conn_shard != j->shard)
+        drop_conn(s);
+    if (!s->conn) {
+        char logctx[64];
+        snprintf(logctx, sizeof logctx, "pg=pg_logs shard=%d job=search_index", j->shard);
+        s->conn_shard = j->shard;
+        s->conn = ldg_pg_new(&s->w->loop, &s->conn_cfg[j->shard],
+                             ldg_settings_pg_shard_password(G.config, j->shard), logctx, on_conn_state, s);
+    }
     if (s->conn_ready)
         index_step(j);
     /* else on_conn_state continues once connected */
@@ -768,7 +796,8 @@ static void on_index_todo(PGresult *res, void *ud)
     if (!step_ok(j, res, "listing missing search indexes"))
         return;
     if (PQntuples(res) == 0) {
-        job_end(j, NULL);
+        if (!shard_next(j))
+            job_end(j, NULL);
         return;
     }
     ldg_pg_keep(res);
@@ -786,7 +815,8 @@ static void on_alerting_done(void *ud, const char *error)
     job_end(ud, error);
 }
 
-static void job_start(struct job *j)
+/* The first statement of job j on shard j->shard (jobs that are not about logs ignore it). */
+static void job_step(struct job *j)
 {
     struct sched *s = j->s;
     switch (j->id) {
@@ -794,7 +824,7 @@ static void job_start(struct job *j)
         char grace[24];
         snprintf(grace, sizeof grace, "%" PRId64, G.cfg->index_grace_ms);
         const char *params[] = {grace};
-        sql_on(j, s->w->pg_logs, NULL,
+        sql_on(j, ldg_pgroute_primary(s->w, j->shard), NULL,
                "SELECT leaf, index_name, invalid, create_sql FROM logs_search_index_todo(now() - "
                "make_interval(secs => $1::bigint / 1000.0))",
                1, params, on_index_todo, "listing missing search indexes");
@@ -807,7 +837,7 @@ static void job_start(struct job *j)
         return;
     }
     case J_ROUTES:
-        sql_on(j, s->w->pg_logs, "ana_routes",
+        sql_on(j, ldg_pgroute_read_shard(s->w, j->shard), "ana_routes",
                "SELECT jsonb_agg(jsonb_build_object('id', project_id, 'routes', routes)) FROM (SELECT "
                "project_id, "
                "array_agg(DISTINCT endpoint_path ORDER BY endpoint_path) AS routes FROM aggregated_metrics "
@@ -820,16 +850,16 @@ static void job_start(struct job *j)
                on_usage_projects, "listing projects");
         return;
     case J_ERROR_RATE:
-        sql_on(j, s->w->pg_logs, "ana_error_rate", error_rate_sql, 0, NULL, on_cache_rows,
-               "computing the metrics");
+        sql_on(j, ldg_pgroute_read_shard(s->w, j->shard), "ana_error_rate", error_rate_sql, 0, NULL,
+               on_cache_rows, "computing the metrics");
         return;
     case J_LOG_VOLUME:
-        sql_on(j, s->w->pg_logs, "ana_log_volume", log_volume_sql, 0, NULL, on_cache_rows,
-               "computing the metrics");
+        sql_on(j, ldg_pgroute_read_shard(s->w, j->shard), "ana_log_volume", log_volume_sql, 0, NULL,
+               on_cache_rows, "computing the metrics");
         return;
     case J_TOP_ERRORS:
-        sql_on(j, s->w->pg_logs, "ana_top_errors", top_errors_sql, 0, NULL, on_cache_rows,
-               "computing the metrics");
+        sql_on(j, ldg_pgroute_read_shard(s->w, j->shard), "ana_top_errors", top_errors_sql, 0, NULL,
+               on_cache_rows, "computing the metrics");
         return;
     case J_ALERTS:
         ldg__alerting_evaluate(s->w, G.cfg, &s->stopping, on_alerting_done, j);
@@ -844,6 +874,21 @@ static void job_start(struct job *j)
         break;
     }
     job_end(j, "unknown job");
+}
+
+static void job_start(struct job *j)
+{
+    j->shard = 0;
+    job_step(j);
+}
+
+/* The job's logs part is done on j->shard: go on with the next shard (true) or not (false). */
+static bool shard_next(struct job *j)
+{
+    if (j->s->stopping || ++j->shard >= ldg_pgroute_nshards(j->s->w))
+        return false;
+    job_step(j);
+    return true;
 }
 
 static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -946,9 +991,11 @@ static int analytics_init_worker(struct ldg_worker *w, const void *cfg, void **s
 {
     struct sched *s = ldg_calloc(1, sizeof *s);
     s->w = w;
-    s->conn_cfg = w->cfg->pg_logs;
-    s->conn_cfg.statement_timeout_ms = G.cfg->index_timeout_ms;
-    s->conn_cfg.pool_size = 1;
+    for (int i = 0; i < w->cfg->npg_shards; i++) {
+        s->conn_cfg[i] = *ldg_settings_pg_shard(w->cfg, i);
+        s->conn_cfg[i].statement_timeout_ms = G.cfg->index_timeout_ms;
+        s->conn_cfg[i].pool_size = 1;
+    }
     for (int i = 0; i < NJOBS; i++) {
         s->jobs[i].s = s;
         s->jobs[i].id = (enum job_id)i;

@@ -24,6 +24,7 @@
 #include "core/worker.h"
 #include "db/pg.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "ingest/logcodec.h"
 #include "ingest/otlplog.h"
 #include "roles/ingest/ingest_int.h"
@@ -192,7 +193,7 @@ static void span_answer(struct spanwrite *sw, int status, const char *problem)
     struct ldg_req *req = sw->e->req;
     ldg_buf_free(&sw->copy);
     if (sw->conn) {
-        ldg_pgpool_release(req->w->pg_logs, sw->conn);
+        ldg_pgpool_release(ldg_pgroute_project(req->w, ldg_principal(req)->project_id), sw->conn);
         sw->conn = NULL;
     }
     if (req->conn) {
@@ -295,7 +296,8 @@ static void on_traces_enqueued(struct enqueue *e, bool ok)
         span_answer(sw, 200, NULL);
         return;
     }
-    if (ldg_pgpool_acquire(e->req->w->pg_logs, on_span_conn, sw) < 0)
+    struct ldg_pgpool *pool = ldg_pgroute_project(e->req->w, ldg_principal(e->req)->project_id);
+    if (!pool || ldg_pgpool_acquire(pool, on_span_conn, sw) < 0)
         span_fail(sw, "connection");
 }
 

@@ -322,8 +322,8 @@ static void list_owned(struct ldg_req *req, void *ud)
     ldg_buf_printf(&sql, "SELECT count(*) FROM error_groups g WHERE %s", where_sql);
     const char *count_sql = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
     ldg_buf_free(&sql);
-    ldg__query_run(req, "list error groups", "Failed to list error groups", page_sql, count_sql, p, nfilter,
-                   on_list, lr);
+    ldg__query_run(req, lr->project_id, "list error groups", "Failed to list error groups", page_sql,
+                   count_sql, p, nfilter, on_list, lr);
 }
 
 /* status=unresolved[,…] as a text[] literal; false after answering 422. */
@@ -466,10 +466,11 @@ static void on_detail(struct ldg_req *req, PGresult *page, PGresult *count, void
     ldg_qparams_add(p, a, ldg__query_itoa(req, d->project_id));
     ldg_qparams_add(p, a, ldg_arena_strndup(a, PQgetvalue(page, 0, C_FP), (size_t)PQgetlength(page, 0, C_FP)));
     ldg_qparams_add(p, a, ts_text(req, col_i64(page, 0, C_LAST)));
-    ldg__query_run(req, "error group sample", "Failed to retrieve error group",
-                   "SELECT " LDG_QUERY_LOG_COLS " FROM logs WHERE project_id = $1::bigint "
-                   "AND error_fingerprint = $2::bpchar AND \"timestamp\" = $3::timestamptz ORDER BY id DESC LIMIT 1",
-                   NULL, p, 0, on_sample, d);
+    ldg__query_run(
+        req, d->project_id, "error group sample", "Failed to retrieve error group",
+        "SELECT " LDG_QUERY_LOG_COLS " FROM logs WHERE project_id = $1::bigint "
+        "AND error_fingerprint = $2::bpchar AND \"timestamp\" = $3::timestamptz ORDER BY id DESC LIMIT 1",
+        NULL, p, 0, on_sample, d);
 }
 
 static void detail_owned(struct ldg_req *req, void *ud)
@@ -488,7 +489,8 @@ static void detail_owned(struct ldg_req *req, void *ud)
              "SELECT " GROUP_COLS ", g.sample_stack_trace FROM error_groups g" SPARK_JOIN
              " WHERE g.project_id = $1::bigint AND g.id = $2::bigint",
              kh, kh, ke);
-    ldg__query_run(req, "get error group", "Failed to retrieve error group", sql, NULL, p, 0, on_detail, d);
+    ldg__query_run(req, d->project_id, "get error group", "Failed to retrieve error group", sql, NULL, p, 0,
+                   on_detail, d);
 }
 
 static void handle_detail(struct ldg_req *req)
@@ -542,8 +544,8 @@ static void status_owned(struct ldg_req *req, void *ud)
              "updated_at = now() WHERE project_id = $1::bigint AND id = $2::bigint RETURNING *) "
              "SELECT " GROUP_COLS " FROM g" SPARK_JOIN,
              kh, kh, ke);
-    ldg__query_run(req, "set error group status", "Failed to update error group", sql, NULL, p, 0, on_status,
-                   s);
+    ldg__query_write(req, s->project_id, "set error group status", "Failed to update error group", sql, NULL,
+                     p, 0, on_status, s);
 }
 
 /* FastAPI's 422 for one body field. */

@@ -101,8 +101,8 @@ static void run_histogram(struct ldg_req *req, void *ud)
                    kw, h->sc.where_sql, h->sc.level_sql, h->sc.log_type_sql);
     const char *text = ldg_arena_strndup(a, ldg_buf_head(&sql), ldg_buf_size(&sql));
     ldg_buf_free(&sql);
-    ldg__query_run(req, "log histogram", "Failed to count logs", text, NULL, &h->sc.params, 0, on_histogram,
-                   h);
+    ldg__query_run(req, h->sc.project_id, "log histogram", "Failed to count logs", text, NULL, &h->sc.params,
+                   0, on_histogram, h);
 }
 
 static void handle_histogram(struct ldg_req *req)
@@ -193,7 +193,8 @@ static void run_facets(struct ldg_req *req, void *ud)
                    sc->log_type_sql, sc->level_sql, sc->where_sql);
     const char *text = ldg_arena_strndup(&req->arena, ldg_buf_head(&sql), ldg_buf_size(&sql));
     ldg_buf_free(&sql);
-    ldg__query_run(req, "log facets", "Failed to count logs", text, NULL, &sc->params, 0, on_facets, sc);
+    ldg__query_run(req, sc->project_id, "log facets", "Failed to count logs", text, NULL, &sc->params, 0,
+                   on_facets, sc);
 }
 
 static void handle_facets(struct ldg_req *req)

@@ -401,7 +401,8 @@ static void cached_miss(struct ldg_req *req, const char *value, size_t len, void
         return;
     }
     static const char *const sql[] = {live_error_rate, live_log_volume, live_top_errors};
-    ldg__query_run(req, "metrics", "Failed to compute metrics", sql[c->kind], NULL, p, 0, on_live, c);
+    ldg__query_run(req, c->project_id, "metrics", "Failed to compute metrics", sql[c->kind], NULL, p, 0,
+                   on_live, c);
 }
 
 static void cached_owned(struct ldg_req *req, void *ud)
@@ -603,8 +604,8 @@ static void agg_run(struct ldg_req *req, struct agg *a)
         ldg_qparams_add(p, ar, a->from);
         ldg_qparams_add(p, ar, a->type);
         ldg_qparams_add(p, ar, a->path);
-        ldg__query_run(req, "aggregated metrics", "Failed to retrieve aggregated metrics", agg_hourly_sql,
-                       NULL, p, 0, on_agg, a);
+        ldg__query_run(req, a->project_id, "aggregated metrics", "Failed to retrieve aggregated metrics",
+                       agg_hourly_sql, NULL, p, 0, on_agg, a);
         return;
     }
     char *from = ldg_arena_alloc(ar, 12), *to = ldg_arena_alloc(ar, 12);
@@ -615,8 +616,8 @@ static void agg_run(struct ldg_req *req, struct agg *a)
     ldg_qparams_add(p, ar, a->path);
     ldg_qparams_add(p, ar, to);
     ldg_qparams_add(p, ar, a->gran == GRAN_DAILY ? "1 day" : a->gran == GRAN_WEEKLY ? "7 days" : "1 month");
-    ldg__query_run(req, "aggregated metrics", "Failed to retrieve aggregated metrics", agg_buckets_sql, NULL,
-                   p, 0, on_agg, a);
+    ldg__query_run(req, a->project_id, "aggregated metrics", "Failed to retrieve aggregated metrics",
+                   agg_buckets_sql, NULL, p, 0, on_agg, a);
 }
 
 static void respond_agg_cached(struct ldg_req *req, const char *value, size_t len, void *ud)

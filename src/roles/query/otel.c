@@ -40,7 +40,7 @@ static void on_result(struct ldg_req *req, PGresult *page, PGresult *count, void
 static void on_owned(struct ldg_req *req, void *ud)
 {
     struct tq *q = ud;
-    ldg__query_run(req, q->what, q->failed, q->sql, NULL, &q->p, 0, on_result, q);
+    ldg__query_run(req, q->project_id, q->what, q->failed, q->sql, NULL, &q->p, 0, on_result, q);
 }
 
 static struct tq *tq_new(struct ldg_req *req, const char *what, const char *failed)

@@ -20,6 +20,7 @@
  */
 #include "roles/query/query.h"
 #include "roles/query/query_int.h"
+#include "db/pgroute.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -314,6 +315,7 @@ struct run {
     PGresult *page, *count;   /* kept results */
     struct ldg_pg_error fail; /* message in the arena */
     bool failed;
+    struct ldg_pgpool *pool; /* the project's shard: a replica for reads, else its primary */
     struct ldg_pg *conn;
     ldg_query_done_fn done;
     void *ud;
@@ -323,7 +325,7 @@ static void run_finish(struct run *r)
 {
     struct ldg_req *req = r->req;
     if (r->conn) {
-        ldg_pgpool_release(req->w->pg_logs, r->conn);
+        ldg_pgpool_release(r->pool, r->conn);
         r->conn = NULL;
     }
     if (req->conn) {
@@ -413,12 +415,14 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
     }
 }
 
-/* Run sql (and count_sql when non-NULL, with the first ncount_params parameters) under the
- * statement timeout; done gets both results. */
-void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_text, const char *sql,
-                    const char *count_sql, const struct ldg_qparams *p, int ncount_params,
-                    ldg_query_done_fn done, void *ud)
+static void run_on(struct ldg_req *req, struct ldg_pgpool *pool, const char *what, const char *failed_text,
+                   const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                   ldg_query_done_fn done, void *ud)
 {
+    if (!pool) { /* the worker is closing */
+        ldg_req_error(req, 503, TIMEOUT_TEXT);
+        return;
+    }
     struct run *r = ldg_arena_alloc(&req->arena, sizeof *r);
     memset(r, 0, sizeof *r);
     r->req = req;
@@ -430,14 +434,34 @@ void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_te
     r->params = p->v;
     r->nparams = (int)p->n;
     r->ncount_params = ncount_params;
+    r->pool = pool;
     r->done = done;
     r->ud = ud;
     ldg_req_ref(req);
-    int rc = ldg_pgpool_acquire(req->w->pg_logs, on_conn, r);
+    int rc = ldg_pgpool_acquire(pool, on_conn, r);
     if (rc < 0) {
         ldg_req_unref(req);
         ldg_req_error(req, 503, TIMEOUT_TEXT);
     }
+}
+
+/* Run sql (and count_sql when non-NULL, with the first ncount_params parameters) under the
+ * statement timeout on the project's shard (a fresh replica when there is one); done gets both
+ * results. */
+void ldg__query_run(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
+                    const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                    ldg_query_done_fn done, void *ud)
+{
+    run_on(req, ldg_pgroute_read(req->w, project_id), what, failed_text, sql, count_sql, p, ncount_params,
+           done, ud);
+}
+
+void ldg__query_write(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
+                      const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                      ldg_query_done_fn done, void *ud)
+{
+    run_on(req, ldg_pgroute_project(req->w, project_id), what, failed_text, sql, count_sql, p, ncount_params,
+           done, ud);
 }
 
 /* ---- log rows ------------------------------------------------------------------------------------- */
@@ -498,7 +522,7 @@ static void get_log_owned(struct ldg_req *req, void *ud)
     memset(p, 0, sizeof *p);
     ldg_qparams_add(p, &req->arena, o->id);
     ldg_qparams_add(p, &req->arena, o->project);
-    ldg__query_run(req, "get log", "Failed to retrieve log",
+    ldg__query_run(req, strtoll(o->project, NULL, 10), "get log", "Failed to retrieve log",
                    "SELECT " LOG_COLS " FROM logs WHERE id = $1::bigint AND project_id = $2::bigint LIMIT 1",
                    NULL, p, 0, on_one_log, o);
 }
@@ -823,8 +847,8 @@ static void run_page(struct ldg_req *req, void *ud)
         pr->probing = true;
         pr->probe_ref_us = ref;
         pr->probe_window_us = G.cfg->probe_window_ms * 1000;
-        ldg__query_run(req, pr->what, "Failed to query logs", pr->probe_sql, NULL, &pr->probe_params, 0,
-                       on_page_done, pr);
+        ldg__query_run(req, pr->project_id, pr->what, "Failed to query logs", pr->probe_sql, NULL,
+                       &pr->probe_params, 0, on_page_done, pr);
         return;
     }
     ldg_buf_reset(&sql);
@@ -834,8 +858,9 @@ static void run_page(struct ldg_req *req, void *ud)
     }
     ldg_buf_free(&sql);
     pr->nfilter = nfilter;
-    ldg__query_run(req, pr->what, pr->what[0] == 's' ? "Failed to search logs" : "Failed to query logs",
-                   pr->page_sql, count_sql, &pr->params, nfilter, on_page_done, pr);
+    ldg__query_run(req, pr->project_id, pr->what,
+                   pr->what[0] == 's' ? "Failed to search logs" : "Failed to query logs", pr->page_sql,
+                   count_sql, &pr->params, nfilter, on_page_done, pr);
 }
 
 static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, void *ud)
@@ -852,12 +877,12 @@ static void on_page_done(struct ldg_req *req, PGresult *page, PGresult *count, v
             if (pr->probe_window_us <= PROBE_WIDEST_US && (!pr->has_from || pr->from_us < lower)) {
                 pr->probing = true;
                 pr->probe_params.v[pr->probe_params.n - 1] = ts_text(req, lower);
-                ldg__query_run(req, pr->what, "Failed to query logs", pr->probe_sql, NULL, &pr->probe_params,
-                               0, on_page_done, pr);
+                ldg__query_run(req, pr->project_id, pr->what, "Failed to query logs", pr->probe_sql, NULL,
+                               &pr->probe_params, 0, on_page_done, pr);
                 return;
             }
-            ldg__query_run(req, pr->what, "Failed to query logs", pr->page_sql, NULL, &pr->params, 0,
-                           on_page_done, pr);
+            ldg__query_run(req, pr->project_id, pr->what, "Failed to query logs", pr->page_sql, NULL,
+                           &pr->params, 0, on_page_done, pr);
             return;
         }
     }

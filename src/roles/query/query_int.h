@@ -53,11 +53,17 @@ void ldg__query_with_project(struct ldg_req *req, int64_t project_id, ldg_query_
 typedef void (*ldg_query_done_fn)(struct ldg_req *req, PGresult *page, PGresult *count, void *ud);
 
 /* Run sql (and count_sql when non-NULL, with the first ncount_params parameters of p) on the logs
- * database under [query] statement_timeout_ms; failures are answered here. sql, count_sql and the
- * parameters must live in the request arena (or be static). */
-void ldg__query_run(struct ldg_req *req, const char *what, const char *failed_text, const char *sql,
-                    const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+ * shard of project_id (db/pgroute.h: a replica within its lag bound, else the shard's primary)
+ * under [query] statement_timeout_ms; failures are answered here. sql, count_sql and the
+ * parameters must live in the request arena (or be static). Every statement must be about that
+ * one project. */
+void ldg__query_run(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
+                    const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
                     ldg_query_done_fn done, void *ud);
+/* The same for a statement that writes: always the shard's primary. */
+void ldg__query_write(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
+                      const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
+                      ldg_query_done_fn done, void *ud);
 
 /* The scope of the explorer endpoints (explore.c): project_id (API keys default to theirs), a
  * required time range [from, to) (period, or start_time with end_time defaulting to now), the

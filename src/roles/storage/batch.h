@@ -36,7 +36,9 @@ enum ldg_batch_state {
     LDG_BATCH_STORED,
     LDG_BATCH_DUPLICATE,
     LDG_BATCH_DEAD,
-    LDG_BATCH_LOST, /* claimed by another consumer meanwhile: not ours to store or acknowledge */
+    LDG_BATCH_LOST,   /* claimed by another consumer meanwhile: not ours to store or acknowledge */
+    LDG_BATCH_PARKED, /* of another logs shard than the one being written (shardsplit.h); only
+                       * while a write runs */
 };
 
 struct ldg_batch_entry {       /* one row */

@@ -821,8 +821,8 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
         snprintf(c->name, sizeof c->name, "%s:%ld:%u.%u", ldg__storage.host, (long)getpid(), w->id, index);
     char q[160];
     ldg_log_quote(q, sizeof q, c->name, strlen(c->name));
-    c->shard = shard;
-    snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s shard=%u", q, shard);
+    c->redis_shard = shard;
+    snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s redis_shard=%u", q, shard);
     char rname[40];
     snprintf(rname, sizeof rname, "storage-%u.%u.s%u", w->id, index, shard);
     c->redis = ldg_redis_new(&w->loop, ldg_settings_redis_cfg(conf, shard),
@@ -931,8 +931,8 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
         ldg_json_obj_begin(&jw);
         ldg_json_key(&jw, "name");
         ldg_json_str(&jw, cs[i]->name);
-        ldg_json_key(&jw, "shard");
-        ldg_json_int(&jw, cs[i]->shard);
+        ldg_json_key(&jw, "redis_shard");
+        ldg_json_int(&jw, cs[i]->redis_shard);
         ldg_json_key(&jw, "state");
         ldg_json_str(&jw, states[cs[i]->state]);
         ldg_json_obj_end(&jw);

@@ -56,7 +56,7 @@ struct ldg__storage_range {
 struct ldg__storage_consumer {
     struct ldg_worker *w;    /* borrowed */
     struct ldg_redis *redis; /* owned: blocking reads need their own connection */
-    unsigned shard;          /* the Redis shard whose queue it consumes */
+    unsigned redis_shard;    /* the Redis shard whose queue it consumes */
     char name[128];          /* consumer name <node>:<pid>:<worker>[.<index>] */
     char ctx[200];           /* logfmt context */
     enum ldg__storage_state state;
@@ -85,7 +85,8 @@ struct ldg__storage_consumer {
     unsigned open_handles;
 
     /* writer.c */
-    struct ldg_pg *conn; /* lent by the worker's pg_logs pool while storing */
+    struct ldg_pg *conn; /* lent by the pool of logs shard `shard` while storing */
+    int shard;           /* shardsplit.h: the logs shard being written */
     bool in_tx;
     bool abandoning; /* ignore callbacks while giving a busy connection back */
     struct ldg__storage_range ranges[LDG_STORAGE_MAX_RANGES];

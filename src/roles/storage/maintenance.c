@@ -5,11 +5,13 @@
  * `ledger:storage:maintenance` (SET NX PX maintenance_interval_ms), so across the fleet one process
  * runs the job per interval. The job, one step at a time on the worker's own pools:
  *
- *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition);
+ *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition),
+ *      on every logs shard in turn;
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
- *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before), then
- *      for each project delete rows older than its own retention, retention_batch_rows per
- *      statement with retention_pause_ms between statements, until a statement deletes fewer;
+ *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before) on
+ *      every shard, then for each project delete rows older than its own retention on its shard,
+ * retention_batch_rows per statement with retention_pause_ms between statements, until a statement deletes
+ * fewer;
  *   3. consumers of the group idle for over an hour with nothing pending are deleted.
  *
  * A failed step ends the run (logged); the next interval starts again. Every step is idempotent.
@@ -28,6 +30,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "roles/storage/storage.h"
 
@@ -54,6 +57,8 @@ struct ldg__storage_maint {
     bool active; /* this worker runs the schedule */
     bool stopping, closed;
     bool running; /* a run is in progress (a callback is due) */
+    int shard;    /* steps 1 and 2: the logs shard being done (db/pgroute.h) */
+    int64_t longest_days;
     /* Commands sent with this struct as their callback data and not answered yet. The worker frees
      * the roles before it closes its database and Redis clients, whose close then fails the commands
      * still pending: the struct outlives ldg__storage_maint_free (orphan) until the last answer. */
@@ -240,11 +245,14 @@ static void delete_next(struct ldg__storage_maint *m)
         "AND \"timestamp\" < now() - make_interval(days => $2::int) LIMIT $3::int) "
         "DELETE FROM logs l USING d WHERE l.id = d.id AND l.\"timestamp\" = d.\"timestamp\"";
     m->pending++;
-    if (ldg_pgpool_query_prepared(m->w->pg_logs, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0) {
+    struct ldg_pgpool *pool = ldg_pgroute_project(m->w, m->projects[m->cur].id);
+    if (!pool || ldg_pgpool_query_prepared(pool, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
     }
 }
+
+static void drop_before(struct ldg__storage_maint *m);
 
 static void on_dropped(PGresult *res, void *ud)
 {
@@ -253,10 +261,34 @@ static void on_dropped(PGresult *res, void *ud)
         return;
     for (int i = 0; i < PQntuples(res); i++) {
         m->dropped++;
-        ldg_log_info(CTX, "dropped partition %s (past the longest retention)", PQgetvalue(res, i, 0));
+        ldg_log_info(CTX, "dropped partition %s (past the longest retention) shard=%d", PQgetvalue(res, i, 0),
+                     m->shard);
+    }
+    if (++m->shard < ldg_pgroute_nshards(m->w)) {
+        drop_before(m);
+        return;
     }
     m->cur = 0;
     delete_next(m);
+}
+
+/* Whole partitions past the longest retention, on shard m->shard. */
+static void drop_before(struct ldg__storage_maint *m)
+{
+    char days[24];
+    snprintf(days, sizeof days, "%" PRId64, m->longest_days);
+    const char *params[] = {days};
+    m->pending++;
+    struct ldg_pgpool *pool = ldg_pgroute_primary(m->w, m->shard);
+    if (!pool ||
+        ldg_pgpool_query(pool,
+                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int)) "
+                         "UNION ALL SELECT otel_drop_partitions_before(now() - make_interval(days => "
+                         "$1::int))",
+                         1, params, on_dropped, m) < 0) {
+        m->pending--;
+        run_end(m, "logs database unavailable");
+    }
 }
 
 static void on_projects(PGresult *res, void *ud)
@@ -281,26 +313,24 @@ static void on_projects(PGresult *res, void *ud)
         consumers(m); /* no project: nothing decides a retention; keep everything */
         return;
     }
-    char days[24];
-    snprintf(days, sizeof days, "%" PRId64, longest);
-    const char *params[] = {days};
-    m->pending++;
-    if (ldg_pgpool_query(m->w->pg_logs,
-                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int)) "
-                         "UNION ALL SELECT otel_drop_partitions_before(now() - make_interval(days => $1::int))", 1,
-                         params, on_dropped, m) < 0) {
-        m->pending--;
-        run_end(m, "logs database unavailable");
-    }
+    m->longest_days = longest;
+    m->shard = 0;
+    drop_before(m);
 }
 
 /* ---- 1. partitions ahead --------------------------------------------------------------------- */
+
+static void ensure_ahead(struct ldg__storage_maint *m);
 
 static void on_ahead(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
     if (!step_ok(m, res, "creating partitions ahead"))
         return;
+    if (++m->shard < ldg_pgroute_nshards(m->w)) {
+        ensure_ahead(m);
+        return;
+    }
     if (!cfg()->retention) {
         consumers(m);
         return;
@@ -332,14 +362,22 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     m->run_started_ms = ldg_worker_now(m->w);
     m->deleted = 0;
     m->dropped = 0;
+    m->shard = 0;
+    ensure_ahead(m);
+}
+
+/* Partitions ahead on shard m->shard. */
+static void ensure_ahead(struct ldg__storage_maint *m)
+{
     char ahead[24];
     snprintf(ahead, sizeof ahead, "%" PRId64, cfg()->partition_months_ahead);
     const char *params[] = {ahead};
     m->pending++;
-    if (ldg_pgpool_query(m->w->pg_logs,
-                         "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
-                         "FROM generate_series(-1, $1::int) AS k",
-                         1, params, on_ahead, m) < 0) {
+    struct ldg_pgpool *pool = ldg_pgroute_primary(m->w, m->shard);
+    if (!pool || ldg_pgpool_query(pool,
+                                  "SELECT logs_ensure_partition(now() + make_interval(months => k)) "
+                                  "FROM generate_series(-1, $1::int) AS k",
+                                  1, params, on_ahead, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
     }

@@ -27,6 +27,7 @@
 #include "core/worker.h"
 #include "db/logrow.h"
 #include "db/pgpool.h"
+#include "db/pgroute.h"
 #include "db/redis.h"
 #include "notify/tailmsg.h"
 #include "roles/storage/consumer.h"
@@ -180,12 +181,12 @@ static void on_readback(PGresult *res, void *ud)
 static void read_back(struct job *j)
 {
     const char *params[] = {j->ts, j->ids, j->pidtext};
-    if (!j->w->pg_logs) {
+    struct ldg_pgpool *pool = ldg_pgroute_project(j->w, j->pid);
+    if (!pool) {
         job_free(j);
         return;
     }
-    if (ldg_pgpool_query_prepared(j->w->pg_logs, "ldg_storage_tail", readback_sql, 3, params, on_readback, j) <
-        0) {
+    if (ldg_pgpool_query_prepared(pool, "ldg_storage_tail", readback_sql, 3, params, on_readback, j) < 0) {
         ldg_log_debug("role=storage", "tail read back not sent (pool busy or closed)");
         publish_dropped(j->w, j->pid, j->n);
         job_free(j);

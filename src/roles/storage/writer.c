@@ -29,6 +29,7 @@
 #include "notify/event.h"
 #include "roles/notify/notify.h"
 #include "roles/storage/consumer.h"
+#include "roles/storage/shardsplit.h"
 #include "roles/storage/storage.h"
 #include "roles/storage/tailpub.h"
 
@@ -80,6 +81,7 @@ static const struct ldg_storage_cfg *cfg(void)
 
 static void next_range(struct ldg__storage_consumer *c);
 static void begin_tx(struct ldg__storage_consumer *c);
+static void on_lease_before_write(struct ldg__storage_consumer *c, bool ok);
 
 /* Callbacks of operations given up on (deadline, stop) are ignored. */
 static bool stale(const struct ldg__storage_consumer *c)
@@ -93,7 +95,7 @@ static void release_conn(struct ldg__storage_consumer *c)
         return;
     struct ldg_pg *conn = c->conn;
     c->abandoning = true;
-    ldg_pgpool_release(c->w->pg_logs, conn);
+    ldg_pgpool_release(ldg__storage_shard_pool(c), conn);
     c->abandoning = false;
     c->conn = NULL;
     c->in_tx = false;
@@ -102,6 +104,7 @@ static void release_conn(struct ldg__storage_consumer *c)
 static void finish(struct ldg__storage_consumer *c, bool ok)
 {
     release_conn(c);
+    ldg__storage_shard_end(c);
     uv_timer_stop(&c->deadline);
     ldg__storage_stored(c, ok);
 }
@@ -598,6 +601,13 @@ static void next_range(struct ldg__storage_consumer *c)
         ensure_next(c);
         return;
     }
+    if (ldg__storage_shard_parked(c)) { /* the next logs shard's entries, on a connection of its own */
+        release_conn(c);
+        ldg__storage_shard_next(c);
+        push_range(c, 0, c->batch.n, 0);
+        on_lease_before_write(c, true);
+        return;
+    }
     finish(c, true);
 }
 
@@ -610,7 +620,7 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
     if (c->acquire_orphaned) {
         c->acquire_orphaned = false;
         if (conn)
-            ldg_pgpool_release(c->w->pg_logs, conn);
+            ldg_pgpool_release(ldg__storage_shard_pool(c), conn);
         return;
     }
     if (!conn) {
@@ -639,7 +649,8 @@ static void on_lease_before_write(struct ldg__storage_consumer *c, bool ok)
         finish(c, false);
         return;
     }
-    int rc = ldg_pgpool_acquire(c->w->pg_logs, on_conn, c);
+    struct ldg_pgpool *pool = ldg__storage_shard_pool(c);
+    int rc = pool ? ldg_pgpool_acquire(pool, on_conn, c) : -ECANCELED;
     if (rc < 0) {
         ldg__storage_fail(c, "no connection to the logs database: %s",
                           rc == -ENOTCONN ? "unreachable"
@@ -656,6 +667,7 @@ void ldg__storage_write(struct ldg__storage_consumer *c)
     c->nranges = 0;
     c->conflicts = 0;
     c->requeue = false;
+    ldg__storage_shard_begin(c, c->acquiring);
     push_range(c, 0, c->batch.n, 0);
     uv_timer_start(&c->deadline, on_deadline, (uint64_t)cfg()->store_timeout_ms, 0);
     if (c->acquiring) {
@@ -685,4 +697,5 @@ void ldg__storage_write_abandon(struct ldg__storage_consumer *c)
     if (c->conn && c->in_tx)
         ldg_pg_cancel(c->conn);
     release_conn(c);
+    ldg__storage_shard_end(c);
 }
