@@ -4,7 +4,8 @@ checks, one network stack).
 
     net = Net.create()                  # net.mode: "netns" or "loopback"; net.hosts: three Hosts
     h = net.hosts[0]                    # h.ip, h.prefix (argv prefix that runs a command on it)
-    pg = NsPg(dir, h).start()           # PostgreSQL listening on h.ip (trust from the subnet)
+    pg = NsPg(dir, h, cidr).start()     # PostgreSQL listening on h.ip (trust from the subnet)
+    rep = NsPgReplica(pg, dir, h2, cidr).start()  # its streaming replica on another host
     r = NsRedis(dir, h).start()         # redis-server on h.ip, append-only, fsync on every write
     srv = NsLedgerd(binary, ini, log, h, port).start()
     net.destroy()
@@ -127,9 +128,24 @@ class NsPg(PgServer):
             self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--nosync",
                       "--locale=C", "-E", "UTF8")
             with open(self.datadir / "pg_hba.conf", "a") as f:
-                f.write(f"host all all {self.cidr} trust\n")
+                f.write(f"host all all {self.cidr} trust\nhost replication all {self.cidr} trust\n")
         self.port = self.port or 5432
         return super().start()
+
+
+class NsPgReplica(NsPg):
+    """A streaming replica of an NsPg, on another host (pg_basebackup -R from the primary)."""
+
+    def __init__(self, primary, tmpdir, host, cidr):
+        super().__init__(tmpdir, host, cidr)
+        self.primary = primary
+
+    def start(self):
+        if not (self.datadir / "PG_VERSION").exists():
+            self._run("pg_basebackup", "-h", self.primary.host, "-p", str(self.primary.port), "-U", "postgres",
+                      "-D", str(self.datadir), "-R", "-X", "stream", "-c", "fast", "--no-sync")
+        self.port = self.port or 5432
+        return PgServer.start(self)
 
 
 class NsRedis(RedisServer):
@@ -189,4 +205,4 @@ class NsLedgerd(Ledgerd):
         return self
 
 
-__all__ = ["Host", "Net", "NsLedgerd", "NsPg", "NsRedis", "jump", "scaled"]
+__all__ = ["Host", "Net", "NsLedgerd", "NsPg", "NsPgReplica", "NsRedis", "jump", "scaled"]

@@ -1,16 +1,20 @@
-"""The fleet (docs/scaling.md): ledgerd on three hosts over three Redis shards and one PostgreSQL.
+"""The fleet (docs/scaling.md): ledgerd on three hosts over three Redis shards, two PostgreSQL logs
+shards and a streaming replica.
 
 Three Linux network namespaces joined by a bridge on a private 10.x subnet are the hosts (without
 namespaces: three 127.x loopback addresses, with a warning):
 
-    host1  gateway g1 (gateway, auth, ingest, query, notifications), Redis shard 0, PostgreSQL
-    host2  gateway g2 (the same roles), storage worker w1, Redis shard 1
-    host3  storage worker w2, Redis shard 2
+    host1  gateway g1 (gateway, auth, ingest, query, notifications), Redis shard 0,
+           PostgreSQL primary (auth database, logs shard 0)
+    host2  gateway g2 (the same roles), storage worker w1, Redis shard 1, streaming replica of host1
+    host3  storage worker w2, Redis shard 2, PostgreSQL logs shard 1
 
-Projects are spread over the shards by the jump hash of their id (at least two per shard). The test
+Projects are spread over the Redis shards and the logs shards by the jump hash of their id (at least
+two per shard of each kind). The test
 ingests from every project through both gateways while it kills w1 (SIGKILL) and Redis shard 1
 (SIGKILL, then a restart from its append-only file), then checks that every log answered 202 is
-stored exactly once (and nothing else but logs whose answer was lost), that each project's queue
+stored exactly once, on its project's logs shard (and nothing else but logs whose answer was lost),
+that each project's queue
 counters live on its own shard only, that both workers consume every shard, that a notification
 published through g1 reaches a stream on g2 (for a project on a shard other than 0), that queries
 through either gateway see the same logs, and that /health/deep and /metrics report every shard.
@@ -33,14 +37,15 @@ import requests
 
 from conftest import make_ini, render_ini, scaled, tail
 from ldg_fixtures import AuthDb
-from ldg_fleet import Net, NsLedgerd, NsPg, NsRedis, jump
+from ldg_fleet import Net, NsLedgerd, NsPg, NsPgReplica, NsRedis, jump
 from ldg_http import wait_until
 from ldg_servers import free_port
 
 FULL = os.environ.get("LDG_FLEET") == "full"
 ROUNDS = 3 if FULL else 1
-LOAD_S = 8.0 if FULL else 4.0
-NSHARDS = 3
+LOAD_S = 8.0 if FULL else 3.0
+NSHARDS = 3  # Redis
+NPG = 2  # PostgreSQL logs shards
 BATCH = "/api/v1/ingest/batch"
 STREAM = "/api/v1/notifications/stream"
 TAIL = "/api/v1/logs/tail"
@@ -62,7 +67,7 @@ class Fleet:
         self.net = Net.create()
         self.h = self.net.hosts
         self.loopback = self.net.mode == "loopback"
-        self.servers, self.redis, self.pg = [], [], None
+        self.servers, self.redis, self.pg, self.pg1, self.replica = [], [], None, None, None
         self.seq = 0
 
     def port(self, default):
@@ -71,7 +76,27 @@ class Fleet:
     def start_data(self):
         self.pg = NsPg(str(self.dir / "pg"), self.h[0], self.net.cidr)
         self.pg.port = self.port(5432)
-        self.pg.start()
+        self.pg1 = NsPg(str(self.dir / "pg-logs1"), self.h[2], self.net.cidr)
+        self.pg1.port = self.port(5432)
+        # the two clusters' initdb in parallel (the slowest part of the set-up)
+        errors = []
+
+        def start(p):
+            try:
+                p.start()
+            except Exception as e:  # noqa: BLE001 (re-raised below, on the test's thread)
+                errors.append(e)
+
+        starts = [threading.Thread(target=start, args=(p,)) for p in (self.pg, self.pg1)]
+        for t in starts:
+            t.start()
+        for t in starts:
+            t.join()
+        if errors:
+            raise errors[0]
+        self.replica = NsPgReplica(self.pg, str(self.dir / "pg-replica"), self.h[1], self.net.cidr)
+        self.replica.port = self.port(5432)
+        self.replica.start()
         for i in range(NSHARDS):
             r = NsRedis(str(self.dir / f"redis{i}"), self.h[i], self.port(6379))
             self.redis.append(r.start())
@@ -89,6 +114,10 @@ class Fleet:
                                  "reconnect_max_ms": 300}
         for k in ("pg_auth", "pg_logs"):
             cfg[k]["host"] = self.pg.host
+        cfg["pg_logs.1"] = {"host": self.pg1.host, "port": self.pg1.port, "dbname": "ledger_logs",
+                            "user": "postgres"}
+        cfg["pg_logs_replica.1"] = {"host": self.replica.host, "port": self.replica.port, "dbname": "ledger_logs",
+                                    "user": "postgres", "shard": 0, "max_lag_ms": 5000, "probe_interval_ms": 200}
         cfg["storage"] = dict(QUICK)
         for s, kv in (extra or {}).items():
             cfg.setdefault(s, {}).update(kv)
@@ -132,8 +161,9 @@ class Fleet:
             c.close()
         for r in self.redis:
             r.kill()
-        if self.pg:
-            self.pg.cleanup()
+        for p in (self.replica, self.pg1, self.pg):
+            if p:
+                p.cleanup()
         self.net.destroy()
         return problems
 
@@ -251,9 +281,19 @@ def shard_of(pid):
     return jump(pid, NSHARDS)
 
 
-def stored(logs_db, pid):
-    return collections.Counter(m for (m,) in logs_db.execute("SELECT message FROM logs WHERE project_id = %s",
-                                                             (pid,)))
+def pg_shard_of(pid):
+    return jump(pid, NPG)
+
+
+def stored(logs_dbs, pid):
+    """The project's stored messages, read on its logs shard; none may be on the other one."""
+    home = logs_dbs[pg_shard_of(pid)]
+    for i, db in enumerate(logs_dbs):
+        if db is not home:
+            n = db.execute("SELECT count(*) FROM logs WHERE project_id = %s", (pid,)).fetchone()[0]
+            assert n == 0, f"project {pid}: {n} rows on logs shard {i}, not its own {pg_shard_of(pid)}"
+    return collections.Counter(m for (m,) in home.execute("SELECT message FROM logs WHERE project_id = %s",
+                                                          (pid,)))
 
 
 def consumer_nodes(rc, group):
@@ -265,29 +305,35 @@ def consumer_nodes(rc, group):
 
 def test_fleet_over_three_redis_shards(fleet):
     f = fleet
+    t_start = time.monotonic()
     f.start_data()
+    print(f"fleet: data stores up in {time.monotonic() - t_start:.1f} s")
     h1, h2, h3 = f.h
     g1 = f.ledgerd(h1, "host1-gw", GATEWAY_ROLES)
     f.migrate(g1)
 
-    # projects: at least two on every shard (ids come from a sequence: draw until covered)
+    # projects: at least two on every Redis shard and every logs shard (ids come from a sequence:
+    # draw until covered)
     auth = AuthDb(f.pg)
     acct = auth.account()
-    projects, per = [], collections.Counter()
-    while min(per[s] for s in range(NSHARDS)) < 2:
+    projects, per, per_pg, drawn = [], collections.Counter(), collections.Counter(), 0
+    while min(per[s] for s in range(NSHARDS)) < 2 or min(per_pg[s] for s in range(NPG)) < 2:
         pid = auth.project(acct)
-        key, _ = auth.key(pid, rpm=1000000, rph=10000000)
-        if per[shard_of(pid)] < 2:
+        drawn += 1
+        if per[shard_of(pid)] < 2 or per_pg[pg_shard_of(pid)] < 2:
+            key, _ = auth.key(pid, rpm=1000000, rph=10000000)
             projects.append((pid, key))
             per[shard_of(pid)] += 1
-        assert len(projects) < 100
+            per_pg[pg_shard_of(pid)] += 1
+        assert drawn < 200
     auth.close()
 
     g1.start()
     g2 = f.ledgerd(h2, "host2-gw", GATEWAY_ROLES).start()
     w1 = f.ledgerd(h2, "host2-worker", WORKER_ROLES).start()
     w2 = f.ledgerd(h3, "host3-worker", WORKER_ROLES).start()
-    logs_db = psycopg.connect(f.pg.dsn("ledger_logs"), autocommit=True)
+    logs_db = [psycopg.connect(p.dsn("ledger_logs"), autocommit=True) for p in (f.pg, f.pg1)]
+    print(f"fleet: ledgerd fleet up in {time.monotonic() - t_start:.1f} s")
     try:
         # /health/deep reports every shard; /metrics is labelled by shard
         deep = requests.get(g1.url + "/health/deep", timeout=scaled(10)).json()
@@ -295,6 +341,7 @@ def test_fleet_over_three_redis_shards(fleet):
         assert [s["shard"] for s in deep["redis_shards"]] == [0, 1, 2]
         assert all(s["status"] == "healthy" for s in deep["redis_shards"]), deep
         assert deep["node"] == "host1-gw"
+        assert [s["status"] for s in deep["services"]["postgres_logs_shards"]] == ["healthy"] * NPG, deep
         r = requests.get(w2.url + "/metrics", timeout=scaled(10),
                          headers={"Authorization": f"Bearer {w2.metrics_token}"})
         assert r.status_code == 200, r.text
@@ -394,16 +441,20 @@ def test_fleet_over_three_redis_shards(fleet):
         # queries through either gateway see the same logs
         for pid, key in projects[:3]:
             n = sum(stored(logs_db, pid).values())
-            for gw in (g1, g2):
-                r = requests.get(gw.url + "/api/v1/logs", params={"project_id": pid, "include_total": "true",
-                                                                  "limit": 1},
-                                 headers={"X-API-Key": key}, timeout=scaled(10))
-                assert r.status_code == 200, r.text
-                assert r.json()["total"] == n, (gw.node, pid, r.json()["total"], n)
+            for gw in (g1, g2):  # shard 0's projects may be read from the replica: it catches up
+                def total():
+                    r = requests.get(gw.url + "/api/v1/logs", params={"project_id": pid, "include_total": "true",
+                                                                      "limit": 1},
+                                     headers={"X-API-Key": key}, timeout=scaled(10))
+                    assert r.status_code == 200, r.text
+                    return r.json()["total"]
+
+                wait_until(lambda: total() == n, 10, interval=0.2, what=f"{gw.node}: {n} logs of project {pid}")
 
         deep = wait_until(lambda: (lambda d: d if d["status"] == "healthy" else None)(
             requests.get(g2.url + "/health/deep", timeout=scaled(10)).json()), 20, interval=0.3,
             what="g2 healthy again")
         assert all(s["queue"]["queued"] == 0 for s in deep["redis_shards"]), deep
     finally:
-        logs_db.close()
+        for db in logs_db:
+            db.close()
