@@ -623,20 +623,20 @@ static void flush_pending(struct iw *iw)
         send_shard(iw, 0, all, n);
         return;
     }
-    /* partition in place by shard, keeping the arrival order within each shard */
-    for (size_t i = 0; i < n;) {
-        unsigned shard = ldg_settings_redis_shard(c, all[i]->project_id);
+    /* the shard of the first request left, with its requests in arrival order; then the rest */
+    while (n) {
+        unsigned shard = ldg_settings_redis_shard(c, all[0]->project_id);
         struct enqueue *mine[COALESCE_MAX], *rest[COALESCE_MAX];
         size_t nm = 0, nr = 0;
-        for (size_t j = i; j < n; j++) {
+        for (size_t j = 0; j < n; j++) {
             if (ldg_settings_redis_shard(c, all[j]->project_id) == shard)
                 mine[nm++] = all[j];
             else
                 rest[nr++] = all[j];
         }
         send_shard(iw, shard, mine, nm);
-        memcpy(all + i, rest, nr * sizeof rest[0]);
-        n = i + nr;
+        memcpy(all, rest, nr * sizeof rest[0]);
+        n = nr;
     }
 }
 
