@@ -433,7 +433,7 @@ enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *cons
         return LDG_BATCH_FAIL_TRANSIENT;
     if (!constraint)
         constraint = "";
-    if (strcmp(sqlstate, "23505") == 0 && strstr(constraint, "queue_id"))
+    if ((strcmp(sqlstate, "23505") == 0 || strcmp(sqlstate, "23P01") == 0) && strstr(constraint, "queue_id"))
         return LDG_BATCH_FAIL_DUPLICATE;
     if (strcmp(sqlstate, "23514") == 0 && !*constraint)
         return LDG_BATCH_FAIL_NO_PARTITION;

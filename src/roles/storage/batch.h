@@ -141,7 +141,8 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
 /*
  * What a failed statement of the storage transaction means (SQLSTATE, and the constraint the server
  * named, "" if none):
- *   DUPLICATE     23505 on the queue-id key (a constraint whose name holds "queue_id"): some rows
+ *   DUPLICATE     23505 or 23P01 on a queue-id key (a constraint whose name holds "queue_id": the
+ *                 exclusion constraint of stored_entries, schema 0009, or 0007's unique key): some rows
  *                 of the range were committed by another transaction: look them up, write the rest
  *   NO_PARTITION  23514 naming no constraint: "no partition of relation ... found for row" (a CHECK
  *                 violation names its constraint)
