@@ -1,7 +1,12 @@
 """Reading the ingest queue in tests: stream entries carry fields p (project), n (logs) and m (the n
-logs' MessagePack items back to back: format 2 arrays, or format 1 maps from older entries). A
+logs' MessagePack items back to back: format 2 arrays, or format 1 maps from older entries), some
+of them in compressed blocks (format 3: 0xc1, the logs' size and the block's size as 4-byte
+big-endian numbers, then the logs as a raw deflate stream; docs/ingest.md "Queue entry"). A
 minimal MessagePack walker splits m without a msgpack module (Debian's python3 has none installed
 here)."""
+import zlib
+
+BLOCK = 0xC1
 
 def _skip(b, i):
     """Index just past the MessagePack item starting at b[i]."""
@@ -33,13 +38,25 @@ def _skip(b, i):
 
 
 def split_logs(m):
-    """The MessagePack items (one per log) of m, in order."""
+    """The MessagePack items (one per log) of m, in order, compressed blocks inflated."""
     out, i = [], 0
     while i < len(m):
+        if m[i] == BLOCK:
+            raw, zlen = int.from_bytes(m[i + 1:i + 5], "big"), int.from_bytes(m[i + 5:i + 9], "big")
+            logs = zlib.decompress(m[i + 9:i + 9 + zlen], -15)
+            assert len(logs) == raw, (len(logs), raw)
+            out.extend(split_logs(logs))
+            i += 9 + zlen
+            continue
         j = _skip(m, i)
         out.append(m[i:j])
         i = j
     return out
+
+
+def is_compressed(m):
+    """Does m start with a compressed block?"""
+    return len(m) > 0 and m[0] == BLOCK
 
 
 def queued(rc, stream):

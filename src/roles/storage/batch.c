@@ -13,6 +13,7 @@
 #include "core/civil.h"
 #include "core/json.h"
 #include "ingest/logcodec.h"
+#include "ingest/qzip.h"
 
 #define US_PER_S INT64_C(1000000)
 /* Allocations kept across resets; a bigger batch's memory is given back. */
@@ -26,6 +27,7 @@ void ldg_batch_init(struct ldg_batch *b)
     memset(b, 0, sizeof *b);
     ldg_buf_init(&b->rows);
     ldg_buf_init(&b->raw);
+    ldg_buf_init(&b->inflated);
     ldg_arena_init(&b->keep, NULL, 0);
     b->scratch_mem = ldg_malloc(SCRATCH_BYTES);
     ldg_arena_init(&b->scratch, b->scratch_mem, SCRATCH_BYTES);
@@ -44,6 +46,8 @@ void ldg_batch_reset(struct ldg_batch *b)
         ldg_buf_free(&b->raw);
     else
         ldg_buf_reset(&b->raw);
+    if (b->inflated.cap > KEEP_ROWS_BYTES)
+        ldg_buf_free(&b->inflated);
     if (b->cap > KEEP_ENTRIES) {
         free(b->e);
         b->e = NULL;
@@ -58,6 +62,7 @@ void ldg_batch_free(struct ldg_batch *b)
     free(b->e);
     ldg_buf_free(&b->rows);
     ldg_buf_free(&b->raw);
+    ldg_buf_free(&b->inflated);
     ldg_arena_free(&b->keep);
     ldg_arena_free(&b->scratch);
     free(b->scratch_mem);
@@ -161,6 +166,41 @@ static void fill_row(struct ldg_batch *b, struct ldg_batch_entry *e, const struc
     }
 }
 
+/* The logs of m[0..mlen) as rows k, k + 1, ...; with blocks, a compressed block (ingest/qzip.h)
+ * is inflated and its logs read in turn. A structure that breaks makes the rest one dead row. */
+static void add_logs(struct ldg_batch *b, const char *id, size_t idlen, int64_t depth_pid, bool maybe_stored,
+                     const char *m, size_t mlen, bool blocks, uint32_t *k)
+{
+    struct ldg_log l;
+    size_t off = 0;
+    while (off < mlen) {
+        size_t used;
+        int rc = -EINVAL;
+        if (blocks && (unsigned char)m[off] == LDG_QZIP_MARK) {
+            ldg_buf_reset(&b->inflated);
+            if (ldg_qzip_unpack(m + off, mlen - off, &b->inflated, &used) == 0) {
+                add_logs(b, id, idlen, depth_pid, maybe_stored, ldg_buf_head(&b->inflated),
+                         ldg_buf_size(&b->inflated), false, k);
+                off += used;
+                continue;
+            }
+            used = 0; /* a broken block: the rest as one dead row */
+        } else {
+            ldg_arena_reset(&b->scratch);
+            rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
+        }
+        size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
+        struct ldg_batch_entry *e = new_row(b, id, idlen, true, (*k)++, depth_pid, maybe_stored, m + off, take);
+        if (rc < 0) {
+            e->state = LDG_BATCH_DEAD;
+            e->reason = "undecodable queue entry";
+        } else {
+            fill_row(b, e, &l);
+        }
+        off += take;
+    }
+}
+
 int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
                   const char *nfield, size_t nlen, const char *m, size_t mlen, bool maybe_stored)
 {
@@ -187,22 +227,8 @@ int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char 
         e->reason = "queue entry without payload";
     } else {
         /* Logs back to back, row k's queue id "<entry id>/k". */
-        size_t off = 0;
-        for (uint32_t k = 0; off < mlen; k++) {
-            size_t used;
-            ldg_arena_reset(&b->scratch);
-            int rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
-            size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
-            struct ldg_batch_entry *e =
-                new_row(b, id, idlen, true, k, depth_pid, maybe_stored, m + off, take);
-            if (rc < 0) {
-                e->state = LDG_BATCH_DEAD;
-                e->reason = "undecodable queue entry";
-            } else {
-                fill_row(b, e, &l);
-            }
-            off += take;
-        }
+        uint32_t k = 0;
+        add_logs(b, id, idlen, depth_pid, maybe_stored, m, mlen, true, &k);
     }
     b->e[first].first = true;
     int64_t n = nfield ? parse_pid(nfield, nlen) : 1;

@@ -3,7 +3,7 @@
  *
  * Queue entries (stream entry id, the `p`, `n` and `m` fields) are added in stream order. An
  * entry carries the logs of one ingest request: `m` holds n MessagePack logs back to back (without
- * an `n` field, exactly one). Each log becomes a row (struct ldg_batch_entry), decoded once
+ * an `n` field, exactly one), some of them possibly in compressed blocks (ingest/qzip.h). Each log becomes a row (struct ldg_batch_entry), decoded once
  * (ingest/logcodec.h) into its COPY line, kept in one buffer, plus the few fields the transaction
  * needs besides: project, timestamp, month, its MessagePack bytes (for a dead letter), and for
  * fingerprinted logs the error-group sample. A row that cannot be decoded is DEAD at once.
@@ -65,6 +65,7 @@ struct ldg_batch {
     size_t payload_bytes;      /* sum of the added `m` sizes (the batch's byte bound) */
     struct ldg_buf rows;       /* COPY lines of the decoded rows, back to back */
     struct ldg_buf raw;        /* every row's MessagePack bytes, back to back */
+    struct ldg_buf inflated;   /* the compressed block being read (ingest/qzip.h) */
     struct ldg_arena keep;     /* error-group samples and reasons, until reset */
     struct ldg_arena scratch;  /* one entry's decode */
     char *scratch_mem;         /* owned: scratch's first chunk */
