@@ -88,14 +88,14 @@ perf_end() {
         printf '%s\n' "${2:-}"
         printf '\n--- share of samples by process\n'
         perf report -i "$BENCH_TMP/perf.$name.data" --stdio --no-children --sort comm -g none 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | head -12
+            grep -v '^#' | grep -v '^$' | head -12 || true
         printf '\n--- flat profile (self time), perf report --stdio --no-children --sort comm,dso,sym\n'
         perf report -i "$BENCH_TMP/perf.$name.data" --stdio --no-children --sort comm,dso,sym -g none \
-            --percent-limit 0.4 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80
+            --percent-limit 0.4 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 || true
         printf '\n--- inclusive time (self + callees), perf report --stdio --children --sort comm,sym\n'
         perf report -i "$BENCH_TMP/perf.$name.data" --stdio --children --sort comm,sym -g none \
-            --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -70
-    } | sed -e 's#/work/[^ ]*#<path>#g' -e 's#/tmp/[^ ]*#<tmp>#g' >"$out"
+            --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -70 || true
+    } | sed -e 's#/work/[^ ]*#<path>#g' -e 's#/tmp/[^ ]*#<tmp>#g' >"$out" || true
     bench_say "perf: ${out#"$LEDGER_ROOT"/}"
 }
 

@@ -5,9 +5,9 @@
  * LDG_QZIP_MIN_LOGS logs and LDG_QZIP_MIN bytes are queued as one block instead, when that makes them
  * at least an eighth smaller:
  *
- *   0xc1 (a byte MessagePack never uses, so a block cannot be mistaken for a log), the logs' size
- *   and the block's deflate size (each 4 bytes, big-endian), then the logs as one raw deflate stream
- *   (zlib level 1).
+ *   0xc1 (a byte MessagePack never uses, so a block cannot be mistaken for a log), the method (1:
+ *   raw deflate, zlib level 1; 2: the LZ77 codec of ingest/lz.h), the logs' size and the
+ *   compressed size (each 4 bytes, big-endian), then the compressed logs.
  *
  * An entry may mix blocks and plain logs (the enqueue script concatenates the requests of one
  * project). The storage role inflates a block and reads the logs inside it as it reads plain
@@ -22,7 +22,15 @@
 #include "core/common.h"
 
 #define LDG_QZIP_MARK 0xc1
-#define LDG_QZIP_HEAD 9
+#define LDG_QZIP_HEAD 10
+
+enum ldg_qzip_method {
+    LDG_QZIP_OFF = 0,
+    LDG_QZIP_DEFLATE = 1,
+    LDG_QZIP_LZ = 2,
+};
+/* What ldg_qzip_pack uses (both are read). */
+#define LDG_QZIP_DEFAULT LDG_QZIP_LZ
 /* What is compressed is mostly what logs repeat from one another (keys, levels, releases, stack
  * frames): a few logs, or a few KiB, gain too little to pay for the CPU (the caller checks the
  * number of logs). */
@@ -34,6 +42,8 @@
 /* Replace the logs in *mp by one block when they are at least LDG_QZIP_MIN bytes and the block is
  * smaller; true if replaced (scratch then holds the old bytes; buffers swapped). */
 bool ldg_qzip_pack(struct ldg_buf *mp, struct ldg_buf *scratch);
+/* The same with a given method (OFF: never). */
+bool ldg_qzip_pack_with(struct ldg_buf *mp, struct ldg_buf *scratch, enum ldg_qzip_method method);
 
 /* The block at the start of p[0..n): its logs appended to out, its size in *used. 0, or -EINVAL
  * (not a block, truncated, corrupt, too large, or not of its stated size). */

@@ -343,14 +343,15 @@ static void test_compressed_entry(void **state)
 
     struct ldg_batch b;
     ldg_batch_init(&b);
-    assert_int_equal(ldg_batch_add(&b, "9-1", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false),
-                     201);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-1", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 201);
     assert_int_equal(ldg_batch_count(&b, 0, b.n, LDG_BATCH_PENDING), 201);
     assert_string_equal(b.e[200].id, "9-1/200");
     assert_int_equal(b.e[0].depth_bytes, ldg_buf_size(&mp)); /* what queue_bytes counted */
     assert_int_equal(b.e[0].depth_n, 201);
     assert_int_equal(b.e[7].raw_len, off[8] - off[7]);
-    assert_memory_equal(ldg_buf_head(&b.raw) + b.e[7].raw_off, ldg_buf_head(&plain) + off[7], off[8] - off[7]);
+    assert_memory_equal(ldg_buf_head(&b.raw) + b.e[7].raw_off, ldg_buf_head(&plain) + off[7],
+                        off[8] - off[7]);
     assert_non_null(b.e[50].fingerprint);
     struct ldg_buf out;
     ldg_buf_init(&out);
@@ -358,17 +359,63 @@ static void test_compressed_entry(void **state)
     assert_non_null(strstr(text(&out), "\trequest 199 done\t"));
     ldg_buf_free(&out);
 
-    /* corrupt the deflate stream: the block and what follows are one dead row */
-    ((char *)ldg_buf_head(&mp))[LDG_QZIP_HEAD + 3] ^= 0x55;
-    ((char *)ldg_buf_head(&mp))[block - 2] ^= 0x55;
+    /* a block that does not unpack (an unknown method; a compressed size past the end): the block
+     * and what follows are one dead row */
+    (void)block;
+    char *h = (char *)ldg_buf_head(&mp);
+    h[1] = 9;
     ldg_batch_reset(&b);
-    assert_int_equal(ldg_batch_add(&b, "9-2", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-2", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
+    assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
+    h[1] = LDG_QZIP_DEFAULT;
+    h[6] = 0x7f;
+    ldg_batch_reset(&b);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-4", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
     assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
     /* a truncated block too */
     ldg_batch_reset(&b);
     assert_int_equal(ldg_batch_add(&b, "9-3", 3, "7", 1, "201", 3, ldg_buf_head(&mp), 20, false), 1);
     assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
     ldg_batch_free(&b);
+
+    /* both methods are read; the LZ codec round-trips runs, long literals and long matches */
+    for (int method = LDG_QZIP_DEFLATE; method <= LDG_QZIP_LZ; method++) {
+        struct ldg_buf x, back;
+        ldg_buf_init(&x);
+        ldg_buf_init(&back);
+        for (int k = 0; k < 3000; k++)
+            ldg_buf_printf(&x, "%s%d", k % 3 ? "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" : "line ",
+                           (k * 7919) % 1000);
+        for (int k = 0; k < 600; k++) /* incompressible bytes: long literal runs */
+            ldg_buf_put(&x, (char[]){(char)((k * 2654435761u) >> 13)}, 1);
+        struct ldg_buf copy;
+        ldg_buf_init(&copy);
+        ldg_buf_put(&copy, ldg_buf_head(&x), ldg_buf_size(&x));
+        assert_true(ldg_qzip_pack_with(&x, &scratch, (enum ldg_qzip_method)method));
+        assert_int_equal((unsigned char)ldg_buf_head(&x)[1], method);
+        size_t used;
+        assert_int_equal(ldg_qzip_unpack(ldg_buf_head(&x), ldg_buf_size(&x), &back, &used), 0);
+        assert_int_equal(used, ldg_buf_size(&x));
+        assert_int_equal(ldg_buf_size(&back), ldg_buf_size(&copy));
+        assert_memory_equal(ldg_buf_head(&back), ldg_buf_head(&copy), ldg_buf_size(&copy));
+        /* every truncation and a flipped byte anywhere: an error or the wrong size, never an overrun */
+        for (size_t cut = 1; cut < ldg_buf_size(&x); cut += 97) {
+            ldg_buf_reset(&back);
+            assert_int_equal(ldg_qzip_unpack(ldg_buf_head(&x), cut, &back, &used), -EINVAL);
+        }
+        for (size_t at = LDG_QZIP_HEAD; at < ldg_buf_size(&x); at += 53) {
+            ((char *)ldg_buf_head(&x))[at] ^= 0x5a;
+            ldg_buf_reset(&back);
+            if (ldg_qzip_unpack(ldg_buf_head(&x), ldg_buf_size(&x), &back, &used) == 0)
+                assert_int_equal(ldg_buf_size(&back), ldg_buf_size(&copy));
+            ((char *)ldg_buf_head(&x))[at] ^= 0x5a;
+        }
+        ldg_buf_free(&x);
+        ldg_buf_free(&back);
+        ldg_buf_free(&copy);
+    }
 
     /* one small log is never packed */
     ldg_buf_reset(&mp);
@@ -397,7 +444,8 @@ static void test_stored_runs(void **state)
         assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
     }
     assert_int_equal(
-        ldg_batch_add(&b, "1700000000000-3", 15, "7", 1, "5", 1, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 5);
+        ldg_batch_add(&b, "1700000000000-3", 15, "7", 1, "5", 1, ldg_buf_head(&mp), ldg_buf_size(&mp), false),
+        5);
     ldg_buf_free(&mp);
     struct ldg_log one = mk(9, TS_2025, "one", NULL);
     add(&b, "1700000000001-0", &one, false);
@@ -439,10 +487,10 @@ static void test_stored_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_copy),    cmocka_unit_test(test_bad_entries),
-        cmocka_unit_test(test_multi_log_entry), cmocka_unit_test(test_months),
-        cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_classify),        cmocka_unit_test(test_stored_runs),
+        cmocka_unit_test(test_add_and_copy),     cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_multi_log_entry),  cmocka_unit_test(test_months),
+        cmocka_unit_test(test_duplicates),       cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_classify),         cmocka_unit_test(test_stored_runs),
         cmocka_unit_test(test_compressed_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@
 
 /* $1 project ids, $2 entry ids, $3 row ranges: the runs of ldg_stored_params. */
 #define LDG_STORED_SQL                                                                                       \
-    "INSERT INTO stored_entries (project_id, stream_id, rows) "                                            \
+    "INSERT INTO stored_entries (project_id, stream_id, rows) "                                              \
     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::int4range[])"
 
 /* A row's index in its stream entry (the number after '/' in its queue id; 0 for an entry without
