@@ -271,6 +271,16 @@ static void test_groups(void **state)
         "{\"p\":2,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"early\",\"s\":\"trace \\\"x\\\"\\n\","
         "\"first\":1736937045123001,\"last\":1736937045123005,\"n\":2}]";
     assert_string_equal(text(&out), want);
+    /* the same groups' keys for the regression statement */
+    struct ldg_buf keys;
+    ldg_buf_init(&keys);
+    ldg_buf_reset(&out);
+    assert_int_equal(ldg_batch_groups_json_keys(&b, 0, 5, &out, &keys), 3);
+    assert_string_equal(text(&out), want);
+    assert_string_equal(text(&keys), "[{\"p\":1,\"f\":\"" FP_A "\",\"first\":1736937045123000},"
+                                     "{\"p\":2,\"f\":\"" FP_B "\",\"first\":1736937045123009},"
+                                     "{\"p\":2,\"f\":\"" FP_A "\",\"first\":1736937045123001}]");
+    ldg_buf_free(&keys);
     /* only PENDING entries of the range count */
     ldg_buf_reset(&out);
     ldg_batch_set(&b, 0, 1, LDG_BATCH_DUPLICATE, NULL);

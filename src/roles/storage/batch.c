@@ -408,14 +408,26 @@ static void json_opt(struct ldg_json_writer *w, const char *key, const char *s)
 
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out)
 {
+    return ldg_batch_groups_json_keys(b, lo, hi, out, NULL);
+}
+
+size_t ldg_batch_groups_json_keys(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out,
+                                  struct ldg_buf *keys)
+{
     size_t k = 0;
     for (size_t i = lo; i < hi; i++)
         k += b->e[i].state == LDG_BATCH_PENDING && b->e[i].fingerprint;
-    struct ldg_json_writer w;
+    struct ldg_json_writer w, kw;
     ldg_json_writer_init(&w, out);
     ldg_json_arr_begin(&w);
+    if (keys) {
+        ldg_json_writer_init(&kw, keys);
+        ldg_json_arr_begin(&kw);
+    }
     if (k == 0) {
         ldg_json_arr_end(&w);
+        if (keys)
+            ldg_json_arr_end(&kw);
         return 0;
     }
     const struct ldg_batch_entry **v = ldg_malloc(k * sizeof *v);
@@ -445,10 +457,21 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
         ldg_json_key(&w, "n");
         ldg_json_int(&w, (int64_t)(t - s));
         ldg_json_obj_end(&w);
+        if (keys) {
+            ldg_json_obj_begin(&kw);
+            ldg_json_key(&kw, "p");
+            ldg_json_int(&kw, v[s]->project_id);
+            json_opt(&kw, "f", v[s]->fingerprint);
+            ldg_json_key(&kw, "first");
+            ldg_json_int(&kw, v[s]->ts_us);
+            ldg_json_obj_end(&kw);
+        }
         groups++;
         s = t;
     }
     ldg_json_arr_end(&w);
+    if (keys)
+        ldg_json_arr_end(&kw);
     free(v);
     return groups;
 }

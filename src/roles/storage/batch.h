@@ -138,6 +138,11 @@ size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ld
  * The sample fields come from the group's earliest log. Returns the number of groups (0: "[]").
  */
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out);
+/* The same, and into `keys` the same groups with only their keys and first occurrence,
+ * [{"p":pid,"f":fp,"first":us}]: what the regression statement needs (PostgreSQL then parses the
+ * samples, stack traces mostly, once per batch instead of twice). */
+size_t ldg_batch_groups_json_keys(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out,
+                                  struct ldg_buf *keys);
 
 /*
  * What a failed statement of the storage transaction means (SQLSTATE, and the constraint the server

@@ -437,9 +437,12 @@ static void on_stored(PGresult *res, void *ud)
 static void commit(struct ldg__storage_consumer *c)
 {
     ldg_buf_reset(&c->groups);
-    size_t ng = ldg_batch_groups_json(&c->batch, c->cur.lo, c->cur.hi, &c->groups);
+    ldg_buf_reset(&c->group_keys);
+    size_t ng = ldg_batch_groups_json_keys(&c->batch, c->cur.lo, c->cur.hi, &c->groups, &c->group_keys);
     ldg_buf_put(&c->groups, "", 1);
+    ldg_buf_put(&c->group_keys, "", 1);
     const char *gparams[] = {ldg_buf_head(&c->groups)};
+    const char *kparams[] = {ldg_buf_head(&c->group_keys)};
     /* the duplicate check's buffers are free again: its answer came before the COPY */
     ldg_buf_reset(&c->p_pids);
     ldg_buf_reset(&c->p_ids);
@@ -460,7 +463,7 @@ static void commit(struct ldg__storage_consumer *c)
         st[n++] = (struct ldg_pg_stmt){.sql = regress_sql,
                                        .name = "ldg_storage_regress",
                                        .nparams = 1,
-                                       .params = gparams,
+                                       .params = kparams,
                                        .cb = on_regressed,
                                        .ud = c};
     if (ng > 0)
