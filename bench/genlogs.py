@@ -194,6 +194,8 @@ def main():
     ap.add_argument("--per-batch", type=int, default=1000)
     ap.add_argument("--singles", type=int, default=8)
     ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--span", type=float, default=3540.0,
+                    help="seconds the timestamps spread over, ending 60 s before --now (at most 3540)")
     a = ap.parse_args()
     if not 1 <= a.per_batch <= 1000:
         sys.exit("genlogs: --per-batch must be 1..1000")
@@ -201,8 +203,10 @@ def main():
     os.makedirs(a.outdir, exist_ok=True)
     ingested_at = datetime.fromtimestamp(a.now, timezone.utc).isoformat(timespec="microseconds")
     total = a.batches * a.per_batch
-    # Timestamps spread over [now - 3600 s, now - 60 s), ascending across the whole run.
-    start, span = a.now - 3600, 3540.0
+    # Timestamps spread over [now - 60 s - span, now - 60 s) (span 3540 s by default), ascending
+    # across the whole run.
+    span = min(max(a.span, 1.0), 3540.0)
+    start = a.now - 60 - span
     n = 0
     json_bytes = copy_bytes = exceptions = 0
     ts_min = ts_max = None

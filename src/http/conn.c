@@ -49,6 +49,8 @@
 #define LINGER_MS 2000
 #define INFLATE_FLOOR (1024 * 1024) /* any gzip body may inflate this far, whatever its ratio */
 #define MAX_PENDING_INPUT (256 * 1024)
+/* Input buffered while the filter decides on a request's head (the client's body, mostly). */
+#define MAX_HELD_INPUT (64 * 1024)
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -530,9 +532,11 @@ static void process_input(struct ldg_conn *c, const char *data, size_t len)
     while (len > 0 && !c->handle_closing) {
         if (c->state == LDG_CONN_CLOSING)
             return;
-        if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING || c->state == LDG_CONN_WRITTEN) {
+        if (c->auth_hold || c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING ||
+            c->state == LDG_CONN_WRITTEN) {
             ldg_buf_put(&c->in, data, len);
-            if (ldg_buf_size(&c->in) > MAX_PENDING_INPUT && !c->read_stopped) {
+            size_t bound = c->auth_hold ? MAX_HELD_INPUT : MAX_PENDING_INPUT;
+            if (ldg_buf_size(&c->in) > bound && !c->read_stopped) {
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->read_stopped = true;
             }
@@ -564,15 +568,14 @@ static void process_input(struct ldg_conn *c, const char *data, size_t len)
         case LDG_PARSE_MORE:
             return;
         case LDG_PARSE_HEAD: {
-            /* Nothing more is read until the filter has decided (ldg__conn_resume_body). The
+            /* Nothing more is parsed until the filter has decided (ldg__conn_resume_body). The
              * body bytes read with the head are lent to a filter that decides at once, and kept
-             * in `in` only when it answers later: a refusal on the spot buffers nothing. */
+             * in `in` only when it answers later: a refusal on the spot buffers nothing. Reading
+             * is not stopped for that: a filter that decides at once (a cached key) is the rule,
+             * and stopping and restarting cost two epoll_ctl calls per request. A filter that
+             * waits gets at most MAX_HELD_INPUT more bytes buffered before reading stops. */
             struct ldg_req *req = c->req;
             c->auth_hold = true;
-            if (!c->read_stopped) {
-                uv_read_stop((uv_stream_t *)&c->tcp);
-                c->read_stopped = true;
-            }
             c->head_rest = data;
             c->head_rest_len = len;
             ldg_req_ref(req);
@@ -610,7 +613,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
      * written (a client may half-close after sending); otherwise close now. Requests pipelined
      * behind it before a clean EOF are still answered: finish_request parses them and resumes
      * reading, which reports the EOF again once they are done. */
-    if (c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING || c->state == LDG_CONN_WRITTEN) {
+    if (c->auth_hold || c->state == LDG_CONN_DISPATCHED || c->state == LDG_CONN_WRITING ||
+        c->state == LDG_CONN_WRITTEN) {
         uv_read_stop(s);
         c->read_stopped = true;
         if (nread != UV_EOF || !ldg_buf_size(&c->in)) {

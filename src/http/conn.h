@@ -40,7 +40,7 @@ struct ldg_conn {
     bool close_after;    /* close once the current response is written */
     bool handle_closing; /* uv_close called */
     bool read_stopped;
-    bool auth_hold;        /* head read, the filter deciding: reading stays stopped */
+    bool auth_hold;        /* head read, the filter deciding: input is buffered, not parsed */
     const char *head_rest; /* borrowed during a filter call: body bytes read with the head */
     size_t head_rest_len;
     uint64_t body_start_ms; /* READ_BODY: when the body deadline started */

@@ -279,7 +279,13 @@ static size_t pynum_len(double d)
     return (size_t)n;
 }
 
-size_t ldg_logentry_pyjson_len(const cJSON *v, size_t cap)
+/* The longest repr of a double ("-2.2250738585072014e-308"): what pyjson_upper counts for a number
+ * that is not an integer, without printing it. */
+#define PYNUM_MAX 24
+
+/* pyjson_len, exact when `exact`, else an upper bound that never prints a number (the common case,
+ * attributes far below the limit, needs no more). */
+static size_t pyjson_len(const cJSON *v, size_t cap, bool exact)
 {
     if (cJSON_IsNull(v))
         return 4;
@@ -287,8 +293,12 @@ size_t ldg_logentry_pyjson_len(const cJSON *v, size_t cap)
         return 4;
     if (cJSON_IsFalse(v))
         return 5;
-    if (cJSON_IsNumber(v))
-        return pynum_len(v->valuedouble);
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (!exact && isfinite(d) && !(d == trunc(d) && fabs(d) < 1e21))
+            return PYNUM_MAX;
+        return pynum_len(d);
+    }
     if (cJSON_IsString(v))
         return pystr_len(v->valuestring ? v->valuestring : "");
     if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
@@ -299,13 +309,23 @@ size_t ldg_logentry_pyjson_len(const cJSON *v, size_t cap)
                 n = add_cap(n, 2); /* ", " */
             if (obj)
                 n = add_cap(n, pystr_len(c->string ? c->string : "") + 2); /* key + ": " */
-            n = add_cap(n, ldg_logentry_pyjson_len(c, cap));
+            n = add_cap(n, pyjson_len(c, cap, exact));
             if (n > cap)
                 return n;
         }
         return n;
     }
     return 4; /* raw/invalid items do not come out of ldg_json_parse */
+}
+
+size_t ldg_logentry_pyjson_len(const cJSON *v, size_t cap)
+{
+    return pyjson_len(v, cap, true);
+}
+
+bool ldg_logentry_pyjson_over(const cJSON *v, size_t cap)
+{
+    return pyjson_len(v, cap, false) > cap && pyjson_len(v, cap, true) > cap;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -626,7 +646,7 @@ int ldg_logentry_parse(const cJSON *obj, int64_t project_id, int64_t now_us, str
     /* Layer 2: the per-log rules of §4.2, in the reference's order. Equal to the limit is accepted. */
     if (out->ts_us > now_us + LDG_LOG_FUTURE_TOLERANCE_S * US_PER_S)
         return ldg_json_fail(err, errlen, "Timestamp cannot be more than 5 minutes in the future");
-    if (attrs && ldg_logentry_pyjson_len(attrs, LDG_LOG_MAX_ATTRIBUTES_BYTES) > LDG_LOG_MAX_ATTRIBUTES_BYTES)
+    if (attrs && ldg_logentry_pyjson_over(attrs, LDG_LOG_MAX_ATTRIBUTES_BYTES))
         return ldg_json_fail(err, errlen, "Attributes JSONB cannot exceed %d bytes",
                              LDG_LOG_MAX_ATTRIBUTES_BYTES);
     bool exception = strcmp(out->log_type, "exception") == 0;

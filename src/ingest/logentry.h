@@ -68,5 +68,8 @@ int ldg_logentry_parse_time(const cJSON *v, int64_t *us, int32_t *offset_min, ch
  * > cap). Exposed for tests. See logentry.c for the one approximation (numbers).
  */
 size_t ldg_logentry_pyjson_len(const cJSON *v, size_t cap);
+/* ldg_logentry_pyjson_len(v, cap) > cap, printing no number when a bound that counts every
+ * non-integral number at its longest repr is already within cap. */
+bool ldg_logentry_pyjson_over(const cJSON *v, size_t cap);
 
 #endif

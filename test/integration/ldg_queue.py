@@ -1,7 +1,13 @@
 """Reading the ingest queue in tests: stream entries carry fields p (project), n (logs) and m (the n
-logs' MessagePack items back to back: format 2 arrays, or format 1 maps from older entries). A
+logs' MessagePack items back to back: format 2 arrays, or format 1 maps from older entries), some
+of them in compressed blocks (format 3: 0xc1, the method (1 raw deflate, 2 LZ77), the logs' size and
+the compressed size as 4-byte big-endian numbers, then the compressed logs; docs/ingest.md "Queue
+entry"). A
 minimal MessagePack walker splits m without a msgpack module (Debian's python3 has none installed
 here)."""
+import zlib
+
+BLOCK = 0xC1
 
 def _skip(b, i):
     """Index just past the MessagePack item starting at b[i]."""
@@ -32,14 +38,66 @@ def _skip(b, i):
     raise ValueError(f"unexpected MessagePack byte 0x{c:02x}")
 
 
+def lz_decompress(src, size):
+    """The LZ77 codec of src/ingest/lz.c (LZ4's block layout)."""
+    out, i = bytearray(), 0
+
+    def length(n):
+        nonlocal i
+        if n == 15:
+            while True:
+                b = src[i]
+                i += 1
+                n += b
+                if b != 255:
+                    break
+        return n
+
+    while i < len(src):
+        token = src[i]
+        i += 1
+        nlit = length(token >> 4)
+        out += src[i:i + nlit]
+        i += nlit
+        if i >= len(src):
+            break
+        off = src[i] | src[i + 1] << 8
+        i += 2
+        mlen = length(token & 15) + 4
+        assert 0 < off <= len(out)
+        for _ in range(mlen):
+            out.append(out[-off])
+    assert len(out) == size, (len(out), size)
+    return bytes(out)
+
+
+def unpack_block(m, i):
+    """(the logs of the block at m[i], the index just past it)."""
+    method = m[i + 1]
+    raw, zlen = int.from_bytes(m[i + 2:i + 6], "big"), int.from_bytes(m[i + 6:i + 10], "big")
+    data = m[i + 10:i + 10 + zlen]
+    logs = zlib.decompress(data, -15) if method == 1 else lz_decompress(data, raw)
+    assert method in (1, 2) and len(logs) == raw, (method, len(logs), raw)
+    return logs, i + 10 + zlen
+
+
 def split_logs(m):
-    """The MessagePack items (one per log) of m, in order."""
+    """The MessagePack items (one per log) of m, in order, compressed blocks inflated."""
     out, i = [], 0
     while i < len(m):
+        if m[i] == BLOCK:
+            logs, i = unpack_block(m, i)
+            out.extend(split_logs(logs))
+            continue
         j = _skip(m, i)
         out.append(m[i:j])
         i = j
     return out
+
+
+def is_compressed(m):
+    """Does m start with a compressed block?"""
+    return len(m) > 0 and m[0] == BLOCK
 
 
 def queued(rc, stream):

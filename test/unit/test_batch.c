@@ -10,6 +10,8 @@
 
 #include "ingest/logcodec.h"
 #include "roles/storage/batch.h"
+#include "roles/storage/stored.h"
+#include "ingest/qzip.h"
 
 #define TS_2025 INT64_C(1736937045123000) /* 2025-01-15T10:30:45.123Z */
 #define FP_A "8e9fcb6190cbde0d71f285c946789ff0f4d6c2cb10aaa9550671a871481fcf0c"
@@ -269,6 +271,16 @@ static void test_groups(void **state)
         "{\"p\":2,\"f\":\"" FP_A "\",\"t\":\"ValueError\",\"m\":\"early\",\"s\":\"trace \\\"x\\\"\\n\","
         "\"first\":1736937045123001,\"last\":1736937045123005,\"n\":2}]";
     assert_string_equal(text(&out), want);
+    /* the same groups' keys for the regression statement */
+    struct ldg_buf keys;
+    ldg_buf_init(&keys);
+    ldg_buf_reset(&out);
+    assert_int_equal(ldg_batch_groups_json_keys(&b, 0, 5, &out, &keys), 3);
+    assert_string_equal(text(&out), want);
+    assert_string_equal(text(&keys), "[{\"p\":1,\"f\":\"" FP_A "\",\"first\":1736937045123000},"
+                                     "{\"p\":2,\"f\":\"" FP_B "\",\"first\":1736937045123009},"
+                                     "{\"p\":2,\"f\":\"" FP_A "\",\"first\":1736937045123001}]");
+    ldg_buf_free(&keys);
     /* only PENDING entries of the range count */
     ldg_buf_reset(&out);
     ldg_batch_set(&b, 0, 1, LDG_BATCH_DUPLICATE, NULL);
@@ -308,15 +320,188 @@ static void test_classify(void **state)
     assert_int_equal(ldg_batch_classify("42703", ""), LDG_BATCH_FAIL_PERSISTENT);
     assert_int_equal(ldg_batch_classify("54000", ""), LDG_BATCH_FAIL_PERSISTENT);
     assert_int_equal(ldg_batch_classify("XX000", ""), LDG_BATCH_FAIL_PERSISTENT);
+    /* schema 0009's exclusion constraint */
+    assert_int_equal(ldg_batch_classify("23P01", "stored_entries_queue_id_excl"), LDG_BATCH_FAIL_DUPLICATE);
+    assert_int_equal(ldg_batch_classify("23P01", "other_excl"), LDG_BATCH_FAIL_DATA);
+}
+
+/* Format 3: a request's logs as one compressed block (ingest/qzip.h), followed by a plain log (the
+ * script concatenates requests): every log a row, with its own MessagePack bytes; a corrupt block
+ * is one dead row holding the rest. Small runs are not compressed. */
+static void test_compressed_entry(void **state)
+{
+    (void)state;
+    struct ldg_buf mp, scratch, plain;
+    ldg_buf_init(&mp);
+    ldg_buf_init(&scratch);
+    ldg_buf_init(&plain);
+    size_t off[202] = {0};
+    for (int k = 0; k < 200; k++) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "request %d done", k);
+        struct ldg_log l = mk(7, TS_2025 + k, msg, k % 50 == 0 ? FP_A : NULL);
+        assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
+        off[k + 1] = ldg_buf_size(&mp);
+    }
+    ldg_buf_put(&plain, ldg_buf_head(&mp), ldg_buf_size(&mp));
+    assert_true(ldg_qzip_pack(&mp, &scratch));
+    assert_true(ldg_buf_size(&mp) < ldg_buf_size(&plain) / 2);
+    assert_int_equal((unsigned char)ldg_buf_head(&mp)[0], LDG_QZIP_MARK);
+    size_t block = ldg_buf_size(&mp);
+    struct ldg_log last = mk(7, TS_2025, "after the block", NULL);
+    assert_int_equal(ldg_logcodec_encode(&last, &mp), 0);
+
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-1", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 201);
+    assert_int_equal(ldg_batch_count(&b, 0, b.n, LDG_BATCH_PENDING), 201);
+    assert_string_equal(b.e[200].id, "9-1/200");
+    assert_int_equal(b.e[0].depth_bytes, ldg_buf_size(&mp)); /* what queue_bytes counted */
+    assert_int_equal(b.e[0].depth_n, 201);
+    assert_int_equal(b.e[7].raw_len, off[8] - off[7]);
+    assert_memory_equal(ldg_buf_head(&b.raw) + b.e[7].raw_off, ldg_buf_head(&plain) + off[7],
+                        off[8] - off[7]);
+    assert_non_null(b.e[50].fingerprint);
+    struct ldg_buf out;
+    ldg_buf_init(&out);
+    assert_int_equal(ldg_batch_copy(&b, 0, b.n, &out), 201);
+    assert_non_null(strstr(text(&out), "\trequest 199 done\t"));
+    ldg_buf_free(&out);
+
+    /* a block that does not unpack (an unknown method; a compressed size past the end): the block
+     * and what follows are one dead row */
+    (void)block;
+    char *h = (char *)ldg_buf_head(&mp);
+    h[1] = 9;
+    ldg_batch_reset(&b);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-2", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
+    assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
+    h[1] = LDG_QZIP_DEFAULT;
+    h[6] = 0x7f;
+    ldg_batch_reset(&b);
+    assert_int_equal(
+        ldg_batch_add(&b, "9-4", 3, "7", 1, "201", 3, ldg_buf_head(&mp), ldg_buf_size(&mp), false), 1);
+    assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
+    /* a truncated block too */
+    ldg_batch_reset(&b);
+    assert_int_equal(ldg_batch_add(&b, "9-3", 3, "7", 1, "201", 3, ldg_buf_head(&mp), 20, false), 1);
+    assert_int_equal(b.e[0].state, LDG_BATCH_DEAD);
+    ldg_batch_free(&b);
+
+    /* both methods are read; the LZ codec round-trips runs, long literals and long matches */
+    for (int method = LDG_QZIP_DEFLATE; method <= LDG_QZIP_LZ; method++) {
+        struct ldg_buf x, back;
+        ldg_buf_init(&x);
+        ldg_buf_init(&back);
+        for (int k = 0; k < 3000; k++)
+            ldg_buf_printf(&x, "%s%d", k % 3 ? "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" : "line ",
+                           (k * 7919) % 1000);
+        for (int k = 0; k < 600; k++) /* incompressible bytes: long literal runs */
+            ldg_buf_put(&x, (char[]){(char)((k * 2654435761u) >> 13)}, 1);
+        struct ldg_buf copy;
+        ldg_buf_init(&copy);
+        ldg_buf_put(&copy, ldg_buf_head(&x), ldg_buf_size(&x));
+        assert_true(ldg_qzip_pack_with(&x, &scratch, (enum ldg_qzip_method)method));
+        assert_int_equal((unsigned char)ldg_buf_head(&x)[1], method);
+        size_t used;
+        assert_int_equal(ldg_qzip_unpack(ldg_buf_head(&x), ldg_buf_size(&x), &back, &used), 0);
+        assert_int_equal(used, ldg_buf_size(&x));
+        assert_int_equal(ldg_buf_size(&back), ldg_buf_size(&copy));
+        assert_memory_equal(ldg_buf_head(&back), ldg_buf_head(&copy), ldg_buf_size(&copy));
+        /* every truncation and a flipped byte anywhere: an error or the wrong size, never an overrun */
+        for (size_t cut = 1; cut < ldg_buf_size(&x); cut += 97) {
+            ldg_buf_reset(&back);
+            assert_int_equal(ldg_qzip_unpack(ldg_buf_head(&x), cut, &back, &used), -EINVAL);
+        }
+        for (size_t at = LDG_QZIP_HEAD; at < ldg_buf_size(&x); at += 53) {
+            ((char *)ldg_buf_head(&x))[at] ^= 0x5a;
+            ldg_buf_reset(&back);
+            if (ldg_qzip_unpack(ldg_buf_head(&x), ldg_buf_size(&x), &back, &used) == 0)
+                assert_int_equal(ldg_buf_size(&back), ldg_buf_size(&copy));
+            ((char *)ldg_buf_head(&x))[at] ^= 0x5a;
+        }
+        ldg_buf_free(&x);
+        ldg_buf_free(&back);
+        ldg_buf_free(&copy);
+    }
+
+    /* one small log is never packed */
+    ldg_buf_reset(&mp);
+    assert_int_equal(ldg_logcodec_encode(&last, &mp), 0);
+    size_t n1 = ldg_buf_size(&mp);
+    assert_false(ldg_qzip_pack(&mp, &scratch));
+    assert_int_equal(ldg_buf_size(&mp), n1);
+    size_t used;
+    assert_int_equal(ldg_qzip_unpack(ldg_buf_head(&mp), n1, &scratch, &used), -EINVAL);
+    ldg_buf_free(&mp);
+    ldg_buf_free(&scratch);
+    ldg_buf_free(&plain);
+}
+
+/* stored_entries runs: one per stream entry and contiguous PENDING rows; rows not PENDING split a
+ * run; an entry without `n` is the run [0,1). */
+static void test_stored_runs(void **state)
+{
+    (void)state;
+    struct ldg_batch b;
+    ldg_batch_init(&b);
+    struct ldg_buf mp;
+    ldg_buf_init(&mp);
+    for (int k = 0; k < 5; k++) {
+        struct ldg_log l = mk(7, TS_2025 + k, "m", NULL);
+        assert_int_equal(ldg_logcodec_encode(&l, &mp), 0);
+    }
+    assert_int_equal(
+        ldg_batch_add(&b, "1700000000000-3", 15, "7", 1, "5", 1, ldg_buf_head(&mp), ldg_buf_size(&mp), false),
+        5);
+    ldg_buf_free(&mp);
+    struct ldg_log one = mk(9, TS_2025, "one", NULL);
+    add(&b, "1700000000001-0", &one, false);
+    assert_int_equal(b.n, 6);
+    assert_int_equal(ldg_stored_index(&b.e[3]), 3);
+    assert_int_equal(ldg_stored_index(&b.e[5]), 0);
+
+    struct ldg_buf p, s, r;
+    ldg_buf_init(&p);
+    ldg_buf_init(&s);
+    ldg_buf_init(&r);
+    assert_int_equal(ldg_stored_params(&b, 0, b.n, &p, &s, &r), 2);
+    assert_string_equal(ldg_buf_head(&p), "{7,9}");
+    assert_string_equal(ldg_buf_head(&s), "{1700000000000-3,1700000000001-0}");
+    assert_string_equal(ldg_buf_head(&r), "{\"[0,5)\",\"[0,1)\"}");
+
+    /* row 2 stored meanwhile (a duplicate): the entry is two runs */
+    b.e[2].state = LDG_BATCH_DUPLICATE;
+    ldg_buf_reset(&p);
+    ldg_buf_reset(&s);
+    ldg_buf_reset(&r);
+    assert_int_equal(ldg_stored_params(&b, 1, 5, &p, &s, &r), 2);
+    assert_string_equal(ldg_buf_head(&s), "{1700000000000-3,1700000000000-3}");
+    assert_string_equal(ldg_buf_head(&r), "{\"[1,2)\",\"[3,5)\"}");
+
+    /* nothing PENDING: empty arrays */
+    ldg_batch_set(&b, 0, b.n, LDG_BATCH_STORED, NULL);
+    ldg_buf_reset(&p);
+    ldg_buf_reset(&s);
+    ldg_buf_reset(&r);
+    assert_int_equal(ldg_stored_params(&b, 0, b.n, &p, &s, &r), 0);
+    assert_string_equal(ldg_buf_head(&r), "{}");
+    ldg_buf_free(&p);
+    ldg_buf_free(&s);
+    ldg_buf_free(&r);
+    ldg_batch_free(&b);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_copy),    cmocka_unit_test(test_bad_entries),
-        cmocka_unit_test(test_multi_log_entry), cmocka_unit_test(test_months),
-        cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_add_and_copy),     cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_multi_log_entry),  cmocka_unit_test(test_months),
+        cmocka_unit_test(test_duplicates),       cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_classify),         cmocka_unit_test(test_stored_runs),
+        cmocka_unit_test(test_compressed_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

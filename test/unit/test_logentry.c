@@ -523,6 +523,23 @@ static void test_attributes(void **state)
         170);
     assert_int_equal(pylen("{\"k\":[0.1, 100, -7, 3.141592653589793, 1e-7, 0.0001, 123456.789]}"),
                      strlen("{\"k\": [0.1, 100, -7, 3.141592653589793, 1e-07, 0.0001, 123456.789]}"));
+    /* the bound check: over only when the exact length is (numbers counted at their longest repr
+     * first): 10,000 x 0.5 is 10,000 * 5 - 2 + 2 = 50,000 exactly, 260,000 at the bound */
+    {
+        size_t cap = 10000 * 5 + 16;
+        char *big = malloc(cap);
+        size_t n = (size_t)snprintf(big, cap, "[0.5");
+        for (int i = 1; i < 10000; i++)
+            n += (size_t)snprintf(big + n, cap - n, ",0.5");
+        snprintf(big + n, cap - n, "]");
+        cJSON *v = ldg_json_parse(big, strlen(big));
+        assert_non_null(v);
+        assert_int_equal(ldg_logentry_pyjson_len(v, SIZE_MAX), 10000 * 5);
+        assert_false(ldg_logentry_pyjson_over(v, 50000));
+        assert_true(ldg_logentry_pyjson_over(v, 49999));
+        cJSON_Delete(v);
+        free(big);
+    }
     assert_int_equal(pylen("{\"\\b\\f\\t\\r\\u001f\":\"\\u00e9\"}"),
                      strlen("{\"\\b\\f\\t\\r\\u001f\": \"\\u00e9\"}"));
 

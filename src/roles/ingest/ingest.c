@@ -7,6 +7,7 @@
  * in req->arena until the reply arrives; the JSON tree is freed as soon as everything is encoded.
  */
 #include "roles/ingest/ingest.h"
+#include "ingest/qzip.h"
 #include "roles/ingest/ingest_int.h"
 
 #include <errno.h>
@@ -701,6 +702,12 @@ static void enqueue_start(struct enqueue *e)
     struct iw *iw = iw_of(req);
     e->day = (int64_t)(ldg_wall_us() / 1000000 / 86400);
     ldg_str_i64(e->n_s, (int64_t)e->accepted);
+    if (e->accepted >= LDG_QZIP_MIN_LOGS) { /* a batch's logs queued as one compressed block (ingest/qzip.h) */
+        struct ldg_buf plain;
+        ldg_buf_init(&plain);
+        (void)ldg_qzip_pack(&e->mp, &plain);
+        ldg_buf_free(&plain);
+    }
     ldg_gateway_ratelimit_keys(req, &e->rl);
     unsigned shard = ldg_settings_redis_shard(req->w->cfg, e->project_id);
     if (!ldg_redis_connected(req->w->redis_shard[shard])) {

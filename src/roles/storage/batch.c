@@ -13,6 +13,7 @@
 #include "core/civil.h"
 #include "core/json.h"
 #include "ingest/logcodec.h"
+#include "ingest/qzip.h"
 
 #define US_PER_S INT64_C(1000000)
 /* Allocations kept across resets; a bigger batch's memory is given back. */
@@ -26,6 +27,7 @@ void ldg_batch_init(struct ldg_batch *b)
     memset(b, 0, sizeof *b);
     ldg_buf_init(&b->rows);
     ldg_buf_init(&b->raw);
+    ldg_buf_init(&b->inflated);
     ldg_arena_init(&b->keep, NULL, 0);
     b->scratch_mem = ldg_malloc(SCRATCH_BYTES);
     ldg_arena_init(&b->scratch, b->scratch_mem, SCRATCH_BYTES);
@@ -44,6 +46,8 @@ void ldg_batch_reset(struct ldg_batch *b)
         ldg_buf_free(&b->raw);
     else
         ldg_buf_reset(&b->raw);
+    if (b->inflated.cap > KEEP_ROWS_BYTES)
+        ldg_buf_free(&b->inflated);
     if (b->cap > KEEP_ENTRIES) {
         free(b->e);
         b->e = NULL;
@@ -58,6 +62,7 @@ void ldg_batch_free(struct ldg_batch *b)
     free(b->e);
     ldg_buf_free(&b->rows);
     ldg_buf_free(&b->raw);
+    ldg_buf_free(&b->inflated);
     ldg_arena_free(&b->keep);
     ldg_arena_free(&b->scratch);
     free(b->scratch_mem);
@@ -161,6 +166,41 @@ static void fill_row(struct ldg_batch *b, struct ldg_batch_entry *e, const struc
     }
 }
 
+/* The logs of m[0..mlen) as rows k, k + 1, ...; with blocks, a compressed block (ingest/qzip.h)
+ * is inflated and its logs read in turn. A structure that breaks makes the rest one dead row. */
+static void add_logs(struct ldg_batch *b, const char *id, size_t idlen, int64_t depth_pid, bool maybe_stored,
+                     const char *m, size_t mlen, bool blocks, uint32_t *k)
+{
+    struct ldg_log l;
+    size_t off = 0;
+    while (off < mlen) {
+        size_t used;
+        int rc = -EINVAL;
+        if (blocks && (unsigned char)m[off] == LDG_QZIP_MARK) {
+            ldg_buf_reset(&b->inflated);
+            if (ldg_qzip_unpack(m + off, mlen - off, &b->inflated, &used) == 0) {
+                add_logs(b, id, idlen, depth_pid, maybe_stored, ldg_buf_head(&b->inflated),
+                         ldg_buf_size(&b->inflated), false, k);
+                off += used;
+                continue;
+            }
+            used = 0; /* a broken block: the rest as one dead row */
+        } else {
+            ldg_arena_reset(&b->scratch);
+            rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
+        }
+        size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
+        struct ldg_batch_entry *e = new_row(b, id, idlen, true, (*k)++, depth_pid, maybe_stored, m + off, take);
+        if (rc < 0) {
+            e->state = LDG_BATCH_DEAD;
+            e->reason = "undecodable queue entry";
+        } else {
+            fill_row(b, e, &l);
+        }
+        off += take;
+    }
+}
+
 int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char *pid, size_t pidlen,
                   const char *nfield, size_t nlen, const char *m, size_t mlen, bool maybe_stored)
 {
@@ -187,22 +227,8 @@ int ldg_batch_add(struct ldg_batch *b, const char *id, size_t idlen, const char 
         e->reason = "queue entry without payload";
     } else {
         /* Logs back to back, row k's queue id "<entry id>/k". */
-        size_t off = 0;
-        for (uint32_t k = 0; off < mlen; k++) {
-            size_t used;
-            ldg_arena_reset(&b->scratch);
-            int rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
-            size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
-            struct ldg_batch_entry *e =
-                new_row(b, id, idlen, true, k, depth_pid, maybe_stored, m + off, take);
-            if (rc < 0) {
-                e->state = LDG_BATCH_DEAD;
-                e->reason = "undecodable queue entry";
-            } else {
-                fill_row(b, e, &l);
-            }
-            off += take;
-        }
+        uint32_t k = 0;
+        add_logs(b, id, idlen, depth_pid, maybe_stored, m, mlen, true, &k);
     }
     b->e[first].first = true;
     int64_t n = nfield ? parse_pid(nfield, nlen) : 1;
@@ -382,14 +408,26 @@ static void json_opt(struct ldg_json_writer *w, const char *key, const char *s)
 
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out)
 {
+    return ldg_batch_groups_json_keys(b, lo, hi, out, NULL);
+}
+
+size_t ldg_batch_groups_json_keys(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out,
+                                  struct ldg_buf *keys)
+{
     size_t k = 0;
     for (size_t i = lo; i < hi; i++)
         k += b->e[i].state == LDG_BATCH_PENDING && b->e[i].fingerprint;
-    struct ldg_json_writer w;
+    struct ldg_json_writer w, kw;
     ldg_json_writer_init(&w, out);
     ldg_json_arr_begin(&w);
+    if (keys) {
+        ldg_json_writer_init(&kw, keys);
+        ldg_json_arr_begin(&kw);
+    }
     if (k == 0) {
         ldg_json_arr_end(&w);
+        if (keys)
+            ldg_json_arr_end(&kw);
         return 0;
     }
     const struct ldg_batch_entry **v = ldg_malloc(k * sizeof *v);
@@ -419,10 +457,21 @@ size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, st
         ldg_json_key(&w, "n");
         ldg_json_int(&w, (int64_t)(t - s));
         ldg_json_obj_end(&w);
+        if (keys) {
+            ldg_json_obj_begin(&kw);
+            ldg_json_key(&kw, "p");
+            ldg_json_int(&kw, v[s]->project_id);
+            json_opt(&kw, "f", v[s]->fingerprint);
+            ldg_json_key(&kw, "first");
+            ldg_json_int(&kw, v[s]->ts_us);
+            ldg_json_obj_end(&kw);
+        }
         groups++;
         s = t;
     }
     ldg_json_arr_end(&w);
+    if (keys)
+        ldg_json_arr_end(&kw);
     free(v);
     return groups;
 }
@@ -433,7 +482,7 @@ enum ldg_batch_failure ldg_batch_classify(const char *sqlstate, const char *cons
         return LDG_BATCH_FAIL_TRANSIENT;
     if (!constraint)
         constraint = "";
-    if (strcmp(sqlstate, "23505") == 0 && strstr(constraint, "queue_id"))
+    if ((strcmp(sqlstate, "23505") == 0 || strcmp(sqlstate, "23P01") == 0) && strstr(constraint, "queue_id"))
         return LDG_BATCH_FAIL_DUPLICATE;
     if (strcmp(sqlstate, "23514") == 0 && !*constraint)
         return LDG_BATCH_FAIL_NO_PARTITION;

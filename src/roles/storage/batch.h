@@ -3,7 +3,7 @@
  *
  * Queue entries (stream entry id, the `p`, `n` and `m` fields) are added in stream order. An
  * entry carries the logs of one ingest request: `m` holds n MessagePack logs back to back (without
- * an `n` field, exactly one). Each log becomes a row (struct ldg_batch_entry), decoded once
+ * an `n` field, exactly one), some of them possibly in compressed blocks (ingest/qzip.h). Each log becomes a row (struct ldg_batch_entry), decoded once
  * (ingest/logcodec.h) into its COPY line, kept in one buffer, plus the few fields the transaction
  * needs besides: project, timestamp, month, its MessagePack bytes (for a dead letter), and for
  * fingerprinted logs the error-group sample. A row that cannot be decoded is DEAD at once.
@@ -67,6 +67,7 @@ struct ldg_batch {
     size_t payload_bytes;      /* sum of the added `m` sizes (the batch's byte bound) */
     struct ldg_buf rows;       /* COPY lines of the decoded rows, back to back */
     struct ldg_buf raw;        /* every row's MessagePack bytes, back to back */
+    struct ldg_buf inflated;   /* the compressed block being read (ingest/qzip.h) */
     struct ldg_arena keep;     /* error-group samples and reasons, until reset */
     struct ldg_arena scratch;  /* one entry's decode */
     char *scratch_mem;         /* owned: scratch's first chunk */
@@ -139,11 +140,17 @@ size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ld
  * The sample fields come from the group's earliest log. Returns the number of groups (0: "[]").
  */
 size_t ldg_batch_groups_json(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out);
+/* The same, and into `keys` the same groups with only their keys and first occurrence,
+ * [{"p":pid,"f":fp,"first":us}]: what the regression statement needs (PostgreSQL then parses the
+ * samples, stack traces mostly, once per batch instead of twice). */
+size_t ldg_batch_groups_json_keys(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out,
+                                  struct ldg_buf *keys);
 
 /*
  * What a failed statement of the storage transaction means (SQLSTATE, and the constraint the server
  * named, "" if none):
- *   DUPLICATE     23505 on the queue-id key (a constraint whose name holds "queue_id"): some rows
+ *   DUPLICATE     23505 or 23P01 on a queue-id key (a constraint whose name holds "queue_id": the
+ *                 exclusion constraint of stored_entries, schema 0009, or 0007's unique key): some rows
  *                 of the range were committed by another transaction: look them up, write the rest
  *   NO_PARTITION  23514 naming no constraint: "no partition of relation ... found for row" (a CHECK
  *                 violation names its constraint)

@@ -832,6 +832,7 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
     c->bytes_per_entry = BYTES_PER_ENTRY_START;
     ldg_buf_init(&c->copy);
     ldg_buf_init(&c->groups);
+    ldg_buf_init(&c->group_keys);
     ldg_buf_init(&c->p_pids);
     ldg_buf_init(&c->p_ts);
     ldg_buf_init(&c->p_ids);
@@ -890,6 +891,7 @@ void ldg__storage_consumer_free(struct ldg__storage_consumer *c)
     ldg_batch_free(&c->batch);
     ldg_buf_free(&c->copy);
     ldg_buf_free(&c->groups);
+    ldg_buf_free(&c->group_keys);
     ldg__storage_regressed_clear(c);
     ldg_buf_free(&c->p_pids);
     ldg_buf_free(&c->p_ts);

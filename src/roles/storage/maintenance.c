@@ -6,7 +6,9 @@
  * runs the job per interval. The job, one step at a time on the worker's own pools:
  *
  *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition),
- *      on every logs shard in turn;
+ *      on every logs shard in turn; then, on every logs shard, stored_entries rows (schema 0009)
+ *      older than a day are deleted, retention_batch_rows per statement with retention_pause_ms
+ *      between statements;
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
  *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before) on
  *      every shard, then for each project delete rows older than its own retention on its shard,
@@ -38,6 +40,9 @@
 #define FIRST_RUN_MS 1000
 #define LOCK_KEY "ledger:storage:maintenance"
 #define CONSUMER_IDLE_MAX_MS (3600 * 1000)
+/* How long a stored_entries row is kept: far longer than an entry can come back to a consumer that
+ * does not know it was delivered (Redis losing its last second of acknowledgements). */
+#define STORED_ENTRIES_KEEP "1 day"
 
 /* KEYS: stream. ARGV: group, consumer. Deletes the consumer only if nothing is pending at it. */
 static const char delconsumer_lua[] =
@@ -71,7 +76,7 @@ struct ldg__storage_maint {
     } samples[LDG_SHARDS_MAX]; /* callback data of the queue gauges' reads */
     struct project *projects;
     size_t nprojects, cur;
-    uint64_t deleted, run_started_ms;
+    uint64_t deleted, expired, run_started_ms;
     size_t dropped;
 };
 
@@ -92,8 +97,9 @@ static void run_end(struct ldg__storage_maint *m, const char *failure)
         ldg_log_warn(CTX, "maintenance stopped: %s", failure);
     else
         ldg_log_info(CTX,
-                     "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " took_ms=%" PRIu64,
-                     m->dropped, m->deleted, ldg_worker_now(m->w) - m->run_started_ms);
+                     "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " stored_entries_expired=%" PRIu64
+                     " took_ms=%" PRIu64,
+                     m->dropped, m->deleted, m->expired, ldg_worker_now(m->w) - m->run_started_ms);
     schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
 }
 
@@ -318,7 +324,64 @@ static void on_projects(PGresult *res, void *ud)
     drop_before(m);
 }
 
-/* ---- 1. partitions ahead --------------------------------------------------------------------- */
+/* ---- 1. partitions ahead, stored entries ----------------------------------------------------- */
+
+static void retention(struct ldg__storage_maint *m)
+{
+    if (!cfg()->retention) {
+        consumers(m);
+        return;
+    }
+    m->pending++;
+    if (ldg_pgpool_query(m->w->pg_auth, "SELECT id, retention_days FROM projects ORDER BY id", 0, NULL,
+                         on_projects, m) < 0) {
+        m->pending--;
+        run_end(m, "auth database unavailable");
+    }
+}
+
+static void expire_next(struct ldg__storage_maint *m);
+
+static void on_expire_pause(uv_timer_t *t)
+{
+    struct ldg__storage_maint *m = t->data;
+    if (!m->stopping)
+        expire_next(m);
+}
+
+static void on_expired(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (!step_ok(m, res, "expiring stored entries"))
+        return;
+    uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
+    m->expired += n;
+    if (n >= (uint64_t)cfg()->retention_batch_rows) {
+        uv_timer_start(&m->timer, on_expire_pause, (uint64_t)cfg()->retention_pause_ms, 0);
+        return;
+    }
+    if (++m->shard < ldg_pgroute_nshards(m->w)) {
+        expire_next(m);
+        return;
+    }
+    retention(m);
+}
+
+/* Expires one statement's worth of stored_entries rows on shard m->shard. */
+static void expire_next(struct ldg__storage_maint *m)
+{
+    char limit[24];
+    snprintf(limit, sizeof limit, "%" PRId64, cfg()->retention_batch_rows);
+    const char *params[] = {limit};
+    static const char sql[] = "DELETE FROM stored_entries WHERE ctid = ANY (ARRAY(SELECT ctid FROM stored_entries "
+                              "WHERE stored_at < now() - interval '" STORED_ENTRIES_KEEP "' LIMIT $1::int))";
+    m->pending++;
+    struct ldg_pgpool *pool = ldg_pgroute_primary(m->w, m->shard);
+    if (!pool || ldg_pgpool_query_prepared(pool, "ldg_stored_expire", sql, 1, params, on_expired, m) < 0) {
+        m->pending--;
+        run_end(m, "logs database unavailable");
+    }
+}
 
 static void ensure_ahead(struct ldg__storage_maint *m);
 
@@ -331,16 +394,8 @@ static void on_ahead(PGresult *res, void *ud)
         ensure_ahead(m);
         return;
     }
-    if (!cfg()->retention) {
-        consumers(m);
-        return;
-    }
-    m->pending++;
-    if (ldg_pgpool_query(m->w->pg_auth, "SELECT id, retention_days FROM projects ORDER BY id", 0, NULL,
-                         on_projects, m) < 0) {
-        m->pending--;
-        run_end(m, "auth database unavailable");
-    }
+    m->shard = 0;
+    expire_next(m);
 }
 
 static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -361,6 +416,7 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     }
     m->run_started_ms = ldg_worker_now(m->w);
     m->deleted = 0;
+    m->expired = 0;
     m->dropped = 0;
     m->shard = 0;
     ensure_ahead(m);

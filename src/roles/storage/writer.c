@@ -6,7 +6,9 @@
  *      transaction, so the parent's lock is released at once);
  *   2. BEGIN [+ the duplicate check for entries delivered before] (one pipeline);
  *   3. COPY logs (...) FROM STDIN with the range's PENDING lines (one buffer);
- *   4. [lease renewal when the batch is old,] then the error_groups upsert and COMMIT (one pipeline).
+ *   4. [lease renewal when the batch is old,] then the stored_entries rows of the logs written (stored.h:
+ *      the statement that fails with 23P01 when another transaction committed some of them), the
+ *      error_groups upsert and COMMIT (one pipeline).
  *
  * Failures: a data error (SQLSTATE class 22 or 23) rolls back and halves the range; a single entry
  * that still fails is DEAD with the server's reason. "No partition for the row" forgets the month
@@ -31,6 +33,7 @@
 #include "roles/storage/consumer.h"
 #include "roles/storage/shardsplit.h"
 #include "roles/storage/storage.h"
+#include "roles/storage/stored.h"
 #include "roles/storage/tailpub.h"
 
 #define MAX_ATTEMPTS 3
@@ -410,7 +413,9 @@ static void on_regressed(PGresult *res, void *ud)
     if (stale(c))
         return;
     if (!res) {
-        capture(c); /* COMMIT's callback handles it */
+        if (!c->groups_failed)
+            capture(c); /* COMMIT's callback handles it; after a failed stored_entries insert this
+                           one is only cancelled: keep the cause */
         c->groups_failed = true;
         return;
     }
@@ -421,20 +426,47 @@ static void on_regressed(PGresult *res, void *ud)
     }
 }
 
+/* The stored_entries insert (first in the commit pipeline): its failure is what COMMIT's callback
+ * reports (23P01: another transaction committed some of these logs). */
+static void on_stored(PGresult *res, void *ud)
+{
+    struct ldg__storage_consumer *c = ud;
+    if (stale(c) || res)
+        return;
+    capture(c);
+    c->groups_failed = true;
+}
+
 static void commit(struct ldg__storage_consumer *c)
 {
     ldg_buf_reset(&c->groups);
-    size_t ng = ldg_batch_groups_json(&c->batch, c->cur.lo, c->cur.hi, &c->groups);
+    ldg_buf_reset(&c->group_keys);
+    size_t ng = ldg_batch_groups_json_keys(&c->batch, c->cur.lo, c->cur.hi, &c->groups, &c->group_keys);
     ldg_buf_put(&c->groups, "", 1);
+    ldg_buf_put(&c->group_keys, "", 1);
     const char *gparams[] = {ldg_buf_head(&c->groups)};
-    struct ldg_pg_stmt st[3];
+    const char *kparams[] = {ldg_buf_head(&c->group_keys)};
+    /* the duplicate check's buffers are free again: its answer came before the COPY */
+    ldg_buf_reset(&c->p_pids);
+    ldg_buf_reset(&c->p_ids);
+    ldg_buf_reset(&c->p_ts);
+    size_t nruns = ldg_stored_params(&c->batch, c->cur.lo, c->cur.hi, &c->p_pids, &c->p_ids, &c->p_ts);
+    const char *sparams[] = {ldg_buf_head(&c->p_pids), ldg_buf_head(&c->p_ids), ldg_buf_head(&c->p_ts)};
+    struct ldg_pg_stmt st[4];
     size_t n = 0;
     ldg__storage_regressed_clear(c);
+    if (nruns > 0)
+        st[n++] = (struct ldg_pg_stmt){.sql = LDG_STORED_SQL,
+                                       .name = "ldg_storage_stored",
+                                       .nparams = 3,
+                                       .params = sparams,
+                                       .cb = on_stored,
+                                       .ud = c};
     if (ng > 0)
         st[n++] = (struct ldg_pg_stmt){.sql = regress_sql,
                                        .name = "ldg_storage_regress",
                                        .nparams = 1,
-                                       .params = gparams,
+                                       .params = kparams,
                                        .cb = on_regressed,
                                        .ud = c};
     if (ng > 0)
