@@ -501,6 +501,9 @@ def test_traces_multi_service(env):
     ps = r.json()["partialSuccess"]
     assert ps["rejectedSpans"] in ("1", 1) and "Span 1:" in ps["errorMessage"]
 
+    # 200 means queued: the storage role writes the spans shortly after
+    wait_until(lambda: len(api(e, f"/api/v1/traces/{trace.hex()}").json().get("spans", [])) == 3, scaled(15),
+               what="the trace's spans stored")
     lst = api(e, "/api/v1/traces")
     assert lst.status_code == 200, lst.text
     traces = lst.json()["traces"]
@@ -553,6 +556,7 @@ def test_traces_pagination_and_retries(env):
         assert post_traces(e, body).status_code == 200
         if i == 0:  # an exporter retrying: the same span twice is shown once
             assert post_traces(e, body).status_code == 200
+    wait_until(lambda: len(api(e, "/api/v1/traces").json()["traces"]) == 3, scaled(15), what="3 traces stored")
     page1 = api(e, "/api/v1/traces", limit=2).json()
     assert [t["root_name"] for t in page1["traces"]] == ["op2", "op1"] and page1["next_cursor"]
     page2 = api(e, "/api/v1/traces", limit=2, cursor=page1["next_cursor"]).json()
@@ -623,6 +627,8 @@ def test_metrics_store_and_query(env):
     assert r.status_code == 200 and r.json() == {}, r.text
 
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - 3600))
+    wait_until(lambda: sum(s["points"] for s in api(e, "/api/v1/metrics/series", start_time=start).json()["series"])
+               == 8, scaled(15), what="the points stored")
     series = api(e, "/api/v1/metrics/series", start_time=start).json()["series"]
     by = {s["name"]: s for s in series}
     assert sorted(by) == ["cpu.temp", "http.requests", "latency", "queue.size"]

@@ -7,9 +7,14 @@ one export with its key stores nothing twice."""
 
 import collections
 import json
+import subprocess
 import time
 
 import requests
+
+from ldg_servers import free_port
+from test_misconfig import _ini_of
+from conftest import render_ini
 
 from conftest import scaled
 from ldg_http import wait_until
@@ -55,7 +60,7 @@ def post(srv, key, path, body, idem=None, ctype=PB):
 
 
 def span_rows(f, trace=None):
-    q = "SELECT span_id, queue_id FROM spans WHERE project_id = %s"
+    q = "SELECT trace_id, span_id, queue_id FROM spans WHERE project_id = %s"
     args = [f.pid]
     if trace:
         q += " AND trace_id = %s"
@@ -64,7 +69,8 @@ def span_rows(f, trace=None):
 
 
 def point_rows(f):
-    return f.logs_db.execute("SELECT name, attributes::text, queue_id FROM metric_points WHERE project_id = %s",
+    return f.logs_db.execute("SELECT name, attributes::text, \"time\", queue_id FROM metric_points "
+                             "WHERE project_id = %s",
                              (f.pid,)).fetchall()
 
 
@@ -101,7 +107,7 @@ def test_spans_and_points_are_queued_counted_and_stored_with_queue_ids(fleet):
     assert_once(span_rows(f), 20)
     assert_once(point_rows(f), 11)
     eid = entries[0][0].decode()
-    assert {q.rsplit("/", 1)[0] for _, q in span_rows(f)} == {eid}
+    assert {q.rsplit("/", 1)[0] for _, _, q in span_rows(f)} == {eid}
     # the exception event's log went to logs, not to the live tail of spans
     assert f.count() == 1
     assert health_storage(st)["stored"] == 32
@@ -112,7 +118,7 @@ def test_kill_after_commit_before_ack_stores_spans_and_points_once(fleet):
     ing = f.start(roles=INGEST_ONLY)
     for i in range(4):
         assert post(ing, f.key, "/v1/traces", traces_body(f"{i:02x}aa55bb66", n=50)[1]).status_code == 200
-        assert post(ing, f.key, "/v1/metrics", metrics_body(20, t_ns=now_ns(-30) + i)).status_code == 200
+        assert post(ing, f.key, "/v1/metrics", metrics_body(20, t_ns=now_ns(-30) + i * 1_000_000)).status_code == 200
     assert f.depth() == 4 * 51 + 4 * 21
 
     a = f.start(roles=STORAGE_ONLY, storage={**HOLDING, "debug_pause_before_ack_ms": 10000})
@@ -139,7 +145,7 @@ def test_two_storage_processes_write_the_same_span_entries_once(fleet):
     f.start(roles=STORAGE_ONLY, storage={**QUICK, "group": other})
     for i in range(10):
         assert post(ing, f.key, "/v1/traces", traces_body(f"{i:02x}77dd88ee", n=30)[1]).status_code == 200
-        assert post(ing, f.key, "/v1/metrics", metrics_body(5, t_ns=now_ns(-30) + i)).status_code == 200
+        assert post(ing, f.key, "/v1/metrics", metrics_body(5, t_ns=now_ns(-30) + i * 1_000_000)).status_code == 200
 
     def settled():
         return (f.rc.xlen(f.stream) == 0 and
@@ -168,7 +174,7 @@ def test_retry_of_the_same_export_with_its_idempotency_key_stores_nothing_twice(
         r = post(ing, f.key, path, body, idem=f"exp-{path}")
         assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
         assert r.content == first[path].content
-        assert r.headers["Content-Type"].startswith(PB)
+        assert r.headers.get("Content-Type") == first[path].headers.get("Content-Type")
     # OTLP/JSON: the stored answer is the JSON one, with its partial success
     jbody = {"resourceSpans": [{"scopeSpans": [{"spans": [
         {"traceId": "ff" * 16, "spanId": "ee" * 8, "name": "ok", "startTimeUnixNano": str(now_ns(-5))},
@@ -219,3 +225,52 @@ def test_spans_older_than_the_retention_are_refused(ledgerd, db):
     r = post(e.srv, e.key, "/v1/metrics", metrics_body(1, t_ns=old))
     rejected, msg = pb_partial(r.content)
     assert rejected == 2 and "before the project's retention period" in msg
+
+
+# ---- the OTLP-only listener ([gateway] otlp_listen) -------------------------------------------------
+
+
+def test_otlp_listener_serves_only_the_otlp_routes(fleet):
+    port = free_port()
+    f = fleet(extra={"gateway": {"otlp_listen": f"127.0.0.1:{port}"}})
+    srv = f.start(storage=QUICK, workers=2)
+    base = f"http://127.0.0.1:{port}"
+    assert "OTLP/HTTP listener on 127.0.0.1:" in srv.log_text()
+    trace, body = traces_body("4318431843", n=5, with_exception=False)
+    for _ in range(4):  # several connections: every worker listens
+        r = requests.post(base + "/v1/traces", data=body, timeout=scaled(10),
+                          headers={"Content-Type": PB, "X-API-Key": f.key, "Connection": "close"})
+        assert r.status_code == 200 and pb_partial(r.content) == (0, ""), r.content
+    r = requests.post(base + "/v1/logs", data=pb_request([pb_record(now_ns(-1), 9, body="via 4318")]),
+                      headers={"Content-Type": PB, "Authorization": "Bearer " + f.key}, timeout=scaled(10))
+    assert r.status_code == 200
+    r = requests.post(base + "/v1/metrics", data=metrics_body(2), timeout=scaled(10),
+                      headers={"Content-Type": PB, "X-API-Key": f.key})
+    assert r.status_code == 200
+    # the same authentication and errors as on the main port
+    r = requests.post(base + "/v1/traces", data=body, headers={"Content-Type": PB}, timeout=scaled(10))
+    assert r.status_code == 401 and r.headers["Content-Type"].startswith(PB)
+    # nothing else is served there
+    for method, path in (("GET", "/health"), ("POST", "/api/v1/ingest/batch"), ("GET", "/api/v1/traces"),
+                         ("GET", "/"), ("GET", "/v1/traces")):
+        r = requests.request(method, base + path, headers={"X-API-Key": f.key}, timeout=scaled(10))
+        assert r.status_code == 404, (method, path, r.status_code)
+    # ... and the main port still serves everything
+    assert requests.get(srv.url + "/health", timeout=scaled(10)).status_code == 200
+    # the same export sent 4 times without a key: 4 copies (the queries read each span id once)
+    wait_until(lambda: len(span_rows(f)) == 20 and len(point_rows(f)) == 3, scaled(20), what="stored")
+    assert f.count() == 1
+
+
+def test_otlp_listen_misconfigured_refuses_to_start(ledgerd, ledgerd_bin, tmp_path):
+    first = ledgerd()
+    base = _ini_of(first)
+    for i, bad in enumerate(("4318", "localhost:4318", "127.0.0.1:0", "[::1]4318", f"127.0.0.1:{first.port}")):
+        cfg = {s: dict(v) for s, v in base.items()}
+        cfg["server"]["port"] = str(free_port())
+        cfg.setdefault("gateway", {})["otlp_listen"] = bad if i < 4 else f"127.0.0.1:{cfg['server']['port']}"
+        ini = tmp_path / f"bad{i}.ini"
+        ini.write_text(render_ini(cfg))
+        p = subprocess.run([ledgerd_bin, "-c", str(ini)], capture_output=True, text=True, timeout=scaled(30),
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode != 0 and "otlp_listen" in p.stdout + p.stderr, (bad, p.returncode, p.stderr[-500:])

@@ -98,9 +98,13 @@ static void response_body(const struct enqueue *e, struct ldg_buf *out)
 {
     struct ldg_buf msg;
     ldg_buf_init(&msg);
+    /* over the quota (ingest.c's verdict), errors holds the quota's message alone */
+    static const char quota[] = "Daily quota exceeded";
+    bool over_quota = ldg_buf_size(&e->errors) >= sizeof quota - 1 &&
+                      memcmp(ldg_buf_head(&e->errors), quota, sizeof quota - 1) == 0;
     if (e->rejected) {
         ldg_buf_put(&msg, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
-        if (e->rejected > MAX_REPORTED)
+        if (e->rejected > MAX_REPORTED && !over_quota)
             ldg_buf_printf(&msg, "; and %zu more", e->rejected - MAX_REPORTED);
     }
     ldg_buf_put(&msg, "", 1);
@@ -237,8 +241,6 @@ static void handle_rows(struct ldg_req *req, enum ldg_otlp_signal sig)
     e->otlp_items = rows.n;
     e->rejected = rows.rejected;
     ldg_buf_put(&e->errors, ldg_buf_head(&rows.message), ldg_buf_size(&rows.message));
-    if (rows.rejected > MAX_REPORTED)
-        ldg_buf_printf(&e->errors, "; and %zu more", rows.rejected - MAX_REPORTED);
     ldg_buf_free(&rows.message);
     (void)ldg_buf_reserve(&e->mp, ldg_buf_size(&copy) + 32 * rows.rows + 64, 0);
     enum ldg_otelrow_table table = sig == LDG_OTLP_TRACES ? LDG_OTELROW_SPAN : LDG_OTELROW_METRIC;
@@ -280,7 +282,7 @@ static void handle_metrics(struct ldg_req *req)
 void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
 {
     struct ldg_route_opts o = {
-        .flags = LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS,
+        .flags = LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS | LDG_ROUTE_OTLP_LISTENER,
         .max_body_bytes = (size_t)c->max_batch_body_bytes,
         .error_fn = on_error,
     };
