@@ -274,3 +274,76 @@ def test_otlp_listen_misconfigured_refuses_to_start(ledgerd, ledgerd_bin, tmp_pa
         p = subprocess.run([ledgerd_bin, "-c", str(ini)], capture_output=True, text=True, timeout=scaled(30),
                            stdin=subprocess.DEVNULL)
         assert p.returncode != 0 and "otlp_listen" in p.stdout + p.stderr, (bad, p.returncode, p.stderr[-500:])
+
+
+# ---- hourly rollups of metric points ------------------------------------------------------------------
+
+
+def test_metric_queries_by_whole_hours_read_the_rollups(fleet):
+    f = fleet(extra={"analytics": {"hourly_metrics_interval_ms": 1000}})
+    srv = f.start()
+    hour = (int(time.time()) // 3600 - 3) * 3600  # wholly past, before the hours the hourly job redoes
+    ns = lambda s: (hour + s) * 1_000_000_000  # noqa: E731
+    gauge = f_bytes(1, "r.gauge") + f_bytes(5, b"".join(f_bytes(1, p) for p in [
+        num_point(ns(60), 10.0, {"host": "a"}), num_point(ns(1800), 20.0, {"host": "a"}),
+        num_point(ns(60), 30.0, {"host": "b"}), num_point(ns(3599), 50.0, {"host": "b"})]))
+    total = f_bytes(1, "r.requests") + f_bytes(7, b"".join(
+        f_bytes(1, p) for p in [num_point(ns(60), 100, {"route": "/a"}, start_ns=ns(0)),
+                                num_point(ns(1200), 160, {"route": "/a"}, start_ns=ns(0)),
+                                num_point(ns(3700), 400, {"route": "/a"}, start_ns=ns(0))])
+                                                  + f_varint(2, 2) + f_varint(3, 1))
+    hist = f_bytes(1, "r.latency") + f_bytes(9, b"".join(f_bytes(1, hist_point(
+        ns(300 + k), 10, 300.0, [10.0, 100.0], [5, 4, 1], 1.0, 250.0)) for k in range(3)) + f_varint(2, 1))
+    r = post(srv, f.key, "/v1/metrics", pb_metrics([gauge, total, hist], {"service.name": "api"}))
+    assert r.status_code == 200 and pb_partial(r.content) == (0, ""), r.content
+    wait_until(lambda: len(point_rows(f)) == 10, scaled(20), what="points stored")
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - 3600))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour + 7200))
+
+    def query():
+        out = {}
+        for name, aggs in (("r.gauge", ("avg", "sum", "min", "max")), ("r.requests", ("rate", "sum")),
+                           ("r.latency", ("avg", "sum", "max", "rate"))):
+            for agg in aggs:
+                for gb in (None, "host"):
+                    params = {"name": name, "aggregation": agg, "interval": "1h", "start_time": start,
+                              "end_time": end}
+                    if gb:
+                        params["group_by"] = gb
+                    rr = requests.get(srv.url + "/api/v1/metrics/query", params=params,
+                                      headers={"X-API-Key": f.key}, timeout=scaled(10))
+                    assert rr.status_code == 200, rr.text
+                    out[(name, agg, gb)] = [(d["time"], d["group"], round(d["value"], 9)) for d in rr.json()["data"]]
+        return out
+
+    raw = query()
+    assert [v for _, _, v in raw[("r.gauge", "avg", None)]] == [27.5]
+    assert [(g, v) for _, g, v in raw[("r.gauge", "max", "host")]] == [("a", 20), ("b", 50)]
+    assert [v for _, _, v in raw[("r.requests", "rate", None)]] == [round(60 / 3600, 9), 0]
+    assert [v for _, _, v in raw[("r.latency", "avg", None)]] == [30]
+
+    # the points were stored long ago (before a rollup's cutoff) and the hour is rolled up: the
+    # same answers, now from the rollups, as they stay once the points are gone
+    f.logs_db.execute("UPDATE metric_points SET ingested_at = ingested_at - interval '1 hour' "
+                      "WHERE project_id = %s", (f.pid,))
+    for h in (hour, hour + 3600):
+        f.logs_db.execute("SELECT metric_rollup_hour(to_timestamp(%s))", (h,))
+    rolled = f.logs_db.execute("SELECT count(*) FROM metric_rollups WHERE project_id = %s", (f.pid,)).fetchone()[0]
+    assert rolled == 5  # gauge a, gauge b, requests (2 hours), latency
+    assert query() == raw
+    f.logs_db.execute("DELETE FROM metric_points WHERE project_id = %s", (f.pid,))
+    assert query() == raw
+
+    # a late point of a rolled-up hour (stored after the cutoff) is read from the points
+    late = f_bytes(1, "r.gauge") + f_bytes(5, f_bytes(1, num_point(ns(900), 100.0, {"host": "a"})))
+    assert post(srv, f.key, "/v1/metrics", pb_metrics([late], {"service.name": "api"})).status_code == 200
+    wait_until(lambda: len(point_rows(f)) == 1, scaled(20), what="the late point stored")
+    now = query()
+    assert [(g, v) for _, g, v in now[("r.gauge", "max", "host")]] == [("a", 100), ("b", 50)]
+    assert [v for _, _, v in now[("r.gauge", "sum", None)]] == [210]
+
+    # the analytics role's hourly job rolls up the hours it aggregates (here every second)
+    wait_until(lambda: f.logs_db.execute(
+        "SELECT count(*) FROM metric_rollup_hours WHERE hour = to_timestamp(%s) AND rolled_at > now() - "
+        "interval '30 seconds'", ((int(time.time()) // 3600 - 1) * 3600,)).fetchone()[0] == 1, scaled(20),
+               what="the hourly job's rollup of the last hour")

@@ -504,10 +504,28 @@ static void on_hour_marked(struct ldg_redis *r, redisReply *reply, void *ud)
     hourly_next(j);
 }
 
+static void on_hour_rolled(PGresult *res, void *ud);
+
+/* After the hour's aggregated_metrics: the hour's metric point rollups (schema logs/0011,
+ * docs/otlp.md "Rollups"), then the mark. */
 static void on_hour_done(PGresult *res, void *ud)
 {
     struct job *j = ud;
     if (!step_ok(j, res, "aggregating an hour"))
+        return;
+    char ts[48];
+    struct ldg_civil c;
+    ldg_civil_from_unix(j->hour * 3600, &c);
+    snprintf(ts, sizeof ts, "%04" PRId64 "-%02u-%02u %02u:00:00+00", c.year, c.mon, c.day, c.hour);
+    const char *params[] = {ts};
+    sql_on(j, j->s->w->pg_logs, "ana_rollup", "SELECT metric_rollup_hour($1::timestamptz)", 1, params,
+           on_hour_rolled, "rolling up metric points");
+}
+
+static void on_hour_rolled(PGresult *res, void *ud)
+{
+    struct job *j = ud;
+    if (!step_ok(j, res, "rolling up metric points"))
         return;
     /* the mark only moves forward (the previous hour is redone on every run) */
     static const char lua[] = "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"

@@ -301,6 +301,78 @@ static int64_t parse_interval(const char *s)
     return v * mul;
 }
 
+/*
+ * avg, sum, min, max and rate by whole hours: from the hourly rollups (schema logs/0011) for the
+ * hours the analytics role rolled up and that lie wholly in the range (plus their points stored
+ * after the rollup's cutoff), from the points for every other hour. Both become partial rows of the same shape, one per series and hour (a point is its
+ * own partial), and the aggregation combines partials: for every bucket of whole hours this gives
+ * the same numbers as the points alone (rate's increase of a cumulative sum is max - min per
+ * series and bucket, which the hourly maxima and minima preserve).
+ */
+static void query_rollups(struct ldg_req *req, struct tq *q, const char *name, const char *agg, size_t ai,
+                          int64_t iv)
+{
+    static const char *const value_exprs[] = {
+        "CASE WHEN max(type) = 'histogram' THEN sum(h_sum) / nullif(sum(h_count), 0) "
+        "ELSE sum(v_sum) / nullif(sum(n_v), 0) END",
+        "CASE WHEN max(type) = 'histogram' THEN sum(h_sum) ELSE sum(v_sum) END",
+        "CASE WHEN max(type) = 'histogram' THEN min(h_min) ELSE min(v_min) END",
+        "CASE WHEN max(type) = 'histogram' THEN max(h_max) ELSE max(v_max) END",
+    };
+    const char *group_by = ldg__query_param(req, "group_by");
+    const char *service = ldg__query_param(req, "service");
+    int pn = ldg_qparams_add(&q->p, &req->arena, name);
+    int pa = ldg_qparams_add(&q->p, &req->arena, agg);
+    int pi = ldg_qparams_add(&q->p, &req->arena, ldg__query_itoa(req, iv));
+    int pg = ldg_qparams_add(&q->p, &req->arena, group_by);
+    int ps = ldg_qparams_add(&q->p, &req->arena, ldg__query_param(req, "start_time"));
+    int pe = ldg_qparams_add(&q->p, &req->arena, ldg__query_param(req, "end_time"));
+    int psv = ldg_qparams_add(&q->p, &req->arena, service);
+    struct ldg_buf w;
+    ldg_buf_init(&w);
+    ldg_buf_printf(&w, "project_id = $1::bigint AND name = $%d::text", pn);
+    time_range(req, q, &w, "\"time\"");
+    text_filter(req, q, &w, "service", "service");
+    struct ldg_buf rows;
+    ldg_buf_init(&rows);
+    if (ai < 4)
+        ldg_buf_printf(&rows, "SELECT b, g, (%s)::float8 AS v FROM p GROUP BY b, g", value_exprs[ai]);
+    else
+        ldg_buf_printf(&rows,
+                       "SELECT b, g, sum(inc) / $%d::float8 AS v FROM (SELECT b, g, "
+                       "CASE WHEN max(type) = 'histogram' THEN "
+                       "CASE WHEN max(temporality) = 2 THEN max(h_count_max) - min(h_count_min) ELSE sum(h_count) END "
+                       "ELSE CASE WHEN max(temporality) = 2 THEN max(v_max) - min(v_min) ELSE sum(v_sum) END END "
+                       "AS inc FROM p GROUP BY b, g, attributes::text) s GROUP BY b, g",
+                       pi);
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "WITH hrs AS (SELECT hour, upto FROM metric_rollup_hours WHERE "
+                   "hour >= coalesce($%d::timestamptz, now() - interval '24 hours') AND "
+                   "hour + interval '1 hour' <= coalesce($%d::timestamptz, now() + interval '5 minutes')), "
+                   "pr AS (SELECT r.hour AS t, r.type, r.unit, r.temporality, r.attributes, r.n_v, r.v_sum, r.v_min, "
+                   "r.v_max, r.h_count, r.h_count_min, r.h_count_max, r.h_sum, r.h_min, r.h_max FROM metric_rollups r "
+                   "WHERE r.project_id = $1::bigint AND r.name = $%d::text AND r.hour IN (SELECT hour FROM hrs) "
+                   "AND ($%d::text IS NULL OR r.service = $%d::text) "
+                   "UNION ALL SELECT \"time\", type, unit, temporality, attributes, (value IS NOT NULL)::int, value, "
+                   "value, value, count, count, count, sum, min, max FROM metric_points m WHERE %.*s AND NOT EXISTS "
+                   "(SELECT 1 FROM hrs WHERE hrs.hour = to_timestamp(floor(extract(epoch FROM m.\"time\") / 3600) * "
+                   "3600) AND m.ingested_at < hrs.upto)), "
+                   "p AS (SELECT *, to_timestamp(floor(extract(epoch FROM t) / $%d::float8) * $%d::float8) AS b, "
+                   "CASE WHEN $%d::text IS NULL THEN NULL ELSE attributes ->> $%d::text END AS g FROM pr), "
+                   "r AS (%.*s ORDER BY 1, 2 LIMIT 10000) "
+                   "SELECT json_build_object('name', $%d::text, 'type', (SELECT max(type) FROM p), "
+                   "'unit', (SELECT max(unit) FROM p), 'aggregation', $%d::text, 'interval_s', $%d::bigint, "
+                   "'group_by', $%d::text, 'data', coalesce((SELECT json_agg(json_build_object('time', r.b, "
+                   "'group', r.g, 'value', r.v) ORDER BY r.b, r.g) FROM r), '[]'))",
+                   ps, pe, pn, psv, psv, (int)ldg_buf_size(&w), ldg_buf_head(&w), pi, pi, pg, pg,
+                   (int)ldg_buf_size(&rows), ldg_buf_head(&rows), pn, pa, pi, pg);
+    ldg_buf_free(&w);
+    ldg_buf_free(&rows);
+    finish(req, q, &sql);
+}
+
 static void handle_query(struct ldg_req *req)
 {
     static const char *const aggs[] = {"avg", "sum", "min", "max", "rate", "p50", "p95", "p99"};
@@ -328,6 +400,10 @@ static void handle_query(struct ldg_req *req)
     if (!iv) {
         ldg__query_422(req, "query", "interval", "value_error",
                        "Interval must be seconds or a number with s, m, h or d, at most 31 days", ivs);
+        return;
+    }
+    if (iv % 3600 == 0 && ai <= 4) {
+        query_rollups(req, q, name, agg, ai, iv);
         return;
     }
     const char *group_by = ldg__query_param(req, "group_by");
