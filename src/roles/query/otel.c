@@ -19,7 +19,8 @@
 
 struct tq {
     int64_t project_id;
-    const char *sql; /* arena */
+    const char *sql;  /* arena */
+    const char *name; /* a fixed sql's prepared statement name, or NULL */
     struct ldg_qparams p;
     const char *what, *failed;
     bool not_found_if_null;
@@ -40,7 +41,10 @@ static void on_result(struct ldg_req *req, PGresult *page, PGresult *count, void
 static void on_owned(struct ldg_req *req, void *ud)
 {
     struct tq *q = ud;
-    ldg__query_run(req, q->what, q->failed, q->sql, NULL, &q->p, 0, on_result, q);
+    if (q->name)
+        ldg__query_run_prepared(req, q->name, q->what, q->failed, q->sql, &q->p, on_result, q);
+    else
+        ldg__query_run(req, q->what, q->failed, q->sql, NULL, &q->p, 0, on_result, q);
 }
 
 static struct tq *tq_new(struct ldg_req *req, const char *what, const char *failed)
@@ -216,6 +220,7 @@ static void handle_one(struct ldg_req *req)
         "'status_message', x.status_message, 'attributes', x.attributes, 'events', x.events) "
         "ORDER BY x.path)) END FROM x",
         t, t);
+    q->name = "qry_trace"; /* the same text every time ($2 is always the trace id) */
     finish(req, q, &sql);
 }
 
