@@ -282,7 +282,7 @@ def test_otlp_listen_misconfigured_refuses_to_start(ledgerd, ledgerd_bin, tmp_pa
 def test_metric_queries_by_whole_hours_read_the_rollups(fleet):
     f = fleet(extra={"analytics": {"hourly_metrics_interval_ms": 1000}})
     srv = f.start()
-    hour = (int(time.time()) // 3600 - 3) * 3600  # wholly past, before the hours the hourly job redoes
+    hour = (int(time.time()) // 3600 - 6) * 3600  # well before the hours the hourly job does (now-2, now-1)
     ns = lambda s: (hour + s) * 1_000_000_000  # noqa: E731
     gauge = f_bytes(1, "r.gauge") + f_bytes(5, b"".join(f_bytes(1, p) for p in [
         num_point(ns(60), 10.0, {"host": "a"}), num_point(ns(1800), 20.0, {"host": "a"}),
