@@ -21,8 +21,8 @@ static uint64_t get_be(const unsigned char *p, int bytes)
     return v;
 }
 
-void ldg_otelrow_encode(enum ldg_otelrow_table t, int64_t project_id, int64_t ts_us, const char *line, size_t len,
-                        struct ldg_buf *out)
+void ldg_otelrow_encode(enum ldg_otelrow_table t, int64_t project_id, int64_t ts_us, const char *line,
+                        size_t len, struct ldg_buf *out)
 {
     unsigned char head[2] = {0x94, (unsigned char)t};
     ldg_buf_put(out, head, 2);

@@ -47,14 +47,14 @@ struct ldg_otelrow {
 };
 
 /* Append one row item (line without its '\n'). */
-void ldg_otelrow_encode(enum ldg_otelrow_table t, int64_t project_id, int64_t ts_us, const char *line, size_t len,
-                        struct ldg_buf *out);
+void ldg_otelrow_encode(enum ldg_otelrow_table t, int64_t project_id, int64_t ts_us, const char *line,
+                        size_t len, struct ldg_buf *out);
 
 /* Is the item at p an OTel row (by its first two bytes)? */
 static inline int ldg_otelrow_is(const char *p, size_t n)
 {
-    return n >= 2 && (unsigned char)p[0] == 0x94 && ((unsigned char)p[1] == LDG_OTELROW_SPAN ||
-                                                    (unsigned char)p[1] == LDG_OTELROW_METRIC);
+    return n >= 2 && (unsigned char)p[0] == 0x94 &&
+           ((unsigned char)p[1] == LDG_OTELROW_SPAN || (unsigned char)p[1] == LDG_OTELROW_METRIC);
 }
 
 /* Decode the row item at p (ldg_otelrow_is true): 0 and *used = its size, or -1 when it is cut or

@@ -83,8 +83,8 @@ static void test_batch_rows(void **state)
     struct ldg_batch b;
     ldg_batch_init(&b);
     const char *id = "1700000000000-0";
-    assert_int_equal(ldg_batch_add(&b, id, strlen(id), "7", 1, "4", 1, ldg_buf_head(&m), ldg_buf_size(&m), false),
-                     4);
+    assert_int_equal(
+        ldg_batch_add(&b, id, strlen(id), "7", 1, "4", 1, ldg_buf_head(&m), ldg_buf_size(&m), false), 4);
     assert_int_equal(b.e[0].table, 0);
     assert_int_equal(b.e[1].table, LDG_OTELROW_SPAN);
     assert_int_equal(b.e[1].ts_us, TS_2025 + 1);

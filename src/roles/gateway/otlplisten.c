@@ -53,13 +53,17 @@ int ldg__otlp_listen_check(const char *spec, const struct ldg_config *c)
     struct sockaddr_storage ss;
     long port = 0;
     if (parse(spec, &ss, &port) < 0) {
-        ldg_log_error("role=gateway", "[gateway] otlp_listen must be host:port with an IP address literal "
-                                      "([v6]:port for IPv6), not '%s'", spec);
+        ldg_log_error("role=gateway",
+                      "[gateway] otlp_listen must be host:port with an IP address literal "
+                      "([v6]:port for IPv6), not '%s'",
+                      spec);
         return -EINVAL;
     }
     if (port == c->server.port) {
-        ldg_log_error("role=gateway", "[gateway] otlp_listen must use another port than [server] port (%ld): the "
-                                      "OTLP routes are served there already", port);
+        ldg_log_error("role=gateway",
+                      "[gateway] otlp_listen must use another port than [server] port (%ld): the "
+                      "OTLP routes are served there already",
+                      port);
         return -EINVAL;
     }
     return 0;
@@ -87,7 +91,8 @@ int ldg__otlp_listen_start(struct ldg_worker *w, const char *spec, struct ldg__o
     if ((rc = uv_fileno((uv_handle_t *)&l->tcp, &fd)) < 0 ||
         (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 && (rc = -errno) < 0) ||
         (rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&l->tcp, (int)w->cfg->server.backlog, ldg_conn_on_otlp_connection)) < 0) {
+        (rc = uv_listen((uv_stream_t *)&l->tcp, (int)w->cfg->server.backlog, ldg_conn_on_otlp_connection)) <
+            0) {
         ldg_log_error("role=gateway", "cannot listen on [gateway] otlp_listen %s: %s", spec, uv_strerror(rc));
         ldg__otlp_listen_stop(l);
         return rc;
