@@ -35,6 +35,7 @@ LOOKUP_N=${BENCH_LOOKUP_N:-300}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 bench_init otlp
+bench_say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_start_pg
 bench_start_redis
 BENCH_LEDGERD_WHOLE=1 INI_WORKERS=${BENCH_E2E_WORKERS:-auto} \
@@ -271,4 +272,5 @@ PYEOF
     bench_say "$(printf 'GET /api/v1/traces/{id}, 200 spans, among %d spans: p50 %s ms, p95 %s ms, p99 %s ms, max %s ms (target p95 < 20 ms)' \
         "$LOOKUP_SPANS" "$p50" "$p95" "$p99" "$pmax")"
 fi
+bench_say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_finish
