@@ -660,3 +660,33 @@ def test_metrics_store_and_query(env):
     assert api(e, "/api/v1/metrics/query", name="cpu.temp", interval="5y").status_code == 422
     assert api(e, "/api/v1/metrics/query").status_code == 422
     assert post_metrics(e, b"\x0a\x05\x12\x03\x12\x01\xff").status_code == 400
+
+
+def test_trace_waterfall_order_depth_and_duplicates(env):
+    """Spans sent out of order, twice, with an orphan (its parent never sent) and a cycle: depth
+    first from the roots, children by start time, each span once, the cycle left out."""
+    e = env()
+    trace = bytes.fromhex("77" * 16)
+    sid = lambda k: bytes([0, 0, 0, 0, 0, 0, 0, k])  # noqa: E731
+    t0 = now_ns(-20)
+    spans = [
+        pb_span(trace, sid(4), sid(2), "c2", 1, t0 + 30_000_000, 1_000_000),
+        pb_span(trace, sid(3), sid(2), "c1", 1, t0 + 20_000_000, 1_000_000),
+        pb_span(trace, sid(2), sid(1), "b", 1, t0 + 10_000_000, 40_000_000),
+        pb_span(trace, sid(5), sid(1), "b2", 1, t0 + 10_000_000, 1_000_000, status=(2, "x")),
+        pb_span(trace, sid(1), b"", "root", 2, t0, 100_000_000),
+        pb_span(trace, sid(6), sid(9), "orphan", 1, t0 + 5_000_000, 1_000_000),
+        pb_span(trace, sid(7), sid(8), "cyc-a", 1, t0, 1_000),
+        pb_span(trace, sid(8), sid(7), "cyc-b", 1, t0, 1_000),
+    ]
+    for _ in range(2):  # an exporter's retry: the same spans again
+        assert post_traces(e, pb_traces(spans, {"service.name": "svc"})).status_code == 200
+    wait_until(lambda: api(e, f"/api/v1/traces/{trace.hex()}").status_code == 200, scaled(15), what="stored")
+    time.sleep(0.5)
+    body = api(e, f"/api/v1/traces/{trace.hex()}").json()
+    got = [(s["name"], s["depth"], s["offset_ms"]) for s in body["spans"]]
+    assert got == [("root", 0, 0), ("b", 1, 10), ("c1", 2, 20), ("c2", 2, 30), ("b2", 1, 10), ("orphan", 0, 5)]
+    assert body["span_count"] == 6 and body["error"] is True and body["services"] == ["svc"]
+    assert body["duration_ms"] == 100 and body["spans"][0]["duration_ms"] == 100
+    assert body["spans"][4]["status_code"] == 2 and body["spans"][4]["status_message"] == "x"
+    assert body["spans"][5]["parent_span_id"] == sid(9).hex()
