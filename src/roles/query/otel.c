@@ -5,7 +5,7 @@
  * GET /api/v1/metrics/query).
  *
  * Each answer is one JSON value built by PostgreSQL (json_build_object / json_agg) and passed
- * through. A span stored twice (an exporter retrying a request whose answer it lost) is counted
+ * through, except one trace's waterfall, ordered and written here from its rows. A span stored twice (an exporter retrying a request whose answer it lost) is counted
  * and shown once: rows are made distinct by span id when read.
  */
 #include <inttypes.h>
