@@ -397,6 +397,9 @@ static int on_head(struct ldg_parser *p, struct ldg_req *req)
     }
 
     req->route_result = ldg_router_match(c->w->router, req->method, req->path, &req->match);
+    if (c->otlp_only &&
+        (req->route_result != LDG_ROUTE_FOUND || !(req->match.route->flags & LDG_ROUTE_OTLP_LISTENER)))
+        req->route_result = LDG_ROUTE_NOT_FOUND; /* the OTLP listener serves nothing else */
     req->body_limit = (size_t)s->max_body_bytes;
     if (req->route_result == LDG_ROUTE_FOUND && req->match.route->max_body_bytes)
         req->body_limit = req->match.route->max_body_bytes;
@@ -634,7 +637,7 @@ static void start_reading(struct ldg_conn *c)
         conn_close(c);
 }
 
-void ldg_conn_on_connection(uv_stream_t *server, int status)
+static void accept_conn(uv_stream_t *server, int status, bool otlp_only)
 {
     struct ldg_worker *w = server->data;
     if (status < 0) {
@@ -644,6 +647,7 @@ void ldg_conn_on_connection(uv_stream_t *server, int status)
     const struct ldg_server_cfg *s = &w->cfg->server;
     struct ldg_conn *c = ldg_calloc(1, sizeof *c);
     c->w = w;
+    c->otlp_only = otlp_only;
     c->id = ++w->next_conn_id * 1000 + w->id; /* unique across workers */
     snprintf(c->ctx, sizeof c->ctx, "conn=%llu", (unsigned long long)c->id);
     uv_tcp_init(&w->loop, &c->tcp);
@@ -670,6 +674,16 @@ void ldg_conn_on_connection(uv_stream_t *server, int status)
      * request yet), so connecting and sending nothing is cut like a slowloris. */
     set_state(c, LDG_CONN_READ_HEAD);
     start_reading(c);
+}
+
+void ldg_conn_on_connection(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, false);
+}
+
+void ldg_conn_on_otlp_connection(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, true);
 }
 
 static void expire(struct ldg_conn *c)

@@ -46,10 +46,14 @@ struct ldg_conn {
     uint64_t body_start_ms; /* READ_BODY: when the body deadline started */
     struct ldg_conn_stream *stream; /* owned: streaming state (LDG_CONN_STREAM only), else NULL */
     char ctx[32];                   /* "conn=<id>" for log lines */
+    bool otlp_only; /* accepted by the [gateway] otlp_listen listener: LDG_ROUTE_OTLP_LISTENER routes only */
 };
 
 /* Worker thread: the listener's connection callback. */
 void ldg_conn_on_connection(uv_stream_t *server, int status);
+/* Worker thread: the same for the OTLP listener (server->data = the worker): its connections see
+ * only the routes flagged LDG_ROUTE_OTLP_LISTENER, any other path is 404. */
+void ldg_conn_on_otlp_connection(uv_stream_t *server, int status);
 
 /* Worker thread: expire deadlines (called by the worker's sweeper). */
 void ldg_conn_sweep(struct ldg_worker *w, uint64_t now);

@@ -33,6 +33,7 @@ struct ldg_router;
 #define LDG_ROUTE_TOKEN_QUERY                                                                                \
     0x40u /* credentials may also come from ?token= or the access_token cookie (a browser's                  \
            * EventSource cannot set headers); headers still win */
+#define LDG_ROUTE_OTLP_LISTENER 0x100u /* also served on the [gateway] otlp_listen listener (only these are) */
 #define LDG_ROUTE_FALLBACK 0x80u /* set by ldg_router_set_fallback: never matched by its pattern */
 
 /* Renders this route's error answers instead of {"detail": …} (ldg_req_error calls it, with the

@@ -18,6 +18,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "ingest/otelrow.h"
 
 enum ldg_otlp_encoding {
     LDG_OTLP_PROTOBUF, /* application/x-protobuf */
@@ -49,14 +50,10 @@ int ldg_otlp_logs_decode(enum ldg_otlp_encoding enc, const char *body, size_t le
                          size_t errlen) LDG_MUSTCHECK;
 
 /* Column list of the span COPY lines of ldg_otlp_spans_decode. */
-#define LDG_OTLP_SPAN_COPY_SQL                                                                               \
-    "COPY spans (project_id, trace_id, span_id, parent_span_id, name, kind, service, start_time, "            \
-    "duration_us, status_code, status_message, attributes, events) FROM STDIN"
+#define LDG_OTLP_SPAN_COPY_SQL "COPY spans (" LDG_OTELROW_SPAN_COLS ") FROM STDIN"
 
 /* Column list of the metric point COPY lines of ldg_otlp_metrics_decode. */
-#define LDG_OTLP_METRIC_COPY_SQL                                                                             \
-    "COPY metric_points (project_id, name, type, unit, temporality, monotonic, service, \"time\", "           \
-    "start_time, value, count, sum, min, max, bounds, bucket_counts, attributes) FROM STDIN"
+#define LDG_OTLP_METRIC_COPY_SQL "COPY metric_points (" LDG_OTELROW_METRIC_COLS ") FROM STDIN"
 
 #define LDG_OTLP_MAX_MONTHS 8 /* distinct months of the rows of one request */
 
@@ -71,6 +68,9 @@ struct ldg_otlp_rows {
     size_t nexc;
     int64_t month_us[LDG_OTLP_MAX_MONTHS]; /* one start time per distinct month of the rows */
     size_t nmonths;
+    int64_t *row_us; /* arena: per COPY line, its span's start time / point's time (Unix µs) */
+    int64_t last_us;   /* internal: the time of the row being mapped */
+    int64_t oldest_us; /* internal: the decoder's oldest_us */
 };
 
 /*
@@ -79,11 +79,12 @@ struct ldg_otlp_rows {
  * span id (not all zero), a start time, valid UTF-8; spans starting in more than
  * LDG_OTLP_MAX_MONTHS distinct months are refused past the limit. Every event named `exception`
  * also becomes a log object (mapped as a log record carrying the event's attributes, the span's
- * ids and severity ERROR). Returns 0, -EINVAL (undecodable; err), -E2BIG (more than max_spans).
+ * ids and severity ERROR). A span starting before oldest_us (the project's retention; 0 = no bound)
+ * is refused. Returns 0, -EINVAL (undecodable; err), -E2BIG (more than max_spans).
  * out->message is initialised here in every case (ldg_buf_free it).
  */
 int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
-                          int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
+                          int64_t oldest_us, int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
                           struct ldg_otlp_rows *out, char *err, size_t errlen) LDG_MUSTCHECK;
 
 /*
@@ -94,7 +95,7 @@ int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t l
  * (dotted keys as sent). Returns as ldg_otlp_spans_decode; out->exc_logs is empty.
  */
 int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
-                            int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
+                            int64_t oldest_us, int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
                             struct ldg_otlp_rows *out, char *err, size_t errlen) LDG_MUSTCHECK;
 
 /* Append the Export<signal>ServiceResponse for `rejected` refused items (0: no partial_success, an

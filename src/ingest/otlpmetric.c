@@ -214,6 +214,10 @@ static bool metric_head(struct ldg__otlp_map *mc, struct ldg_buf *copy, const st
         ldg__otlp_row_problem(out, idx, "Data point cannot be more than 5 minutes in the future");
         return false;
     }
+    if (us < out->oldest_us) {
+        ldg__otlp_row_problem(out, idx, "Data point lies before the project's retention period");
+        return false;
+    }
     cJSON *a = ldg__otlp_kvlist_json(mc, attrs, nattrs, LDG_OTLP_MAX_DEPTH);
     if (mc->err) {
         ldg__otlp_row_problem(out, idx, mc->err);
@@ -224,6 +228,7 @@ static bool metric_head(struct ldg__otlp_map *mc, struct ldg_buf *copy, const st
         return false;
     }
     *attrs_text = a->child ? cJSON_PrintUnformatted(a) : NULL;
+    out->last_us = us;
     ldg_buf_put_i64(copy, project_id);
     ldg_buf_puts(copy, "\t");
     ldg__otlp_copy_text(copy, m->name);
@@ -252,7 +257,7 @@ static void metric_tail(struct ldg_buf *copy, const char *attrs_text, struct ldg
     else
         ldg_buf_puts(copy, "\\N");
     ldg_buf_puts(copy, "\n");
-    out->rows++;
+    out->row_us[out->rows++] = out->last_us;
 }
 
 static void map_metric(struct ldg__otlp_map *mc, const char *service, const Metric *m, size_t *idx, int64_t project_id,
@@ -375,11 +380,12 @@ static size_t metric_points(const Metric *m)
 }
 
 int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
-                            int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
+                            int64_t oldest_us, int64_t project_id, size_t max_points, struct ldg_arena *arena, struct ldg_buf *copy,
                             struct ldg_otlp_rows *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->what = "Data point";
+    out->oldest_us = oldest_us;
     ldg_buf_init(&out->message);
     MetricsRequest *req = NULL;
     if (enc == LDG_OTLP_PROTOBUF) {
@@ -408,6 +414,7 @@ int ldg_otlp_metrics_decode(enum ldg_otlp_encoding enc, const char *body, size_t
     if (n > max_points)
         return ldg_json_fail(err, errlen, "At most %zu data points per request (got %zu)", max_points, n);
     out->n = n;
+    out->row_us = ldg_arena_alloc(arena, (n ? n : 1) * sizeof *out->row_us);
     struct ldg__otlp_map mc = {.a = arena};
     size_t idx = 0;
     ldg_json_build_begin(arena);

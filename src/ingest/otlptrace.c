@@ -159,6 +159,10 @@ static void map_span(struct ldg__otlp_map *mc, const struct ldg__otlp_res *ri, c
         ldg__otlp_row_problem(out, i, "Span cannot start more than 5 minutes in the future");
         return;
     }
+    if (start_us < out->oldest_us) {
+        ldg__otlp_row_problem(out, i, "Span starts before the project's retention period");
+        return;
+    }
     cJSON *attrs = cJSON_CreateObject();
     for (size_t k = 0; k < sp->n_attributes; k++)
         if (ldg__otlp_utf8_ok(sp->attributes[k]->key))
@@ -228,15 +232,16 @@ static void map_span(struct ldg__otlp_map *mc, const struct ldg__otlp_res *ri, c
     else
         ldg_buf_puts(copy, "\\N");
     ldg_buf_puts(copy, "\n");
-    out->rows++;
+    out->row_us[out->rows++] = start_us;
 }
 
 int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t len, int64_t now_us,
-                          int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
+                          int64_t oldest_us, int64_t project_id, size_t max_spans, struct ldg_arena *arena, struct ldg_buf *copy,
                           struct ldg_otlp_rows *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->what = "Span";
+    out->oldest_us = oldest_us;
     ldg_buf_init(&out->message);
     TraceRequest *req = NULL;
     if (enc == LDG_OTLP_PROTOBUF) {
@@ -266,6 +271,7 @@ int ldg_otlp_spans_decode(enum ldg_otlp_encoding enc, const char *body, size_t l
     if (n > max_spans)
         return ldg_json_fail(err, errlen, "At most %zu spans per request (got %zu)", max_spans, n);
     out->n = n;
+    out->row_us = ldg_arena_alloc(arena, (n ? n : 1) * sizeof *out->row_us);
     out->exc_logs = ldg_arena_alloc(arena, (nev ? nev : 1) * sizeof *out->exc_logs);
     struct ldg__otlp_map mc = {.a = arena};
     size_t idx = 0;

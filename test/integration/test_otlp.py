@@ -501,6 +501,9 @@ def test_traces_multi_service(env):
     ps = r.json()["partialSuccess"]
     assert ps["rejectedSpans"] in ("1", 1) and "Span 1:" in ps["errorMessage"]
 
+    # 200 means queued: the storage role writes the spans shortly after
+    wait_until(lambda: len(api(e, f"/api/v1/traces/{trace.hex()}").json().get("spans", [])) == 3, scaled(15),
+               what="the trace's spans stored")
     lst = api(e, "/api/v1/traces")
     assert lst.status_code == 200, lst.text
     traces = lst.json()["traces"]
@@ -553,6 +556,7 @@ def test_traces_pagination_and_retries(env):
         assert post_traces(e, body).status_code == 200
         if i == 0:  # an exporter retrying: the same span twice is shown once
             assert post_traces(e, body).status_code == 200
+    wait_until(lambda: len(api(e, "/api/v1/traces").json()["traces"]) == 3, scaled(15), what="3 traces stored")
     page1 = api(e, "/api/v1/traces", limit=2).json()
     assert [t["root_name"] for t in page1["traces"]] == ["op2", "op1"] and page1["next_cursor"]
     page2 = api(e, "/api/v1/traces", limit=2, cursor=page1["next_cursor"]).json()
@@ -623,6 +627,8 @@ def test_metrics_store_and_query(env):
     assert r.status_code == 200 and r.json() == {}, r.text
 
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - 3600))
+    wait_until(lambda: sum(s["points"] for s in api(e, "/api/v1/metrics/series", start_time=start).json()["series"])
+               == 8, scaled(15), what="the points stored")
     series = api(e, "/api/v1/metrics/series", start_time=start).json()["series"]
     by = {s["name"]: s for s in series}
     assert sorted(by) == ["cpu.temp", "http.requests", "latency", "queue.size"]
@@ -654,3 +660,33 @@ def test_metrics_store_and_query(env):
     assert api(e, "/api/v1/metrics/query", name="cpu.temp", interval="5y").status_code == 422
     assert api(e, "/api/v1/metrics/query").status_code == 422
     assert post_metrics(e, b"\x0a\x05\x12\x03\x12\x01\xff").status_code == 400
+
+
+def test_trace_waterfall_order_depth_and_duplicates(env):
+    """Spans sent out of order, twice, with an orphan (its parent never sent) and a cycle: depth
+    first from the roots, children by start time, each span once, the cycle left out."""
+    e = env()
+    trace = bytes.fromhex("77" * 16)
+    sid = lambda k: bytes([0, 0, 0, 0, 0, 0, 0, k])  # noqa: E731
+    t0 = now_ns(-20)
+    spans = [
+        pb_span(trace, sid(4), sid(2), "c2", 1, t0 + 30_000_000, 1_000_000),
+        pb_span(trace, sid(3), sid(2), "c1", 1, t0 + 20_000_000, 1_000_000),
+        pb_span(trace, sid(2), sid(1), "b", 1, t0 + 10_000_000, 40_000_000),
+        pb_span(trace, sid(5), sid(1), "b2", 1, t0 + 10_000_000, 1_000_000, status=(2, "x")),
+        pb_span(trace, sid(1), b"", "root", 2, t0, 100_000_000),
+        pb_span(trace, sid(6), sid(9), "orphan", 1, t0 + 5_000_000, 1_000_000),
+        pb_span(trace, sid(7), sid(8), "cyc-a", 1, t0, 1_000),
+        pb_span(trace, sid(8), sid(7), "cyc-b", 1, t0, 1_000),
+    ]
+    for _ in range(2):  # an exporter's retry: the same spans again
+        assert post_traces(e, pb_traces(spans, {"service.name": "svc"})).status_code == 200
+    wait_until(lambda: api(e, f"/api/v1/traces/{trace.hex()}").status_code == 200, scaled(15), what="stored")
+    time.sleep(0.5)
+    body = api(e, f"/api/v1/traces/{trace.hex()}").json()
+    got = [(s["name"], s["depth"], s["offset_ms"]) for s in body["spans"]]
+    assert got == [("root", 0, 0), ("b", 1, 10), ("c1", 2, 20), ("c2", 2, 30), ("b2", 1, 10), ("orphan", 0, 5)]
+    assert body["span_count"] == 6 and body["error"] is True and body["services"] == ["svc"]
+    assert body["duration_ms"] == 100 and body["spans"][0]["duration_ms"] == 100
+    assert body["spans"][4]["status_code"] == 2 and body["spans"][4]["status_message"] == "x"
+    assert body["spans"][5]["parent_span_id"] == sid(9).hex()

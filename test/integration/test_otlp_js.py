@@ -181,6 +181,9 @@ def test_js_sdk_metrics(ledgerd, db, protocol):
     tag = "r" + os.urandom(4).hex()  # not a number (attribute filters compare numbers as numbers)
     p = e.send(protocol, tag, "send-metrics.js")
     assert p.returncode == 0, p.stdout + p.stderr
+    # 200 means queued: the storage role writes the points shortly after
+    wait_until(lambda: len(e.get("/api/v1/metrics/series", service="metrics-" + tag)["series"]) == 3, scaled(15),
+               what="the points stored")
     series = {s["name"]: s for s in e.get("/api/v1/metrics/series", service="metrics-" + tag)["series"]}
     assert series["js.requests." + tag]["type"] == "sum"
     assert series["js.requests." + tag]["temporality"] == "cumulative" and series["js.requests." + tag]["monotonic"]
@@ -191,7 +194,8 @@ def test_js_sdk_metrics(ledgerd, db, protocol):
     def q(name, agg, **kw):
         return [d["value"] for d in e.get("/api/v1/metrics/query", name=name, aggregation=agg, interval="1d", **kw)["data"]]
 
-    assert q("js.requests." + tag, "sum", group_by="http.route") == [7]
+    wait_until(lambda: q("js.requests." + tag, "sum", group_by="http.route") == [7], scaled(15),
+               what="every point stored")
     assert q("js.temp." + tag, "max") == [42]
     assert q("js.latency." + tag, "max") == [400] and q("js.latency." + tag, "min") == [3]
     assert q("js.latency." + tag, "sum") == [443]

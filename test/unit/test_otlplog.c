@@ -227,7 +227,7 @@ static void test_spans(void **state)
     struct ldg_buf copy;
     ldg_buf_init(&copy);
     struct ldg_otlp_rows out;
-    assert_int_equal(ldg_otlp_spans_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 7, 1000, &arena, &copy, &out, err,
+    assert_int_equal(ldg_otlp_spans_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 0, 7, 1000, &arena, &copy, &out, err,
                                            sizeof err),
                      0);
     assert_int_equal(out.n, 2);
@@ -263,7 +263,7 @@ static void test_metrics(void **state)
     struct ldg_buf copy;
     ldg_buf_init(&copy);
     struct ldg_otlp_rows out;
-    assert_int_equal(ldg_otlp_metrics_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 7, 1000, &arena, &copy, &out,
+    assert_int_equal(ldg_otlp_metrics_decode(LDG_OTLP_JSON, body, strlen(body), NOW_US, 0, 7, 1000, &arena, &copy, &out,
                                              err, sizeof err),
                      0);
     assert_int_equal(out.n, 4);

@@ -572,10 +572,28 @@ static void on_hour_marked(struct ldg_redis *r, redisReply *reply, void *ud)
     hourly_next(j);
 }
 
+static void on_hour_rolled(PGresult *res, void *ud);
+
+/* After the hour's aggregated_metrics on a shard: the hour's metric point rollups there (schema
+ * logs/0011, docs/otlp.md "Rollups"); after the last shard, the mark. */
 static void on_hour_done(PGresult *res, void *ud)
 {
     struct job *j = ud;
     if (!step_ok(j, res, "aggregating an hour"))
+        return;
+    char ts[48];
+    struct ldg_civil c;
+    ldg_civil_from_unix(j->hour * 3600, &c);
+    snprintf(ts, sizeof ts, "%04" PRId64 "-%02u-%02u %02u:00:00+00", c.year, c.mon, c.day, c.hour);
+    const char *params[] = {ts};
+    sql_on(j, ldg_pgroute_primary(j->s->w, j->shard), "ana_rollup", "SELECT metric_rollup_hour($1::timestamptz)",
+           1, params, on_hour_rolled, "rolling up metric points");
+}
+
+static void on_hour_rolled(PGresult *res, void *ud)
+{
+    struct job *j = ud;
+    if (!step_ok(j, res, "rolling up metric points"))
         return;
     if (++j->shard < ldg_pgroute_nshards(j->s->w)) { /* the same hour on the next shard */
         hourly_next(j);

@@ -28,6 +28,7 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "roles/gateway/keytable.h"
+#include "roles/gateway/otlplisten.h"
 #include "roles/gateway/web.h"
 #include "settings.h"
 
@@ -63,6 +64,9 @@ const struct ldg_cfg_key ldg_gateway_cfg_keys[] = {
      "Serve the web app from web_dir at / (API paths are never affected)"},
     {"web_dir", LDG_CFG_PATH, CFG(web_dir), "web/dist", 0, 0, NULL, 0,
      "The built web app, read into memory at start; relative to the config file's directory"},
+    {"otlp_listen", LDG_CFG_STR, CFG(otlp_listen), "", 0, 0, NULL, 0,
+     "Address (host:port, e.g. 0.0.0.0:4318 or [::]:4318) of a second listener serving only the OTLP/HTTP "
+     "routes /v1/logs, /v1/traces and /v1/metrics; empty = none (they are served on [server] port anyway)"},
     {0},
 };
 
@@ -79,6 +83,7 @@ struct gw {
     struct ldg_keytable keys;
     struct ldg_redis_sub *sub; /* revocations; NULL once closing */
     bool sub_closed;
+    struct ldg__otlp_listener otlp; /* [gateway] otlp_listen */
     uint64_t sub_errors_seen;
     uint32_t gen;                /* bumped whenever invalidations may have been missed */
     unsigned breaker_failures;   /* consecutive */
@@ -903,6 +908,9 @@ static int gateway_init_global(const struct ldg_config *c, const void *cfg)
     G.secret = (const unsigned char *)c->jwt_secret;
     G.secret_len = strlen(c->jwt_secret);
     gateway_index = ldg_role_index("gateway");
+    int rc = ldg__otlp_listen_check(G.cfg->otlp_listen, c);
+    if (rc < 0)
+        return rc;
     return ldg__gateway_web_init(cfg);
 }
 
@@ -932,7 +940,7 @@ static int gateway_init_worker(struct ldg_worker *w, const void *cfg, void **sta
     LDG_ASSERT(rc == 0);
     gw->sub_errors_seen = 0;
     *state = gw;
-    return 0;
+    return ldg__otlp_listen_start(w, G.cfg->otlp_listen, &gw->otlp);
 }
 
 static void on_sub_closed(void *ud)
@@ -949,12 +957,13 @@ static void gateway_stop_worker(struct ldg_worker *w, void *state)
         gw->sub = NULL;
         ldg_redis_sub_close(s, on_sub_closed, gw);
     }
+    ldg__otlp_listen_stop(&gw->otlp);
 }
 
 static bool gateway_drained(const struct ldg_worker *w, const void *state)
 {
     const struct gw *gw = state;
-    return gw->sub_closed;
+    return gw->sub_closed && ldg__otlp_listen_closed(&gw->otlp);
 }
 
 static void gateway_free_worker(struct ldg_worker *w, void *state)

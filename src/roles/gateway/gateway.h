@@ -43,6 +43,7 @@ struct ldg_gateway_cfg {
     int64_t last_used_interval_ms; /* api_keys.last_used_at written at most this often per key */
     bool web_enabled;              /* serve the web app (web.h) */
     char *web_dir;                 /* its built files; relative: to the working directory */
+    char *otlp_listen;             /* "host:port" of the OTLP-only listener, "" = none (otlplisten.h) */
 };
 
 /*

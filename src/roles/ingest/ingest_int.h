@@ -30,6 +30,8 @@ struct enqueue {
     int64_t project_id, quota, retention_days;
     bool batch;
     int otlp; /* 0: a v1 route; else 1 + enum ldg_otlp_encoding of the request */
+    int otlp_signal;   /* OTLP: enum ldg_otlp_signal of the route */
+    size_t otlp_items; /* OTLP: log records, spans or data points in the request */
     size_t accepted, rejected;
     struct ldg_buf errors; /* v1: JSON array items, already escaped and comma-joined; OTLP: the message */
     struct ldg_buf mp;     /* the accepted logs' MessagePack maps, back to back */

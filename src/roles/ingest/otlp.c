@@ -1,5 +1,6 @@
 /*
- * otlp.c: OTLP/HTTP receiver routes of the ingest role (POST /v1/logs). See docs/otlp.md.
+ * otlp.c: OTLP/HTTP receiver routes of the ingest role (POST /v1/logs, /v1/traces, /v1/metrics).
+ * See docs/otlp.md.
  *
  * A request is decoded and mapped by ingest/otlplog.c into v1 log objects, which then take the
  * v1 batch path unchanged (ingest_int.h): validation, MessagePack, the coalesced enqueue script
@@ -16,16 +17,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/worker.h"
-#include "db/pg.h"
-#include "db/pgpool.h"
-#include "db/pgroute.h"
 #include "ingest/logcodec.h"
+#include "ingest/otelrow.h"
 #include "ingest/otlplog.h"
 #include "roles/ingest/ingest_int.h"
 
@@ -101,15 +98,34 @@ static void response_body(const struct enqueue *e, struct ldg_buf *out)
 {
     struct ldg_buf msg;
     ldg_buf_init(&msg);
+    /* over the quota (ingest.c's verdict), errors holds the quota's message alone */
+    static const char quota[] = "Daily quota exceeded";
+    bool over_quota = ldg_buf_size(&e->errors) >= sizeof quota - 1 &&
+                      memcmp(ldg_buf_head(&e->errors), quota, sizeof quota - 1) == 0;
     if (e->rejected) {
         ldg_buf_put(&msg, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
-        if (e->rejected > MAX_REPORTED)
+        if (e->rejected > MAX_REPORTED && !over_quota)
             ldg_buf_printf(&msg, "; and %zu more", e->rejected - MAX_REPORTED);
     }
     ldg_buf_put(&msg, "", 1);
-    ldg_otlp_response((enum ldg_otlp_encoding)(e->otlp - 1), LDG_OTLP_LOGS, (int64_t)e->rejected,
-                      ldg_buf_head(&msg), out);
+    /* over the quota, every item is refused (the exception logs of spans are not items) */
+    size_t rejected = e->otlp_items && e->rejected > e->otlp_items ? e->otlp_items : e->rejected;
+    ldg_otlp_response((enum ldg_otlp_encoding)(e->otlp - 1), (enum ldg_otlp_signal)e->otlp_signal,
+                      (int64_t)rejected, ldg_buf_head(&msg), out);
     ldg_buf_free(&msg);
+}
+
+/* With an Idempotency-Key, the 200 a repeat gets: this request's answer if it is queued (a quota
+ * refusal queues nothing and sets no key). */
+static void idem_answer(struct enqueue *e, const char *key)
+{
+    if (!key[0])
+        return;
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    response_body(e, &b);
+    ldg__ingest_idem_answer(e, key, 200, content_types[e->otlp - 1], ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
 }
 
 void ldg__otlp_respond(struct enqueue *e)
@@ -137,6 +153,9 @@ static void handle_logs(struct ldg_req *req)
         answer_early(req, 415, LDG_OTLP_JSON, msg, sizeof msg - 1);
         return;
     }
+    char idem[IDEM_KEY_MAX + 48];
+    if (ldg__ingest_idem_read(req, p->project_id, idem, sizeof idem) < 0)
+        return;
     struct decode_arena d;
     ldg_arena_init(&d.arena, d.first, sizeof d.first);
     struct ldg_otlp_logs logs;
@@ -150,6 +169,7 @@ static void handle_logs(struct ldg_req *req)
     }
     struct enqueue *e = ldg__ingest_enqueue_new(req, p, logs.n ? logs.n : 1);
     e->otlp = 1 + enc;
+    e->otlp_items = logs.n;
     for (size_t i = 0; i < logs.n; i++) {
         if (!logs.logs[i])
             reject(e, i, logs.errs[i] ? logs.errs[i] : "cannot be mapped");
@@ -166,140 +186,17 @@ static void handle_logs(struct ldg_req *req)
         ldg_buf_free(&b);
         return;
     }
+    idem_answer(e, idem);
     ldg__ingest_enqueue_start(e);
 }
 
 /* ---- POST /v1/traces and /v1/metrics ----------------------------------------------------------------
  *
- * The spans (data points) of a request are written by the receiving worker itself: one COPY into
- * `spans` (`metric_points`) on a connection of its logs pool, and the answer is sent once it
- * committed (200 = stored). The request first takes the enqueue script like a logs request, which
- * checks and counts the rate limits and queues the log records made from the spans' `exception`
- * events (possibly none); only when that succeeded are the rows copied. */
-
-struct spanwrite {
-    struct enqueue *e;
-    enum ldg_otlp_signal sig; /* LDG_OTLP_TRACES or LDG_OTLP_METRICS */
-    struct ldg_pg *conn;
-    struct ldg_buf copy; /* COPY lines; owned */
-    size_t n, rows, rejected;
-    char *message;  /* arena: the span problems */
-    char *quota;    /* arena: why the exception logs were refused, or NULL */
-    char *months;   /* arena: '{"ts",...}' for otel_ensure_partition */
-};
-
-static void span_answer(struct spanwrite *sw, int status, const char *problem)
-{
-    struct ldg_req *req = sw->e->req;
-    ldg_buf_free(&sw->copy);
-    if (sw->conn) {
-        ldg_pgpool_release(ldg_pgroute_project(req->w, ldg_principal(req)->project_id), sw->conn);
-        sw->conn = NULL;
-    }
-    if (req->conn) {
-        if (status == 200) {
-            struct ldg_buf b, msg;
-            ldg_buf_init(&b);
-            ldg_buf_init(&msg);
-            ldg_buf_puts(&msg, sw->message);
-            if (sw->quota) { /* the quota refused the exception logs */
-                ldg_buf_puts(&msg, ldg_buf_size(&msg) ? "; exception logs: " : "Exception logs: ");
-                ldg_buf_puts(&msg, sw->quota);
-            }
-            ldg_buf_put(&msg, "", 1);
-            ldg_otlp_response((enum ldg_otlp_encoding)(sw->e->otlp - 1), sw->sig, (int64_t)sw->rejected,
-                              ldg_buf_head(&msg), &b);
-            ldg_buf_free(&msg);
-            respond(req, 200, (enum ldg_otlp_encoding)(sw->e->otlp - 1), &b);
-        } else {
-            char v[8];
-            snprintf(v, sizeof v, "%d", 1);
-            ldg_req_add_header(req, "Retry-After", v);
-            ldg_req_error(req, status, problem);
-        }
-    }
-    ldg_req_unref(req);
-}
-
-static void span_fail(struct spanwrite *sw, const char *what)
-{
-    const struct ldg_pg_error *pe = ldg_pg_failure();
-    char ctx[128];
-    snprintf(ctx, sizeof ctx, "rid=%s", sw->e->req->request_id);
-    ldg_log_error(ctx, "span write failed at %s: %s", what, pe && pe->message ? pe->message : "not sent");
-    span_answer(sw, 503, "Service temporarily unavailable");
-}
-
-static void on_span_copied(PGresult *res, void *ud)
-{
-    struct spanwrite *sw = ud;
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        span_fail(sw, "COPY");
-        return;
-    }
-    span_answer(sw, 200, NULL);
-}
-
-static void on_span_put(struct ldg_pg *conn, int status, void *ud)
-{
-    struct spanwrite *sw = ud;
-    if (status < 0 || ldg_pg_copy_end(conn, NULL, on_span_copied, sw) < 0)
-        span_fail(sw, "COPY data");
-}
-
-static void on_span_copy_in(PGresult *res, void *ud)
-{
-    struct spanwrite *sw = ud;
-    if (!res || PQresultStatus(res) != PGRES_COPY_IN ||
-        ldg_pg_copy_put(sw->conn, ldg_buf_head(&sw->copy), ldg_buf_size(&sw->copy), on_span_put, sw) < 0) {
-        span_fail(sw, "COPY start");
-    }
-}
-
-static void on_span_partitions(PGresult *res, void *ud)
-{
-    struct spanwrite *sw = ud;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
-        ldg_pg_copy_start(sw->conn, sw->sig == LDG_OTLP_TRACES ? LDG_OTLP_SPAN_COPY_SQL : LDG_OTLP_METRIC_COPY_SQL,
-                          on_span_copy_in, sw) < 0)
-        span_fail(sw, "partitions");
-}
-
-static void on_span_conn(struct ldg_pg *conn, int err, void *ud)
-{
-    struct spanwrite *sw = ud;
-    if (!conn) {
-        (void)err;
-        span_fail(sw, "connection");
-        return;
-    }
-    sw->conn = conn;
-    const char *params[2] = {sw->sig == LDG_OTLP_TRACES ? "spans" : "metric_points", sw->months};
-    if (ldg_pg_query_prepared(conn, "otlp_parts",
-                              "SELECT otel_ensure_partition($1::text, t) FROM unnest($2::timestamptz[]) AS t", 2,
-                              params, on_span_partitions, sw) < 0)
-        span_fail(sw, "partitions");
-}
-
-/* The script's verdict (ingest.c): store the spans, or drop them when it answered. */
-static void on_traces_enqueued(struct enqueue *e, bool ok)
-{
-    struct spanwrite *sw = e->after_ud;
-    if (!ok) {
-        ldg_buf_free(&sw->copy);
-        return;
-    }
-    ldg_req_ref(e->req); /* past the flight: until the spans are written */
-    if (ldg_buf_size(&e->errors)) /* e's buffers go with the flight */
-        sw->quota = ldg_arena_strndup(&e->req->arena, ldg_buf_head(&e->errors), ldg_buf_size(&e->errors));
-    if (!sw->rows) {
-        span_answer(sw, 200, NULL);
-        return;
-    }
-    struct ldg_pgpool *pool = ldg_pgroute_project(e->req->w, ldg_principal(e->req)->project_id);
-    if (!pool || ldg_pgpool_acquire(pool, on_span_conn, sw) < 0)
-        span_fail(sw, "connection");
-}
+ * The spans (data points) of a request take the logs' path: each valid one becomes a row item of
+ * the request's queue entry (ingest/otelrow.h), beside the log records made from the spans'
+ * `exception` events, and the storage role copies them into `spans` (`metric_points`) with their
+ * queue ids, exactly once like logs. They count in the quota, the queue depth and bytes like logs;
+ * 200 means queued. */
 
 static void handle_rows(struct ldg_req *req, enum ldg_otlp_signal sig)
 {
@@ -313,58 +210,62 @@ static void handle_rows(struct ldg_req *req, enum ldg_otlp_signal sig)
         answer_early(req, 415, LDG_OTLP_JSON, msg, sizeof msg - 1);
         return;
     }
+    char idem[IDEM_KEY_MAX + 48];
+    if (ldg__ingest_idem_read(req, p->project_id, idem, sizeof idem) < 0)
+        return;
     struct decode_arena d;
     ldg_arena_init(&d.arena, d.first, sizeof d.first);
-    struct ldg_otlp_rows spans;
-    struct spanwrite *sw = ldg_arena_alloc(&req->arena, sizeof *sw);
-    memset(sw, 0, sizeof *sw);
-    sw->sig = sig;
-    ldg_buf_init(&sw->copy);
+    struct ldg_otlp_rows rows;
+    struct ldg_buf copy;
+    ldg_buf_init(&copy);
     char err[512];
     int64_t now = ldg_wall_us();
+    int64_t oldest = p->retention_days > 0 ? now - p->retention_days * INT64_C(86400000000) : 0;
     int rc = sig == LDG_OTLP_TRACES
                  ? ldg_otlp_spans_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body),
-                                         ldg_buf_size(&req->body), now, p->project_id, OTLP_MAX_RECORDS, &d.arena,
-                                         &sw->copy, &spans, err, sizeof err)
+                                         ldg_buf_size(&req->body), now, oldest, p->project_id, OTLP_MAX_RECORDS,
+                                         &d.arena, &copy, &rows, err, sizeof err)
                  : ldg_otlp_metrics_decode((enum ldg_otlp_encoding)enc, ldg_buf_head(&req->body),
-                                           ldg_buf_size(&req->body), now, p->project_id, OTLP_MAX_POINTS, &d.arena,
-                                           &sw->copy, &spans, err, sizeof err);
+                                           ldg_buf_size(&req->body), now, oldest, p->project_id, OTLP_MAX_POINTS,
+                                           &d.arena, &copy, &rows, err, sizeof err);
     if (rc < 0) {
-        ldg_buf_free(&spans.message);
-        ldg_buf_free(&sw->copy);
+        ldg_buf_free(&rows.message);
+        ldg_buf_free(&copy);
         ldg_arena_free(&d.arena);
         answer_early(req, 400, (enum ldg_otlp_encoding)enc, err, strlen(err));
         return;
     }
-    sw->n = spans.n;
-    sw->rows = spans.rows;
-    sw->rejected = spans.rejected;
-    if (spans.rejected > MAX_REPORTED)
-        ldg_buf_printf(&spans.message, "; and %zu more", spans.rejected - MAX_REPORTED);
-    sw->message = ldg_arena_strndup(&req->arena, ldg_buf_size(&spans.message) ? ldg_buf_head(&spans.message) : "",
-                                    ldg_buf_size(&spans.message));
-    ldg_buf_free(&spans.message);
-    struct ldg_buf months;
-    ldg_buf_init(&months);
-    ldg_buf_puts(&months, "{");
-    for (size_t i = 0; i < spans.nmonths; i++) {
-        if (i)
-            ldg_buf_puts(&months, ",");
-        ldg_logcodec_isoformat(spans.month_us[i], 0, true, &months);
-    }
-    ldg_buf_puts(&months, "}");
-    sw->months = ldg_arena_strndup(&req->arena, ldg_buf_head(&months), ldg_buf_size(&months));
-    ldg_buf_free(&months);
-
-    struct enqueue *e = ldg__ingest_enqueue_new(req, p, spans.nexc ? spans.nexc : 1);
+    struct enqueue *e = ldg__ingest_enqueue_new(req, p, rows.nexc ? rows.nexc : 1);
     e->otlp = 1 + enc;
-    e->after = on_traces_enqueued;
-    e->after_ud = sw;
-    sw->e = e;
-    for (size_t i = 0; i < spans.nexc; i++)
-        if (ldg__ingest_add_log(e, spans.exc_logs[i], now, err, sizeof err) < 0)
-            e->rejected++; /* not reported: the spans are what the client sent */
+    e->otlp_signal = (int)sig;
+    e->otlp_items = rows.n;
+    e->rejected = rows.rejected;
+    ldg_buf_put(&e->errors, ldg_buf_head(&rows.message), ldg_buf_size(&rows.message));
+    ldg_buf_free(&rows.message);
+    (void)ldg_buf_reserve(&e->mp, ldg_buf_size(&copy) + 32 * rows.rows + 64, 0);
+    enum ldg_otelrow_table table = sig == LDG_OTLP_TRACES ? LDG_OTELROW_SPAN : LDG_OTELROW_METRIC;
+    const char *line = ldg_buf_head(&copy), *end = line + ldg_buf_size(&copy);
+    for (size_t i = 0; i < rows.rows && line < end; i++) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        LDG_ASSERT(nl);
+        ldg_otelrow_encode(table, p->project_id, rows.row_us[i], line, (size_t)(nl - line), &e->mp);
+        e->accepted++;
+        line = nl + 1;
+    }
+    ldg_buf_free(&copy);
+    for (size_t i = 0; i < rows.nexc; i++) /* a failure is not reported: the spans are what was sent */
+        (void)ldg__ingest_add_log(e, rows.exc_logs[i], now, err, sizeof err);
     ldg_arena_free(&d.arena);
+    if (!e->accepted) { /* nothing to queue (or an empty request): answered now */
+        struct ldg_buf b;
+        ldg_buf_init(&b);
+        response_body(e, &b);
+        ldg__ingest_enqueue_free(e);
+        answer_early(req, 200, (enum ldg_otlp_encoding)enc, ldg_buf_head(&b), ldg_buf_size(&b));
+        ldg_buf_free(&b);
+        return;
+    }
+    idem_answer(e, idem);
     ldg__ingest_enqueue_start(e);
 }
 
@@ -381,7 +282,7 @@ static void handle_metrics(struct ldg_req *req)
 void ldg__otlp_routes(struct ldg_router *r, const struct ldg_ingest_cfg *c)
 {
     struct ldg_route_opts o = {
-        .flags = LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS,
+        .flags = LDG_ROUTE_QUOTA | LDG_ROUTE_OWN_LIMITS | LDG_ROUTE_OTLP_LISTENER,
         .max_body_bytes = (size_t)c->max_batch_body_bytes,
         .error_fn = on_error,
     };

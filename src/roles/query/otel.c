@@ -5,7 +5,7 @@
  * GET /api/v1/metrics/query).
  *
  * Each answer is one JSON value built by PostgreSQL (json_build_object / json_agg) and passed
- * through. A span stored twice (an exporter retrying a request whose answer it lost) is counted
+ * through, except one trace's waterfall, ordered and written here from its rows. A span stored twice (an exporter retrying a request whose answer it lost) is counted
  * and shown once: rows are made distinct by span id when read.
  */
 #include <inttypes.h>
@@ -14,12 +14,14 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/str.h"
 #include "roles/query/query_int.h"
 
 struct tq {
     int64_t project_id;
-    const char *sql; /* arena */
+    const char *sql;  /* arena */
+    const char *trace_id; /* GET /api/v1/traces/{trace_id}: the id (arena) */
     struct ldg_qparams p;
     const char *what, *failed;
     bool not_found_if_null;
@@ -169,6 +171,237 @@ static void handle_list(struct ldg_req *req)
 
 /* ---- GET /api/v1/traces/{trace_id} -------------------------------------------------------------- */
 
+/* ---- GET /api/v1/traces/{trace_id} --------------------------------------------------------------
+ *
+ * PostgreSQL returns the trace's spans (each span id once: the first stored copy), one index
+ * lookup per month of spans, by a prepared statement; the waterfall is ordered here: depth first
+ * from the roots (spans without a parent in the trace), children by start time then span id,
+ * at most 256 levels deep (a span whose parents form a cycle is never reached, as before). */
+
+#define TRACE_MAX_DEPTH 256
+
+enum { TC_ID, TC_PARENT, TC_NAME, TC_KIND, TC_SERVICE, TC_START, TC_START_US, TC_DUR, TC_STATUS, TC_MSG, TC_ATTRS,
+       TC_EVENTS };
+
+static const char trace_rows_sql[] =
+    "SELECT DISTINCT ON (span_id) span_id, parent_span_id, name, kind, service, to_json(start_time)::text, "
+    "(extract(epoch FROM start_time) * 1000000)::bigint, duration_us, status_code, status_message, "
+    "coalesce(attributes::text, 'null'), coalesce(events::text, 'null') "
+    "FROM spans WHERE project_id = $1::bigint AND trace_id = $2::text ORDER BY span_id, ingested_at";
+
+struct wnode {
+    int64_t start_us, end_us;
+    int parent;             /* row of the parent span in the trace, or -1 */
+    int child, last, next;  /* first child, last child, next sibling (rows), -1 for none */
+};
+
+struct wkey {
+    int64_t start_us;
+    const char *id;
+    int row;
+};
+
+static int by_start(const void *a, const void *b)
+{
+    const struct wkey *x = a, *y = b;
+    if (x->start_us != y->start_us)
+        return x->start_us < y->start_us ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The row of span id `id` among the n rows (sorted by span id), or -1. */
+static int find_span(const PGresult *res, int n, const char *id)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(PQgetvalue(res, mid, TC_ID), id);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void put_text_or_null(struct ldg_json_writer *jw, const PGresult *res, int r, int col)
+{
+    if (PQgetisnull(res, r, col))
+        ldg_json_null(jw);
+    else
+        ldg_json_strn(jw, PQgetvalue(res, r, col), (size_t)PQgetlength(res, r, col));
+}
+
+static void put_ms(struct ldg_json_writer *jw, int64_t us)
+{
+    char v[40];
+    int len = snprintf(v, sizeof v, "%.3f", (double)us / 1000.0);
+    ldg_json_raw(jw, v, (size_t)len);
+}
+
+static void on_trace_rows(struct ldg_req *req, PGresult *res, PGresult *count, void *ud)
+{
+    (void)count;
+    struct tq *q = ud;
+    int n = PQntuples(res);
+    if (n < 1 || PQnfields(res) != TC_EVENTS + 1) {
+        ldg_req_error(req, 404, "Trace not found");
+        return;
+    }
+    struct wnode *nd = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *nd);
+    struct wkey *keys = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *keys);
+    int *order = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *order);
+    int *stack = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *stack);
+    int *depth = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *depth);
+    int *out = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *out);
+    for (int i = 0; i < n; i++) {
+        nd[i].start_us = strtoll(PQgetvalue(res, i, TC_START_US), NULL, 10);
+        nd[i].end_us = nd[i].start_us + strtoll(PQgetvalue(res, i, TC_DUR), NULL, 10);
+        nd[i].parent = PQgetisnull(res, i, TC_PARENT) ? -1 : find_span(res, n, PQgetvalue(res, i, TC_PARENT));
+        if (nd[i].parent == i)
+            nd[i].parent = -1; /* its own parent: a root */
+        nd[i].child = nd[i].last = nd[i].next = -1;
+        keys[i] = (struct wkey){nd[i].start_us, PQgetvalue(res, i, TC_ID), i};
+    }
+    qsort(keys, (size_t)n, sizeof *keys, by_start);
+    for (int k = 0; k < n; k++)
+        order[k] = keys[k].row;
+    /* children lists (and the roots, in order[] itself) in start order */
+    int nroots = 0;
+    for (int k = 0; k < n; k++) {
+        int i = order[k], p = nd[i].parent;
+        if (p < 0) {
+            order[nroots++] = i; /* order[] below k is no longer read: reuse it for the roots */
+            continue;
+        }
+        if (nd[p].last < 0)
+            nd[p].child = i;
+        else
+            nd[nd[p].last].next = i;
+        nd[p].last = i;
+    }
+    /* depth first, children in start order; every span is reached once at most (a tree) */
+    int nout = 0;
+    for (int r = 0; r < nroots; r++) {
+        int sp = 0;
+        stack[sp] = order[r];
+        depth[order[r]] = 0;
+        sp = 1;
+        while (sp > 0) {
+            int i = stack[--sp];
+            out[nout++] = i;
+            if (depth[i] >= TRACE_MAX_DEPTH)
+                continue;
+            /* push the children in reverse start order so that the earliest is visited first */
+            int m = 0;
+            for (int c = nd[i].child; c >= 0; c = nd[c].next)
+                m++;
+            int at = sp + m;
+            for (int c = nd[i].child; c >= 0; c = nd[c].next) {
+                stack[--at] = c;
+                depth[c] = depth[i] + 1;
+            }
+            sp += m;
+        }
+    }
+    if (nout == 0) {
+        ldg_req_error(req, 404, "Trace not found");
+        return;
+    }
+    int64_t t0 = INT64_MAX, t1 = INT64_MIN;
+    int first = out[0];
+    bool error = false;
+    for (int k = 0; k < nout; k++) {
+        int i = out[k];
+        if (nd[i].start_us < t0) {
+            t0 = nd[i].start_us;
+            first = i;
+        }
+        if (nd[i].end_us > t1)
+            t1 = nd[i].end_us;
+        error |= strcmp(PQgetvalue(res, i, TC_STATUS), "2") == 0;
+    }
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    struct ldg_json_writer jw;
+    ldg_json_writer_init(&jw, &b);
+    ldg_json_obj_begin(&jw);
+    ldg_json_key(&jw, "trace_id");
+    ldg_json_str(&jw, q->trace_id);
+    ldg_json_key(&jw, "span_count");
+    ldg_json_int(&jw, nout);
+    ldg_json_key(&jw, "start_time");
+    ldg_json_raw(&jw, PQgetvalue(res, first, TC_START), (size_t)PQgetlength(res, first, TC_START));
+    ldg_json_key(&jw, "duration_ms");
+    put_ms(&jw, t1 - t0);
+    ldg_json_key(&jw, "services"); /* distinct, sorted (C collation, as PostgreSQL's DISTINCT here) */
+    ldg_json_arr_begin(&jw);
+    {
+        const char **sv = ldg_arena_alloc(&req->arena, (size_t)n * sizeof *sv);
+        int ns = 0;
+        for (int i = 0; i < n; i++)
+            if (!PQgetisnull(res, i, TC_SERVICE))
+                sv[ns++] = PQgetvalue(res, i, TC_SERVICE);
+        qsort(sv, (size_t)ns, sizeof *sv, cmp_str);
+        for (int i = 0; i < ns; i++)
+            if (i == 0 || strcmp(sv[i], sv[i - 1]) != 0)
+                ldg_json_str(&jw, sv[i]);
+    }
+    ldg_json_arr_end(&jw);
+    ldg_json_key(&jw, "error");
+    ldg_json_bool(&jw, error);
+    ldg_json_key(&jw, "spans");
+    ldg_json_arr_begin(&jw);
+    for (int k = 0; k < nout; k++) {
+        int i = out[k];
+        ldg_json_obj_begin(&jw);
+        ldg_json_key(&jw, "span_id");
+        put_text_or_null(&jw, res, i, TC_ID);
+        ldg_json_key(&jw, "parent_span_id");
+        put_text_or_null(&jw, res, i, TC_PARENT);
+        ldg_json_key(&jw, "name");
+        put_text_or_null(&jw, res, i, TC_NAME);
+        ldg_json_key(&jw, "kind");
+        ldg_json_raw(&jw, PQgetvalue(res, i, TC_KIND), (size_t)PQgetlength(res, i, TC_KIND));
+        ldg_json_key(&jw, "service");
+        put_text_or_null(&jw, res, i, TC_SERVICE);
+        ldg_json_key(&jw, "start_time");
+        ldg_json_raw(&jw, PQgetvalue(res, i, TC_START), (size_t)PQgetlength(res, i, TC_START));
+        ldg_json_key(&jw, "offset_ms");
+        put_ms(&jw, nd[i].start_us - t0);
+        ldg_json_key(&jw, "duration_ms");
+        put_ms(&jw, nd[i].end_us - nd[i].start_us);
+        ldg_json_key(&jw, "depth");
+        ldg_json_int(&jw, depth[i]);
+        ldg_json_key(&jw, "status_code");
+        ldg_json_raw(&jw, PQgetvalue(res, i, TC_STATUS), (size_t)PQgetlength(res, i, TC_STATUS));
+        ldg_json_key(&jw, "status_message");
+        put_text_or_null(&jw, res, i, TC_MSG);
+        ldg_json_key(&jw, "attributes");
+        ldg_json_raw(&jw, PQgetvalue(res, i, TC_ATTRS), (size_t)PQgetlength(res, i, TC_ATTRS));
+        ldg_json_key(&jw, "events");
+        ldg_json_raw(&jw, PQgetvalue(res, i, TC_EVENTS), (size_t)PQgetlength(res, i, TC_EVENTS));
+        ldg_json_obj_end(&jw);
+    }
+    ldg_json_arr_end(&jw);
+    ldg_json_obj_end(&jw);
+    ldg_req_json(req, 200, ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+}
+
+static void on_trace_owned(struct ldg_req *req, void *ud)
+{
+    struct tq *q = ud;
+    ldg__query_run_prepared(req, q->project_id, "qry_trace_rows", q->what, q->failed, trace_rows_sql, &q->p, on_trace_rows, q);
+}
+
 static void handle_one(struct ldg_req *req)
 {
     struct ldg_str id = ldg_req_param(req, "trace_id");
@@ -187,36 +420,9 @@ static void handle_one(struct ldg_req *req)
     struct tq *q = tq_new(req, "trace", "Failed to get trace");
     if (!q)
         return;
-    int t = ldg_qparams_add(&q->p, &req->arena, ldg_arena_strndup(&req->arena, tid, 32));
-    struct ldg_buf sql;
-    ldg_buf_init(&sql);
-    /* Waterfall order: depth first from the roots (spans without a parent in the trace), children by
-     * start time. */
-    ldg_buf_printf(
-        &sql,
-        "WITH RECURSIVE s AS (SELECT DISTINCT ON (span_id) span_id, parent_span_id, name, kind, service, "
-        "start_time, duration_us, status_code, status_message, attributes, events, "
-        "lpad(((extract(epoch FROM start_time) * 1000000)::bigint)::text, 20, '0') || span_id AS k "
-        "FROM spans WHERE project_id = $1::bigint AND trace_id = $%d::text ORDER BY span_id, ingested_at), "
-        "t AS (SELECT s.*, 0 AS depth, ARRAY[s.k] AS path FROM s WHERE s.parent_span_id IS NULL OR NOT EXISTS "
-        "(SELECT 1 FROM s p WHERE p.span_id = s.parent_span_id) "
-        "UNION ALL SELECT c.*, t.depth + 1, t.path || c.k FROM s c JOIN t ON c.parent_span_id = t.span_id "
-        "WHERE t.depth < 256), "
-        "x AS (SELECT t.*, min(t.start_time) OVER () AS t0 FROM t) "
-        "SELECT CASE WHEN count(*) > 0 THEN json_build_object('trace_id', $%d::text, 'span_count', count(*), "
-        "'start_time', min(x.start_time), "
-        "'duration_ms', round((extract(epoch FROM max(x.start_time + x.duration_us * interval '1 microsecond') "
-        "- min(x.start_time)) * 1000)::numeric, 3), "
-        "'services', (SELECT coalesce(json_agg(DISTINCT service), '[]') FROM s WHERE service IS NOT NULL), "
-        "'error', bool_or(x.status_code = 2), "
-        "'spans', json_agg(json_build_object('span_id', x.span_id, 'parent_span_id', x.parent_span_id, "
-        "'name', x.name, 'kind', x.kind, 'service', x.service, 'start_time', x.start_time, "
-        "'offset_ms', round((extract(epoch FROM x.start_time - x.t0) * 1000)::numeric, 3), "
-        "'duration_ms', x.duration_us / 1000.0, 'depth', x.depth, 'status_code', x.status_code, "
-        "'status_message', x.status_message, 'attributes', x.attributes, 'events', x.events) "
-        "ORDER BY x.path)) END FROM x",
-        t, t);
-    finish(req, q, &sql);
+    q->trace_id = ldg_arena_strndup(&req->arena, tid, 32);
+    ldg_qparams_add(&q->p, &req->arena, q->trace_id); /* $2 */
+    ldg__query_with_project(req, q->project_id, on_trace_owned, q);
 }
 
 /* ---- GET /api/v1/metrics/span-latency ----------------------------------------------------------- */
@@ -301,6 +507,78 @@ static int64_t parse_interval(const char *s)
     return v * mul;
 }
 
+/*
+ * avg, sum, min, max and rate by whole hours: from the hourly rollups (schema logs/0011) for the
+ * hours the analytics role rolled up and that lie wholly in the range (plus their points stored
+ * after the rollup's cutoff), from the points for every other hour. Both become partial rows of the same shape, one per series and hour (a point is its
+ * own partial), and the aggregation combines partials: for every bucket of whole hours this gives
+ * the same numbers as the points alone (rate's increase of a cumulative sum is max - min per
+ * series and bucket, which the hourly maxima and minima preserve).
+ */
+static void query_rollups(struct ldg_req *req, struct tq *q, const char *name, const char *agg, size_t ai,
+                          int64_t iv)
+{
+    static const char *const value_exprs[] = {
+        "CASE WHEN max(type) = 'histogram' THEN sum(h_sum) / nullif(sum(h_count), 0) "
+        "ELSE sum(v_sum) / nullif(sum(n_v), 0) END",
+        "CASE WHEN max(type) = 'histogram' THEN sum(h_sum) ELSE sum(v_sum) END",
+        "CASE WHEN max(type) = 'histogram' THEN min(h_min) ELSE min(v_min) END",
+        "CASE WHEN max(type) = 'histogram' THEN max(h_max) ELSE max(v_max) END",
+    };
+    const char *group_by = ldg__query_param(req, "group_by");
+    const char *service = ldg__query_param(req, "service");
+    int pn = ldg_qparams_add(&q->p, &req->arena, name);
+    int pa = ldg_qparams_add(&q->p, &req->arena, agg);
+    int pi = ldg_qparams_add(&q->p, &req->arena, ldg__query_itoa(req, iv));
+    int pg = ldg_qparams_add(&q->p, &req->arena, group_by);
+    int ps = ldg_qparams_add(&q->p, &req->arena, ldg__query_param(req, "start_time"));
+    int pe = ldg_qparams_add(&q->p, &req->arena, ldg__query_param(req, "end_time"));
+    int psv = ldg_qparams_add(&q->p, &req->arena, service);
+    struct ldg_buf w;
+    ldg_buf_init(&w);
+    ldg_buf_printf(&w, "project_id = $1::bigint AND name = $%d::text", pn);
+    time_range(req, q, &w, "\"time\"");
+    text_filter(req, q, &w, "service", "service");
+    struct ldg_buf rows;
+    ldg_buf_init(&rows);
+    if (ai < 4)
+        ldg_buf_printf(&rows, "SELECT b, g, (%s)::float8 AS v FROM p GROUP BY b, g", value_exprs[ai]);
+    else
+        ldg_buf_printf(&rows,
+                       "SELECT b, g, sum(inc) / $%d::float8 AS v FROM (SELECT b, g, "
+                       "CASE WHEN max(type) = 'histogram' THEN "
+                       "CASE WHEN max(temporality) = 2 THEN max(h_count_max) - min(h_count_min) ELSE sum(h_count) END "
+                       "ELSE CASE WHEN max(temporality) = 2 THEN max(v_max) - min(v_min) ELSE sum(v_sum) END END "
+                       "AS inc FROM p GROUP BY b, g, attributes::text) s GROUP BY b, g",
+                       pi);
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "WITH hrs AS (SELECT hour, upto FROM metric_rollup_hours WHERE "
+                   "hour >= coalesce($%d::timestamptz, now() - interval '24 hours') AND "
+                   "hour + interval '1 hour' <= coalesce($%d::timestamptz, now() + interval '5 minutes')), "
+                   "pr AS (SELECT r.hour AS t, r.type, r.unit, r.temporality, r.attributes, r.n_v, r.v_sum, r.v_min, "
+                   "r.v_max, r.h_count, r.h_count_min, r.h_count_max, r.h_sum, r.h_min, r.h_max FROM metric_rollups r "
+                   "WHERE r.project_id = $1::bigint AND r.name = $%d::text AND r.hour IN (SELECT hour FROM hrs) "
+                   "AND ($%d::text IS NULL OR r.service = $%d::text) "
+                   "UNION ALL SELECT \"time\", type, unit, temporality, attributes, (value IS NOT NULL)::int, value, "
+                   "value, value, count, count, count, sum, min, max FROM metric_points m WHERE %.*s AND NOT EXISTS "
+                   "(SELECT 1 FROM hrs WHERE hrs.hour = to_timestamp(floor(extract(epoch FROM m.\"time\") / 3600) * "
+                   "3600) AND m.ingested_at < hrs.upto)), "
+                   "p AS (SELECT *, to_timestamp(floor(extract(epoch FROM t) / $%d::float8) * $%d::float8) AS b, "
+                   "CASE WHEN $%d::text IS NULL THEN NULL ELSE attributes ->> $%d::text END AS g FROM pr), "
+                   "r AS (%.*s ORDER BY 1, 2 LIMIT 10000) "
+                   "SELECT json_build_object('name', $%d::text, 'type', (SELECT max(type) FROM p), "
+                   "'unit', (SELECT max(unit) FROM p), 'aggregation', $%d::text, 'interval_s', $%d::bigint, "
+                   "'group_by', $%d::text, 'data', coalesce((SELECT json_agg(json_build_object('time', r.b, "
+                   "'group', r.g, 'value', r.v) ORDER BY r.b, r.g) FROM r), '[]'))",
+                   ps, pe, pn, psv, psv, (int)ldg_buf_size(&w), ldg_buf_head(&w), pi, pi, pg, pg,
+                   (int)ldg_buf_size(&rows), ldg_buf_head(&rows), pn, pa, pi, pg);
+    ldg_buf_free(&w);
+    ldg_buf_free(&rows);
+    finish(req, q, &sql);
+}
+
 static void handle_query(struct ldg_req *req)
 {
     static const char *const aggs[] = {"avg", "sum", "min", "max", "rate", "p50", "p95", "p99"};
@@ -328,6 +606,10 @@ static void handle_query(struct ldg_req *req)
     if (!iv) {
         ldg__query_422(req, "query", "interval", "value_error",
                        "Interval must be seconds or a number with s, m, h or d, at most 31 days", ivs);
+        return;
+    }
+    if (iv % 3600 == 0 && ai <= 4) {
+        query_rollups(req, q, name, agg, ai, iv);
         return;
     }
     const char *group_by = ldg__query_param(req, "group_by");

@@ -310,6 +310,7 @@ struct run {
     const char *what, *failed_text;
     const char *timeout; /* statement_timeout setting, e.g. "10000" */
     const char *sql, *count_sql;
+    const char *name; /* sql as a prepared statement of this name (per connection), or NULL */
     const char *const *params;
     int nparams, ncount_params;
     PGresult *page, *count;   /* kept results */
@@ -403,7 +404,7 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
     const char *tparams[] = {r->timeout};
     struct ldg_pg_stmt stmts[3] = {
         {"SELECT set_config('statement_timeout', $1, true)", "qry_timeout", 1, tparams, on_set_timeout, r},
-        {r->sql, NULL, r->nparams, r->params, on_page, r},
+        {r->sql, r->name, r->nparams, r->params, on_page, r},
         {r->count_sql, NULL, r->ncount_params, r->params, on_count, r},
     };
     int rc = ldg_pg_pipeline(conn, stmts, r->count_sql ? 3 : 2);
@@ -415,9 +416,12 @@ static void on_conn(struct ldg_pg *conn, int err, void *ud)
     }
 }
 
-static void run_on(struct ldg_req *req, struct ldg_pgpool *pool, const char *what, const char *failed_text,
-                   const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
-                   ldg_query_done_fn done, void *ud)
+/* Run sql (and count_sql when non-NULL, with the first ncount_params parameters) on pool under the
+ * statement timeout, prepared once per connection under name when name is not NULL; done gets both
+ * results. */
+static void run_on(struct ldg_req *req, struct ldg_pgpool *pool, const char *name, const char *what,
+                   const char *failed_text, const char *sql, const char *count_sql, const struct ldg_qparams *p,
+                   int ncount_params, ldg_query_done_fn done, void *ud)
 {
     if (!pool) { /* the worker is closing */
         ldg_req_error(req, 503, TIMEOUT_TEXT);
@@ -426,6 +430,7 @@ static void run_on(struct ldg_req *req, struct ldg_pgpool *pool, const char *wha
     struct run *r = ldg_arena_alloc(&req->arena, sizeof *r);
     memset(r, 0, sizeof *r);
     r->req = req;
+    r->name = name;
     r->what = what;
     r->failed_text = failed_text;
     r->timeout = ldg__query_itoa(req, G.cfg->statement_timeout_ms);
@@ -445,23 +450,28 @@ static void run_on(struct ldg_req *req, struct ldg_pgpool *pool, const char *wha
     }
 }
 
-/* Run sql (and count_sql when non-NULL, with the first ncount_params parameters) under the
- * statement timeout on the project's shard (a fresh replica when there is one); done gets both
- * results. */
+/* The project's shard (a fresh replica when there is one). */
 void ldg__query_run(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
                     const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
                     ldg_query_done_fn done, void *ud)
 {
-    run_on(req, ldg_pgroute_read(req->w, project_id), what, failed_text, sql, count_sql, p, ncount_params,
+    run_on(req, ldg_pgroute_read(req->w, project_id), NULL, what, failed_text, sql, count_sql, p, ncount_params,
            done, ud);
+}
+
+void ldg__query_run_prepared(struct ldg_req *req, int64_t project_id, const char *name, const char *what,
+                             const char *failed_text, const char *sql, const struct ldg_qparams *p,
+                             ldg_query_done_fn done, void *ud)
+{
+    run_on(req, ldg_pgroute_read(req->w, project_id), name, what, failed_text, sql, NULL, p, 0, done, ud);
 }
 
 void ldg__query_write(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
                       const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
                       ldg_query_done_fn done, void *ud)
 {
-    run_on(req, ldg_pgroute_project(req->w, project_id), what, failed_text, sql, count_sql, p, ncount_params,
-           done, ud);
+    run_on(req, ldg_pgroute_project(req->w, project_id), NULL, what, failed_text, sql, count_sql, p,
+           ncount_params, done, ud);
 }
 
 /* ---- log rows ------------------------------------------------------------------------------------- */

@@ -64,6 +64,11 @@ void ldg__query_run(struct ldg_req *req, int64_t project_id, const char *what, c
 void ldg__query_write(struct ldg_req *req, int64_t project_id, const char *what, const char *failed_text,
                       const char *sql, const char *count_sql, const struct ldg_qparams *p, int ncount_params,
                       ldg_query_done_fn done, void *ud);
+/* The same as ldg__query_run for a statement whose text never changes, prepared once per connection
+ * under `name` (PostgreSQL then stops planning it again once a generic plan is as good). */
+void ldg__query_run_prepared(struct ldg_req *req, int64_t project_id, const char *name, const char *what,
+                             const char *failed_text, const char *sql, const struct ldg_qparams *p,
+                             ldg_query_done_fn done, void *ud);
 
 /* The scope of the explorer endpoints (explore.c): project_id (API keys default to theirs), a
  * required time range [from, to) (period, or start_time with end_time defaulting to now), the

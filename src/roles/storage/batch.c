@@ -13,6 +13,7 @@
 #include "core/civil.h"
 #include "core/json.h"
 #include "ingest/logcodec.h"
+#include "ingest/otelrow.h"
 #include "ingest/qzip.h"
 
 #define US_PER_S INT64_C(1000000)
@@ -140,6 +141,26 @@ static struct ldg_batch_entry *new_row(struct ldg_batch *b, const char *sid, siz
     return e;
 }
 
+/* Fill row e from a span or metric point row (or make it DEAD). */
+static void fill_otel_row(struct ldg_batch *b, struct ldg_batch_entry *e, const struct ldg_otelrow *r)
+{
+    if (r->project_id <= 0 || r->project_id != e->depth_pid) {
+        e->state = LDG_BATCH_DEAD;
+        e->reason = "queue entry project does not match its p field";
+        return;
+    }
+    e->table = (uint8_t)r->table;
+    e->project_id = r->project_id;
+    e->ts_us = r->ts_us;
+    e->month = month_of(r->ts_us);
+    e->row_off = ldg_buf_size(&b->rows);
+    ldg_buf_put(&b->rows, r->line, r->len);
+    ldg_buf_put(&b->rows, "\t", 1);
+    ldg_buf_puts(&b->rows, e->id);
+    ldg_buf_put(&b->rows, "\n", 1);
+    e->row_len = ldg_buf_size(&b->rows) - e->row_off;
+}
+
 /* Fill row e from its decoded log l (or make it DEAD). */
 static void fill_row(struct ldg_batch *b, struct ldg_batch_entry *e, const struct ldg_log *l)
 {
@@ -176,6 +197,8 @@ static void add_logs(struct ldg_batch *b, const char *id, size_t idlen, int64_t 
     while (off < mlen) {
         size_t used;
         int rc = -EINVAL;
+        bool otel = false;
+        struct ldg_otelrow orow;
         if (blocks && (unsigned char)m[off] == LDG_QZIP_MARK) {
             ldg_buf_reset(&b->inflated);
             if (ldg_qzip_unpack(m + off, mlen - off, &b->inflated, &used) == 0) {
@@ -187,13 +210,17 @@ static void add_logs(struct ldg_batch *b, const char *id, size_t idlen, int64_t 
             used = 0; /* a broken block: the rest as one dead row */
         } else {
             ldg_arena_reset(&b->scratch);
-            rc = ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
+            otel = ldg_otelrow_is(m + off, mlen - off);
+            rc = otel ? ldg_otelrow_decode(m + off, mlen - off, &orow, &used)
+                      : ldg_logcodec_decode_next(m + off, mlen - off, &b->scratch, &l, &used);
         }
         size_t take = used ? used : mlen - off; /* a broken structure: the rest as one dead row */
         struct ldg_batch_entry *e = new_row(b, id, idlen, true, (*k)++, depth_pid, maybe_stored, m + off, take);
         if (rc < 0) {
             e->state = LDG_BATCH_DEAD;
             e->reason = "undecodable queue entry";
+        } else if (otel) {
+            fill_otel_row(b, e, &orow);
         } else {
             fill_row(b, e, &l);
         }
@@ -373,11 +400,16 @@ bool ldg_batch_mark_duplicate(struct ldg_batch *b, size_t lo, size_t hi, const c
 
 size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out)
 {
+    return ldg_batch_copy_table(b, lo, hi, LDG_OTELROW_LOG, out);
+}
+
+size_t ldg_batch_copy_table(const struct ldg_batch *b, size_t lo, size_t hi, int table, struct ldg_buf *out)
+{
     size_t k = 0;
     const char *rows = ldg_buf_head(&b->rows);
     for (size_t i = lo; i < hi; i++) {
         const struct ldg_batch_entry *e = &b->e[i];
-        if (e->state != LDG_BATCH_PENDING)
+        if (e->state != LDG_BATCH_PENDING || e->table != table)
             continue;
         ldg_buf_put(out, rows + e->row_off, e->row_len);
         k++;

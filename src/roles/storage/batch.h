@@ -3,7 +3,11 @@
  *
  * Queue entries (stream entry id, the `p`, `n` and `m` fields) are added in stream order. An
  * entry carries the logs of one ingest request: `m` holds n MessagePack logs back to back (without
- * an `n` field, exactly one), some of them possibly in compressed blocks (ingest/qzip.h). Each log becomes a row (struct ldg_batch_entry), decoded once
+ * an `n` field, exactly one), some of them possibly in compressed blocks (ingest/qzip.h). Spans and
+ * metric points travel as items of their own among them
+ * (ingest/otelrow.h): such a row keeps its table and its COPY line (with the queue id) and goes
+ * through every step below like a log, except that it has no error group and is copied into its
+ * own table. Each log becomes a row (struct ldg_batch_entry), decoded once
  * (ingest/logcodec.h) into its COPY line, kept in one buffer, plus the few fields the transaction
  * needs besides: project, timestamp, month, its MessagePack bytes (for a dead letter), and for
  * fingerprinted logs the error-group sample. A row that cannot be decoded is DEAD at once.
@@ -53,6 +57,7 @@ struct ldg_batch_entry {       /* one row */
     enum ldg_batch_state state;
     const char *reason; /* DEAD: why (static or in the batch arena) */
     /* Decoded entries (never DEAD at add time): */
+    uint8_t table;           /* enum ldg_otelrow_table: 0 a log, else a span or metric point row */
     int64_t project_id, ts_us;
     int32_t month;           /* UTC year * 12 + month - 1 of ts_us */
     size_t row_off, row_len; /* its COPY line in `rows` (queue_id column included) */
@@ -129,8 +134,10 @@ size_t ldg_batch_dup_params(const struct ldg_batch *b, size_t lo, size_t hi, str
 /* Mark the PENDING entry of [lo, hi) with this id DUPLICATE; false if there is none. */
 bool ldg_batch_mark_duplicate(struct ldg_batch *b, size_t lo, size_t hi, const char *id, size_t idlen);
 
-/* Append the COPY lines of the PENDING entries of [lo, hi); returns how many. */
+/* Append the COPY lines of the PENDING logs of [lo, hi); returns how many. */
 size_t ldg_batch_copy(const struct ldg_batch *b, size_t lo, size_t hi, struct ldg_buf *out);
+/* The same for the rows of one table (enum ldg_otelrow_table; 0 = logs). */
+size_t ldg_batch_copy_table(const struct ldg_batch *b, size_t lo, size_t hi, int table, struct ldg_buf *out);
 
 /*
  * Append the error groups of the PENDING fingerprinted entries of [lo, hi) as one JSON array,

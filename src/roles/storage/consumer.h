@@ -97,6 +97,7 @@ struct ldg__storage_consumer {
     int32_t month_todo[LDG_STORAGE_MONTH_CACHE];
     size_t nmonth_todo, month_i;
     struct ldg_buf copy, groups, group_keys, p_pids, p_ts, p_ids;
+    int copy_table; /* the table being copied (enum ldg_otelrow_table: logs, then spans, metric points) */
     struct ldg__storage_tail *tail; /* owned reference: live tail publishing (tailpub.h) */
     bool acquiring;        /* a pool acquire is pending */
     bool acquire_orphaned; /* ... for an attempt given up on: release what it brings */

@@ -227,7 +227,7 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     size_t n = 0;
     for (size_t i = lo; i < hi; i++) {
         const struct ldg_batch_entry *e = &c->batch.e[i];
-        if (e->state != LDG_BATCH_STORED || e->project_id != pid)
+        if (e->state != LDG_BATCH_STORED || e->project_id != pid || e->table) /* logs only */
             continue;
         const char *sep = n++ ? "," : "";
         ldg_buf_printf(&ts, "%s%" PRId64, sep, e->ts_us);
@@ -275,7 +275,7 @@ void ldg__storage_tail_committed(struct ldg__storage_consumer *c, size_t lo, siz
     size_t nseen = 0;
     for (size_t i = lo; i < hi && nseen < MAX_PROJECTS; i++) {
         const struct ldg_batch_entry *e = &c->batch.e[i];
-        if (e->state != LDG_BATCH_STORED)
+        if (e->state != LDG_BATCH_STORED || e->table) /* logs only (not spans, metric points) */
             continue;
         bool known = false;
         for (size_t k = 0; k < nseen && !known; k++)

@@ -5,7 +5,8 @@
  *   1. partitions: `SELECT logs_ensure_partition(...)` for each month not known to exist (outside the
  *      transaction, so the parent's lock is released at once);
  *   2. BEGIN [+ the duplicate check for entries delivered before] (one pipeline);
- *   3. COPY logs (...) FROM STDIN with the range's PENDING lines (one buffer);
+ *   3. COPY logs (...) FROM STDIN with the range's PENDING lines (one buffer), then the same into
+ *      spans and metric_points for the range's OTel rows, if any (ingest/otelrow.h);
  *   4. [lease renewal when the batch is old,] then the stored_entries rows of the logs written (stored.h:
  *      the statement that fails with 23P01 when another transaction committed some of them), the
  *      error_groups upsert and COMMIT (one pipeline).
@@ -28,6 +29,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "db/pgpool.h"
+#include "ingest/otelrow.h"
 #include "notify/event.h"
 #include "roles/notify/notify.h"
 #include "roles/storage/consumer.h"
@@ -41,11 +43,18 @@
  * the batch backs off like any transient failure. */
 #define MAX_CONFLICTS 8
 
+/* Queue ids are unique across the stream, so a row found in any of the three tables is that row. */
 static const char dup_sql[] =
     "SELECT l.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
     "JOIN logs l ON l.project_id = c.p "
     "AND l.\"timestamp\" = timestamptz 'epoch' + c.t * interval '1 microsecond' "
-    "AND l.queue_id = c.q";
+    "AND l.queue_id = c.q "
+    "UNION ALL SELECT s.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
+    "JOIN spans s ON s.queue_id = c.q AND s.start_time = timestamptz 'epoch' + c.t * interval '1 microsecond' "
+    "AND s.project_id = c.p "
+    "UNION ALL SELECT m.queue_id FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(p, t, q) "
+    "JOIN metric_points m ON m.queue_id = c.q "
+    "AND m.\"time\" = timestamptz 'epoch' + c.t * interval '1 microsecond' AND m.project_id = c.p";
 
 static const char groups_sql[] =
     "INSERT INTO error_groups AS g (project_id, fingerprint, error_type, error_message, first_seen, "
@@ -318,8 +327,11 @@ static void ensure_next(struct ldg__storage_consumer *c)
     char ts[40];
     ldg_batch_month_text(c->month_todo[c->month_i], ts, sizeof ts);
     const char *params[] = {ts};
-    if (ldg_pg_query_prepared(c->conn, "ldg_storage_part", "SELECT logs_ensure_partition($1::timestamptz)", 1,
-                              params, on_ensured, c) < 0)
+    if (ldg_pg_query_prepared(c->conn, "ldg_storage_part",
+                              "SELECT logs_ensure_partition($1::timestamptz), "
+                              "otel_ensure_partition('spans', $1::timestamptz), "
+                              "otel_ensure_partition('metric_points', $1::timestamptz)",
+                              1, params, on_ensured, c) < 0)
         transient(c, "partition statement not sent");
 }
 
@@ -515,10 +527,14 @@ static void on_commit_pause(uv_timer_t *t)
         before_commit(c);
 }
 
+static bool copy_next(struct ldg__storage_consumer *c);
+
 static void on_copied(PGresult *res, void *ud)
 {
     struct ldg__storage_consumer *c = ud;
     if (!tx_step_ok(c, res, "COPY"))
+        return;
+    if (copy_next(c)) /* the next table's rows */
         return;
     if (ldg__storage.debug && cfg()->debug_pause_before_commit_ms > 0) {
         ldg_log_info(c->ctx, "debug pause stage=commit entries=%zu logs=%zu", c->batch.entries,
@@ -553,15 +569,33 @@ static void on_copy_in(PGresult *res, void *ud)
         transient(c, "COPY data not sent");
 }
 
+/* Start the COPY of the range's rows of the first table after c->copy_table (logs, spans, metric
+ * points; -1: from the first) that has any: true (a failure to send is handled), or false when
+ * none is left. */
+static bool copy_next(struct ldg__storage_consumer *c)
+{
+    static const int order[] = {LDG_OTELROW_LOG, LDG_OTELROW_SPAN, LDG_OTELROW_METRIC};
+    static const char *const sql[] = {LDG_BATCH_COPY_SQL, LDG_OTELROW_SPAN_COPY_SQL, LDG_OTELROW_METRIC_COPY_SQL};
+    size_t k = 0;
+    while (k < 3 && order[k] != c->copy_table)
+        k++;
+    for (k = c->copy_table < 0 ? 0 : k + 1; k < 3; k++) {
+        ldg_buf_reset(&c->copy);
+        if (ldg_batch_copy_table(&c->batch, c->cur.lo, c->cur.hi, order[k], &c->copy) == 0)
+            continue;
+        c->copy_table = order[k];
+        if (ldg_pg_copy_start(c->conn, sql[k], on_copy_in, c) < 0)
+            transient(c, "COPY not sent");
+        return true;
+    }
+    return false;
+}
+
 static void copy_rows(struct ldg__storage_consumer *c)
 {
-    ldg_buf_reset(&c->copy);
-    if (ldg_batch_copy(&c->batch, c->cur.lo, c->cur.hi, &c->copy) == 0) {
+    c->copy_table = -1;
+    if (!copy_next(c))
         before_commit(c); /* every entry was a duplicate */
-        return;
-    }
-    if (ldg_pg_copy_start(c->conn, LDG_BATCH_COPY_SQL, on_copy_in, c) < 0)
-        transient(c, "COPY not sent");
 }
 
 static void on_dups(PGresult *res, void *ud)
