@@ -65,8 +65,8 @@ const struct ldg_cfg_key ldg_gateway_cfg_keys[] = {
     {"web_dir", LDG_CFG_PATH, CFG(web_dir), "web/dist", 0, 0, NULL, 0,
      "The built web app, read into memory at start; relative to the config file's directory"},
     {"otlp_listen", LDG_CFG_STR, CFG(otlp_listen), "", 0, 0, NULL, 0,
-     "Address (host:port, e.g. 0.0.0.0:4318 or [::]:4318) of a second listener serving only the OTLP/HTTP "
-     "routes /v1/logs, /v1/traces and /v1/metrics; empty = none (they are served on [server] port anyway)"},
+     "host:port (e.g. 0.0.0.0:4318) of a second listener serving only the OTLP/HTTP routes /v1/logs, "
+     "/v1/traces and /v1/metrics; empty = none (they are served on [server] port anyway)"},
     {0},
 };
 
