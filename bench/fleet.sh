@@ -111,7 +111,7 @@ start_mode() {
 empty_tables() {
     local port
     for port in "$BENCH_PG_PORT" "$PG1_PORT"; do
-        psql_at "$port" ledger_logs "SELECT 1 FROM pg_tables WHERE tablename = 'logs'" | grep -q 1 || continue
+        psql_at "$port" ledger_logs "SELECT 1 FROM pg_tables WHERE tablename = 'logs'" 2>/dev/null | grep -q 1 || continue
         psql_at "$port" ledger_logs "TRUNCATE logs, error_groups" >/dev/null
     done
 }
