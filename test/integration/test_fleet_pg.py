@@ -336,3 +336,54 @@ def test_plan_add_shard_pins_the_projects_that_would_move(pg, sharded):
             assert pins[p] == jump(p, 2)
         else:
             assert p not in pins
+
+
+@pytest.fixture(scope="module")
+def pg_b(session_dir):
+    """A second PostgreSQL server, for a logs shard that can be stopped."""
+    from ldg_servers import PgServer
+
+    srv = PgServer(str(session_dir / "pg_b")).start()
+    yield srv
+    srv.cleanup()
+
+
+def test_a_shard_down_delays_but_loses_nothing(ledgerd, ledgerd_bin, pg, pg_b, redis, tmp_path, jwt_secret_file):
+    tag = os.urandom(4).hex()
+    ini = {"pg_logs.1": {"host": pg_b.host, "port": pg_b.port, "dbname": "ledger_logs", "user": "postgres",
+                         "connect_timeout_ms": 1000},
+           "storage": {"group": f"g{tag}", "batch_wait_ms": 20}, "ingest": {"stream": f"test:logs:{tag}"}}
+    path = tmp_path / "migrate.ini"
+    path.write_text(render_ini(make_ini(free_port(), pg, redis, 1, ini, jwt_secret_file)))
+    r = subprocess.run([ledgerd_bin, "-c", str(path), "--migrate"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=scaled(120))
+    assert r.returncode == 0, tail(r.stdout.decode(errors="replace"))
+    (p0, k0), (p1, k1) = project_with_key(pg), project_with_key(pg)
+    ini["pg_shards"] = {"projects": f"{p0}:0, {p1}:1"}
+    srv = ledgerd(extra_ini=ini)
+    srv.allow_errors = True
+    s0, s1 = pg.dsn("ledger_logs"), pg_b.dsn("ledger_logs")
+    ingest(srv, k0, "a", n=10)
+    ingest(srv, k1, "a", n=10)
+    wait_until(lambda: db_count(s0, p0) == 10 and db_count(s1, p1) == 10, 30, what="first logs stored")
+
+    pg_b.stop()
+    try:
+        wait_until(lambda: deep(srv)["status"] == "degraded", 20, interval=0.2, what="/health/deep degraded")
+        shards = deep(srv)["services"]["postgres_logs_shards"]
+        assert shards[0]["status"] == "healthy" and shards[1]["status"].startswith("unhealthy")
+        for i in range(3):
+            ingest(srv, k0, f"b{i}", n=10)
+            ingest(srv, k1, f"b{i}", n=10)
+        time.sleep(scaled(1))
+    finally:
+        pg_b.start()
+    wait_until(lambda: db_count(s0, p0) == 40 and db_count(s1, p1) == 40, 60, what="every log stored")
+    time.sleep(scaled(1))  # retries settle: nothing more may arrive
+    for dsn, pid in ((s0, p0), (s1, p1)):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            n, distinct = c.execute("SELECT count(*), count(DISTINCT queue_id) FROM logs WHERE project_id = %s",
+                                    (pid,)).fetchone()
+        assert (n, distinct) == (40, 40), (dsn, pid)
+    assert db_count(s0, p1) == 0 and db_count(s1, p0) == 0
+    wait_until(lambda: deep(srv)["status"] == "healthy", 20, interval=0.2, what="healthy again")
