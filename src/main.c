@@ -118,6 +118,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     ldg_log_configure((enum ldg_log_level)cfg.log.level, (enum ldg_log_format)cfg.log.format);
+    ldg_log_set_node(cfg.node.name);
 
     int rc = 0;
     if (mode == 't') {

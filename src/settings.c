@@ -95,6 +95,16 @@ static const struct ldg_cfg_key log_keys[] = {
     {0},
 };
 
+static const struct ldg_cfg_key node_keys[] = {
+    {"name", LDG_CFG_STR, offsetof(struct ldg_node_cfg, name), "", 0, 0, NULL, 0,
+     "This process's name in a fleet: in storage consumer names, logs and /metrics; empty = the host name"},
+    {0},
+};
+
+static const char *const redis_extra_names[LDG_SHARDS_MAX - 1] = {
+    "redis.1", "redis.2",  "redis.3",  "redis.4",  "redis.5",  "redis.6",  "redis.7", "redis.8",
+    "redis.9", "redis.10", "redis.11", "redis.12", "redis.13", "redis.14", "redis.15"};
+
 /* [roles]: one on/off key per registered role, generated from the registry. */
 static struct ldg_cfg_key role_keys[LDG_ROLE_MAX + 1];
 static char role_descs[LDG_ROLE_MAX][64];
@@ -119,7 +129,7 @@ static void build_role_keys(void)
 static void add_section(struct ldg_config *c, const char *name, const struct ldg_cfg_key *keys, void *base)
 {
     LDG_ASSERT(c->nsections < LDG_ARRAY_SIZE(c->sections));
-    c->sections[c->nsections++] = (struct ldg_cfg_section){name, keys, base};
+    c->sections[c->nsections++] = (struct ldg_cfg_section){name, keys, base, NULL};
 }
 
 static const struct ldg_cfg_key pg_shards_keys[] = {
@@ -184,7 +194,12 @@ static int prepare(struct ldg_config *c, const char *text, struct ldg_cfg_err *e
     add_section(c, "server", server_keys, &c->server);
     add_section(c, "log", log_keys, &c->log);
     add_section(c, "roles", role_keys, &c->roles);
+    add_section(c, "node", node_keys, &c->node);
     add_section(c, "redis", ldg_redis_cfg_keys, &c->redis);
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(redis_extra_names); i++) {
+        add_section(c, redis_extra_names[i], ldg_redis_cfg_keys, &c->redis_extra[i]);
+        c->sections[c->nsections - 1].present = &c->redis_extra_present[i];
+    }
     add_section(c, "pg_auth", ldg_pg_auth_cfg_keys, &c->pg_auth);
     add_section(c, "pg_logs", ldg_pg_logs_cfg_keys, &c->pg_logs);
     add_section(c, "pg_shards", pg_shards_keys, &c->pg_shards);
@@ -226,6 +241,35 @@ static int validate_roles(const struct ldg_config *c, struct ldg_cfg_err *err)
     return 0;
 }
 
+/* [redis.N] sections: contiguous from 1, no project_shards of their own; then the project map. */
+static int validate_redis_shards(struct ldg_config *c, struct ldg_cfg_err *err)
+{
+    unsigned n = 1;
+    while (n < LDG_SHARDS_MAX && c->redis_extra_present[n - 1])
+        n++;
+    for (unsigned i = n; i < LDG_SHARDS_MAX; i++)
+        if (c->redis_extra_present[i - 1]) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: [redis.%u] without [redis.%u]: shards are numbered from 1 "
+                     "without gaps",
+                     c->path ? c->path : "<string>", i, n);
+            return -EINVAL;
+        }
+    for (unsigned i = 1; i < n; i++)
+        if (c->redis_extra[i - 1].project_shards && *c->redis_extra[i - 1].project_shards) {
+            snprintf(err->msg, sizeof err->msg, "%s: [redis.%u] project_shards: set it in [redis] only",
+                     c->path ? c->path : "<string>", i);
+            return -EINVAL;
+        }
+    c->nredis = n;
+    char why[256];
+    if (ldg_shardmap_init(&c->redis_map, n, c->redis.project_shards, why, sizeof why) < 0) {
+        snprintf(err->msg, sizeof err->msg, "%s: [redis] %s", c->path ? c->path : "<string>", why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* Shards are numbered 1.. without gaps; a replica names an existing shard; the pins parse. */
 static int validate_shards(struct ldg_config *c, struct ldg_cfg_err *err)
 {
@@ -258,6 +302,19 @@ static int validate_shards(struct ldg_config *c, struct ldg_cfg_err *err)
     return 0;
 }
 
+/* [node] name: the host name when empty. */
+static void resolve_node(struct ldg_config *c)
+{
+    if (c->node.name && *c->node.name)
+        return;
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "ledgerd");
+    host[sizeof host - 1] = '\0';
+    free(c->node.name);
+    c->node.name = ldg_strdup(host);
+}
+
 static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
 {
     int rrc = validate_roles(c, err);
@@ -265,6 +322,10 @@ static int validate(struct ldg_config *c, struct ldg_cfg_err *err)
         return rrc;
     if ((rrc = validate_shards(c, err)) < 0)
         return rrc;
+    rrc = validate_redis_shards(c, err);
+    if (rrc < 0)
+        return rrc;
+    resolve_node(c);
     char bad[64];
     if (!ldg_proxy_list_valid(c->server.trusted_proxies, bad, sizeof bad)) {
         snprintf(err->msg, sizeof err->msg, "[server] trusted_proxies: '%s' is not an address or CIDR", bad);
@@ -387,6 +448,8 @@ int ldg_settings_load(struct ldg_config *c, const char *path, struct ldg_cfg_err
         rc = validate(c, err);
     if (rc == 0)
         rc = read_secret(c->redis.password_file, &c->redis_password, err);
+    for (unsigned i = 1; rc == 0 && i < c->nredis; i++)
+        rc = read_secret(c->redis_extra[i - 1].password_file, &c->redis_extra_password[i - 1], err);
     if (rc == 0)
         rc = read_secret(c->pg_auth.password_file, &c->pg_auth_password, err);
     if (rc == 0)
@@ -423,6 +486,9 @@ void ldg_settings_free(struct ldg_config *c)
     for (size_t i = 0; i < ldg_roles_count; i++)
         free(c->role_cfg[i]);
     free(c->redis_password);
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(c->redis_extra_password); i++)
+        free(c->redis_extra_password[i]);
+    ldg_shardmap_free(&c->redis_map);
     free(c->pg_auth_password);
     free(c->pg_logs_password);
     for (int i = 0; i < LDG_PG_MAX_SHARDS; i++)

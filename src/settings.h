@@ -14,6 +14,7 @@
 #include "db/pg.h"
 #include "db/pgshard.h"
 #include "db/redis.h"
+#include "db/shardmap.h"
 #include "roles/role.h"
 
 struct ldg_server_cfg {
@@ -53,6 +54,11 @@ struct ldg_log_cfg {
     bool access_log;
 };
 
+/* [node]: this process's identity in a fleet. */
+struct ldg_node_cfg {
+    char *name; /* "" in the file = the host name (resolved at load) */
+};
+
 struct ldg_roles_cfg {
     bool enabled[LDG_ROLE_MAX]; /* indexed like ldg_roles[] */
 };
@@ -66,7 +72,15 @@ struct ldg_config {
     struct ldg_server_cfg server;
     struct ldg_log_cfg log;
     struct ldg_roles_cfg roles;
-    struct ldg_redis_cfg redis;
+    struct ldg_node_cfg node;
+    struct ldg_redis_cfg redis; /* shard 0 */
+    /* [redis.1] ... [redis.15]: the other Redis shards, present when their section is in the file
+     * (contiguous from 1). nredis = 1 + how many; redis_map places projects on them. */
+    struct ldg_redis_cfg redis_extra[LDG_SHARDS_MAX - 1];
+    bool redis_extra_present[LDG_SHARDS_MAX - 1];
+    char *redis_extra_password[LDG_SHARDS_MAX - 1];
+    unsigned nredis;
+    struct ldg_shardmap redis_map;
     struct ldg_pg_cfg pg_auth;
     struct ldg_pg_cfg pg_logs;
     struct ldg_pg_shards_cfg pg_shards;
@@ -92,7 +106,7 @@ struct ldg_config {
     char *jwt_secret;          /* [auth] jwt_secret_file, or random (see jwt_secret_generated) */
     bool jwt_secret_generated; /* no file configured: per-process secret */
 
-    struct ldg_cfg_section sections[7 + LDG_ROLE_MAX + LDG_PG_MAX_SHARDS + LDG_PG_MAX_REPLICAS];
+    struct ldg_cfg_section sections[8 + (LDG_SHARDS_MAX - 1) + LDG_ROLE_MAX + LDG_PG_MAX_SHARDS + LDG_PG_MAX_REPLICAS];
     size_t nsections;
     char *path; /* owned: the file it came from */
 };
@@ -112,6 +126,23 @@ int ldg_settings_load_string(struct ldg_config *c, const char *text, struct ldg_
 
 void ldg_settings_dump(const struct ldg_config *c, FILE *out);
 void ldg_settings_free(struct ldg_config *c);
+
+/* The config and password of Redis shard i (< nredis); 0 is [redis]. */
+static inline const struct ldg_redis_cfg *ldg_settings_redis_cfg(const struct ldg_config *c, unsigned i)
+{
+    return i ? &c->redis_extra[i - 1] : &c->redis;
+}
+
+static inline const char *ldg_settings_redis_password(const struct ldg_config *c, unsigned i)
+{
+    return i ? c->redis_extra_password[i - 1] : c->redis_password;
+}
+
+/* The Redis shard of a project (always 0 with one Redis). */
+static inline unsigned ldg_settings_redis_shard(const struct ldg_config *c, int64_t project_id)
+{
+    return c->nredis > 1 ? ldg_shardmap_of(&c->redis_map, project_id) : 0;
+}
 
 /* Logs shard i (0 .. npg_shards-1): its section and password (nullable). */
 const struct ldg_pg_cfg *ldg_settings_pg_shard(const struct ldg_config *c, int i);

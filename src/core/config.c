@@ -272,8 +272,11 @@ static int check_sections(const struct ldg_cfg_section *secs, size_t n, const ch
             if (end) {
                 size_t nl = (size_t)(end - q - 1);
                 bool known = false;
-                for (size_t i = 0; i < n && !known; i++)
+                for (size_t i = 0; i < n && !known; i++) {
                     known = strlen(secs[i].name) == nl && memcmp(secs[i].name, q + 1, nl) == 0;
+                    if (known && secs[i].present)
+                        *secs[i].present = true;
+                }
                 if (!known) {
                     set_err(err, "%s:%d: unknown section [%.*s]", name, line, (int)LDG_MIN(nl, (size_t)64),
                             q + 1);
@@ -367,6 +370,8 @@ int ldg_cfg_resolve_paths(const struct ldg_cfg_section *secs, size_t n, const ch
 void ldg_cfg_dump(const struct ldg_cfg_section *secs, size_t n, FILE *out)
 {
     for (size_t i = 0; i < n; i++) {
+        if (secs[i].present && !*secs[i].present)
+            continue;
         fprintf(out, "%s[%s]\n", i ? "\n" : "", secs[i].name);
         for (const struct ldg_cfg_key *k = secs[i].keys; k->name; k++) {
             const void *field = (const char *)secs[i].base + k->offset;

@@ -56,6 +56,9 @@ struct ldg_cfg_section {
     const char *name;
     const struct ldg_cfg_key *keys;
     void *base; /* borrowed */
+    /* Nullable. An optional section (e.g. [redis.1]): set to true when its header appears in the
+     * file; --print-config prints the section only when true. */
+    bool *present;
 };
 
 struct ldg_cfg_err {

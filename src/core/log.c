@@ -8,6 +8,7 @@
 enum ldg_log_level ldg_log_min_level = LDG_LOG_INFO;
 static enum ldg_log_format log_format = LDG_LOG_LOGFMT;
 static _Thread_local int log_worker = -1;
+static char log_node[96]; /* " node=<quoted name>" or "" */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -15,6 +16,22 @@ void ldg_log_configure(enum ldg_log_level level, enum ldg_log_format format)
 {
     ldg_log_min_level = level;
     log_format = format;
+}
+
+void ldg_log_set_node(const char *name)
+{
+    char q[80];
+    if (!name || !*name) {
+        log_node[0] = '\0';
+        return;
+    }
+    ldg_log_quote(q, sizeof q, name, strlen(name));
+    /* a plain name needs no quotes (logfmt) */
+    bool plain = true;
+    for (const char *c = name; *c && plain; c++)
+        plain = *c > ' ' && *c != '"' && *c != '=' && *c != '\\' && (unsigned char)*c < 0x7f;
+    snprintf(log_node, sizeof log_node, " node=%.*s", plain ? (int)strlen(name) : (int)strlen(q),
+             plain ? name : q);
 }
 
 void ldg_log_set_worker(int id)
@@ -64,9 +81,9 @@ static size_t format_prefix(char *buf, size_t cap, enum ldg_log_level level)
         snprintf(wid, sizeof wid, "%d", log_worker);
     int n;
     if (log_format == LDG_LOG_LOGFMT)
-        n = snprintf(buf, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s worker=%s", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                     level_names[level], wid);
+        n = snprintf(buf, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s%s worker=%s",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), level_names[level], log_node, wid);
     else
         n = snprintf(buf, cap, "%02d:%02d:%02d.%03d %-5s [%s]", tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(tv.tv_usec / 1000), level_names[level], wid);

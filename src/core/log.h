@@ -18,6 +18,8 @@ enum ldg_log_format { LDG_LOG_LOGFMT, LDG_LOG_PLAIN };
 /* Set once at startup, before worker threads start; read-only afterwards. */
 extern enum ldg_log_level ldg_log_min_level;
 void ldg_log_configure(enum ldg_log_level level, enum ldg_log_format format);
+/* logfmt lines carry node=<name> ([node] name) after the level. Main thread, before workers start. */
+void ldg_log_set_node(const char *name);
 
 /* Thread-local worker id for the `worker=` field; -1 means the main thread. */
 void ldg_log_set_worker(int id);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "core/common.h"
+#include "db/shardmap.h"
 
 /* Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf). */
 #define LDG_STATS_LAT_BUCKETS 14
@@ -29,14 +30,16 @@ struct ldg_stats {
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t redis_errors; /* mirrored from the worker's Redis clients by the sweeper */
+    _Atomic uint64_t redis_shard_errors[LDG_SHARDS_MAX]; /* the same, per Redis shard */
     _Atomic uint64_t pg_errors;    /* mirrored from the worker's PostgreSQL pools by the sweeper */
     /* storage role (docs/ingest.md "Metrics"): logs by outcome, and the queue as worker 0 samples it */
     _Atomic uint64_t store_stored, store_duplicates, store_conflicts, store_dead, store_redelivered;
     _Atomic uint64_t store_failures;
     _Atomic uint64_t queue_sampled;        /* gauge: 1 once this worker sampled the queue */
-    _Atomic uint64_t queue_entries;        /* gauge: XLEN of the ingest stream */
-    _Atomic uint64_t queue_pending;        /* gauge: entries delivered to a consumer, not acknowledged */
-    _Atomic uint64_t queue_oldest_pending_ms; /* gauge: age of the oldest pending entry */
+    /* per Redis shard: */
+    _Atomic uint64_t queue_entries[LDG_SHARDS_MAX]; /* gauge: XLEN of the ingest stream */
+    _Atomic uint64_t queue_pending[LDG_SHARDS_MAX]; /* gauge: delivered to a consumer, not acknowledged */
+    _Atomic uint64_t queue_oldest_pending_ms[LDG_SHARDS_MAX]; /* gauge: age of the oldest pending entry */
 };
 
 void ldg_stats_init(struct ldg_stats *s, size_t nroutes);

@@ -95,8 +95,21 @@ static void mirror_client_errors(struct ldg_worker *w)
         pg += ldg_pgpool_errors(w->pg_logs);
     pg += ldg_pgroute_errors(w);
     ldg_stat_set(&w->stats.pg_errors, pg);
-    if (w->redis)
-        ldg_stat_set(&w->stats.redis_errors, ldg_redis_errors(w->redis));
+    uint64_t re = 0;
+    for (unsigned i = 0; i < w->nredis; i++)
+        if (w->redis_shard[i]) {
+            uint64_t e = ldg_redis_errors(w->redis_shard[i]);
+            ldg_stat_set(&w->stats.redis_shard_errors[i], e);
+            re += e;
+        }
+    ldg_stat_set(&w->stats.redis_errors, re);
+}
+
+struct ldg_redis *ldg_worker_redis_for(const struct ldg_worker *w, int64_t project_id)
+{
+    if (w->nredis <= 1)
+        return w->redis;
+    return w->redis_shard[ldg_settings_redis_shard(w->cfg, project_id)];
 }
 
 static void finish_close(struct ldg_worker *w);
@@ -197,11 +210,13 @@ static void final_close(struct ldg_worker *w)
      * state alive. The roles are freed by finish_close. Hold one count while starting the
      * closes so a synchronous completion cannot fire early. */
     w->clients_closing = 1;
-    if (w->redis) {
-        w->clients_closing++;
-        ldg_redis_close(w->redis, on_client_closed, w);
-        w->redis = NULL;
-    }
+    w->redis = NULL;
+    for (unsigned i = 0; i < w->nredis; i++)
+        if (w->redis_shard[i]) {
+            w->clients_closing++;
+            ldg_redis_close(w->redis_shard[i], on_client_closed, w);
+            w->redis_shard[i] = NULL;
+        }
     if (w->pg_auth) {
         w->clients_closing++;
         ldg_pgpool_close(w->pg_auth, on_client_closed, w);
@@ -259,8 +274,16 @@ static void start_clients(struct ldg_worker *w)
 {
     const struct ldg_config *c = w->cfg;
     char name[32];
-    snprintf(name, sizeof name, "redis");
-    w->redis = ldg_redis_new(&w->loop, &c->redis, c->redis_password, name);
+    w->nredis = c->nredis;
+    for (unsigned i = 0; i < c->nredis; i++) {
+        if (i == 0)
+            snprintf(name, sizeof name, "redis");
+        else
+            snprintf(name, sizeof name, "redis.%u", i);
+        w->redis_shard[i] =
+            ldg_redis_new(&w->loop, ldg_settings_redis_cfg(c, i), ldg_settings_redis_password(c, i), name);
+    }
+    w->redis = w->redis_shard[0];
     w->pg_auth = ldg_pgpool_new(&w->loop, &c->pg_auth, c->pg_auth_password, "pg_auth");
     w->pg_logs = ldg_pgpool_new(&w->loop, &c->pg_logs, c->pg_logs_password, "pg_logs");
     /* replicas serve the readers of logs: measured only where those run */

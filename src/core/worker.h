@@ -16,6 +16,7 @@
 
 #include "core/list.h"
 #include "core/stats.h"
+#include "db/shardmap.h"
 #include "roles/role.h"
 
 struct ldg_config;
@@ -83,7 +84,11 @@ struct ldg_worker {
     uint64_t date_sec;
     uint64_t rid_counter;
 
-    struct ldg_redis *redis;      /* owned: command connection */
+    struct ldg_redis *redis; /* borrowed alias of redis_shard[0]: global keys (sessions, caches, locks) */
+    /* owned: one command connection per Redis shard ([redis], [redis.1], ...); a project's keys,
+     * queue entries and channels are on redis_shard[ldg_settings_redis_shard(cfg, project)] */
+    struct ldg_redis *redis_shard[LDG_SHARDS_MAX];
+    unsigned nredis;
     struct ldg_pgpool *pg_auth;   /* owned */
     struct ldg_pgpool *pg_logs;   /* owned: logs shard 0 */
     struct ldg_pgroute *pg_route; /* owned: logs shards 1.. and replicas (db/pgroute.h) */
@@ -108,6 +113,9 @@ void ldg_worker_post(struct ldg_worker *w, void (*fn)(struct ldg_worker *w, void
 
 /* Worker thread: begin draining (stop accepting, finish in-flight work within drain_timeout_ms). */
 void ldg_worker_begin_drain(struct ldg_worker *w);
+
+/* Worker thread: the command connection of the project's Redis shard (w->redis with one shard). */
+struct ldg_redis *ldg_worker_redis_for(const struct ldg_worker *w, int64_t project_id);
 
 /* Worker thread: milliseconds of the loop's cached clock. */
 static inline uint64_t ldg_worker_now(const struct ldg_worker *w)

@@ -60,6 +60,10 @@ const struct ldg_cfg_key ldg_redis_cfg_keys[] = {
      NULL, LDG_CFG_RESTART, "longest reconnect delay"},
     {"max_pending", LDG_CFG_INT, offsetof(struct ldg_redis_cfg, max_pending), "10000", 1, 10000000, NULL,
      LDG_CFG_RESTART, "commands in flight per connection before callers get 503"},
+    {"project_shards", LDG_CFG_LIST, offsetof(struct ldg_redis_cfg, project_shards), "", 0, 0, NULL,
+     LDG_CFG_RESTART,
+     "[redis] only: projects pinned to a shard, as project_id:shard pairs (42:1, 7:2); others go by a "
+     "consistent hash of the project id ([redis] is shard 0, [redis.1] shard 1, ...)"},
     {0},
 };
 /* clang-format on */

@@ -43,9 +43,10 @@ struct ldg_redis_cfg {
     int64_t reconnect_min_ms;   /* first reconnect delay (jittered) */
     int64_t reconnect_max_ms;   /* cap of the doubling reconnect delay */
     int64_t max_pending;        /* bound on commands in flight (and on channels for pub/sub) */
+    char *project_shards;       /* [redis] only: "project_id:shard, ..." overrides (db/shardmap.h) */
 };
 
-/* Key table of the [redis] section ({0}-terminated). */
+/* Key table of the [redis] section and of the extra shards' [redis.1], [redis.2], ... ({0}-terminated). */
 extern const struct ldg_cfg_key ldg_redis_cfg_keys[];
 
 /* ---- command connection ---------------------------------------------------------------- */

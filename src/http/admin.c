@@ -27,9 +27,13 @@ static void on_health(struct ldg_req *req)
 
 /* ---- /health/deep ---------------------------------------------------------------------------- */
 
-enum { CHECK_REDIS, CHECK_PG_AUTH, CHECK_PG_LOGS, CHECK_QUEUE, CHECK_PG_SHARDS, NCHECKS };
-static const char *const check_names[NCHECKS] = {"redis", "postgres_auth", "postgres_logs", "queue",
-                                                 "postgres_logs_shards"};
+/* Checks: PING of every Redis shard, SELECT 1 on both pools, and (where ingest or storage runs)
+ * the queue of every shard. "redis" and "queue" in "services" are shard 0 and the whole queue
+ * (sums, the oldest age, the fewest consumers); "redis_shards" (beside "services") lists each
+ * shard with its own queue. The PostgreSQL logs shards and replicas (db/pgroute.h) add their
+ * members to "services" when there are any. */
+enum { CHECK_PG_AUTH, CHECK_PG_LOGS, NPG };
+static const char *const pg_names[NPG] = {"postgres_auth", "postgres_logs"};
 
 /* The ingest queue, in one round trip: its length, the age of its oldest entry (the storage role
  * deletes entries once stored, so the oldest entry is the oldest log accepted but not stored) by
@@ -58,52 +62,98 @@ static const char queue_lua[] =
     "end\n"
     "return {n, age, consumers}\n";
 
+struct deep;
+
+/* One check's outcome. */
+struct probe {
+    struct deep *d;
+    bool ok;
+    const char *why; /* static text; never server error strings */
+    uint64_t took_us;
+    long long queued, oldest_age_ms, consumers; /* queue probes */
+};
+
 struct deep {
     struct ldg_req *req; /* reference held until every check answered */
     unsigned pending;
-    bool checked[NCHECKS]; /* the queue is checked only where ingest or storage runs */
-    bool ok[NCHECKS];
-    const char *why[NCHECKS]; /* static text; never server error strings */
+    unsigned nshards;
+    bool queue; /* the queue is checked only where ingest or storage runs */
     uint64_t started_ns;
-    uint64_t took_us[NCHECKS];
-    long long queued, oldest_age_ms, consumers;
-    char *shards_json; /* owned: members from ldg_pgroute_health */
+    struct probe pg[NPG];
+    struct probe ping[LDG_SHARDS_MAX];
+    struct probe q[LDG_SHARDS_MAX];
+    struct probe pg_shards; /* the logs shards and replicas beyond [pg_logs] */
+    char *shards_json;      /* owned: members from ldg_pgroute_health */
 };
+
+static void put_ping(struct ldg_buf *b, const struct probe *p)
+{
+    if (p->ok)
+        ldg_buf_printf(b, "\"status\":\"healthy\",\"latency_ms\":%.3f", (double)p->took_us / 1000.0);
+    else
+        ldg_buf_printf(b, "\"status\":\"unhealthy: %s\"", p->why);
+}
+
+static void put_queue(struct ldg_buf *b, bool ok, const char *why, long long queued, long long age,
+                      long long consumers, long long max_age)
+{
+    ldg_buf_printf(b, "{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld",
+                   ok ? "healthy" : "unhealthy: ", ok ? "" : why, queued < 0 ? 0 : queued, age);
+    if (consumers >= -1)
+        ldg_buf_printf(b, ",\"consumers\":%lld", consumers < 0 ? 0 : consumers);
+    ldg_buf_printf(b, ",\"max_age_ms\":%lld}", max_age);
+}
 
 static void deep_finish(struct deep *d)
 {
     struct ldg_req *req = d->req;
-    bool all = true;
+    long long max_age = (long long)req->w->cfg->server.health_queue_max_age_ms;
+    bool all = d->pg[0].ok && d->pg[1].ok && d->pg_shards.ok;
+    /* the whole queue: every shard's entries, the oldest of them, the fewest consumers */
+    bool qok = true;
+    const char *qwhy = NULL;
+    long long queued = 0, age = 0, consumers = -2;
+    for (unsigned i = 0; i < d->nshards; i++) {
+        all = all && d->ping[i].ok;
+        if (!d->queue)
+            continue;
+        const struct probe *q = &d->q[i];
+        if (!q->ok && qok) {
+            qok = false;
+            qwhy = q->why;
+        }
+        queued += q->queued > 0 ? q->queued : 0;
+        age = LDG_MAX(age, q->oldest_age_ms);
+        if (q->consumers >= -1 && (consumers < -1 || q->consumers < consumers))
+            consumers = q->consumers;
+    }
+    all = all && qok;
     struct ldg_buf b;
     ldg_buf_init(&b);
-    for (int i = 0; i < NCHECKS; i++)
-        all = all && (d->ok[i] || !d->checked[i]);
-    ldg_buf_printf(&b, "{\"status\":\"%s\",\"services\":{", all ? "healthy" : "degraded");
-    for (int i = 0; i < NCHECKS; i++) {
-        if (!d->checked[i])
-            continue;
-        if (i == CHECK_PG_SHARDS) {
-            ldg_buf_puts(&b, d->shards_json ? d->shards_json : "");
-            continue;
-        }
-        if (i == CHECK_QUEUE && d->queued >= 0) {
-            ldg_buf_printf(&b, ",\"queue\":{\"status\":\"%s%s\",\"queued\":%lld,\"oldest_age_ms\":%lld",
-                           d->ok[i] ? "healthy" : "unhealthy: ", d->ok[i] ? "" : d->why[i], d->queued,
-                           d->oldest_age_ms);
-            if (d->consumers >= -1)
-                ldg_buf_printf(&b, ",\"consumers\":%lld", d->consumers < 0 ? 0 : d->consumers);
-            ldg_buf_printf(&b, ",\"max_age_ms\":%lld}",
-                           (long long)req->w->cfg->server.health_queue_max_age_ms);
-            continue;
-        }
-        if (d->ok[i])
-            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"healthy\",\"latency_ms\":%.3f}", i ? "," : "",
-                           check_names[i], (double)d->took_us[i] / 1000.0);
-        else
-            ldg_buf_printf(&b, "%s\"%s\":{\"status\":\"unhealthy: %s\"}", i ? "," : "", check_names[i],
-                           d->why[i]);
+    ldg_buf_printf(&b, "{\"status\":\"%s\",\"services\":{\"redis\":{", all ? "healthy" : "degraded");
+    put_ping(&b, &d->ping[0]);
+    for (int i = 0; i < NPG; i++) {
+        ldg_buf_printf(&b, "},\"%s\":{", pg_names[i]);
+        put_ping(&b, &d->pg[i]);
     }
-    ldg_buf_puts(&b, "},\"roles\":{");
+    ldg_buf_puts(&b, "}");
+    ldg_buf_puts(&b, d->shards_json ? d->shards_json : "");
+    if (d->queue) {
+        ldg_buf_puts(&b, ",\"queue\":");
+        put_queue(&b, qok, qwhy, queued, age, consumers, max_age);
+    }
+    ldg_buf_puts(&b, "},\"redis_shards\":[");
+    for (unsigned i = 0; i < d->nshards; i++) {
+        ldg_buf_printf(&b, "%s{\"shard\":%u,", i ? "," : "", i);
+        put_ping(&b, &d->ping[i]);
+        if (d->queue) {
+            const struct probe *q = &d->q[i];
+            ldg_buf_puts(&b, ",\"queue\":");
+            put_queue(&b, q->ok, q->why, q->queued, q->oldest_age_ms, q->consumers, max_age);
+        }
+        ldg_buf_puts(&b, "}");
+    }
+    ldg_buf_puts(&b, "],\"roles\":{");
     size_t mark = ldg_buf_size(&b);
     struct ldg_worker *w = req->w;
     for (size_t i = 0; i < ldg_roles_count; i++) {
@@ -115,7 +165,9 @@ static void deep_finish(struct deep *d)
         else
             ldg_buf_printf(&b, "{\"status\":\"%s\"}", w->role_started[i] ? "running" : "stopped");
     }
-    ldg_buf_printf(&b, "},\"worker\":%u}", w->id);
+    ldg_buf_puts(&b, "},\"node\":\"");
+    ldg_buf_json_escape(&b, w->cfg->node.name, strlen(w->cfg->node.name));
+    ldg_buf_printf(&b, "\",\"worker\":%u}", w->id);
     ldg_req_json(req, all ? 200 : 503, ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
     ldg_req_unref(req);
@@ -123,11 +175,12 @@ static void deep_finish(struct deep *d)
     free(d);
 }
 
-static void deep_done(struct deep *d, int which, bool ok, const char *why)
+static void probe_done(struct probe *p, bool ok, const char *why)
 {
-    d->ok[which] = ok;
-    d->why[which] = why;
-    d->took_us[which] = (uv_hrtime() - d->started_ns) / 1000;
+    struct deep *d = p->d;
+    p->ok = ok;
+    p->why = why;
+    p->took_us = (uv_hrtime() - d->started_ns) / 1000;
     if (--d->pending == 0)
         deep_finish(d);
 }
@@ -135,7 +188,7 @@ static void deep_done(struct deep *d, int which, bool ok, const char *why)
 static void on_redis_ping(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
     bool ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
-    deep_done(ud, CHECK_REDIS, ok, reply ? "unexpected reply" : "no reply");
+    probe_done(ud, ok, reply ? "unexpected reply" : "no reply");
 }
 
 static bool pg_ok(const PGresult *res)
@@ -145,40 +198,35 @@ static bool pg_ok(const PGresult *res)
 
 static void on_queue(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
-    struct deep *d = ud;
+    struct probe *p = ud;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER ||
         reply->element[2]->type != REDIS_REPLY_INTEGER) {
-        deep_done(d, CHECK_QUEUE, false, reply ? "unexpected reply" : "no reply");
+        probe_done(p, false, reply ? "unexpected reply" : "no reply");
         return;
     }
-    d->queued = reply->element[0]->integer;
-    d->oldest_age_ms = reply->element[1]->integer;
-    d->consumers = reply->element[2]->integer;
-    int64_t bound = d->req->w->cfg->server.health_queue_max_age_ms;
-    if (d->queued > 0 && d->consumers <= 0)
-        deep_done(d, CHECK_QUEUE, false, "no consumer");
-    else if (d->queued > 0 && d->oldest_age_ms > bound)
-        deep_done(d, CHECK_QUEUE, false, "logs not consumed in time");
+    p->queued = reply->element[0]->integer;
+    p->oldest_age_ms = reply->element[1]->integer;
+    p->consumers = reply->element[2]->integer;
+    int64_t bound = p->d->req->w->cfg->server.health_queue_max_age_ms;
+    if (p->queued > 0 && p->consumers <= 0)
+        probe_done(p, false, "no consumer");
+    else if (p->queued > 0 && p->oldest_age_ms > bound)
+        probe_done(p, false, "logs not consumed in time");
     else
-        deep_done(d, CHECK_QUEUE, true, NULL);
+        probe_done(p, true, NULL);
 }
 
-static void on_pg_auth(PGresult *res, void *ud)
+static void on_pg(PGresult *res, void *ud)
 {
-    deep_done(ud, CHECK_PG_AUTH, pg_ok(res), "query failed");
-}
-
-static void on_pg_logs(PGresult *res, void *ud)
-{
-    deep_done(ud, CHECK_PG_LOGS, pg_ok(res), "query failed");
+    probe_done(ud, pg_ok(res), "query failed");
 }
 
 static void on_pg_shards(bool ok, const char *json, size_t len, void *ud)
 {
     struct deep *d = ud;
     d->shards_json = ldg_strndup(json, len);
-    deep_done(d, CHECK_PG_SHARDS, ok, "a logs shard does not answer");
+    probe_done(&d->pg_shards, ok, "a logs shard does not answer");
 }
 
 static void on_health_deep(struct ldg_req *req)
@@ -187,29 +235,37 @@ static void on_health_deep(struct ldg_req *req)
     struct deep *d = ldg_calloc(1, sizeof *d);
     d->req = req;
     d->started_ns = uv_hrtime();
-    d->queued = -1;
+    d->nshards = w->nredis;
     const struct ldg_config *c = w->cfg;
     int ii = ldg_role_index("ingest"), si = ldg_role_index("storage");
-    bool queue = ii >= 0 && si >= 0 && (c->roles.enabled[ii] || c->roles.enabled[si]);
-    for (int i = 0; i < NCHECKS; i++)
-        d->checked[i] = i != CHECK_QUEUE || queue;
-    d->pending = 1; /* held while starting (synchronous failures) */
-    for (int i = 0; i < NCHECKS; i++)
-        d->pending += d->checked[i];
-    ldg_req_ref(req);
-    if (!w->redis || ldg_redis_command(w->redis, on_redis_ping, d, "PING") < 0)
-        deep_done(d, CHECK_REDIS, false, "not connected");
-    if (!w->pg_auth || ldg_pgpool_query(w->pg_auth, "SELECT 1", 0, NULL, on_pg_auth, d) < 0)
-        deep_done(d, CHECK_PG_AUTH, false, "not connected");
-    if (!w->pg_logs || ldg_pgpool_query(w->pg_logs, "SELECT 1", 0, NULL, on_pg_logs, d) < 0)
-        deep_done(d, CHECK_PG_LOGS, false, "not connected");
-    if (queue) {
-        const struct ldg_ingest_cfg *ic = c->role_cfg[ii];
-        const struct ldg_storage_cfg *sc = c->role_cfg[si];
-        const char *argv[] = {"EVAL", queue_lua, "1", ic->stream, sc->group};
-        if (!w->redis || ldg_redis_commandargv(w->redis, on_queue, d, 5, argv, NULL) < 0)
-            deep_done(d, CHECK_QUEUE, false, "not connected");
+    d->queue = ii >= 0 && si >= 0 && (c->roles.enabled[ii] || c->roles.enabled[si]);
+    for (int i = 0; i < NPG; i++)
+        d->pg[i].d = d;
+    for (unsigned i = 0; i < LDG_SHARDS_MAX; i++) {
+        d->ping[i].d = d->q[i].d = d;
+        d->q[i].queued = -1;
+        d->q[i].consumers = -2;
     }
+    d->pg_shards.d = d;
+    /* +1 held while starting (synchronous failures) */
+    d->pending = NPG + 1 + d->nshards * (d->queue ? 2 : 1) + 1;
+    ldg_req_ref(req);
+    for (unsigned i = 0; i < d->nshards; i++) {
+        struct ldg_redis *r = w->redis_shard[i];
+        if (!r || ldg_redis_command(r, on_redis_ping, &d->ping[i], "PING") < 0)
+            probe_done(&d->ping[i], false, "not connected");
+        if (d->queue) {
+            const struct ldg_ingest_cfg *ic = c->role_cfg[ii];
+            const struct ldg_storage_cfg *sc = c->role_cfg[si];
+            const char *argv[] = {"EVAL", queue_lua, "1", ic->stream, sc->group};
+            if (!r || ldg_redis_commandargv(r, on_queue, &d->q[i], 5, argv, NULL) < 0)
+                probe_done(&d->q[i], false, "not connected");
+        }
+    }
+    if (!w->pg_auth || ldg_pgpool_query(w->pg_auth, "SELECT 1", 0, NULL, on_pg, &d->pg[CHECK_PG_AUTH]) < 0)
+        probe_done(&d->pg[CHECK_PG_AUTH], false, "not connected");
+    if (!w->pg_logs || ldg_pgpool_query(w->pg_logs, "SELECT 1", 0, NULL, on_pg, &d->pg[CHECK_PG_LOGS]) < 0)
+        probe_done(&d->pg[CHECK_PG_LOGS], false, "not connected");
     ldg_pgroute_health(w, on_pg_shards, d);
     if (--d->pending == 0)
         deep_finish(d);
@@ -288,17 +344,39 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
         const struct ldg_stats *s = &srv->workers[i].stats;
         if (!ldg_stat_get(&s->queue_sampled))
             continue;
-        metric_head(b, "ledger_queue_entries", "gauge",
-                    "Entries in the ingest stream: queued, not yet stored (one entry holds one or more logs).");
-        ldg_buf_printf(b, "ledger_queue_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_entries));
+        unsigned n = srv->workers[i].cfg->nredis;
+        metric_head(
+            b, "ledger_queue_entries", "gauge",
+            "Entries in the ingest stream of each Redis shard: queued, not yet stored (one entry holds "
+            "one or more logs).");
+        for (unsigned k = 0; k < n; k++)
+            ldg_buf_printf(b, "ledger_queue_entries{shard=\"%u\"} %llu\n", k,
+                           (unsigned long long)ldg_stat_get(&s->queue_entries[k]));
         metric_head(b, "ledger_queue_pending_entries", "gauge",
-                    "Entries delivered to a storage consumer and not acknowledged yet.");
-        ldg_buf_printf(b, "ledger_queue_pending_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_pending));
+                    "Entries delivered to a storage consumer and not acknowledged yet, by Redis shard.");
+        for (unsigned k = 0; k < n; k++)
+            ldg_buf_printf(b, "ledger_queue_pending_entries{shard=\"%u\"} %llu\n", k,
+                           (unsigned long long)ldg_stat_get(&s->queue_pending[k]));
         metric_head(b, "ledger_queue_oldest_pending_age_seconds", "gauge",
-                    "Age of the oldest pending entry (0 when none).");
-        ldg_buf_printf(b, "ledger_queue_oldest_pending_age_seconds %.3f\n",
-                       (double)ldg_stat_get(&s->queue_oldest_pending_ms) / 1000.0);
+                    "Age of the oldest pending entry (0 when none), by Redis shard.");
+        for (unsigned k = 0; k < n; k++)
+            ldg_buf_printf(b, "ledger_queue_oldest_pending_age_seconds{shard=\"%u\"} %.3f\n", k,
+                           (double)ldg_stat_get(&s->queue_oldest_pending_ms[k]) / 1000.0);
         break;
+    }
+}
+
+/* Redis errors per worker and shard: the worker's command connection to that shard (the storage
+ * consumers' own connections count in ledger_storage_failures_total). */
+static void redis_metrics(struct ldg_buf *b, const struct ldg_server *srv)
+{
+    metric_head(b, "ledger_redis_errors_total", "counter",
+                "Redis command failures, timeouts and connection failures, by Redis shard.");
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct ldg_worker *w = &srv->workers[i];
+        for (unsigned s = 0; s < w->cfg->nredis; s++)
+            ldg_buf_printf(b, "ledger_redis_errors_total{worker=\"%u\",shard=\"%u\"} %llu\n", i, s,
+                           (unsigned long long)ldg_stat_get(&w->stats.redis_shard_errors[s]));
     }
 }
 
@@ -316,6 +394,11 @@ static void on_metrics(struct ldg_req *req)
 
     metric_head(&b, "ledger_build_info", "gauge", "Build information.");
     ldg_buf_printf(&b, "ledger_build_info{version=\"%s\"} 1\n", LDG_VERSION);
+    metric_head(&b, "ledger_node_info", "gauge",
+                "This process's [node] name and its number of Redis shards.");
+    ldg_buf_puts(&b, "ledger_node_info{node=\"");
+    ldg_buf_json_escape(&b, req->w->cfg->node.name, strlen(req->w->cfg->node.name));
+    ldg_buf_printf(&b, "\",redis_shards=\"%u\"} 1\n", req->w->cfg->nredis);
     metric_head(&b, "ledger_process_start_time_seconds", "gauge",
                 "Start time of the process (Unix seconds).");
     ldg_buf_printf(&b, "ledger_process_start_time_seconds %llu\n", (unsigned long long)srv->started_unix);
@@ -367,10 +450,9 @@ static void on_metrics(struct ldg_req *req)
     W("ledger_http_timeouts_total", "counter", "Connections or requests cut by a deadline.", timeouts);
     W("ledger_http_received_bytes_total", "counter", "Bytes read from clients.", bytes_in);
     W("ledger_http_sent_bytes_total", "counter", "Bytes of responses queued to clients.", bytes_out);
-    W("ledger_redis_errors_total", "counter", "Redis command failures, timeouts and connection failures.",
-      redis_errors);
     W("ledger_postgres_errors_total", "counter", "PostgreSQL query and connection failures.", pg_errors);
 #undef W
+    redis_metrics(&b, srv);
     storage_metrics(&b, srv);
     ldg_pgroute_metrics(req->w, &b);
     ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));

@@ -146,7 +146,7 @@ static void load_cfg(const char *section, const struct ldg_cfg_key *keys, void *
     LDG_PRINTF(4, 5);
 static void load_cfg(const char *section, const struct ldg_cfg_key *keys, void *base, const char *fmt, ...)
 {
-    struct ldg_cfg_section sec = {section, keys, base};
+    struct ldg_cfg_section sec = {section, keys, base, NULL};
     struct ldg_cfg_err err;
     char body[1024], text[1200];
     va_list ap;
@@ -160,7 +160,7 @@ static void load_cfg(const char *section, const struct ldg_cfg_key *keys, void *
 
 static void free_cfg(const char *section, const struct ldg_cfg_key *keys, void *base)
 {
-    struct ldg_cfg_section sec = {section, keys, base};
+    struct ldg_cfg_section sec = {section, keys, base, NULL};
     ldg_cfg_free(&sec, 1);
 }
 

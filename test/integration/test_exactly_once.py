@@ -587,12 +587,13 @@ def test_metrics_show_the_queue_and_storage_outcomes(fleet):
         return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
                 if line and not line.startswith("#")}
 
-    m = wait_until(lambda: (lambda m: m if "ledger_queue_entries" in m else None)(metrics()), 10, interval=0.2,
+    m = wait_until(lambda: (lambda m: m if 'ledger_queue_entries{shard="0"}' in m else None)(metrics()), 10, interval=0.2,
                    what="queue gauges")
     assert m['ledger_storage_logs_total{outcome="stored"}'] == 300
     assert m['ledger_storage_logs_total{outcome="duplicate"}'] == 0
     assert m['ledger_storage_logs_total{outcome="dead_lettered"}'] == 0
     for k in ("ledger_storage_redelivered_logs_total", "ledger_storage_conflicts_total",
-              "ledger_storage_failures_total", "ledger_queue_pending_entries", "ledger_queue_oldest_pending_age_seconds"):
+              "ledger_storage_failures_total", 'ledger_queue_pending_entries{shard="0"}',
+              'ledger_queue_oldest_pending_age_seconds{shard="0"}'):
         assert k in m, k
-    wait_until(lambda: metrics()["ledger_queue_entries"] == 0, 10, interval=0.2, what="queue_entries 0")
+    wait_until(lambda: metrics()['ledger_queue_entries{shard="0"}'] == 0, 10, interval=0.2, what="queue_entries 0")

@@ -28,7 +28,7 @@ static const struct ldg_cfg_key demo_keys[] = {
 
 static int load(struct demo *d, const char *text, struct ldg_cfg_err *err)
 {
-    struct ldg_cfg_section sec = {"demo", demo_keys, d};
+    struct ldg_cfg_section sec = {"demo", demo_keys, d, NULL};
     memset(d, 0, sizeof *d);
     int rc = ldg_cfg_defaults(&sec, 1, err);
     assert_int_equal(rc, 0);
@@ -37,7 +37,7 @@ static int load(struct demo *d, const char *text, struct ldg_cfg_err *err)
 
 static void release(struct demo *d)
 {
-    struct ldg_cfg_section sec = {"demo", demo_keys, d};
+    struct ldg_cfg_section sec = {"demo", demo_keys, d, NULL};
     ldg_cfg_free(&sec, 1);
 }
 
@@ -105,7 +105,7 @@ static void test_dump_masks_secrets(void **state)
     struct demo d;
     struct ldg_cfg_err err;
     assert_int_equal(load(&d, "[demo]\nname = hunter2\n", &err), 0);
-    struct ldg_cfg_section sec = {"demo", demo_keys, &d};
+    struct ldg_cfg_section sec = {"demo", demo_keys, &d, NULL};
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -148,6 +148,8 @@ static void test_conf_files_cover_every_key(void **state)
     if (rc)
         fail_msg("conf/ledger.ini: %s", err.msg);
     for (size_t s = 0; s < c.nsections; s++) {
+        if (c.sections[s].present) /* optional, numbered sections ([redis.1]...): same keys as the base */
+            continue;
         char hdr[128];
         snprintf(hdr, sizeof hdr, "\n[%s]\n", c.sections[s].name);
         const char *sec = strstr(text, hdr);
@@ -199,12 +201,78 @@ static void test_settings_errors(void **state)
     ldg_settings_free(&c);
 }
 
+/* [redis.N]: the extra Redis shards, contiguous from 1, printed only when present; [node] name. */
+static void test_redis_shards(void **state)
+{
+    struct ldg_config c;
+    struct ldg_cfg_err err = {{0}};
+    assert_int_equal(ldg_settings_load_string(&c, "[server]\nport = 8020\n", &err), 0);
+    assert_int_equal(c.nredis, 1);
+    assert_int_equal(ldg_settings_redis_shard(&c, 12345), 0);
+    assert_true(c.node.name && *c.node.name); /* the host name */
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    ldg_settings_dump(&c, f);
+    fclose(f);
+    assert_null(strstr(out, "\n[redis.1]\n"));
+    free(out);
+    ldg_settings_free(&c);
+
+    assert_int_equal(
+        ldg_settings_load_string(&c,
+                                 "[node]\nname = host-a\n[redis]\nport = 7000\nproject_shards = 5:2\n"
+                                 "[redis.1]\nport = 7001\n[redis.2]\nhost = 10.0.0.3\n",
+                                 &err),
+        0);
+    assert_int_equal(c.nredis, 3);
+    assert_string_equal(c.node.name, "host-a");
+    assert_int_equal(ldg_settings_redis_cfg(&c, 0)->port, 7000);
+    assert_int_equal(ldg_settings_redis_cfg(&c, 1)->port, 7001);
+    assert_int_equal(ldg_settings_redis_cfg(&c, 2)->port, 6379);
+    assert_string_equal(ldg_settings_redis_cfg(&c, 2)->host, "10.0.0.3");
+    assert_int_equal(ldg_settings_redis_shard(&c, 5), 2);
+    assert_int_equal(ldg_settings_redis_shard(&c, 4), (unsigned)ldg_shardmap_jump(4, 3));
+    f = open_memstream(&out, &len);
+    ldg_settings_dump(&c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "\n[redis.1]\n"));
+    assert_non_null(strstr(out, "\n[redis.2]\n"));
+    assert_null(strstr(out, "\n[redis.3]\n"));
+    assert_non_null(strstr(out, "\nname = host-a\n"));
+    /* what --print-config prints parses again to the same shards */
+    struct ldg_config again;
+    assert_int_equal(ldg_settings_load_string(&again, out, &err), 0);
+    assert_int_equal(again.nredis, 3);
+    assert_int_equal(ldg_settings_redis_shard(&again, 5), 2);
+    assert_string_equal(ldg_settings_redis_cfg(&again, 2)->host, "10.0.0.3");
+    ldg_settings_free(&again);
+    free(out);
+    ldg_settings_free(&c);
+
+    assert_int_not_equal(ldg_settings_load_string(&c, "[redis.2]\nport = 7002\n", &err), 0);
+    assert_non_null(strstr(err.msg, "[redis.2] without [redis.1]"));
+    ldg_settings_free(&c);
+    assert_int_not_equal(ldg_settings_load_string(&c, "[redis.1]\nproject_shards = 1:0\n", &err), 0);
+    assert_non_null(strstr(err.msg, "[redis.1] project_shards: set it in [redis] only"));
+    ldg_settings_free(&c);
+    assert_int_not_equal(ldg_settings_load_string(&c, "[redis]\nproject_shards = 1:1\n", &err), 0);
+    assert_non_null(strstr(err.msg, "there are 1 shards"));
+    ldg_settings_free(&c);
+    assert_int_not_equal(ldg_settings_load_string(&c, "[redis.1]\nport = 1\nbogus = 2\n", &err), 0);
+    assert_non_null(strstr(err.msg, ":3: unknown key \"bogus\" in [redis.1]"));
+    ldg_settings_free(&c);
+    assert_int_not_equal(ldg_settings_load_string(&c, "[redis.16]\nport = 1\n", &err), 0);
+    assert_non_null(strstr(err.msg, ":1: unknown section [redis.16]"));
+    ldg_settings_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_values), cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_dump_masks_secrets),  cmocka_unit_test(test_conf_files_cover_every_key),
-        cmocka_unit_test(test_settings_errors),
+        cmocka_unit_test(test_settings_errors),     cmocka_unit_test(test_redis_shards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,8 +17,8 @@ static void test_pg_tables_defaults(void **state)
     struct ldg_pg_cfg a, l;
     memset(&a, 0, sizeof a);
     memset(&l, 0, sizeof l);
-    struct ldg_cfg_section secs[] = {{"pg_auth", ldg_pg_auth_cfg_keys, &a},
-                                     {"pg_logs", ldg_pg_logs_cfg_keys, &l}};
+    struct ldg_cfg_section secs[] = {{"pg_auth", ldg_pg_auth_cfg_keys, &a, NULL},
+                                     {"pg_logs", ldg_pg_logs_cfg_keys, &l, NULL}};
     struct ldg_cfg_err err;
     assert_int_equal(ldg_cfg_defaults(secs, 2, &err), 0);
     assert_string_equal(a.dbname, "ledger_auth");
@@ -55,7 +55,7 @@ static void test_pg_overrides_and_bounds(void **state)
 {
     struct ldg_pg_cfg c;
     memset(&c, 0, sizeof c);
-    struct ldg_cfg_section sec = {"pg_logs", ldg_pg_logs_cfg_keys, &c};
+    struct ldg_cfg_section sec = {"pg_logs", ldg_pg_logs_cfg_keys, &c, NULL};
     struct ldg_cfg_err err;
     assert_int_equal(ldg_cfg_defaults(&sec, 1, &err), 0);
     assert_int_equal(
@@ -71,7 +71,7 @@ static void test_redis_defaults(void **state)
 {
     struct ldg_redis_cfg c;
     memset(&c, 0, sizeof c);
-    struct ldg_cfg_section sec = {"redis", ldg_redis_cfg_keys, &c};
+    struct ldg_cfg_section sec = {"redis", ldg_redis_cfg_keys, &c, NULL};
     struct ldg_cfg_err err;
     assert_int_equal(ldg_cfg_defaults(&sec, 1, &err), 0);
     assert_string_equal(c.host, "127.0.0.1");

@@ -146,7 +146,14 @@ struct job {
     int shard;              /* the logs shard being done (jobs over logs run on every shard in turn) */
     size_t redis_pending;
     bool redis_failed;
-    char *text; /* owned: a document carried between steps */
+    char *text;         /* owned: a document carried between steps */
+    long long *ucounts; /* owned: usage counters, today and yesterday per row of `rows` */
+};
+
+/* One Redis shard's MGET of the usage counters (heap, freed by its callback). */
+struct usage_read {
+    struct job *j;
+    unsigned shard;
 };
 
 struct sched {
@@ -208,6 +215,8 @@ static void job_end(struct job *j, const char *error)
     j->rows = NULL;
     free(j->text);
     j->text = NULL;
+    free(j->ucounts);
+    j->ucounts = NULL;
     j->running = false;
     char ctx[64];
     snprintf(ctx, sizeof ctx, CTX " job=%s", job_names[j->id]);
@@ -281,7 +290,9 @@ static void cache_rows(struct job *j, const PGresult *res, const char *prefix, c
         snprintf(key, sizeof key, "%s%s%s", prefix, PQgetvalue(res, i, 0), suffix);
         const char *argv[] = {"SET", key, PQgetvalue(res, i, 1), "PX", px};
         size_t argl[] = {3, strlen(key), (size_t)PQgetlength(res, i, 1), 2, strlen(px)};
-        if (ldg_redis_commandargv(j->s->w->redis, on_cache_set, j, 5, argv, argl) < 0) {
+        /* a project's cache entry is on its Redis shard */
+        struct ldg_redis *r = ldg_worker_redis_for(j->s->w, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        if (!r || ldg_redis_commandargv(r, on_cache_set, j, 5, argv, argl) < 0) {
             j->redis_failed = true;
             break;
         }
@@ -375,33 +386,61 @@ static void on_usage_stored(PGresult *res, void *ud)
     usage_cache(j);
 }
 
-/* MGET reply: counters of today and yesterday for each project of j->rows (in that order). */
+static unsigned row_shard(const struct job *j, int i)
+{
+    return ldg_settings_redis_shard(j->s->w->cfg, strtoll(PQgetvalue(j->rows, i, 0), NULL, 10));
+}
+
+static void usage_counted(struct job *j);
+
+/* One shard's MGET reply: counters of today and yesterday for each project of j->rows on that
+ * shard (in row order), into j->ucounts. The last reply goes on. */
 static void on_usage_counters(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     (void)r;
-    struct job *j = ud;
+    struct usage_read *u = ud;
+    struct job *j = u->j;
+    int n = PQntuples(j->rows), k = 0;
+    for (int i = 0; i < n; i++)
+        k += row_shard(j, i) == u->shard;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)k * 2)
+        j->redis_failed = true;
+    else
+        for (int i = 0, e = 0; i < n; i++) {
+            if (row_shard(j, i) != u->shard)
+                continue;
+            for (int d = 0; d < 2; d++, e++) {
+                const redisReply *v = reply->element[e];
+                long long c = v->type == REDIS_REPLY_STRING    ? strtoll(v->str, NULL, 10)
+                              : v->type == REDIS_REPLY_INTEGER ? v->integer
+                                                               : 0;
+                j->ucounts[i * 2 + d] = c > 0 ? c : 0;
+            }
+        }
+    free(u);
+    if (--j->redis_pending == 0)
+        usage_counted(j);
+}
+
+static void usage_counted(struct job *j)
+{
     if (j->s->stopping) {
         job_end(j, "stopped by shutdown");
         return;
     }
-    int n = PQntuples(j->rows);
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)n * 2) {
+    if (j->redis_failed) {
         job_end(j, "reading the usage counters");
         return;
     }
+    int n = PQntuples(j->rows);
     /* {"<pid>": [today, yesterday], ...} → one upsert statement */
     struct ldg_buf b;
     ldg_buf_init(&b);
     ldg_buf_puts(&b, "[");
     for (int i = 0; i < n; i++)
-        for (int d = 0; d < 2; d++) {
-            const redisReply *v = reply->element[i * 2 + d];
-            long long c = v->type == REDIS_REPLY_STRING    ? strtoll(v->str, NULL, 10)
-                          : v->type == REDIS_REPLY_INTEGER ? v->integer
-                                                           : 0;
+        for (int d = 0; d < 2; d++)
             ldg_buf_printf(&b, "%s{\"p\":%s,\"d\":%d,\"n\":%lld}", (i || d) ? "," : "",
-                           PQgetvalue(j->rows, i, 0), d, c > 0 ? c : 0);
-        }
+                           PQgetvalue(j->rows, i, 0), d, j->ucounts[i * 2 + d]);
     ldg_buf_puts(&b, "]");
     j->text = ldg_malloc(ldg_buf_size(&b) + 1);
     memcpy(j->text, ldg_buf_head(&b), ldg_buf_size(&b));
@@ -438,21 +477,40 @@ static void on_usage_projects(PGresult *res, void *ud)
         ldg_civil_from_unix(now_s - d * 86400, &c);
         snprintf(d ? yesterday : today, 16, "%04" PRId64 "%02u%02u", c.year, c.mon, c.day);
     }
-    size_t argc = 1 + (size_t)n * 2;
-    const char **argv = ldg_calloc(argc, sizeof *argv);
+    /* one MGET per Redis shard, of the counters of its projects */
+    j->ucounts = ldg_calloc((size_t)n * 2, sizeof *j->ucounts);
+    j->redis_pending = 1; /* held while issuing */
+    j->redis_failed = false;
+    const char **argv = ldg_calloc(1 + (size_t)n * 2, sizeof *argv);
     char *keys = ldg_calloc((size_t)n * 2, 64);
-    argv[0] = "MGET";
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < 2; d++) {
-            char *k = keys + (size_t)(i * 2 + d) * 64;
-            snprintf(k, 64, "usage:%s:%s", PQgetvalue(res, i, 0), d ? yesterday : today);
-            argv[1 + i * 2 + d] = k;
+    for (unsigned s = 0; s < j->s->w->nredis; s++) {
+        size_t argc = 1;
+        argv[0] = "MGET";
+        for (int i = 0; i < n; i++) {
+            if (row_shard(j, i) != s)
+                continue;
+            for (int d = 0; d < 2; d++) {
+                char *k = keys + (size_t)(i * 2 + d) * 64;
+                snprintf(k, 64, "usage:%s:%s", PQgetvalue(res, i, 0), d ? yesterday : today);
+                argv[argc++] = k;
+            }
         }
-    int rc = ldg_redis_commandargv(j->s->w->redis, on_usage_counters, j, (int)argc, argv, NULL);
+        if (argc == 1)
+            continue;
+        struct usage_read *u = ldg_malloc(sizeof *u);
+        *u = (struct usage_read){j, s};
+        struct ldg_redis *r = j->s->w->redis_shard[s];
+        if (r && ldg_redis_commandargv(r, on_usage_counters, u, (int)argc, argv, NULL) == 0) {
+            j->redis_pending++;
+        } else {
+            free(u);
+            j->redis_failed = true;
+        }
+    }
     free(argv);
     free(keys);
-    if (rc < 0)
-        job_end(j, "reading the usage counters");
+    if (--j->redis_pending == 0)
+        usage_counted(j);
 }
 
 /* ---- hourly_metrics -------------------------------------------------------------------------------- */

@@ -841,7 +841,8 @@ static void on_project_usage(struct ldg_req *req, PGresult *res, void *ud)
     char key[64];
     snprintf(key, sizeof key, "usage:%" PRId64 ":%s", uc->project_id, uc->day.compact);
     ldg_req_ref(req);
-    int rc = ldg_redis_command(req->w->redis, on_usage, uc, "GET %s", key);
+    struct ldg_redis *r = ldg_worker_redis_for(req->w, uc->project_id); /* the counter is on its shard */
+    int rc = r ? ldg_redis_command(r, on_usage, uc, "GET %s", key) : -ENOTCONN;
     if (rc < 0) {
         ldg_req_unref(req);
         usage_fallback(uc, rc == -ENOTCONN ? "not connected" : "busy");

@@ -216,9 +216,11 @@ void ldg_gateway_ratelimit_keys(struct ldg_req *req, struct ldg_ratelimit *rl)
 
 static void limits_run(struct ldg_req *req, struct ldg_principal *p, ldg_gateway_then_fn then, void *ud)
 {
-    struct ldg_redis *r = req->w->redis;
     unsigned flags = req->match.route ? req->match.route->flags : 0;
     bool session = p->kind == LDG_PRINCIPAL_SESSION;
+    /* a session's keys (its own, its account's windows) are global: shard 0; an API key's windows
+     * and usage are its project's, on the project's shard (the enqueue script counts them too) */
+    struct ldg_redis *r = session ? req->w->redis : ldg_worker_redis_for(req->w, p->project_id);
     bool counted = !(flags & LDG_ROUTE_NO_LIMITS);
     bool quota = (flags & (LDG_ROUTE_QUOTA | LDG_ROUTE_USAGE)) && p->kind == LDG_PRINCIPAL_API_KEY;
     if (!session && !counted && !quota) {

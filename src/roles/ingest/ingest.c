@@ -30,6 +30,7 @@
 #include "ingest/logentry.h"
 #include "roles/gateway/gateway.h"
 #include "roles/notify/notify.h"
+#include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_ingest_cfg, f)
 #define MB (1024LL * 1024)
@@ -265,11 +266,16 @@ struct iw {
     struct ldg_list pending;
     size_t npending, pending_bytes;
     bool stopping, closed;
-    /* Redis memory guard: INFO memory every MEM_CHECK_MS */
+    /* Redis memory guard: INFO memory of every shard every MEM_CHECK_MS */
     uv_timer_t mem_timer;
-    bool mem_high;     /* used_memory >= redis_memory_high_pct of maxmemory at the last check */
-    bool mem_inflight; /* an INFO is in flight: its callback owns iw if the worker is freed first */
-    bool orphan;       /* freed by the worker: the INFO callback frees iw */
+    bool mem_high[LDG_SHARDS_MAX]; /* used_memory >= redis_memory_high_pct of maxmemory at the last check */
+    struct mem_probe {
+        struct iw *iw;
+        unsigned shard;
+        bool inflight;
+    } mem[LDG_SHARDS_MAX];
+    unsigned mem_inflight; /* INFOs in flight: their callbacks own iw if the worker is freed first */
+    bool orphan;           /* freed by the worker: the last INFO callback frees iw */
     unsigned open_handles;
 };
 
@@ -283,6 +289,7 @@ struct group_args {
 /* One script call for n requests; heap, owned by the call until its reply. */
 struct flight {
     struct iw *iw;
+    unsigned shard; /* every request of a flight is of a project on this Redis shard */
     size_t n;
     bool retried; /* EVAL sent after NOSCRIPT */
     int argc;
@@ -484,7 +491,8 @@ static void on_flight_reply(struct ldg_redis *r, struct redisReply *reply, void 
 static int send_flight(struct flight *f, bool eval)
 {
     ldg_redis_script_head(&G.enqueue, eval, f->argv, f->argl);
-    return ldg_redis_commandargv(f->iw->w->redis, on_flight_reply, f, f->argc, f->argv, f->argl);
+    return ldg_redis_commandargv(f->iw->w->redis_shard[f->shard], on_flight_reply, f, f->argc, f->argv,
+                                 f->argl);
 }
 
 /* Same counters and limits: such requests form one group of the script call. */
@@ -513,21 +521,14 @@ static void group_args_fill(struct group_args *ga, const struct enqueue *lead, s
     ldg_str_i64(ga->hour, lead->rl.hour_limit);
 }
 
-/* Send every pending request as one flight (none pending: nothing), grouped as the script wants. */
-static void flush_pending(struct iw *iw)
+/* Send the n requests of in[] (all of projects on `shard`) as one flight, grouped as the script wants. */
+static void send_shard(struct iw *iw, unsigned shard, struct enqueue *const *in, size_t n)
 {
-    size_t n = iw->npending;
-    if (!n)
-        return;
-    if (!iw->stopping)
-        uv_check_stop(&iw->flush);
-    LDG_ASSERT(n <= COALESCE_MAX);
     /* group-major order: groups by first arrival, requests in arrival order within a group */
     struct enqueue *arrived[COALESCE_MAX], *lead[COALESCE_MAX];
     size_t group_of[COALESCE_MAX], count[COALESCE_MAX], ngroups = 0, j = 0;
-    struct ldg_list_node *it;
-    while ((it = ldg_list_pop_front(&iw->pending))) {
-        struct enqueue *e = ldg_container_of(it, struct enqueue, link);
+    for (size_t a = 0; a < n; a++) {
+        struct enqueue *e = in[a];
         size_t g = 0;
         while (g < ngroups && !same_group(lead[g], e))
             g++;
@@ -544,9 +545,8 @@ static void flush_pending(struct iw *iw)
     int argc = 3 + 1 + 5 * (int)ngroups + 1 + 7 * (int)ngroups + 4 * (int)n;
     struct flight *f = ldg_malloc(sizeof *f + n * sizeof f->e[0] + ngroups * sizeof f->ga[0] +
                                   (size_t)argc * (sizeof *f->argv + sizeof *f->argl));
-    iw->npending = 0;
-    iw->pending_bytes = 0;
     f->iw = iw;
+    f->shard = shard;
     f->n = n;
     f->retried = false;
     f->argc = argc;
@@ -598,6 +598,45 @@ static void flush_pending(struct iw *iw)
     if (send_flight(f, false) < 0) {
         log_redis_problem(f->e[0]->req, n, "not connected, or too many commands in flight");
         flight_fail(f, DETAIL_NOT_QUEUED);
+    }
+}
+
+/* Send every pending request (none pending: nothing): one flight per Redis shard. */
+static void flush_pending(struct iw *iw)
+{
+    size_t n = iw->npending;
+    if (!n)
+        return;
+    if (!iw->stopping)
+        uv_check_stop(&iw->flush);
+    LDG_ASSERT(n <= COALESCE_MAX);
+    struct enqueue *all[COALESCE_MAX];
+    size_t k = 0;
+    struct ldg_list_node *it;
+    while ((it = ldg_list_pop_front(&iw->pending)))
+        all[k++] = ldg_container_of(it, struct enqueue, link);
+    LDG_ASSERT(k == n);
+    iw->npending = 0;
+    iw->pending_bytes = 0;
+    const struct ldg_config *c = iw->w->cfg;
+    if (c->nredis <= 1) {
+        send_shard(iw, 0, all, n);
+        return;
+    }
+    /* the shard of the first request left, with its requests in arrival order; then the rest */
+    while (n) {
+        unsigned shard = ldg_settings_redis_shard(c, all[0]->project_id);
+        struct enqueue *mine[COALESCE_MAX], *rest[COALESCE_MAX];
+        size_t nm = 0, nr = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (ldg_settings_redis_shard(c, all[j]->project_id) == shard)
+                mine[nm++] = all[j];
+            else
+                rest[nr++] = all[j];
+        }
+        send_shard(iw, shard, mine, nm);
+        memcpy(all, rest, nr * sizeof rest[0]);
+        n = nr;
     }
 }
 
@@ -663,14 +702,15 @@ static void enqueue_start(struct enqueue *e)
     e->day = (int64_t)(ldg_wall_us() / 1000000 / 86400);
     ldg_str_i64(e->n_s, (int64_t)e->accepted);
     ldg_gateway_ratelimit_keys(req, &e->rl);
-    if (!ldg_redis_connected(req->w->redis)) {
+    unsigned shard = ldg_settings_redis_shard(req->w->cfg, e->project_id);
+    if (!ldg_redis_connected(req->w->redis_shard[shard])) {
         enqueue_free(e);
         answer_503(req, DETAIL_NOT_QUEUED, 1);
         if (e->after)
             e->after(e, false);
         return;
     }
-    if (iw->mem_high) {
+    if (iw->mem_high[shard]) {
         enqueue_free(e);
         answer_503(req, "Service temporarily unavailable - queue full", 5);
         if (e->after)
@@ -864,8 +904,8 @@ static void handle_depth(struct ldg_req *req)
     snprintf(key, sizeof key, "queue_depth:%" PRId64, p->project_id);
     const char *argv[2] = {"GET", key};
     ldg_req_ref(req);
-    if (!ldg_redis_connected(req->w->redis) ||
-        ldg_redis_commandargv(req->w->redis, on_depth, req, 2, argv, NULL) < 0) {
+    struct ldg_redis *r = ldg_worker_redis_for(req->w, p->project_id);
+    if (!ldg_redis_connected(r) || ldg_redis_commandargv(r, on_depth, req, 2, argv, NULL) < 0) {
         ldg_req_unref(req);
         answer_503(req, "Service temporarily unavailable", 1);
     }
@@ -909,29 +949,38 @@ static long long info_field(const char *text, const char *name)
 static void on_mem_info(struct ldg_redis *r, struct redisReply *reply, void *ud)
 {
     (void)r;
-    struct iw *iw = ud;
-    iw->mem_inflight = false;
+    struct mem_probe *mp = ud;
+    struct iw *iw = mp->iw;
+    mp->inflight = false;
+    iw->mem_inflight--;
     if (iw->orphan) {
-        free(iw);
+        if (iw->mem_inflight == 0)
+            free(iw);
         return;
     }
     if (!reply || reply->type != REDIS_REPLY_STRING)
         return; /* unknown: keep the last verdict */
     long long used = info_field(reply->str, "used_memory"), max = info_field(reply->str, "maxmemory");
     bool high = max > 0 && used >= 0 && (double)used * 100.0 >= (double)max * (double)G.cfg->redis_memory_high_pct;
-    if (high != iw->mem_high)
-        ldg_log_warn(NULL, "ingest: Redis memory %lld of maxmemory %lld: %s", used, max,
-                     high ? "answering 503 until it falls" : "accepting again");
-    iw->mem_high = high;
+    if (high != iw->mem_high[mp->shard])
+        ldg_log_warn(NULL, "ingest: Redis shard %u memory %lld of maxmemory %lld: %s", mp->shard, used, max,
+                     high ? "answering 503 for its projects until it falls" : "accepting again");
+    iw->mem_high[mp->shard] = high;
 }
 
 static void on_mem_timer(uv_timer_t *t)
 {
     struct iw *iw = t->data;
-    if (iw->mem_inflight || !ldg_redis_connected(iw->w->redis))
-        return;
-    if (ldg_redis_command(iw->w->redis, on_mem_info, iw, "INFO memory") == 0)
-        iw->mem_inflight = true;
+    for (unsigned i = 0; i < iw->w->nredis; i++) {
+        struct mem_probe *mp = &iw->mem[i];
+        struct ldg_redis *r = iw->w->redis_shard[i];
+        if (mp->inflight || !ldg_redis_connected(r))
+            continue;
+        if (ldg_redis_command(r, on_mem_info, mp, "INFO memory") == 0) {
+            mp->inflight = true;
+            iw->mem_inflight++;
+        }
+    }
 }
 
 static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **state)
@@ -939,6 +988,8 @@ static int ingest_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     (void)cfg;
     struct iw *iw = ldg_calloc(1, sizeof *iw);
     iw->w = w;
+    for (unsigned i = 0; i < LDG_SHARDS_MAX; i++)
+        iw->mem[i] = (struct mem_probe){iw, i, false};
     ldg_list_init(&iw->pending);
     uv_check_init(&w->loop, &iw->flush);
     iw->flush.data = iw;

@@ -119,8 +119,12 @@ struct client {
 
 struct hub {
     struct ldg_worker *w;
-    struct ldg_redis_sub *sub; /* NULL once closing */
+    struct ldg_redis_sub *sub; /* NULL once closing: Redis shard 0 (global channels, its projects') */
     bool sub_closed;
+    /* The channels of projects on the other Redis shards (NULL once closing), and how many of
+     * them are not closed yet. SSE gateways thus subscribe on every shard they have viewers for. */
+    struct ldg_redis_sub *shard_sub[LDG_SHARDS_MAX];
+    unsigned shard_subs_open;
     uint64_t sub_errors_seen;
     uint64_t sub_lost_ms;       /* wall ms when the pub/sub connection was seen lost; 0 = not lost */
     uv_timer_t tick;            /* heartbeats and pings */
@@ -183,15 +187,21 @@ void ldg__notify_lease_release(struct ldg_worker *w, int64_t account_id, uint64_
 #define LDG__NOTIFY_RENEW_BATCH 256
 struct ldg__notify_renewal {
     struct hub *h;
+    struct ldg_redis *redis; /* of the current key: shard 0 (ldg__notify_renewal_key) or the project's */
     const char *what;
     char exp[24], ttl[24];
     const char *argv[2 + 2 * LDG__NOTIFY_RENEW_BATCH];
     char (*members)[48];
     int argc;
 };
+/* The pub/sub connection holding a project's channels (NULL once closing). */
+struct ldg_redis_sub *ldg__notify_sub_for(struct hub *h, int64_t project_id);
+
 void ldg__notify_renewal_begin(struct ldg__notify_renewal *r, struct hub *h, const char *what);
-/* Start the members of key (kept by the caller until ldg__notify_renewal_expire). */
+/* Start the members of key (kept by the caller until ldg__notify_renewal_expire): a global key
+ * (Redis shard 0), or with _project one of that project (on its shard). */
 void ldg__notify_renewal_key(struct ldg__notify_renewal *r, const char *key);
+void ldg__notify_renewal_key_project(struct ldg__notify_renewal *r, const char *key, int64_t project_id);
 /* Member of stream seq; last = the key's last member (sends the pending ZADD). */
 void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool last);
 void ldg__notify_renewal_expire(struct ldg__notify_renewal *r);

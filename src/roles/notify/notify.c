@@ -235,8 +235,15 @@ void ldg__notify_renewal_begin(struct ldg__notify_renewal *r, struct hub *h, con
     r->argc = 2;
 }
 
+void ldg__notify_renewal_key_project(struct ldg__notify_renewal *r, const char *key, int64_t project_id)
+{
+    ldg__notify_renewal_key(r, key);
+    r->redis = ldg_worker_redis_for(r->h->w, project_id);
+}
+
 void ldg__notify_renewal_key(struct ldg__notify_renewal *r, const char *key)
 {
+    r->redis = r->h->w->redis;
     r->argv[0] = "ZADD";
     r->argv[1] = key;
     r->argc = 2;
@@ -249,7 +256,8 @@ void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool l
     r->argv[r->argc++] = r->exp;
     r->argv[r->argc++] = r->members[k++];
     if (k == LDG__NOTIFY_RENEW_BATCH || last) {
-        if (ldg_redis_commandargv(r->h->w->redis, on_fire_and_forget, NULL, r->argc, r->argv, NULL) < 0)
+        if (!r->redis ||
+            ldg_redis_commandargv(r->redis, on_fire_and_forget, NULL, r->argc, r->argv, NULL) < 0)
             ldg_log_debug(NULL, "%s renewal not sent", r->what);
         r->argc = 2;
     }
@@ -258,7 +266,7 @@ void ldg__notify_renewal_add(struct ldg__notify_renewal *r, uint64_t seq, bool l
 void ldg__notify_renewal_expire(struct ldg__notify_renewal *r)
 {
     const char *pe[] = {"PEXPIRE", r->argv[1], r->ttl};
-    if (ldg_redis_commandargv(r->h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
+    if (!r->redis || ldg_redis_commandargv(r->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
         ldg_log_debug(NULL, "%s key expiry not sent", r->what);
 }
 
@@ -741,14 +749,20 @@ static void on_tick(uv_timer_t *t)
     /* Invalidations and notifications may have been missed while the pub/sub connection was
      * down: re-read the preferences now, and once it is back, replay to every live stream what
      * was published meanwhile. */
-    uint64_t errs = h->sub ? ldg_redis_sub_errors(h->sub) : 0;
+    uint64_t errs = 0;
+    bool connected = true;
+    for (unsigned i = 0; i < h->w->nredis; i++) {
+        struct ldg_redis_sub *s = i ? h->shard_sub[i] : h->sub;
+        errs += s ? ldg_redis_sub_errors(s) : 0;
+        connected = connected && s && ldg_redis_sub_connected(s);
+    }
     if (errs != h->sub_errors_seen) {
         h->sub_errors_seen = errs;
         if (!h->sub_lost_ms)
             h->sub_lost_ms = ldg_wall_ms();
         reload_all(h);
     }
-    if (h->sub_lost_ms && h->sub && ldg_redis_sub_connected(h->sub)) {
+    if (h->sub_lost_ms && connected) {
         recheck_credentials(h);
         ldg__notify_resume_all(h, h->sub_lost_ms);
         h->sub_lost_ms = 0;
@@ -838,7 +852,8 @@ void ldg__notify_client_unlink(struct client *cl)
         if (ldg_list_empty(&p->members)) {
             char ch[64];
             ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, p->id);
-            if (h->sub && ldg_redis_sub_unsubscribe(h->sub, ch) < 0)
+            struct ldg_redis_sub *sub = ldg__notify_sub_for(h, p->id);
+            if (sub && ldg_redis_sub_unsubscribe(sub, ch) < 0)
                 ldg_log_debug(NULL, "notifications: %s was not subscribed", ch);
             ldg_list_remove(&h->projects[ldg__notify_bucket(p->id)], &p->node);
             free(p);
@@ -1124,7 +1139,7 @@ static void start_stream(struct setup *st)
         if (!p) {
             char ch[64];
             ldg__notify_channel(ch, sizeof ch, EVENTS_PREFIX, pid);
-            if (ldg_redis_sub_subscribe(h->sub, ch) < 0) {
+            if (ldg_redis_sub_subscribe(ldg__notify_sub_for(h, pid), ch) < 0) {
                 ldg_log_warn(NULL, "notifications: cannot subscribe %s (channel limit)", ch);
                 ldg__notify_client_unlink(cl);
                 h->nclients--;
@@ -1253,6 +1268,12 @@ static int notify_init_worker(struct ldg_worker *w, const void *cfg, void **stat
     LDG_ASSERT(rc == 0);
     rc = ldg_redis_sub_subscribe(h->sub, LDG_SESSION_REVOKED_CHANNEL);
     LDG_ASSERT(rc == 0);
+    for (unsigned i = 1; i < w->nredis; i++) {
+        snprintf(name, sizeof name, "notify-sub-%u.s%u", w->id, i);
+        h->shard_sub[i] = ldg_redis_sub_new(&w->loop, ldg_settings_redis_cfg(c, i),
+                                            ldg_settings_redis_password(c, i), name, on_message, h);
+        h->shard_subs_open++;
+    }
     uv_timer_init(&w->loop, &h->tick);
     uv_timer_init(&w->loop, &h->renew);
     uv_timer_init(&w->loop, &h->loader);
@@ -1277,6 +1298,18 @@ static void on_sub_closed(void *ud)
 {
     struct hub *h = ud;
     h->sub_closed = true;
+}
+
+static void on_shard_sub_closed(void *ud)
+{
+    struct hub *h = ud;
+    h->shard_subs_open--;
+}
+
+struct ldg_redis_sub *ldg__notify_sub_for(struct hub *h, int64_t project_id)
+{
+    unsigned s = ldg_settings_redis_shard(h->w->cfg, project_id);
+    return s ? h->shard_sub[s] : h->sub;
 }
 
 /* Drain: every stream gets a final `shutdown` event (with an SSE retry hint) and ends; its lease
@@ -1333,12 +1366,18 @@ static void notify_stop_worker(struct ldg_worker *w, void *state)
         h->sub = NULL;
         ldg_redis_sub_close(s, on_sub_closed, h);
     }
+    for (unsigned i = 1; i < LDG_SHARDS_MAX; i++)
+        if (h->shard_sub[i]) {
+            struct ldg_redis_sub *s = h->shard_sub[i];
+            h->shard_sub[i] = NULL;
+            ldg_redis_sub_close(s, on_shard_sub_closed, h);
+        }
 }
 
 static bool notify_drained(const struct ldg_worker *w, const void *state)
 {
     const struct hub *h = state;
-    return h->sub_closed && h->timers_open == 0 && h->nclients == 0 && h->ops == 0;
+    return h->sub_closed && h->shard_subs_open == 0 && h->timers_open == 0 && h->nclients == 0 && h->ops == 0;
 }
 
 static void hub_free(struct hub *h)
@@ -1372,9 +1411,14 @@ static void notify_health(const struct ldg_worker *w, const void *state, struct 
     const struct hub *h = state;
     size_t channels = h->sub ? ldg_redis_sub_channels(h->sub) : 0;
     bool sub = h->sub && ldg_redis_sub_connected(h->sub);
+    channels = channels ? channels - 1 : 0;
+    for (unsigned i = 1; i < w->nredis; i++) {
+        channels += h->shard_sub[i] ? ldg_redis_sub_channels(h->shard_sub[i]) : 0;
+        sub = sub && h->shard_sub[i] && ldg_redis_sub_connected(h->shard_sub[i]);
+    }
     ldg_buf_printf(
         out, "{\"status\":\"running\",\"streams\":%zu,\"tails\":%zu,\"channels\":%zu,\"pubsub\":\"%s\"}",
-        h->nclients, ldg__tail_count(h), channels ? channels - 1 : 0, sub ? "subscribed" : "disconnected");
+        h->nclients, ldg__tail_count(h), channels, sub ? "subscribed" : "disconnected");
 }
 
 const struct ldg_role ldg_role_notify = {

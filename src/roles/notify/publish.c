@@ -125,7 +125,8 @@ void ldg_notify_publish(struct ldg_worker *w, int64_t project_id, const char *no
         p->argv[10 + i] = p->text + (off[i] - off[0]);
         p->argl[10 + i] = off[i + 1] - off[i];
     }
-    if (ldg_redis_commandargv(w->redis, on_published, p, p->argc, p->argv, p->argl) < 0) {
+    if (ldg_redis_commandargv(ldg_worker_redis_for(w, project_id), on_published, p, p->argc, p->argv,
+                              p->argl) < 0) {
         ldg_log_debug(NULL, "notifications: publish not sent (Redis unavailable or busy)");
         publish_free(p);
     }

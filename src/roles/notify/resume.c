@@ -167,7 +167,8 @@ void ldg__notify_replay_start(struct client *cl)
         struct xrange *x = ldg_malloc(sizeof *x);
         x->cl = cl;
         x->m = m;
-        if (ldg_redis_commandargv(h->w->redis, on_xrange, x, 6, argv, NULL) == 0) {
+        struct ldg_redis *r = ldg_worker_redis_for(h->w, m->proj->id); /* the replay stream's shard */
+        if (r && ldg_redis_commandargv(r, on_xrange, x, 6, argv, NULL) == 0) {
             cl->replies_due++;
             h->ops++;
         } else

@@ -125,8 +125,9 @@ static void viewer_add(struct hub *h, int64_t pid, uint64_t seq)
     snprintf(ttl, sizeof ttl, "%" PRId64, G.cfg->stream_lease_ms * 2);
     const char *za[] = {"ZADD", key, exp, member};
     const char *pe[] = {"PEXPIRE", key, ttl};
-    if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 4, za, NULL) < 0 ||
-        ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
+    struct ldg_redis *r = ldg_worker_redis_for(h->w, pid); /* the viewer set is on the project's shard */
+    if (!r || ldg_redis_commandargv(r, on_fire_and_forget, NULL, 4, za, NULL) < 0 ||
+        ldg_redis_commandargv(r, on_fire_and_forget, NULL, 3, pe, NULL) < 0)
         ldg_log_warn(NULL, "tail: viewer of project=%" PRId64 " not registered (renewed later)", pid);
 }
 
@@ -136,7 +137,8 @@ static void viewer_remove(struct hub *h, int64_t pid, uint64_t seq)
     ldg_tailmsg_viewers_key(key, sizeof key, pid);
     ldg__notify_lease_member(member, sizeof member, h->w->id, seq);
     const char *argv[] = {"ZREM", key, member};
-    if (ldg_redis_commandargv(h->w->redis, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
+    struct ldg_redis *r = ldg_worker_redis_for(h->w, pid);
+    if (!r || ldg_redis_commandargv(r, on_fire_and_forget, NULL, 3, argv, NULL) < 0)
         ldg_log_debug(NULL, "tail: viewer removal not sent (it expires)");
 }
 
@@ -151,7 +153,7 @@ void ldg__tail_renew(struct hub *h)
         {
             struct tproj *p = ldg_container_of(it, struct tproj, node);
             ldg_tailmsg_viewers_key(key, sizeof key, p->id);
-            ldg__notify_renewal_key(&r, key);
+            ldg__notify_renewal_key_project(&r, key, p->id);
             struct ldg_list_node *ti, *ttmp;
             ldg_list_foreach_safe(&p->tails, ti, ttmp)
             {
@@ -313,7 +315,8 @@ void ldg__tail_unlink(struct client *cl)
         if (ldg_list_empty(&p->tails)) {
             char ch[LDG_TAILMSG_NAME_MAX];
             ldg_tailmsg_channel(ch, sizeof ch, p->id);
-            if (h->sub && ldg_redis_sub_unsubscribe(h->sub, ch) < 0)
+            struct ldg_redis_sub *sub = ldg__notify_sub_for(h, p->id);
+            if (sub && ldg_redis_sub_unsubscribe(sub, ch) < 0)
                 ldg_log_debug(NULL, "tail: %s was not subscribed", ch);
             ldg_list_remove(&h->tails->projects[ldg__notify_bucket(p->id)], &p->node);
             free(p);
@@ -363,7 +366,7 @@ void ldg__tail_start(struct setup *st)
     if (!p) {
         char ch[LDG_TAILMSG_NAME_MAX];
         ldg_tailmsg_channel(ch, sizeof ch, ts->project_id);
-        if (ldg_redis_sub_subscribe(h->sub, ch) < 0) {
+        if (ldg_redis_sub_subscribe(ldg__notify_sub_for(h, ts->project_id), ch) < 0) {
             ldg_log_warn(NULL, "tail: cannot subscribe %s (channel limit)", ch);
             ldg__notify_client_unlink(cl);
             h->nclients--;

@@ -63,14 +63,16 @@ static void on_cache_get(struct ldg_redis *r, redisReply *reply, void *ud)
     ldg_req_unref(req);
 }
 
-static void cache_get(struct ldg_req *req, const char *key, cache_fn hit, cache_fn miss, void *ud)
+/* Caches and counters of a project are on its Redis shard. */
+static void cache_get(struct ldg_req *req, int64_t project_id, const char *key, cache_fn hit, cache_fn miss,
+                      void *ud)
 {
     struct cache_get *cg = ldg_arena_alloc(&req->arena, sizeof *cg);
     *cg = (struct cache_get){req, hit, miss, ud};
     const char *argv[] = {"GET", key};
+    struct ldg_redis *r = ldg_worker_redis_for(req->w, project_id);
     ldg_req_ref(req);
-    if (!ldg_redis_connected(req->w->redis) ||
-        ldg_redis_commandargv(req->w->redis, on_cache_get, cg, 2, argv, NULL) < 0) {
+    if (!ldg_redis_connected(r) || ldg_redis_commandargv(r, on_cache_get, cg, 2, argv, NULL) < 0) {
         ldg_req_unref(req);
         miss(req, NULL, 0, ud);
     }
@@ -82,14 +84,15 @@ static void on_cache_set(struct ldg_redis *r, redisReply *reply, void *ud)
 }
 
 /* Best effort: an answer that cannot be cached is still answered. */
-static void cache_put(struct ldg_req *req, const char *key, const char *value, size_t len, bool nx)
+static void cache_put(struct ldg_req *req, int64_t project_id, const char *key, const char *value, size_t len,
+                      bool nx)
 {
+    struct ldg_redis *r = ldg_worker_redis_for(req->w, project_id);
     char px[24];
     snprintf(px, sizeof px, "%" PRId64, G.cfg->cache_ttl_ms);
     const char *argv[] = {"SET", key, value, "PX", px, "NX"};
     size_t argl[] = {3, strlen(key), len, 2, strlen(px), 2};
-    if (ldg_redis_connected(req->w->redis) &&
-        ldg_redis_commandargv(req->w->redis, on_cache_set, NULL, nx ? 6 : 5, argv, argl) < 0)
+    if (ldg_redis_connected(r) && ldg_redis_commandargv(r, on_cache_set, NULL, nx ? 6 : 5, argv, argl) < 0)
         return; /* full or disconnected: the next request computes it again */
 }
 
@@ -238,7 +241,7 @@ static void on_live(struct ldg_req *req, PGresult *page, PGresult *count, void *
     struct cached *c = ud;
     const char *v = PQntuples(page) ? PQgetvalue(page, 0, 0) : "[]";
     size_t len = PQntuples(page) ? (size_t)PQgetlength(page, 0, 0) : 2;
-    cache_put(req, c->key, v, len, true);
+    cache_put(req, c->project_id, c->key, v, len, true);
     respond_cached(req, v, len, c);
 }
 
@@ -375,8 +378,9 @@ static void usage_today(struct ldg_req *req, struct cached *c)
              cv.day);
     const char *argv[] = {"GET", key};
     ldg_req_ref(req);
-    if (!req->w->redis || ldg_redis_commandargv(req->w->redis, on_usage_count, uc, 2, argv, NULL) < 0)
-        on_usage_count(req->w->redis, NULL, uc); /* no live counter: the stored row stands */
+    struct ldg_redis *r = ldg_worker_redis_for(req->w, c->project_id);
+    if (!r || ldg_redis_commandargv(r, on_usage_count, uc, 2, argv, NULL) < 0)
+        on_usage_count(r, NULL, uc); /* no live counter: the stored row stands */
 }
 
 static void cached_miss(struct ldg_req *req, const char *value, size_t len, void *ud)
@@ -404,7 +408,7 @@ static void cached_miss(struct ldg_req *req, const char *value, size_t len, void
 static void cached_owned(struct ldg_req *req, void *ud)
 {
     struct cached *c = ud;
-    cache_get(req, c->key, respond_cached, cached_miss, c);
+    cache_get(req, c->project_id, c->key, respond_cached, cached_miss, c);
 }
 
 static void handle_cached(struct ldg_req *req, enum cached_kind kind)
@@ -556,7 +560,7 @@ static void on_agg(struct ldg_req *req, PGresult *res, PGresult *count, void *ud
     }
     ldg_json_arr_end(&jw);
     ldg_json_obj_end(&jw);
-    cache_put(req, a->key, ldg_buf_head(&b), ldg_buf_size(&b), false);
+    cache_put(req, a->project_id, a->key, ldg_buf_head(&b), ldg_buf_size(&b), false);
     respond(req, &b);
 }
 
@@ -629,7 +633,7 @@ static void agg_miss(struct ldg_req *req, const char *value, size_t len, void *u
 static void agg_owned(struct ldg_req *req, void *ud)
 {
     struct agg *a = ud;
-    cache_get(req, a->key, respond_agg_cached, agg_miss, a);
+    cache_get(req, a->project_id, a->key, respond_agg_cached, agg_miss, a);
 }
 
 static void handle_aggregated(struct ldg_req *req)

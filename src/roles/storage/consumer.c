@@ -810,7 +810,7 @@ static void close_all(struct ldg__storage_consumer *c)
     ldg_redis_close(r, on_redis_closed, c);
 }
 
-struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index)
+struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index, unsigned shard)
 {
     struct ldg__storage_consumer *c = ldg_calloc(1, sizeof *c);
     const struct ldg_config *conf = w->cfg;
@@ -821,10 +821,12 @@ struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, un
         snprintf(c->name, sizeof c->name, "%s:%ld:%u.%u", ldg__storage.host, (long)getpid(), w->id, index);
     char q[160];
     ldg_log_quote(q, sizeof q, c->name, strlen(c->name));
-    snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s", q);
-    char rname[32];
-    snprintf(rname, sizeof rname, "storage-%u.%u", w->id, index);
-    c->redis = ldg_redis_new(&w->loop, &conf->redis, conf->redis_password, rname);
+    c->redis_shard = shard;
+    snprintf(c->ctx, sizeof c->ctx, "role=storage consumer=%s redis_shard=%u", q, shard);
+    char rname[40];
+    snprintf(rname, sizeof rname, "storage-%u.%u.s%u", w->id, index, shard);
+    c->redis = ldg_redis_new(&w->loop, ldg_settings_redis_cfg(conf, shard),
+                             ldg_settings_redis_password(conf, shard), rname);
     ldg_batch_init(&c->batch);
     c->rows_per_entry = ROWS_PER_ENTRY_START;
     c->bytes_per_entry = BYTES_PER_ENTRY_START;
@@ -929,6 +931,8 @@ void ldg__storage_consumer_health(const struct ldg__storage_consumer *const *cs,
         ldg_json_obj_begin(&jw);
         ldg_json_key(&jw, "name");
         ldg_json_str(&jw, cs[i]->name);
+        ldg_json_key(&jw, "redis_shard");
+        ldg_json_int(&jw, cs[i]->redis_shard);
         ldg_json_key(&jw, "state");
         ldg_json_str(&jw, states[cs[i]->state]);
         ldg_json_obj_end(&jw);

@@ -56,7 +56,8 @@ struct ldg__storage_range {
 struct ldg__storage_consumer {
     struct ldg_worker *w;    /* borrowed */
     struct ldg_redis *redis; /* owned: blocking reads need their own connection */
-    char name[128];          /* consumer name <host>:<pid>:<worker> */
+    unsigned redis_shard;    /* the Redis shard whose queue it consumes */
+    char name[128];          /* consumer name <node>:<pid>:<worker>[.<index>] */
     char ctx[200];           /* logfmt context */
     enum ldg__storage_state state;
     enum ldg__storage_source source;
@@ -121,7 +122,7 @@ struct ldg__storage_consumer {
 
 /* consumer.c */
 void ldg__storage_consumer_init_global(void); /* script digests; main thread, before workers */
-struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index);
+struct ldg__storage_consumer *ldg__storage_consumer_new(struct ldg_worker *w, unsigned index, unsigned shard);
 void ldg__storage_consumer_stop(struct ldg__storage_consumer *c);
 bool ldg__storage_consumer_closed(const struct ldg__storage_consumer *c);
 void ldg__storage_consumer_free(struct ldg__storage_consumer *c);

@@ -64,6 +64,11 @@ struct ldg__storage_maint {
      * still pending: the struct outlives ldg__storage_maint_free (orphan) until the last answer. */
     unsigned pending;
     bool orphan;
+    unsigned cshard; /* the Redis shard whose consumers are being checked */
+    struct sample {
+        struct ldg__storage_maint *m;
+        unsigned shard;
+    } samples[LDG_SHARDS_MAX]; /* callback data of the queue gauges' reads */
     struct project *projects;
     size_t nprojects, cur;
     uint64_t deleted, run_started_ms;
@@ -129,6 +134,8 @@ static bool step_ok(struct ldg__storage_maint *m, const PGresult *res, const cha
 
 /* ---- 3. consumers ----------------------------------------------------------------------------- */
 
+static void consumers_of_shard(struct ldg__storage_maint *m);
+
 static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     struct ldg__storage_maint *m = ud;
@@ -164,7 +171,7 @@ static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
             else if (strcmp(key->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
                 idle = v->integer;
         }
-        if (name && pending == 0 && idle > CONSUMER_IDLE_MAX_MS) {
+        if (name && pending == 0 && idle > CONSUMER_IDLE_MAX_MS && r) {
             /* DELCONSUMER drops the consumer's pending entries (never delivered again): check and
              * delete in one script, so an entry claimed by it in between is not lost. */
             const char *argv[] = {"EVAL", delconsumer_lua, "1", ldg__storage.stream, cfg()->group, name};
@@ -173,18 +180,30 @@ static void on_consumers(struct ldg_redis *r, redisReply *reply, void *ud)
         }
     }
     if (removed)
-        ldg_log_info(CTX, "removed %zu idle consumers with nothing pending", removed);
-    run_end(m, NULL);
+        ldg_log_info(CTX, "removed %zu idle consumers with nothing pending from Redis shard %u", removed,
+                     m->cshard);
+    if (++m->cshard < m->w->nredis)
+        consumers_of_shard(m);
+    else
+        run_end(m, NULL);
+}
+
+/* One Redis shard's consumers, then the next (every shard has its own queue and group). */
+static void consumers_of_shard(struct ldg__storage_maint *m)
+{
+    const char *argv[] = {"XINFO", "CONSUMERS", ldg__storage.stream, cfg()->group};
+    struct ldg_redis *r = m->w->redis_shard[m->cshard];
+    m->pending++;
+    if (!r || ldg_redis_commandargv(r, on_consumers, m, 4, argv, NULL) < 0) {
+        m->pending--;
+        run_end(m, "Redis unavailable");
+    }
 }
 
 static void consumers(struct ldg__storage_maint *m)
 {
-    const char *argv[] = {"XINFO", "CONSUMERS", ldg__storage.stream, cfg()->group};
-    m->pending++;
-    if (ldg_redis_commandargv(m->w->redis, on_consumers, m, 4, argv, NULL) < 0) {
-        m->pending--;
-        run_end(m, "Redis unavailable");
-    }
+    m->cshard = 0;
+    consumers_of_shard(m);
 }
 
 /* ---- 2. retention -------------------------------------------------------------------------- */
@@ -392,39 +411,47 @@ static void on_tick(uv_timer_t *t)
 static void on_sampled(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     (void)r;
-    struct ldg__storage_maint *m = ud;
+    struct sample *smp = ud;
+    struct ldg__storage_maint *m = smp->m;
+    unsigned i = smp->shard;
     if (!answered(m) || !reply)
         return;
     struct ldg_stats *st = &m->w->stats;
     if (reply->type == REDIS_REPLY_INTEGER) { /* XLEN */
-        ldg_stat_set(&st->queue_entries, (uint64_t)reply->integer);
+        ldg_stat_set(&st->queue_entries[i], (uint64_t)reply->integer);
         ldg_stat_set(&st->queue_sampled, 1);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_INTEGER)
         return; /* NOGROUP before the first consumer made it: keep zeros */
-    ldg_stat_set(&st->queue_pending, (uint64_t)reply->element[0]->integer);
+    ldg_stat_set(&st->queue_pending[i], (uint64_t)reply->element[0]->integer);
     uint64_t age = 0;
     if (reply->element[0]->integer > 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
         uint64_t id_ms = strtoull(reply->element[1]->str, NULL, 10), now = ldg_wall_ms();
         age = now > id_ms ? now - id_ms : 0;
     }
-    ldg_stat_set(&st->queue_oldest_pending_ms, age);
+    ldg_stat_set(&st->queue_oldest_pending_ms[i], age);
 }
 
 static void on_sample_timer(uv_timer_t *t)
 {
     struct ldg__storage_maint *m = t->data;
-    if (m->stopping || !ldg_redis_connected(m->w->redis))
+    if (m->stopping)
         return;
     const char *xlen[] = {"XLEN", ldg__storage.stream};
     const char *xpending[] = {"XPENDING", ldg__storage.stream, cfg()->group};
-    m->pending++;
-    if (ldg_redis_commandargv(m->w->redis, on_sampled, m, 2, xlen, NULL) < 0)
-        m->pending--;
-    m->pending++;
-    if (ldg_redis_commandargv(m->w->redis, on_sampled, m, 3, xpending, NULL) < 0)
-        m->pending--;
+    for (unsigned i = 0; i < m->w->nredis; i++) {
+        struct ldg_redis *r = m->w->redis_shard[i];
+        if (!r || !ldg_redis_connected(r))
+            continue;
+        m->samples[i] = (struct sample){m, i};
+        m->pending++;
+        if (ldg_redis_commandargv(r, on_sampled, &m->samples[i], 2, xlen, NULL) < 0)
+            m->pending--;
+        m->pending++;
+        if (ldg_redis_commandargv(r, on_sampled, &m->samples[i], 3, xpending, NULL) < 0)
+            m->pending--;
+    }
 }
 
 static void schedule(struct ldg__storage_maint *m, uint64_t ms)

@@ -80,7 +80,7 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
 struct ldg__storage_global ldg__storage;
 
 struct state {
-    struct ldg__storage_consumer *consumer[16];
+    struct ldg__storage_consumer *consumer[16 * LDG_SHARDS_MAX]; /* consumers per Redis shard */
     size_t n;
     struct ldg__storage_maint *maint;
 };
@@ -113,14 +113,13 @@ static int storage_init_global(const struct ldg_config *c, const void *cfg)
     ldg__storage.cfg = sc;
     ldg__storage.stream = ic->stream;
     ldg__storage.debug = c->server.debug_endpoints;
-    if (gethostname(ldg__storage.host, sizeof ldg__storage.host) != 0)
-        snprintf(ldg__storage.host, sizeof ldg__storage.host, "localhost");
-    ldg__storage.host[sizeof ldg__storage.host - 1] = 0;
-    if (sc->read_block_ms + 500 > c->redis.command_timeout_ms) {
-        ldg_log_error("role=storage", "[storage] read_block_ms must be at least 500 ms below [redis] "
-                                      "command_timeout_ms");
-        return -EINVAL;
-    }
+    snprintf(ldg__storage.host, sizeof ldg__storage.host, "%s", c->node.name);
+    for (unsigned i = 0; i < c->nredis; i++)
+        if (sc->read_block_ms + 500 > ldg_settings_redis_cfg(c, i)->command_timeout_ms) {
+            ldg_log_error("role=storage", "[storage] read_block_ms must be at least 500 ms below [redis] "
+                                          "command_timeout_ms (of every Redis shard)");
+            return -EINVAL;
+        }
     if (strcmp(sc->dead_letter_stream, ic->stream) == 0) {
         ldg_log_error("role=storage", "[storage] dead_letter_stream must differ from [ingest] stream");
         return -EINVAL;
@@ -135,9 +134,11 @@ static int storage_init_worker(struct ldg_worker *w, const void *cfg, void **sta
 {
     (void)cfg;
     struct state *s = ldg_calloc(1, sizeof *s);
-    s->n = (size_t)ldg__storage.cfg->consumers;
+    /* every worker consumes every shard's queue: `consumers` consumers per shard */
+    size_t per = (size_t)ldg__storage.cfg->consumers;
+    s->n = per * w->nredis;
     for (size_t i = 0; i < s->n; i++)
-        s->consumer[i] = ldg__storage_consumer_new(w, (unsigned)i);
+        s->consumer[i] = ldg__storage_consumer_new(w, (unsigned)(i % per), (unsigned)(i / per));
     s->maint = ldg__storage_maint_new(w);
     *state = s;
     return 0;

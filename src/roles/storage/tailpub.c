@@ -106,13 +106,14 @@ static void on_published(struct ldg_redis *r, struct redisReply *reply, void *ud
 
 static void publish(struct ldg_worker *w, int64_t pid, const struct ldg_buf *msg)
 {
-    if (!w->redis)
+    struct ldg_redis *r = ldg_worker_redis_for(w, pid); /* the project's channel is on its shard */
+    if (!r)
         return; /* the worker is closing its clients (a read back cancelled at exit) */
     char ch[LDG_TAILMSG_NAME_MAX];
     ldg_tailmsg_channel(ch, sizeof ch, pid);
     const char *argv[] = {"PUBLISH", ch, ldg_buf_head(msg)};
     size_t argl[] = {7, strlen(ch), ldg_buf_size(msg)};
-    if (ldg_redis_commandargv(w->redis, on_published, NULL, 3, argv, argl) < 0)
+    if (ldg_redis_commandargv(r, on_published, NULL, 3, argv, argl) < 0)
         ldg_log_debug("role=storage", "tail publish not sent (Redis unavailable or busy)");
 }
 
@@ -263,7 +264,8 @@ static void start_job(struct ldg__storage_consumer *c, struct ldg__storage_tail 
     ldg_tailmsg_viewers_key(key, sizeof key, pid);
     snprintf(min, sizeof min, "%" PRIu64, now);
     const char *argv[] = {"ZCOUNT", key, min, "+inf"};
-    if (ldg_redis_commandargv(c->w->redis, on_viewers, j, 4, argv, NULL) < 0)
+    struct ldg_redis *r = ldg_worker_redis_for(c->w, pid);
+    if (!r || ldg_redis_commandargv(r, on_viewers, j, 4, argv, NULL) < 0)
         job_free(j);
 }
 
