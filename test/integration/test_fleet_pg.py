@@ -12,6 +12,7 @@ shard 1.
 """
 
 import datetime
+import json
 import os
 import subprocess
 import time
@@ -100,10 +101,13 @@ def replica_ini(replica, max_lag_ms):
 
 def test_reads_follow_a_fresh_replica_and_skip_a_late_one(ledgerd, pg, replica):
     tag = os.urandom(4).hex()
-    storage = {"group": f"g{tag}", "batch_wait_ms": 20}
+    # no retention (it drops old partitions) and no analytics (index builds): while the replica's
+    # replay is paused, a lock it replayed from such DDL would hold its readers until their timeout
+    storage = {"group": f"g{tag}", "batch_wait_ms": 20, "retention": False}
     ingest_cfg = {"stream": f"test:logs:{tag}"}
-    # a: everything, with a lag bound no test reaches; b: readers only, with a bound of 300 ms
-    a = ledgerd(extra_ini={**replica_ini(replica, 3600000), "storage": storage, "ingest": ingest_cfg})
+    # a: ingest, storage, query, with a lag bound no test reaches; b: readers only, bound 300 ms
+    a = ledgerd(extra_ini={**replica_ini(replica, 3600000), "storage": storage, "ingest": ingest_cfg,
+                           "roles": {"analytics": False}})
     b = ledgerd(extra_ini={**replica_ini(replica, 300), "roles": READERS_ONLY, "ingest": ingest_cfg})
     pid, key = project_with_key(pg)
     for s in (a, b):
@@ -387,3 +391,43 @@ def test_a_shard_down_delays_but_loses_nothing(ledgerd, ledgerd_bin, pg, pg_b, r
         assert (n, distinct) == (40, 40), (dsn, pid)
     assert db_count(s0, p1) == 0 and db_count(s1, p0) == 0
     wait_until(lambda: deep(srv)["status"] == "healthy", 20, interval=0.2, what="healthy again")
+
+
+def test_analytics_jobs_run_on_every_shard(sharded, pg, rc):
+    sharded(migrate_only=True)
+    (p0, _), (p1, _) = project_with_key(pg), project_with_key(pg)
+    hour = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = hour - datetime.timedelta(hours=1)
+    for pid, shard in ((p0, 0), (p1, 1)):
+        with psycopg.connect(shard_dsn(pg, shard), autocommit=True) as c, c.cursor() as cur:
+            cur.execute("SELECT logs_ensure_partition(%s)", (start,))
+            with cur.copy("COPY logs (project_id, timestamp, level, log_type, message, attributes) FROM STDIN") as cp:
+                for i in range(6):
+                    cp.write_row([pid, start + datetime.timedelta(seconds=i), "error" if i % 2 else "info",
+                                  "endpoint", "x", json.dumps({"endpoint": {"method": "GET", "path": f"/s{shard}",
+                                                                            "status_code": 200, "duration_ms": 1.0}})])
+    slow = {k: 3600000 for k in ("search_index_interval_ms", "usage_stats_interval_ms", "log_volume_interval_ms",
+                                  "top_errors_interval_ms")}
+    rc.set("ledger:analytics:hourly_metrics:done", int(hour.timestamp()) // 3600 - 2)
+    sharded(f"{p0}:0, {p1}:1", extra={"roles": {"storage": False},
+                                      "analytics": {**slow, "hourly_metrics_interval_ms": 1500,
+                                                    "available_routes_interval_ms": 1000,
+                                                    "error_rate_interval_ms": 1000}})
+
+    def aggregated(shard, pid):
+        with psycopg.connect(shard_dsn(pg, shard), autocommit=True) as c:
+            return c.execute("SELECT coalesce(sum(log_count), 0) FROM aggregated_metrics WHERE project_id = %s "
+                             "AND metric_type = 'log_volume'", (pid,)).fetchone()[0]
+
+    wait_until(lambda: aggregated(0, p0) == 6 and aggregated(1, p1) == 6, 30, interval=0.2,
+               what="hourly aggregates on each project's shard")
+    assert aggregated(0, p1) == 0 and aggregated(1, p0) == 0
+    d = AuthDb(pg)
+    try:
+        wait_until(lambda: d.one("SELECT available_routes FROM projects WHERE id = %s", p1)[0] == ["/s1"], 20,
+                   interval=0.2, what="routes of the project on shard 1")
+        assert d.one("SELECT available_routes FROM projects WHERE id = %s", p0)[0] == ["/s0"]
+    finally:
+        d.close()
+    wait_until(lambda: rc.exists(f"metrics:error_rate:{p1}:5min") and rc.exists(f"metrics:error_rate:{p0}:5min"),
+               20, interval=0.2, what="error rate cached for both shards' projects")
