@@ -376,6 +376,9 @@ def test_a_shard_down_delays_but_loses_nothing(ledgerd, ledgerd_bin, pg, pg_b, r
         wait_until(lambda: deep(srv)["status"] == "degraded", 20, interval=0.2, what="/health/deep degraded")
         shards = deep(srv)["services"]["postgres_logs_shards"]
         assert shards[0]["status"] == "healthy" and shards[1]["status"].startswith("unhealthy")
+        metrics = requests.get(srv.url + "/metrics", timeout=scaled(10)).text
+        assert 'ledger_pg_shard_up{shard="0",worker="0"} 1' in metrics
+        assert 'ledger_pg_shard_up{shard="1",worker="0"} 0' in metrics
         for i in range(3):
             ingest(srv, k0, f"b{i}", n=10)
             ingest(srv, k1, f"b{i}", n=10)
@@ -391,6 +394,10 @@ def test_a_shard_down_delays_but_loses_nothing(ledgerd, ledgerd_bin, pg, pg_b, r
         assert (n, distinct) == (40, 40), (dsn, pid)
     assert db_count(s0, p1) == 0 and db_count(s1, p0) == 0
     wait_until(lambda: deep(srv)["status"] == "healthy", 20, interval=0.2, what="healthy again")
+    metrics = requests.get(srv.url + "/metrics", timeout=scaled(10)).text
+    assert 'ledger_pg_shard_up{shard="1",worker="0"} 1' in metrics
+    errors = [line for line in metrics.splitlines() if line.startswith('ledger_pg_shard_errors_total{shard="1"')]
+    assert errors and int(errors[0].split()[-1]) > 0
 
 
 def test_analytics_jobs_run_on_every_shard(sharded, pg, rc):
