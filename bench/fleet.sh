@@ -6,16 +6,18 @@
 #             shard 0 (target: >= 0.95x single)
 #   pg2       two logs shards on two PostgreSQL servers ([pg_logs] and [pg_logs.1], half of the
 #             projects pinned to each)
+#   r3pg2     pg2 plus three Redis shards ([redis], [redis.1], [redis.2], the projects spread over
+#             them by [redis] project_shards); skipped when the build has no Redis shards
 # Each round posts BENCH_FLEET_LOGS logs (1000-log batches from bench/genlogs.py, BENCH_FLEET_PROJECTS
 # projects, BENCH_FLEET_CONNS connections) and times start of posting .. every log stored (rows
 # counted on every shard); logs/s = logs / that time. Modes alternate within a round; each mode
 # restarts ledgerd (workers = auto, storage on) on its config and starts from empty tables.
-# Ratios are of medians over BENCH_ROUNDS rounds. Redis is one server in every mode (sharding Redis
-# is a separate change); everything is on loopback.
+# Ratios are of medians over BENCH_ROUNDS rounds. Everything is on loopback.
 #
 #   ./scripts/ledger bench fleet    (knobs: BENCH_ROUNDS 3, BENCH_FLEET_LOGS 60000,
 #                                    BENCH_FLEET_PROJECTS 4, BENCH_FLEET_CONNS 4,
-#                                    BENCH_FLEET_TIMEOUT 180, BENCH_FLEET_MODES "single sharded1 pg2")
+#                                    BENCH_FLEET_TIMEOUT 180,
+#                                    BENCH_FLEET_MODES "single sharded1 pg2 r3pg2")
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -24,7 +26,7 @@ LOGS=${BENCH_FLEET_LOGS:-60000}
 PROJECTS=${BENCH_FLEET_PROJECTS:-4}
 CONNS=${BENCH_FLEET_CONNS:-4}
 TIMEOUT=${BENCH_FLEET_TIMEOUT:-180}
-MODES=(${BENCH_FLEET_MODES:-single sharded1 pg2})
+MODES=(${BENCH_FLEET_MODES:-single sharded1 pg2 r3pg2})
 ROUNDS=${BENCH_ROUNDS:-3}
 
 BENCH_RESULT_SUFFIX=-fleet
@@ -32,6 +34,8 @@ bench_init fleet
 fleet_cleanup() {
     local rc=$?
     [[ -d $BENCH_TMP/pg1/data ]] && pg_stop "$BENCH_TMP/pg1"
+    [[ -d $BENCH_TMP/redis1 ]] && redis_stop "$BENCH_TMP/redis1"
+    [[ -d $BENCH_TMP/redis2 ]] && redis_stop "$BENCH_TMP/redis2"
     (exit $rc)
     bench_cleanup
 }
@@ -40,6 +44,20 @@ bench_start_pg
 PG1_PORT=$(free_port)
 pg_ensure "$BENCH_TMP/pg1" "$PG1_PORT" --no-sync "${BENCH_PG_OPTS:-}"
 bench_start_redis
+# Redis shards 1 and 2 for r3pg2, when this build knows [redis.N]
+if [[ " ${MODES[*]} " == *" r3pg2 "* ]]; then
+    printf '[redis.1]\nport = 1\n' >"$BENCH_TMP/probe.ini"
+    if "$BENCH_BIN" -c "$BENCH_TMP/probe.ini" --check-config >/dev/null 2>&1; then
+        REDIS1_PORT=$(free_port)
+        redis_ensure "$BENCH_TMP/redis1" "$REDIS1_PORT" no
+        REDIS2_PORT=$(free_port)
+        redis_ensure "$BENCH_TMP/redis2" "$REDIS2_PORT" no
+    else
+        bench_say "r3pg2 skipped: this build has no Redis shards ([redis.N])"
+        MODES=("${MODES[@]/r3pg2/}")
+        MODES=(${MODES[@]})
+    fi
+fi
 INI_WORKERS=auto INI_INGEST_EXTRA="queue_max_depth = 1000000000" bench_start_ledgerd
 
 psql_at() { # psql_at PORT DB SQL
@@ -87,10 +105,12 @@ mode_ini() {
     case $1 in
     single) return 0 ;;
     sharded1) for i in "${!PIDS[@]}"; do pins+="${pins:+, }${PIDS[$i]}:0"; done ;;
-    pg2) for i in "${!PIDS[@]}"; do pins+="${pins:+, }${PIDS[$i]}:$((i % 2))"; done ;;
+    pg2 | r3pg2) for i in "${!PIDS[@]}"; do pins+="${pins:+, }${PIDS[$i]}:$((i % 2))"; done ;;
     esac
     printf '[pg_shards]\nprojects = %s\n' "$pins"
-    [[ $1 == pg2 ]] && printf '\n[pg_logs.1]\nhost = 127.0.0.1\nport = %s\ndbname = ledger_logs\nuser = postgres\n' \
+    [[ $1 == r3pg2 ]] && printf '\n[redis.1]\nhost = 127.0.0.1\nport = %s\n\n[redis.2]\nhost = 127.0.0.1\nport = %s\n' \
+        "$REDIS1_PORT" "$REDIS2_PORT"
+    [[ $1 == pg2 || $1 == r3pg2 ]] && printf '\n[pg_logs.1]\nhost = 127.0.0.1\nport = %s\ndbname = ledger_logs\nuser = postgres\n' \
         "$PG1_PORT"
     return 0
 }
@@ -99,7 +119,12 @@ start_mode() {
     local mode=$1
     BENCH_LEDGERD_PORT=$(free_port)
     BENCH_LEDGERD_URL=http://127.0.0.1:$BENCH_LEDGERD_PORT
-    INI_WORKERS=auto INI_LOG_LEVEL=warn INI_JWT_SECRET=$BENCH_TMP/jwt.secret \
+    local rshards=''
+    if [[ $mode == r3pg2 ]]; then
+        for i in "${!PIDS[@]}"; do rshards+="${rshards:+, }${PIDS[$i]}:$((i % 3))"; done
+        rshards="project_shards = $rshards"
+    fi
+    INI_WORKERS=auto INI_LOG_LEVEL=warn INI_JWT_SECRET=$BENCH_TMP/jwt.secret INI_REDIS_EXTRA=$rshards \
         INI_INGEST_EXTRA="queue_max_depth = 1000000000" write_ini "$BENCH_TMP/ledger.ini" \
         "$BENCH_LEDGERD_PORT" "$BENCH_PG_PORT" "$BENCH_REDIS_PORT"
     mode_ini "$mode" >>"$BENCH_TMP/ledger.ini"
@@ -111,7 +136,7 @@ start_mode() {
 empty_tables() {
     local port
     for port in "$BENCH_PG_PORT" "$PG1_PORT"; do
-        psql_at "$port" ledger_logs "SELECT 1 FROM pg_tables WHERE tablename = 'logs'" | grep -q 1 || continue
+        psql_at "$port" ledger_logs "SELECT 1 FROM pg_tables WHERE tablename = 'logs'" 2>/dev/null | grep -q 1 || continue
         psql_at "$port" ledger_logs "TRUNCATE logs, error_groups" >/dev/null
     done
 }
@@ -138,9 +163,12 @@ tree_ticks() { # tree_ticks PID: utime+stime of PID and its live children, plus 
     echo "$sum"
 }
 cpu_ms() { # prints "LEDGERD REDIS PG" in ms
-    local l r p=0 d
+    local l r p=0 d port
     l=$(tree_ticks "$(cat "$BENCH_TMP/ledgerd.pid")")
-    r=$(redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.0f", s * 1000 }')
+    r=0
+    for port in "$BENCH_REDIS_PORT" ${REDIS1_PORT:-} ${REDIS2_PORT:-}; do
+        r=$((r + $(redis-cli -h 127.0.0.1 -p "$port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.0f", s * 1000 }')))
+    done
     for d in "$BENCH_TMP/pg" "$BENCH_TMP/pg1"; do
         [[ -r $d/data/postmaster.pid ]] && p=$((p + $(tree_ticks "$(head -n 1 "$d/data/postmaster.pid")")))
     done
@@ -206,7 +234,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         rate=$(awk -v n="$accepted" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
         RATES[$mode]+="$rate "
         split=''
-        if [[ $mode == pg2 ]]; then
+        if [[ $mode == pg2 || $mode == r3pg2 ]]; then
             split=" (shard 0: $(psql_at "$BENCH_PG_PORT" ledger_logs "SELECT count(*) FROM logs"), shard 1: $(psql_at "$PG1_PORT" ledger_logs "SELECT count(*) FROM logs"))"
         fi
         bench_say "$(printf 'round %d  %-8s  %7d logs in %6.2f s (posted in %s s) = %7d logs/s%s; %s' "$round" \

@@ -386,6 +386,26 @@ void ldg_pgroute_metrics(const struct ldg_worker *w, struct ldg_buf *out)
                    "# HELP ledger_pg_shards Logs shards configured ([pg_logs] and [pg_logs.N]).\n"
                    "# TYPE ledger_pg_shards gauge\nledger_pg_shards %d\n",
                    c->npg_shards);
+    /* this worker's pools only: they belong to its thread (the answering worker is any worker) */
+    ldg_buf_printf(
+        out, "# HELP ledger_pg_shard_up 0 while the answering worker's pool of the shard's primary is down "
+             "(its last connect failed).\n# TYPE ledger_pg_shard_up gauge\n");
+    for (int i = 0; i < c->npg_shards; i++) {
+        const struct ldg_pgpool *pool = i == 0 ? w->pg_logs : w->pg_route ? w->pg_route->shard[i] : NULL;
+        struct ldg_pgpool_stats st = {0};
+        if (pool)
+            ldg_pgpool_stats(pool, &st);
+        ldg_buf_printf(out, "ledger_pg_shard_up{shard=\"%d\",worker=\"%u\"} %d\n", i, w->id,
+                       pool && !st.down);
+    }
+    ldg_buf_printf(
+        out, "# HELP ledger_pg_shard_errors_total Connection failures of the answering worker's pool of "
+             "the shard's primary.\n# TYPE ledger_pg_shard_errors_total counter\n");
+    for (int i = 0; i < c->npg_shards; i++) {
+        const struct ldg_pgpool *pool = i == 0 ? w->pg_logs : w->pg_route ? w->pg_route->shard[i] : NULL;
+        ldg_buf_printf(out, "ledger_pg_shard_errors_total{shard=\"%d\",worker=\"%u\"} %llu\n", i, w->id,
+                       (unsigned long long)(pool ? ldg_pgpool_errors(pool) : 0));
+    }
     if (c->npg_replicas == 0)
         return;
     ldg_buf_puts(out, "# HELP ledger_pg_replica_lag_ms Measured lag of a logs replica behind its primary "

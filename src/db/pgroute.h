@@ -79,6 +79,8 @@ typedef void (*ldg_pgroute_health_cb)(bool ok, const char *json, size_t len, voi
 void ldg_pgroute_health(struct ldg_worker *w, ldg_pgroute_health_cb cb, void *ud);
 
 /* /metrics lines of the shards and replicas seen by worker w (Prometheus text, appended to out):
- * ledger_pg_shards, ledger_pg_replica_lag_ms{replica,shard}, ledger_pg_replica_in_use{replica,shard}. */
+ * ledger_pg_shards, ledger_pg_shard_up{shard,worker}, ledger_pg_shard_errors_total{shard,worker}
+ * (w's own pools), ledger_pg_replica_lag_ms{replica,shard}, ledger_pg_replica_in_use{replica,shard}.
+ * Worker w's thread only. */
 struct ldg_buf;
 void ldg_pgroute_metrics(const struct ldg_worker *w, struct ldg_buf *out);

@@ -12,6 +12,7 @@ shard 1.
 """
 
 import datetime
+import json
 import os
 import subprocess
 import time
@@ -100,10 +101,13 @@ def replica_ini(replica, max_lag_ms):
 
 def test_reads_follow_a_fresh_replica_and_skip_a_late_one(ledgerd, pg, replica):
     tag = os.urandom(4).hex()
-    storage = {"group": f"g{tag}", "batch_wait_ms": 20}
+    # no retention (it drops old partitions) and no analytics (index builds): while the replica's
+    # replay is paused, a lock it replayed from such DDL would hold its readers until their timeout
+    storage = {"group": f"g{tag}", "batch_wait_ms": 20, "retention": False}
     ingest_cfg = {"stream": f"test:logs:{tag}"}
-    # a: everything, with a lag bound no test reaches; b: readers only, with a bound of 300 ms
-    a = ledgerd(extra_ini={**replica_ini(replica, 3600000), "storage": storage, "ingest": ingest_cfg})
+    # a: ingest, storage, query, with a lag bound no test reaches; b: readers only, bound 300 ms
+    a = ledgerd(extra_ini={**replica_ini(replica, 3600000), "storage": storage, "ingest": ingest_cfg,
+                           "roles": {"analytics": False}})
     b = ledgerd(extra_ini={**replica_ini(replica, 300), "roles": READERS_ONLY, "ingest": ingest_cfg})
     pid, key = project_with_key(pg)
     for s in (a, b):
@@ -336,3 +340,101 @@ def test_plan_add_shard_pins_the_projects_that_would_move(pg, sharded):
             assert pins[p] == jump(p, 2)
         else:
             assert p not in pins
+
+
+@pytest.fixture(scope="module")
+def pg_b(session_dir):
+    """A second PostgreSQL server, for a logs shard that can be stopped."""
+    from ldg_servers import PgServer
+
+    srv = PgServer(str(session_dir / "pg_b")).start()
+    yield srv
+    srv.cleanup()
+
+
+def test_a_shard_down_delays_but_loses_nothing(ledgerd, ledgerd_bin, pg, pg_b, redis, tmp_path, jwt_secret_file):
+    tag = os.urandom(4).hex()
+    ini = {"pg_logs.1": {"host": pg_b.host, "port": pg_b.port, "dbname": "ledger_logs", "user": "postgres",
+                         "connect_timeout_ms": 1000},
+           "storage": {"group": f"g{tag}", "batch_wait_ms": 20}, "ingest": {"stream": f"test:logs:{tag}"}}
+    path = tmp_path / "migrate.ini"
+    path.write_text(render_ini(make_ini(free_port(), pg, redis, 1, ini, jwt_secret_file)))
+    r = subprocess.run([ledgerd_bin, "-c", str(path), "--migrate"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=scaled(120))
+    assert r.returncode == 0, tail(r.stdout.decode(errors="replace"))
+    (p0, k0), (p1, k1) = project_with_key(pg), project_with_key(pg)
+    ini["pg_shards"] = {"projects": f"{p0}:0, {p1}:1"}
+    srv = ledgerd(extra_ini=ini)
+    srv.allow_errors = True
+    s0, s1 = pg.dsn("ledger_logs"), pg_b.dsn("ledger_logs")
+    ingest(srv, k0, "a", n=10)
+    ingest(srv, k1, "a", n=10)
+    wait_until(lambda: db_count(s0, p0) == 10 and db_count(s1, p1) == 10, 30, what="first logs stored")
+
+    pg_b.stop()
+    try:
+        wait_until(lambda: deep(srv)["status"] == "degraded", 20, interval=0.2, what="/health/deep degraded")
+        shards = deep(srv)["services"]["postgres_logs_shards"]
+        assert shards[0]["status"] == "healthy" and shards[1]["status"].startswith("unhealthy")
+        metrics = requests.get(srv.url + "/metrics", timeout=scaled(10)).text
+        assert 'ledger_pg_shard_up{shard="0",worker="0"} 1' in metrics
+        assert 'ledger_pg_shard_up{shard="1",worker="0"} 0' in metrics
+        for i in range(3):
+            ingest(srv, k0, f"b{i}", n=10)
+            ingest(srv, k1, f"b{i}", n=10)
+        time.sleep(scaled(1))
+    finally:
+        pg_b.start()
+    wait_until(lambda: db_count(s0, p0) == 40 and db_count(s1, p1) == 40, 60, what="every log stored")
+    time.sleep(scaled(1))  # retries settle: nothing more may arrive
+    for dsn, pid in ((s0, p0), (s1, p1)):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            n, distinct = c.execute("SELECT count(*), count(DISTINCT queue_id) FROM logs WHERE project_id = %s",
+                                    (pid,)).fetchone()
+        assert (n, distinct) == (40, 40), (dsn, pid)
+    assert db_count(s0, p1) == 0 and db_count(s1, p0) == 0
+    wait_until(lambda: deep(srv)["status"] == "healthy", 20, interval=0.2, what="healthy again")
+    metrics = requests.get(srv.url + "/metrics", timeout=scaled(10)).text
+    assert 'ledger_pg_shard_up{shard="1",worker="0"} 1' in metrics
+    errors = [line for line in metrics.splitlines() if line.startswith('ledger_pg_shard_errors_total{shard="1"')]
+    assert errors and int(errors[0].split()[-1]) > 0
+
+
+def test_analytics_jobs_run_on_every_shard(sharded, pg, rc):
+    sharded(migrate_only=True)
+    (p0, _), (p1, _) = project_with_key(pg), project_with_key(pg)
+    hour = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = hour - datetime.timedelta(hours=1)
+    for pid, shard in ((p0, 0), (p1, 1)):
+        with psycopg.connect(shard_dsn(pg, shard), autocommit=True) as c, c.cursor() as cur:
+            cur.execute("SELECT logs_ensure_partition(%s)", (start,))
+            with cur.copy("COPY logs (project_id, timestamp, level, log_type, message, attributes) FROM STDIN") as cp:
+                for i in range(6):
+                    cp.write_row([pid, start + datetime.timedelta(seconds=i), "error" if i % 2 else "info",
+                                  "endpoint", "x", json.dumps({"endpoint": {"method": "GET", "path": f"/s{shard}",
+                                                                            "status_code": 200, "duration_ms": 1.0}})])
+    slow = {k: 3600000 for k in ("search_index_interval_ms", "usage_stats_interval_ms", "log_volume_interval_ms",
+                                  "top_errors_interval_ms")}
+    rc.set("ledger:analytics:hourly_metrics:done", int(hour.timestamp()) // 3600 - 2)
+    sharded(f"{p0}:0, {p1}:1", extra={"roles": {"storage": False},
+                                      "analytics": {**slow, "hourly_metrics_interval_ms": 1500,
+                                                    "available_routes_interval_ms": 1000,
+                                                    "error_rate_interval_ms": 1000}})
+
+    def aggregated(shard, pid):
+        with psycopg.connect(shard_dsn(pg, shard), autocommit=True) as c:
+            return c.execute("SELECT coalesce(sum(log_count), 0) FROM aggregated_metrics WHERE project_id = %s "
+                             "AND metric_type = 'log_volume'", (pid,)).fetchone()[0]
+
+    wait_until(lambda: aggregated(0, p0) == 6 and aggregated(1, p1) == 6, 30, interval=0.2,
+               what="hourly aggregates on each project's shard")
+    assert aggregated(0, p1) == 0 and aggregated(1, p0) == 0
+    d = AuthDb(pg)
+    try:
+        wait_until(lambda: d.one("SELECT available_routes FROM projects WHERE id = %s", p1)[0] == ["/s1"], 20,
+                   interval=0.2, what="routes of the project on shard 1")
+        assert d.one("SELECT available_routes FROM projects WHERE id = %s", p0)[0] == ["/s0"]
+    finally:
+        d.close()
+    wait_until(lambda: rc.exists(f"metrics:error_rate:{p1}:5min") and rc.exists(f"metrics:error_rate:{p0}:5min"),
+               20, interval=0.2, what="error rate cached for both shards' projects")
