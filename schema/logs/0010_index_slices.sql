@@ -36,7 +36,7 @@ $fn$;
 -- Cut the leaves that start within `horizon` after `at` (the open one excepted) into slices of about
 -- max_rows at the current rate: rows so far over the time elapsed in the open leaf (at least one
 -- minute), or the previous leaf's rows over its length when that is higher.
--- Lengths are taken from 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3 hours (never below min_slice); a leaf
+-- Lengths are taken from 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3, 6 hours (never below min_slice); a leaf
 -- already no longer than 1.5 x that length, or holding rows, is left alone. Slices reach about
 -- `horizon` past `at`; the remainder of a leaf stays one leaf until it comes within the horizon. The DROP and CREATEs lock the month briefly: lock_timeout
 -- bounds the wait (a search holding the month makes this call fail; the next one tries again).
@@ -78,7 +78,7 @@ BEGIN
     END IF;
     want := greatest(max_rows / rate, extract(epoch FROM min_slice));
     len := NULL;
-    FOREACH step IN ARRAY ARRAY[10800, 7200, 3600, 1800, 900, 600, 300, 120, 60] LOOP
+    FOREACH step IN ARRAY ARRAY[21600, 10800, 7200, 3600, 1800, 900, 600, 300, 120, 60] LOOP
         IF step <= want THEN
             len := make_interval(secs => step);
             EXIT;

@@ -1,0 +1,183 @@
+"""Leaves that close by size as well as by clock (schema/logs/0010, storage/slicing.c) and the search
+index backlog on /metrics and /health/deep (docs/query.md "Capacity")."""
+
+import datetime
+
+import psycopg
+import pytest
+import requests
+
+from conftest import scaled
+from ldg_http import metric, parse_metrics, wait_until
+
+SLOW = {k: 3600000 for k in ("search_index_interval_ms", "hourly_metrics_interval_ms",
+                              "available_routes_interval_ms", "usage_stats_interval_ms", "error_rate_interval_ms",
+                              "log_volume_interval_ms", "top_errors_interval_ms")}
+UTC = datetime.timezone.utc
+NOW = datetime.datetime.now(UTC)
+# A 6-hour leaf of a month long past, so the leaves cut here are nobody else's.
+PAST = (NOW - datetime.timedelta(days=400)).replace(hour=6, minute=0, second=0, microsecond=0)
+PID = -23  # rows of these tests only
+
+
+def leaves(conn, since, until):
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT leaf, starts, ends FROM logs_leaves() WHERE starts >= %s AND starts < %s ORDER BY starts",
+        (since, until))]
+
+
+def fill(conn, start, n, span):
+    """n logs of project PID spread evenly over span (a timedelta) from start."""
+    conn.execute("SELECT logs_ensure_partition(%s)", (start,))
+    conn.execute(
+        "INSERT INTO logs (project_id, timestamp, level, log_type, message, attributes) "
+        "SELECT %s, %s + g * %s / %s, 'info', 'logger', 'slice probe ' || g, jsonb_build_object('k', g % 7) "
+        "FROM generate_series(0, %s - 1) g", (PID, start, span, n, n))
+
+
+def leaf_rows(conn, leaf):
+    return conn.execute("SELECT logs_leaf_rows(%s)", (leaf,)).fetchone()[0]
+
+
+@pytest.fixture
+def logs(pg, ledgerd):
+    ledgerd(extra_ini={"analytics": SLOW, "roles": {"storage": False}})  # migrated
+    c = psycopg.connect(pg.dsn("ledger_logs"), autocommit=True)
+    yield c
+    c.execute("DELETE FROM logs WHERE project_id = %s", (PID,))
+    c.close()
+
+
+def test_leaves_ahead_are_cut_to_the_rate(logs):
+    """6,000 logs in the 5.5 hours of a leaf so far (0.3/s) with max_rows 1,000: the next leaf,
+    starting within the hour, is cut into 30-minute slices (1,000 / 0.3 s rounded down to a step)
+    up to about an hour ahead; the rest stays one leaf; lookups route into the slices."""
+    fill(logs, PAST, 6000, datetime.timedelta(hours=5, minutes=30))
+    cur = f"logs_{PAST:%Y_%m_%d}_06"
+    wait_until(lambda: leaf_rows(logs, cur) >= 6000, 10, interval=0.2, what="statistics of the open leaf")
+    at = PAST + datetime.timedelta(hours=5, minutes=30)
+    made = logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)", (at,)).fetchone()[0]
+    nxt = PAST + datetime.timedelta(hours=6)
+    half = datetime.timedelta(minutes=30)
+    want = [(f"logs_{nxt:%Y_%m_%d}_12_0000", nxt, nxt + half),
+            (f"logs_{nxt:%Y_%m_%d}_12_3000", nxt + half, nxt + 2 * half),
+            (f"logs_{nxt:%Y_%m_%d}_13_0000", nxt + 2 * half, nxt + datetime.timedelta(hours=6))]
+    assert made == 3
+    assert leaves(logs, nxt, nxt + datetime.timedelta(hours=6)) == want
+    # the open leaf is never cut, and a second call finds nothing to do
+    assert leaves(logs, PAST, nxt) == [(cur, PAST, nxt)]
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)", (at,)).fetchone()[0] == 0
+    # rows land in their slice
+    logs.execute("INSERT INTO logs (project_id, timestamp, level, log_type, message) "
+                 "VALUES (%s, %s, 'info', 'logger', 'in the second slice')", (PID, nxt + half + datetime.timedelta(minutes=1)))
+    part = logs.execute("SELECT tableoid::regclass::text FROM logs WHERE project_id = %s AND message = "
+                        "'in the second slice'", (PID,)).fetchone()[0]
+    assert part == want[1][0]
+    # a slow leaf is left alone: 10 logs in 5.5 hours would need slices longer than 6 hours
+    later = PAST + datetime.timedelta(days=1)
+    fill(logs, later, 10, datetime.timedelta(hours=5, minutes=30))
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)",
+                        (later + datetime.timedelta(hours=5, minutes=30),)).fetchone()[0] == 0
+    # a leaf that already holds rows (logs stamped ahead) is not cut: that would move rows
+    day2 = PAST + datetime.timedelta(days=2)
+    fill(logs, day2, 6000, datetime.timedelta(hours=5, minutes=30))
+    fill(logs, day2 + datetime.timedelta(hours=7), 1, datetime.timedelta(seconds=1))
+    wait_until(lambda: leaf_rows(logs, f"logs_{day2:%Y_%m_%d}_06") >= 6000, 10, interval=0.2, what="statistics")
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)",
+                        (day2 + datetime.timedelta(hours=5, minutes=30),)).fetchone()[0] == 0
+    assert [x[0] for x in leaves(logs, day2 + datetime.timedelta(hours=6), day2 + datetime.timedelta(hours=7))] == \
+        [f"logs_{day2:%Y_%m_%d}_12"]
+
+
+def test_slices_get_their_search_indexes_and_the_backlog_drains(ledgerd, logs):
+    """Closed slices are indexed like any leaf. Before that, the backlog of closed leaves waiting
+    for indexes is on /metrics and /health/deep says it is growing; once built, both say so."""
+    base = PAST + datetime.timedelta(days=5)
+    fill(logs, base, 6000, datetime.timedelta(hours=5, minutes=30))
+    wait_until(lambda: leaf_rows(logs, f"logs_{base:%Y_%m_%d}_06") >= 6000, 10, interval=0.2, what="statistics")
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)",
+                        (base + datetime.timedelta(hours=5, minutes=30),)).fetchone()[0] == 3
+    first = base + datetime.timedelta(hours=6)
+    slice1 = f"logs_{first:%Y_%m_%d}_12_0000"
+    fill(logs, first, 500, datetime.timedelta(minutes=29))
+    wait_until(lambda: leaf_rows(logs, slice1) >= 500, 10, interval=0.2, what="statistics of the slice")
+
+    srv = ledgerd(extra_ini={"analytics": {**SLOW, "index_grace_ms": 0, "index_backlog_max_age_ms": 1000},
+                             "roles": {"storage": False}})
+
+    def sample():
+        m = parse_metrics(requests.get(srv.url + "/metrics", timeout=scaled(5)).text)
+        deep = requests.get(srv.url + "/health/deep", timeout=scaled(5)).json()
+        return m, deep["roles"]["analytics"].get("search_backlog")
+
+    def sampled():
+        m, b = sample()
+        return b is not None and any(n == "ledger_search_index_backlog_rows" for n, _, _ in m)
+    wait_until(sampled, 20, interval=0.2, what="a backlog sample")
+    m, b = sample()
+    assert metric(m, "ledger_search_index_backlog_rows") >= 6500
+    assert metric(m, "ledger_search_index_backlog_leaves") >= 2
+    assert metric(m, "ledger_search_unindexed_rows") >= 6500
+    assert metric(m, "ledger_search_oldest_unindexed_age_seconds") > 399 * 86400
+    assert metric(m, "ledger_search_index_backlog_age_seconds") > 399 * 86400
+    assert b["status"].startswith("growing"), b
+    assert b["backlog_rows"] >= 6500 and b["backlog_leaves"] >= 2 and b["max_age_ms"] == 1000, b
+
+    srv.stop()
+    srv = ledgerd(extra_ini={"analytics": {**SLOW, "search_index_interval_ms": 1000, "index_grace_ms": 0,
+                                           "index_max_per_run": 10000, "index_backlog_max_age_ms": 1000},
+                             "roles": {"storage": False}})
+
+    def drained():
+        m, b = sample()
+        return b is not None and b["backlog_leaves"] == 0 and metric(m, "ledger_search_index_backlog_rows") == 0
+    wait_until(drained, 120, interval=0.5, what="the backlog drained")
+    m, b = sample()
+    assert b["status"] == "healthy" and b["backlog_age_ms"] == 0, b
+    assert metric(m, "ledger_search_index_backlog_age_seconds") == 0
+    built = sorted(r[0] for r in logs.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s", (slice1, slice1 + "_%")))
+    assert built == [slice1 + "_attrs", slice1 + "_fts", slice1 + "_trgm"]
+    # the full-text index of the slice serves the search language's expression
+    fts = ("to_tsvector('simple'::regconfig, ledger_search_words(coalesce(message, '') || ' ' || "
+           "coalesce(error_message, '') || ' ' || coalesce(error_type, '')))")
+    logs.execute("SET enable_seqscan = off")
+    plan = "\n".join(r[0] for r in logs.execute(
+        f"EXPLAIN SELECT id FROM {slice1} WHERE {fts} @@ plainto_tsquery('simple', 'probe')").fetchall())
+    assert slice1 + "_fts" in plan, plan
+    logs.execute("RESET enable_seqscan")
+
+
+def test_storage_role_cuts_the_leaves_ahead(ledgerd, logs):
+    """With partition_max_rows set, the storage role itself cuts the leaves of the next hour at the
+    current rate (here: 1 row per slice, so 1-minute slices); the cut leaves are restored after."""
+    cur_start = NOW.replace(hour=NOW.hour // 6 * 6, minute=0, second=0, microsecond=0)
+    logs.execute("SELECT logs_ensure_partition(%s)", (NOW + datetime.timedelta(hours=7),))
+    before = leaves(logs, NOW, NOW + datetime.timedelta(hours=8))
+    fill(logs, cur_start, 100, max(NOW - cur_start, datetime.timedelta(seconds=1)))
+    srv = None
+    try:
+        srv = ledgerd(extra_ini={"analytics": SLOW, "storage": {"partition_max_rows": 1, "slice_interval_ms": 1000}})
+
+        def cut():
+            return [x for x in leaves(logs, NOW, NOW + datetime.timedelta(hours=2)) if x[2] - x[1] <= datetime.timedelta(minutes=1)]
+        slices = wait_until(cut, 30, interval=0.5, what="1-minute slices ahead")
+        assert all(len(s[0]) == len("logs_YYYY_MM_DD_HH_MMSS") for s in slices), slices
+        # contiguous: every instant of the next hours still has exactly one leaf
+        span = leaves(logs, before[0][1], before[-1][2])
+        assert span[0][1] == before[0][1] and span[-1][2] == before[-1][2]
+        assert all(a[2] == b[1] for a, b in zip(span, span[1:])), span
+    finally:
+        # put the 6-hour leaves back (empty slices only), so later tests see the usual layout
+        if srv:
+            srv.stop()
+        logs.execute("DELETE FROM logs WHERE project_id = %s", (PID,))
+        for leaf, starts, ends in leaves(logs, NOW, NOW + datetime.timedelta(hours=8)):
+            if (leaf, starts, ends) not in before and leaf_rows(logs, leaf) == 0 and \
+                    not logs.execute(f"SELECT EXISTS (SELECT 1 FROM {leaf})").fetchone()[0]:
+                logs.execute(f"DROP TABLE {leaf}")
+        for leaf, starts, ends in before:
+            if not leaves(logs, starts, starts + datetime.timedelta(seconds=1)):
+                parent = logs.execute("SELECT %s::text", (f"logs_{starts.astimezone(UTC):%Y_%m}",)).fetchone()[0]
+                logs.execute(f"CREATE TABLE IF NOT EXISTS {leaf} PARTITION OF {parent} FOR VALUES FROM "
+                             f"('{starts.isoformat()}') TO ('{ends.isoformat()}')")
