@@ -1,12 +1,12 @@
 -- 0010_index_slices: leaves that close by size as well as by clock, and the index backlog.
 --   * A 6-hour leaf holds whatever arrives in 6 hours: at 1,000 logs/s that is 21.6 million rows that
 --     searches scan until the leaf is closed and indexed. logs_slice_ahead() bounds that in rows: from
---     the current rate it cuts the leaves of the next hour (still empty, so a cut costs no scan)
+--     the current rate it cuts the hour after the open leaf (still empty, so a cut costs no scan)
 --     into slices short enough to hold about max_rows each, e.g. 10-minute slices at 1,600 logs/s with
 --     max_rows = 1,000,000. A slice is an ordinary leaf named logs_YYYY_MM_DD_HH_MMSS (UTC start);
 --     it closes by clock at its end like any leaf and gets its search indexes then. Only the leaves
---     within `horizon` after the open one are cut; the rest stays one leaf until it comes near, so a
---     rate that falls again does not leave a day of tiny leaves ahead.
+--     within `horizon` after the end of the open one are cut; the rest stays one leaf until it
+--     comes near, so a rate that falls again does not leave a day of tiny leaves ahead.
 --   * logs_leaves() lists the leaves with their bounds; logs_search_index_todo() accepts slice names;
 --     logs_index_backlog() counts the rows searches scan without an index (docs/query.md "Capacity").
 
@@ -33,12 +33,14 @@ LANGUAGE sql STABLE AS $fn$
     FROM pg_class c WHERE c.oid = to_regclass(leaf)
 $fn$;
 
--- Cut the leaves that start within `horizon` after `at` (the open one excepted) into slices of about
+-- Cut the leaves that start within `horizon` after the end of the open leaf (the leaf holding `at`,
+-- never cut itself) into slices of about
 -- max_rows at the current rate: rows so far over the time elapsed in the open leaf (at least one
 -- minute), or the previous leaf's rows over its length when that is higher.
 -- Lengths are taken from 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3, 6 hours (never below min_slice); a leaf
--- already no longer than 1.5 x that length, or holding rows, is left alone. Slices reach about
--- `horizon` past `at`; the remainder of a leaf stays one leaf until it comes within the horizon. The DROP and CREATEs lock the month briefly: lock_timeout
+-- already no longer than 1.5 x that length, or holding rows, is left alone. Slices reach `horizon`
+-- past the open leaf's end; the remainder of a leaf stays one leaf until it comes within the horizon
+-- (once the open leaf is a slice, that is while the first slices are open). The DROP and CREATEs lock the month briefly: lock_timeout
 -- bounds the wait (a search holding the month makes this call fail; the next one tries again).
 -- Returns the number of leaves created (0: nothing to do).
 CREATE OR REPLACE FUNCTION logs_slice_ahead(max_rows bigint, min_slice interval, horizon interval,
@@ -87,7 +89,7 @@ BEGIN
     len := greatest(coalesce(len, make_interval(secs => 60)), min_slice);
     PERFORM set_config('lock_timeout', '1000', true);
     FOR nxt IN SELECT * FROM logs_leaves() l
-               WHERE l.starts >= cur.ends AND l.starts < at + horizon AND l.ends - l.starts > len * 1.5
+               WHERE l.starts >= cur.ends AND l.starts < cur.ends + horizon AND l.ends - l.starts > len * 1.5
                  AND l.parent <> 'logs'
                ORDER BY l.starts
     LOOP
@@ -96,7 +98,7 @@ BEGIN
         CONTINUE WHEN has_rows; -- already written to (logs stamped ahead): cutting would move rows
         EXECUTE format('DROP TABLE %I', nxt.leaf);
         t := nxt.starts;
-        stop_at := least(nxt.ends, at + horizon + len);
+        stop_at := least(nxt.ends, cur.ends + horizon);
         WHILE t < nxt.ends LOOP
             t2 := CASE WHEN t + len <= stop_at THEN t + len ELSE nxt.ends END;
             EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',

@@ -3,8 +3,8 @@
  *
  * Worker 0 of every storage process runs a timer every slice_interval_ms; a tick takes the Redis
  * lock `ledger:storage:slicing` (SET NX PX slice_interval_ms), so one process per interval calls
- * logs_slice_ahead (schema/logs/0010): from the open leaf's rate, the leaves starting within the
- * next hour are cut into slices of about partition_max_rows each. Each call is one idempotent
+ * logs_slice_ahead (schema/logs/0010): from the current rate, the hour after the open leaf is cut
+ * into slices of about partition_max_rows each. Each call is one idempotent
  * statement; a failure (e.g. the month locked by a long search past the statement's lock_timeout)
  * is logged and the next tick tries again.
  */
@@ -26,7 +26,7 @@
 #define CTX "role=storage job=slicing"
 #define LOCK_KEY "ledger:storage:slicing"
 #define MIN_SLICE_S "60"   /* shortest slice: a week stays at most 10,080 leaves to plan */
-#define HORIZON_S "3600"   /* leaves cut at most this far ahead of now */
+#define HORIZON_S "3600"   /* leaves cut at most this far past the open leaf */
 
 struct ldg__storage_slicing {
     struct ldg_worker *w;

@@ -65,7 +65,7 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"retention_pause_ms", LDG_CFG_MS, CFG(retention_pause_ms), "50", 0, 60000, NULL, 0,
      "Pause between two retention DELETE statements"},
     {"partition_max_rows", LDG_CFG_INT, CFG(partition_max_rows), "1000000", 0, 1000000000, NULL, 0,
-     "Leaves of the next hour are cut into slices holding about this many logs at the current rate, so "
+     "The hour after the open leaf is cut into slices holding about this many logs at the current rate, so "
      "the open leaf that searches scan stays small (0 = 6-hour leaves only)"},
     {"slice_interval_ms", LDG_CFG_MS, CFG(slice_interval_ms), "30000", 1000, 3600000, NULL, 0,
      "How often the rate is looked at and the leaves ahead cut (once across all processes)"},

@@ -25,8 +25,8 @@
  * this month and partition_months_ahead more, retention (drop whole partitions past the longest
  * project retention, then delete each project's older rows in bounded batches), and removal of
  * consumers that have been idle a long time with nothing pending. Every slice_interval_ms (one
- * process at a time) the leaves of the next hour are cut to hold about partition_max_rows each at
- * the current rate (slicing.c), so the unindexed open leaf stays small at any rate.
+ * process at a time) the hour after the open leaf is cut into slices of about partition_max_rows
+ * each at the current rate (slicing.c), so the unindexed open leaf stays small at any rate.
  *
  * Threading: all per-consumer state lives on its worker's loop; the config and script digests
  * are immutable after init_global.
