@@ -7,6 +7,8 @@
 --     it closes by clock at its end like any leaf and gets its search indexes then. Only the leaves
 --     within `horizon` after the end of the open one are cut; the rest stays one leaf until it
 --     comes near, so a rate that falls again does not leave a day of tiny leaves ahead.
+--   * logs_cut_open() closes the open leaf itself once it holds max_rows (the first leaf, a sudden
+--     rise): it ends at the next second and a new leaf takes the rest of its range.
 --   * logs_leaves() lists the leaves with their bounds; logs_search_index_todo() accepts slice names;
 --     logs_index_backlog() counts the rows searches scan without an index (docs/query.md "Capacity").
 
@@ -110,6 +112,45 @@ BEGIN
         END LOOP;
     END LOOP;
     RETURN made;
+END
+$fn$;
+
+-- Close the open leaf (the one holding `at`) by size: once it holds max_rows logs and more than
+-- min_left of its range is still ahead, it ends at the next whole second and a new leaf,
+-- logs_YYYY_MM_DD_HH_MMSS, takes the rest of its range. PostgreSQL cannot shrink a partition's
+-- bound in place, so in one transaction: the month is locked (lock_timeout bounds the wait, and so
+-- the stall of writers queued behind it), the leaf detached, the logs stamped at or after the cut
+-- (stamped ahead by their clients) moved out, the leaf attached again with its shorter bound (which
+-- checks its rows: writers wait for that scan, about a second per million rows), and the new leaf
+-- created with the moved logs. Returns 1 when it cut, 0 otherwise. logs_slice_ahead makes this rare
+-- once the rate is known: it is for the first leaf and for sudden rises.
+CREATE OR REPLACE FUNCTION logs_cut_open(max_rows bigint, min_left interval, at timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    cur record;
+    cut timestamptz := date_trunc('second', at) + interval '1 second';
+    nxt text;
+BEGIN
+    IF max_rows <= 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO cur FROM logs_leaves() l WHERE l.starts <= at AND at < l.ends AND l.parent <> 'logs';
+    IF NOT FOUND OR cur.ends - cut <= min_left OR logs_leaf_rows(cur.leaf) < max_rows THEN
+        RETURN 0;
+    END IF;
+    nxt := 'logs_' || to_char(cut AT TIME ZONE 'UTC', 'YYYY_MM_DD_HH24_MISS');
+    PERFORM set_config('lock_timeout', '1000', true);
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', cur.parent);
+    EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', cur.parent, cur.leaf);
+    EXECUTE format('CREATE TEMP TABLE ldg_cut_moved ON COMMIT DROP AS SELECT * FROM %I WHERE "timestamp" >= %L',
+                   cur.leaf, cut);
+    EXECUTE format('DELETE FROM %I WHERE "timestamp" >= %L', cur.leaf, cut);
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', cur.parent, cur.leaf,
+                   cur.starts, cut);
+    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', nxt, cur.parent, cut, cur.ends);
+    EXECUTE format('INSERT INTO %I SELECT * FROM ldg_cut_moved', nxt);
+    RETURN 1;
 END
 $fn$;
 

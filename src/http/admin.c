@@ -257,9 +257,11 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
                    (unsigned long long)SUM(store_duplicates));
     ldg_buf_printf(b, "ledger_storage_logs_total{outcome=\"dead_lettered\"} %llu\n",
                    (unsigned long long)SUM(store_dead));
-    metric_head(b, "ledger_storage_redelivered_logs_total", "counter",
-                "Logs of batches delivered before (own pending list after a restart or lost reply, claimed).");
-    ldg_buf_printf(b, "ledger_storage_redelivered_logs_total %llu\n", (unsigned long long)SUM(store_redelivered));
+    metric_head(
+        b, "ledger_storage_redelivered_logs_total", "counter",
+        "Logs of batches delivered before (own pending list after a restart or lost reply, claimed).");
+    ldg_buf_printf(b, "ledger_storage_redelivered_logs_total %llu\n",
+                   (unsigned long long)SUM(store_redelivered));
     metric_head(b, "ledger_storage_conflicts_total", "counter",
                 "COPYs refused by the queue-id key (rows committed by another transaction), then looked up.");
     ldg_buf_printf(b, "ledger_storage_conflicts_total %llu\n", (unsigned long long)SUM(store_conflicts));
@@ -270,12 +272,14 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
         const struct ldg_stats *s = &srv->workers[i].stats;
         if (!ldg_stat_get(&s->queue_sampled))
             continue;
-        metric_head(b, "ledger_queue_entries", "gauge",
-                    "Entries in the ingest stream: queued, not yet stored (one entry holds one or more logs).");
+        metric_head(
+            b, "ledger_queue_entries", "gauge",
+            "Entries in the ingest stream: queued, not yet stored (one entry holds one or more logs).");
         ldg_buf_printf(b, "ledger_queue_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_entries));
         metric_head(b, "ledger_queue_pending_entries", "gauge",
                     "Entries delivered to a storage consumer and not acknowledged yet.");
-        ldg_buf_printf(b, "ledger_queue_pending_entries %llu\n", (unsigned long long)ldg_stat_get(&s->queue_pending));
+        ldg_buf_printf(b, "ledger_queue_pending_entries %llu\n",
+                       (unsigned long long)ldg_stat_get(&s->queue_pending));
         metric_head(b, "ledger_queue_oldest_pending_age_seconds", "gauge",
                     "Age of the oldest pending entry (0 when none).");
         ldg_buf_printf(b, "ledger_queue_oldest_pending_age_seconds %.3f\n",
@@ -292,11 +296,13 @@ static void index_metrics(struct ldg_buf *b, const struct ldg_server *srv)
         const struct ldg_stats *s = &srv->workers[i].stats;
         if (!ldg_stat_get(&s->index_sampled))
             continue;
-        metric_head(b, "ledger_search_unindexed_rows", "gauge",
-                    "Logs in leaves without their search indexes (the open leaf included): what searches scan.");
+        metric_head(
+            b, "ledger_search_unindexed_rows", "gauge",
+            "Logs in leaves without their search indexes (the open leaf included): what searches scan.");
         ldg_buf_printf(b, "ledger_search_unindexed_rows %llu\n",
                        (unsigned long long)ldg_stat_get(&s->index_unindexed_rows));
-        metric_head(b, "ledger_search_unindexed_leaves", "gauge", "Leaves holding logs without their search indexes.");
+        metric_head(b, "ledger_search_unindexed_leaves", "gauge",
+                    "Leaves holding logs without their search indexes.");
         ldg_buf_printf(b, "ledger_search_unindexed_leaves %llu\n",
                        (unsigned long long)ldg_stat_get(&s->index_unindexed_leaves));
         metric_head(b, "ledger_search_oldest_unindexed_age_seconds", "gauge",

@@ -90,6 +90,41 @@ def test_leaves_ahead_are_cut_to_the_rate(logs):
         [f"logs_{day2:%Y_%m_%d}_12"]
 
 
+def test_the_open_leaf_is_closed_by_size(logs):
+    """Once the open leaf holds max_rows it ends at the next second and a new leaf takes the rest of
+    its range: every log stays, with its id, in the leaf its timestamp now belongs to (logs stamped
+    ahead of the cut move); below max_rows, or near its end, nothing happens."""
+    day = PAST + datetime.timedelta(days=10)
+    leaf = f"logs_{day:%Y_%m_%d}_06"
+    fill(logs, day, 3000, datetime.timedelta(minutes=30))
+    fill(logs, day + datetime.timedelta(hours=2), 5, datetime.timedelta(minutes=5))  # stamped ahead
+    wait_until(lambda: leaf_rows(logs, leaf) >= 3005, 10, interval=0.2, what="statistics of the open leaf")
+    before = dict(logs.execute("SELECT id, \"timestamp\" FROM logs WHERE project_id = %s AND \"timestamp\" >= %s "
+                               "AND \"timestamp\" < %s", (PID, day, day + datetime.timedelta(hours=6))).fetchall())
+    at = day + datetime.timedelta(minutes=30, microseconds=500)
+    assert logs.execute("SELECT logs_cut_open(5000, '2 minutes', %s)", (at,)).fetchone()[0] == 0  # too few
+    assert logs.execute("SELECT logs_cut_open(1000, '2 minutes', %s)", (at,)).fetchone()[0] == 1
+    cut = day + datetime.timedelta(minutes=30, seconds=1)
+    new = f"logs_{day:%Y_%m_%d}_06_3001"
+    assert leaves(logs, day, day + datetime.timedelta(hours=6)) == [
+        (leaf, day, cut), (new, cut, day + datetime.timedelta(hours=6))]
+    after = logs.execute("SELECT id, \"timestamp\", tableoid::regclass::text FROM logs WHERE project_id = %s "
+                         "AND \"timestamp\" >= %s AND \"timestamp\" < %s",
+                         (PID, day, day + datetime.timedelta(hours=6))).fetchall()
+    assert {i: t for i, t, _ in after} == before
+    assert {p for i, t, p in after if t >= cut} == {new} and sum(1 for _, t, _ in after if t >= cut) == 5
+    assert {p for i, t, p in after if t < cut} == {leaf}
+    # the leaf now ends at the cut: too little of it is left to cut again
+    assert logs.execute("SELECT logs_cut_open(1000, '2 minutes', %s)", (cut - datetime.timedelta(seconds=1),)
+                        ).fetchone()[0] == 0
+    # both keep the partitioned indexes of logs (the detached leaf's were attached again)
+    for name in (leaf, new):
+        n = logs.execute("SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+                         "WHERE x.indrelid = %s::regclass", (name,)).fetchone()[0]
+        total = logs.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", (name,)).fetchone()[0]
+        assert n == total >= 4, (name, n, total)
+
+
 def test_slices_get_their_search_indexes_and_the_backlog_drains(ledgerd, logs):
     """Closed slices are indexed like any leaf. Before that, the backlog of closed leaves waiting
     for indexes is on /metrics and /health/deep says it is growing; once built, both say so."""

@@ -863,7 +863,8 @@ static void sample_backlog(struct sched *s)
             s->w->pg_logs, "ana_index_backlog",
             "SELECT unindexed_leaves, unindexed_rows, (extract(epoch FROM oldest_start) * 1000)::bigint, "
             "backlog_leaves, backlog_rows, "
-            "(extract(epoch FROM backlog_oldest_end + make_interval(secs => $1::bigint / 1000.0)) * 1000)::bigint "
+            "(extract(epoch FROM backlog_oldest_end + make_interval(secs => $1::bigint / 1000.0)) * "
+            "1000)::bigint "
             "FROM logs_index_backlog(now() - make_interval(secs => $1::bigint / 1000.0))",
             1, params, on_backlog, s) < 0)
         s->backlog_pending = false;
@@ -938,9 +939,11 @@ static void analytics_health(const struct ldg_worker *w, const void *state, stru
         ldg_buf_printf(out,
                        ",\"search_backlog\":{\"status\":\"%s\",\"unindexed_rows\":%" PRIu64
                        ",\"unindexed_leaves\":%" PRIu64 ",\"oldest_unindexed_age_ms\":%" PRIu64
-                       ",\"backlog_leaves\":%" PRIu64 ",\"backlog_rows\":%" PRIu64 ",\"backlog_age_ms\":%" PRIu64
-                       ",\"max_age_ms\":%" PRId64 "}",
-                       !fresh ? "unknown: sampling failed" : growing ? "growing: indexes are not keeping up" : "healthy",
+                       ",\"backlog_leaves\":%" PRIu64 ",\"backlog_rows\":%" PRIu64
+                       ",\"backlog_age_ms\":%" PRIu64 ",\"max_age_ms\":%" PRId64 "}",
+                       !fresh    ? "unknown: sampling failed"
+                       : growing ? "growing: indexes are not keeping up"
+                                 : "healthy",
                        ldg_stat_get(&st->index_unindexed_rows), ldg_stat_get(&st->index_unindexed_leaves),
                        ldg_stat_get(&st->index_oldest_unindexed_ms), ldg_stat_get(&st->index_backlog_leaves),
                        ldg_stat_get(&st->index_backlog_rows), due_ms, G.cfg->index_backlog_max_age_ms);

@@ -3,10 +3,11 @@
  *
  * Worker 0 of every storage process runs a timer every slice_interval_ms; a tick takes the Redis
  * lock `ledger:storage:slicing` (SET NX PX slice_interval_ms), so one process per interval calls
- * logs_slice_ahead (schema/logs/0010): from the current rate, the hour after the open leaf is cut
- * into slices of about partition_max_rows each. Each call is one idempotent
- * statement; a failure (e.g. the month locked by a long search past the statement's lock_timeout)
- * is logged and the next tick tries again.
+ * logs_cut_open then logs_slice_ahead (schema/logs/0010): the open leaf is closed (ends at the next
+ * second, a new leaf takes the rest of its range) once it holds partition_max_rows, and from the
+ * current rate the hour after the open leaf is cut into slices of about partition_max_rows each. Each call is
+ * one idempotent statement; a failure (e.g. the month locked by a long search past the statement's
+ * lock_timeout) is logged and the next tick tries again.
  */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -25,8 +26,9 @@
 
 #define CTX "role=storage job=slicing"
 #define LOCK_KEY "ledger:storage:slicing"
-#define MIN_SLICE_S "60"   /* shortest slice: a week stays at most 10,080 leaves to plan */
-#define HORIZON_S "3600"   /* leaves cut at most this far past the open leaf */
+#define MIN_SLICE_S "60" /* shortest slice: a week stays at most 10,080 leaves to plan */
+#define HORIZON_S "3600" /* leaves cut at most this far past the open leaf */
+#define MIN_LEFT_S "120" /* the open leaf is closed by size only with more than this still ahead */
 
 struct ldg__storage_slicing {
     struct ldg_worker *w;
@@ -63,8 +65,8 @@ static void on_sliced(PGresult *res, void *ud)
     }
     const char *made = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "0";
     if (made[0] && !(made[0] == '0' && !made[1]))
-        ldg_log_info(CTX, "cut the leaves ahead into %s slices of about %" PRId64 " rows", made,
-                     ldg__storage.cfg->partition_max_rows);
+        ldg_log_info(CTX, "made %s leaves of about %" PRId64 " rows (open leaf closed by size, slices ahead)",
+                     made, ldg__storage.cfg->partition_max_rows);
 }
 
 static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
@@ -82,7 +84,8 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     const char *params[] = {rows};
     s->pending++;
     if (ldg_pgpool_query(s->w->pg_logs,
-                         "SELECT logs_slice_ahead($1::bigint, make_interval(secs => " MIN_SLICE_S
+                         "SELECT logs_cut_open($1::bigint, make_interval(secs => " MIN_LEFT_S "))"
+                         " + logs_slice_ahead($1::bigint, make_interval(secs => " MIN_SLICE_S
                          "), make_interval(secs => " HORIZON_S "))",
                          1, params, on_sliced, s) < 0) {
         s->pending--;
