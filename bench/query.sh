@@ -116,25 +116,26 @@ for kind in fts trgm attrs; do
         "$(awk -v b="$b" -v n="$ROWS" 'BEGIN { print b / n }')")"
 done
 bench_say "all three: $(awk -v m="$idx_mb" -v n="$ROWS" 'BEGIN { printf "%.1f", m * 1048576 / n }') bytes per log (target <= 150)"
-# Each index alone on the largest leaf (a plain CREATE INDEX of the same definition, dropped after).
+# Each index alone on the largest leaf (a plain CREATE INDEX of the same definition, dropped after),
+# with ledgerd stopped so that its search_index job does not build the same leaf meanwhile.
+bench_stop_ledgerd
 big=$(psql_db ledger_logs "SELECT leaf FROM logs_leaves() ORDER BY logs_leaf_rows(leaf) DESC LIMIT 1")
 big_rows=$(psql_db ledger_logs "SELECT count(*) FROM $big")
+todo=$(psql_db ledger_logs "DROP INDEX IF EXISTS ${big}_fts, ${big}_trgm, ${big}_attrs;
+    SELECT index_name, create_sql FROM logs_search_index_todo('infinity') WHERE leaf = '$big'")
 while IFS='|' read -r name sql; do
     [[ -n $name ]] || continue
     kind=${name##*_}
-    probe=${sql/CONCURRENTLY IF NOT EXISTS $name/bench_probe_$kind}
+    plain=${sql/CONCURRENTLY IF NOT EXISTS /}
     t=$(now_s)
-    psql_db ledger_logs "$probe" >/dev/null
+    psql_db ledger_logs "$plain" >/dev/null
     s_=$(elapsed "$t" "$(now_s)")
-    bytes=$(psql_db ledger_logs "SELECT pg_relation_size('bench_probe_$kind')")
-    psql_db ledger_logs "DROP INDEX bench_probe_$kind" >/dev/null
+    bytes=$(psql_db ledger_logs "SELECT pg_relation_size('$name')")
     bench_say "$(printf 'index %-5s alone on %s (%d rows): %5.1f s = %6.0f rows/s, %5.1f bytes per log' "$kind" "$big" \
         "$big_rows" "$s_" "$(awk -v n="$big_rows" -v s="$s_" 'BEGIN { print (s > 0) ? n / s : 0 }')" \
         "$(awk -v b="$bytes" -v n="$big_rows" 'BEGIN { print b / n }')")"
-done <<<"$(psql_db ledger_logs "DROP INDEX IF EXISTS ${big}_fts, ${big}_trgm, ${big}_attrs;
-    SELECT index_name, create_sql FROM logs_search_index_todo('infinity') WHERE leaf = '$big'")"
-psql_db ledger_logs "SELECT create_sql FROM logs_search_index_todo('infinity') WHERE leaf = '$big'" |
-    while read -r sql; do psql_db ledger_logs "$sql" >/dev/null; done
+done <<<"$todo"
+INI_STORAGE=off INI_ANALYTICS_EXTRA="$QUIET" bench_start_ledgerd
 open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >=
     date_trunc('day', now()) + make_interval(hours => extract(hour FROM now() AT TIME ZONE 'UTC')::int / 6 * 6)")
 bench_say "open partition (scanned, not indexed): $open_rows rows of the measured project so far"

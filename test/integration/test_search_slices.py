@@ -185,38 +185,46 @@ def test_slices_get_their_search_indexes_and_the_backlog_drains(ledgerd, logs):
     logs.execute("RESET enable_seqscan")
 
 
-def test_storage_role_cuts_the_leaves_ahead(ledgerd, logs):
-    """With partition_max_rows set, the storage role itself cuts the first hour after the open leaf
-    at the current rate (here: 1 row per slice, so 1-minute slices); the cut leaves are restored
-    after."""
-    cur_start = NOW.replace(hour=NOW.hour // 6 * 6, minute=0, second=0, microsecond=0)
-    logs.execute("SELECT logs_ensure_partition(%s)", (NOW + datetime.timedelta(hours=7),))
-    before = leaves(logs, NOW, NOW + datetime.timedelta(hours=8))
-    fill(logs, cur_start, 100, max(NOW - cur_start, datetime.timedelta(seconds=1)))
-    srv = None
+def test_storage_role_closes_the_open_leaf_and_cuts_the_leaves_ahead(ledgerd, pg):
+    """With partition_max_rows set, the storage role itself closes the open leaf by size and cuts the
+    hour after it at the current rate (here 1 row per leaf: the open leaf ends within seconds and
+    the slices ahead are of 1 minute). In a logs database of its own: this changes the layout of
+    the present."""
+    dbname = "ledger_logs_slices"
+    with psycopg.connect(pg.dsn("postgres"), autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {dbname}")
+        c.execute(f"CREATE DATABASE {dbname}")
+    now = datetime.datetime.now(UTC)
+    srv = ledgerd(extra_ini={"analytics": SLOW, "pg_logs": {"dbname": dbname},
+                             "storage": {"partition_max_rows": 1, "slice_interval_ms": 1000}})
+    conn = psycopg.connect(pg.dsn(dbname), autocommit=True)
     try:
-        srv = ledgerd(extra_ini={"analytics": SLOW, "storage": {"partition_max_rows": 1, "slice_interval_ms": 1000}})
+        conn.execute("SELECT logs_ensure_partition(%s)", (now + datetime.timedelta(hours=7),))
+        fill(conn, now - datetime.timedelta(seconds=30), 100, datetime.timedelta(seconds=29))
+        cur = conn.execute("SELECT leaf, starts FROM logs_leaves() WHERE starts <= %s AND %s < ends",
+                           (now, now)).fetchone()
+
+        def closed():
+            return conn.execute("SELECT ends FROM logs_leaves() WHERE leaf = %s", (cur[0],)).fetchone()[0] < \
+                now + datetime.timedelta(minutes=5)
+        wait_until(closed, 30, interval=0.5, what="the open leaf closed by size")
+        ends = conn.execute("SELECT ends FROM logs_leaves() WHERE leaf = %s", (cur[0],)).fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM logs WHERE tableoid = %s::regclass", (cur[0],)).fetchone()[0] == 100
 
         def cut():
-            return [x for x in leaves(logs, NOW, NOW + datetime.timedelta(hours=8))
+            return [x for x in leaves(conn, ends, ends + datetime.timedelta(hours=8))
                     if x[2] - x[1] <= datetime.timedelta(minutes=1)]
         slices = wait_until(cut, 30, interval=0.5, what="1-minute slices ahead")
-        assert all(len(s[0]) == len("logs_YYYY_MM_DD_HH_MMSS") for s in slices), slices
-        # contiguous: every instant of the next hours still has exactly one leaf
-        span = leaves(logs, before[0][1], before[-1][2])
-        assert span[0][1] == before[0][1] and span[-1][2] == before[-1][2]
+        assert all(len(x[0]) == len("logs_YYYY_MM_DD_HH_MMSS") for x in slices), slices
+        # contiguous: every instant from the old leaf's start on still has exactly one leaf
+        span = leaves(conn, cur[1], now + datetime.timedelta(hours=7))
+        assert span[0][0] == cur[0]
         assert all(a[2] == b[1] for a, b in zip(span, span[1:])), span
+        assert span[-1][2] >= now + datetime.timedelta(hours=7)
+        # a log still finds its leaf
+        fill(conn, datetime.datetime.now(UTC), 1, datetime.timedelta(seconds=1))
     finally:
-        # put the 6-hour leaves back (empty slices only), so later tests see the usual layout
-        if srv:
-            srv.stop()
-        logs.execute("DELETE FROM logs WHERE project_id = %s", (PID,))
-        for leaf, starts, ends in leaves(logs, NOW, NOW + datetime.timedelta(hours=8)):
-            if (leaf, starts, ends) not in before and leaf_rows(logs, leaf) == 0 and \
-                    not logs.execute(f"SELECT EXISTS (SELECT 1 FROM {leaf})").fetchone()[0]:
-                logs.execute(f"DROP TABLE {leaf}")
-        for leaf, starts, ends in before:
-            if not leaves(logs, starts, starts + datetime.timedelta(seconds=1)):
-                parent = logs.execute("SELECT %s::text", (f"logs_{starts.astimezone(UTC):%Y_%m}",)).fetchone()[0]
-                logs.execute(f"CREATE TABLE IF NOT EXISTS {leaf} PARTITION OF {parent} FOR VALUES FROM "
-                             f"('{starts.isoformat()}') TO ('{ends.isoformat()}')")
+        conn.close()
+        srv.stop()
+        with psycopg.connect(pg.dsn("postgres"), autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
