@@ -35,10 +35,19 @@ LANGUAGE sql STABLE AS $fn$
     FROM pg_class c WHERE c.oid = to_regclass(leaf)
 $fn$;
 
+-- The open leaf's insert counter at the last call of logs_slice_ahead: the rate of the last tick.
+CREATE TABLE IF NOT EXISTS logs_slice_rate (
+    id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    leaf text NOT NULL,
+    at timestamptz NOT NULL,
+    inserted bigint NOT NULL
+);
+
 -- Cut the leaves that start within `horizon` after the end of the open leaf (the leaf holding `at`,
 -- never cut itself) into slices of about
--- max_rows at the current rate: rows so far over the time elapsed in the open leaf (at least one
--- minute), or the previous leaf's rows over its length when that is higher.
+-- max_rows at the current rate, the highest of: rows so far over the time elapsed in the open leaf
+-- (at least one minute), the previous leaf's rows over its length, and the open leaf's inserts
+-- since the previous call (within 10 minutes) over the time since.
 -- Lengths are taken from 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3, 6 hours (never below min_slice); a leaf
 -- already no longer than 1.5 x that length, or holding rows, is left alone. Slices reach `horizon`
 -- past the open leaf's end; the remainder of a leaf stays one leaf until it comes within the horizon
@@ -55,6 +64,8 @@ DECLARE
     nrows bigint;
     rate float8;
     prev_rate float8;
+    ins bigint;
+    last record;
     want float8;
     len interval;
     step int;
@@ -77,6 +88,14 @@ BEGIN
     SELECT logs_leaf_rows(p.leaf) / greatest(extract(epoch FROM p.ends - p.starts), 60)
     INTO prev_rate FROM logs_leaves() p WHERE p.ends = cur.starts;
     rate := greatest(rate, coalesce(prev_rate, 0));
+    SELECT n_tup_ins INTO ins FROM pg_stat_user_tables WHERE relid = to_regclass(cur.leaf);
+    SELECT * INTO last FROM logs_slice_rate WHERE id = 1;
+    IF FOUND AND last.leaf = cur.leaf AND at > last.at AND at - last.at < interval '10 minutes'
+       AND coalesce(ins, 0) >= last.inserted THEN
+        rate := greatest(rate, (coalesce(ins, 0) - last.inserted) / extract(epoch FROM at - last.at));
+    END IF;
+    INSERT INTO logs_slice_rate (id, leaf, at, inserted) VALUES (1, cur.leaf, at, coalesce(ins, 0))
+    ON CONFLICT (id) DO UPDATE SET leaf = excluded.leaf, at = excluded.at, inserted = excluded.inserted;
     IF rate <= 0 THEN
         RETURN 0;
     END IF;

@@ -90,6 +90,31 @@ def test_leaves_ahead_are_cut_to_the_rate(logs):
         [f"logs_{day2:%Y_%m_%d}_12"]
 
 
+def test_a_rise_is_seen_from_one_call_to_the_next(logs):
+    """The rate is also the open leaf's inserts since the previous call: 600 logs in 5 hours would
+    leave the next leaf whole, but 6,000 more in the minute since the last call make it 1-minute
+    slices for its first hour."""
+    day = PAST + datetime.timedelta(days=15)
+    leaf = f"logs_{day:%Y_%m_%d}_06"
+
+    def inserted():
+        return logs.execute("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                            (leaf,)).fetchone()[0]
+    fill(logs, day, 600, datetime.timedelta(hours=5))
+    wait_until(lambda: inserted() >= 600 and leaf_rows(logs, leaf) >= 600, 10, interval=0.2, what="statistics")
+    t1 = day + datetime.timedelta(hours=5)
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)", (t1,)).fetchone()[0] == 0
+    fill(logs, t1, 6000, datetime.timedelta(seconds=59))
+    wait_until(lambda: inserted() >= 6600, 10, interval=0.2, what="statistics")
+    t2 = t1 + datetime.timedelta(seconds=60)
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)", (t2,)).fetchone()[0] == 61
+    nxt = day + datetime.timedelta(hours=6)
+    got = leaves(logs, nxt, nxt + datetime.timedelta(hours=6))
+    assert got[0] == (f"logs_{nxt:%Y_%m_%d}_12_0000", nxt, nxt + datetime.timedelta(minutes=1))
+    assert got[-1] == (f"logs_{nxt:%Y_%m_%d}_13_0000", nxt + datetime.timedelta(hours=1),
+                       nxt + datetime.timedelta(hours=6))
+
+
 def test_the_open_leaf_is_closed_by_size(logs):
     """Once the open leaf holds max_rows it ends at the next second and a new leaf takes the rest of
     its range: every log stays, with its id, in the leaf its timestamp now belongs to (logs stamped
