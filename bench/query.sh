@@ -15,10 +15,19 @@
 #        cached metrics (/metrics/aggregated, /metrics/error-rate)       target p95 < 5 ms
 #   4. The hourly aggregation job over one hour holding BENCH_QUERY_HOUR_ROWS (1 million) logs of
 #      another project: its duration as /health/deep reports it (target < 5 s).
+#   5. Sustained ingest (bench/sustain.py; ledgerd on every core with storage and analytics as
+#      deployed, search_index every 5 s with a 5 s grace, leaves cut to BENCH_SUSTAIN_MAX_ROWS): the
+#      end-to-end maximum over BENCH_SUSTAIN_MAX_S, then 80% of it for BENCH_SUSTAIN_S (600) while a
+#      full-text search over the last hour runs every 2 s (target p95 < 200 ms) and the unindexed
+#      rows are sampled every 10 s (target: flat). The build rate of step 2 is compared with that
+#      end-to-end rate (target >= 1.5x) and the index bytes per log reported (target <= 150).
 #
 #   ./scripts/ledger bench query   (knobs: see bench/lib.sh; BENCH_QUERY_ROWS 10000000,
 #                                   BENCH_QUERY_PROJECTS 5, BENCH_QUERY_HOUR_ROWS 1000000,
-#                                   BENCH_QUERY_INDEX_TIMEOUT 3600)
+#                                   BENCH_QUERY_INDEX_TIMEOUT 3600, BENCH_QUERY_PHASES
+#                                   "endpoints hourly sustain" (load and index always run),
+#                                   BENCH_SUSTAIN_S 600 (shorten it: e.g. 120), BENCH_SUSTAIN_MAX_S 30,
+#                                   BENCH_SUSTAIN_MAX_ROWS 200000)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -30,6 +39,11 @@ PROJECTS=${BENCH_QUERY_PROJECTS:-5}
 HOUR_ROWS=${BENCH_QUERY_HOUR_ROWS:-1000000}
 INDEX_TIMEOUT=${BENCH_QUERY_INDEX_TIMEOUT:-3600}
 BENCH_CONNECTIONS=${BENCH_QUERY_CONNECTIONS:-4}
+PHASES=" ${BENCH_QUERY_PHASES:-endpoints hourly sustain} "
+SUSTAIN_S=${BENCH_SUSTAIN_S:-600}
+SUSTAIN_MAX_S=${BENCH_SUSTAIN_MAX_S:-30}
+SUSTAIN_MAX_ROWS=${BENCH_SUSTAIN_MAX_ROWS:-200000}
+phase() { [[ $PHASES == *" $1 "* ]]; }
 
 bench_init query
 bench_start_pg
@@ -94,11 +108,48 @@ idx_mb=$(psql_db ledger_logs "SELECT round(sum(pg_relation_size(oid)) / 1048576.
 bench_say "search indexes (fts, trgm, attrs) built on $leaves closed partitions ($data_leaves holding logs, \
 the open one included) in ${index_s}s ($(awk -v s="$index_s" -v d="$data_leaves" \
 'BEGIN { printf "%.1f", (d > 1) ? s / (d - 1) : 0 }') s per 6-hour partition of about $((ROWS / 120)) rows), ${idx_mb} MiB"
+idx_rows_s=$(awk -v n="$ROWS" -v s="$index_s" 'BEGIN { printf "%.0f", n / s }')
+bench_say "build rate: $idx_rows_s rows/s over all partitions (three indexes each, one build at a time)"
+for kind in fts trgm attrs; do
+    b=$(psql_db ledger_logs "SELECT sum(pg_relation_size(oid)) FROM pg_class WHERE relname ~ '^logs_[0-9_]+_${kind}\$'")
+    bench_say "$(printf 'index %-5s %6.0f MiB, %5.1f bytes per log' "$kind" "$(awk -v b="$b" 'BEGIN { print b / 1048576 }')" \
+        "$(awk -v b="$b" -v n="$ROWS" 'BEGIN { print b / n }')")"
+done
+bench_say "all three: $(awk -v m="$idx_mb" -v n="$ROWS" 'BEGIN { printf "%.1f", m * 1048576 / n }') bytes per log (target <= 150)"
+# probe_leaf: each index alone on the largest leaf (a plain CREATE INDEX of the same definition, its
+# indexes dropped first), with ledgerd stopped so that its search_index job does not build the same
+# leaf meanwhile; prints the three together too. Leaves the leaf indexed.
+probe_leaf() {
+    local big big_rows todo name sql kind plain t s_ bytes total_s=0
+    big=$(psql_db ledger_logs "SELECT leaf FROM logs_leaves() ORDER BY logs_leaf_rows(leaf) DESC LIMIT 1")
+    big_rows=$(psql_db ledger_logs "SELECT count(*) FROM $big")
+    todo=$(psql_db ledger_logs "DROP INDEX IF EXISTS ${big}_fts, ${big}_trgm, ${big}_attrs;
+        SELECT index_name, create_sql FROM logs_search_index_todo('infinity') WHERE leaf = '$big'")
+    while IFS='|' read -r name sql; do
+        [[ -n $name ]] || continue
+        kind=${name##*_}
+        plain=${sql/CONCURRENTLY IF NOT EXISTS /}
+        t=$(now_s)
+        psql_db ledger_logs "$plain" >/dev/null
+        s_=$(elapsed "$t" "$(now_s)")
+        total_s=$(awk -v a="$total_s" -v b="$s_" 'BEGIN { print a + b }')
+        bytes=$(psql_db ledger_logs "SELECT pg_relation_size('$name')")
+        bench_say "$(printf 'index %-5s alone on %s (%d rows): %5.1f s = %6.0f rows/s, %5.1f bytes per log' "$kind" \
+            "$big" "$big_rows" "$s_" "$(awk -v n="$big_rows" -v s="$s_" 'BEGIN { print (s > 0) ? n / s : 0 }')" \
+            "$(awk -v b="$bytes" -v n="$big_rows" 'BEGIN { print b / n }')")"
+    done <<<"$todo"
+    PROBE_RATE=$(awk -v n="$big_rows" -v s="$total_s" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }')
+    bench_say "the three on $big: ${total_s} s = $PROBE_RATE rows/s"
+}
+bench_stop_ledgerd
+probe_leaf
+INI_STORAGE=off INI_ANALYTICS_EXTRA="$QUIET" bench_start_ledgerd
 open_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND \"timestamp\" >=
     date_trunc('day', now()) + make_interval(hours => extract(hour FROM now() AT TIME ZONE 'UTC')::int / 6 * 6)")
 bench_say "open partition (scanned, not indexed): $open_rows rows of the measured project so far"
 
 # ---- 3. endpoints --------------------------------------------------------------------------------
+if phase endpoints; then
 fts_matches=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID AND message LIKE '%zanzibar%'
     AND \"timestamp\" >= now() - interval '7 days'")
 proj_rows=$(psql_db ledger_logs "SELECT count(*) FROM logs WHERE project_id = $PID")
@@ -146,7 +197,10 @@ for name in "${ORDER[@]}"; do
         "$(median ${P95[$name]})" "${P95[$name]% }" "${P95_TARGET[$name]}")"
 done
 
+fi
+
 # ---- 4. hourly aggregation over an hour of HOUR_ROWS logs ------------------------------------------------
+if phase hourly; then
 hour_start=$(psql_db ledger_logs "SELECT extract(epoch FROM date_trunc('hour', now()) - interval '1 hour')::bigint")
 psql_db ledger_logs "INSERT INTO logs (project_id, \"timestamp\", level, log_type, message, attributes)
     SELECT $hour_pid, to_timestamp($hour_start) + make_interval(secs => g * 3599.0 / $HOUR_ROWS),
@@ -170,4 +224,29 @@ for ((i = 0; i < 600; i++)); do
 done
 [[ $err == None ]] || die "hourly_metrics failed: $err"
 bench_say "hourly_metrics over one hour of $HOUR_ROWS logs (plus that hour of the data set): ${dur} ms"
+fi
+
+# ---- 5. sustained ingest while searching ------------------------------------------------------------------
+if phase sustain; then
+    bench_stop_ledgerd
+    BENCH_LEDGERD_WHOLE=1 INI_WORKERS=auto INI_STORAGE=on INI_STORAGE_EXTRA="partition_max_rows = $SUSTAIN_MAX_ROWS
+slice_interval_ms = 5000" INI_ANALYTICS_EXTRA="${QUIET/search_index_interval_ms = 3600000/search_index_interval_ms = 5000}
+index_grace_ms = 5000" bench_start_ledgerd
+    bench_say "sustained ingest: ledgerd workers = auto, unpinned, storage + analytics; partition_max_rows = \
+$SUSTAIN_MAX_ROWS, search_index every 5 s, grace 5 s; maximum over ${SUSTAIN_MAX_S}s, then 80% of it for ${SUSTAIN_S}s"
+    bench_say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$PY" "$LEDGER_ROOT/bench/sustain.py" "$BENCH_LEDGERD_URL" "$KEY" "$SUSTAIN_MAX_S" "$SUSTAIN_S" 0.8 \
+        >"$BENCH_TMP/sustain.out" 2>&1 || die "sustain.py failed: $(tail -5 "$BENCH_TMP/sustain.out")"
+    while read -r line; do bench_say "  $line"; done <"$BENCH_TMP/sustain.out"
+    bench_say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    bench_stop_ledgerd
+    psql_db ledger_logs "SELECT leaf, ends - starts, logs_leaf_rows(leaf) FROM logs_leaves()
+        WHERE ends > now() - interval '1 hour' AND starts < now() + interval '10 minutes' ORDER BY starts" |
+        while read -r line; do bench_say "  leaf $line"; done
+    e2e=$(sed -n 's/^e2e_max_logs_per_s=//p' "$BENCH_TMP/sustain.out")
+    probe_leaf # the largest leaf is now one the run filled
+    bench_say "build rate / end-to-end ingest rate: job over the data set $idx_rows_s / $e2e = $(awk -v a="$idx_rows_s" \
+        -v b="$e2e" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'); the three on the largest leaf $PROBE_RATE / $e2e = \
+$(awk -v a="$PROBE_RATE" -v b="$e2e" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }') (target >= 1.5)"
+fi
 bench_finish

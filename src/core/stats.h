@@ -40,6 +40,15 @@ struct ldg_stats {
     _Atomic uint64_t queue_entries[LDG_SHARDS_MAX]; /* gauge: XLEN of the ingest stream */
     _Atomic uint64_t queue_pending[LDG_SHARDS_MAX]; /* gauge: delivered to a consumer, not acknowledged */
     _Atomic uint64_t queue_oldest_pending_ms[LDG_SHARDS_MAX]; /* gauge: age of the oldest pending entry */
+    /* analytics role: what searches read without a search index, as worker 0 samples it
+     * (docs/query.md "Capacity") */
+    _Atomic uint64_t index_sampled;             /* gauge: 1 once this worker sampled it */
+    _Atomic uint64_t index_unindexed_rows;      /* gauge: rows of leaves without their search indexes */
+    _Atomic uint64_t index_unindexed_leaves;    /* gauge: those leaves (the open one included) */
+    _Atomic uint64_t index_oldest_unindexed_ms; /* gauge: age of the oldest such leaf's start */
+    _Atomic uint64_t index_backlog_rows;        /* gauge: rows of closed leaves due for the builder */
+    _Atomic uint64_t index_backlog_leaves;      /* gauge: those closed leaves */
+    _Atomic uint64_t index_backlog_age_ms;      /* gauge: how long the oldest of them has been due */
 };
 
 void ldg_stats_init(struct ldg_stats *s, size_t nroutes);

@@ -331,9 +331,11 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
                    (unsigned long long)SUM(store_duplicates));
     ldg_buf_printf(b, "ledger_storage_logs_total{outcome=\"dead_lettered\"} %llu\n",
                    (unsigned long long)SUM(store_dead));
-    metric_head(b, "ledger_storage_redelivered_logs_total", "counter",
-                "Logs of batches delivered before (own pending list after a restart or lost reply, claimed).");
-    ldg_buf_printf(b, "ledger_storage_redelivered_logs_total %llu\n", (unsigned long long)SUM(store_redelivered));
+    metric_head(
+        b, "ledger_storage_redelivered_logs_total", "counter",
+        "Logs of batches delivered before (own pending list after a restart or lost reply, claimed).");
+    ldg_buf_printf(b, "ledger_storage_redelivered_logs_total %llu\n",
+                   (unsigned long long)SUM(store_redelivered));
     metric_head(b, "ledger_storage_conflicts_total", "counter",
                 "COPYs refused by the queue-id key (rows committed by another transaction), then looked up.");
     ldg_buf_printf(b, "ledger_storage_conflicts_total %llu\n", (unsigned long long)SUM(store_conflicts));
@@ -377,6 +379,43 @@ static void redis_metrics(struct ldg_buf *b, const struct ldg_server *srv)
         for (unsigned s = 0; s < w->cfg->nredis; s++)
             ldg_buf_printf(b, "ledger_redis_errors_total{worker=\"%u\",shard=\"%u\"} %llu\n", i, s,
                            (unsigned long long)ldg_stat_get(&w->stats.redis_shard_errors[s]));
+    }
+}
+
+/* The search index backlog as the analytics role's worker 0 last sampled it (docs/query.md
+ * "Capacity"). */
+static void index_metrics(struct ldg_buf *b, const struct ldg_server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct ldg_stats *s = &srv->workers[i].stats;
+        if (!ldg_stat_get(&s->index_sampled))
+            continue;
+        metric_head(
+            b, "ledger_search_unindexed_rows", "gauge",
+            "Logs in leaves without their search indexes (the open leaf included): what searches scan.");
+        ldg_buf_printf(b, "ledger_search_unindexed_rows %llu\n",
+                       (unsigned long long)ldg_stat_get(&s->index_unindexed_rows));
+        metric_head(b, "ledger_search_unindexed_leaves", "gauge",
+                    "Leaves holding logs without their search indexes.");
+        ldg_buf_printf(b, "ledger_search_unindexed_leaves %llu\n",
+                       (unsigned long long)ldg_stat_get(&s->index_unindexed_leaves));
+        metric_head(b, "ledger_search_oldest_unindexed_age_seconds", "gauge",
+                    "Age of the start of the oldest leaf without its search indexes.");
+        ldg_buf_printf(b, "ledger_search_oldest_unindexed_age_seconds %.3f\n",
+                       (double)ldg_stat_get(&s->index_oldest_unindexed_ms) / 1000.0);
+        metric_head(b, "ledger_search_index_backlog_rows", "gauge",
+                    "Logs in closed leaves whose search indexes are due but not built yet.");
+        ldg_buf_printf(b, "ledger_search_index_backlog_rows %llu\n",
+                       (unsigned long long)ldg_stat_get(&s->index_backlog_rows));
+        metric_head(b, "ledger_search_index_backlog_leaves", "gauge",
+                    "Closed leaves whose search indexes are due but not built yet.");
+        ldg_buf_printf(b, "ledger_search_index_backlog_leaves %llu\n",
+                       (unsigned long long)ldg_stat_get(&s->index_backlog_leaves));
+        metric_head(b, "ledger_search_index_backlog_age_seconds", "gauge",
+                    "How long the oldest of those leaves has been due (0 when none).");
+        ldg_buf_printf(b, "ledger_search_index_backlog_age_seconds %.3f\n",
+                       (double)ldg_stat_get(&s->index_backlog_age_ms) / 1000.0);
+        break;
     }
 }
 
@@ -455,6 +494,7 @@ static void on_metrics(struct ldg_req *req)
     redis_metrics(&b, srv);
     storage_metrics(&b, srv);
     ldg_pgroute_metrics(req->w, &b);
+    index_metrics(&b, srv);
     ldg_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", ldg_buf_head(&b), ldg_buf_size(&b));
     ldg_buf_free(&b);
 }

@@ -31,6 +31,7 @@
 #include "db/redis.h"
 #include "roles/analytics/alerting.h"
 #include "alerts/dispatch.h"
+#include "server.h"
 #include "settings.h"
 
 #define CFG(f) offsetof(struct ldg_analytics_cfg, f)
@@ -38,17 +39,22 @@
 #define HOUR_MS (3600LL * 1000)
 #define DAY_MS (24 * HOUR_MS)
 #define TICK_MS 1000
+#define BACKLOG_SAMPLE_MS 5000 /* how often worker 0 samples the search index backlog */
 #define CTX "role=analytics"
 
 const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
-    {"search_index_interval_ms", LDG_CFG_MS, CFG(search_index_interval_ms), "300000", 1000, DAY_MS, NULL, 0,
-     "How often closed 6-hour partitions are checked for missing search indexes (built then, one pass each)"},
-    {"index_grace_ms", LDG_CFG_MS, CFG(index_grace_ms), "900000", 0, DAY_MS, NULL, 0,
-     "A partition counts as closed (and gets its search indexes) this long after its 6 hours ended"},
+    {"search_index_interval_ms", LDG_CFG_MS, CFG(search_index_interval_ms), "60000", 1000, DAY_MS, NULL, 0,
+     "How often closed leaves (6-hour partitions and slices) are checked for missing search indexes (built "
+     "then, one pass each)"},
+    {"index_grace_ms", LDG_CFG_MS, CFG(index_grace_ms), "60000", 0, DAY_MS, NULL, 0,
+     "A leaf counts as closed (and gets its search indexes) this long after its range ended"},
     {"index_timeout_ms", LDG_CFG_MS, CFG(index_timeout_ms), "3600000", 1000, DAY_MS, NULL, 0,
      "Statement timeout of one search index build (on its own connection)"},
     {"index_max_per_run", LDG_CFG_INT, CFG(index_max_per_run), "30", 1, 10000, NULL, 0,
      "Search indexes built by one run of the search_index job (newest partitions first)"},
+    {"index_backlog_max_age_ms", LDG_CFG_MS, CFG(index_backlog_max_age_ms), "1800000", 1000, DAY_MS, NULL, 0,
+     "/health/deep reports the search index backlog as growing when a closed leaf has waited this long "
+     "for its indexes"},
     {"hourly_metrics_interval_ms", LDG_CFG_MS, CFG(hourly_metrics_interval_ms), "3600000", 1000, DAY_MS, NULL,
      0, "How often aggregated_metrics is computed for the full hours not done yet (and the last hour again)"},
     {"backfill_max_hours", LDG_CFG_INT, CFG(backfill_max_hours), "48", 1, 24 * 366, NULL, 0,
@@ -127,6 +133,7 @@ static struct {
     const struct ldg_analytics_cfg *cfg;
     const struct ldg_config *config;
     struct job_health health[NJOBS];
+    _Atomic bool backlog_ok; /* worker 0's last backlog sample succeeded */
     char host[64];
 } G;
 
@@ -167,6 +174,12 @@ struct sched {
     int conn_shard;                                /* of conn */
     bool conn_ready;
     unsigned conn_closing;
+    /* the search index backlog gauges of /metrics (worker 0) */
+    uint64_t backlog_next_ms;
+    bool backlog_pending;
+    bool backlog_ok; /* the last sample succeeded */
+    int backlog_shard; /* the logs shard being sampled; the sums below are over the shards before it */
+    uint64_t bl_unindexed_leaves, bl_unindexed_rows, bl_oldest_ms, bl_leaves, bl_rows, bl_age_ms;
 };
 
 static int64_t interval_of(enum job_id id)
@@ -926,11 +939,99 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     job_start(j);
 }
 
+/* ---- search index backlog ------------------------------------------------------------------------------
+ * Every BACKLOG_SAMPLE_MS worker 0 reads logs_index_backlog (schema/logs/0010) into its stats: the rows
+ * searches read without an index and the closed leaves still due for the search_index job, summed
+ * over the logs shards (ages: the oldest of any shard), read one shard after the other. */
+
+static void sample_shard(struct sched *s);
+
+static uint64_t age_ms(const char *epoch_ms, int64_t now)
+{
+    if (!*epoch_ms)
+        return 0;
+    int64_t t = strtoll(epoch_ms, NULL, 10);
+    return now > t ? (uint64_t)(now - t) : 0;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static void on_backlog(PGresult *res, void *ud)
+{
+    struct sched *s = ud;
+    if (s->stopping) {
+        s->backlog_pending = false;
+        return;
+    }
+    struct ldg_stats *st = &s->w->stats;
+    s->backlog_ok = res && PQntuples(res) == 1;
+    if (!s->backlog_ok) { /* the pool logged the failure; the gauges keep their last values */
+        s->backlog_pending = false;
+        atomic_store_explicit(&G.backlog_ok, false, memory_order_relaxed);
+        return;
+    }
+    int64_t now = (int64_t)ldg_wall_ms();
+    s->bl_unindexed_leaves += strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    s->bl_unindexed_rows += strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    s->bl_oldest_ms = max_u64(s->bl_oldest_ms, age_ms(PQgetvalue(res, 0, 2), now));
+    s->bl_leaves += strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+    s->bl_rows += strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+    s->bl_age_ms = max_u64(s->bl_age_ms, age_ms(PQgetvalue(res, 0, 5), now));
+    if (++s->backlog_shard < ldg_pgroute_nshards(s->w)) {
+        sample_shard(s);
+        return;
+    }
+    s->backlog_pending = false;
+    atomic_store_explicit(&G.backlog_ok, true, memory_order_relaxed);
+    ldg_stat_set(&st->index_unindexed_leaves, s->bl_unindexed_leaves);
+    ldg_stat_set(&st->index_unindexed_rows, s->bl_unindexed_rows);
+    ldg_stat_set(&st->index_oldest_unindexed_ms, s->bl_oldest_ms);
+    ldg_stat_set(&st->index_backlog_leaves, s->bl_leaves);
+    ldg_stat_set(&st->index_backlog_rows, s->bl_rows);
+    ldg_stat_set(&st->index_backlog_age_ms, s->bl_age_ms);
+    ldg_stat_set(&st->index_sampled, 1);
+}
+
+static void sample_shard(struct sched *s)
+{
+    char grace[24];
+    snprintf(grace, sizeof grace, "%" PRId64, G.cfg->index_grace_ms);
+    const char *params[] = {grace};
+    struct ldg_pgpool *pool = ldg_pgroute_primary(s->w, s->backlog_shard);
+    if (!pool ||
+        ldg_pgpool_query_prepared(
+            pool, "ana_index_backlog",
+            "SELECT unindexed_leaves, unindexed_rows, (extract(epoch FROM oldest_start) * 1000)::bigint, "
+            "backlog_leaves, backlog_rows, "
+            "(extract(epoch FROM backlog_oldest_end + make_interval(secs => $1::bigint / 1000.0)) * "
+            "1000)::bigint "
+            "FROM logs_index_backlog(now() - make_interval(secs => $1::bigint / 1000.0))",
+            1, params, on_backlog, s) < 0)
+        s->backlog_pending = false;
+}
+
+static void sample_backlog(struct sched *s)
+{
+    uint64_t now = ldg_worker_now(s->w);
+    if (s->backlog_pending || now < s->backlog_next_ms)
+        return;
+    s->backlog_next_ms = now + BACKLOG_SAMPLE_MS;
+    s->backlog_pending = true;
+    s->backlog_shard = 0;
+    s->bl_unindexed_leaves = s->bl_unindexed_rows = s->bl_oldest_ms = 0;
+    s->bl_leaves = s->bl_rows = s->bl_age_ms = 0;
+    sample_shard(s);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct sched *s = t->data;
     if (s->stopping)
         return;
+    sample_backlog(s);
     int64_t now = (int64_t)ldg_wall_ms();
     for (int i = 0; i < NJOBS; i++) {
         struct job *j = &s->jobs[i];
@@ -956,7 +1057,7 @@ static void on_tick(uv_timer_t *t)
 
 static void analytics_health(const struct ldg_worker *w, const void *state, struct ldg_buf *out)
 {
-    (void)w, (void)state;
+    (void)state;
     ldg_buf_puts(out, "{\"status\":\"running\",\"jobs\":{");
     for (int i = 0; i < NJOBS; i++) {
         struct job_health *h = &G.health[i];
@@ -984,7 +1085,26 @@ static void analytics_health(const struct ldg_worker *w, const void *state, stru
         }
         ldg_buf_puts(out, "}");
     }
-    ldg_buf_puts(out, "}}");
+    ldg_buf_puts(out, "}");
+    /* the search index backlog as worker 0 last sampled it */
+    const struct ldg_stats *st = &w->srv->workers[0].stats;
+    if (ldg_stat_get(&st->index_sampled)) {
+        uint64_t due_ms = ldg_stat_get(&st->index_backlog_age_ms);
+        bool growing = due_ms > (uint64_t)G.cfg->index_backlog_max_age_ms;
+        bool fresh = atomic_load_explicit(&G.backlog_ok, memory_order_relaxed);
+        ldg_buf_printf(out,
+                       ",\"search_backlog\":{\"status\":\"%s\",\"unindexed_rows\":%" PRIu64
+                       ",\"unindexed_leaves\":%" PRIu64 ",\"oldest_unindexed_age_ms\":%" PRIu64
+                       ",\"backlog_leaves\":%" PRIu64 ",\"backlog_rows\":%" PRIu64
+                       ",\"backlog_age_ms\":%" PRIu64 ",\"max_age_ms\":%" PRId64 "}",
+                       !fresh    ? "unknown: sampling failed"
+                       : growing ? "growing: indexes are not keeping up"
+                                 : "healthy",
+                       ldg_stat_get(&st->index_unindexed_rows), ldg_stat_get(&st->index_unindexed_leaves),
+                       ldg_stat_get(&st->index_oldest_unindexed_ms), ldg_stat_get(&st->index_backlog_leaves),
+                       ldg_stat_get(&st->index_backlog_rows), due_ms, G.cfg->index_backlog_max_age_ms);
+    }
+    ldg_buf_puts(out, "}");
 }
 
 /* ---- role ------------------------------------------------------------------------------------------------
@@ -1048,7 +1168,7 @@ static void analytics_stop_worker(struct ldg_worker *w, void *state)
 static bool analytics_drained(const struct ldg_worker *w, const void *state)
 {
     const struct sched *s = state;
-    if (!s->timer_closed || s->conn_closing || !ldg_dispatch_idle(w))
+    if (!s->timer_closed || s->conn_closing || s->backlog_pending || !ldg_dispatch_idle(w))
         return false;
     for (int i = 0; i < NJOBS; i++)
         if (s->jobs[i].running)
@@ -1064,8 +1184,8 @@ static void analytics_free_worker(struct ldg_worker *w, void *state)
             ldg_log_error(CTX, "job %s still running at exit; its state is left", job_names[i]);
             return;
         }
-    if (s->conn_closing) {
-        ldg_log_error(CTX, "index connection still closing at exit; its state is left");
+    if (s->conn_closing || s->backlog_pending) {
+        ldg_log_error(CTX, "index connection or backlog sample still open at exit; its state is left");
         return;
     }
     free(s);

@@ -39,6 +39,7 @@ struct ldg_analytics_cfg {
     int64_t index_grace_ms;   /* a partition is closed this long after its range ended */
     int64_t index_timeout_ms; /* statement timeout of one index build */
     int64_t index_max_per_run;
+    int64_t index_backlog_max_age_ms; /* /health/deep: search_backlog degrades past this */
     int64_t hourly_metrics_interval_ms;
     int64_t backfill_max_hours;
     int64_t available_routes_interval_ms;

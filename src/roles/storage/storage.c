@@ -64,6 +64,11 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
      "Rows removed per DELETE statement of the retention job"},
     {"retention_pause_ms", LDG_CFG_MS, CFG(retention_pause_ms), "50", 0, 60000, NULL, 0,
      "Pause between two retention DELETE statements"},
+    {"partition_max_rows", LDG_CFG_INT, CFG(partition_max_rows), "1000000", 0, 1000000000, NULL, 0,
+     "The hour after the open leaf is cut into slices holding about this many logs at the current rate, so "
+     "the open leaf that searches scan stays small (0 = 6-hour leaves only)"},
+    {"slice_interval_ms", LDG_CFG_MS, CFG(slice_interval_ms), "30000", 1000, 3600000, NULL, 0,
+     "How often the rate is looked at and the leaves ahead cut (once across all processes)"},
     {"tail_publish_max_bytes", LDG_CFG_SIZE, CFG(tail_publish_max_bytes), "262144", 4096, 64 * MB, NULL, 0,
      "Bytes of one live-tail message of committed logs (a larger commit is split; a single larger log is "
      "counted as dropped)"},
@@ -83,6 +88,7 @@ struct state {
     struct ldg__storage_consumer *consumer[16 * LDG_SHARDS_MAX]; /* consumers per Redis shard */
     size_t n;
     struct ldg__storage_maint *maint;
+    struct ldg__storage_slicing *slicing;
 };
 
 static int storage_validate(const void *cfg, struct ldg_cfg_err *err)
@@ -140,6 +146,7 @@ static int storage_init_worker(struct ldg_worker *w, const void *cfg, void **sta
     for (size_t i = 0; i < s->n; i++)
         s->consumer[i] = ldg__storage_consumer_new(w, (unsigned)(i % per), (unsigned)(i / per));
     s->maint = ldg__storage_maint_new(w);
+    s->slicing = ldg__storage_slicing_new(w);
     *state = s;
     return 0;
 }
@@ -151,6 +158,7 @@ static void storage_stop_worker(struct ldg_worker *w, void *state)
     for (size_t i = 0; i < s->n; i++)
         ldg__storage_consumer_stop(s->consumer[i]);
     ldg__storage_maint_stop(s->maint);
+    ldg__storage_slicing_stop(s->slicing);
 }
 
 static bool storage_drained(const struct ldg_worker *w, const void *state)
@@ -160,7 +168,7 @@ static bool storage_drained(const struct ldg_worker *w, const void *state)
     for (size_t i = 0; i < s->n; i++)
         if (!ldg__storage_consumer_closed(s->consumer[i]))
             return false;
-    return ldg__storage_maint_closed(s->maint);
+    return ldg__storage_maint_closed(s->maint) && ldg__storage_slicing_closed(s->slicing);
 }
 
 static void storage_free_worker(struct ldg_worker *w, void *state)
@@ -175,6 +183,7 @@ static void storage_free_worker(struct ldg_worker *w, void *state)
     for (size_t i = 0; i < s->n; i++)
         ldg__storage_consumer_free(s->consumer[i]);
     ldg__storage_maint_free(s->maint);
+    ldg__storage_slicing_free(s->slicing);
     free(s);
 }
 

@@ -24,7 +24,9 @@
  * Maintenance (one process at a time, Redis lock, every maintenance_interval_ms): partitions for
  * this month and partition_months_ahead more, retention (drop whole partitions past the longest
  * project retention, then delete each project's older rows in bounded batches), and removal of
- * consumers that have been idle a long time with nothing pending.
+ * consumers that have been idle a long time with nothing pending. Every slice_interval_ms (one
+ * process at a time) the hour after the open leaf is cut into slices of about partition_max_rows
+ * each at the current rate (slicing.c), so the unindexed open leaf stays small at any rate.
  *
  * Threading: all per-consumer state lives on its worker's loop; the config and script digests
  * are immutable after init_global.
@@ -57,6 +59,8 @@ struct ldg_storage_cfg {
     int64_t maintenance_interval_ms; /* partitions ahead, retention, stale consumers */
     int64_t retention_batch_rows;    /* rows per DELETE statement */
     int64_t retention_pause_ms;      /* pause between two DELETE statements */
+    int64_t partition_max_rows;      /* leaves ahead are cut to hold about this many rows (0: off) */
+    int64_t slice_interval_ms;       /* how often the leaves ahead are looked at */
     int64_t tail_publish_max_bytes;  /* one live-tail message (PUBLISH) at most; larger logs dropped */
     int64_t tail_viewers_refresh_ms; /* how long a project's "has live tails" answer is reused */
     /* Tests only (need [server] debug_endpoints): hold a batch before COMMIT / before the ack. */
@@ -71,6 +75,7 @@ extern const struct ldg_role ldg_role_storage;
 
 struct ldg_worker;
 struct ldg__storage_maint;
+struct ldg__storage_slicing;
 
 /* Process-wide, set by init_global. */
 struct ldg__storage_global {
@@ -88,5 +93,12 @@ bool ldg__storage_maint_closed(const struct ldg__storage_maint *m);
 /* Frees m, or, while a command it sent is still unanswered (the worker frees roles before it closes
  * its clients), leaves that to the answer: the clients' close fails every pending command. */
 void ldg__storage_maint_free(struct ldg__storage_maint *m);
+
+/* Leaves closed by size (slicing.c): one per worker; only worker 0 of a process runs the timer.
+ * Same lifecycle as the maintenance (free leaves the struct to a pending answer). */
+struct ldg__storage_slicing *ldg__storage_slicing_new(struct ldg_worker *w);
+void ldg__storage_slicing_stop(struct ldg__storage_slicing *s);
+bool ldg__storage_slicing_closed(const struct ldg__storage_slicing *s);
+void ldg__storage_slicing_free(struct ldg__storage_slicing *s);
 
 #endif
