@@ -1,22 +1,12 @@
 /*
- * pgshard.c: jump hash, the project -> shard map, LSNs and replica lag (see pgshard.h).
+ * pgshard.c: the project -> shard map, LSNs and replica lag (see pgshard.h).
  */
 #include "db/pgshard.h"
 
 #include <stdlib.h>
 
 #include "core/alloc.h"
-
-int ldg_pgshard_jump(uint64_t key, int n)
-{
-    int64_t b = -1, j = 0;
-    while (j < n) {
-        b = j;
-        key = key * 2862933555777941757ULL + 1;
-        j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) / (double)((key >> 33) + 1)));
-    }
-    return (int)b;
-}
+#include "db/shardmap.h"
 
 static int cmp_pin(const void *a, const void *b)
 {
@@ -121,7 +111,7 @@ int ldg_pgshard_of(const struct ldg_pgshard_map *m, int64_t project)
         else
             hi = mid;
     }
-    return ldg_pgshard_jump((uint64_t)project, m->nshards);
+    return (int)ldg_shardmap_jump((uint64_t)project, (int32_t)m->nshards);
 }
 
 static int hex32(const char *p, const char *end, uint64_t *out)

@@ -2,7 +2,7 @@
  * pgshard.h: the pure parts of logs sharding and replica lag (no I/O, no loop).
  *
  *   - which logs shard holds a project: an explicit pin from [pg_shards] projects ("42:1, 57:0"),
- *     otherwise the jump consistent hash (Lamping & Veach, 2014) of the project id over the shard
+ *     otherwise the jump consistent hash (db/shardmap.h) of the project id over the shard
  *     count. Jump hash moves only about 1/(n+1) of the projects when a shard n+1 is added, and
  *     needs no state beyond the count.
  *   - PostgreSQL LSNs ("16/B374D848") as integers.
@@ -36,9 +36,6 @@ struct ldg_pgshard_map {
     struct ldg_pgshard_pin *pins; /* owned, sorted by project, no duplicates */
     size_t npins;
 };
-
-/* Jump consistent hash: a bucket in [0, n) for key; n >= 1. */
-int ldg_pgshard_jump(uint64_t key, int n);
 
 /* Parse "project:shard, project:shard, ..." (empty = no pins) for nshards shards into m (m->pins
  * owned by m afterwards; free with ldg_pgshard_map_free). Returns 0, or -EINVAL with `why` filled

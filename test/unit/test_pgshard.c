@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "db/pgshard.h"
+#include "db/shardmap.h"
 #include "settings.h"
 
 static void test_jump_hash(void **state)
@@ -17,16 +18,16 @@ static void test_jump_hash(void **state)
     static const int two[] = {0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0};
     static const int three[] = {0, 0, 2, 1, 1, 2, 0, 0, 2, 2, 2, 1, 0, 0, 0, 2, 1, 2, 2, 0};
     for (int k = 1; k <= 20; k++) {
-        assert_int_equal(ldg_pgshard_jump((uint64_t)k, 1), 0);
-        assert_int_equal(ldg_pgshard_jump((uint64_t)k, 2), two[k - 1]);
-        assert_int_equal(ldg_pgshard_jump((uint64_t)k, 3), three[k - 1]);
+        assert_int_equal(ldg_shardmap_jump((uint64_t)k, 1), 0);
+        assert_int_equal(ldg_shardmap_jump((uint64_t)k, 2), two[k - 1]);
+        assert_int_equal(ldg_shardmap_jump((uint64_t)k, 3), three[k - 1]);
     }
-    assert_int_equal(ldg_pgshard_jump(42, 8), 2);
-    assert_int_equal(ldg_pgshard_jump(1, 1000), 549);
+    assert_int_equal(ldg_shardmap_jump(42, 8), 2);
+    assert_int_equal(ldg_shardmap_jump(1, 1000), 549);
     /* growing n -> n+1 moves a key only to the new shard, and about 1/(n+1) of them */
     int moved = 0;
     for (uint64_t k = 1; k <= 10000; k++) {
-        int a = ldg_pgshard_jump(k, 4), b = ldg_pgshard_jump(k, 5);
+        int a = ldg_shardmap_jump(k, 4), b = ldg_shardmap_jump(k, 5);
         assert_true(a == b || b == 4);
         moved += a != b;
     }
