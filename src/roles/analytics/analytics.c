@@ -86,6 +86,8 @@ const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
      "Outgoing HTTP requests (webhooks, http monitors) one worker runs at once"},
     {"outbound_max_queued", LDG_CFG_INT, CFG(outbound_max_queued), "1000", 0, 100000, NULL, 0,
      "Outgoing HTTP requests waiting per worker; beyond that they fail at once"},
+    {"outbound_ca_file", LDG_CFG_STR, CFG(outbound_ca_file), "", 0, 0, NULL, 0,
+     "PEM file of CA certificates trusted for https:// webhooks and monitors, besides the system store"},
     {"smtp_host", LDG_CFG_STR, CFG(smtp_host), "", 0, 0, NULL, 0,
      "SMTP relay for e-mail connectors (plain SMTP, no authentication); empty = e-mail is skipped"},
     {"smtp_port", LDG_CFG_INT, CFG(smtp_port), "25", 1, 65535, NULL, 0, "Port of the SMTP relay"},
