@@ -123,7 +123,8 @@ function request()
     n = n + 1
     return wrk.format("POST", "/api/v1/ingest/single", {["Host"] = wrk.host .. ":" .. wrk.port,
         ["Content-Type"] = "application/json", ["X-API-Key"] = "$BENCH_KEY"},
-        '{"level":"info","log_type":"logger","message":"alerts bench ' .. n .. '","attributes":{"n":' .. n .. '}}')
+        '{"timestamp":"' .. os.date("!%Y-%m-%dT%H:%M:%SZ") .. '","level":"info","log_type":"logger",' ..
+        '"message":"alerts bench ' .. n .. '","attributes":{"n":' .. n .. '}}')
 end
 function delay() return $INGEST_DELAY end
 EOF
@@ -156,6 +157,11 @@ alert_max_rules = $RULES" bench_start_ledgerd
     else
         INI_STORAGE=off INI_ANALYTICS_EXTRA=$QUIET bench_start_ledgerd
     fi
+    local code
+    code=$(curl -s -o "$BENCH_TMP/ingest.answer" -w '%{http_code}' -X POST "$BENCH_LEDGERD_URL/api/v1/ingest/single" \
+        -H 'Content-Type: application/json' -H "X-API-Key: $BENCH_KEY" \
+        -d "{\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"level\":\"info\",\"log_type\":\"logger\",\"message\":\"probe\"}")
+    [[ $code == 202 ]] || die "ingest answered $code: $(cat "$BENCH_TMP/ingest.answer")"
     ingest_wrk "$BENCH_WARMUP" >/dev/null
     runs0=$(eval_runs)
     line=$(ingest_wrk "$BENCH_DURATION")

@@ -284,6 +284,21 @@ try {
       say("scroll_traced_longest_task_cpu_ms", ms(longestCpu));
       say("scroll_traced_tasks_over_50ms_wall", mt.filter((t) => t.dur > 50000).length);
       say("scroll_traced_tasks_over_50ms_cpu", mt.filter((t) => (t.tdur ?? 0) > 50000).length);
+      // Where the main thread's time goes: wall ms per kind of work over the pass, and inside the
+      // longest task (events nest, e.g. a FunctionCall holds its GC, so the columns overlap).
+      const KINDS = ["FireAnimationFrame", "EventDispatch", "FunctionCall", "RunMicrotasks", "TimerFire",
+        "UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize", "Commit", "HitTest",
+        "MinorGC", "MajorGC", "V8.GC_SCAVENGER", "V8.GC_MARK_COMPACTOR", "V8.GC_MC_INCREMENTAL"];
+      const [mpid, mtid] = main.split(":").map(Number);
+      const onMain = events.filter((e) => e.ph === "X" && e.pid === mpid && e.tid === mtid && KINDS.includes(e.name));
+      const sum = (evs) => {
+        const o = {};
+        for (const e of evs) o[e.name] = (o[e.name] ?? 0) + (e.dur ?? 0) / 1000;
+        return Object.entries(o).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k}=${ms(v)}`).join(" ");
+      };
+      say("scroll_traced_ms_by_kind", sum(onMain));
+      const top = mt.reduce((x, y) => (y.dur > x.dur ? y : x));
+      say("scroll_traced_longest_task_by_kind", sum(onMain.filter((e) => e.ts >= top.ts && e.ts < top.ts + top.dur)));
     }
     await page.close();
   }

@@ -112,6 +112,8 @@ bench_say "scroll through them:    longest main-thread task per pass ${R[scroll_
 bench_say "traced pass (CPU time = thread time, without the waits for a core): longest main-thread task \
 ${R[scroll_traced_longest_task_wall_ms]:-?} ms wall, ${R[scroll_traced_longest_task_cpu_ms]:-?} ms CPU; tasks over 50 ms: \
 ${R[scroll_traced_tasks_over_50ms_wall]:-?} by wall time, ${R[scroll_traced_tasks_over_50ms_cpu]:-?} by CPU time"
+bench_say "traced pass, main-thread wall ms by kind of work: ${R[scroll_traced_ms_by_kind]:-?}"
+bench_say "  inside its longest task: ${R[scroll_traced_longest_task_by_kind]:-?}"
 bench_say "load average after the browser part: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with other work: \
 long tasks and first paint move with it)"
 bench_finish

@@ -2,6 +2,11 @@
 // the DOM, so 50,000 loaded rows cost the same per frame as 50. The scroll container holds one
 // spacer whose height (rows × ROW_HEIGHT) is set from JS (CSSOM, allowed by the CSP); the visible
 // window is absolutely positioned inside it. Scrolling near the end asks for the next page.
+//
+// A fast scroll replaces every visible row in every frame, so a frame's work is kept to the diff
+// of those few rows: the text of a row is made once per log and cached (timestamps are not parsed
+// and formatted again each frame), a row's message is cut to what a row can show, and clicks and
+// keys are handled once on the list (no closures per row and frame to allocate, diff and collect).
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
@@ -10,6 +15,39 @@ export const ROW_HEIGHT = 28;
 const OVERSCAN = 6;
 /** Ask for the next page when fewer than this many rows are left below the viewport. */
 const PREFETCH_ROWS = 200;
+/** A row shows one line, cut with an ellipsis far before this; the detail has the whole message. */
+const ROW_TEXT_MAX = 400;
+
+interface RowText {
+  time: string;
+  message: string;
+}
+const rowTexts = new WeakMap<LogEntry, RowText>();
+
+function rowText(l: LogEntry): RowText {
+  let t = rowTexts.get(l);
+  if (!t) {
+    const m = l.message || l.error_message || l.error_type || '';
+    t = { time: formatTime(l.timestamp), message: m.length > ROW_TEXT_MAX ? m.slice(0, ROW_TEXT_MAX) : m };
+    rowTexts.set(l, t);
+  }
+  return t;
+}
+
+const LEVEL_CLASS: Record<string, string> = {
+  debug: 'level-badge level-debug',
+  info: 'level-badge level-info',
+  warning: 'level-badge level-warning',
+  error: 'level-badge level-error',
+  critical: 'level-badge level-critical',
+};
+
+/** Index of the row an event happened in, or -1. */
+function rowIndex(e: Event): number {
+  const row = (e.target as HTMLElement | null)?.closest?.('[data-index]') as HTMLElement | null;
+  const i = row ? Number(row.dataset.index) : NaN;
+  return Number.isFinite(i) ? i : -1;
+}
 
 interface Props {
   logs: LogEntry[];
@@ -84,11 +122,24 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
     if (hasMore && !loading && logs.length - last < PREFETCH_ROWS) onNeedMore();
   }, [last, logs.length, hasMore, loading]);
 
+  const onClick = (e: MouseEvent) => {
+    const i = rowIndex(e);
+    if (i >= 0 && logs[i]) onSelect(logs[i]);
+  };
+
   const onKeyDown = (e: KeyboardEvent) => {
-    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const target = e.target as HTMLElement;
+    if ((e.key === 'Enter' || e.key === ' ') && target.dataset.index !== undefined) {
+      const i = rowIndex(e);
+      if (i >= 0 && logs[i]) {
+        e.preventDefault();
+        onSelect(logs[i]);
+      }
+      return;
+    }
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const idx = Number(target.dataset.index);
-    if (!Number.isFinite(idx)) return;
+    if (target.dataset.index === undefined || !Number.isFinite(idx)) return;
     e.preventDefault();
     const next = Math.max(0, Math.min(logs.length - 1, idx + (e.key === 'ArrowDown' ? 1 : -1)));
     const el = scroller.current;
@@ -107,6 +158,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   for (let i = first; i < last; i++) {
     const l = logs[i]!;
     const selected = l.id === selectedId;
+    const text = rowText(l);
     rows.push(
       // Keyed by slot (index modulo the window), not by log: scrolling re-fills the same few row
       // elements with other logs instead of creating and dropping DOM nodes every frame.
@@ -120,18 +172,11 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
         tabIndex={0}
         aria-expanded={selected}
         aria-rowindex={i + 1}
-        onClick={() => onSelect(l)}
-        onKeyDown={(e) => {
-          if (e.key === 'Enter' || e.key === ' ') {
-            e.preventDefault();
-            onSelect(l);
-          }
-        }}
       >
-        <span class="log-ts" role="cell">{formatTime(l.timestamp)}</span>
-        <span class={`level-badge level-${l.level}`} role="cell">{l.level}</span>
+        <span class="log-ts" role="cell">{text.time}</span>
+        <span class={LEVEL_CLASS[l.level] ?? `level-badge level-${l.level}`} role="cell">{l.level}</span>
         <span class="log-type" role="cell">{l.log_type}</span>
-        <span class="log-msg" role="cell">{l.message || l.error_message || l.error_type || ''}</span>
+        <span class="log-msg" role="cell">{text.message}</span>
       </div>,
     );
   }
@@ -146,6 +191,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
       aria-busy={loading}
       data-testid="log-list"
       data-loaded={logs.length}
+      onClick={onClick}
       onKeyDown={onKeyDown}
     >
       <div class="log-list-spacer" ref={spacer}>
