@@ -7,12 +7,20 @@
 // of those few rows: the text of a row is made once per log and cached (timestamps are not parsed
 // and formatted again each frame), a row's message is cut to what a row can show, and clicks and
 // keys are handled once on the list (no closures per row and frame to allocate, diff and collect).
+//
+// A fling (a scrollbar drag, a flick) that moves the list by more than a screen between two frames
+// shows rows nobody can read: until it slows down (FLING_SETTLE_MS without such a jump) the rows of
+// the window are drawn as placeholders (the level's colour, no text), which takes the text layout
+// and painting of every row out of those frames. Ordinary scrolling (less than a screen per frame)
+// always draws the text.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
 
 export const ROW_HEIGHT = 28;
-const OVERSCAN = 6;
+const OVERSCAN = 3;
+/** A fling ends when no frame jumped more than a screen for this long. */
+const FLING_SETTLE_MS = 120;
 /** Ask for the next page when fewer than this many rows are left below the viewport. */
 const PREFETCH_ROWS = 200;
 /** A row shows one line, cut with an ellipsis far before this; the detail has the whole message. */
@@ -64,6 +72,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   const windowEl = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
+  const [fling, setFling] = useState(false);
 
   // Keep the row the reader is looking at in place when the live tail adds rows above it (at the
   // very top the list follows the newest instead). Only state is read here, never the DOM: a
@@ -92,11 +101,20 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
     const el = scroller.current;
     if (!el) return;
     let frame = 0;
+    let settle = 0;
+    let last = el.scrollTop;
     const onScroll = () => {
       if (frame) return;
       frame = requestAnimationFrame(() => {
         frame = 0;
-        setScrollTop(el.scrollTop);
+        const top = el.scrollTop;
+        if (Math.abs(top - last) > el.clientHeight) {
+          setFling(true);
+          clearTimeout(settle);
+          settle = window.setTimeout(() => setFling(false), FLING_SETTLE_MS);
+        }
+        last = top;
+        setScrollTop(top);
       });
     };
     const measure = () => setViewport(el.clientHeight || 600);
@@ -108,6 +126,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
       el.removeEventListener('scroll', onScroll);
       ro?.disconnect();
       if (frame) cancelAnimationFrame(frame);
+      clearTimeout(settle);
     };
   }, []);
 
@@ -158,6 +177,10 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   for (let i = first; i < last; i++) {
     const l = logs[i]!;
     const selected = l.id === selectedId;
+    if (fling) {
+      rows.push(<div key={i % slots} class={`log-row log-row-fling fling-${l.level}`} data-testid="log-row" data-index={i} role="row" aria-rowindex={i + 1} />);
+      continue;
+    }
     const text = rowText(l);
     rows.push(
       // Keyed by slot (index modulo the window), not by log: scrolling re-fills the same few row
