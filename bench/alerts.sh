@@ -128,16 +128,16 @@ function request()
 end
 function delay() return $INGEST_DELAY end
 EOF
-eval_runs() {
-    curl -fsS "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c '
+eval_job() { # eval_job FIELD: of the alert_eval job in /health/deep (503 while a dependency warms up)
+    curl -sS --max-time 5 "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c '
 import json, sys
-print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["alert_eval"]["runs"])'
+try:
+    print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["alert_eval"][sys.argv[1]])
+except Exception:
+    print("?")' "$1"
 }
-eval_running() {
-    curl -fsS "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c '
-import json, sys
-print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["alert_eval"]["running"])'
-}
+eval_runs() { local v; v=$(eval_job runs); [[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo 0; }
+eval_running() { eval_job running; }
 ingest_wrk() { BENCH_CONNECTIONS=$INGEST_CONNS bench_wrk "$BENCH_LEDGERD_URL/api/v1/ingest/single" "$1" -s "$BENCH_TMP/ingest.lua"; }
 ingest_round() { # ingest_round off|eval ROUND: restart ledgerd with the evaluator off or on, measure
     local name=$1 round=$2 runs0 line usage
