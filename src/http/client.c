@@ -79,8 +79,8 @@ struct hreq {
     size_t headlen;
 };
 
-static int parse_url(const char *url, char *buf, size_t cap, const char **host, int *port,
-                     const char **path, bool *tls)
+static int parse_url(const char *url, char *buf, size_t cap, const char **host, int *port, const char **path,
+                     bool *tls)
 {
     if (!url)
         return -EINVAL;
@@ -462,7 +462,8 @@ static void on_tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         bool hs = !SSL_is_init_finished(h->ssl);
         if (nread == UV_EOF)
-            finish(h, -EPROTO, hs ? "TLS handshake failed: connection closed" : "connection closed before a response");
+            finish(h, -EPROTO,
+                   hs ? "TLS handshake failed: connection closed" : "connection closed before a response");
         else
             finish(h, (int)nread, uv_strerror((int)nread));
     }

@@ -39,7 +39,8 @@ struct ldg_httpc_req {
 
 /* Result: status > 0 is the HTTP status; status < 0 a failure code (-ETIMEDOUT, -ECONNREFUSED,
  * -EHOSTUNREACH, -EPROTO for a malformed answer or a TLS failure, -ECANCELED when the client
- * closed, ...) with `error` a short description, valid during the callback. latency_ms covers the whole request. */
+ * closed, ...) with `error` a short description, valid during the callback. latency_ms covers the whole
+ * request. */
 typedef void (*ldg_httpc_cb)(int status, int64_t latency_ms, const char *error, void *ud);
 
 struct ldg_httpc *ldg_httpc_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_queued);

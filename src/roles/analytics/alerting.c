@@ -194,7 +194,8 @@ static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
     char title[512], metric[300];
     const char *name = PQgetvalue(r, i, R_NAME);
     if (is_custom(r, i)) /* e.g. "avg(queue.depth)" */
-        snprintf(metric, sizeof metric, "%s(%s)", PQgetvalue(r, i, R_AGGREGATION), PQgetvalue(r, i, R_METRIC_NAME));
+        snprintf(metric, sizeof metric, "%s(%s)", PQgetvalue(r, i, R_AGGREGATION),
+                 PQgetvalue(r, i, R_METRIC_NAME));
     else
         snprintf(metric, sizeof metric, "%s", PQgetvalue(r, i, R_METRIC));
     if (firing)
@@ -512,10 +513,10 @@ static void group_start(struct pass *p, int first, int n)
         ldg_buf_printf(&sql, "SELECT %.*s WHERE $2::int > 0", (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs));
     else
         ldg_buf_printf(&sql,
-                   "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
-                   "$2::int * interval '1 second' AND \"timestamp\" <= now()",
-                   (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
-                   dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
+                       "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
+                       "$2::int * interval '1 second' AND \"timestamp\" <= now()",
+                       (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
+                       dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
     ldg_buf_put(&sql, "", 1);
     ldg_buf_free(&aggs);
     int rc = ldg_pgpool_query(p->w->pg_logs, ldg_buf_head(&sql), (int)qp.n, qp.v, on_group_metrics, g);

@@ -81,7 +81,7 @@ struct gw {
     struct ldg_redis_sub *sub; /* revocations; NULL once closing */
     bool sub_closed;
     uint64_t sub_errors_seen;
-    uint32_t gen;                /* bumped whenever invalidations may have been missed */
+    uint32_t gen;               /* bumped whenever invalidations may have been missed */
     struct ldg_breaker breaker; /* auth database lookups */
     uint64_t redis_warn_ms;
 };

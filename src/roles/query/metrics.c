@@ -587,7 +587,8 @@ static const char agg_buckets_sql[] =
     "sum(r.avg_duration_ms * r.log_count) / nullif(sum(r.log_count) FILTER (WHERE r.avg_duration_ms IS NOT "
     "NULL), "
     "0), min(r.min_duration_ms), max(r.max_duration_ms), round(avg(r.p95_duration_ms))::int, "
-    "round(avg(r.p99_duration_ms))::int, round(avg(r.p50_duration_ms))::int FROM b LEFT JOIN r ON r.d >= b.s AND (b.e IS NULL OR r.d < b.e) "
+    "round(avg(r.p99_duration_ms))::int, round(avg(r.p50_duration_ms))::int FROM b LEFT JOIN r ON r.d >= b.s "
+    "AND (b.e IS NULL OR r.d < b.e) "
     "GROUP BY b.s, r.endpoint_method, r.endpoint_path, r.log_level, r.log_type "
     "ORDER BY b.s, r.endpoint_path, r.endpoint_method, r.log_level, r.log_type";
 
