@@ -7,6 +7,7 @@
 #      search-language filter; thresholds high enough that nothing fires (no delivery traffic).
 #   3. Run the evaluator (the analytics role's alert_eval job, the production code) BENCH_ROUNDS
 #      times and report each pass's duration as /health/deep reports it.
+#   4. Ingest p99 under a paced load with the evaluator running back to back vs. off (ratio).
 #
 #   ./scripts/ledger bench alerts   (knobs: BENCH_ALERTS_ROWS 10000000, BENCH_ALERTS_PROJECTS 10,
 #                                    BENCH_ALERTS_RULES 1000, BENCH_ALERTS_CONCURRENCY 4)
@@ -107,4 +108,75 @@ done
 evaluated=$(psql_db ledger_auth "SELECT count(*) FROM alert_rules WHERE last_evaluated_at IS NOT NULL")
 bench_say "evaluator: $RULES rules over $ROWS logs, passes ${durations[*]} ms (target: within one 60 s tick); \
 $evaluated rules evaluated"
+
+# ---- 4. ingest p99 while the evaluator runs ----------------------------------------------------------
+# Target: the evaluator costs ingest at most 10 % of its p99. Rounds alternate between ledgerd with
+# the evaluator off and ledgerd whose evaluator runs back to back (a 1 s tick, shorter than a pass:
+# a new pass starts as soon as one ends, the worst case), both under the same paced single-log
+# ingest load (BENCH_ALERTS_INGEST_CONNS connections, each waiting BENCH_ALERTS_INGEST_DELAY_MS
+# between requests) on the same worker. Medians of BENCH_ROUNDS rounds.
+INGEST_CONNS=${BENCH_ALERTS_INGEST_CONNS:-8}
+INGEST_DELAY=${BENCH_ALERTS_INGEST_DELAY_MS:-5}
+cat >"$BENCH_TMP/ingest.lua" <<EOF
+local n = 0
+function request()
+    n = n + 1
+    return wrk.format("POST", "/api/v1/ingest/single", {["Host"] = wrk.host .. ":" .. wrk.port,
+        ["Content-Type"] = "application/json", ["X-API-Key"] = "$BENCH_KEY"},
+        '{"timestamp":"' .. os.date("!%Y-%m-%dT%H:%M:%SZ") .. '","level":"info","log_type":"logger",' ..
+        '"message":"alerts bench ' .. n .. '","attributes":{"n":' .. n .. '}}')
+end
+function delay() return $INGEST_DELAY end
+EOF
+eval_job() { # eval_job FIELD: of the alert_eval job in /health/deep (503 while a dependency warms up)
+    curl -sS --max-time 5 "$BENCH_LEDGERD_URL/health/deep" | "$PY" -c '
+import json, sys
+try:
+    print(json.load(sys.stdin)["roles"]["analytics"]["jobs"]["alert_eval"][sys.argv[1]])
+except Exception:
+    print("?")' "$1"
+}
+eval_runs() { local v; v=$(eval_job runs); [[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo 0; }
+eval_running() { eval_job running; }
+ingest_wrk() { BENCH_CONNECTIONS=$INGEST_CONNS bench_wrk "$BENCH_LEDGERD_URL/api/v1/ingest/single" "$1" -s "$BENCH_TMP/ingest.lua"; }
+ingest_round() { # ingest_round off|eval ROUND: restart ledgerd with the evaluator off or on, measure
+    local name=$1 round=$2 runs0 line usage
+    bench_stop_ledgerd
+    # the queue is not drained (storage off): empty it so no round meets its bound
+    usage=$(redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" --scan --pattern "usage:$PID:*" | tr '\n' ' ')
+    # shellcheck disable=SC2086 # usage keys contain no spaces
+    redis-cli -h 127.0.0.1 -p "$BENCH_REDIS_PORT" DEL ledger:logs "queue_depth:$PID" $usage >/dev/null
+    if [[ $name == eval ]]; then
+        INI_STORAGE=off INI_ANALYTICS_EXTRA="${QUIET/alert_eval_interval_ms = 3600000/alert_eval_interval_ms = 1000}
+alert_eval_concurrency = $CONCURRENCY
+alert_max_rules = $RULES" bench_start_ledgerd
+        for ((i = 0; i < 40; i++)); do # until the first pass is under way (bounded)
+            [[ $(eval_running) == True ]] && break
+            sleep 0.25
+        done
+    else
+        INI_STORAGE=off INI_ANALYTICS_EXTRA=$QUIET bench_start_ledgerd
+    fi
+    local code
+    code=$(curl -s -o "$BENCH_TMP/ingest.answer" -w '%{http_code}' -X POST "$BENCH_LEDGERD_URL/api/v1/ingest/single" \
+        -H 'Content-Type: application/json' -H "X-API-Key: $BENCH_KEY" \
+        -d "{\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"level\":\"info\",\"log_type\":\"logger\",\"message\":\"probe\"}")
+    [[ $code == 202 ]] || die "ingest answered $code: $(cat "$BENCH_TMP/ingest.answer")"
+    ingest_wrk "$BENCH_WARMUP" >/dev/null
+    runs0=$(eval_runs)
+    line=$(ingest_wrk "$BENCH_DURATION")
+    bench_round "$name" "$round" "$line" >/dev/null
+    # shellcheck disable=SC2086 # line is "RPS P50 P99 ERRORS"
+    bench_say "$(printf 'ingest round %d, evaluator %-4s: %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %s  passes ended %s' \
+        "$round" "$name" $line "$(($(eval_runs) - runs0))")"
+}
+for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+    ingest_round off "$round"
+    ingest_round eval "$round"
+done
+bench_medians off eval >/dev/null
+bench_say "$(printf 'ingest p99, median of %d rounds (%d connections paced %s ms): evaluator off %.3f ms, running %.3f ms, ratio %s (target <= 1.10); p50 ratio %s; load average %s' \
+    "$BENCH_ROUNDS" "$INGEST_CONNS" "$INGEST_DELAY" "${BENCH_MED[off.p99]}" "${BENCH_MED[eval.p99]}" \
+    "$(ratio "${BENCH_MED[eval.p99]}" "${BENCH_MED[off.p99]}")" \
+    "$(ratio "${BENCH_MED[eval.p50]}" "${BENCH_MED[off.p50]}")" "$(cut -d' ' -f1-3 /proc/loadavg)")"
 bench_finish

@@ -19,8 +19,10 @@ bench_start_redis
 bench_start_ledgerd
 bench_account
 bench_say "soak: ${DURATION} s, samples every ${SAMPLE} s, ledgerd ${BENCH_BIN#"$LEDGER_ROOT"/} (pid $BENCH_LEDGERD_PID)"
+bench_say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 "${BENCH_CLIENT_PIN[@]}" "$PY" "$LEDGER_ROOT/bench/soak.py" "$BENCH_LEDGERD_PORT" "$BENCH_LEDGERD_PID" \
     "$BENCH_REDIS_PORT" "$BENCH_KEY" "$BENCH_PID" "$BENCH_EMAIL" "$BENCH_PASSWORD" "$DURATION" "$SAMPLE" |
     tee -a "$BENCH_REPORT"
 kill -0 "$BENCH_LEDGERD_PID" || die "ledgerd died during the soak"
+bench_say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_finish

@@ -106,12 +106,15 @@ bench_say "scroll: ${R[scroll_rows_loaded]:-} rows loaded by cursor while scroll
 for ((p = 1; p <= ${R[scroll_passes]:-0}; p++)); do
     bench_say "scroll pass $p (top to bottom, 150 rows a frame): ${R[scroll_pass$p]:-}"
 done
+bench_say "scroll pass at reading speed (15 rows a frame, text drawn in every frame, first 6,000 rows): ${R[scroll_read_pass]:-}"
 lt=${R[scroll_longest_task_ms_median]:-}
 bench_say "scroll through them:    longest main-thread task per pass ${R[scroll_longest_task_ms_per_pass]:-} ms \
 (0 = none over 50 ms), median $lt ms; at most ${R[scroll_max_rows_in_dom]:-} rows in the DOM; target < 50 ms: $(verdict "$lt" 50)"
 bench_say "traced pass (CPU time = thread time, without the waits for a core): longest main-thread task \
 ${R[scroll_traced_longest_task_wall_ms]:-?} ms wall, ${R[scroll_traced_longest_task_cpu_ms]:-?} ms CPU; tasks over 50 ms: \
 ${R[scroll_traced_tasks_over_50ms_wall]:-?} by wall time, ${R[scroll_traced_tasks_over_50ms_cpu]:-?} by CPU time"
+bench_say "traced pass, main-thread ms by kind of work (wall/CPU): ${R[scroll_traced_ms_by_kind]:-?}"
+bench_say "  inside its longest task: ${R[scroll_traced_longest_task_by_kind]:-?}"
 bench_say "load average after the browser part: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with other work: \
 long tasks and first paint move with it)"
 bench_finish

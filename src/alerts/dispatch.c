@@ -102,6 +102,9 @@ struct ldg_httpc *ldg_dispatch_http(struct ldg_worker *w)
         const struct ldg_analytics_cfg *c = cfg_of(w);
         d->http =
             ldg_httpc_new(&w->loop, (unsigned)c->outbound_max_inflight, (unsigned)c->outbound_max_queued);
+        if (ldg_httpc_set_ca_file(d->http, c->outbound_ca_file) < 0)
+            ldg_log_error(CTX, "alerts: outbound_ca_file %s is not readable: https:// requests will fail",
+                          c->outbound_ca_file);
     }
     return d->http;
 }
@@ -354,7 +357,7 @@ static void webhook_attempt(struct delivery *dl)
     int rc = http ? ldg_httpc_send(http, &r, on_webhook_answer, dl) : -ECANCELED;
     if (rc < 0) {
         const char *why = rc == -EAGAIN            ? "too many outgoing requests"
-                          : rc == -EPROTONOSUPPORT ? "only http:// URLs are supported"
+                          : rc == -EPROTONOSUPPORT ? "only http:// and https:// URLs are supported"
                           : rc == -ECANCELED       ? "shutting down"
                                                    : "invalid URL";
         log_attempt(ds, dl->connector_id, dl->attempt, false, 0, why, 0);

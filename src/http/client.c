@@ -4,6 +4,13 @@
  * A request owns up to three things that finish at different times: the getaddrinfo job, the TCP
  * handle and the deadline timer. finish() reports once, then closes what is open; the request is
  * freed when the last of them is gone (close callbacks, the resolution's callback).
+ *
+ * https:// runs OpenSSL over the same TCP handle through a pair of memory BIOs: bytes read from
+ * the socket go into the read BIO, the TLS engine's output is taken from the write BIO and written
+ * with uv_write. The engine never touches the socket, so nothing blocks the loop. The client's
+ * SSL_CTX (made at the first https:// request) verifies the peer against the system CA store and
+ * the configured CA file; each connection sends SNI (names, not addresses) and checks the
+ * certificate's name or IP address against the URL's host.
  */
 #include "http/client.h"
 
@@ -12,10 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/list.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define HEAD_MAX 512
 
@@ -25,6 +38,16 @@ struct ldg_httpc {
     struct ldg_list queue, running;
     size_t live; /* requests allocated */
     bool closing;
+    char *ca_file;   /* owned; NULL: the system store only */
+    SSL_CTX *tls;    /* made at the first https:// request */
+    bool tls_failed; /* ... and could not be: https:// requests fail */
+};
+
+struct twrite { /* one flush of TLS output to the socket */
+    uv_write_t wr;
+    struct hreq *h;
+    size_t len;
+    char data[];
 };
 
 struct hreq {
@@ -35,6 +58,10 @@ struct hreq {
     char *ubuf; /* owned: host and path point into it */
     const char *host, *path;
     int port;
+    bool tls;  /* https:// */
+    SSL *ssl;  /* owns its two memory BIOs */
+    bool sent; /* TLS: the request went into the engine */
+    char tls_err[112];
     char *out; /* owned: the request bytes */
     size_t outlen;
     int64_t timeout_ms;
@@ -52,16 +79,15 @@ struct hreq {
     size_t headlen;
 };
 
-int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port,
-                        const char **path)
+static int parse_url(const char *url, char *buf, size_t cap, const char **host, int *port, const char **path,
+                     bool *tls)
 {
     if (!url)
         return -EINVAL;
-    if (strncasecmp(url, "https://", 8) == 0)
-        return -EPROTONOSUPPORT;
-    if (strncasecmp(url, "http://", 7) != 0)
+    *tls = strncasecmp(url, "https://", 8) == 0;
+    if (!*tls && strncasecmp(url, "http://", 7) != 0)
         return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
-    const char *p = url + 7;
+    const char *p = url + (*tls ? 8 : 7);
     size_t n = strlen(p);
     if (n + 3 > cap || n == 0)
         return -EINVAL;
@@ -72,7 +98,7 @@ int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **hos
     if (memchr(auth, '@', authlen))
         return -EINVAL; /* no credentials in URLs */
     const char *hs = auth, *he;
-    *port = 80;
+    *port = *tls ? 443 : 80;
     if (authlen && auth[0] == '[') {
         const char *rb = memchr(auth, ']', authlen);
         if (!rb)
@@ -127,6 +153,46 @@ int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **hos
     return 0;
 }
 
+int ldg_httpc_parse_url(const char *url, char *buf, size_t cap, const char **host, int *port,
+                        const char **path)
+{
+    bool tls;
+    return parse_url(url, buf, cap, host, port, path, &tls);
+}
+
+int ldg_httpc_set_ca_file(struct ldg_httpc *c, const char *path)
+{
+    free(c->ca_file);
+    c->ca_file = path && *path ? ldg_strdup(path) : NULL;
+    if (c->tls) { /* made with the old setting: the next https:// request makes a new one */
+        SSL_CTX_free(c->tls);
+        c->tls = NULL;
+    }
+    c->tls_failed = false;
+    return c->ca_file && access(c->ca_file, R_OK) != 0 ? -errno : 0;
+}
+
+/* The client's TLS context: TLS 1.2 or later, peer verification on (system store + CA file). */
+static SSL_CTX *tls_ctx(struct ldg_httpc *c)
+{
+    if (c->tls || c->tls_failed)
+        return c->tls;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    bool ok = ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+              SSL_CTX_set_default_verify_paths(ctx) == 1 &&
+              (!c->ca_file || SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) == 1);
+    ERR_clear_error();
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        c->tls_failed = true;
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    c->tls = ctx;
+    return ctx;
+}
+
 struct ldg_httpc *ldg_httpc_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_queued)
 {
     struct ldg_httpc *c = ldg_calloc(1, sizeof *c);
@@ -145,6 +211,13 @@ size_t ldg_httpc_pending(const struct ldg_httpc *c)
 
 static void start(struct hreq *h);
 
+static void client_free(struct ldg_httpc *c)
+{
+    SSL_CTX_free(c->tls);
+    free(c->ca_file);
+    free(c);
+}
+
 static void maybe_free(struct hreq *h)
 {
     if (!h->done || h->open_handles || h->gai_pending)
@@ -154,7 +227,7 @@ static void maybe_free(struct hreq *h)
     free(h->out);
     free(h);
     if (--c->live == 0 && c->closing)
-        free(c);
+        client_free(c);
 }
 
 static void on_handle_closed(uv_handle_t *hd)
@@ -192,6 +265,10 @@ static void finish(struct hreq *h, int status, const char *error)
     }
     if (h->gai_pending)
         uv_cancel((uv_req_t *)&h->gai);
+    if (h->ssl) {
+        SSL_free(h->ssl);
+        h->ssl = NULL;
+    }
     h->cb(status, took, error, h->ud);
     pump(c);
     maybe_free(h);
@@ -205,6 +282,8 @@ static void on_timer(uv_timer_t *t)
     else
         finish(h, -ETIMEDOUT, "timed out");
 }
+
+static bool status_line(struct hreq *h);
 
 static void on_read_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
@@ -228,22 +307,208 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         h->headlen += (size_t)nread;
         h->head[h->headlen] = 0;
     }
-    char *eol = strstr(h->head, "\r\n");
-    if (!eol && h->headlen >= HEAD_MAX - 1) {
-        finish(h, -EPROTO, "malformed response");
+    if (status_line(h))
         return;
-    }
-    if (eol) {
-        int major = 0, minor = 0, code = 0;
-        if (sscanf(h->head, "HTTP/%d.%d %d", &major, &minor, &code) != 3 || code < 100 || code > 999)
-            finish(h, -EPROTO, "malformed response");
-        else
-            finish(h, code, NULL);
-        return;
-    }
     if (nread < 0)
         finish(h, nread == UV_EOF ? -EPROTO : (int)nread,
                nread == UV_EOF ? "connection closed before a response" : uv_strerror((int)nread));
+}
+
+/* Parse the status line once it is complete: true when the request finished. */
+static bool status_line(struct hreq *h)
+{
+    char *eol = strstr(h->head, "\r\n");
+    if (!eol && h->headlen >= HEAD_MAX - 1) {
+        finish(h, -EPROTO, "malformed response");
+        return true;
+    }
+    if (!eol)
+        return false;
+    int major = 0, minor = 0, code = 0;
+    if (sscanf(h->head, "HTTP/%d.%d %d", &major, &minor, &code) != 3 || code < 100 || code > 999)
+        finish(h, -EPROTO, "malformed response");
+    else
+        finish(h, code, NULL);
+    return true;
+}
+
+static void on_tls_written(uv_write_t *w, int status)
+{
+    struct twrite *tw = w->data;
+    struct hreq *h = tw->h;
+    free(tw);
+    if (status < 0 && !h->done && status != UV_ECANCELED)
+        finish(h, status, uv_strerror(status));
+}
+
+/* Write what the TLS engine produced to the socket. */
+static bool tls_flush(struct hreq *h)
+{
+    BIO *wbio = SSL_get_wbio(h->ssl);
+    size_t n;
+    while ((n = BIO_ctrl_pending(wbio)) > 0) {
+        struct twrite *tw = ldg_malloc(sizeof *tw + n);
+        int got = BIO_read(wbio, tw->data, (int)n);
+        if (got <= 0) {
+            free(tw);
+            break;
+        }
+        tw->h = h;
+        tw->len = (size_t)got;
+        tw->wr.data = tw;
+        uv_buf_t b = uv_buf_init(tw->data, (unsigned)tw->len);
+        int rc = uv_write(&tw->wr, (uv_stream_t *)&h->tcp, &b, 1, on_tls_written);
+        if (rc < 0) {
+            free(tw);
+            finish(h, rc, uv_strerror(rc));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A TLS failure: the certificate's verification result when that is what failed, else the
+ * library's reason. The text lives in the request until its callback has run. */
+static void tls_fail(struct hreq *h, const char *what)
+{
+    long vr = SSL_get_verify_result(h->ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (vr != X509_V_OK)
+        snprintf(h->tls_err, sizeof h->tls_err, "TLS certificate verification failed: %s",
+                 X509_verify_cert_error_string(vr));
+    else if (e && ERR_reason_error_string(e))
+        snprintf(h->tls_err, sizeof h->tls_err, "TLS %s failed: %s", what, ERR_reason_error_string(e));
+    else
+        snprintf(h->tls_err, sizeof h->tls_err, "TLS %s failed", what);
+    ERR_clear_error();
+    finish(h, -EPROTO, h->tls_err);
+}
+
+/* Move the TLS connection on as far as the bytes at hand allow: handshake, request, answer. */
+static void tls_advance(struct hreq *h)
+{
+    if (!SSL_is_init_finished(h->ssl)) {
+        int r = SSL_do_handshake(h->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(h->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                tls_flush(h);
+                return;
+            }
+            tls_fail(h, "handshake");
+            return;
+        }
+    }
+    if (!h->sent) {
+        /* Memory BIOs grow as needed: the whole request goes in at once. */
+        if (SSL_write(h->ssl, h->out, (int)h->outlen) != (int)h->outlen) {
+            tls_fail(h, "write");
+            return;
+        }
+        h->sent = true;
+    }
+    if (!tls_flush(h))
+        return;
+    for (;;) {
+        size_t room = HEAD_MAX - 1 - h->headlen;
+        char scratch[256];
+        char *into = room ? h->head + h->headlen : scratch;
+        int r = SSL_read(h->ssl, into, room ? (int)room : (int)sizeof scratch);
+        if (r > 0) {
+            if (room) {
+                h->headlen += (size_t)r;
+                h->head[h->headlen] = 0;
+            }
+            if (status_line(h))
+                return;
+            continue;
+        }
+        int e = SSL_get_error(h->ssl, r);
+        if (e == SSL_ERROR_WANT_READ) {
+            tls_flush(h); /* e.g. a key update */
+            return;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            ERR_clear_error();
+            finish(h, -EPROTO, "connection closed before a response");
+            return;
+        }
+        tls_fail(h, "read");
+        return;
+    }
+}
+
+static void on_tls_read_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    (void)hd;
+    (void)suggested;
+    static _Thread_local char in[16384]; /* consumed by on_tls_read before the next read */
+    *buf = uv_buf_init(in, sizeof in);
+}
+
+static void on_tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hreq *h = s->data;
+    if (h->done)
+        return;
+    if (nread > 0) {
+        if (BIO_write(SSL_get_rbio(h->ssl), buf->base, (int)nread) != (int)nread) {
+            tls_fail(h, "read");
+            return;
+        }
+        tls_advance(h);
+        return;
+    }
+    if (nread < 0) {
+        bool hs = !SSL_is_init_finished(h->ssl);
+        if (nread == UV_EOF)
+            finish(h, -EPROTO,
+                   hs ? "TLS handshake failed: connection closed" : "connection closed before a response");
+        else
+            finish(h, (int)nread, uv_strerror((int)nread));
+    }
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+static void tls_start(struct hreq *h)
+{
+    SSL_CTX *ctx = tls_ctx(h->c);
+    if (!ctx) {
+        finish(h, -EPROTO, "TLS unavailable: the CA file could not be loaded");
+        return;
+    }
+    h->ssl = SSL_new(ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    bool ok = h->ssl && rb && wb;
+    if (ok) {
+        SSL_set_bio(h->ssl, rb, wb); /* the SSL owns them from here */
+        rb = wb = NULL;
+        SSL_set_connect_state(h->ssl);
+        if (is_ip_literal(h->host)) {
+            /* No SNI for addresses (RFC 6066); the certificate must name the address. */
+            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(h->ssl), h->host) == 1;
+        } else {
+            ok = SSL_set_tlsext_host_name(h->ssl, h->host) == 1 && SSL_set1_host(h->ssl, h->host) == 1;
+        }
+    }
+    BIO_free(rb);
+    BIO_free(wb);
+    if (!ok) {
+        ERR_clear_error();
+        finish(h, -EPROTO, "TLS setup failed");
+        return;
+    }
+    int rc = uv_read_start((uv_stream_t *)&h->tcp, on_tls_read_alloc, on_tls_read);
+    if (rc < 0) {
+        finish(h, rc, uv_strerror(rc));
+        return;
+    }
+    tls_advance(h);
 }
 
 static void on_written(uv_write_t *w, int status)
@@ -260,6 +525,10 @@ static void on_connected(uv_connect_t *cr, int status)
         return;
     if (status < 0) {
         finish(h, status, uv_strerror(status));
+        return;
+    }
+    if (h->tls) {
+        tls_start(h);
         return;
     }
     uv_buf_t b = uv_buf_init(h->out, (unsigned)h->outlen);
@@ -337,7 +606,8 @@ int ldg_httpc_send(struct ldg_httpc *c, const struct ldg_httpc_req *r, ldg_httpc
     char *ubuf = ldg_malloc(cap);
     const char *host, *path;
     int port;
-    int rc = ldg_httpc_parse_url(r->url, ubuf, cap, &host, &port, &path);
+    bool tls;
+    int rc = parse_url(r->url, ubuf, cap, &host, &port, &path, &tls);
     if (rc < 0) {
         free(ubuf);
         return rc;
@@ -354,13 +624,14 @@ int ldg_httpc_send(struct ldg_httpc *c, const struct ldg_httpc_req *r, ldg_httpc
     h->host = host;
     h->path = path;
     h->port = port;
+    h->tls = tls;
     h->timeout_ms = r->timeout_ms > 0 ? r->timeout_ms : 10000;
     struct ldg_buf b;
     ldg_buf_init(&b);
     bool v6 = strchr(host, ':') != NULL;
     ldg_buf_printf(&b, "%s %s HTTP/1.1\r\nHost: %s%s%s", r->method ? r->method : "GET", path, v6 ? "[" : "",
                    host, v6 ? "]" : "");
-    if (port != 80)
+    if (port != (tls ? 443 : 80))
         ldg_buf_printf(&b, ":%d", port);
     ldg_buf_puts(&b, "\r\nUser-Agent: ledgerd\r\nConnection: close\r\n");
     for (size_t i = 0; i < r->nheaders; i++) {
@@ -408,5 +679,5 @@ void ldg_httpc_close(struct ldg_httpc *c)
         finish(h, -ECANCELED, "cancelled");
     }
     if (--c->live == 0)
-        free(c);
+        client_free(c);
 }

@@ -5,6 +5,7 @@
     rx.plan = [500, 500]            # statuses for the next requests, then rx.status (default 200)
     rx.wait(2, timeout=10)          # the first 2 requests [(method, path, headers, body, t)]
     rx.close()
+    Receiver(tls=ssl_context)       # https: the context's certificate; rx.sni lists the SNI names seen (None: none sent)
 
 Also a context manager. Nothing here asserts.
 """
@@ -15,8 +16,10 @@ import time
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, tls=None):
         self.requests = []
+        self.sni = []
+        self.tls = tls
         self.plan = []
         self.status = 200
         self.delay = 0.0
@@ -45,11 +48,14 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path="/"):
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path="/", host="127.0.0.1"):
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def wait(self, n, timeout=10.0):
         end = time.time() + timeout

@@ -158,7 +158,7 @@ def test_hourly_metrics_backfill_idempotent_and_routes(env, rc):
         return sorted(e.logs.execute(
             "SELECT date, hour, metric_type, endpoint_method, endpoint_path, log_level, log_type, log_count, "
             "error_count, round(avg_duration_ms::numeric, 3), min_duration_ms, max_duration_ms, p95_duration_ms, "
-            "p99_duration_ms FROM aggregated_metrics WHERE project_id = %s", (e.pid,)).fetchall())
+            "p99_duration_ms, p50_duration_ms FROM aggregated_metrics WHERE project_id = %s", (e.pid,)).fetchall())
 
     want = sorted(e.logs.execute(
         "WITH s AS (SELECT * FROM logs WHERE project_id = %s), "
@@ -169,13 +169,14 @@ def test_hourly_metrics_backfill_idempotent_and_routes(env, rc):
         "SELECT d, h, 'endpoint', m, p, NULL, NULL, count(*), count(*) FILTER (WHERE st >= 400), "
         "round(avg(du)::numeric, 3), round(min(du))::int, round(max(du))::int, "
         "round(percentile_cont(0.95) WITHIN GROUP (ORDER BY du))::int, "
-        "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY du))::int FROM ep GROUP BY d, h, m, p "
+        "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY du))::int, "
+        "round(percentile_cont(0.5) WITHIN GROUP (ORDER BY du))::int FROM ep GROUP BY d, h, m, p "
         "UNION ALL SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYYMMDD'), extract(hour FROM timestamp AT TIME "
-        "ZONE 'UTC')::int, 'exception', NULL, NULL, NULL, NULL, count(*), count(*), NULL, NULL, NULL, NULL, NULL "
-        "FROM s WHERE log_type = 'exception' GROUP BY 1, 2 "
+        "ZONE 'UTC')::int, 'exception', NULL, NULL, NULL, NULL, count(*), count(*), NULL, NULL, NULL, NULL, NULL, "
+        "NULL FROM s WHERE log_type = 'exception' GROUP BY 1, 2 "
         "UNION ALL SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYYMMDD'), extract(hour FROM timestamp AT TIME "
         "ZONE 'UTC')::int, 'log_volume', NULL, NULL, level, log_type, count(*), count(*) FILTER (WHERE level IN "
-        "('error', 'critical')), NULL, NULL, NULL, NULL, NULL FROM s GROUP BY 1, 2, level, log_type",
+        "('error', 'critical')), NULL, NULL, NULL, NULL, NULL, NULL FROM s GROUP BY 1, 2, level, log_type",
         (e.pid,)).fetchall())
     assert table() == want
     done = int(rc.get("ledger:analytics:hourly_metrics:done"))

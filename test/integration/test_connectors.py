@@ -91,7 +91,7 @@ def test_connector_validation(server):
         {"name": "x", "kind": "sms"},
         {"name": "x", "kind": "webhook"},
         {"name": "x", "kind": "webhook", "config": {"url": "ftp://example.com"}},
-        {"name": "x", "kind": "webhook", "config": {"url": "https://example.com/hook"}},
+        {"name": "x", "kind": "webhook", "config": {"url": "gopher://example.com/hook"}},
         {"name": "x", "kind": "webhook", "config": {"url": "http://example.com", "secret": "short"}},
         {"name": "x", "kind": "email", "config": {"to": "not-an-address"}},
         {"name": "", "kind": "in_app"},
@@ -101,8 +101,8 @@ def test_connector_validation(server):
         r = user.post("/api/v1/connectors", json=body)
         assert r.status_code == 422, (body, r.status_code, r.text)
     r = user.post("/api/v1/connectors", json={"name": "x", "kind": "webhook",
-                                              "config": {"url": "https://example.com/hook"}})
-    assert "only http://" in r.json()["detail"][0]["msg"]
+                                              "config": {"url": "ftp://example.com/hook"}})
+    assert "only http:// and https://" in r.json()["detail"][0]["msg"]
 
 
 def test_email_without_relay_is_skipped(server):

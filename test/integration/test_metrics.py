@@ -19,7 +19,8 @@ SLOW = {k: 3600000 for k in ("search_index_interval_ms", "hourly_metrics_interva
                               "available_routes_interval_ms", "usage_stats_interval_ms", "error_rate_interval_ms",
                               "log_volume_interval_ms", "top_errors_interval_ms")}
 KEYS = ["date", "hour", "endpoint_method", "endpoint_path", "log_level", "log_type", "log_count", "error_count",
-        "avg_duration_ms", "min_duration_ms", "max_duration_ms", "p95_duration_ms", "p99_duration_ms"]
+        "avg_duration_ms", "min_duration_ms", "max_duration_ms", "p95_duration_ms", "p99_duration_ms",
+        "p50_duration_ms"]
 
 
 def ymd(d):
@@ -40,16 +41,20 @@ class Env:
         self.rows = []
 
     def add(self, day, hour, mtype, count, errors=0, method=None, path=None, level=None, ltype=None, avg=None,
-            mn=None, mx=None, p95=None, p99=None):
+            mn=None, mx=None, p95=None, p99=None, p50=None):
+        if p50 is None and p95 is not None:
+            p50 = max(1, p95 // 3)
         r = dict(date=ymd(day), hour=hour, metric_type=mtype, endpoint_method=method, endpoint_path=path,
                  log_level=level, log_type=ltype, log_count=count, error_count=errors, avg_duration_ms=avg,
-                 min_duration_ms=mn, max_duration_ms=mx, p95_duration_ms=p95, p99_duration_ms=p99)
+                 min_duration_ms=mn, max_duration_ms=mx, p95_duration_ms=p95, p99_duration_ms=p99,
+                 p50_duration_ms=p50)
         self.rows.append(r)
         self.logs.execute(
             "INSERT INTO aggregated_metrics (project_id, date, hour, metric_type, endpoint_method, endpoint_path, "
             "log_level, log_type, log_count, error_count, avg_duration_ms, min_duration_ms, max_duration_ms, "
-            "p95_duration_ms, p99_duration_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (self.pid, r["date"], hour, mtype, method, path, level, ltype, count, errors, avg, mn, mx, p95, p99))
+            "p95_duration_ms, p99_duration_ms, p50_duration_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s)",
+            (self.pid, r["date"], hour, mtype, method, path, level, ltype, count, errors, avg, mn, mx, p95, p99, p50))
 
     def get(self, path, params, token=None, key=None):
         headers = {"X-API-Key": key} if key else {"Authorization": "Bearer " + (token or self.tok)}
@@ -112,7 +117,8 @@ def buckets(e, mtype, start, end, step, path=None):
                         "error_count": sum(r["error_count"] for r in g), "avg_duration_ms": avg,
                         "min_duration_ms": min((r["min_duration_ms"] for r in g), default=None) if g[0]["min_duration_ms"] is not None else None,
                         "max_duration_ms": max(r["max_duration_ms"] for r in g) if g[0]["max_duration_ms"] is not None else None,
-                        "p95_duration_ms": mean("p95_duration_ms"), "p99_duration_ms": mean("p99_duration_ms")})
+                        "p95_duration_ms": mean("p95_duration_ms"), "p99_duration_ms": mean("p99_duration_ms"),
+                        "p50_duration_ms": mean("p50_duration_ms")})
     return out
 
 
@@ -132,7 +138,7 @@ def test_aggregated_every_granularity(env):
     assert data[0] == {"date": ymd(TODAY), "hour": 0, "endpoint_method": "GET", "endpoint_path": "/users/{id}",
                        "log_level": None, "log_type": None, "log_count": 10, "error_count": 2,
                        "avg_duration_ms": 12.5, "min_duration_ms": 1, "max_duration_ms": 90, "p95_duration_ms": 40,
-                       "p99_duration_ms": 80}
+                       "p99_duration_ms": 80, "p50_duration_ms": 13}
     assert [(d["endpoint_method"], d["endpoint_path"]) for d in data if d["hour"] == 5] == [
         ("GET", "/orders"), ("POST", "/orders")]
     assert data[1] == {**{k: None for k in KEYS}, "date": ymd(TODAY), "hour": 1, "log_count": 0, "error_count": 0}

@@ -138,7 +138,7 @@ def test_monitor_validation_and_ownership(server):
     alice, bob = api.register(), api.register()
     pid = alice.create_project()["project_id"]
     base = {"project_id": pid, "kind": "http", "name": "x", "target_url": "http://127.0.0.1:9/"}
-    for patch in ({"kind": "tcp"}, {"target_url": None}, {"target_url": "https://example.com"},
+    for patch in ({"kind": "tcp"}, {"target_url": None}, {"target_url": "ftp://example.com"},
                   {"interval_s": 5}, {"timeout_s": 61}, {"expected_status": 99}, {"name": ""}):
         r = alice.post(MON, json={**base, **patch})
         assert r.status_code == 422, (patch, r.text)

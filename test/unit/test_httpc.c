@@ -31,7 +31,10 @@ static void urls(void **state)
     parse("http://[::1]:8000/x", 0, "::1", 8000, "/x");
     parse("http://[::1]", 0, "::1", 80, "/");
     parse("http://host?q=1", 0, "host", 80, "/?q=1");
-    parse("https://example.com/", -EPROTONOSUPPORT, NULL, 0, NULL);
+    parse("https://example.com/", 0, "example.com", 443, "/");
+    parse("HTTPS://example.com:8443/h", 0, "example.com", 8443, "/h");
+    parse("https://[::1]/x", 0, "::1", 443, "/x");
+    parse("https://", -EINVAL, NULL, 0, NULL);
     parse("ftp://example.com/", -EPROTONOSUPPORT, NULL, 0, NULL);
     parse("example.com/x", -EINVAL, NULL, 0, NULL);
     parse("http://", -EINVAL, NULL, 0, NULL);

@@ -111,7 +111,9 @@ enum {
     R_NAME,
     R_MAINT,
     R_SNOOZED,
-    R_COOLING
+    R_COOLING,
+    R_METRIC_NAME, /* custom metrics: the metric_points name */
+    R_AGGREGATION
 };
 
 static const char SQL_RULES[] =
@@ -120,9 +122,10 @@ static const char SQL_RULES[] =
     "EXISTS (SELECT 1 FROM maintenance_windows m WHERE m.project_id = r.project_id AND now() >= m.starts_at "
     "AND now() < m.ends_at), "
     "coalesce(r.snoozed_until > now(), false), "
-    "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false) "
+    "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false), "
+    "r.metric_name, r.aggregation "
     "FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.enabled "
-    "ORDER BY r.project_id, r.id LIMIT $1::int";
+    "ORDER BY r.project_id, r.metric = 'custom', r.id LIMIT $1::int";
 
 struct group_run {
     struct pass *p;
@@ -145,6 +148,11 @@ static const char *cell(const PGresult *r, int row, int col)
 }
 
 static void eval_next(struct pass *p);
+
+static bool is_custom(const PGresult *r, int i)
+{
+    return strcmp(PQgetvalue(r, i, R_METRIC), "custom") == 0;
+}
 
 static void group_release(struct group_run *g)
 {
@@ -184,14 +192,18 @@ static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
     int i = rr->row;
     char v[48];
     fmt_value(v, sizeof v, rr->value);
-    char title[512];
+    char title[512], metric[300];
     const char *name = PQgetvalue(r, i, R_NAME);
-    if (firing)
-        snprintf(title, sizeof title, "Alert firing: %s (%s %s %s, value %s)", name,
-                 PQgetvalue(r, i, R_METRIC), symbol(PQgetvalue(r, i, R_CMP)), PQgetvalue(r, i, R_THRESHOLD),
-                 v);
+    if (is_custom(r, i)) /* e.g. "avg(queue.depth)" */
+        snprintf(metric, sizeof metric, "%s(%s)", PQgetvalue(r, i, R_AGGREGATION),
+                 PQgetvalue(r, i, R_METRIC_NAME));
     else
-        snprintf(title, sizeof title, "Alert resolved: %s (%s %s)", name, PQgetvalue(r, i, R_METRIC), v);
+        snprintf(metric, sizeof metric, "%s", PQgetvalue(r, i, R_METRIC));
+    if (firing)
+        snprintf(title, sizeof title, "Alert firing: %s (%s %s %s, value %s)", name, metric,
+                 symbol(PQgetvalue(r, i, R_CMP)), PQgetvalue(r, i, R_THRESHOLD), v);
+    else
+        snprintf(title, sizeof title, "Alert resolved: %s (%s %s)", name, metric, v);
     struct ldg_buf b;
     ldg_buf_init(&b);
     struct ldg_json_writer jw;
@@ -210,6 +222,12 @@ static void notify_rule(struct rule_run *rr, bool firing, const char *event_id)
     ldg_json_str(&jw, firing ? "firing" : "resolved");
     ldg_json_key(&jw, "metric");
     ldg_json_str(&jw, PQgetvalue(r, i, R_METRIC));
+    if (is_custom(r, i)) {
+        ldg_json_key(&jw, "metric_name");
+        ldg_json_str(&jw, PQgetvalue(r, i, R_METRIC_NAME));
+        ldg_json_key(&jw, "aggregation");
+        ldg_json_str(&jw, PQgetvalue(r, i, R_AGGREGATION));
+    }
     ldg_json_key(&jw, "comparator");
     ldg_json_str(&jw, PQgetvalue(r, i, R_CMP));
     ldg_json_key(&jw, "threshold");
@@ -438,6 +456,27 @@ static bool rule_aggregate(struct group_run *g, int i, struct ldg_buf *sql, stru
     return dur;
 }
 
+/* A custom metric rule: its points in the window, reduced by its aggregation. A point's value is
+ * `value` (gauge, sum) or, for a histogram, its mean (sum / count), its min, max or sum. */
+static void custom_aggregate(struct group_run *g, int i, struct ldg_buf *sql, struct ldg_qparams *qp)
+{
+    const PGresult *r = g->p->rows;
+    const char *agg = PQgetvalue(r, i, R_AGGREGATION);
+    int name = ldg_qparams_add(qp, &g->arena, PQgetvalue(r, i, R_METRIC_NAME));
+    int w = ldg_qparams_add(qp, &g->arena, PQgetvalue(r, i, R_WINDOW));
+    const char *expr = strcmp(agg, "min") == 0     ? "min(coalesce(value, min))"
+                       : strcmp(agg, "max") == 0   ? "max(coalesce(value, max))"
+                       : strcmp(agg, "sum") == 0   ? "sum(coalesce(value, sum))"
+                       : strcmp(agg, "count") == 0 ? "count(*)"
+                       : strcmp(agg, "last") == 0
+                           ? "(array_agg(coalesce(value, sum / nullif(count, 0)) ORDER BY \"time\" DESC))[1]"
+                           : "avg(coalesce(value, sum / nullif(count, 0)))";
+    ldg_buf_printf(sql,
+                   "(SELECT %s FROM metric_points WHERE project_id = $1::bigint AND name = $%d AND "
+                   "\"time\" >= now() - $%d::int * interval '1 second' AND \"time\" <= now())::float8",
+                   expr, name, w);
+}
+
 static void group_start(struct pass *p, int first, int n)
 {
     struct group_run *g = ldg_calloc(1, sizeof *g);
@@ -460,18 +499,25 @@ static void group_start(struct pass *p, int first, int n)
     struct ldg_buf aggs;
     ldg_buf_init(&aggs);
     bool dur = false;
+    bool custom = is_custom(r, first); /* a group is all custom or all log metrics (eval_next) */
     for (int k = 0; k < n; k++) {
         if (k)
             ldg_buf_puts(&aggs, ", ");
-        dur |= rule_aggregate(g, first + k, &aggs, &qp);
+        if (custom)
+            custom_aggregate(g, first + k, &aggs, &qp);
+        else
+            dur |= rule_aggregate(g, first + k, &aggs, &qp);
     }
     struct ldg_buf sql;
     ldg_buf_init(&sql);
-    ldg_buf_printf(&sql,
-                   "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
-                   "$2::int * interval '1 second' AND \"timestamp\" <= now()",
-                   (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
-                   dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
+    if (custom) /* one row of scalar subqueries; $2 (the longest window) is not needed but typed */
+        ldg_buf_printf(&sql, "SELECT %.*s WHERE $2::int > 0", (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs));
+    else
+        ldg_buf_printf(&sql,
+                       "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
+                       "$2::int * interval '1 second' AND \"timestamp\" <= now()",
+                       (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
+                       dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
     ldg_buf_put(&sql, "", 1);
     ldg_buf_free(&aggs);
     int64_t project = strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10);
@@ -490,7 +536,8 @@ static void eval_next(struct pass *p)
     while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency) {
         int first = p->next, n = 1;
         while (first + n < p->n && n < GROUP_MAX &&
-               strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0)
+               strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0 &&
+               is_custom(r, first + n) == is_custom(r, first))
             n++;
         p->next += n;
         group_start(p, first, n);

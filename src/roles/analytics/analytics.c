@@ -93,6 +93,8 @@ const struct ldg_cfg_key ldg_analytics_cfg_keys[] = {
      "Outgoing HTTP requests (webhooks, http monitors) one worker runs at once"},
     {"outbound_max_queued", LDG_CFG_INT, CFG(outbound_max_queued), "1000", 0, 100000, NULL, 0,
      "Outgoing HTTP requests waiting per worker; beyond that they fail at once"},
+    {"outbound_ca_file", LDG_CFG_STR, CFG(outbound_ca_file), "", 0, 0, NULL, 0,
+     "PEM file of CA certificates trusted for https:// webhooks and monitors, besides the system store"},
     {"smtp_host", LDG_CFG_STR, CFG(smtp_host), "", 0, 0, NULL, 0,
      "SMTP relay for e-mail connectors (plain SMTP, no authentication); empty = e-mail is skipped"},
     {"smtp_port", LDG_CFG_INT, CFG(smtp_port), "25", 1, 65535, NULL, 0, "Port of the SMTP relay"},
@@ -544,25 +546,27 @@ static const char hourly_sql[] =
     "SELECT project_id, 'endpoint' AS t, m, p, NULL AS lv, NULL AS ty, count(*) AS n, "
     "count(*) FILTER (WHERE status >= 400) AS e, avg(dur) AS a, round(min(dur))::int AS mn, "
     "round(max(dur))::int AS mx, round(percentile_cont(0.95) WITHIN GROUP (ORDER BY dur))::int AS p95, "
-    "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY dur))::int AS p99 FROM ep GROUP BY project_id, m, p "
+    "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY dur))::int AS p99, "
+    "round(percentile_cont(0.5) WITHIN GROUP (ORDER BY dur))::int AS p50 FROM ep GROUP BY project_id, m, p "
     "UNION ALL SELECT project_id, 'exception', NULL, NULL, NULL, NULL, count(*), count(*), NULL, NULL, NULL, "
-    "NULL, NULL FROM src WHERE log_type = 'exception' GROUP BY project_id "
+    "NULL, NULL, NULL FROM src WHERE log_type = 'exception' GROUP BY project_id "
     "UNION ALL SELECT project_id, 'log_volume', NULL, NULL, level, log_type, count(*), "
-    "count(*) FILTER (WHERE level IN ('error', 'critical')), NULL, NULL, NULL, NULL, NULL FROM src "
+    "count(*) FILTER (WHERE level IN ('error', 'critical')), NULL, NULL, NULL, NULL, NULL, NULL FROM src "
     "GROUP BY project_id, level, log_type) "
     "INSERT INTO aggregated_metrics AS am (project_id, date, hour, metric_type, endpoint_method, "
     "endpoint_path, "
     "log_level, log_type, log_count, error_count, avg_duration_ms, min_duration_ms, max_duration_ms, "
-    "p95_duration_ms, p99_duration_ms) SELECT project_id, to_char($1::timestamptz AT TIME ZONE 'UTC', "
-    "'YYYYMMDD'), extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')::int, t, m, p, lv, ty, n, e, a, mn, "
-    "mx, "
-    "p95, p99 FROM agg "
+    "p95_duration_ms, p99_duration_ms, p50_duration_ms) SELECT project_id, to_char($1::timestamptz AT TIME "
+    "ZONE 'UTC', 'YYYYMMDD'), extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')::int, t, m, p, lv, ty, "
+    "n, "
+    "e, a, mn, mx, p95, p99, p50 FROM agg "
     "ON CONFLICT (project_id, date, hour, metric_type, COALESCE(endpoint_method, ''), "
     "COALESCE(endpoint_path, ''), "
     "COALESCE(log_level, ''), COALESCE(log_type, '')) DO UPDATE SET log_count = excluded.log_count, "
     "error_count = excluded.error_count, avg_duration_ms = excluded.avg_duration_ms, "
     "min_duration_ms = excluded.min_duration_ms, max_duration_ms = excluded.max_duration_ms, "
-    "p95_duration_ms = excluded.p95_duration_ms, p99_duration_ms = excluded.p99_duration_ms, updated_at = "
+    "p95_duration_ms = excluded.p95_duration_ms, p99_duration_ms = excluded.p99_duration_ms, "
+    "p50_duration_ms = excluded.p50_duration_ms, updated_at = "
     "now()";
 
 #define HOURLY_DONE_KEY "ledger:analytics:hourly_metrics:done"

@@ -61,6 +61,7 @@ struct ldg_analytics_cfg {
     int64_t webhook_backoff_ms;
     int64_t outbound_max_inflight; /* HTTP requests one worker runs at once */
     int64_t outbound_max_queued;   /* more wait; beyond that a delivery or check fails at once */
+    char *outbound_ca_file;        /* extra trusted CAs for https://; empty: the system store only */
     char *smtp_host;               /* empty: e-mail connectors are skipped */
     int64_t smtp_port;
     char *smtp_from;

@@ -42,15 +42,18 @@
 static const struct ldg_auth_errs ERRS_ALERTS = {MSG_TIMEOUT, "Alert operation failed", NULL};
 
 static const char *const metrics[] = {"error_rate",  "error_count", "log_volume", "p50_latency",
-                                      "p95_latency", "p99_latency", NULL};
+                                      "p95_latency", "p99_latency", "custom",     NULL};
+static const char *const aggregations[] = {"avg", "min", "max", "sum", "last", "count", NULL};
 static const char *const comparators[] = {"gt", "gte", "lt", "lte", NULL};
 static const char *const comparator_symbols[] = {">", ">=", "<", "<=", NULL};
 
 #define ISO(c) LDG_SQL_ISO(c)
 #define RULE_JSON                                                                                                                                                                 \
     "json_build_object('id', r.id, 'project_id', r.project_id, 'name', r.name, 'metric', r.metric, "                                                                              \
+    "'metric_name', r.metric_name, 'aggregation', r.aggregation, "                                                                                                \
     "'filter', r.filter, 'comparator', r.comparator, 'threshold', r.threshold, 'unit', CASE WHEN r.metric "                                                                       \
-    "= 'error_rate' THEN 'percent' WHEN r.metric LIKE 'p%_latency' THEN 'ms' ELSE 'count' END, 'window_s', "                                                                      \
+    "= 'error_rate' THEN 'percent' WHEN r.metric LIKE 'p%_latency' THEN 'ms' WHEN r.metric = 'custom' THEN "                                                                      \
+    "NULL ELSE 'count' END, 'window_s', "                                                                      \
     "r.window_s, 'cooldown_s', r.cooldown_s, 'connector_ids', to_json(r.connector_ids), 'enabled', "                                                                              \
     "r.enabled, 'state', r.state, 'last_value', r.last_value, 'last_evaluated_at', " ISO("r.last_evaluated_"                                                                      \
                                                                                          "at") ", "                                                                               \
@@ -108,6 +111,7 @@ static int pick(const char *v, const char *const *set)
 struct rule_in {
     int64_t project_id, window_s, cooldown_s;
     const char *name, *metric, *comparator, *filter, *connectors;
+    const char *metric_name, *aggregation; /* custom metrics */
     double threshold;
     bool has_threshold, enabled;
     int has_enabled;
@@ -149,12 +153,41 @@ static bool read_rule(struct ldg_req *req, const cJSON *body, bool create, struc
         if (i < 0) {
             ldg__auth_422(req, "body", "metric", "literal_error",
                           "Input should be 'error_rate', 'error_count', 'log_volume', 'p50_latency', "
-                          "'p95_latency' or 'p99_latency'",
+                          "'p95_latency', 'p99_latency' or 'custom'",
                           ldg_json_member(body, "metric"));
             return false;
         }
         in->metric = metrics[i];
     }
+    if (ldg__auth_str(req, body, "metric_name", false, 1, 255, &in->metric_name) < 0)
+        return false;
+    if (ldg__auth_str(req, body, "aggregation", false, 1, 8, &s) < 0)
+        return false;
+    if (s) {
+        int i = pick(s, aggregations);
+        if (i < 0) {
+            ldg__auth_422(req, "body", "aggregation", "literal_error",
+                          "Input should be 'avg', 'min', 'max', 'sum', 'last' or 'count'",
+                          ldg_json_member(body, "aggregation"));
+            return false;
+        }
+        in->aggregation = aggregations[i];
+    }
+    bool custom = in->metric && strcmp(in->metric, "custom") == 0;
+    if (custom && !in->metric_name) { /* also on PATCH: a rule turned custom names its metric */
+        ldg__auth_422(req, "body", "metric_name", "missing", "Field required with metric 'custom'", body);
+        return false;
+    }
+    if (in->metric && !custom && (in->metric_name || in->aggregation)) {
+        ldg__auth_422(req, "body", in->metric_name ? "metric_name" : "aggregation", "value_error",
+                      "Value error, only rules with metric 'custom' take metric_name and aggregation",
+                      ldg_json_member(body, in->metric_name ? "metric_name" : "aggregation"));
+        return false;
+    }
+    if (custom && !in->aggregation)
+        in->aggregation = "avg";
+    if (in->metric_name)
+        in->metric_name = ldg_arena_strndup(&req->arena, in->metric_name, strlen(in->metric_name));
     if (ldg__auth_str(req, body, "comparator", create, 1, 4, &s) < 0)
         return false;
     if (s) {
@@ -198,6 +231,12 @@ static bool read_rule(struct ldg_req *req, const cJSON *body, bool create, struc
             in->filter = ldg_arena_strndup(&req->arena, in->filter, strlen(in->filter));
         }
     }
+    if (custom && in->filter) {
+        ldg__auth_422(req, "body", "filter", "value_error",
+                      "Value error, a filter applies to log metrics, not to metric 'custom'",
+                      ldg_json_member(body, "filter"));
+        return false;
+    }
     if (ldg__auth_id_list(req, body, "connector_ids", &in->connectors) < 0)
         return false;
     if ((in->has_enabled = ldg__auth_bool(req, body, "enabled", &in->enabled)) < 0)
@@ -235,7 +274,9 @@ static void create_rule(struct ldg_req *req)
                             ldg__auth_itoa(req, in.window_s),
                             ldg__auth_itoa(req, in.cooldown_s),
                             in.connectors ? in.connectors : "{}",
-                            in.has_enabled == 1 && !in.enabled ? "f" : "t"};
+                            in.has_enabled == 1 && !in.enabled ? "f" : "t",
+                            in.metric_name,
+                            in.aggregation};
     static const struct ldg_auth_json_answer ans = {.status = 201,
                                                     .missing = MSG_NO_PROJECT,
                                                     .forbidden = MSG_PROJECT_DENIED,
@@ -246,11 +287,12 @@ static void create_rule(struct ldg_req *req)
             "$10",
             "$2") " AS good), "
                   "r AS (INSERT INTO alert_rules (project_id, name, metric, filter, comparator, threshold, "
-                  "window_s, cooldown_s, connector_ids, enabled) SELECT p.id, $3, $4, $5, $6, $7::float8, "
-                  "$8::int, $9::int, $10::bigint[], $11::bool FROM p, ok WHERE p.account_id = $2::bigint "
+                  "window_s, cooldown_s, connector_ids, enabled, metric_name, aggregation) SELECT p.id, $3, $4, "
+                  "$5, $6, $7::float8, $8::int, $9::int, $10::bigint[], $11::bool, $12, $13 FROM p, ok WHERE "
+                  "p.account_id = $2::bigint "
                   "AND ok.good RETURNING *) "
                   "SELECT p.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM p",
-        11, params, &ERRS_ALERTS, &ans);
+        13, params, &ERRS_ALERTS, &ans);
 }
 
 /* The caller's projects, or one of them (?project_id, checked: 404/403 through `missing`). */
@@ -321,7 +363,9 @@ static void patch_rule(struct ldg_req *req)
                             in.cooldown_s >= 0 ? ldg__auth_itoa(req, in.cooldown_s) : NULL,
                             in.connectors ? in.connectors : "{}",
                             in.connectors ? "t" : "f",
-                            in.has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL};
+                            in.has_enabled == 1 ? (in.enabled ? "t" : "f") : NULL,
+                            in.metric_name,
+                            in.aggregation};
     ldg__auth_json(
         req, "alr_rule_patch",
         "WITH o AS (" RULE_OWNER "), ok AS (SELECT " CONNECTORS_OK(
@@ -329,6 +373,11 @@ static void patch_rule(struct ldg_req *req)
             "$2") " AS good), "
                   "r AS (UPDATE alert_rules r SET name = coalesce($3, r.name), metric = coalesce($4, "
                   "r.metric), "
+                  /* a rule leaving 'custom' drops its name and aggregation; one staying keeps them
+                     unless given (the table's CHECK refuses a mix) */
+                  "metric_name = CASE WHEN coalesce($4, r.metric) <> 'custom' THEN NULL ELSE "
+                  "coalesce($14, r.metric_name) END, aggregation = CASE WHEN coalesce($4, r.metric) <> "
+                  "'custom' THEN NULL ELSE coalesce($15, r.aggregation, 'avg') END, "
                   "filter = CASE WHEN $5::bool THEN $6 ELSE r.filter END, comparator = coalesce($7, "
                   "r.comparator), "
                   "threshold = coalesce($8::float8, r.threshold), window_s = coalesce($9::int, r.window_s), "
@@ -337,7 +386,7 @@ static void patch_rule(struct ldg_req *req)
                   "updated_at = now() FROM o, ok WHERE r.id = o.id AND o.account_id = $2::bigint AND ok.good "
                   "RETURNING r.*) "
                   "SELECT o.account_id, (SELECT " RULE_JSON "::text FROM r), (SELECT good FROM ok) FROM o",
-        13, params, &ERRS_ALERTS, &RULE_ANS);
+        15, params, &ERRS_ALERTS, &RULE_ANS);
 }
 
 static void set_enabled(struct ldg_req *req, bool on)

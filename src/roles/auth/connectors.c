@@ -240,7 +240,7 @@ static bool read_config(struct ldg_req *req, const cJSON *body, const char *kind
         if (rc < 0) {
             struct ldg_auth_loc loc[] = {{"config", 0}, {"url", 0}};
             ldg__auth_422_at(req, "body", loc, 2, "value_error",
-                             rc == -EPROTONOSUPPORT ? "Value error, only http:// URLs are supported"
+                             rc == -EPROTONOSUPPORT ? "Value error, only http:// and https:// URLs are supported"
                                                     : "Value error, invalid URL",
                              url);
             return false;

@@ -108,7 +108,7 @@ static bool read_monitor(struct ldg_req *req, const cJSON *body, bool create, st
                      : -EINVAL;
         if (rc < 0) {
             ldg__auth_422(req, "body", "target_url", "value_error",
-                          rc == -EPROTONOSUPPORT ? "Value error, only http:// URLs are supported"
+                          rc == -EPROTONOSUPPORT ? "Value error, only http:// and https:// URLs are supported"
                                                  : "Value error, invalid URL",
                           u);
             return false;

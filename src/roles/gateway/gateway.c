@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/worker.h"
+#include "db/breaker.h"
 #include "db/pgpool.h"
 #include "db/redis.h"
 #include "http/request.h"
@@ -85,10 +86,8 @@ struct gw {
     bool sub_closed;
     struct ldg__otlp_listener otlp; /* [gateway] otlp_listen */
     uint64_t sub_errors_seen;
-    uint32_t gen;                /* bumped whenever invalidations may have been missed */
-    unsigned breaker_failures;   /* consecutive */
-    uint64_t breaker_open_until; /* loop ms; 0 = closed */
-    bool probe_inflight;
+    uint32_t gen;               /* bumped whenever invalidations may have been missed */
+    struct ldg_breaker breaker; /* auth database lookups */
     uint64_t redis_warn_ms;
 };
 
@@ -528,20 +527,18 @@ static void key_unavailable(struct ldg_req *req, const char *digest)
     deny_503(req, "Authentication service unavailable", 5);
 }
 
-static void breaker_result(struct gw *gw, bool ok)
+static void breaker_result(struct gw *gw, bool probe, bool ok)
 {
-    if (ok) {
-        if (gw->breaker_open_until)
-            ldg_log_info(NULL, "gateway: auth database reachable again, circuit breaker closed");
-        gw->breaker_failures = 0;
-        gw->breaker_open_until = 0;
-        return;
-    }
-    if (++gw->breaker_failures >= (unsigned)G.cfg->breaker_failures) {
-        if (!gw->breaker_open_until)
-            ldg_log_warn(NULL, "gateway: circuit breaker open after %u auth database failures",
-                         gw->breaker_failures);
-        gw->breaker_open_until = ldg_worker_now(gw->w) + (uint64_t)G.cfg->breaker_open_ms;
+    switch (ldg_breaker_done(&gw->breaker, probe, ok, ldg_worker_now(gw->w))) {
+    case LDG_BREAKER_CLOSED:
+        ldg_log_info(NULL, "gateway: auth database reachable again, circuit breaker closed");
+        break;
+    case LDG_BREAKER_OPENED:
+        ldg_log_warn(NULL, "gateway: circuit breaker open after %u auth database failures",
+                     gw->breaker.failures);
+        break;
+    case LDG_BREAKER_SAME:
+        break;
     }
 }
 
@@ -552,13 +549,10 @@ static void on_key_row(PGresult *res, void *ud)
     struct keyjob *job = ud;
     struct ldg_req *req = job->req;
     struct gw *gw = gw_of(req);
-    /* Only the probe's own answer ends the half-open state: a lookup sent before the breaker
-     * opened must not let a second probe through while the first is still out. */
-    if (job->probe)
-        gw->probe_inflight = false;
+    /* Only the probe's own answer ends the half-open state (breaker.h). */
     if (!res) {
         const struct ldg_pg_error *err = ldg_pg_failure();
-        breaker_result(gw, false);
+        breaker_result(gw, job->probe, false);
         char ctx[96];
         log_ctx(req, ctx, sizeof ctx);
         ldg_log_warn(ctx, "gateway: API key lookup failed (code=%d sqlstate=%s)", err->code,
@@ -568,7 +562,7 @@ static void on_key_row(PGresult *res, void *ud)
         ldg_req_unref(req);
         return;
     }
-    breaker_result(gw, true);
+    breaker_result(gw, job->probe, true);
     bool active = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 6), "t") == 0;
     if (!active) {
         ldg_keytable_del(&gw->keys, job->digest);
@@ -605,15 +599,12 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
 {
     struct gw *gw = gw_of(req);
     uint64_t now = ldg_worker_now(req->w);
-    job->probe = false;
-    if (gw->breaker_open_until) {
-        if (now < gw->breaker_open_until || gw->probe_inflight) {
-            key_unavailable(req, job->digest);
-            return;
-        }
-        gw->probe_inflight = true; /* half-open: this lookup is the probe, the only one */
-        job->probe = true;
+    enum ldg_breaker_admit admit = ldg_breaker_admit(&gw->breaker, now);
+    if (admit == LDG_BREAKER_REJECT) {
+        key_unavailable(req, job->digest);
+        return;
     }
+    job->probe = admit == LDG_BREAKER_PROBE; /* half-open: this lookup is the probe, the only one */
     const char *params[1] = {job->digest};
     job->req = req;
     ldg_req_ref(req);
@@ -626,10 +617,8 @@ static void key_from_db(struct ldg_req *req, struct keyjob *job)
         "FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_digest = $1",
         1, params, on_key_row, job);
     if (rc < 0) {
-        if (job->probe)
-            gw->probe_inflight = false;
+        breaker_result(gw, job->probe, false);
         ldg_req_unref(req);
-        breaker_result(gw, false);
         key_unavailable(req, job->digest);
     }
 }
@@ -931,6 +920,7 @@ static int gateway_init_worker(struct ldg_worker *w, const void *cfg, void **sta
 {
     struct gw *gw = ldg_calloc(1, sizeof *gw);
     gw->w = w;
+    ldg_breaker_init(&gw->breaker, (unsigned)G.cfg->breaker_failures, (uint64_t)G.cfg->breaker_open_ms);
     ldg_keytable_init(&gw->keys, (size_t)G.cfg->key_cache_size);
     const struct ldg_config *c = w->cfg;
     char name[32];
@@ -978,7 +968,7 @@ static void gateway_free_worker(struct ldg_worker *w, void *state)
 static void gateway_health(const struct ldg_worker *w, const void *state, struct ldg_buf *out)
 {
     const struct gw *gw = state;
-    const char *breaker = gw->breaker_open_until ? "open" : "closed";
+    const char *breaker = ldg_breaker_is_open(&gw->breaker) ? "open" : "closed";
     bool sub = gw->sub && ldg_redis_sub_connected(gw->sub);
     ldg_buf_printf(
         out, "{\"status\":\"running\",\"key_cache\":%zu,\"auth_db_breaker\":\"%s\",\"revocations\":\"%s\"}",

@@ -498,7 +498,7 @@ static const char *num_or_null(const PGresult *res, int row, int col)
 }
 
 /* Columns of the bucket statements: 0 date, 1 hour (NULL outside hourly), 2 method, 3 path, 4 level,
- * 5 type, 6 log_count, 7 error_count, 8 avg, 9 min, 10 max, 11 p95, 12 p99. */
+ * 5 type, 6 log_count, 7 error_count, 8 avg, 9 min, 10 max, 11 p95, 12 p99, 13 p50. */
 static void on_agg(struct ldg_req *req, PGresult *res, PGresult *count, void *ud)
 {
     struct agg *a = ud;
@@ -531,10 +531,11 @@ static void on_agg(struct ldg_req *req, PGresult *res, PGresult *count, void *ud
                                        "min_duration_ms",
                                        "max_duration_ms",
                                        "p95_duration_ms",
-                                       "p99_duration_ms"};
+                                       "p99_duration_ms",
+                                       "p50_duration_ms"};
     for (int i = 0; i < PQntuples(res); i++) {
         ldg_json_obj_begin(&jw);
-        for (int c = 0; c < 13; c++) {
+        for (int c = 0; c < 14; c++) {
             ldg_json_key(&jw, keys[c]);
             const char *v = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
             if (c == 0 || (c >= 2 && c <= 5)) {
@@ -569,7 +570,8 @@ static const char agg_hourly_sql[] =
     "SELECT $2::text, h, r.endpoint_method, coalesce(r.endpoint_path, $4::text), r.log_level, r.log_type, "
     "coalesce(r.log_count, 0), coalesce(r.error_count, 0), r.avg_duration_ms, r.min_duration_ms, "
     "r.max_duration_ms, "
-    "r.p95_duration_ms, r.p99_duration_ms FROM generate_series(0, 23) AS h LEFT JOIN aggregated_metrics r ON "
+    "r.p95_duration_ms, r.p99_duration_ms, r.p50_duration_ms FROM generate_series(0, 23) AS h LEFT JOIN "
+    "aggregated_metrics r ON "
     "r.project_id = $1::bigint AND r.date = $2::text AND r.hour = h AND r.metric_type = $3::text AND "
     "($4::text IS NULL OR r.endpoint_path = $4::text) "
     "ORDER BY h, r.endpoint_path, r.endpoint_method, r.log_level, r.log_type";
@@ -590,7 +592,8 @@ static const char agg_buckets_sql[] =
     "sum(r.avg_duration_ms * r.log_count) / nullif(sum(r.log_count) FILTER (WHERE r.avg_duration_ms IS NOT "
     "NULL), "
     "0), min(r.min_duration_ms), max(r.max_duration_ms), round(avg(r.p95_duration_ms))::int, "
-    "round(avg(r.p99_duration_ms))::int FROM b LEFT JOIN r ON r.d >= b.s AND (b.e IS NULL OR r.d < b.e) "
+    "round(avg(r.p99_duration_ms))::int, round(avg(r.p50_duration_ms))::int FROM b LEFT JOIN r ON r.d >= b.s "
+    "AND (b.e IS NULL OR r.d < b.e) "
     "GROUP BY b.s, r.endpoint_method, r.endpoint_path, r.log_level, r.log_type "
     "ORDER BY b.s, r.endpoint_path, r.endpoint_method, r.log_level, r.log_type";
 

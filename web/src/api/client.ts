@@ -436,7 +436,8 @@ export const connectors = {
   test: (id: number) => api.post<ConnectorTestResult>(`/api/v1/connectors/${id}/test`),
 };
 
-export type AlertMetric = "error_rate" | "error_count" | "log_volume" | "p50_latency" | "p95_latency" | "p99_latency";
+export type AlertMetric = "error_rate" | "error_count" | "log_volume" | "p50_latency" | "p95_latency" | "p99_latency" | "custom";
+export type AlertAggregation = "avg" | "min" | "max" | "sum" | "last" | "count";
 export type Comparator = "gt" | "gte" | "lt" | "lte";
 export interface AlertRuleInput {
   project_id?: number;
@@ -449,10 +450,13 @@ export interface AlertRuleInput {
   filter: string | null;
   connector_ids: number[];
   enabled?: boolean;
+  /** metric "custom" only: the OTLP metric and how its points in the window are reduced */
+  metric_name?: string | null;
+  aggregation?: AlertAggregation | null;
 }
 export interface AlertRule extends Required<AlertRuleInput> {
   id: number;
-  unit: "percent" | "count" | "ms";
+  unit: "percent" | "count" | "ms" | null;
   state: "ok" | "firing";
   last_value: number | null;
   last_evaluated_at: string | null;

@@ -177,6 +177,8 @@ export interface AggregatedRow {
   max_duration_ms: number | null;
   p95_duration_ms: number | null;
   p99_duration_ms: number | null;
+  /** Missing from servers older than the median; null for hours aggregated before it. */
+  p50_duration_ms?: number | null;
 }
 
 export interface Aggregated {

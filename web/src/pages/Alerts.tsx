@@ -5,6 +5,7 @@ import { useState } from "preact/hooks";
 import {
   alerts,
   connectors,
+  type AlertAggregation,
   type AlertMetric,
   type AlertRule,
   type AlertRuleInput,
@@ -28,7 +29,14 @@ const METRICS: [AlertMetric, string][] = [
   ["p50_latency", "p50 latency (ms)"],
   ["p95_latency", "p95 latency (ms)"],
   ["p99_latency", "p99 latency (ms)"],
+  ["custom", "Custom metric (OTLP)"],
 ];
+const AGGREGATIONS: AlertAggregation[] = ["avg", "min", "max", "sum", "last", "count"];
+
+/** "error_count", or "avg(queue.depth)" for a custom metric. */
+function metricLabel(r: AlertRule): string {
+  return r.metric === "custom" ? `${r.aggregation ?? "avg"}(${r.metric_name ?? "?"})` : r.metric;
+}
 const COMPARATORS: [Comparator, string][] = [
   ["gt", ">"],
   ["gte", "≥"],
@@ -80,14 +88,19 @@ function RuleForm({
         e.preventDefault();
         const f = new FormData(e.currentTarget as HTMLFormElement);
         const filter = String(f.get("filter") ?? "").trim();
+        const metric = String(f.get("metric")) as AlertMetric;
+        const custom = metric === "custom";
         const body: AlertRuleInput = {
           name: String(f.get("name") ?? ""),
-          metric: String(f.get("metric")) as AlertMetric,
+          metric,
+          ...(custom
+            ? { metric_name: String(f.get("metric_name") ?? "").trim(), aggregation: String(f.get("aggregation")) as AlertAggregation }
+            : {}),
           comparator: String(f.get("comparator")) as Comparator,
           threshold: Number(f.get("threshold")),
           window_s: Number(f.get("window_s")),
           cooldown_s: Number(f.get("cooldown_s")),
-          filter: filter === "" ? null : filter,
+          filter: filter === "" || custom ? null : filter,
           connector_ids: f.getAll("connector").map(Number),
         };
         const r = rule ? await alerts.update(rule.id, body) : await alerts.create({ ...body, project_id: projectId });
@@ -104,6 +117,24 @@ function RuleForm({
             {METRICS.map(([v, l]) => (
               <option key={v} value={v}>
                 {l}
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field
+          label="Metric name"
+          name="metric_name"
+          maxLength={255}
+          defaultValue={rule?.metric_name ?? ""}
+          placeholder="e.g. queue.depth"
+          hint="Custom metric only: the OTLP metric's name."
+        />
+        <div class="field">
+          <label for="f-aggregation">Aggregation</label>
+          <select id="f-aggregation" name="aggregation" defaultValue={rule?.aggregation ?? "avg"}>
+            {AGGREGATIONS.map((a) => (
+              <option key={a} value={a}>
+                {a}
               </option>
             ))}
           </select>
@@ -204,7 +235,7 @@ function Rules({ projectId, conns }: { projectId: number; conns: Connector[] }) 
                   {r.filter ? <div class="muted">{r.filter}</div> : null}
                 </td>
                 <td>
-                  {r.metric} {SYMBOL[r.comparator] ?? r.comparator} {r.threshold} over {duration(r.window_s)}; cool-down {duration(r.cooldown_s)}
+                  {metricLabel(r)} {SYMBOL[r.comparator] ?? r.comparator} {r.threshold} over {duration(r.window_s)}; cool-down {duration(r.cooldown_s)}
                 </td>
                 <td class={`state-${r.state}`}>{r.state}</td>
                 <td>{r.last_value === null ? "—" : `${r.last_value} ${r.unit === "percent" ? "%" : r.unit === "ms" ? "ms" : ""}`}</td>

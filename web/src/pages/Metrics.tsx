@@ -1,6 +1,6 @@
 // Metrics of the current project over the range in the URL (`?range=24h|7d|30d`): error rate,
 // log volume by level, top errors, and for one endpoint (`?endpoint=METHOD path`) its latency
-// (average, p95, p99) and request rate from the hourly/daily aggregates.
+// (p50, average, p95, p99) and request rate from the hourly/daily aggregates.
 import { useMemo } from "preact/hooks";
 import { api } from "../api/client";
 import { LEVELS, type Aggregated, type AggregatedRow, type ErrorRate, type LogVolume, type TopErrors } from "../api/types";
@@ -99,6 +99,7 @@ function Latency({ data, endpoint }: { data: Aggregated; endpoint: string | null
     return {
       x,
       latency: [
+        { spec: { label: "p50", color: "--accent" } as SeriesSpec, values: rows.map((r) => r.p50_duration_ms ?? null) },
         { spec: { label: "avg", color: "--lvl-info" } as SeriesSpec, values: rows.map((r) => r.avg_duration_ms) },
         { spec: { label: "p95", color: "--lvl-warning" } as SeriesSpec, values: rows.map((r) => r.p95_duration_ms) },
         { spec: { label: "p99", color: "--lvl-error" } as SeriesSpec, values: rows.map((r) => r.p99_duration_ms) },
@@ -124,7 +125,7 @@ function Latency({ data, endpoint }: { data: Aggregated; endpoint: string | null
         </select>
       </label>
       <h3>Latency ({data.granularity})</h3>
-      <p class="muted small">The aggregates carry the average, p95 and p99 of each bucket (no median).</p>
+      <p class="muted small">The aggregates carry the median (p50), average, p95 and p99 of each bucket.</p>
       <Chart x={charts.x} series={charts.latency} label={`Latency of ${chosen}`} valueFormat={ms} />
       <h3>Request rate</h3>
       <Chart x={charts.x} series={charts.rate} label={`Request rate of ${chosen}`} valueFormat={perMin} />

@@ -2,14 +2,60 @@
 // the DOM, so 50,000 loaded rows cost the same per frame as 50. The scroll container holds one
 // spacer whose height (rows × ROW_HEIGHT) is set from JS (CSSOM, allowed by the CSP); the visible
 // window is absolutely positioned inside it. Scrolling near the end asks for the next page.
+//
+// A fast scroll replaces every visible row in every frame, so a frame's work is kept to the diff
+// of those few rows: the text of a row is made once per log and cached (timestamps are not parsed
+// and formatted again each frame), a row's message is cut to what a row can show, and clicks and
+// keys are handled once on the list (no closures per row and frame to allocate, diff and collect).
+//
+// A fling (a scrollbar drag, a flick) that moves the list by more than a screen between two frames
+// shows rows nobody can read: until it slows down (FLING_SETTLE_MS without such a jump) the rows of
+// the window are drawn as placeholders (the level's colour, no text), which takes the text layout
+// and painting of every row out of those frames. Ordinary scrolling (less than a screen per frame)
+// always draws the text.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { LogEntry } from "../../api/types";
 import { formatTime } from './format';
 
 export const ROW_HEIGHT = 28;
-const OVERSCAN = 6;
+const OVERSCAN = 3;
+/** A fling ends when no frame jumped more than a screen for this long. */
+const FLING_SETTLE_MS = 120;
 /** Ask for the next page when fewer than this many rows are left below the viewport. */
 const PREFETCH_ROWS = 200;
+/** A row shows one line, cut with an ellipsis far before this; the detail has the whole message. */
+const ROW_TEXT_MAX = 400;
+
+interface RowText {
+  time: string;
+  message: string;
+}
+const rowTexts = new WeakMap<LogEntry, RowText>();
+
+function rowText(l: LogEntry): RowText {
+  let t = rowTexts.get(l);
+  if (!t) {
+    const m = l.message || l.error_message || l.error_type || '';
+    t = { time: formatTime(l.timestamp), message: m.length > ROW_TEXT_MAX ? m.slice(0, ROW_TEXT_MAX) : m };
+    rowTexts.set(l, t);
+  }
+  return t;
+}
+
+const LEVEL_CLASS: Record<string, string> = {
+  debug: 'level-badge level-debug',
+  info: 'level-badge level-info',
+  warning: 'level-badge level-warning',
+  error: 'level-badge level-error',
+  critical: 'level-badge level-critical',
+};
+
+/** Index of the row an event happened in, or -1. */
+function rowIndex(e: Event): number {
+  const row = (e.target as HTMLElement | null)?.closest?.('[data-index]') as HTMLElement | null;
+  const i = row ? Number(row.dataset.index) : NaN;
+  return Number.isFinite(i) ? i : -1;
+}
 
 interface Props {
   logs: LogEntry[];
@@ -26,6 +72,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   const windowEl = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
+  const [fling, setFling] = useState(false);
 
   // Keep the row the reader is looking at in place when the live tail adds rows above it (at the
   // very top the list follows the newest instead). Only state is read here, never the DOM: a
@@ -54,11 +101,20 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
     const el = scroller.current;
     if (!el) return;
     let frame = 0;
+    let settle = 0;
+    let last = el.scrollTop;
     const onScroll = () => {
       if (frame) return;
       frame = requestAnimationFrame(() => {
         frame = 0;
-        setScrollTop(el.scrollTop);
+        const top = el.scrollTop;
+        if (Math.abs(top - last) > el.clientHeight) {
+          setFling(true);
+          clearTimeout(settle);
+          settle = window.setTimeout(() => setFling(false), FLING_SETTLE_MS);
+        }
+        last = top;
+        setScrollTop(top);
       });
     };
     const measure = () => setViewport(el.clientHeight || 600);
@@ -70,6 +126,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
       el.removeEventListener('scroll', onScroll);
       ro?.disconnect();
       if (frame) cancelAnimationFrame(frame);
+      clearTimeout(settle);
     };
   }, []);
 
@@ -84,11 +141,24 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
     if (hasMore && !loading && logs.length - last < PREFETCH_ROWS) onNeedMore();
   }, [last, logs.length, hasMore, loading]);
 
+  const onClick = (e: MouseEvent) => {
+    const i = rowIndex(e);
+    if (i >= 0 && logs[i]) onSelect(logs[i]);
+  };
+
   const onKeyDown = (e: KeyboardEvent) => {
-    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const target = e.target as HTMLElement;
+    if ((e.key === 'Enter' || e.key === ' ') && target.dataset.index !== undefined) {
+      const i = rowIndex(e);
+      if (i >= 0 && logs[i]) {
+        e.preventDefault();
+        onSelect(logs[i]);
+      }
+      return;
+    }
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const idx = Number(target.dataset.index);
-    if (!Number.isFinite(idx)) return;
+    if (target.dataset.index === undefined || !Number.isFinite(idx)) return;
     e.preventDefault();
     const next = Math.max(0, Math.min(logs.length - 1, idx + (e.key === 'ArrowDown' ? 1 : -1)));
     const el = scroller.current;
@@ -107,6 +177,11 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
   for (let i = first; i < last; i++) {
     const l = logs[i]!;
     const selected = l.id === selectedId;
+    if (fling) {
+      rows.push(<div key={i % slots} class={`log-row log-row-fling fling-${l.level}`} data-testid="log-row" data-index={i} role="row" aria-rowindex={i + 1} />);
+      continue;
+    }
+    const text = rowText(l);
     rows.push(
       // Keyed by slot (index modulo the window), not by log: scrolling re-fills the same few row
       // elements with other logs instead of creating and dropping DOM nodes every frame.
@@ -120,18 +195,11 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
         tabIndex={0}
         aria-expanded={selected}
         aria-rowindex={i + 1}
-        onClick={() => onSelect(l)}
-        onKeyDown={(e) => {
-          if (e.key === 'Enter' || e.key === ' ') {
-            e.preventDefault();
-            onSelect(l);
-          }
-        }}
       >
-        <span class="log-ts" role="cell">{formatTime(l.timestamp)}</span>
-        <span class={`level-badge level-${l.level}`} role="cell">{l.level}</span>
+        <span class="log-ts" role="cell">{text.time}</span>
+        <span class={LEVEL_CLASS[l.level] ?? `level-badge level-${l.level}`} role="cell">{l.level}</span>
         <span class="log-type" role="cell">{l.log_type}</span>
-        <span class="log-msg" role="cell">{l.message || l.error_message || l.error_type || ''}</span>
+        <span class="log-msg" role="cell">{text.message}</span>
       </div>,
     );
   }
@@ -146,6 +214,7 @@ export function LogList({ logs, selectedId, onSelect, hasMore, loading, onNeedMo
       aria-busy={loading}
       data-testid="log-list"
       data-loaded={logs.length}
+      onClick={onClick}
       onKeyDown={onKeyDown}
     >
       <div class="log-list-spacer" ref={spacer}>
