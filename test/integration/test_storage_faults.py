@@ -522,6 +522,22 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
         otel = [f"spans_{ancient:%Y_%m}", f"metric_points_{ancient:%Y_%m}"]
         for t in ("spans", "metric_points"):
             f.logs_db.execute("SELECT otel_ensure_partition(%s, %s)", (t, ancient))
+        # and their rows younger than that partition but past the project's retention go too:
+        # 3 days old goes, 1 hour old stays (as the storage role would have written them)
+        otel_rows = {"old": now - datetime.timedelta(days=3), "new": now - datetime.timedelta(hours=1)}
+        for age, ts in otel_rows.items():
+            for t in ("spans", "metric_points"):
+                f.logs_db.execute("SELECT otel_ensure_partition(%s, %s)", (t, ts))
+            f.logs_db.execute(
+                "INSERT INTO spans (project_id, trace_id, span_id, name, start_time, duration_us) "
+                "VALUES (%s, %s, %s, 'op', %s, 5)", (f.pid, f"{f.tag}-{age}", "0" * 16, ts))
+            f.logs_db.execute(
+                "INSERT INTO metric_points (project_id, name, type, \"time\", value) "
+                "VALUES (%s, %s, 'gauge', %s, 1)", (f.pid, f"{f.tag}.{age}", ts))
+            f.logs_db.execute(
+                "INSERT INTO metric_rollups (project_id, name, type, temporality, monotonic, hour, n_v) "
+                "VALUES (%s, %s, 'gauge', 0, false, date_trunc('hour', %s::timestamptz), 1)",
+                (f.pid, f"{f.tag}.{age}", ts))
         time.sleep(1.5)
         assert "maintenance done" not in srv.log_text()  # the lock held it off
         f.rc.delete(MAINT_LOCK)
@@ -535,6 +551,10 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
             assert f.logs_db.execute("SELECT to_regclass(%s)", (p,)).fetchone()[0] is None, f"{p} not dropped"
             assert f"dropped partition {p}" in srv.log_text()
         assert sorted(m for m, in f.rows("message")) == sorted(l["message"] for l in new)
+        left = lambda sql: sorted(r[0] for r in f.logs_db.execute(sql, (f.pid,)).fetchall())
+        assert left("SELECT trace_id FROM spans WHERE project_id = %s") == [f"{f.tag}-new"]
+        assert left("SELECT name FROM metric_points WHERE project_id = %s") == [f"{f.tag}.new"]
+        assert left("SELECT name FROM metric_rollups WHERE project_id = %s") == [f"{f.tag}.new"]
     finally:
         if f.rc.get(MAINT_LOCK) == b"test-hold":
             f.rc.delete(MAINT_LOCK)

@@ -11,9 +11,10 @@
  *      between statements;
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
  *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before) on
- *      every shard, then for each project delete rows older than its own retention on its shard,
- * retention_batch_rows per statement with retention_pause_ms between statements, until a statement deletes
- * fewer;
+ *      every shard (logs, spans, metric_points), then for each project delete its rows of logs, spans,
+ *      metric_points and metric_rollups older than its own retention on its shard, table by table,
+ *      retention_batch_rows per statement with retention_pause_ms between statements, until a
+ *      statement deletes fewer;
  *   3. consumers of the group idle for over an hour with nothing pending are deleted.
  *
  * A failed step ends the run (logged); the next interval starts again. Every step is idempotent.
@@ -76,6 +77,7 @@ struct ldg__storage_maint {
     } samples[LDG_SHARDS_MAX]; /* callback data of the queue gauges' reads */
     struct project *projects;
     size_t nprojects, cur;
+    size_t table; /* step 2: the retention_tables[] entry of project cur being deleted from */
     uint64_t deleted, expired, run_started_ms;
     size_t dropped;
 };
@@ -92,13 +94,13 @@ static void run_end(struct ldg__storage_maint *m, const char *failure)
     m->running = false;
     free(m->projects);
     m->projects = NULL;
-    m->nprojects = m->cur = 0;
+    m->nprojects = m->cur = m->table = 0;
     if (failure)
         ldg_log_warn(CTX, "maintenance stopped: %s", failure);
     else
         ldg_log_info(CTX,
-                     "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64 " stored_entries_expired=%" PRIu64
-                     " took_ms=%" PRIu64,
+                     "maintenance done: partitions_dropped=%zu rows_deleted=%" PRIu64
+                     " stored_entries_expired=%" PRIu64 " took_ms=%" PRIu64,
                      m->dropped, m->deleted, m->expired, ldg_worker_now(m->w) - m->run_started_ms);
     schedule(m, (uint64_t)cfg()->maintenance_interval_ms);
 }
@@ -223,6 +225,30 @@ static void on_pause(uv_timer_t *t)
         delete_next(m);
 }
 
+/* The tables whose rows follow a project's retention, with their time column. logs deletes by
+ * primary key; the others have none, so a statement deletes up to the time of its LIMITth oldest
+ * row (ties may take a few more rows, and the next statement goes on). */
+static const struct retention_table {
+    const char *stmt; /* prepared statement name */
+    const char *sql;
+} retention_tables[] = {
+    {"ldg_retention_delete",
+     "WITH d AS (SELECT id, \"timestamp\" FROM logs WHERE project_id = $1::bigint "
+     "AND \"timestamp\" < now() - make_interval(days => $2::int) LIMIT $3::int) "
+     "DELETE FROM logs l USING d WHERE l.id = d.id AND l.\"timestamp\" = d.\"timestamp\""},
+#define BY_TIME(table, col)                                                                                  \
+    "WITH c AS (SELECT now() - make_interval(days => $2::int) AS cut), "                                     \
+    "b AS (SELECT " col " AS t FROM " table ", c WHERE project_id = $1::bigint AND " col " < c.cut "         \
+    "ORDER BY " col " OFFSET $3::int - 1 LIMIT 1) "                                                          \
+    "DELETE FROM " table " x USING c WHERE x.project_id = $1::bigint AND x." col " < c.cut "                 \
+    "AND x." col " <= coalesce((SELECT t FROM b), c.cut)"
+    {"ldg_retention_delete_spans", BY_TIME("spans", "start_time")},
+    {"ldg_retention_delete_points", BY_TIME("metric_points", "\"time\"")},
+    {"ldg_retention_delete_rollups", BY_TIME("metric_rollups", "hour")},
+#undef BY_TIME
+};
+#define RETENTION_TABLES (sizeof retention_tables / sizeof retention_tables[0])
+
 static void on_deleted(PGresult *res, void *ud)
 {
     struct ldg__storage_maint *m = ud;
@@ -230,11 +256,14 @@ static void on_deleted(PGresult *res, void *ud)
         return;
     uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
     m->deleted += n;
-    if (n < (uint64_t)cfg()->retention_batch_rows)
+    if (n < (uint64_t)cfg()->retention_batch_rows && ++m->table == RETENTION_TABLES) {
+        m->table = 0;
         m->cur++; /* this project is done */
+    }
     uv_timer_start(&m->timer, on_pause, (uint64_t)cfg()->retention_pause_ms, 0);
 }
 
+/* One statement's worth of project cur's rows of retention_tables[table] past its retention. */
 static void delete_next(struct ldg__storage_maint *m)
 {
     if (m->cur >= m->nprojects) {
@@ -246,13 +275,10 @@ static void delete_next(struct ldg__storage_maint *m)
     snprintf(days, sizeof days, "%" PRId64, m->projects[m->cur].days);
     snprintf(limit, sizeof limit, "%" PRId64, cfg()->retention_batch_rows);
     const char *params[] = {pid, days, limit};
-    static const char sql[] =
-        "WITH d AS (SELECT id, \"timestamp\" FROM logs WHERE project_id = $1::bigint "
-        "AND \"timestamp\" < now() - make_interval(days => $2::int) LIMIT $3::int) "
-        "DELETE FROM logs l USING d WHERE l.id = d.id AND l.\"timestamp\" = d.\"timestamp\"";
+    const struct retention_table *t = &retention_tables[m->table];
     m->pending++;
     struct ldg_pgpool *pool = ldg_pgroute_project(m->w, m->projects[m->cur].id);
-    if (!pool || ldg_pgpool_query_prepared(pool, "ldg_retention_delete", sql, 3, params, on_deleted, m) < 0) {
+    if (!pool || ldg_pgpool_query_prepared(pool, t->stmt, t->sql, 3, params, on_deleted, m) < 0) {
         m->pending--;
         run_end(m, "logs database unavailable");
     }
@@ -274,7 +300,7 @@ static void on_dropped(PGresult *res, void *ud)
         drop_before(m);
         return;
     }
-    m->cur = 0;
+    m->cur = m->table = 0;
     delete_next(m);
 }
 
@@ -373,8 +399,9 @@ static void expire_next(struct ldg__storage_maint *m)
     char limit[24];
     snprintf(limit, sizeof limit, "%" PRId64, cfg()->retention_batch_rows);
     const char *params[] = {limit};
-    static const char sql[] = "DELETE FROM stored_entries WHERE ctid = ANY (ARRAY(SELECT ctid FROM stored_entries "
-                              "WHERE stored_at < now() - interval '" STORED_ENTRIES_KEEP "' LIMIT $1::int))";
+    static const char sql[] =
+        "DELETE FROM stored_entries WHERE ctid = ANY (ARRAY(SELECT ctid FROM stored_entries "
+        "WHERE stored_at < now() - interval '" STORED_ENTRIES_KEEP "' LIMIT $1::int))";
     m->pending++;
     struct ldg_pgpool *pool = ldg_pgroute_primary(m->w, m->shard);
     if (!pool || ldg_pgpool_query_prepared(pool, "ldg_stored_expire", sql, 1, params, on_expired, m) < 0) {
@@ -478,7 +505,8 @@ static void on_sampled(struct ldg_redis *r, redisReply *reply, void *ud)
         ldg_stat_set(&st->queue_sampled, 1);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER)
         return; /* NOGROUP before the first consumer made it: keep zeros */
     ldg_stat_set(&st->queue_pending[i], (uint64_t)reply->element[0]->integer);
     uint64_t age = 0;
