@@ -31,11 +31,13 @@ struct ldg_stats {
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t redis_errors; /* mirrored from the worker's Redis clients by the sweeper */
     _Atomic uint64_t redis_shard_errors[LDG_SHARDS_MAX]; /* the same, per Redis shard */
-    _Atomic uint64_t pg_errors;    /* mirrored from the worker's PostgreSQL pools by the sweeper */
+    _Atomic uint64_t pg_errors; /* mirrored from the worker's PostgreSQL pools by the sweeper */
     /* storage role (docs/ingest.md "Metrics"): logs by outcome, and the queue as worker 0 samples it */
     _Atomic uint64_t store_stored, store_duplicates, store_conflicts, store_dead, store_redelivered;
     _Atomic uint64_t store_failures;
-    _Atomic uint64_t queue_sampled;        /* gauge: 1 once this worker sampled the queue */
+    _Atomic uint64_t queue_sampled; /* gauge: 1 once this worker sampled the queue */
+    /* the queue counters' reconciler (roles/storage/reconcile.h) */
+    _Atomic uint64_t queue_reconciles, queue_reconcile_skips, queue_repairs_depth, queue_repairs_bytes;
     /* per Redis shard: */
     _Atomic uint64_t queue_entries[LDG_SHARDS_MAX]; /* gauge: XLEN of the ingest stream */
     _Atomic uint64_t queue_pending[LDG_SHARDS_MAX]; /* gauge: delivered to a consumer, not acknowledged */

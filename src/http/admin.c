@@ -341,6 +341,19 @@ static void storage_metrics(struct ldg_buf *b, const struct ldg_server *srv)
     ldg_buf_printf(b, "ledger_storage_conflicts_total %llu\n", (unsigned long long)SUM(store_conflicts));
     metric_head(b, "ledger_storage_failures_total", "counter", "Failed batch attempts (retried).");
     ldg_buf_printf(b, "ledger_storage_failures_total %llu\n", (unsigned long long)SUM(store_failures));
+    metric_head(
+        b, "ledger_queue_reconciles_total", "counter",
+        "Runs of the queue counters' reconciler per Redis shard: checked, or skipped (stream too large).");
+    ldg_buf_printf(b, "ledger_queue_reconciles_total{outcome=\"checked\"} %llu\n",
+                   (unsigned long long)SUM(queue_reconciles));
+    ldg_buf_printf(b, "ledger_queue_reconciles_total{outcome=\"skipped\"} %llu\n",
+                   (unsigned long long)SUM(queue_reconcile_skips));
+    metric_head(b, "ledger_queue_counter_repairs_total", "counter",
+                "Per-project queue counters the reconciler found wrong and set to what the stream holds.");
+    ldg_buf_printf(b, "ledger_queue_counter_repairs_total{counter=\"depth\"} %llu\n",
+                   (unsigned long long)SUM(queue_repairs_depth));
+    ldg_buf_printf(b, "ledger_queue_counter_repairs_total{counter=\"bytes\"} %llu\n",
+                   (unsigned long long)SUM(queue_repairs_bytes));
 #undef SUM
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct ldg_stats *s = &srv->workers[i].stats;

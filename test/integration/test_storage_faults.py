@@ -558,3 +558,51 @@ def test_retention_deletes_old_rows_and_drops_old_partitions(fleet):
     finally:
         if f.rc.get(MAINT_LOCK) == b"test-hold":
             f.rc.delete(MAINT_LOCK)
+
+
+# ---- queue counters ---------------------------------------------------------------------------------------
+
+
+def test_reconciler_sets_drifted_queue_counters_to_what_the_stream_holds(fleet):
+    """queue_depth/queue_bytes written wrong behind ledgerd's back (as an older AOF or a hand edit
+    would leave them) are set right by the next maintenance run, in both directions: too low while
+    entries are pending (the acks then bring them to 0 exactly), too high with an empty stream."""
+    f = fleet()
+    f.rc.set(MAINT_LOCK, "test-hold", px=int(scaled(60) * 1000))
+    try:
+        ing = f.start(roles=INGEST_ONLY)
+        msgs = f.messages(150)
+        f.ingest(ing, [log(m) for m in msgs])  # two entries: 100 and 50 logs
+        depth_key, bytes_key = f"queue_depth:{f.pid}", f"queue_bytes:{f.pid}"
+        assert f.depth() == 150
+        queued_bytes = int(f.rc.get(bytes_key))
+        assert queued_bytes == sum(len(e[1][b"m"]) for e in f.rc.xrange(f.stream))
+        f.rc.set(depth_key, 3)
+        f.rc.set(bytes_key, 7)
+        # a storage process that holds the batch before its COMMIT: the entries stay in the stream
+        st = f.start(roles=STORAGE_ONLY, storage={**HOLDING, "debug_pause_before_commit_ms": 4000,
+                                                   "maintenance_interval_ms": 1000})
+        wait_until(lambda: f.pending() == 2, scaled(10), interval=0.05, what="both entries delivered")
+        f.rc.delete(MAINT_LOCK)
+        line = wait_log(st, r"queue counters repaired on Redis shard 0: .*", timeout=scaled(10)).group(0)
+        assert (f"entries=2 depth_keys=1 drift_logs=147 bytes_keys=1 drift_bytes={queued_bytes - 7}" in line), line
+        assert f.depth() == 150 and int(f.rc.get(bytes_key)) == queued_bytes
+        # the batch commits, the ack counts it down: 0 exactly (not a clamped negative)
+        f.wait_stored_exactly(msgs, timeout=scaled(30))
+        assert f.rc.get(depth_key) in (None, b"0") and f.rc.get(bytes_key) in (None, b"0")
+
+        # too high with nothing queued: a project refused with 503s until the next run
+        f.rc.set(depth_key, 777)
+        f.rc.set(bytes_key, 5)
+        wait_until(lambda: f.rc.get(depth_key) is None and f.rc.get(bytes_key) is None, scaled(15), interval=0.1,
+                   what="phantom counters removed")
+        assert "depth_keys=1 drift_logs=777 bytes_keys=1 drift_bytes=5" in st.log_text()
+        text = requests.get(st.url + "/metrics", timeout=scaled(10)).text
+        m = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines() if l and not l.startswith("#")}
+        assert m['ledger_queue_counter_repairs_total{counter="depth"}'] == 2
+        assert m['ledger_queue_counter_repairs_total{counter="bytes"}'] == 2
+        assert m['ledger_queue_reconciles_total{outcome="checked"}'] >= 2
+        assert m['ledger_queue_reconciles_total{outcome="skipped"}'] == 0
+    finally:
+        if f.rc.get(MAINT_LOCK) == b"test-hold":
+            f.rc.delete(MAINT_LOCK)

@@ -5,6 +5,8 @@
  * `ledger:storage:maintenance` (SET NX PX maintenance_interval_ms), so across the fleet one process
  * runs the job per interval. The job, one step at a time on the worker's own pools:
  *
+ *   0. the per-project queue counters of every Redis shard are recounted from its stream and set
+ *      right where they drifted (reconcile.h; the project ids come from the auth database);
  *   1. partitions for last month, this month and partition_months_ahead more (logs_ensure_partition),
  *      on every logs shard in turn; then, on every logs shard, stored_entries rows (schema 0009)
  *      older than a day are deleted, retention_batch_rows per statement with retention_pause_ms
@@ -32,9 +34,11 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "settings.h"
 #include "db/pgpool.h"
 #include "db/pgroute.h"
 #include "db/redis.h"
+#include "roles/storage/reconcile.h"
 #include "roles/storage/storage.h"
 
 #define CTX "role=storage job=maintenance"
@@ -77,7 +81,11 @@ struct ldg__storage_maint {
     } samples[LDG_SHARDS_MAX]; /* callback data of the queue gauges' reads */
     struct project *projects;
     size_t nprojects, cur;
-    size_t table; /* step 2: the retention_tables[] entry of project cur being deleted from */
+    int64_t *rpids; /* step 0: every project id, while the counters are reconciled */
+    size_t nrpids;
+    unsigned rshard; /* step 0: the Redis shard being reconciled */
+    char *rargs;     /* step 0: the script's project ids, NUL-separated */
+    size_t table;    /* step 2: the retention_tables[] entry of project cur being deleted from */
     uint64_t deleted, expired, run_started_ms;
     size_t dropped;
 };
@@ -95,6 +103,9 @@ static void run_end(struct ldg__storage_maint *m, const char *failure)
     free(m->projects);
     m->projects = NULL;
     m->nprojects = m->cur = m->table = 0;
+    free(m->rpids);
+    m->rpids = NULL;
+    m->nrpids = 0;
     if (failure)
         ldg_log_warn(CTX, "maintenance stopped: %s", failure);
     else
@@ -425,6 +436,138 @@ static void on_ahead(PGresult *res, void *ud)
     expire_next(m);
 }
 
+/* ---- 0. queue counters (reconcile.h) ------------------------------------------------------------ */
+
+static void reconcile_shard(struct ldg__storage_maint *m);
+
+static void reconcile_done(struct ldg__storage_maint *m)
+{
+    free(m->rpids);
+    m->rpids = NULL;
+    m->nrpids = 0;
+    m->shard = 0;
+    ensure_ahead(m);
+}
+
+static void on_reconciled(struct ldg_redis *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    struct ldg__storage_maint *m = ud;
+    free(m->rargs);
+    m->rargs = NULL;
+    if (!answered(m))
+        return;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    struct ldg_reconcile_result res;
+    struct ldg_stats *st = &m->w->stats;
+    if (ldg_reconcile_parse(reply, &res) < 0) {
+        ldg_log_warn(CTX, "queue counters not reconciled on Redis shard %u: %s", m->rshard,
+                     reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no answer");
+    } else if (res.status != LDG_RECONCILE_CHECKED) {
+        ldg_stat_add(&st->queue_reconcile_skips, 1);
+        ldg_log_info(CTX, "queue counters not reconciled on Redis shard %u: the stream holds %lld %s",
+                     m->rshard, res.size, res.status == LDG_RECONCILE_TOO_MANY_ENTRIES ? "entries" : "bytes");
+    } else {
+        ldg_stat_add(&st->queue_reconciles, 1);
+        ldg_stat_add(&st->queue_repairs_depth, (uint64_t)res.fixed_depth);
+        ldg_stat_add(&st->queue_repairs_bytes, (uint64_t)res.fixed_bytes);
+        if (res.fixed_depth || res.fixed_bytes)
+            ldg_log_warn(CTX,
+                         "queue counters repaired on Redis shard %u: entries=%lld depth_keys=%lld "
+                         "drift_logs=%lld bytes_keys=%lld drift_bytes=%lld",
+                         m->rshard, res.size, res.fixed_depth, res.drift_logs, res.fixed_bytes,
+                         res.drift_bytes);
+        else
+            ldg_log_info(CTX, "queue counters checked on Redis shard %u: entries=%lld, all right", m->rshard,
+                         res.size);
+    }
+    m->rshard++;
+    reconcile_shard(m);
+}
+
+/* One Redis shard: the script over its stream and the counters of the projects it holds. */
+static void reconcile_shard(struct ldg__storage_maint *m)
+{
+    for (; m->rshard < m->w->nredis; m->rshard++) {
+        struct ldg_redis *r = m->w->redis_shard[m->rshard];
+        if (!r || !ldg_redis_connected(r))
+            continue; /* down: its consumers cannot run either; the next run checks it */
+        size_t n = 0;
+        for (size_t i = 0; i < m->nrpids; i++)
+            n += m->w->nredis <= 1 || ldg_settings_redis_shard(m->w->cfg, m->rpids[i]) == m->rshard;
+        if (n == 0)
+            continue;
+        size_t argc = 6 + n; /* EVAL, script, 1, stream, 2 bounds, the ids */
+        const char **argv = ldg_malloc(argc * sizeof *argv);
+        m->rargs = ldg_malloc(n * 21 + 2 * 24);
+        char *at = m->rargs;
+        argv[0] = "EVAL";
+        argv[1] = ldg_reconcile_lua;
+        argv[2] = "1";
+        argv[3] = ldg__storage.stream;
+        size_t k = 4;
+        argv[k++] = at;
+        at += sprintf(at, "%d", LDG_RECONCILE_MAX_ENTRIES) + 1;
+        argv[k++] = at;
+        at += sprintf(at, "%d", LDG_RECONCILE_MAX_BYTES) + 1;
+        for (size_t i = 0; i < m->nrpids; i++) {
+            if (m->w->nredis > 1 && ldg_settings_redis_shard(m->w->cfg, m->rpids[i]) != m->rshard)
+                continue;
+            argv[k++] = at;
+            at += sprintf(at, "%" PRId64, m->rpids[i]) + 1;
+        }
+        m->pending++;
+        int rc = ldg_redis_commandargv(r, on_reconciled, m, (int)k, argv, NULL);
+        free(argv);
+        if (rc == 0)
+            return;
+        m->pending--;
+        free(m->rargs);
+        m->rargs = NULL;
+    }
+    reconcile_done(m);
+}
+
+static void on_reconcile_projects(PGresult *res, void *ud)
+{
+    struct ldg__storage_maint *m = ud;
+    if (!answered(m))
+        return;
+    if (m->stopping) {
+        m->running = false;
+        return;
+    }
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ldg_log_warn(CTX, "queue counters not reconciled: reading the projects failed: %s",
+                     res ? PQresultErrorMessage(res) : "auth database unavailable");
+        reconcile_done(m);
+        return;
+    }
+    int n = PQntuples(res);
+    m->rpids = ldg_calloc((size_t)n + 1, sizeof *m->rpids);
+    for (int i = 0; i < n; i++) {
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (id > 0)
+            m->rpids[m->nrpids++] = id;
+    }
+    m->rshard = 0;
+    reconcile_shard(m);
+}
+
+static void reconcile(struct ldg__storage_maint *m)
+{
+    m->pending++;
+    if (ldg_pgpool_query(m->w->pg_auth, "SELECT id FROM projects ORDER BY id", 0, NULL, on_reconcile_projects,
+                         m) < 0) {
+        m->pending--;
+        ldg_log_warn(CTX, "queue counters not reconciled: auth database unavailable");
+        reconcile_done(m);
+    }
+}
+
 static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
 {
     (void)r;
@@ -445,8 +588,7 @@ static void on_lock(struct ldg_redis *r, redisReply *reply, void *ud)
     m->deleted = 0;
     m->expired = 0;
     m->dropped = 0;
-    m->shard = 0;
-    ensure_ahead(m);
+    reconcile(m);
 }
 
 /* Partitions ahead on shard m->shard. */
@@ -590,6 +732,8 @@ void ldg__storage_maint_free(struct ldg__storage_maint *m)
         m->orphan = true; /* the last answer frees it (see answered) */
         return;
     }
+    free(m->rargs);
+    free(m->rpids);
     free(m->projects);
     free(m);
 }

@@ -21,7 +21,8 @@
  * redelivered entry whose row exists is not written again (D5). Failures retry with backoff, the
  * batch kept in memory; nothing is acknowledged that is not stored or dead-lettered.
  *
- * Maintenance (one process at a time, Redis lock, every maintenance_interval_ms): partitions for
+ * Maintenance (one process at a time, Redis lock, every maintenance_interval_ms): the per-project
+ * queue counters reconciled with the stream (reconcile.h), partitions for
  * this month and partition_months_ahead more, retention (drop whole partitions past the longest
  * project retention, then delete each project's older rows in bounded batches), and removal of
  * consumers that have been idle a long time with nothing pending. Every slice_interval_ms (one
