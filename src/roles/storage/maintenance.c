@@ -15,8 +15,8 @@
  *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before) on
  *      every shard (logs, spans, metric_points), then for each project delete its rows of logs, spans,
  *      metric_points and metric_rollups older than its own retention on its shard, table by table,
- *      retention_batch_rows per statement with retention_pause_ms between statements, until a
- *      statement deletes fewer;
+ *      retention_batch_rows per statement with retention_pause_ms after a statement that deleted
+ *      rows, until a statement deletes fewer;
  *   3. consumers of the group idle for over an hour with nothing pending are deleted.
  *
  * A failed step ends the run (logged); the next interval starts again. Every step is idempotent.
@@ -271,7 +271,10 @@ static void on_deleted(PGresult *res, void *ud)
         m->table = 0;
         m->cur++; /* this project is done */
     }
-    uv_timer_start(&m->timer, on_pause, (uint64_t)cfg()->retention_pause_ms, 0);
+    if (n == 0)
+        delete_next(m); /* nothing deleted, nothing to let PostgreSQL catch up on */
+    else
+        uv_timer_start(&m->timer, on_pause, (uint64_t)cfg()->retention_pause_ms, 0);
 }
 
 /* One statement's worth of project cur's rows of retention_tables[table] past its retention. */

@@ -63,7 +63,7 @@ const struct ldg_cfg_key ldg_storage_cfg_keys[] = {
     {"retention_batch_rows", LDG_CFG_INT, CFG(retention_batch_rows), "10000", 1, 10000000, NULL, 0,
      "Rows removed per DELETE statement of the retention job"},
     {"retention_pause_ms", LDG_CFG_MS, CFG(retention_pause_ms), "50", 0, 60000, NULL, 0,
-     "Pause between two retention DELETE statements"},
+     "Pause after a retention DELETE statement that removed rows"},
     {"partition_max_rows", LDG_CFG_INT, CFG(partition_max_rows), "1000000", 0, 1000000000, NULL, 0,
      "The hour after the open leaf is cut into slices holding about this many logs at the current rate, so "
      "the open leaf that searches scan stays small (0 = 6-hour leaves only)"},
