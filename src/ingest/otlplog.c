@@ -266,6 +266,20 @@ ProtobufCBinaryData ldg__otlp_jid(struct ldg__otlp_json *jc, const cJSON *obj, c
     return d;
 }
 
+/* How many bytes of s (valid UTF-8) to quote in a message: at most QUOTE_MAX, never half a
+ * character (a google.rpc.Status message is a protobuf string: it must stay valid UTF-8). */
+#define QUOTE_MAX 40
+static int quote_len(const char *s)
+{
+    size_t n = strnlen(s, QUOTE_MAX + 1);
+    if (n <= QUOTE_MAX)
+        return (int)n;
+    n = QUOTE_MAX; /* s[n] is the first byte left out: back off while it continues a character */
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return (int)n;
+}
+
 static AnyValue *j_any(struct ldg__otlp_json *jc, const cJSON *o, int depth, int *rc)
 {
     AnyValue *v = NEW(jc, AnyValue, LDG__OTLP__ANY_VALUE__INIT);
@@ -358,7 +372,8 @@ static int32_t j_severity(struct ldg__otlp_json *jc, const cJSON *rec, int *rc)
         for (size_t i = 0; i < LDG_ARRAY_SIZE(severity_names); i++)
             if (strcmp(v->valuestring, severity_names[i]) == 0)
                 return (int32_t)i;
-        *rc = ldg_json_fail(jc->err, jc->errlen, "Unknown severityNumber '%.40s'", v->valuestring);
+        *rc = ldg_json_fail(jc->err, jc->errlen, "Unknown severityNumber '%.*s'", quote_len(v->valuestring),
+                            v->valuestring);
         return 0;
     }
     return (int32_t)ldg__otlp_jint(jc, rec, "severityNumber", rc);
@@ -942,7 +957,8 @@ int32_t ldg__otlp_j_enum(struct ldg__otlp_json *jc, const cJSON *obj, const char
         for (size_t i = 0; i < n; i++)
             if (strcmp(v->valuestring, names[i]) == 0)
                 return (int32_t)i;
-        *rc = ldg_json_fail(jc->err, jc->errlen, "Unknown %s '%.40s'", name, v->valuestring);
+        *rc = ldg_json_fail(jc->err, jc->errlen, "Unknown %s '%.*s'", name, quote_len(v->valuestring),
+                            v->valuestring);
         return 0;
     }
     return (int32_t)ldg__otlp_jint(jc, obj, name, rc);

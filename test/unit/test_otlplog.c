@@ -109,6 +109,34 @@ static void test_json_errors(void **state)
                      -EINVAL);
     assert_int_equal(decode_json("{}", &l), 0);
     assert_int_equal(l.n, 0);
+    /* an unknown name is quoted up to 40 bytes, never half a character: the 2-byte "é" at bytes
+     * 39-40 is left out whole (a Status message must be valid UTF-8) */
+    assert_int_equal(decode_json("{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityNumber\":"
+                                 "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\u00e9B\"}]}]}]}",
+                                 &l),
+                     -EINVAL);
+    assert_string_equal(err, "Unknown severityNumber 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'");
+    assert_int_equal(decode_json("{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityNumber\":"
+                                 "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\u00e9B\"}]}]}]}",
+                                 &l),
+                     -EINVAL);
+    assert_string_equal(err, "Unknown severityNumber 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\xc3\xa9'");
+    /* the same for the enums of spans and metrics */
+    static const char span[] =
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":"
+        "\"SPAN_KIND\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\\u4e2d\"}]}]}]}";
+    struct ldg_buf copy;
+    ldg_buf_init(&copy);
+    struct ldg_otlp_rows rows;
+    assert_int_equal(ldg_otlp_spans_decode(LDG_OTLP_JSON, span, strlen(span), NOW_US, 0, 7, 1000, &arena,
+                                           &copy, &rows, err, sizeof err),
+                     -EINVAL);
+    /* "SPAN_KIND" (9 bytes) and ten of the eleven 3-byte characters: the eleventh spans bytes 39-41 */
+    assert_string_equal(err, "Unknown kind 'SPAN_KIND"
+                             "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad"
+                             "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad'");
+    ldg_buf_free(&rows.message);
+    ldg_buf_free(&copy);
 }
 
 static size_t pack_request(const char *body_text, uint8_t *out, int nest)
