@@ -2,8 +2,10 @@
  * client.c: outgoing HTTP/1.1 requests on a loop (see client.h).
  *
  * A request owns up to three things that finish at different times: the getaddrinfo job, the TCP
- * handle and the deadline timer. finish() reports once, then closes what is open; the request is
- * freed when the last of them is gone (close callbacks, the resolution's callback).
+ * handle and the deadline timer. A name's addresses (up to ADDRS_MAX) are tried one after the
+ * other until one connects, each on a new TCP handle, all within the request's one deadline. finish() reports
+ * once, then closes what is open; the request is freed when the last of them is gone (close callbacks, the
+ * resolution's callback).
  *
  * https:// runs OpenSSL over the same TCP handle through a pair of memory BIOs: bytes read from
  * the socket go into the read BIO, the TLS engine's output is taken from the write BIO and written
@@ -31,6 +33,7 @@
 #include <openssl/x509v3.h>
 
 #define HEAD_MAX 512
+#define ADDRS_MAX 4 /* addresses of a name tried, in getaddrinfo order */
 
 struct ldg_httpc {
     uv_loop_t *loop;
@@ -67,6 +70,8 @@ struct hreq {
     int64_t timeout_ms;
     uint64_t start_ms;
     uv_getaddrinfo_t gai;
+    struct sockaddr_storage addrs[ADDRS_MAX]; /* what the name resolved to, tried in order */
+    int naddrs, next_addr;
     uv_tcp_t tcp;
     uv_connect_t conn;
     uv_write_t wr;
@@ -518,11 +523,31 @@ static void on_written(uv_write_t *w, int status)
         finish(h, status, uv_strerror(status));
 }
 
+static void connect_next(struct hreq *h);
+
+/* The TCP handle of a refused address is closed: the next address gets a new one. */
+static void on_retry_closed(uv_handle_t *hd)
+{
+    struct hreq *h = hd->data;
+    h->open_handles--;
+    if (h->done)
+        maybe_free(h);
+    else
+        connect_next(h);
+}
+
 static void on_connected(uv_connect_t *cr, int status)
 {
     struct hreq *h = cr->data;
     if (h->done)
         return;
+    if (status < 0 && h->next_addr < h->naddrs) {
+        /* "localhost" is both ::1 and 127.0.0.1 on a stock Debian, and a server often listens
+         * on one of them only: try the next address within the same deadline. */
+        h->tcp_open = false;
+        uv_close((uv_handle_t *)&h->tcp, on_retry_closed);
+        return;
+    }
     if (status < 0) {
         finish(h, status, uv_strerror(status));
         return;
@@ -556,17 +581,37 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
         finish(h, -EHOSTUNREACH, "name resolution failed");
         return;
     }
-    int rc = uv_tcp_init(h->c->loop, &h->tcp);
-    if (rc == 0) {
-        h->tcp.data = h;
-        h->tcp_open = true;
-        h->open_handles++;
-        h->conn.data = h;
-        rc = uv_tcp_connect(&h->conn, &h->tcp, res->ai_addr, on_connected);
-    }
+    h->naddrs = h->next_addr = 0;
+    for (const struct addrinfo *a = res; a && h->naddrs < ADDRS_MAX; a = a->ai_next)
+        if (a->ai_addr && a->ai_addrlen <= sizeof h->addrs[0])
+            memcpy(&h->addrs[h->naddrs++], a->ai_addr, a->ai_addrlen);
     uv_freeaddrinfo(res);
-    if (rc < 0)
+    if (h->naddrs == 0) {
+        finish(h, -EHOSTUNREACH, "name resolution failed");
+        return;
+    }
+    connect_next(h);
+}
+
+/* A new TCP handle to the next address of h->addrs. */
+static void connect_next(struct hreq *h)
+{
+    int rc = uv_tcp_init(h->c->loop, &h->tcp);
+    if (rc < 0) {
         finish(h, rc, uv_strerror(rc));
+        return;
+    }
+    h->tcp.data = h;
+    h->tcp_open = true;
+    h->open_handles++;
+    h->conn.data = h;
+    rc = uv_tcp_connect(&h->conn, &h->tcp, (const struct sockaddr *)&h->addrs[h->next_addr++], on_connected);
+    if (rc < 0 && h->next_addr < h->naddrs) { /* e.g. an IPv6 address on a host without IPv6 */
+        h->tcp_open = false;
+        uv_close((uv_handle_t *)&h->tcp, on_retry_closed);
+    } else if (rc < 0) {
+        finish(h, rc, uv_strerror(rc));
+    }
 }
 
 static void start(struct hreq *h)

@@ -400,14 +400,15 @@ def jwt_secret_file(session_dir):
 
 @pytest.fixture
 def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate, jwt_secret_file):
-    """Factory: ``ledgerd(extra_ini=None, workers=1, env=None, migrate=True, wait=True)``.
+    """Factory: ``ledgerd(extra_ini=None, workers=1, env=None, migrate=True, wait=True, binary=None)``.
 
     ``extra_ini`` is {section: {key: value}} merged over the base config (True/False become on/off,
-    None drops a key).  ``env`` adds to os.environ.  Returns a started ``Ledgerd``."""
+    None drops a key).  ``env`` adds to os.environ.  ``binary`` runs another executable in place of
+    ``$LDG_BINARY`` (a wrapper that execs it).  Returns a started ``Ledgerd``."""
     started = []
     seq = itertools.count()
 
-    def factory(extra_ini=None, workers=1, env=None, migrate=True, wait=True):
+    def factory(extra_ini=None, workers=1, env=None, migrate=True, wait=True, binary=None):
         d = tmp_path / f"ledgerd{next(seq)}"
         d.mkdir()
         port = free_port()
@@ -416,7 +417,7 @@ def ledgerd(request, tmp_path, pg, redis, ledgerd_bin, ldg_migrate, jwt_secret_f
         ini.write_text(render_ini(cfg))
         if migrate:
             ldg_migrate(ini, cfg)
-        srv = Ledgerd(ledgerd_bin, ini, d / "ledgerd.log", port, {**os.environ, **(env or {})})
+        srv = Ledgerd(binary or ledgerd_bin, ini, d / "ledgerd.log", port, {**os.environ, **(env or {})})
         started.append(srv)
         return srv.start(wait=wait)
 

@@ -188,3 +188,30 @@ def test_https_urls_are_accepted_when_saved(server):
     r = user.post("/api/v1/connectors", json={"name": "x", "kind": "webhook",
                                               "config": {"url": "ftp://hooks.example.com/x"}})
     assert r.status_code == 422 and "http:// and https://" in r.json()["detail"][0]["msg"]
+
+
+def test_every_address_of_a_name_is_tried(ledgerd, ledgerd_bin, pki, tmp_path):
+    """A stock Debian /etc/hosts names localhost ::1 as well as 127.0.0.1, and getaddrinfo gives ::1
+    first; a receiver on 127.0.0.1 only must still get the webhook and pass the monitor's check
+    (the first address refuses, the next one is tried within the same deadline). ledgerd runs in a
+    private mount namespace whose /etc/hosts says so."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 localhost\n127.0.0.1 localhost\n")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {hosts} /etc/hosts && getent ahosts localhost"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    assert probe.stdout.split()[0] == "::1", probe.stdout  # the refused address comes first
+    wrapper = tmp_path / "ledgerd-hosts"
+    wrapper.write_text("#!/bin/sh\n"
+                       f"exec unshare -m sh -c 'mount --bind {hosts} /etc/hosts && exec {ledgerd_bin} \"$@\"' sh \"$@\"\n")
+    wrapper.chmod(0o755)
+    srv = ledgerd(binary=str(wrapper),
+                  extra_ini={"analytics": {"webhook_timeout_ms": 2000, "webhook_backoff_ms": 100,
+                                           "monitor_check_interval_ms": 1000, "outbound_ca_file": str(pki / "ca.pem")}})
+    user = Api(srv.url).register()
+    with Receiver(tls=context(pki, "good")) as rx:  # listens on 127.0.0.1 only
+        cid = hook(user, rx.url("/named", host="localhost"))
+        r = user.post(f"/api/v1/connectors/{cid}/test")
+        assert r.status_code == 200 and r.json()["success"] is True, r.text
+        assert rx.wait(1)[0][1] == "/named" and rx.sni == ["localhost"]
