@@ -12,7 +12,8 @@
  *      older than a day are deleted, retention_batch_rows per statement with retention_pause_ms
  *      between statements;
  *   2. retention (unless off): read every project's retention_days from the auth database, drop
- *      whole partitions that end before now - (longest retention) (logs_drop_partitions_before) on
+ *      whole partitions that end before now - (longest retention), a month per statement
+ *      (logs_drop_oldest_partition_before, otel_drop_oldest_partition_before, schema 0013) on
  *      every shard (logs, spans, metric_points), then for each project delete its rows of logs, spans,
  *      metric_points and metric_rollups older than its own retention on its shard, table by table,
  *      retention_batch_rows per statement with retention_pause_ms after a statement that deleted
@@ -310,15 +311,16 @@ static void on_dropped(PGresult *res, void *ud)
         ldg_log_info(CTX, "dropped partition %s (past the longest retention) shard=%d", PQgetvalue(res, i, 0),
                      m->shard);
     }
-    if (++m->shard < ldg_pgroute_nshards(m->w)) {
-        drop_before(m);
+    if (PQntuples(res) > 0 || ++m->shard < ldg_pgroute_nshards(m->w)) {
+        drop_before(m); /* one more month on this shard, or the next shard */
         return;
     }
     m->cur = m->table = 0;
     delete_next(m);
 }
 
-/* Whole partitions past the longest retention, on shard m->shard. */
+/* Whole partitions past the longest retention on shard m->shard: the oldest month of logs and the
+ * oldest of spans or metric points, one statement (so one transaction's locks) at a time. */
 static void drop_before(struct ldg__storage_maint *m)
 {
     char days[24];
@@ -328,8 +330,8 @@ static void drop_before(struct ldg__storage_maint *m)
     struct ldg_pgpool *pool = ldg_pgroute_primary(m->w, m->shard);
     if (!pool ||
         ldg_pgpool_query(pool,
-                         "SELECT logs_drop_partitions_before(now() - make_interval(days => $1::int)) "
-                         "UNION ALL SELECT otel_drop_partitions_before(now() - make_interval(days => "
+                         "SELECT logs_drop_oldest_partition_before(now() - make_interval(days => $1::int)) "
+                         "UNION ALL SELECT otel_drop_oldest_partition_before(now() - make_interval(days => "
                          "$1::int))",
                          1, params, on_dropped, m) < 0) {
         m->pending--;
