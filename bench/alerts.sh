@@ -10,7 +10,7 @@
 #   4. Ingest p99 under a paced load with the evaluator running back to back vs. off (ratio).
 #
 #   ./scripts/ledger bench alerts   (knobs: BENCH_ALERTS_ROWS 10000000, BENCH_ALERTS_PROJECTS 10,
-#                                    BENCH_ALERTS_RULES 1000, BENCH_ALERTS_CONCURRENCY 4)
+#                                    BENCH_ALERTS_RULES 1000, BENCH_ALERTS_CONCURRENCY 1)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
@@ -18,7 +18,7 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
 ROWS=${BENCH_ALERTS_ROWS:-10000000}
 PROJECTS=${BENCH_ALERTS_PROJECTS:-10}
 RULES=${BENCH_ALERTS_RULES:-1000}
-CONCURRENCY=${BENCH_ALERTS_CONCURRENCY:-4}
+CONCURRENCY=${BENCH_ALERTS_CONCURRENCY:-1}
 
 bench_init alerts
 bench_start_pg

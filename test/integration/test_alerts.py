@@ -39,12 +39,13 @@ def logs(pg):
     conn.close()
 
 
-def add_logs(logs, project_id, n, level="error", error_type="KeyError", log_type="exception", attrs=None):
+def add_logs(logs, project_id, n, level="error", error_type="KeyError", log_type="exception", attrs=None,
+             ago_s=0):
     for _ in range(n):
         logs.execute(
             "INSERT INTO logs (project_id, timestamp, level, log_type, message, error_type, error_message, "
-            "attributes) VALUES (%s, now(), %s, %s, 'boom', %s, 'k', %s)",
-            (project_id, level, log_type, error_type, json.dumps(attrs) if attrs else None))
+            "attributes) VALUES (%s, now() - %s * interval '1 second', %s, %s, 'boom', %s, 'k', %s)",
+            (project_id, ago_s, level, log_type, error_type, json.dumps(attrs) if attrs else None))
 
 
 def wait_for(fn, timeout=15.0, step=0.2):
@@ -252,6 +253,56 @@ def test_metrics_and_filter(server, logs):
     listed = user.get(RULES, params={"project_id": pid}).json()
     assert listed["total"] == 5
     assert user.get(RULES).json()["total"] == 5
+
+
+def test_rules_sharing_windows_filters_and_aggregates(server, logs):
+    # One statement per project computes each distinct (window, filter, kind) once: rules that share
+    # them, rules that differ only in window or filter, and error_rate (two shared counts) each get
+    # their own value.
+    api = Api(server.url)
+    user = api.register()
+    pid = user.create_project()["project_id"]
+    add_logs(logs, pid, 2, level="info", log_type="logger", error_type=None)
+    add_logs(logs, pid, 2, error_type="ValueError")
+    add_logs(logs, pid, 1, error_type="KeyError")
+    for ms in (10, 20, 30):
+        add_logs(logs, pid, 1, level="info", log_type="endpoint", error_type=None,
+                 attrs={"endpoint": {"method": "GET", "path": "/x", "status_code": 200, "duration_ms": ms}})
+    # ten minutes ago: inside the 15-minute window only
+    add_logs(logs, pid, 3, error_type="KeyError", ago_s=600)
+    for ms in (1000, 2000):
+        add_logs(logs, pid, 1, level="info", log_type="endpoint", error_type=None, ago_s=600,
+                 attrs={"endpoint": {"method": "GET", "path": "/x", "status_code": 200, "duration_ms": ms}})
+    kv = "error_type:KeyError"
+    mk = lambda **kw: user.post(RULES, json=rule_body(pid, threshold=1e9, comparator="gt", **kw)).json()
+    rules = {
+        "vol5": (mk(metric="log_volume", window_s=300), 8),
+        "vol15": (mk(metric="log_volume", window_s=900), 13),
+        "vol15_again": (mk(metric="log_volume", window_s=900), 13),
+        "kv5": (mk(metric="error_count", window_s=300, filter=kv), 1),
+        "kv15": (mk(metric="error_count", window_s=900, filter=kv), 4),
+        "ve15": (mk(metric="error_count", window_s=900, filter="error_type:ValueError"), 2),
+        "rate15_kv": (mk(metric="error_rate", window_s=900, filter=kv), 100),
+        "rate15": (mk(metric="error_rate", window_s=900), 100 * 6 / 13),
+        "rate5": (mk(metric="error_rate", window_s=300), 100 * 3 / 8),
+        "p50_5": (mk(metric="p50_latency", window_s=300), 20),
+        "p95_15": (mk(metric="p95_latency", window_s=900), 1800),
+        "p99_15": (mk(metric="p99_latency", window_s=900), 1960),
+        "p50_kv": (mk(metric="p50_latency", window_s=900, filter=kv), None),  # no endpoint logs: no data
+    }
+
+    def state(name):
+        return user.get(f"{RULES}/{rules[name][0]['id']}").json()
+
+    assert wait_for(lambda: all(state(n)["last_evaluated_at"] for n in rules), 10)
+    time.sleep(1.5)
+    for name, (_, want) in rules.items():
+        got = state(name)
+        assert got["state"] == "ok", (name, got)
+        if want is None:
+            assert got["last_value"] is None, (name, got)
+        else:
+            assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
 
 
 def test_rule_validation_and_ownership(server):

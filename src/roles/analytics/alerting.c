@@ -4,8 +4,11 @@
  * Evaluator: one statement lists the enabled rules with what decides them (maintenance window,
  * snooze, cool-down, current state); the rules of one project (up to GROUP_MAX) are computed by
  * one statement on the logs database that scans the project's logs over the group's longest window
- * once, each rule being an aggregate FILTERed by its own window and its filter (compiled by the
- * search language); alert_eval_concurrency such statements run at once. Values that do not change
+ * once. Rules are reduced to distinct aggregates first: each window, filter (compiled by the search
+ * language), error flag and endpoint duration is computed once per row in a subquery, and each
+ * distinct (window, filter, kind) is one aggregate over those columns, however many rules share it
+ * (error_rate is count and error count, divided here); alert_eval_concurrency such statements run
+ * at once. Values that do not change
  * the state are written with one statement per group. A transition is one guarded statement on the rule
  * (state = 'ok' → 'firing' inserts an event; 'firing' → 'ok' resolves it), so a pass that runs twice changes
  * nothing twice. Only transitions notify: a rule that keeps breaching stays quiet.
@@ -92,9 +95,9 @@ static void fmt_value(char *out, size_t cap, const char *v)
 /* ---- evaluator --------------------------------------------------------------------------------- */
 
 /* Rules of one project are evaluated together: one statement scans the project's logs over the
- * longest window of the group once and computes every rule's value with an aggregate FILTERed by
- * the rule's own window and filter. */
-#define GROUP_MAX 50
+ * longest window of the group once and computes each distinct aggregate the rules need once.
+ * GROUP_MAX bounds a statement's columns: at most 2 aggregates per rule. */
+#define GROUP_MAX 250
 
 enum {
     R_ID,
@@ -131,7 +134,13 @@ struct group_run {
     struct pass *p;
     int first, n;      /* rows of p->rows */
     int pending;       /* statements in flight */
+    int ncols;         /* log rules: columns of the metric statement */
     char (*value)[64]; /* per rule: the metric as text, "" = no data */
+    int (*col)[2];     /* log rules: the result columns of the rule's value ([1] only for error_rate) */
+    struct ldg_pgpool *pool; /* log rules: the pool of the metric statement, and its lent connection */
+    struct ldg_pg *conn;
+    const char *sql;         /* g->arena */
+    struct ldg_qparams qp;
     struct ldg_arena arena;
 };
 
@@ -161,6 +170,7 @@ static void group_release(struct group_run *g)
     struct pass *p = g->p;
     ldg_arena_free(&g->arena);
     free(g->value);
+    free(g->col);
     free(g);
     p->inflight--;
     eval_next(p);
@@ -385,7 +395,7 @@ static void on_group_metrics(PGresult *res, void *ud)
         group_release(g);
         return;
     }
-    if (!res || PQntuples(res) != 1 || PQnfields(res) != g->n) {
+    if (!res || PQntuples(res) != 1 || (g->col ? PQnfields(res) != g->ncols : PQnfields(res) != g->n)) {
         if (!res) {
             char what[96];
             snprintf(what, sizeof what, "computing the metrics of project %s",
@@ -396,9 +406,18 @@ static void on_group_metrics(PGresult *res, void *ud)
         group_release(g);
         return;
     }
-    for (int k = 0; k < g->n; k++)
-        if (!PQgetisnull(res, 0, k))
-            snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, k));
+    for (int k = 0; k < g->n; k++) {
+        int a = g->col ? g->col[k][0] : k, b = g->col ? g->col[k][1] : -1;
+        if (PQgetisnull(res, 0, a))
+            continue;
+        if (b < 0) {
+            snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, a));
+            continue;
+        }
+        /* error_rate: errors (a) × 100 / logs (b) of the window, 0 without logs */
+        double errors = strtod(PQgetvalue(res, 0, a), NULL), all = strtod(PQgetvalue(res, 0, b), NULL);
+        snprintf(g->value[k], sizeof g->value[k], "%.17g", all > 0 ? 100.0 * errors / all : 0.0);
+    }
     decide_group(g);
 }
 
@@ -406,54 +425,207 @@ static void on_group_metrics(PGresult *res, void *ud)
     "CASE WHEN log_type = 'endpoint' AND attributes->'endpoint'->>'duration_ms' ~ "                          \
     "'^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN (attributes->'endpoint'->>'duration_ms')::float8 END"
 
-/* The aggregate of row i: its window ($w) and filter, then its metric. */
-static bool rule_aggregate(struct group_run *g, int i, struct ldg_buf *sql, struct ldg_qparams *qp)
+/* The statement of a group of log rules. Every distinct window is one bound (b<i>, computed once
+ * in a one-row subquery), every distinct filter one boolean column (f<i>) of the row subquery,
+ * every distinct (window, filter, kind) one aggregate over those columns. OFFSET 0 keeps both
+ * subqueries from being pulled up, which would evaluate their expressions once per aggregate. */
+enum agg_kind { AGG_COUNT, AGG_ERRORS, AGG_P50, AGG_P95, AGG_P99 };
+
+struct logstmt {
+    struct group_run *g;
+    struct ldg_qparams qp;
+    struct ldg_buf cols;   /* ", (<filter>) AS f0, ..." */
+    struct ldg_buf bounds; /* "now() - $n::int * interval '1 second' AS b0, ..." */
+    struct ldg_buf aggs;   /* the select list */
+    int64_t longest;
+    int64_t window[GROUP_MAX];
+    int nwindow, nbounds;
+    const char *filter[GROUP_MAX];
+    int nfilter;
+    int agg[2 * GROUP_MAX][3]; /* window index, filter index (-1: none), kind */
+    int nagg;
+    bool dur;
+};
+
+static int window_index(struct logstmt *ls, int64_t w)
+{
+    for (int i = 0; i < ls->nwindow; i++)
+        if (ls->window[i] == w)
+            return i;
+    ls->window[ls->nwindow] = w;
+    if (w != ls->longest) { /* the longest window is the scan's own range: no bound */
+        char t[24];
+        snprintf(t, sizeof t, "%" PRId64, w);
+        int n = ldg_qparams_add(&ls->qp, &ls->g->arena, ldg_arena_strndup(&ls->g->arena, t, strlen(t)));
+        ldg_buf_printf(&ls->bounds, "%snow() - $%d::int * interval '1 second' AS b%d", ls->nbounds ? ", " : "",
+                       n, ls->nwindow);
+        ls->nbounds++;
+    }
+    return ls->nwindow++;
+}
+
+static int filter_index(struct logstmt *ls, int row)
+{
+    const char *filter = cell(ls->g->p->rows, row, R_FILTER);
+    if (!filter || !*filter)
+        return -1;
+    for (int i = 0; i < ls->nfilter; i++)
+        if (strcmp(ls->filter[i], filter) == 0)
+            return i;
+    struct ldg_qnode *root;
+    struct ldg_qerror err;
+    if (ldg_qlang_parse(filter, strlen(filter), &ls->g->arena, &root, &err) < 0) {
+        ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches",
+                     PQgetvalue(ls->g->p->rows, row, R_ID), err.msg);
+        ldg_buf_printf(&ls->cols, ", false AS f%d", ls->nfilter);
+    } else {
+        ldg_buf_puts(&ls->cols, ", (");
+        ldg_qlang_compile(root, &ls->g->arena, &ls->cols, &ls->qp);
+        ldg_buf_printf(&ls->cols, ") AS f%d", ls->nfilter);
+    }
+    ls->filter[ls->nfilter] = filter;
+    return ls->nfilter++;
+}
+
+/* The column of aggregate (w, f, kind), added to the select list the first time. */
+static int agg_column(struct logstmt *ls, int w, int f, enum agg_kind kind)
+{
+    for (int i = 0; i < ls->nagg; i++)
+        if (ls->agg[i][0] == w && ls->agg[i][1] == f && ls->agg[i][2] == (int)kind)
+            return i;
+    char cond[96];
+    int n = 0;
+    cond[0] = 0;
+    if (ls->window[w] != ls->longest)
+        n += snprintf(cond + n, sizeof cond - (size_t)n, "s.ts >= t.b%d", w);
+    if (f >= 0)
+        n += snprintf(cond + n, sizeof cond - (size_t)n, "%ss.f%d", n ? " AND " : "", f);
+    if (kind == AGG_ERRORS)
+        n += snprintf(cond + n, sizeof cond - (size_t)n, "%ss.err", n ? " AND " : "");
+    else if (kind != AGG_COUNT)
+        n += snprintf(cond + n, sizeof cond - (size_t)n, "%ss.dur IS NOT NULL", n ? " AND " : "");
+    if (ls->nagg)
+        ldg_buf_puts(&ls->aggs, ", ");
+    if (kind == AGG_COUNT || kind == AGG_ERRORS) {
+        ldg_buf_puts(&ls->aggs, "count(*)");
+    } else {
+        ldg_buf_printf(&ls->aggs, "percentile_cont(%s) WITHIN GROUP (ORDER BY s.dur)",
+                       kind == AGG_P50 ? "0.5" : kind == AGG_P95 ? "0.95" : "0.99");
+        ls->dur = true;
+    }
+    if (n)
+        ldg_buf_printf(&ls->aggs, " FILTER (WHERE %s)", cond);
+    ls->agg[ls->nagg][0] = w;
+    ls->agg[ls->nagg][1] = f;
+    ls->agg[ls->nagg][2] = (int)kind;
+    return ls->nagg++;
+}
+
+static void on_metrics_set(PGresult *res, void *ud)
+{
+    (void)res; /* a failure fails the metric statement too (one implicit transaction) */
+    (void)ud;
+}
+
+static void on_log_metrics(PGresult *res, void *ud)
+{
+    struct group_run *g = ud;
+    ldg_pgpool_release(g->pool, g->conn);
+    g->conn = NULL;
+    on_group_metrics(res, g);
+}
+
+/* The metric statement runs with its own max_parallel_workers_per_gather (SET LOCAL of the
+ * pipeline's implicit transaction): PostgreSQL's default of 2 would have one statement take three
+ * cores, so that alert_eval_concurrency = 1 would still take every core of a small machine. */
+static void on_metrics_conn(struct ldg_pg *conn, int err, void *ud)
+{
+    struct group_run *g = ud;
+    if (!conn) {
+        ldg_log_warn(CTX, "computing the metrics of project %s: no connection (%s)",
+                     PQgetvalue(g->p->rows, g->first, R_PROJECT), strerror(-err));
+        g->p->error = "computing rule metrics";
+        group_release(g);
+        return;
+    }
+    g->conn = conn;
+    char workers[24];
+    snprintf(workers, sizeof workers, "%" PRId64, g->p->cfg->alert_eval_parallel_workers);
+    const char *wparams[] = {workers};
+    struct ldg_pg_stmt stmts[2] = {
+        {"SELECT set_config('max_parallel_workers_per_gather', $1, true)", "alr_eval_workers", 1, wparams,
+         on_metrics_set, g},
+        {g->sql, NULL, (int)g->qp.n, g->qp.v, on_log_metrics, g},
+    };
+    if (ldg_pg_pipeline(conn, stmts, 2) < 0) {
+        ldg_pgpool_release(g->pool, conn);
+        g->conn = NULL;
+        ldg_log_warn(CTX, "computing the metrics of project %s: the statement could not be sent",
+                     PQgetvalue(g->p->rows, g->first, R_PROJECT));
+        g->p->error = "computing rule metrics";
+        group_release(g);
+    }
+}
+
+/* Start the metric statement of a group of log rules; 0, or -1 when it could not be sent. */
+static int log_group_start(struct group_run *g)
 {
     const PGresult *r = g->p->rows;
-    const char *metric = PQgetvalue(r, i, R_METRIC);
-    struct ldg_buf cond;
-    ldg_buf_init(&cond);
-    int w = ldg_qparams_add(qp, &g->arena, PQgetvalue(r, i, R_WINDOW));
-    ldg_buf_printf(&cond, "\"timestamp\" >= now() - $%d::int * interval '1 second'", w);
-    const char *filter = cell(r, i, R_FILTER);
-    if (filter && *filter) {
-        struct ldg_qnode *root;
-        struct ldg_qerror err;
-        if (ldg_qlang_parse(filter, strlen(filter), &g->arena, &root, &err) < 0) {
-            ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches", PQgetvalue(r, i, R_ID),
-                         err.msg);
-            ldg_buf_puts(&cond, " AND false");
-        } else {
-            ldg_buf_puts(&cond, " AND (");
-            ldg_qlang_compile(root, &g->arena, &cond, qp);
-            ldg_buf_puts(&cond, ")");
-        }
+    struct logstmt *ls = ldg_calloc(1, sizeof *ls);
+    ls->g = g;
+    ldg_buf_init(&ls->cols);
+    ldg_buf_init(&ls->bounds);
+    ldg_buf_init(&ls->aggs);
+    for (int k = 0; k < g->n; k++)
+        ls->longest = LDG_MAX(ls->longest, strtoll(PQgetvalue(r, g->first + k, R_WINDOW), NULL, 10));
+    (void)ldg_qparams_add(&ls->qp, &g->arena, PQgetvalue(r, g->first, R_PROJECT));
+    char lw[24];
+    snprintf(lw, sizeof lw, "%" PRId64, ls->longest);
+    (void)ldg_qparams_add(&ls->qp, &g->arena, ldg_arena_strndup(&g->arena, lw, strlen(lw)));
+    g->col = ldg_calloc((size_t)g->n, sizeof *g->col);
+    for (int k = 0; k < g->n; k++) {
+        int i = g->first + k;
+        const char *metric = PQgetvalue(r, i, R_METRIC);
+        int w = window_index(ls, strtoll(PQgetvalue(r, i, R_WINDOW), NULL, 10));
+        int f = filter_index(ls, i);
+        g->col[k][1] = -1;
+        if (strcmp(metric, "p50_latency") == 0)
+            g->col[k][0] = agg_column(ls, w, f, AGG_P50);
+        else if (strcmp(metric, "p95_latency") == 0)
+            g->col[k][0] = agg_column(ls, w, f, AGG_P95);
+        else if (strcmp(metric, "p99_latency") == 0)
+            g->col[k][0] = agg_column(ls, w, f, AGG_P99);
+        else if (strcmp(metric, "error_count") == 0)
+            g->col[k][0] = agg_column(ls, w, f, AGG_ERRORS);
+        else if (strcmp(metric, "error_rate") == 0) {
+            g->col[k][0] = agg_column(ls, w, f, AGG_ERRORS);
+            g->col[k][1] = agg_column(ls, w, f, AGG_COUNT);
+        } else
+            g->col[k][0] = agg_column(ls, w, f, AGG_COUNT);
     }
-    int cn = (int)ldg_buf_size(&cond);
-    const char *c = ldg_buf_head(&cond);
-    const char *pct = strcmp(metric, "p50_latency") == 0   ? "0.5"
-                      : strcmp(metric, "p95_latency") == 0 ? "0.95"
-                      : strcmp(metric, "p99_latency") == 0 ? "0.99"
-                                                           : NULL;
-    bool dur = pct != NULL;
-    if (pct)
-        ldg_buf_printf(
-            sql,
-            "percentile_cont(%s) WITHIN GROUP (ORDER BY d.dur) FILTER (WHERE %.*s AND d.dur IS NOT NULL)",
-            pct, cn, c);
-    else if (strcmp(metric, "error_rate") == 0)
-        ldg_buf_printf(
-            sql,
-            "CASE WHEN count(*) FILTER (WHERE %.*s) = 0 THEN 0 ELSE 100.0 * count(*) FILTER (WHERE %.*s "
-            "AND level IN ('error', 'critical')) / count(*) FILTER (WHERE %.*s) END::float8",
-            cn, c, cn, c, cn, c);
-    else if (strcmp(metric, "error_count") == 0)
-        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s AND level IN ('error', 'critical')))::float8", cn,
-                       c);
-    else
-        ldg_buf_printf(sql, "(count(*) FILTER (WHERE %.*s))::float8", cn, c);
-    ldg_buf_free(&cond);
-    return dur;
+    g->ncols = ls->nagg;
+    struct ldg_buf sql;
+    ldg_buf_init(&sql);
+    ldg_buf_printf(&sql,
+                   "SELECT %.*s FROM (SELECT \"timestamp\" AS ts, level IN ('error', 'critical') AS err%s%.*s "
+                   "FROM logs WHERE project_id = $1::bigint AND \"timestamp\" >= now() - $2::int * interval "
+                   "'1 second' AND \"timestamp\" <= now() OFFSET 0) s",
+                   (int)ldg_buf_size(&ls->aggs), ldg_buf_head(&ls->aggs), ls->dur ? ", " DURATION_EXPR " AS dur" : "",
+                   (int)ldg_buf_size(&ls->cols), ldg_buf_head(&ls->cols));
+    if (ls->nbounds)
+        ldg_buf_printf(&sql, ", (SELECT %.*s OFFSET 0) t", (int)ldg_buf_size(&ls->bounds),
+                       ldg_buf_head(&ls->bounds));
+    ldg_buf_put(&sql, "", 1);
+    int64_t project = strtoll(PQgetvalue(r, g->first, R_PROJECT), NULL, 10);
+    g->sql = ldg_arena_strndup(&g->arena, ldg_buf_head(&sql), ldg_buf_size(&sql));
+    g->qp = ls->qp;
+    g->pool = ldg_pgroute_read(g->p->w, project);
+    ldg_buf_free(&sql);
+    ldg_buf_free(&ls->cols);
+    ldg_buf_free(&ls->bounds);
+    ldg_buf_free(&ls->aggs);
+    free(ls);
+    return g->pool && ldg_pgpool_acquire(g->pool, on_metrics_conn, g) == 0 ? 0 : -1;
 }
 
 /* A custom metric rule: its points in the window, reduced by its aggregation. A point's value is
@@ -488,42 +660,31 @@ static void group_start(struct pass *p, int first, int n)
     ldg_arena_init(&g->arena, NULL, 0);
     p->inflight++;
     const PGresult *r = p->rows;
-    int64_t longest = 0;
-    for (int k = 0; k < n; k++)
-        longest = LDG_MAX(longest, strtoll(PQgetvalue(r, first + k, R_WINDOW), NULL, 10));
-    struct ldg_qparams qp = {0};
-    (void)ldg_qparams_add(&qp, &g->arena, PQgetvalue(r, first, R_PROJECT));
-    char lw[24];
-    snprintf(lw, sizeof lw, "%" PRId64, longest);
-    (void)ldg_qparams_add(&qp, &g->arena, ldg_arena_strndup(&g->arena, lw, strlen(lw)));
-    struct ldg_buf aggs;
-    ldg_buf_init(&aggs);
-    bool dur = false;
-    bool custom = is_custom(r, first); /* a group is all custom or all log metrics (eval_next) */
-    for (int k = 0; k < n; k++) {
-        if (k)
-            ldg_buf_puts(&aggs, ", ");
-        if (custom)
+    int rc;
+    if (!is_custom(r, first)) { /* a group is all custom or all log metrics (eval_next) */
+        rc = log_group_start(g);
+    } else {
+        struct ldg_qparams qp = {0};
+        (void)ldg_qparams_add(&qp, &g->arena, PQgetvalue(r, first, R_PROJECT));
+        (void)ldg_qparams_add(&qp, &g->arena, "1");
+        struct ldg_buf aggs;
+        ldg_buf_init(&aggs);
+        for (int k = 0; k < n; k++) {
+            if (k)
+                ldg_buf_puts(&aggs, ", ");
             custom_aggregate(g, first + k, &aggs, &qp);
-        else
-            dur |= rule_aggregate(g, first + k, &aggs, &qp);
-    }
-    struct ldg_buf sql;
-    ldg_buf_init(&sql);
-    if (custom) /* one row of scalar subqueries; $2 (the longest window) is not needed but typed */
+        }
+        struct ldg_buf sql;
+        ldg_buf_init(&sql);
+        /* one row of scalar subqueries; $2 is not needed but typed */
         ldg_buf_printf(&sql, "SELECT %.*s WHERE $2::int > 0", (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs));
-    else
-        ldg_buf_printf(&sql,
-                       "SELECT %.*s FROM logs%s WHERE project_id = $1::bigint AND \"timestamp\" >= now() - "
-                       "$2::int * interval '1 second' AND \"timestamp\" <= now()",
-                       (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs),
-                       dur ? " CROSS JOIN LATERAL (SELECT " DURATION_EXPR " AS dur) d" : "");
-    ldg_buf_put(&sql, "", 1);
-    ldg_buf_free(&aggs);
-    int64_t project = strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10);
-    int rc = ldg_pgpool_query(ldg_pgroute_read(p->w, project), ldg_buf_head(&sql), (int)qp.n, qp.v,
+        ldg_buf_put(&sql, "", 1);
+        ldg_buf_free(&aggs);
+        int64_t project = strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10);
+        rc = ldg_pgpool_query(ldg_pgroute_read(p->w, project), ldg_buf_head(&sql), (int)qp.n, qp.v,
                               on_group_metrics, g);
-    ldg_buf_free(&sql);
+        ldg_buf_free(&sql);
+    }
     if (rc < 0) {
         p->error = "computing rule metrics";
         group_release(g);

@@ -50,6 +50,7 @@ struct ldg_analytics_cfg {
     /* alerting (docs/alerts.md) */
     int64_t alert_eval_interval_ms;    /* evaluator tick */
     int64_t alert_eval_concurrency;    /* metric statements in flight per tick */
+    int64_t alert_eval_parallel_workers; /* max_parallel_workers_per_gather of those statements */
     int64_t alert_max_rules;           /* rules evaluated per tick (oldest evaluation first) */
     int64_t monitor_check_interval_ms; /* monitor checker tick */
     int64_t monitor_history_days;      /* monitor_checks kept */
