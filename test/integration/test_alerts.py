@@ -305,6 +305,48 @@ def test_rules_sharing_windows_filters_and_aggregates(server, logs):
             assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
 
 
+def test_rules_of_several_projects_share_one_statement(server, logs):
+    # The rules of projects of one shard are computed by one statement grouped by project: each
+    # project gets its own values, a filter shared by two projects is computed for both, and a
+    # project without logs gets 0 for counts and no data for percentiles.
+    api = Api(server.url)
+    user = api.register()
+    a, b, c = (user.create_project()["project_id"] for _ in range(3))
+    add_logs(logs, a, 2, error_type="KeyError")
+    add_logs(logs, a, 1, level="info", log_type="logger", error_type=None)
+    add_logs(logs, b, 1, error_type="ValueError")
+    add_logs(logs, b, 1, error_type="KeyError")
+    add_logs(logs, b, 1, level="info", log_type="endpoint", error_type=None,
+             attrs={"endpoint": {"method": "GET", "path": "/x", "status_code": 200, "duration_ms": 50}})
+    kv = "error_type:KeyError"
+    mk = lambda pid, **kw: user.post(RULES, json=rule_body(pid, threshold=1e9, comparator="gt", **kw)).json()
+    rules = {
+        "a_errors": (mk(a), 2),
+        "a_volume": (mk(a, metric="log_volume"), 3),
+        "a_kv": (mk(a, filter=kv), 2),
+        "b_kv": (mk(b, filter=kv), 1),
+        "b_rate": (mk(b, metric="error_rate"), 100 * 2 / 3),
+        "b_p50": (mk(b, metric="p50_latency"), 50),
+        "c_volume": (mk(c, metric="log_volume"), 0),
+        "c_rate": (mk(c, metric="error_rate"), 0),
+        "c_p95": (mk(c, metric="p95_latency"), None),
+        "c_ve": (mk(c, filter="error_type:ValueError"), 0),
+    }
+
+    def state(name):
+        return user.get(f"{RULES}/{rules[name][0]['id']}").json()
+
+    assert wait_for(lambda: all(state(n)["last_evaluated_at"] for n in rules), 10)
+    time.sleep(1.5)
+    for name, (_, want) in rules.items():
+        got = state(name)
+        assert got["state"] == "ok", (name, got)
+        if want is None:
+            assert got["last_value"] is None, (name, got)
+        else:
+            assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
+
+
 def test_rule_validation_and_ownership(server):
     api = Api(server.url)
     alice, bob = api.register(), api.register()

@@ -128,7 +128,7 @@ static const char SQL_RULES[] =
     "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false), "
     "r.metric_name, r.aggregation "
     "FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.enabled "
-    "ORDER BY r.project_id, r.metric = 'custom', r.id LIMIT $1::int";
+    "ORDER BY r.metric = 'custom', r.project_id, r.id LIMIT $1::int";
 
 struct group_run {
     struct pass *p;
@@ -136,7 +136,8 @@ struct group_run {
     int pending;       /* statements in flight */
     int ncols;         /* log rules: columns of the metric statement */
     char (*value)[64]; /* per rule: the metric as text, "" = no data */
-    int (*col)[2];     /* log rules: the result columns of the rule's value ([1] only for error_rate) */
+    int (*col)[3];     /* log rules: the result columns of the rule's value ([1] only for error_rate),
+                        * [2] whether it counts (0 when its project has no logs in the window) */
     struct ldg_pgpool *pool; /* log rules: the pool of the metric statement, and its lent connection */
     struct ldg_pg *conn;
     const char *sql;         /* g->arena */
@@ -388,6 +389,27 @@ static void decide_group(struct group_run *g)
     group_release(g); /* the metric statement's hold */
 }
 
+/* The value of log rule k from row `row` of the metric statement (-1: its project has no logs in
+ * the longest window: counts are 0, percentiles have no data). */
+static void log_value(struct group_run *g, const PGresult *res, int row, int k)
+{
+    int a = g->col[k][0] + 1, b = g->col[k][1] < 0 ? -1 : g->col[k][1] + 1; /* column 0: the project */
+    if (row < 0) {
+        if (g->col[k][2])
+            snprintf(g->value[k], sizeof g->value[k], "0");
+        return;
+    }
+    if (PQgetisnull(res, row, a))
+        return;
+    if (b < 0) {
+        snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, row, a));
+        return;
+    }
+    /* error_rate: errors (a) × 100 / logs (b) of the window, 0 without logs */
+    double errors = strtod(PQgetvalue(res, row, a), NULL), all = strtod(PQgetvalue(res, row, b), NULL);
+    snprintf(g->value[k], sizeof g->value[k], "%.17g", all > 0 ? 100.0 * errors / all : 0.0);
+}
+
 static void on_group_metrics(PGresult *res, void *ud)
 {
     struct group_run *g = ud;
@@ -395,28 +417,33 @@ static void on_group_metrics(PGresult *res, void *ud)
         group_release(g);
         return;
     }
-    if (!res || PQntuples(res) != 1 || (g->col ? PQnfields(res) != g->ncols : PQnfields(res) != g->n)) {
+    bool ok = res && (g->col ? PQnfields(res) == g->ncols + 1
+                             : PQntuples(res) == 1 && PQnfields(res) == g->n);
+    if (!ok) {
         if (!res) {
-            char what[96];
-            snprintf(what, sizeof what, "computing the metrics of project %s",
-                     PQgetvalue(g->p->rows, g->first, R_PROJECT));
+            char what[128];
+            snprintf(what, sizeof what, "computing the metrics of projects %s..%s",
+                     PQgetvalue(g->p->rows, g->first, R_PROJECT),
+                     PQgetvalue(g->p->rows, g->first + g->n - 1, R_PROJECT));
             log_failure(what);
         }
         g->p->error = "computing rule metrics";
         group_release(g);
         return;
     }
-    for (int k = 0; k < g->n; k++) {
-        int a = g->col ? g->col[k][0] : k, b = g->col ? g->col[k][1] : -1;
-        if (PQgetisnull(res, 0, a))
-            continue;
-        if (b < 0) {
-            snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, a));
-            continue;
+    if (!g->col) { /* custom metrics: one row, a column per rule */
+        for (int k = 0; k < g->n; k++)
+            if (!PQgetisnull(res, 0, k))
+                snprintf(g->value[k], sizeof g->value[k], "%s", PQgetvalue(res, 0, k));
+    } else { /* a row per project with logs, by project id, as the rules are */
+        int row = 0, rows = PQntuples(res);
+        for (int k = 0; k < g->n; k++) {
+            int64_t project = strtoll(PQgetvalue(g->p->rows, g->first + k, R_PROJECT), NULL, 10);
+            while (row < rows && strtoll(PQgetvalue(res, row, 0), NULL, 10) < project)
+                row++;
+            bool found = row < rows && strtoll(PQgetvalue(res, row, 0), NULL, 10) == project;
+            log_value(g, res, found ? row : -1, k);
         }
-        /* error_rate: errors (a) × 100 / logs (b) of the window, 0 without logs */
-        double errors = strtod(PQgetvalue(res, 0, a), NULL), all = strtod(PQgetvalue(res, 0, b), NULL);
-        snprintf(g->value[k], sizeof g->value[k], "%.17g", all > 0 ? 100.0 * errors / all : 0.0);
     }
     decide_group(g);
 }
@@ -441,7 +468,11 @@ struct logstmt {
     int64_t window[GROUP_MAX];
     int nwindow, nbounds;
     const char *filter[GROUP_MAX];
+    const char *fsql[GROUP_MAX];     /* the compiled filter, g->arena */
+    struct ldg_buf fprojects[GROUP_MAX]; /* "{pid,pid": the projects whose rules use the filter */
+    const char *flast[GROUP_MAX];    /* the last project appended */
     int nfilter;
+    int nprojects;                   /* distinct projects of the group */
     int agg[2 * GROUP_MAX][3]; /* window index, filter index (-1: none), kind */
     int nagg;
     bool dur;
@@ -466,25 +497,55 @@ static int window_index(struct logstmt *ls, int64_t w)
 
 static int filter_index(struct logstmt *ls, int row)
 {
-    const char *filter = cell(ls->g->p->rows, row, R_FILTER);
+    const PGresult *r = ls->g->p->rows;
+    const char *filter = cell(r, row, R_FILTER), *project = PQgetvalue(r, row, R_PROJECT);
     if (!filter || !*filter)
         return -1;
     for (int i = 0; i < ls->nfilter; i++)
-        if (strcmp(ls->filter[i], filter) == 0)
+        if (strcmp(ls->filter[i], filter) == 0) {
+            if (strcmp(ls->flast[i], project) != 0) { /* rules come sorted by project */
+                ldg_buf_printf(&ls->fprojects[i], ",%s", project);
+                ls->flast[i] = project;
+            }
             return i;
+        }
+    int i = ls->nfilter++;
     struct ldg_qnode *root;
     struct ldg_qerror err;
+    struct ldg_buf b;
+    ldg_buf_init(&b);
     if (ldg_qlang_parse(filter, strlen(filter), &ls->g->arena, &root, &err) < 0) {
-        ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches",
-                     PQgetvalue(ls->g->p->rows, row, R_ID), err.msg);
-        ldg_buf_printf(&ls->cols, ", false AS f%d", ls->nfilter);
+        ldg_log_warn(CTX, "rule=%s filter does not parse (%s): never breaches", PQgetvalue(r, row, R_ID), err.msg);
+        ldg_buf_puts(&b, "false");
     } else {
-        ldg_buf_puts(&ls->cols, ", (");
-        ldg_qlang_compile(root, &ls->g->arena, &ls->cols, &ls->qp);
-        ldg_buf_printf(&ls->cols, ") AS f%d", ls->nfilter);
+        ldg_qlang_compile(root, &ls->g->arena, &b, &ls->qp);
     }
-    ls->filter[ls->nfilter] = filter;
-    return ls->nfilter++;
+    ls->fsql[i] = ldg_arena_strndup(&ls->g->arena, ldg_buf_head(&b), ldg_buf_size(&b));
+    ldg_buf_free(&b);
+    ls->filter[i] = filter;
+    ldg_buf_init(&ls->fprojects[i]);
+    ldg_buf_printf(&ls->fprojects[i], "{%s", project);
+    ls->flast[i] = project;
+    return i;
+}
+
+/* The filter columns of the row subquery. In a statement of several projects a filter is
+ * computed only on the rows of the projects whose rules use it (a CASE, evaluated in order). */
+static void filter_columns(struct logstmt *ls)
+{
+    for (int i = 0; i < ls->nfilter; i++) {
+        ldg_buf_put(&ls->fprojects[i], "}", 2);
+        if (ls->nprojects > 1) {
+            int n = ldg_qparams_add(&ls->qp, &ls->g->arena,
+                                    ldg_arena_strndup(&ls->g->arena, ldg_buf_head(&ls->fprojects[i]),
+                                                      strlen(ldg_buf_head(&ls->fprojects[i]))));
+            ldg_buf_printf(&ls->cols, ", CASE WHEN project_id = ANY($%d::bigint[]) THEN (%s) END AS f%d", n,
+                           ls->fsql[i], i);
+        } else {
+            ldg_buf_printf(&ls->cols, ", (%s) AS f%d", ls->fsql[i], i);
+        }
+        ldg_buf_free(&ls->fprojects[i]);
+    }
 }
 
 /* The column of aggregate (w, f, kind), added to the select list the first time. */
@@ -567,7 +628,8 @@ static void on_metrics_conn(struct ldg_pg *conn, int err, void *ud)
     }
 }
 
-/* Start the metric statement of a group of log rules; 0, or -1 when it could not be sent. */
+/* Start the metric statement of a group of log rules (of one or more projects of one shard); 0,
+ * or -1 when it could not be sent. */
 static int log_group_start(struct group_run *g)
 {
     const PGresult *r = g->p->rows;
@@ -576,9 +638,20 @@ static int log_group_start(struct group_run *g)
     ldg_buf_init(&ls->cols);
     ldg_buf_init(&ls->bounds);
     ldg_buf_init(&ls->aggs);
-    for (int k = 0; k < g->n; k++)
-        ls->longest = LDG_MAX(ls->longest, strtoll(PQgetvalue(r, g->first + k, R_WINDOW), NULL, 10));
-    (void)ldg_qparams_add(&ls->qp, &g->arena, PQgetvalue(r, g->first, R_PROJECT));
+    struct ldg_buf projects;
+    ldg_buf_init(&projects);
+    for (int k = 0; k < g->n; k++) {
+        int i = g->first + k;
+        ls->longest = LDG_MAX(ls->longest, strtoll(PQgetvalue(r, i, R_WINDOW), NULL, 10));
+        if (k == 0 || strcmp(PQgetvalue(r, i, R_PROJECT), PQgetvalue(r, i - 1, R_PROJECT)) != 0) {
+            ldg_buf_printf(&projects, "%s%s", k ? "," : "{", PQgetvalue(r, i, R_PROJECT));
+            ls->nprojects++;
+        }
+    }
+    ldg_buf_put(&projects, "}", 2);
+    (void)ldg_qparams_add(&ls->qp, &g->arena,
+                          ldg_arena_strndup(&g->arena, ldg_buf_head(&projects), strlen(ldg_buf_head(&projects))));
+    ldg_buf_free(&projects);
     char lw[24];
     snprintf(lw, sizeof lw, "%" PRId64, ls->longest);
     (void)ldg_qparams_add(&ls->qp, &g->arena, ldg_arena_strndup(&g->arena, lw, strlen(lw)));
@@ -589,32 +662,35 @@ static int log_group_start(struct group_run *g)
         int w = window_index(ls, strtoll(PQgetvalue(r, i, R_WINDOW), NULL, 10));
         int f = filter_index(ls, i);
         g->col[k][1] = -1;
-        if (strcmp(metric, "p50_latency") == 0)
-            g->col[k][0] = agg_column(ls, w, f, AGG_P50);
-        else if (strcmp(metric, "p95_latency") == 0)
-            g->col[k][0] = agg_column(ls, w, f, AGG_P95);
-        else if (strcmp(metric, "p99_latency") == 0)
-            g->col[k][0] = agg_column(ls, w, f, AGG_P99);
-        else if (strcmp(metric, "error_count") == 0)
+        g->col[k][2] = 1;
+        if (strcmp(metric, "p50_latency") == 0 || strcmp(metric, "p95_latency") == 0 ||
+            strcmp(metric, "p99_latency") == 0) {
+            g->col[k][0] = agg_column(ls, w, f,
+                                      metric[1] == '5' ? AGG_P50 : metric[2] == '5' ? AGG_P95 : AGG_P99);
+            g->col[k][2] = 0;
+        } else if (strcmp(metric, "error_count") == 0) {
             g->col[k][0] = agg_column(ls, w, f, AGG_ERRORS);
-        else if (strcmp(metric, "error_rate") == 0) {
+        } else if (strcmp(metric, "error_rate") == 0) {
             g->col[k][0] = agg_column(ls, w, f, AGG_ERRORS);
             g->col[k][1] = agg_column(ls, w, f, AGG_COUNT);
-        } else
+        } else {
             g->col[k][0] = agg_column(ls, w, f, AGG_COUNT);
+        }
     }
+    filter_columns(ls);
     g->ncols = ls->nagg;
     struct ldg_buf sql;
     ldg_buf_init(&sql);
     ldg_buf_printf(&sql,
-                   "SELECT %.*s FROM (SELECT \"timestamp\" AS ts, level IN ('error', 'critical') AS err%s%.*s "
-                   "FROM logs WHERE project_id = $1::bigint AND \"timestamp\" >= now() - $2::int * interval "
-                   "'1 second' AND \"timestamp\" <= now() OFFSET 0) s",
+                   "SELECT s.pid, %.*s FROM (SELECT project_id AS pid, \"timestamp\" AS ts, level IN ('error', "
+                   "'critical') AS err%s%.*s FROM logs WHERE project_id = ANY($1::bigint[]) AND \"timestamp\" >= "
+                   "now() - $2::int * interval '1 second' AND \"timestamp\" <= now() OFFSET 0) s",
                    (int)ldg_buf_size(&ls->aggs), ldg_buf_head(&ls->aggs), ls->dur ? ", " DURATION_EXPR " AS dur" : "",
                    (int)ldg_buf_size(&ls->cols), ldg_buf_head(&ls->cols));
     if (ls->nbounds)
         ldg_buf_printf(&sql, ", (SELECT %.*s OFFSET 0) t", (int)ldg_buf_size(&ls->bounds),
                        ldg_buf_head(&ls->bounds));
+    ldg_buf_puts(&sql, " GROUP BY s.pid ORDER BY s.pid");
     ldg_buf_put(&sql, "", 1);
     int64_t project = strtoll(PQgetvalue(r, g->first, R_PROJECT), NULL, 10);
     g->sql = ldg_arena_strndup(&g->arena, ldg_buf_head(&sql), ldg_buf_size(&sql));
@@ -691,15 +767,85 @@ static void group_start(struct pass *p, int first, int n)
     }
 }
 
+/* Rows of log rules from `first` that share one statement: whole projects of the same shard while
+ * the group holds at most GROUP_MAX rules and SIG_MAX distinct (metric, window, filter), so that
+ * one scan reads the logs of several projects (rows of many projects share pages: one scan per
+ * project would read the same pages again) without every row paying for many aggregates. A
+ * project's rules are never split, unless the project alone has more than GROUP_MAX. */
+#define SIG_MAX 64
+
+static bool same_sig(const PGresult *r, int a, int b)
+{
+    const char *fa = cell(r, a, R_FILTER), *fb = cell(r, b, R_FILTER);
+    return strcmp(PQgetvalue(r, a, R_METRIC), PQgetvalue(r, b, R_METRIC)) == 0 &&
+           strcmp(PQgetvalue(r, a, R_WINDOW), PQgetvalue(r, b, R_WINDOW)) == 0 &&
+           strcmp(fa ? fa : "", fb ? fb : "") == 0;
+}
+
+static int log_group_extent(const struct pass *p, int first)
+{
+    const PGresult *r = p->rows;
+    int shard = ldg_pgroute_shard_of(p->w, strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10));
+    int sig[SIG_MAX], nsig = 0, n = 0;
+    while (first + n < p->n && !is_custom(r, first + n)) {
+        int start = first + n, end = start; /* the next project's rules: [start, end) */
+        while (end < p->n && !is_custom(r, end) &&
+               strcmp(PQgetvalue(r, end, R_PROJECT), PQgetvalue(r, start, R_PROJECT)) == 0)
+            end++;
+        if (n > 0) {
+            if (n + (end - start) > GROUP_MAX ||
+                ldg_pgroute_shard_of(p->w, strtoll(PQgetvalue(r, start, R_PROJECT), NULL, 10)) != shard)
+                break;
+            int add[SIG_MAX], nadd = 0;
+            bool over = false;
+            for (int i = start; i < end && !over; i++) {
+                bool seen = false;
+                for (int j = 0; j < nsig && !seen; j++)
+                    seen = same_sig(r, i, sig[j]);
+                for (int j = 0; j < nadd && !seen; j++)
+                    seen = same_sig(r, i, add[j]);
+                if (!seen) {
+                    if (nsig + nadd == SIG_MAX)
+                        over = true;
+                    else
+                        add[nadd++] = i;
+                }
+            }
+            if (over)
+                break;
+            memcpy(sig + nsig, add, (size_t)nadd * sizeof *add);
+            nsig += nadd;
+            n += end - start;
+            continue;
+        }
+        /* the first project: whole, up to GROUP_MAX rules */
+        n = LDG_MIN(end - start, GROUP_MAX);
+        for (int i = start; i < start + n && nsig < SIG_MAX; i++) {
+            bool seen = false;
+            for (int j = 0; j < nsig && !seen; j++)
+                seen = same_sig(r, i, sig[j]);
+            if (!seen)
+                sig[nsig++] = i;
+        }
+        if (n < end - start || nsig == SIG_MAX)
+            break; /* a project with more rules or shapes than one statement takes: alone */
+    }
+    return n;
+}
+
 static void eval_next(struct pass *p)
 {
     const PGresult *r = p->rows;
     while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency) {
         int first = p->next, n = 1;
-        while (first + n < p->n && n < GROUP_MAX &&
-               strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0 &&
-               is_custom(r, first + n) == is_custom(r, first))
-            n++;
+        if (is_custom(r, first)) {
+            while (first + n < p->n && n < GROUP_MAX &&
+                   strcmp(PQgetvalue(r, first + n, R_PROJECT), PQgetvalue(r, first, R_PROJECT)) == 0 &&
+                   is_custom(r, first + n))
+                n++;
+        } else {
+            n = log_group_extent(p, first);
+        }
         p->next += n;
         group_start(p, first, n);
     }
