@@ -347,6 +347,16 @@ def test_rules_of_several_projects_share_one_statement(server, logs):
             assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
 
 
+def test_rules_over_the_limit_take_turns(ledgerd, logs):
+    # alert_max_rules bounds a pass; the rules evaluated longest ago (never first) go first, so
+    # rules beyond the limit are not starved.
+    srv = ledgerd(extra_ini={"analytics": {"alert_eval_interval_ms": 1000, "alert_max_rules": 2}})
+    user = Api(srv.url).register()
+    pid = user.create_project()["project_id"]
+    ids = [user.post(RULES, json=rule_body(pid, name=f"r{i}", threshold=1e9)).json()["id"] for i in range(5)]
+    assert wait_for(lambda: all(user.get(f"{RULES}/{i}").json()["last_evaluated_at"] for i in ids), 20)
+
+
 def test_rule_validation_and_ownership(server):
     api = Api(server.url)
     alice, bob = api.register(), api.register()

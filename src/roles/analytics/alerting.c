@@ -127,8 +127,8 @@ static const char SQL_RULES[] =
     "coalesce(r.snoozed_until > now(), false), "
     "coalesce(r.last_fired_at + r.cooldown_s * interval '1 second' > now(), false), "
     "r.metric_name, r.aggregation "
-    "FROM alert_rules r JOIN projects p ON p.id = r.project_id WHERE r.enabled "
-    "ORDER BY r.metric = 'custom', r.project_id, r.id LIMIT $1::int";
+    "FROM (SELECT * FROM alert_rules WHERE enabled ORDER BY last_evaluated_at NULLS FIRST, id LIMIT $1::int) r "
+    "JOIN projects p ON p.id = r.project_id ORDER BY r.metric = 'custom', r.project_id, r.id";
 
 struct group_run {
     struct pass *p;
