@@ -255,6 +255,22 @@ def test_metrics_and_filter(server, logs):
     assert user.get(RULES).json()["total"] == 5
 
 
+def assert_values(user, rules):
+    """rules: name -> (rule, expected last_value or None for no data); every rule stays ok."""
+    def state(name):
+        return user.get(f"{RULES}/{rules[name][0]['id']}").json()
+
+    assert wait_for(lambda: all(state(n)["last_evaluated_at"] for n in rules), 10)
+    time.sleep(1.5)  # a full pass after every rule was first evaluated
+    for name, (_, want) in rules.items():
+        got = state(name)
+        assert got["state"] == "ok", (name, got)
+        if want is None:
+            assert got["last_value"] is None, (name, got)
+        else:
+            assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
+
+
 def test_rules_sharing_windows_filters_and_aggregates(server, logs):
     # One statement per project computes each distinct (window, filter, kind) once: rules that share
     # them, rules that differ only in window or filter, and error_rate (two shared counts) each get
@@ -290,19 +306,7 @@ def test_rules_sharing_windows_filters_and_aggregates(server, logs):
         "p99_15": (mk(metric="p99_latency", window_s=900), 1960),
         "p50_kv": (mk(metric="p50_latency", window_s=900, filter=kv), None),  # no endpoint logs: no data
     }
-
-    def state(name):
-        return user.get(f"{RULES}/{rules[name][0]['id']}").json()
-
-    assert wait_for(lambda: all(state(n)["last_evaluated_at"] for n in rules), 10)
-    time.sleep(1.5)
-    for name, (_, want) in rules.items():
-        got = state(name)
-        assert got["state"] == "ok", (name, got)
-        if want is None:
-            assert got["last_value"] is None, (name, got)
-        else:
-            assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
+    assert_values(user, rules)
 
 
 def test_rules_of_several_projects_share_one_statement(server, logs):
@@ -332,19 +336,7 @@ def test_rules_of_several_projects_share_one_statement(server, logs):
         "c_p95": (mk(c, metric="p95_latency"), None),
         "c_ve": (mk(c, filter="error_type:ValueError"), 0),
     }
-
-    def state(name):
-        return user.get(f"{RULES}/{rules[name][0]['id']}").json()
-
-    assert wait_for(lambda: all(state(n)["last_evaluated_at"] for n in rules), 10)
-    time.sleep(1.5)
-    for name, (_, want) in rules.items():
-        got = state(name)
-        assert got["state"] == "ok", (name, got)
-        if want is None:
-            assert got["last_value"] is None, (name, got)
-        else:
-            assert got["last_value"] is not None and abs(got["last_value"] - want) < 1e-6, (name, got, want)
+    assert_values(user, rules)
 
 
 def test_rules_over_the_limit_take_turns(ledgerd, logs):
