@@ -97,7 +97,7 @@ perf_end() {
         printf '\n--- inclusive time (self + callees), perf report --stdio --children --sort comm,sym\n'
         perf report -i "$BENCH_TMP/perf.$name.data" --stdio --children --sort comm,sym -g none \
             --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -70 || true
-    } | sed -e 's#/work/[^ ]*#<path>#g' -e 's#/tmp/[^ ]*#<tmp>#g' >"$out" || true
+    } | sed -e "s#$LEDGER_ROOT[^ ]*#<path>#g" -e "s#${TMPDIR:-/tmp}/[^ ]*#<tmp>#g" >"$out" || true
     bench_say "perf: ${out#"$LEDGER_ROOT"/}"
 }
 
