@@ -536,6 +536,13 @@ static void on_retry_closed(uv_handle_t *hd)
         connect_next(h);
 }
 
+/* Give up the current address: its handle closes, then the next address is tried. */
+static void try_next_addr(struct hreq *h)
+{
+    h->tcp_open = false;
+    uv_close((uv_handle_t *)&h->tcp, on_retry_closed);
+}
+
 static void on_connected(uv_connect_t *cr, int status)
 {
     struct hreq *h = cr->data;
@@ -544,8 +551,7 @@ static void on_connected(uv_connect_t *cr, int status)
     if (status < 0 && h->next_addr < h->naddrs) {
         /* "localhost" is both ::1 and 127.0.0.1 on a stock Debian, and a server often listens
          * on one of them only: try the next address within the same deadline. */
-        h->tcp_open = false;
-        uv_close((uv_handle_t *)&h->tcp, on_retry_closed);
+        try_next_addr(h);
         return;
     }
     if (status < 0) {
@@ -606,12 +612,10 @@ static void connect_next(struct hreq *h)
     h->open_handles++;
     h->conn.data = h;
     rc = uv_tcp_connect(&h->conn, &h->tcp, (const struct sockaddr *)&h->addrs[h->next_addr++], on_connected);
-    if (rc < 0 && h->next_addr < h->naddrs) { /* e.g. an IPv6 address on a host without IPv6 */
-        h->tcp_open = false;
-        uv_close((uv_handle_t *)&h->tcp, on_retry_closed);
-    } else if (rc < 0) {
+    if (rc < 0 && h->next_addr < h->naddrs) /* e.g. an IPv6 address on a host without IPv6 */
+        try_next_addr(h);
+    else if (rc < 0)
         finish(h, rc, uv_strerror(rc));
-    }
 }
 
 static void start(struct hreq *h)

@@ -742,7 +742,6 @@ static void group_start(struct pass *p, int first, int n)
     } else {
         struct ldg_qparams qp = {0};
         (void)ldg_qparams_add(&qp, &g->arena, PQgetvalue(r, first, R_PROJECT));
-        (void)ldg_qparams_add(&qp, &g->arena, "1");
         struct ldg_buf aggs;
         ldg_buf_init(&aggs);
         for (int k = 0; k < n; k++) {
@@ -752,8 +751,7 @@ static void group_start(struct pass *p, int first, int n)
         }
         struct ldg_buf sql;
         ldg_buf_init(&sql);
-        /* one row of scalar subqueries; $2 is not needed but typed */
-        ldg_buf_printf(&sql, "SELECT %.*s WHERE $2::int > 0", (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs));
+        ldg_buf_printf(&sql, "SELECT %.*s", (int)ldg_buf_size(&aggs), ldg_buf_head(&aggs)); /* one row */
         ldg_buf_put(&sql, "", 1);
         ldg_buf_free(&aggs);
         int64_t project = strtoll(PQgetvalue(r, first, R_PROJECT), NULL, 10);
@@ -782,6 +780,23 @@ static bool same_sig(const PGresult *r, int a, int b)
            strcmp(fa ? fa : "", fb ? fb : "") == 0;
 }
 
+/* Add the signatures of rows [from, to) not yet in sig[0..*nsig); false (and *nsig past SIG_MAX
+ * untouched) when they do not all fit. */
+static bool add_sigs(const PGresult *r, int from, int to, int *sig, int *nsig)
+{
+    for (int i = from; i < to; i++) {
+        bool seen = false;
+        for (int j = 0; j < *nsig && !seen; j++)
+            seen = same_sig(r, i, sig[j]);
+        if (seen)
+            continue;
+        if (*nsig == SIG_MAX)
+            return false;
+        sig[(*nsig)++] = i;
+    }
+    return true;
+}
+
 static int log_group_extent(const struct pass *p, int first)
 {
     const PGresult *r = p->rows;
@@ -792,43 +807,20 @@ static int log_group_extent(const struct pass *p, int first)
         while (end < p->n && !is_custom(r, end) &&
                strcmp(PQgetvalue(r, end, R_PROJECT), PQgetvalue(r, start, R_PROJECT)) == 0)
             end++;
-        if (n > 0) {
-            if (n + (end - start) > GROUP_MAX ||
-                ldg_pgroute_shard_of(p->w, strtoll(PQgetvalue(r, start, R_PROJECT), NULL, 10)) != shard)
-                break;
-            int add[SIG_MAX], nadd = 0;
-            bool over = false;
-            for (int i = start; i < end && !over; i++) {
-                bool seen = false;
-                for (int j = 0; j < nsig && !seen; j++)
-                    seen = same_sig(r, i, sig[j]);
-                for (int j = 0; j < nadd && !seen; j++)
-                    seen = same_sig(r, i, add[j]);
-                if (!seen) {
-                    if (nsig + nadd == SIG_MAX)
-                        over = true;
-                    else
-                        add[nadd++] = i;
-                }
-            }
-            if (over)
-                break;
-            memcpy(sig + nsig, add, (size_t)nadd * sizeof *add);
-            nsig += nadd;
-            n += end - start;
-            continue;
+        if (n == 0 && end - start > GROUP_MAX)
+            return GROUP_MAX; /* a project with more rules than one statement takes: alone, in parts */
+        if (n > 0 && (n + (end - start) > GROUP_MAX ||
+                      ldg_pgroute_shard_of(p->w, strtoll(PQgetvalue(r, start, R_PROJECT), NULL, 10)) != shard))
+            break;
+        int before = nsig;
+        bool fits = add_sigs(r, start, end, sig, &nsig);
+        if (!fits && n > 0) {
+            nsig = before;
+            break;
         }
-        /* the first project: whole, up to GROUP_MAX rules */
-        n = LDG_MIN(end - start, GROUP_MAX);
-        for (int i = start; i < start + n && nsig < SIG_MAX; i++) {
-            bool seen = false;
-            for (int j = 0; j < nsig && !seen; j++)
-                seen = same_sig(r, i, sig[j]);
-            if (!seen)
-                sig[nsig++] = i;
-        }
-        if (n < end - start || nsig == SIG_MAX)
-            break; /* a project with more rules or shapes than one statement takes: alone */
+        n += end - start;
+        if (!fits)
+            break; /* a project with more shapes than one statement takes: alone */
     }
     return n;
 }
