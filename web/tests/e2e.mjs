@@ -233,6 +233,9 @@ try {
     await page.keyboard.press("t");
     await page.waitForSelector('button[aria-label="Live tail"][aria-pressed="true"]');
     await page.waitForSelector('[data-testid="tail-status"].tail-live');
+    // A tail sees the logs committed from at most [storage] tail_viewers_refresh_ms (1 s) after it
+    // opened (docs/tail.md): a storage consumer may still hold a "no viewers" answer that old.
+    await page.waitForTimeout(1500);
     const tailMarker = `tail${run}`;
     const t0 = Date.now();
     await ingest(key, [{ timestamp: now(), level: "info", log_type: "logger", message: `${tailMarker} arrived live` }]);
