@@ -125,16 +125,27 @@ struct chan {
     char name[];
 };
 
+/* A caller waiting until the (UN)SUBSCRIBEs sent before it are confirmed. */
+struct barrier {
+    struct ldg_list_node node; /* on ldg_redis_sub.barriers, FIFO = target order */
+    uint64_t target;           /* confirmations of this connection it waits for */
+    ldg_redis_sub_barrier_cb cb;
+    void *ud;
+};
+
 struct ldg_redis_sub {
     struct link l; /* first */
     ldg_redis_msg_cb on_message;
     void *ud;
     struct ldg_list channels; /* struct chan, owned: the set to (re)subscribe */
+    struct ldg_list barriers; /* struct barrier, owned */
+    uint64_t sent, confirmed; /* (UN)SUBSCRIBEs of the current connection */
 };
 
 static void start_connect(struct link *l);
 static void on_timer(uv_timer_t *t);
 static void subscribe_all(struct ldg_redis_sub *s);
+static void fail_barriers(struct link *l);
 
 /* ---- adapter hooks ---------------------------------------------------------------------- */
 
@@ -329,6 +340,7 @@ static void context_gone(struct link *l, redisAsyncContext *ac)
         schedule_retry(l);
     }
     drop_confirmations(l);
+    fail_barriers(l);
 }
 
 /* Drop the current context (deadline, failed handshake, poll error). Safe from any callback:
@@ -564,8 +576,10 @@ static void link_close(struct link *l, ldg_redis_closed_cb on_closed, void *ud)
         l->dropping = true;
         redisAsyncFree(l->ac); /* pending callbacks get NULL, now or when the current one returns */
     }
-    if (!l->ac)
+    if (!l->ac) {
         drop_confirmations(l);
+        fail_barriers(l);
+    }
 }
 
 /* ---- command connection ----------------------------------------------------------------- */
@@ -685,6 +699,36 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (n)
             free(ldg_container_of(n, struct pending, node));
         server_answered(l);
+        s->confirmed++;
+        /* One at a time from the front: a callback may add barriers, subscribe or close. */
+        struct ldg_list_node *b;
+        while (l->state == ST_READY && (b = ldg_list_first(&s->barriers)) &&
+               ldg_container_of(b, struct barrier, node)->target <= s->confirmed) {
+            ldg_list_remove(&s->barriers, b);
+            struct barrier *bar = ldg_container_of(b, struct barrier, node);
+            ldg_redis_sub_barrier_cb cb = bar->cb;
+            void *ud = bar->ud;
+            free(bar);
+            cb(s, true, ud);
+        }
+    }
+}
+
+/* The connection is gone or closing: its confirmations will not come. Every waiting barrier gets
+ * ok = false, and the counts start again with the next connection. */
+static void fail_barriers(struct link *l)
+{
+    if (!l->is_sub)
+        return;
+    struct ldg_redis_sub *s = (struct ldg_redis_sub *)l;
+    s->sent = s->confirmed = 0;
+    struct ldg_list_node *n;
+    while ((n = ldg_list_pop_front(&s->barriers))) {
+        struct barrier *bar = ldg_container_of(n, struct barrier, node);
+        ldg_redis_sub_barrier_cb cb = bar->cb;
+        void *ud = bar->ud;
+        free(bar);
+        cb(s, false, ud);
     }
 }
 
@@ -695,8 +739,10 @@ static void send_sub(struct ldg_redis_sub *s, const char *verb, const struct cha
         return;
     const char *argv[2] = {verb, c->name};
     size_t argvlen[2] = {strlen(verb), c->len};
-    if (redisAsyncCommandArgv(l->ac, on_sub_reply, s, 2, argv, argvlen) == REDIS_OK)
+    if (redisAsyncCommandArgv(l->ac, on_sub_reply, s, 2, argv, argvlen) == REDIS_OK) {
         push_pending(l, NULL, NULL);
+        s->sent++;
+    }
 }
 
 static void subscribe_all(struct ldg_redis_sub *s)
@@ -727,6 +773,8 @@ struct ldg_redis_sub *ldg_redis_sub_new(uv_loop_t *loop, const struct ldg_redis_
     struct ldg_redis_sub *s = ldg_malloc(sizeof *s);
     LDG_ASSERT(on_message != NULL);
     ldg_list_init(&s->channels);
+    ldg_list_init(&s->barriers);
+    s->sent = s->confirmed = 0;
     s->on_message = on_message;
     s->ud = ud;
     link_init(&s->l, loop, cfg, password, name, true);
@@ -761,6 +809,21 @@ int ldg_redis_sub_unsubscribe(struct ldg_redis_sub *s, const char *channel)
     ldg_list_remove(&s->channels, &c->node);
     send_sub(s, "UNSUBSCRIBE", c);
     free(c);
+    return 0;
+}
+
+int ldg_redis_sub_barrier(struct ldg_redis_sub *s, ldg_redis_sub_barrier_cb cb, void *ud)
+{
+    const struct link *l = &s->l;
+    if (l->state != ST_READY || !l->ac || l->dropping)
+        return -ENOTCONN;
+    if (s->confirmed >= s->sent)
+        return 1;
+    struct barrier *bar = ldg_malloc(sizeof *bar);
+    bar->target = s->sent;
+    bar->cb = cb;
+    bar->ud = ud;
+    ldg_list_push_back(&s->barriers, &bar->node);
     return 0;
 }
 

@@ -140,6 +140,18 @@ int ldg_redis_sub_subscribe(struct ldg_redis_sub *s, const char *channel) LDG_MU
  * channel was not in the set. Messages already in flight may still be delivered. */
 int ldg_redis_sub_unsubscribe(struct ldg_redis_sub *s, const char *channel) LDG_MUSTCHECK;
 
+/* Called once the (UN)SUBSCRIBEs sent before ldg_redis_sub_barrier are confirmed (ok = true), or
+ * when the connection is lost or closed first (ok = false). */
+typedef void (*ldg_redis_sub_barrier_cb)(struct ldg_redis_sub *s, bool ok, void *ud);
+
+/* Wait until every SUBSCRIBE and UNSUBSCRIBE sent so far has been confirmed by the server: from
+ * then on, every message published on a channel of the set reaches on_message. A reader that
+ * must not miss anything (subscribe, then read what was published before) reads after this.
+ * Returns 1 when nothing awaits confirmation (cb is not called: go on at once), 0 when cb will be
+ * called, -ENOTCONN while disconnected (cb is not called; the set is subscribed again on
+ * reconnect). The wait is bounded by command_timeout_ms, like every confirmation. */
+int ldg_redis_sub_barrier(struct ldg_redis_sub *s, ldg_redis_sub_barrier_cb cb, void *ud) LDG_MUSTCHECK;
+
 /* True while connected (channels may still be awaiting their SUBSCRIBE confirmation). */
 bool ldg_redis_sub_connected(const struct ldg_redis_sub *s);
 

@@ -10,8 +10,10 @@ import datetime
 import json
 import os
 import re
+import select
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -526,6 +528,120 @@ def test_resume_with_last_event_id(world):
     connected(s5)
     assert s5.quiet(0.3)
     s5.close()
+
+
+# The notifications role's publish script (src/roles/notify/publish.c), run here as a second
+# publisher: an event is added to the project's replay stream and published in one step.
+PUBLISH_LUA = """
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+if ms < last then ms = last end
+for i = 5, #ARGV do
+  local id = string.format('%d-%d', ms, redis.call('INCR', KEYS[2]))
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'd', ARGV[i])
+  redis.call('PUBLISH', ARGV[2], id .. '\\n' .. ARGV[i])
+end
+redis.call('SET', KEYS[3], ms)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class SlowSubscribeProxy:
+    """A TCP proxy in front of Redis that holds every client bytes carrying a SUBSCRIBE for
+    `delay` seconds before passing them on: a subscription takes effect late, everything else
+    (the replay read on the command connection) goes through at once."""
+
+    def __init__(self, port, delay):
+        self.target, self.delay = port, delay
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.delayed = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+                b = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                for s in select.select([a, b], [], [], 1)[0]:
+                    data = s.recv(65536)
+                    if not data:
+                        raise OSError
+                    if s is a and b"SUBSCRIBE" in data.upper():
+                        self.delayed += 1
+                        time.sleep(self.delay)
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            a.close()
+            b.close()
+
+    def close(self):
+        self.ls.close()
+
+
+def test_resume_misses_nothing_published_while_it_subscribes(world, rc, redis):
+    # A resumed stream that is its project's first on the loop subscribes the project's channel and
+    # reads the replay stream. An event published after the read but before the subscription took
+    # effect would reach it neither way: the read waits for the SUBSCRIBE's confirmation. Here every
+    # SUBSCRIBE reaches Redis 300 ms late while events are published without pause, and streams
+    # resume one after the other, each from the last event the previous one got: each must get
+    # every event after its id, without a gap.
+    proxy = SlowSubscribeProxy(redis.port, 0.3)
+    w = world(ini={"redis": {"port": proxy.port}, "notifications": {"replay_events": 100000}})
+    pid = w.pids[0]
+    keys = [f"notifications:replay:{pid}", "notifications:seq", "notifications:clock"]
+    script = rc.register_script(PUBLISH_LUA)
+    args = [100000, f"notifications:events:{pid}", f"notifications:errors:{pid}", 300000]
+    stop = threading.Event()
+
+    def publish(k):
+        script(keys=keys, args=args + ["notification\n" + json.dumps({"k": k})])
+
+    def publisher():
+        k = 1
+        while not stop.is_set():
+            k += 1
+            publish(k)
+            time.sleep(0.002)
+
+    publish(1)
+    last_id, _ = rc.xrange(keys[0])[-1]
+    last_id, last_k = last_id.decode(), 1
+    t = threading.Thread(target=publisher, daemon=True)
+    t.start()
+    try:
+        for trial in range(4):
+            delayed = proxy.delayed
+            s = w.stream(headers={"X-API-Key": w.keys[0], "Last-Event-ID": last_id})
+            connected(s)
+            end = time.monotonic() + 0.6
+            got = []
+            while time.monotonic() < end:
+                ev = s.next(2)
+                assert ev is not None, (trial, got[-3:])
+                got.append(ev)
+            s.close()
+            assert proxy.delayed > delayed  # this stream's SUBSCRIBE went through the delay
+            ks = [e["data"]["k"] for e in got]
+            assert ks == list(range(last_k + 1, last_k + 1 + len(ks))), (trial, last_k, ks[:10])
+            last_id, last_k = got[-1]["id"], ks[-1]
+            time.sleep(0.4)  # the stream's close unsubscribes: the next one subscribes again
+    finally:
+        stop.set()
+        t.join(5)
+        proxy.close()
 
 
 # ---- timing, shutdown ---------------------------------------------------------------------------

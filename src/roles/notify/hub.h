@@ -101,7 +101,8 @@ struct client {
     uint64_t seq;
     enum client_state state;
     struct ldg_list pending; /* of struct pend (CL_REPLAYING only) */
-    unsigned replies_due;    /* XRANGE replies still to come */
+    unsigned replies_due;    /* XRANGE replies and subscription barriers still to come */
+    unsigned barriers_due;   /* subscription barriers still to come (resume.c) */
     struct rep *reps;        /* owned */
     size_t rep_bytes;        /* held by reps (bounded by replay_max_bytes) */
     bool rep_truncated;

@@ -139,7 +139,8 @@ static void on_xrange(struct ldg_redis *r, struct redisReply *reply, void *ud)
     (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
 }
 
-void ldg__notify_replay_start(struct client *cl)
+/* Read every project's replay stream (one XRANGE each, pipelined per shard). */
+static void replay_read(struct client *cl)
 {
     struct hub *h = cl->hub;
     uint64_t floor_ms = ldg_wall_ms() - (uint64_t)G.cfg->replay_window_ms;
@@ -154,11 +155,9 @@ void ldg__notify_replay_start(struct client *cl)
         ldg_event_id_format(&from, start + 1);
     }
     snprintf(count, sizeof count, "%" PRId64, G.cfg->replay_events);
-    cl->state = CL_REPLAYING;
-    cl->replies_due = 1; /* held while issuing */
+    cl->replies_due++; /* held while issuing */
     for (size_t i = 0; i < cl->nmembers; i++) {
         struct member *m = &cl->members[i];
-        m->last = cl->resume_from; /* nothing at or before the client's id goes out again */
         if (G.cfg->replay_events == 0)
             continue;
         char key[64];
@@ -176,6 +175,54 @@ void ldg__notify_replay_start(struct client *cl)
     }
     if (--cl->replies_due == 0)
         replay_finish(cl);
+}
+
+/* A subscription barrier of replay_start ended. Not ok: the pub/sub connection was lost first;
+ * the read goes on, and the loop replays again once it is back (ldg__notify_resume_all). */
+static void on_subscribed(struct ldg_redis_sub *s, bool ok, void *ud)
+{
+    (void)s;
+    (void)ok;
+    struct client *cl = ud;
+    struct hub *h = cl->hub;
+    cl->replies_due--;
+    if (--cl->barriers_due == 0) {
+        if (cl->conn) {
+            replay_read(cl);
+        } else {
+            ldg__notify_free_replay(cl);
+            ldg__notify_client_maybe_free(cl);
+        }
+    }
+    (void)ldg__notify_op_end(h); /* last: the client (freed above at the latest) needed the hub */
+}
+
+/* Replay from cl->resume_from. The read must come after the projects' channels are subscribed:
+ * a notification is added to its replay stream and published in one step, so one published
+ * between a read that ran first and a subscription that took effect later would reach the stream
+ * neither way. So the read waits until the SUBSCRIBEs sent so far on the projects' pub/sub
+ * connections are confirmed; meanwhile live notifications are held as during the read. */
+void ldg__notify_replay_start(struct client *cl)
+{
+    struct hub *h = cl->hub;
+    cl->state = CL_REPLAYING;
+    cl->barriers_due = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        cl->members[i].last = cl->resume_from; /* nothing at or before the client's id goes out again */
+        struct ldg_redis_sub *sub = ldg__notify_sub_for(h, cl->members[i].proj->id);
+        bool seen = false; /* one barrier per pub/sub connection */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = ldg__notify_sub_for(h, cl->members[j].proj->id) == sub;
+        if (!sub || seen || G.cfg->replay_events == 0)
+            continue;
+        if (ldg_redis_sub_barrier(sub, on_subscribed, cl) == 0) {
+            cl->barriers_due++;
+            cl->replies_due++;
+            h->ops++;
+        }
+    }
+    if (cl->barriers_due == 0)
+        replay_read(cl);
 }
 
 /* The pub/sub connection is back after being lost at lost_ms: every live stream replays from its
