@@ -401,3 +401,39 @@ def test_rule_validation_and_ownership(server):
         assert alice.post(path).status_code == 404
         assert key.post(path).status_code == 403
     assert alice.get(f"{RULES}/{rid}").status_code == 200
+
+
+def test_logs_database_down_fails_the_pass_and_nothing_else(ledgerd, pg):
+    # With the logs database refusing connections the metric statements cannot even be sent (the
+    # pool answers at once while it waits to retry: 3 s here): the pass ends once with its error,
+    # ledgerd stays up, and the rules are evaluated again once the database is back. A pass used to
+    # end twice then (a double free).
+    srv = ledgerd(extra_ini={"analytics": {"alert_eval_interval_ms": 1000},
+                             "pg_logs": {"reconnect_min_ms": 3000, "reconnect_max_ms": 3000}})
+    srv.allow_errors = True
+    user = Api(srv.url).register()
+    a, b = user.create_project()["project_id"], user.create_project()["project_id"]
+    with psycopg.connect(pg.dsn("ledger_logs"), autocommit=True) as logs:  # the database exists now
+        add_logs(logs, a, 1)
+    rules = [user.post(RULES, json=rule_body(p, threshold=1e9, **kw)).json()
+             for p in (a, b) for kw in ({}, {"metric": "log_volume", "window_s": 900})]
+    evaluated = lambda: [user.get(f"{RULES}/{r['id']}").json()["last_evaluated_at"] for r in rules]
+    assert wait_for(lambda: all(evaluated()), 15)
+    admin = psycopg.connect(pg.dsn("ledger_auth"), autocommit=True)
+    try:
+        admin.execute("ALTER DATABASE ledger_logs ALLOW_CONNECTIONS false")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ledger_logs'")
+
+        def failing():
+            job = requests.get(srv.url + "/health/deep", timeout=10).json()["roles"]["analytics"]["jobs"]["alert_eval"]
+            return job["last_error"] == "computing rule metrics"
+
+        assert wait_for(failing, 20)
+        time.sleep(3)  # several passes while the pool refuses at once
+        assert srv.running, srv.log_text()[-3000:]
+    finally:
+        admin.execute("ALTER DATABASE ledger_logs ALLOW_CONNECTIONS true")
+        admin.close()
+    before = evaluated()
+    assert wait_for(lambda: all(x != y for x, y in zip(evaluated(), before)), 30)
+    assert srv.running

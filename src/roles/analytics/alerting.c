@@ -54,6 +54,7 @@ struct pass {
     int next, n, inflight;
     const char *error;
     bool listed;
+    bool starting; /* inside eval_next's loop: a group that fails at once must not end the pass */
 };
 
 static struct pass *pass_new(struct ldg_worker *w, const struct ldg_analytics_cfg *cfg, const bool *stopping,
@@ -827,6 +828,12 @@ static int log_group_extent(const struct pass *p, int first)
 
 static void eval_next(struct pass *p)
 {
+    /* A group whose statement cannot even be sent (its logs database down: the pool refuses at
+     * once) is released inside group_start, which calls this again: the loop below goes on with
+     * the next group and ends the pass once, after it. */
+    if (p->starting)
+        return;
+    p->starting = true;
     const PGresult *r = p->rows;
     while (!*p->stopping && p->next < p->n && p->inflight < p->cfg->alert_eval_concurrency) {
         int first = p->next, n = 1;
@@ -841,6 +848,7 @@ static void eval_next(struct pass *p)
         p->next += n;
         group_start(p, first, n);
     }
+    p->starting = false;
     if (p->inflight == 0 && (p->next >= p->n || *p->stopping)) {
         if (*p->stopping && p->next < p->n)
             p->error = "stopped by shutdown";
