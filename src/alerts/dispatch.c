@@ -44,6 +44,10 @@ struct dispatcher {
 };
 
 static _Thread_local struct dispatcher *D;
+/* Set by ldg_dispatch_stop; outlives D (freed once its dispatches end), so that a callback still
+ * arriving after the stop (a monitor check listed just before it) does not start a new dispatcher
+ * and outgoing client that nothing would close. */
+static _Thread_local bool D_stopped;
 
 struct dispatch {
     struct dispatcher *d;
@@ -90,6 +94,7 @@ static struct dispatcher *dispatcher(struct ldg_worker *w)
     if (!D) {
         D = ldg_calloc(1, sizeof *D);
         D->w = w;
+        D->stopping = D_stopped; /* after the stop: no outgoing client, freed when its dispatches end */
         ldg_list_init(&D->waiting);
     }
     return D;
@@ -97,6 +102,8 @@ static struct dispatcher *dispatcher(struct ldg_worker *w)
 
 struct ldg_httpc *ldg_dispatch_http(struct ldg_worker *w)
 {
+    if (D_stopped)
+        return NULL;
     struct dispatcher *d = dispatcher(w);
     if (!d->http && !d->stopping) {
         const struct ldg_analytics_cfg *c = cfg_of(w);
@@ -753,6 +760,7 @@ void ldg_dispatch_inbox_owner(struct ldg_worker *w, int64_t project_id, const ch
 void ldg_dispatch_stop(struct ldg_worker *w)
 {
     struct dispatcher *d = D;
+    D_stopped = true;
     if (!d || d->stopping)
         return;
     d->stopping = true;
