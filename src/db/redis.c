@@ -678,6 +678,16 @@ void ldg_redis_close(struct ldg_redis *r, ldg_redis_closed_cb on_closed, void *u
 
 /* ---- pub/sub connection ----------------------------------------------------------------- */
 
+/* Take the first waiting barrier off the list and call it (it may add barriers, subscribe or close). */
+static void barrier_end(struct ldg_redis_sub *s, bool ok)
+{
+    struct barrier *bar = ldg_container_of(ldg_list_pop_front(&s->barriers), struct barrier, node);
+    ldg_redis_sub_barrier_cb cb = bar->cb;
+    void *ud = bar->ud;
+    free(bar);
+    cb(s, ok, ud);
+}
+
 /* Every reply on a subscribed context comes here: messages, and the (un)subscribe confirmations,
  * which arrive in the order the commands were sent and pop the confirmation FIFO. */
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -703,14 +713,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         /* One at a time from the front: a callback may add barriers, subscribe or close. */
         struct ldg_list_node *b;
         while (l->state == ST_READY && (b = ldg_list_first(&s->barriers)) &&
-               ldg_container_of(b, struct barrier, node)->target <= s->confirmed) {
-            ldg_list_remove(&s->barriers, b);
-            struct barrier *bar = ldg_container_of(b, struct barrier, node);
-            ldg_redis_sub_barrier_cb cb = bar->cb;
-            void *ud = bar->ud;
-            free(bar);
-            cb(s, true, ud);
-        }
+               ldg_container_of(b, struct barrier, node)->target <= s->confirmed)
+            barrier_end(s, true);
     }
 }
 
@@ -722,14 +726,8 @@ static void fail_barriers(struct link *l)
         return;
     struct ldg_redis_sub *s = (struct ldg_redis_sub *)l;
     s->sent = s->confirmed = 0;
-    struct ldg_list_node *n;
-    while ((n = ldg_list_pop_front(&s->barriers))) {
-        struct barrier *bar = ldg_container_of(n, struct barrier, node);
-        ldg_redis_sub_barrier_cb cb = bar->cb;
-        void *ud = bar->ud;
-        free(bar);
-        cb(s, false, ud);
-    }
+    while (!ldg_list_empty(&s->barriers))
+        barrier_end(s, false);
 }
 
 static void send_sub(struct ldg_redis_sub *s, const char *verb, const struct chan *c)
