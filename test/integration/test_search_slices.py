@@ -150,6 +150,46 @@ def test_the_open_leaf_is_closed_by_size(logs):
         assert n == total >= 4, (name, n, total)
 
 
+def test_a_leaf_that_would_stay_whole_is_left_alone(logs):
+    """A leaf within the horizon whose first slice would already reach past it came out as one
+    piece: the same range dropped and created again (as a slice) on every call, under an ACCESS
+    EXCLUSIVE lock (schema 0014). It is left as it is until a call can cut it in two or more."""
+    day = PAST + datetime.timedelta(days=20)
+    leaf = f"logs_{day:%Y_%m_%d}_06"
+    fill(logs, day, 6000, datetime.timedelta(hours=5, minutes=30))  # 0.3/s: 30-minute slices for 1,000
+    wait_until(lambda: leaf_rows(logs, leaf) >= 6000, 10, interval=0.2, what="statistics of the open leaf")
+    nxt = day + datetime.timedelta(hours=6)
+    name = f"logs_{nxt:%Y_%m_%d}_12"
+    oid = logs.execute("SELECT %s::regclass::oid", (name,)).fetchone()[0]
+    at = day + datetime.timedelta(hours=5, minutes=30)
+    for _ in range(2):
+        assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '10 minutes', %s)", (at,)).fetchone()[0] == 0
+    assert logs.execute("SELECT %s::regclass::oid", (name,)).fetchone()[0] == oid
+    assert leaves(logs, nxt, nxt + datetime.timedelta(hours=6)) == [(name, nxt, nxt + datetime.timedelta(hours=6))]
+    # with a horizon that holds two slices it is cut as before
+    assert logs.execute("SELECT logs_slice_ahead(1000, '1 minute', '1 hour', %s)", (at,)).fetchone()[0] == 3
+
+
+def test_logs_stamped_ahead_do_not_close_the_open_leaf(logs):
+    """Only the logs that stay count towards max_rows: logs stamped ahead of the cut (a client's
+    clock running ahead) would move into the new leaf and make it due at once, a one-second leaf
+    per call for as long as they are ahead (schema 0014)."""
+    day = PAST + datetime.timedelta(days=21)
+    leaf = f"logs_{day:%Y_%m_%d}_06"
+    fill(logs, day, 500, datetime.timedelta(minutes=30))
+    fill(logs, day + datetime.timedelta(hours=3), 1000, datetime.timedelta(minutes=10))  # ahead
+    wait_until(lambda: leaf_rows(logs, leaf) >= 1500, 10, interval=0.2, what="statistics of the open leaf")
+    at = day + datetime.timedelta(hours=1)
+    assert logs.execute("SELECT logs_cut_open(1000, '2 minutes', %s)", (at,)).fetchone()[0] == 0
+    assert logs.execute("SELECT logs_cut_open(500, '2 minutes', %s)", (at,)).fetchone()[0] == 1
+    new = f"logs_{day:%Y_%m_%d}_07_0001"
+    wait_until(lambda: leaf_rows(logs, new) >= 1000, 10, interval=0.2, what="statistics of the new leaf")
+    for k in (1, 2, 3):
+        assert logs.execute("SELECT logs_cut_open(500, '2 minutes', %s)",
+                            (at + datetime.timedelta(seconds=k),)).fetchone()[0] == 0
+    assert [x[0] for x in leaves(logs, day, day + datetime.timedelta(hours=6))] == [leaf, new]
+
+
 def test_slices_get_their_search_indexes_and_the_backlog_drains(ledgerd, logs):
     """Closed slices are indexed like any leaf. Before that, the backlog of closed leaves waiting
     for indexes is on /metrics and /health/deep says it is growing; once built, both say so."""
@@ -214,7 +254,8 @@ def test_storage_role_closes_the_open_leaf_and_cuts_the_leaves_ahead(ledgerd, pg
     """With partition_max_rows set, the storage role itself closes the open leaf by size and cuts the
     hour after it at the current rate (here 1 row per leaf: the open leaf ends within seconds and
     the slices ahead are of 1 minute). In a logs database of its own: this changes the layout of
-    the present."""
+    the present. 400 logs: even averaged over a whole 6-hour leaf (the rate a first call sees
+    late in the leaf) that is one per 54 s, so the slices are of 1 minute at any time of day."""
     dbname = "ledger_logs_slices"
     with psycopg.connect(pg.dsn("postgres"), autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {dbname}")
@@ -225,16 +266,19 @@ def test_storage_role_closes_the_open_leaf_and_cuts_the_leaves_ahead(ledgerd, pg
     conn = psycopg.connect(pg.dsn(dbname), autocommit=True)
     try:
         conn.execute("SELECT logs_ensure_partition(%s)", (now + datetime.timedelta(hours=7),))
-        fill(conn, now - datetime.timedelta(seconds=30), 100, datetime.timedelta(seconds=29))
+        conn.execute("SELECT logs_ensure_partition(%s)", (now,))
         cur = conn.execute("SELECT leaf, starts FROM logs_leaves() WHERE starts <= %s AND %s < ends",
                            (now, now)).fetchone()
+        # the logs of the last 30 s, within the open leaf (it may have begun less than 30 s ago)
+        first = max(cur[1], now - datetime.timedelta(seconds=30))
+        fill(conn, first, 400, max(now - datetime.timedelta(seconds=1) - first, datetime.timedelta(0)))
 
         def closed():
             return conn.execute("SELECT ends FROM logs_leaves() WHERE leaf = %s", (cur[0],)).fetchone()[0] < \
                 now + datetime.timedelta(minutes=5)
         wait_until(closed, 30, interval=0.5, what="the open leaf closed by size")
         ends = conn.execute("SELECT ends FROM logs_leaves() WHERE leaf = %s", (cur[0],)).fetchone()[0]
-        assert conn.execute("SELECT count(*) FROM logs WHERE tableoid = %s::regclass", (cur[0],)).fetchone()[0] == 100
+        assert conn.execute("SELECT count(*) FROM logs WHERE tableoid = %s::regclass", (cur[0],)).fetchone()[0] == 400
 
         def cut():
             return [x for x in leaves(conn, ends, ends + datetime.timedelta(hours=8))
@@ -244,7 +288,8 @@ def test_storage_role_closes_the_open_leaf_and_cuts_the_leaves_ahead(ledgerd, pg
         # contiguous: every instant from the old leaf's start on still has exactly one leaf
         span = leaves(conn, cur[1], now + datetime.timedelta(hours=7))
         assert span[0][0] == cur[0]
-        assert all(a[2] == b[1] for a, b in zip(span, span[1:])), span
+        assert all(a[2] == b[1] for a, b in zip(span, span[1:])), \
+            "\n".join(f"{x[0]} {x[1]:%H:%M:%S} {x[2]:%H:%M:%S}" for x in span)
         assert span[-1][2] >= now + datetime.timedelta(hours=7)
         # a log still finds its leaf
         fill(conn, datetime.datetime.now(UTC), 1, datetime.timedelta(seconds=1))
