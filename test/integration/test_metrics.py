@@ -15,6 +15,13 @@ from ldg_fixtures import mint_jwt, open_session, read_secret
 
 AGG = "/api/v1/metrics/aggregated"
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
+
+
+@pytest.fixture(autouse=True)
+def _today():
+    """TODAY as of each test, not of the module's import: a whole suite can run across midnight."""
+    global TODAY
+    TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 SLOW = {k: 3600000 for k in ("search_index_interval_ms", "hourly_metrics_interval_ms",
                               "available_routes_interval_ms", "usage_stats_interval_ms", "error_rate_interval_ms",
                               "log_volume_interval_ms", "top_errors_interval_ms")}
