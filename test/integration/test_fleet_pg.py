@@ -246,7 +246,7 @@ def test_exceptions_group_on_the_projects_shard(sharded, pg):
 def test_partition_maintenance_runs_on_every_shard(sharded, pg, rc):
     # the month after next exists after --migrate; drop it (empty: logs so far ahead are refused)
     # on both shards, then maintenance must make it again on both
-    d = datetime.date.today().replace(day=1)
+    d = datetime.datetime.now(datetime.timezone.utc).date().replace(day=1)  # UTC, as the server
     for _ in range(2):
         d = (d + datetime.timedelta(days=32)).replace(day=1)
     name = f"logs_{d.year:04d}_{d.month:02d}"
