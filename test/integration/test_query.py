@@ -362,7 +362,8 @@ def test_search_matches_plain_sql(data):
     got = page_ids(r.json())
     want = data.ids("project_id = %s AND message ~* '^(alpha|bravo) ' AND level = 'info' AND "
                     "timestamp >= now() - interval '24 hours'", (p,), limit=100)
-    assert got == want or got[1:] == want[:-1]
+    # the server's now() came first: its window may reach one row further into the past
+    assert got == want or got[:-1] == want
 
 
 def test_search_errors(data):
