@@ -18,6 +18,12 @@ Environment:
 * ``LDG_TEST_LEAVE=1``: keep temporary directories (their paths are printed).
 * ``CI=true``: a missing initdb, redis-server or binary fails instead of skipping.
 
+The suite runs at any time of day and CI starts it at any hour: read the clock inside a test, not
+when its module is imported (collection happens minutes before the last tests run), and keep a test
+that counts in a per-minute or per-hour window clear of the window's end (``clear_of_minute_edge`` in
+test_ingest.py). Logs leaves are 6-hour ranges: a test that assumes something of "the open leaf"
+must hold at any point of it (test_search_slices.py).
+
 Helpers to import (``from conftest import scaled``): ``scaled(seconds)`` (a wait scaled by
 LDG_TEST_TIMEOUT_MULT), ``require(ok, what)`` (skip, or fail under CI), and ``raw_http(port, data,
 read_timeout)`` and ``http_get(url, **kw)``, which are fixtures as well.
