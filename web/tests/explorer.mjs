@@ -115,7 +115,17 @@ try {
   await page.waitForFunction(() => new URLSearchParams(location.search).get("level") === "error");
   await page.selectOption('select[aria-label="Time range"]', "7d");
   await page.waitForFunction(() => new URLSearchParams(location.search).get("range") === "7d");
-  await page.waitForSelector(rows);
+  // the rows of the earlier state can still be on screen while the new page loads: wait for the
+  // filtered ones (the check below says what was there if they never come)
+  await page
+    .waitForFunction(
+      (sel) => {
+        const els = [...document.querySelectorAll(`${sel} .level-badge`)];
+        return els.length > 0 && els.every((e) => e.textContent === "error");
+      },
+      rows,
+    )
+    .catch(() => {});
   const levels = await page.$$eval(`${rows} .level-badge`, (els) => [...new Set(els.map((e) => e.textContent))]);
   check(levels.length === 1 && levels[0] === "error", `only error rows with the facet on (saw ${levels})`);
   const filtered = page.url();
