@@ -70,8 +70,8 @@ BEGIN
                ORDER BY l.starts
     LOOP
         stop_at := least(nxt.ends, cur.ends + horizon);
-        -- one piece would be the same leaf again: nothing to cut (the remainder past the horizon)
-        CONTINUE WHEN nxt.starts + len > stop_at OR nxt.starts + len >= nxt.ends;
+        -- one piece would be the same leaf again (the query keeps only leaves longer than 1.5 x len)
+        CONTINUE WHEN nxt.starts + len > stop_at;
         EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', nxt.leaf);
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', nxt.leaf) INTO has_rows;
         CONTINUE WHEN has_rows; -- already written to (logs stamped ahead): cutting would move rows
@@ -98,19 +98,24 @@ DECLARE
     cur record;
     cut timestamptz := date_trunc('second', at) + interval '1 second';
     nxt text;
+    nrows bigint;
     ahead bigint;
 BEGIN
     IF max_rows <= 0 THEN
         RETURN 0;
     END IF;
     SELECT * INTO cur FROM logs_leaves() l WHERE l.starts <= at AND at < l.ends AND l.parent <> 'logs';
-    IF NOT FOUND OR cur.ends - cut <= min_left OR logs_leaf_rows(cur.leaf) < max_rows THEN
+    IF NOT FOUND OR cur.ends - cut <= min_left THEN
+        RETURN 0;
+    END IF;
+    nrows := logs_leaf_rows(cur.leaf);
+    IF nrows < max_rows THEN
         RETURN 0;
     END IF;
     -- logs stamped ahead (a client's clock) would move to the new leaf and make it due at once:
     -- count only those that stay (a scan of the block ranges holding logs ahead, once a cut is due)
     EXECUTE format('SELECT count(*) FROM %I WHERE "timestamp" >= %L', cur.leaf, cut) INTO ahead;
-    IF logs_leaf_rows(cur.leaf) - ahead < max_rows THEN
+    IF nrows - ahead < max_rows THEN
         RETURN 0;
     END IF;
     nxt := 'logs_' || to_char(cut AT TIME ZONE 'UTC', 'YYYY_MM_DD_HH24_MISS');
